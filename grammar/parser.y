@@ -1,0 +1,752 @@
+/*
+ * parser.y - the matdiff language (SPEC section 2), text -> DAG.
+ *
+ * A pure parser over a reentrant scanner; all state is in struct
+ * md_pstate, so tests can parse in-process as often as they like.
+ * Sums and products are collected as lists and interned once complete,
+ * so a long sum costs linear time.  Locations are byte offsets (md_loc).
+ */
+%define api.pure full
+%define api.location.type {md_loc}
+%define parse.error detailed
+%param {struct md_pstate *st}
+%locations
+%expect 0
+
+%code requires {
+#include "diag.h"
+#include "expr.h"
+#include "parse.h"
+
+struct exlist;
+
+/* The parser's and the scanner's shared state. */
+struct md_pstate {
+  md_ctx *ctx;
+  const md_source *src;
+  md_errors *err;
+  md_parsed *out;
+  void *scanner;
+  size_t offset;   /* scanner position, in bytes */
+  int start;       /* first token: selects the start symbol */
+  int last_tok;    /* previous token, for "||" */
+  int nesting;     /* brackets open */
+  int norm_depth;  /* norms open */
+  /* declarations and bindings collected for the current statement */
+  md_decl *decls;
+  size_t ndecls, capdecls;
+  expr **bind_from, **bind_to;
+  size_t nbind, capbind;
+  arena tmp; /* lists being collected; dropped whole after the parse */
+};
+
+#define YYLLOC_DEFAULT(Cur, Rhs, N)                                         \
+  do {                                                                      \
+    if (N) {                                                                \
+      (Cur).begin = YYRHSLOC(Rhs, 1).begin;                                 \
+      (Cur).end = YYRHSLOC(Rhs, N).end;                                     \
+    } else {                                                                \
+      (Cur).begin = (Cur).end = YYRHSLOC(Rhs, 0).end;                       \
+    }                                                                       \
+  } while (0)
+}
+
+%union {
+  expr *e;
+  const char *str;
+  uint32_t fn;
+  struct exlist *list;
+  md_dimspec dim;
+}
+
+%code {
+#include "lexer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A sum, product or Kronecker chain being collected, left to right. */
+struct exlist {
+  expr **v;
+  size_t n, cap;
+  expr_op op;
+  md_loc loc;
+};
+
+static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st);
+static void yyerror(const YYLTYPE *loc, struct md_pstate *st,
+                    const char *msg);
+
+static struct exlist *list_new_(struct md_pstate *st, expr_op op, expr *e,
+                                md_loc loc);
+static struct exlist *list_push_(struct md_pstate *st, struct exlist *l,
+                                 expr *e, md_loc loc);
+static expr *list_close(struct md_pstate *st, struct exlist *l);
+#define list_new(op, e, loc) list_new_(st, op, e, loc)
+#define list_push(l, e, loc) list_push_(st, l, e, loc)
+
+static expr *note(struct md_pstate *st, expr *e, md_loc loc);
+static void add_stmt(struct md_pstate *st, md_stmt_kind kind, expr *lhs,
+                     expr *rhs, md_loc loc);
+static bool add_decls(struct md_pstate *st, expr *names, const char *kind,
+                      md_loc kloc, md_dimspec *dims, size_t ndims,
+                      md_loc loc);
+static bool add_binding(struct md_pstate *st, const char *name, expr *value,
+                        md_loc loc);
+static bool apply_bindings(struct md_pstate *st, md_loc loc);
+static expr *make_call(struct md_pstate *st, uint32_t fn, expr *args,
+                       md_loc loc, md_loc fnloc);
+static expr *make_exponent(struct md_pstate *st, expr *k, md_loc loc);
+static expr *make_wrt(struct md_pstate *st, expr *x, md_loc loc);
+static expr *make_var(struct md_pstate *st, const char *name, md_loc loc);
+
+#define ERROR_AT(loc, ...)                                                  \
+  do {                                                                      \
+    md_error_at(st->err, st->src, (loc), __VA_ARGS__);                      \
+    YYABORT;                                                                \
+  } while (0)
+
+/* Every node built by an action is checked (NULL: too deep) and its
+ * first location recorded. */
+#define NODE(dst, expr_, loc)                                               \
+  do {                                                                      \
+    if (!((dst) = note(st, (expr_), (loc))))                                \
+      YYABORT;                                                              \
+  } while (0)
+}
+
+%token END 0 "end of input"
+%token <str> IDENT "identifier"
+%token <e> NUMBER "number"
+%token <fn> FUNC "function name"
+%token INV_FN "inv" KRON_FN "kron"
+%token DIFF_FN "diff" GRAD_FN "grad" HESS_FN "hess"
+%token <str> DDX "d/dX"
+%token DDVEC "d/dvec("
+%token LET "let" WHERE "where" IDENTITY "I" ONES "ones"
+%token TRANSPOSE "^T" INVERSE "^-1" INVT "^-T"
+%token <e> NEGPOW "negative power"
+%token HAD ".*" HDIV "./" EPOW ".^" OTIMES "⊗"
+%token NORM_OPEN "||" NORM_CLOSE "closing ||"
+%token <fn> NORM_SUB "norm subscript"
+%token NE "!=" DEFINE ":="
+%token START_PROGRAM START_DECL
+
+%type <e> expr term kron postfix primary exponent args wrt names
+%type <list> sum product kronlist
+%type <dim> dim
+
+/* d/dX takes the whole sum to its right (SPEC 2, fine point 1). */
+%precedence DIFF
+%precedence '+' '-'
+
+%%
+
+start
+  : START_PROGRAM program
+  | START_DECL decls_only
+  ;
+
+program
+  : stmt
+  | program ';' stmt
+  ;
+
+stmt
+  : %empty              { add_stmt(st, ST_EMPTY, NULL, NULL, @$); }
+  | LET decls           { add_stmt(st, ST_LET, NULL, NULL, @$); }
+  | body
+  | body WHERE bindings {
+      if (!apply_bindings(st, @$))
+        YYABORT;
+    }
+  ;
+
+body
+  : expr                { add_stmt(st, ST_EXPR, $1, NULL, @$); }
+  | expr '=' expr       { add_stmt(st, ST_EQ, $1, $3, @$); }
+  | expr NE expr        { add_stmt(st, ST_NE, $1, $3, @$); }
+  | expr DEFINE expr    { add_stmt(st, ST_DEF, $1, $3, @$); }
+  ;
+
+bindings
+  : binding
+  | bindings ',' binding
+  ;
+
+binding
+  : IDENT '=' expr      {
+      if (!add_binding(st, $1, $3, @1))
+        YYABORT;
+    }
+  ;
+
+decls_only
+  : decls               { add_stmt(st, ST_LET, NULL, NULL, @$); }
+  | LET decls           { add_stmt(st, ST_LET, NULL, NULL, @$); }
+  ;
+
+decls
+  : decl
+  | decls ',' decl
+  ;
+
+/* decl -> names ':' kind [ '(' dim [',' dim] ')' ] */
+decl
+  : names ':' IDENT     {
+      if (!add_decls(st, $1, $3, @3, NULL, 0, @$))
+        YYABORT;
+    }
+  | names ':' IDENT '(' dim ')' {
+      md_dimspec d[1] = {$5};
+      if (!add_decls(st, $1, $3, @3, d, 1, @$))
+        YYABORT;
+    }
+  | names ':' IDENT '(' dim ',' dim ')' {
+      md_dimspec d[2] = {$5, $7};
+      if (!add_decls(st, $1, $3, @3, d, 2, @$))
+        YYABORT;
+    }
+  ;
+
+/* The names being declared, kept as a tuple of symbols. */
+names
+  : IDENT               { $$ = expr_sym(st->ctx, $1); }
+  | names ',' IDENT     {
+      expr *v[2] = {$1, expr_sym(st->ctx, $3)};
+      $$ = $1->op == E_TUPLE ? NULL : expr_tuple(st->ctx, v, 2);
+      if ($1->op == E_TUPLE) {
+        size_t n = $1->nkids;
+        expr **w = xreallocarray(NULL, n + 1, sizeof *w);
+        memcpy(w, $1->kid, n * sizeof *w);
+        w[n] = v[1];
+        $$ = expr_tuple(st->ctx, w, n + 1);
+        free(w);
+      }
+    }
+  ;
+
+dim
+  : IDENT               { $$ = (md_dimspec){$1, 0}; }
+  | NUMBER              {
+      long v;
+      if (!expr_is_int($1, &v) || v < 1 || v > 1000000)
+        ERROR_AT(@1, "a size must be a positive integer or a name");
+      $$ = (md_dimspec){NULL, v};
+    }
+  ;
+
+/* expr -> sum */
+expr
+  : sum                 { NODE($$, list_close(st, $1), @1); }
+  ;
+
+sum
+  : term                { $$ = list_new(E_ADD, $1, @1); }
+  | sum '+' term        { $$ = list_push($1, $3, @3); }
+  | sum '-' term        {
+      expr *t;
+      NODE(t, expr_neg(st->ctx, $3), md_loc_span(@2, @3));
+      $$ = list_push($1, t, @3);
+    }
+  ;
+
+/* Unary minus binds looser than products: -x^T A x is -(x^T A x). */
+term
+  : product             { NODE($$, list_close(st, $1), @1); }
+  | '-' term            { NODE($$, expr_neg(st->ctx, $2), @$); }
+  | DDX sum %prec DIFF  {
+      expr *x, *f;
+      if (!(x = make_var(st, $1, @1)))
+        YYABORT;
+      NODE(f, list_close(st, $2), @2);
+      NODE($$, expr_diff(st->ctx, f, x), @$);
+    }
+  | DDVEC IDENT ')' sum %prec DIFF {
+      expr *x, *f;
+      if (!(x = make_var(st, $2, @2)))
+        YYABORT;
+      NODE(x, expr_call1(st->ctx, FN_VEC, x), md_loc_span(@1, @3));
+      NODE(f, list_close(st, $4), @4);
+      NODE($$, expr_diff(st->ctx, f, x), @$);
+    }
+  ;
+
+/* product -> kron { ('*' | '/' | '.*' | './' | juxtaposition) kron },
+ * one level, left associative (as in MATLAB). */
+product
+  : kron                { $$ = list_new(E_MUL, $1, @1); }
+  | product kron        {
+      if ($2->op == E_TUPLE) {
+        expr *f = $1->v[$1->n - 1];
+        if (f->op == E_SYM)
+          ERROR_AT(@1, "unknown function '%s'", f->u.name);
+        ERROR_AT(@2, "a list in parentheses is only allowed as the "
+                     "arguments of a function");
+      }
+      if ($1->op != E_MUL) {
+        expr *c;
+        NODE(c, list_close(st, $1), @1);
+        $1 = list_new(E_MUL, c, @1);
+      }
+      $$ = list_push($1, $2, @2);
+    }
+  | product '*' kron    {
+      if ($1->op != E_MUL) {
+        expr *c;
+        NODE(c, list_close(st, $1), @1);
+        $1 = list_new(E_MUL, c, @1);
+      }
+      $$ = list_push($1, $3, @3);
+    }
+  | product HAD kron    {
+      if ($1->op != E_HAD) {
+        expr *c;
+        NODE(c, list_close(st, $1), @1);
+        $1 = list_new(E_HAD, c, @1);
+      }
+      $$ = list_push($1, $3, @3);
+    }
+  | product '/' kron    {
+      expr *c, *d;
+      NODE(c, list_close(st, $1), @1);
+      NODE(d, expr_div(st->ctx, c, $3), @$);
+      $$ = list_new(E_MUL, d, @$);
+    }
+  | product HDIV kron   {
+      expr *c, *d;
+      NODE(c, list_close(st, $1), @1);
+      NODE(d, expr_hdiv(st->ctx, c, $3), @$);
+      $$ = list_new(E_MUL, d, @$);
+    }
+  ;
+
+/* A ⊗ B binds tighter than products, looser than postfix operators. */
+kron
+  : kronlist            { NODE($$, list_close(st, $1), @1); }
+  ;
+
+kronlist
+  : postfix             { $$ = list_new(E_KRON, $1, @1); }
+  | kronlist OTIMES postfix { $$ = list_push($1, $3, @3); }
+  ;
+
+postfix
+  : primary
+  | postfix TRANSPOSE   { NODE($$, expr_trans(st->ctx, $1), @$); }
+  | postfix INVERSE     { NODE($$, expr_inv(st->ctx, $1), @$); }
+  | postfix INVT        {
+      expr *t;
+      NODE(t, expr_trans(st->ctx, $1), @$);
+      NODE($$, expr_inv(st->ctx, t), @$);
+    }
+  | postfix NEGPOW      {
+      expr *k;
+      NODE(k, expr_neg(st->ctx, $2), @2);
+      NODE($$, expr_pow(st->ctx, $1, k), @$);
+    }
+  | postfix '^' exponent  { NODE($$, expr_pow(st->ctx, $1, $3), @$); }
+  | postfix EPOW exponent { NODE($$, expr_epow(st->ctx, $1, $3), @$); }
+  ;
+
+/* Exponents are numbers: ^2, ^(1/2), ^{-1}, .^ -1 (SPEC 2, fine point 7). */
+exponent
+  : NUMBER              { $$ = $1; }
+  | '-' NUMBER          { NODE($$, expr_neg(st->ctx, $2), @$); }
+  | '(' expr ')'        { if (!($$ = make_exponent(st, $2, @2))) YYABORT; }
+  | '{' expr '}'        { if (!($$ = make_exponent(st, $2, @2))) YYABORT; }
+  ;
+
+primary
+  : NUMBER              { NODE($$, $1, @1); }
+  | IDENT               { NODE($$, expr_sym(st->ctx, $1), @1); }
+  | IDENTITY            { NODE($$, expr_ident(st->ctx), @1); }
+  | ONES                { NODE($$, expr_ones(st->ctx), @1); }
+  | '(' expr ')'        { $$ = $2; }
+  | '(' expr ',' args ')' {
+      expr *v[2] = {$2, $4};
+      if ($4->op == E_TUPLE) {
+        size_t n = $4->nkids;
+        expr **w = xreallocarray(NULL, n + 1, sizeof *w);
+        w[0] = $2;
+        memcpy(w + 1, $4->kid, n * sizeof *w);
+        NODE($$, expr_tuple(st->ctx, w, n + 1), @$);
+        free(w);
+      } else {
+        NODE($$, expr_tuple(st->ctx, v, 2), @$);
+      }
+    }
+  | FUNC '(' args ')'   {
+      if (!($$ = make_call(st, $1, $3, @$, @1)))
+        YYABORT;
+    }
+  | INV_FN '(' args ')' {
+      if ($3->op == E_TUPLE)
+        ERROR_AT(@1, "inv takes 1 argument, not %u", (unsigned)$3->nkids);
+      NODE($$, expr_inv(st->ctx, $3), @$);
+    }
+  | KRON_FN '(' args ')' {
+      if ($3->op != E_TUPLE || $3->nkids != 2)
+        ERROR_AT(@1, "kron takes 2 arguments, not %u",
+                 $3->op == E_TUPLE ? (unsigned)$3->nkids : 1u);
+      NODE($$, expr_kron(st->ctx, $3->kid[0], $3->kid[1]), @$);
+    }
+  | DIFF_FN '(' expr ',' wrt ')' { NODE($$, expr_diff(st->ctx, $3, $5), @$); }
+  | GRAD_FN '(' expr ',' wrt ')' { NODE($$, expr_diff(st->ctx, $3, $5), @$); }
+  | HESS_FN '(' expr ',' wrt ')' { NODE($$, expr_hess(st->ctx, $3, $5), @$); }
+  | NORM_OPEN expr NORM_CLOSE {
+      NODE($$, expr_call1(st->ctx, FN_NORM2, $2), @$);
+    }
+  | NORM_OPEN expr NORM_CLOSE NORM_SUB {
+      NODE($$, expr_call1(st->ctx, $4, $2), @$);
+    }
+  | '<' expr ',' expr '>' { NODE($$, expr_inner(st->ctx, $2, $4), @$); }
+  ;
+
+/* Function arguments: one expression, or a tuple of several. */
+args
+  : expr
+  | expr ',' args       {
+      size_t n = $3->op == E_TUPLE ? $3->nkids : 1;
+      expr **w = xreallocarray(NULL, n + 1, sizeof *w);
+      w[0] = $1;
+      if ($3->op == E_TUPLE)
+        memcpy(w + 1, $3->kid, n * sizeof *w);
+      else
+        w[1] = $3;
+      NODE($$, expr_tuple(st->ctx, w, n + 1), @$);
+      free(w);
+    }
+  ;
+
+wrt
+  : expr                { if (!($$ = make_wrt(st, $1, @1))) YYABORT; }
+  ;
+
+%%
+
+/* ---- lists ---- */
+
+/* Lists live in the parse's scratch arena: an aborted parse leaks
+ * nothing, whatever the state of the stack. */
+static struct exlist *list_new_(struct md_pstate *st, expr_op op, expr *e,
+                                md_loc loc) {
+  struct exlist *l = arena_alloc(&st->tmp, sizeof *l);
+  l->cap = 4;
+  l->v = arena_alloc(&st->tmp, l->cap * sizeof *l->v);
+  l->v[0] = e;
+  l->n = 1;
+  l->op = op;
+  l->loc = loc;
+  return l;
+}
+
+static struct exlist *list_push_(struct md_pstate *st, struct exlist *l,
+                                 expr *e, md_loc loc) {
+  if (l->n == l->cap) {
+    expr **v = arena_alloc(&st->tmp, 2 * l->cap * sizeof *v);
+    memcpy(v, l->v, l->n * sizeof *v);
+    l->v = v;
+    l->cap *= 2;
+  }
+  l->v[l->n++] = e;
+  l->loc.end = loc.end;
+  return l;
+}
+
+/* Interns the collected chain. */
+static expr *list_close(struct md_pstate *st, struct exlist *l) {
+  if (l->n == 1)
+    return l->v[0];
+  if (l->op == E_MUL)
+    return expr_mul_n(st->ctx, l->v, l->n);
+  return expr_make(st->ctx, l->op, l->v, l->n);
+}
+
+/* ---- locations ---- */
+
+static expr *note(struct md_pstate *st, expr *e, md_loc loc) {
+  if (!e) {
+    md_error_at(st->err, st->src, loc,
+                "expression nested too deeply (more than %d levels)",
+                MD_MAX_DEPTH);
+    return NULL;
+  }
+  md_parsed *p = st->out;
+  if (e->id >= p->nlocs) {
+    size_t n = md_ctx_nnodes(st->ctx);
+    if (n < 2 * p->nlocs)
+      n = 2 * p->nlocs;
+    p->locs = xreallocarray(p->locs, n, sizeof *p->locs);
+    for (size_t i = p->nlocs; i < n; i++)
+      p->locs[i] = MD_NOLOC;
+    p->nlocs = n;
+  }
+  if (!md_loc_valid(p->locs[e->id]))
+    p->locs[e->id] = loc;
+  return e;
+}
+
+/* ---- statements ---- */
+
+static void add_stmt(struct md_pstate *st, md_stmt_kind kind, expr *lhs,
+                     expr *rhs, md_loc loc) {
+  md_parsed *p = st->out;
+  if ((p->n & (p->n - 1)) == 0)
+    p->stmts = xreallocarray(p->stmts, p->n ? 2 * p->n : 1, sizeof *p->stmts);
+  md_stmt *s = &p->stmts[p->n++];
+  *s = (md_stmt){.kind = kind, .lhs = lhs, .rhs = rhs, .loc = loc};
+  if (kind == ST_LET) {
+    s->decls = st->decls;
+    s->ndecls = st->ndecls;
+    st->decls = NULL;
+    st->ndecls = st->capdecls = 0;
+  }
+}
+
+static bool kind_from_name(const char *name, md_kind *k) {
+  static const char *const kinds[] = {
+      [K_SCALAR] = "scalar",       [K_VECTOR] = "vector",
+      [K_MATRIX] = "matrix",       [K_SYMMETRIC] = "symmetric",
+      [K_SPD] = "spd",             [K_DIAGONAL] = "diagonal",
+  };
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+    if (strcmp(kinds[i], name) == 0) {
+      *k = (md_kind)i;
+      return true;
+    }
+  return false;
+}
+
+static bool add_decls(struct md_pstate *st, expr *names, const char *kind,
+                      md_loc kloc, md_dimspec *dims, size_t ndims,
+                      md_loc loc) {
+  md_kind k;
+  if (!kind_from_name(kind, &k)) {
+    md_error_at(st->err, st->src, kloc,
+                "unknown kind '%s'; expected scalar, vector, matrix, "
+                "symmetric, spd or diagonal",
+                kind);
+    return false;
+  }
+  size_t want = k == K_SCALAR ? 0 : k == K_MATRIX ? 2 : 1;
+  if (ndims != 0 && ndims != want) {
+    static const char *const forms[] = {
+        [K_SCALAR] = "scalar",          [K_VECTOR] = "vector(n)",
+        [K_MATRIX] = "matrix(m, n)",    [K_SYMMETRIC] = "symmetric(n)",
+        [K_SPD] = "spd(n)",             [K_DIAGONAL] = "diagonal(n)",
+    };
+    md_error_at(st->err, st->src, kloc,
+                "%s takes %zu size%s, as in %s", kind, want,
+                want == 1 ? "" : "s", forms[k]);
+    return false;
+  }
+  size_t n = names->op == E_TUPLE ? names->nkids : 1;
+  for (size_t i = 0; i < n; i++) {
+    expr *s = names->op == E_TUPLE ? names->kid[i] : names;
+    if (st->ndecls == st->capdecls) {
+      st->capdecls = st->capdecls ? 2 * st->capdecls : 4;
+      st->decls = xreallocarray(st->decls, st->capdecls, sizeof *st->decls);
+    }
+    md_decl *d = &st->decls[st->ndecls++];
+    *d = (md_decl){.name = s->u.name, .kind = k, .loc = loc};
+    for (size_t j = 0; j < ndims; j++)
+      d->dim[j] = dims[j];
+    if (k != K_MATRIX && k != K_SCALAR && ndims == 1 && k != K_VECTOR)
+      d->dim[1] = dims[0]; /* square kinds */
+  }
+  return true;
+}
+
+static bool add_binding(struct md_pstate *st, const char *name, expr *value,
+                        md_loc loc) {
+  expr *sym = expr_sym(st->ctx, name);
+  for (size_t i = 0; i < st->nbind; i++)
+    if (st->bind_from[i] == sym) {
+      md_error_at(st->err, st->src, loc, "'%s' is bound twice in 'where'",
+                  name);
+      return false;
+    }
+  if (st->nbind == st->capbind) {
+    st->capbind = st->capbind ? 2 * st->capbind : 4;
+    st->bind_from =
+        xreallocarray(st->bind_from, st->capbind, sizeof *st->bind_from);
+    st->bind_to = xreallocarray(st->bind_to, st->capbind, sizeof *st->bind_to);
+  }
+  /* A binding may use the bindings before it. */
+  expr *v = expr_subst(st->ctx, value, st->bind_from, st->bind_to, st->nbind);
+  if (!v) {
+    md_error_at(st->err, st->src, loc,
+                "expression nested too deeply (more than %d levels)",
+                MD_MAX_DEPTH);
+    return false;
+  }
+  st->bind_from[st->nbind] = sym;
+  st->bind_to[st->nbind++] = v;
+  return true;
+}
+
+/* Replaces the where-bound names in the statement just added. */
+static bool apply_bindings(struct md_pstate *st, md_loc loc) {
+  md_stmt *s = &st->out->stmts[st->out->n - 1];
+  s->loc = loc;
+  expr **sides[2] = {&s->lhs, &s->rhs};
+  for (int i = 0; i < 2; i++) {
+    if (!*sides[i])
+      continue;
+    *sides[i] =
+        expr_subst(st->ctx, *sides[i], st->bind_from, st->bind_to, st->nbind);
+    if (!*sides[i]) {
+      md_error_at(st->err, st->src, loc,
+                  "expression nested too deeply (more than %d levels)",
+                  MD_MAX_DEPTH);
+      return false;
+    }
+  }
+  st->nbind = 0;
+  return true;
+}
+
+static expr *make_call(struct md_pstate *st, uint32_t fn, expr *args,
+                       md_loc loc, md_loc fnloc) {
+  const fn_info *f = md_fn_get(st->ctx, fn);
+  size_t n = args->op == E_TUPLE ? args->nkids : 1;
+  if (n != f->arity) {
+    md_error_at(st->err, st->src, fnloc, "%s takes %u argument%s, not %zu",
+                f->name, f->arity, f->arity == 1 ? "" : "s", n);
+    return NULL;
+  }
+  expr *e = args->op == E_TUPLE ? expr_call(st->ctx, fn, args->kid, n)
+                                : expr_call1(st->ctx, fn, args);
+  return note(st, e, loc);
+}
+
+static expr *make_exponent(struct md_pstate *st, expr *k, md_loc loc) {
+  if (k->op != E_NUM) {
+    md_error_at(st->err, st->src, loc,
+                "an exponent must be a number, such as 2 or (1/2)");
+    return NULL;
+  }
+  return k;
+}
+
+static expr *make_wrt(struct md_pstate *st, expr *x, md_loc loc) {
+  if (x->op == E_SYM ||
+      (x->op == E_CALL && x->u.fn == FN_VEC && x->kid[0]->op == E_SYM))
+    return x;
+  md_error_at(st->err, st->src, loc,
+              "can only differentiate with respect to a symbol or vec(X)");
+  return NULL;
+}
+
+static expr *make_var(struct md_pstate *st, const char *name, md_loc loc) {
+  if (strcmp(name, "I") == 0 || strcmp(name, "ones") == 0 ||
+      md_fn_lookup(st->ctx, name, strlen(name)) >= 0) {
+    md_error_at(st->err, st->src, loc,
+                "cannot differentiate with respect to '%s'", name);
+    return NULL;
+  }
+  return note(st, expr_sym(st->ctx, name), loc);
+}
+
+/* ---- driver ---- */
+
+static void yyerror(const YYLTYPE *loc, struct md_pstate *st,
+                    const char *msg) {
+  if (strcmp(msg, "memory exhausted") == 0)
+    md_error_at(st->err, st->src, *loc,
+                "expression nested too deeply (more than %d levels)",
+                MD_MAX_NESTING);
+  else
+    md_error_at(st->err, st->src, *loc, "%s", msg);
+}
+
+/* The scanner, plus the start token, bracket depth and the norm state. */
+static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
+  int tok;
+  if (st->start) {
+    tok = st->start;
+    st->start = 0;
+    *lloc = (md_loc){0, 0};
+    return tok;
+  }
+  tok = md_yylex(lval, lloc, st->scanner);
+  switch (tok) {
+  case '(': case '<': case '{': case DDVEC: case NORM_OPEN:
+    if (++st->nesting > MD_MAX_NESTING) {
+      md_error_at(st->err, st->src, *lloc,
+                  "expression nested too deeply (more than %d levels)",
+                  MD_MAX_NESTING);
+      tok = YYerror;
+    }
+    break;
+  case ')': case '>': case '}': case NORM_CLOSE:
+    st->nesting--;
+    break;
+  default:
+    break;
+  }
+  if (tok == NORM_OPEN)
+    st->norm_depth++;
+  else if (tok == NORM_CLOSE)
+    st->norm_depth--;
+  st->last_tok = tok;
+  return tok;
+}
+
+bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
+              md_parsed *out, md_errors *err) {
+  *out = (md_parsed){0};
+  if (src->len >= UINT32_MAX) {
+    md_error_at(err, src, MD_NOLOC, "input too large");
+    return false;
+  }
+  struct md_pstate st = {
+      .ctx = ctx,
+      .src = src,
+      .err = err,
+      .out = out,
+      .start = mode == MD_PARSE_DECL ? START_DECL : START_PROGRAM,
+  };
+  size_t nerr = err->n;
+  arena_init(&st.tmp);
+  yyscan_t scanner;
+  md_yylex_init_extra(&st, &scanner);
+  st.scanner = scanner;
+  YY_BUFFER_STATE buf = md_yy_scan_bytes(src->text, (int)src->len, scanner);
+  int rc = yyparse(&st);
+  md_yy_delete_buffer(buf, scanner);
+  md_yylex_destroy(scanner);
+  free(st.decls);
+  free(st.bind_from);
+  free(st.bind_to);
+  arena_clear(&st.tmp);
+  if (rc != 0 || err->n > nerr) {
+    if (err->n == nerr)
+      md_error_at(err, src, MD_NOLOC, "cannot parse the input");
+    md_parsed_clear(out);
+    return false;
+  }
+  return true;
+}
+
+void md_parsed_clear(md_parsed *p) {
+  for (size_t i = 0; i < p->n; i++)
+    free(p->stmts[i].decls);
+  free(p->stmts);
+  free(p->locs);
+  *p = (md_parsed){0};
+}
+
+md_loc md_parsed_loc(const md_parsed *p, const expr *e) {
+  return e && e->id < p->nlocs ? p->locs[e->id] : MD_NOLOC;
+}
+
+const char *md_kind_name(md_kind k) {
+  static const char *const names[] = {
+      [K_SCALAR] = "scalar",       [K_VECTOR] = "vector",
+      [K_MATRIX] = "matrix",       [K_SYMMETRIC] = "symmetric",
+      [K_SPD] = "spd",             [K_DIAGONAL] = "diagonal",
+  };
+  return names[k];
+}

@@ -1,0 +1,32 @@
+/*
+ * arena.h - bump allocation for values that live as long as one context.
+ *
+ * An arena owns every block it hands out; nothing is freed one by one.
+ * arena_clear() releases all of them at once.  Allocation failure aborts
+ * the process with a message (matdiff has no sensible way to go on).
+ */
+#pragma once
+
+#include <stddef.h>
+
+typedef struct arena_chunk arena_chunk;
+
+typedef struct arena {
+  arena_chunk *head;
+  size_t used; /* bytes handed out, for statistics and benchmarks */
+} arena;
+
+void arena_init(arena *a);
+void arena_clear(arena *a);
+
+/* Returns SIZE bytes aligned for any object, uninitialised. */
+void *arena_alloc(arena *a, size_t size);
+/* Copies the N bytes at S into the arena and adds a terminating NUL. */
+char *arena_strndup(arena *a, const char *s, size_t n);
+
+/* malloc/realloc that abort on failure; for growable side tables. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+/* realloc to N elements of SIZE bytes, checking the product for overflow. */
+void *xreallocarray(void *p, size_t n, size_t size);

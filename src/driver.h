@@ -1,0 +1,26 @@
+/*
+ * driver.h - the commands of the CLI, as library calls.
+ *
+ * main.c parses options into an md_options and calls these; tests call
+ * them in-process.  Each returns the process exit status (0 success,
+ * 1 a check failed, 2 bad usage or bad input) and writes results to OUT,
+ * messages to ERR.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct md_options {
+  const char **decls; /* -D, in order */
+  size_t ndecls;
+  const char **wrt; /* --wrt, in order */
+  size_t nwrt;
+} md_options;
+
+/* matdiff simplify EXPR: EXPR is the text of one argument. */
+int md_cmd_simplify(const md_options *o, const char *text, FILE *out,
+                    FILE *err);
+/* matdiff simplify with no EXPR: one expression per line of IN. */
+int md_cmd_simplify_stream(const md_options *o, FILE *in, FILE *out,
+                           FILE *err);

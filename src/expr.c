@@ -1,0 +1,587 @@
+/* expr.c - hash-consed expression nodes; see expr.h for the invariants. */
+#include "expr.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const fn_info builtin_fns[FN_NBUILTIN] = {
+    [FN_TR] = {"tr", 1, FC_SQUARE_TO_SC},
+    [FN_DET] = {"det", 1, FC_SQUARE_TO_SC},
+    [FN_LOGDET] = {"logdet", 1, FC_SQUARE_TO_SC},
+    [FN_DIAG] = {"diag", 1, FC_DIAG},
+    [FN_VEC] = {"vec", 1, FC_VEC},
+    [FN_SUM] = {"sum", 1, FC_ANY_TO_SC},
+    [FN_NORM2] = {"norm2", 1, FC_ANY_TO_SC},
+    [FN_NORM1] = {"norm1", 1, FC_ANY_TO_SC},
+    [FN_SOFTMAX] = {"softmax", 1, FC_VEC_TO_VEC},
+    [FN_LOGSUMEXP] = {"logsumexp", 1, FC_ANY_TO_SC},
+    [FN_EXP] = {"exp", 1, FC_ELEMWISE},
+    [FN_LOG] = {"log", 1, FC_ELEMWISE},
+    [FN_SQRT] = {"sqrt", 1, FC_ELEMWISE},
+    [FN_SIN] = {"sin", 1, FC_ELEMWISE},
+    [FN_COS] = {"cos", 1, FC_ELEMWISE},
+    [FN_TAN] = {"tan", 1, FC_ELEMWISE},
+    [FN_TANH] = {"tanh", 1, FC_ELEMWISE},
+    [FN_ABS] = {"abs", 1, FC_ELEMWISE},
+    [FN_SIGN] = {"sign", 1, FC_ELEMWISE},
+    [FN_RELU] = {"relu", 1, FC_ELEMWISE},
+    [FN_SIGMOID] = {"sigmoid", 1, FC_ELEMWISE},
+    [FN_SOFTPLUS] = {"softplus", 1, FC_ELEMWISE},
+};
+
+struct md_ctx {
+  arena mem;
+  /* node interning table: open addressing, power-of-two size */
+  expr **slots;
+  size_t nslots, nnodes;
+  expr **nums; /* E_NUM nodes, whose mpq_t must be cleared */
+  size_t nnums, capnums;
+  /* string interning table */
+  const char **names;
+  size_t nnames_slots, nnames;
+  /* functions */
+  fn_info *fns;
+  size_t nfns, capfns;
+  expr *ident, *ones;
+};
+
+/* FNV-1a over bytes, then mixed in 32-bit steps. */
+static uint32_t fnv(uint32_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) {
+    h ^= b[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+static uint32_t hash_mpz(uint32_t h, const mpz_t z) {
+  size_t n = mpz_size(z);
+  int s = mpz_sgn(z);
+  h = fnv(h, &s, sizeof s);
+  for (size_t i = 0; i < n; i++) {
+    mp_limb_t l = mpz_getlimbn(z, (mp_size_t)i);
+    h = fnv(h, &l, sizeof l);
+  }
+  return h;
+}
+
+md_ctx *md_ctx_new(void) {
+  md_ctx *ctx = xcalloc(1, sizeof *ctx);
+  arena_init(&ctx->mem);
+  ctx->nslots = 1024;
+  ctx->slots = xcalloc(ctx->nslots, sizeof *ctx->slots);
+  ctx->nnames_slots = 256;
+  ctx->names = xcalloc(ctx->nnames_slots, sizeof *ctx->names);
+  ctx->capfns = FN_NBUILTIN + 16;
+  ctx->fns = xreallocarray(NULL, ctx->capfns, sizeof *ctx->fns);
+  memcpy(ctx->fns, builtin_fns, sizeof builtin_fns);
+  ctx->nfns = FN_NBUILTIN;
+  ctx->ident = expr_make(ctx, E_IDENT, NULL, 0);
+  ctx->ones = expr_make(ctx, E_ONES, NULL, 0);
+  return ctx;
+}
+
+void md_ctx_free(md_ctx *ctx) {
+  if (!ctx)
+    return;
+  for (size_t i = 0; i < ctx->nnums; i++)
+    mpq_clear(ctx->nums[i]->u.num);
+  free(ctx->nums);
+  free(ctx->slots);
+  free(ctx->names);
+  free(ctx->fns);
+  arena_clear(&ctx->mem);
+  free(ctx);
+}
+
+size_t md_ctx_nnodes(const md_ctx *ctx) { return ctx->nnodes; }
+arena *md_ctx_arena(md_ctx *ctx) { return &ctx->mem; }
+
+const char *md_intern(md_ctx *ctx, const char *s, size_t len) {
+  if (2 * (ctx->nnames + 1) > ctx->nnames_slots) {
+    size_t n = 2 * ctx->nnames_slots;
+    const char **t = xcalloc(n, sizeof *t);
+    for (size_t i = 0; i < ctx->nnames_slots; i++) {
+      const char *p = ctx->names[i];
+      if (!p)
+        continue;
+      size_t j = fnv(2166136261u, p, strlen(p)) & (n - 1);
+      while (t[j])
+        j = (j + 1) & (n - 1);
+      t[j] = p;
+    }
+    free(ctx->names);
+    ctx->names = t;
+    ctx->nnames_slots = n;
+  }
+  size_t mask = ctx->nnames_slots - 1;
+  size_t j = fnv(2166136261u, s, len) & mask;
+  for (; ctx->names[j]; j = (j + 1) & mask) {
+    const char *p = ctx->names[j];
+    if (strncmp(p, s, len) == 0 && p[len] == '\0')
+      return p;
+  }
+  const char *p = arena_strndup(&ctx->mem, s, len);
+  ctx->names[j] = p;
+  ctx->nnames++;
+  return p;
+}
+
+const fn_info *md_fn_get(const md_ctx *ctx, uint32_t fn) {
+  return fn < ctx->nfns ? &ctx->fns[fn] : NULL;
+}
+
+int md_fn_lookup(const md_ctx *ctx, const char *name, size_t len) {
+  for (size_t i = 0; i < ctx->nfns; i++)
+    if (strncmp(ctx->fns[i].name, name, len) == 0 &&
+        ctx->fns[i].name[len] == '\0')
+      return (int)i;
+  return -1;
+}
+
+uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity,
+                   fn_class cls) {
+  if (ctx->nfns == ctx->capfns) {
+    ctx->capfns *= 2;
+    ctx->fns = xreallocarray(ctx->fns, ctx->capfns, sizeof *ctx->fns);
+  }
+  ctx->fns[ctx->nfns] =
+      (fn_info){md_intern(ctx, name, strlen(name)), arity, cls};
+  return (uint32_t)ctx->nfns++;
+}
+
+/* ---- interning ---- */
+
+static bool is_nary(expr_op op) {
+  return op == E_ADD || op == E_MUL || op == E_HAD || op == E_KRON;
+}
+
+typedef struct key {
+  expr_op op;
+  uint32_t fn;
+  const char *name;
+  const mpq_t *num;
+  expr *const *kids;
+  size_t n;
+} key;
+
+static uint32_t key_hash(const key *k) {
+  uint32_t h = 2166136261u;
+  unsigned op = k->op;
+  h = fnv(h, &op, sizeof op);
+  if (k->op == E_NUM) {
+    h = hash_mpz(h, mpq_numref(*k->num));
+    h = hash_mpz(h, mpq_denref(*k->num));
+  } else if (k->op == E_SYM) {
+    h = fnv(h, &k->name, sizeof k->name);
+  } else if (k->op == E_CALL) {
+    h = fnv(h, &k->fn, sizeof k->fn);
+  }
+  for (size_t i = 0; i < k->n; i++)
+    h = fnv(h, &k->kids[i]->id, sizeof k->kids[i]->id);
+  return h;
+}
+
+static bool key_eq(const key *k, uint32_t h, const expr *e) {
+  if (e->hash != h || e->op != k->op || e->nkids != k->n)
+    return false;
+  if (k->op == E_NUM && !mpq_equal(*k->num, e->u.num))
+    return false;
+  if (k->op == E_SYM && k->name != e->u.name)
+    return false;
+  if (k->op == E_CALL && k->fn != e->u.fn)
+    return false;
+  for (size_t i = 0; i < k->n; i++)
+    if (k->kids[i] != e->kid[i])
+      return false;
+  return true;
+}
+
+static void grow_slots(md_ctx *ctx) {
+  size_t n = 2 * ctx->nslots;
+  expr **t = xcalloc(n, sizeof *t);
+  for (size_t i = 0; i < ctx->nslots; i++) {
+    expr *e = ctx->slots[i];
+    if (!e)
+      continue;
+    size_t j = e->hash & (n - 1);
+    while (t[j])
+      j = (j + 1) & (n - 1);
+    t[j] = e;
+  }
+  free(ctx->slots);
+  ctx->slots = t;
+  ctx->nslots = n;
+}
+
+static expr *intern(md_ctx *ctx, const key *k) {
+  unsigned depth = 0;
+  uint8_t flags = EF_CLOSED | EF_CONST;
+  for (size_t i = 0; i < k->n; i++) {
+    const expr *c = k->kids[i];
+    if (!c)
+      return NULL;
+    if (c->depth > depth)
+      depth = c->depth;
+    flags &= c->flags;
+  }
+  if (++depth > MD_MAX_DEPTH)
+    return NULL;
+  switch (k->op) {
+  case E_NUM:
+    break;
+  case E_SYM:
+    flags = 0;
+    break;
+  case E_ADD:
+  case E_NEG:
+  case E_MUL:
+  case E_DIV:
+  case E_POW:
+    break;
+  default:
+    flags &= (uint8_t)~EF_CONST;
+  }
+  if (2 * (ctx->nnodes + 1) > ctx->nslots)
+    grow_slots(ctx);
+  uint32_t h = key_hash(k);
+  size_t mask = ctx->nslots - 1, j = h & mask;
+  for (; ctx->slots[j]; j = (j + 1) & mask)
+    if (key_eq(k, h, ctx->slots[j]))
+      return ctx->slots[j];
+  if (k->n > UINT32_MAX || ctx->nnodes >= UINT32_MAX)
+    return NULL;
+  expr *e = arena_alloc(&ctx->mem, sizeof *e + k->n * sizeof e->kid[0]);
+  e->id = (uint32_t)ctx->nnodes++;
+  e->op = (uint8_t)k->op;
+  e->flags = flags;
+  e->depth = (uint16_t)depth;
+  e->nkids = (uint32_t)k->n;
+  e->hash = h;
+  if (k->op == E_NUM) {
+    mpq_init(e->u.num);
+    mpq_set(e->u.num, *k->num);
+    if (ctx->nnums == ctx->capnums) {
+      ctx->capnums = ctx->capnums ? 2 * ctx->capnums : 64;
+      ctx->nums = xreallocarray(ctx->nums, ctx->capnums, sizeof *ctx->nums);
+    }
+    ctx->nums[ctx->nnums++] = e;
+  } else if (k->op == E_SYM) {
+    e->u.name = k->name;
+  } else {
+    e->u.fn = k->fn;
+  }
+  if (k->n)
+    memcpy(e->kid, k->kids, k->n * sizeof e->kid[0]);
+  ctx->slots[j] = e;
+  return e;
+}
+
+/* Interns an op node; n-ary ops are flattened (kids of the same op are
+ * spliced in). */
+static expr *make_fn(md_ctx *ctx, expr_op op, uint32_t fn, expr *const *kids,
+                     size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!kids[i])
+      return NULL;
+  key k = {.op = op, .fn = fn, .kids = kids, .n = n};
+  if (!is_nary(op))
+    return intern(ctx, &k);
+  size_t total = 0;
+  bool flat = true;
+  for (size_t i = 0; i < n; i++) {
+    if (kids[i]->op == op) {
+      total += kids[i]->nkids;
+      flat = false;
+    } else {
+      total++;
+    }
+  }
+  if (flat)
+    return intern(ctx, &k);
+  expr **v = xreallocarray(NULL, total, sizeof *v);
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (kids[i]->op == op) {
+      memcpy(v + m, kids[i]->kid, kids[i]->nkids * sizeof *v);
+      m += kids[i]->nkids;
+    } else {
+      v[m++] = kids[i];
+    }
+  }
+  k.kids = v;
+  k.n = m;
+  expr *e = intern(ctx, &k);
+  free(v);
+  return e;
+}
+
+expr *expr_make(md_ctx *ctx, expr_op op, expr *const *kids, size_t n) {
+  return make_fn(ctx, op, 0, kids, n);
+}
+
+/* ---- constructors ---- */
+
+expr *expr_num(md_ctx *ctx, const mpq_t v) {
+  key k = {.op = E_NUM, .num = (const mpq_t *)v};
+  return intern(ctx, &k);
+}
+
+expr *expr_int(md_ctx *ctx, long v) {
+  mpq_t q;
+  mpq_init(q);
+  mpq_set_si(q, v, 1);
+  expr *e = expr_num(ctx, q);
+  mpq_clear(q);
+  return e;
+}
+
+expr *expr_sym(md_ctx *ctx, const char *name) {
+  key k = {.op = E_SYM, .name = md_intern(ctx, name, strlen(name))};
+  return intern(ctx, &k);
+}
+
+expr *expr_ident(md_ctx *ctx) { return ctx->ident; }
+expr *expr_ones(md_ctx *ctx) { return ctx->ones; }
+
+expr *expr_add(md_ctx *ctx, expr *a, expr *b) {
+  expr *k[2] = {a, b};
+  return expr_make(ctx, E_ADD, k, 2);
+}
+
+expr *expr_sub(md_ctx *ctx, expr *a, expr *b) {
+  return expr_add(ctx, a, expr_neg(ctx, b));
+}
+
+expr *expr_neg(md_ctx *ctx, expr *a) {
+  if (!a)
+    return NULL;
+  if (a->op == E_NUM) {
+    mpq_t q;
+    mpq_init(q);
+    mpq_neg(q, a->u.num);
+    expr *e = expr_num(ctx, q);
+    mpq_clear(q);
+    return e;
+  }
+  return expr_make(ctx, E_NEG, &a, 1);
+}
+
+/* A product never starts with a negative number: the sign moves out, so
+ * that "-2 A" (which parses as -(2 A)) prints and re-parses as itself. */
+static expr *mul_signed(md_ctx *ctx, expr *e) {
+  if (!e || e->op != E_MUL || expr_num_sgn(e->kid[0]) >= 0)
+    return e;
+  expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
+  memcpy(v, e->kid, e->nkids * sizeof *v);
+  v[0] = expr_neg(ctx, v[0]);
+  expr *r = expr_neg(ctx, expr_make(ctx, E_MUL, v, e->nkids));
+  free(v);
+  return r;
+}
+
+expr *expr_mul(md_ctx *ctx, expr *a, expr *b) {
+  expr *k[2] = {a, b};
+  return mul_signed(ctx, expr_make(ctx, E_MUL, k, 2));
+}
+
+expr *expr_mul_n(md_ctx *ctx, expr *const *v, size_t n) {
+  return n == 1 ? v[0] : mul_signed(ctx, expr_make(ctx, E_MUL, v, n));
+}
+
+expr *expr_add_n(md_ctx *ctx, expr *const *v, size_t n) {
+  return n == 1 ? v[0] : expr_make(ctx, E_ADD, v, n);
+}
+
+expr *expr_div(md_ctx *ctx, expr *a, expr *b) {
+  if (a && b && a->op == E_NUM && b->op == E_NUM && mpq_sgn(b->u.num)) {
+    mpq_t q;
+    mpq_init(q);
+    mpq_div(q, a->u.num, b->u.num);
+    expr *e = expr_num(ctx, q);
+    mpq_clear(q);
+    return e;
+  }
+  expr *k[2] = {a, b};
+  return expr_make(ctx, E_DIV, k, 2);
+}
+
+expr *expr_had(md_ctx *ctx, expr *a, expr *b) {
+  expr *k[2] = {a, b};
+  return expr_make(ctx, E_HAD, k, 2);
+}
+
+expr *expr_hdiv(md_ctx *ctx, expr *a, expr *b) {
+  expr *k[2] = {a, b};
+  return expr_make(ctx, E_HDIV, k, 2);
+}
+
+expr *expr_kron(md_ctx *ctx, expr *a, expr *b) {
+  expr *k[2] = {a, b};
+  return expr_make(ctx, E_KRON, k, 2);
+}
+
+expr *expr_trans(md_ctx *ctx, expr *a) {
+  return expr_make(ctx, E_TRANS, &a, 1);
+}
+
+expr *expr_inv(md_ctx *ctx, expr *a) { return expr_make(ctx, E_INV, &a, 1); }
+
+expr *expr_pow(md_ctx *ctx, expr *a, expr *k) {
+  if (!a || !k)
+    return NULL;
+  long n;
+  if (expr_is_int(k, &n) && n < 0 && n > -(1L << 40)) {
+    a = expr_inv(ctx, a);
+    if (n == -1)
+      return a;
+    k = expr_int(ctx, -n);
+  }
+  expr *v[2] = {a, k};
+  return expr_make(ctx, E_POW, v, 2);
+}
+
+expr *expr_epow(md_ctx *ctx, expr *a, expr *p) {
+  expr *v[2] = {a, p};
+  return expr_make(ctx, E_EPOW, v, 2);
+}
+
+expr *expr_call(md_ctx *ctx, uint32_t fn, expr *const *args, size_t n) {
+  return make_fn(ctx, E_CALL, fn, args, n);
+}
+
+expr *expr_call1(md_ctx *ctx, uint32_t fn, expr *a) {
+  return expr_call(ctx, fn, &a, 1);
+}
+
+expr *expr_inner(md_ctx *ctx, expr *a, expr *b) {
+  expr *k[2] = {a, b};
+  return expr_make(ctx, E_INNER, k, 2);
+}
+
+expr *expr_diff(md_ctx *ctx, expr *f, expr *wrt) {
+  expr *k[2] = {f, wrt};
+  return expr_make(ctx, E_DIFF, k, 2);
+}
+
+expr *expr_hess(md_ctx *ctx, expr *f, expr *wrt) {
+  expr *k[2] = {f, wrt};
+  return expr_make(ctx, E_HESS, k, 2);
+}
+
+expr *expr_tuple(md_ctx *ctx, expr *const *v, size_t n) {
+  return expr_make(ctx, E_TUPLE, v, n);
+}
+
+/* ---- helpers ---- */
+
+bool expr_is_num(const expr *e) { return e && e->op == E_NUM; }
+
+bool expr_is_int(const expr *e, long *out) {
+  if (!expr_is_num(e) || mpz_cmp_ui(mpq_denref(e->u.num), 1) != 0 ||
+      !mpz_fits_slong_p(mpq_numref(e->u.num)))
+    return false;
+  if (out)
+    *out = mpz_get_si(mpq_numref(e->u.num));
+  return true;
+}
+
+bool expr_is_zero(const expr *e) {
+  return expr_is_num(e) && mpq_sgn(e->u.num) == 0;
+}
+
+bool expr_is_one(const expr *e) {
+  return expr_is_num(e) && mpq_cmp_si(e->u.num, 1, 1) == 0;
+}
+
+int expr_num_sgn(const expr *e) {
+  return expr_is_num(e) ? mpq_sgn(e->u.num) : 0;
+}
+
+/* ---- substitution ---- */
+
+typedef struct subst_state {
+  md_ctx *ctx;
+  expr **memo; /* by node id, for nodes that existed when we started */
+  size_t nmemo;
+} subst_state;
+
+expr *expr_rebuild(md_ctx *ctx, const expr *e, expr *const *kids);
+
+static expr *subst_rec(subst_state *s, expr *e) {
+  if (e->id < s->nmemo && s->memo[e->id])
+    return s->memo[e->id];
+  expr *r = e;
+  if (e->nkids) {
+    expr *small[4];
+    expr **kids =
+        e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *kids);
+    bool changed = false;
+    for (size_t i = 0; i < e->nkids; i++) {
+      kids[i] = subst_rec(s, e->kid[i]);
+      if (!kids[i]) {
+        if (kids != small)
+          free(kids);
+        return NULL;
+      }
+      changed |= kids[i] != e->kid[i];
+    }
+    if (changed)
+      r = expr_rebuild(s->ctx, e, kids);
+    if (kids != small)
+      free(kids);
+    if (!r)
+      return NULL;
+  }
+  if (e->id < s->nmemo)
+    s->memo[e->id] = r;
+  return r;
+}
+
+expr *expr_subst(md_ctx *ctx, expr *e, expr *const *from, expr *const *to,
+                 size_t n) {
+  if (!e)
+    return NULL;
+  subst_state s = {ctx, NULL, md_ctx_nnodes(ctx)};
+  s.memo = xcalloc(s.nmemo, sizeof *s.memo);
+  for (size_t i = 0; i < n; i++)
+    s.memo[from[i]->id] = to[i];
+  expr *r = subst_rec(&s, e);
+  free(s.memo);
+  return r;
+}
+
+/* Rebuilds a node of E's kind from new kids, through the constructors so
+ * that the invariants hold (a substituted sum is flattened, and so on). */
+expr *expr_rebuild(md_ctx *ctx, const expr *e, expr *const *k) {
+  switch ((expr_op)e->op) {
+  case E_NEG:
+    return expr_neg(ctx, k[0]);
+  case E_MUL:
+    return mul_signed(ctx, expr_make(ctx, E_MUL, k, e->nkids));
+  case E_DIV:
+    return expr_div(ctx, k[0], k[1]);
+  case E_POW:
+    return expr_pow(ctx, k[0], k[1]);
+  case E_CALL:
+    return expr_call(ctx, e->u.fn, k, e->nkids);
+  default:
+    return expr_make(ctx, (expr_op)e->op, k, e->nkids);
+  }
+}
+
+const char *expr_op_name(expr_op op) {
+  static const char *const names[E_NOPS] = {
+      [E_NUM] = "number",   [E_SYM] = "symbol",   [E_IDENT] = "I",
+      [E_ONES] = "ones",    [E_ADD] = "sum",      [E_NEG] = "negation",
+      [E_MUL] = "product",  [E_DIV] = "division", [E_HAD] = "Hadamard product",
+      [E_HDIV] = "Hadamard quotient", [E_KRON] = "Kronecker product",
+      [E_TRANS] = "transpose",        [E_INV] = "inverse",
+      [E_POW] = "power",              [E_EPOW] = "element-wise power",
+      [E_CALL] = "call",              [E_INNER] = "inner product",
+      [E_DIFF] = "derivative",        [E_HESS] = "Hessian",
+      [E_TUPLE] = "list",
+  };
+  return op < E_NOPS ? names[op] : "?";
+}

@@ -1,0 +1,187 @@
+/*
+ * expr.h - the expression DAG: hash-consed nodes in an arena.
+ *
+ * Every node is interned in its context: structurally equal expressions
+ * are the same node, so equality is pointer equality and a subexpression
+ * that occurs many times is stored (and later visited) once.  Nodes are
+ * immutable and owned by the context; they live until md_ctx_free().
+ *
+ * The constructors keep a few invariants that make the printed text
+ * re-parse to the very same node:
+ *   - sums, products, Hadamard and Kronecker products are flat (n-ary,
+ *     associative: (A B) C and A (B C) are one node); order is kept;
+ *   - a - b is the sum a + (-b); -c of a number c is the number -c;
+ *   - p / q of two numbers is the rational p/q (division by 0 stays);
+ *   - a product never starts with a negative number: (-2) A is -(2 A);
+ *   - x^k with a negative integer k is (x^-1)^-k, and x^-1 is inv(x).
+ * Nothing else is simplified here; that is simplify.c's work.
+ *
+ * Constructors return NULL only when the result would be deeper than
+ * MD_MAX_DEPTH: callers turn that into an error.
+ */
+#pragma once
+
+#include "arena.h"
+
+#include <gmp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* No node is deeper than this, so every recursive walk is bounded. */
+#define MD_MAX_DEPTH 2000
+
+typedef enum expr_op {
+  E_NUM,   /* exact rational constant (value in num) */
+  E_SYM,   /* symbol (name) */
+  E_IDENT, /* I: identity matrix of inferred size */
+  E_ONES,  /* ones: all-ones vector of inferred size */
+  E_ADD,   /* a + b + ...    (n >= 2) */
+  E_NEG,   /* -a */
+  E_MUL,   /* a b ...: matrix product or scaling (n >= 2) */
+  E_DIV,   /* a / s */
+  E_HAD,   /* a .* b .* ...  (n >= 2) */
+  E_HDIV,  /* a ./ b */
+  E_KRON,  /* a ⊗ b ⊗ ...    (n >= 2) */
+  E_TRANS, /* a^T */
+  E_INV,   /* a^-1 */
+  E_POW,   /* a^k: kid[1] is an E_NUM exponent */
+  E_EPOW,  /* a .^ p: kid[1] is an E_NUM exponent */
+  E_CALL,  /* fn(args): function id in fn */
+  E_INNER, /* <a, b> */
+  E_DIFF,  /* d/dX f: kid[0] = f, kid[1] = X or vec(X) */
+  E_HESS,  /* hess(f, x) */
+  E_TUPLE, /* (a, b, ...): only as a parse-time intermediate */
+  E_NOPS
+} expr_op;
+
+/* Built-in functions.  User functions (from rules) get ids >= FN_NBUILTIN. */
+typedef enum md_fn {
+  FN_TR,
+  FN_DET,
+  FN_LOGDET,
+  FN_DIAG,
+  FN_VEC,
+  FN_SUM,
+  FN_NORM2,
+  FN_NORM1,
+  FN_SOFTMAX,
+  FN_LOGSUMEXP,
+  /* element-wise */
+  FN_EXP,
+  FN_LOG,
+  FN_SQRT,
+  FN_SIN,
+  FN_COS,
+  FN_TAN,
+  FN_TANH,
+  FN_ABS,
+  FN_SIGN,
+  FN_RELU,
+  FN_SIGMOID,
+  FN_SOFTPLUS,
+  FN_NBUILTIN
+} md_fn;
+
+/* How a function's result shape follows from its argument's. */
+typedef enum fn_class {
+  FC_ELEMWISE,     /* same shape */
+  FC_SQUARE_TO_SC, /* square matrix -> scalar (tr, det, logdet) */
+  FC_ANY_TO_SC,    /* anything -> scalar (sum, norms, logsumexp) */
+  FC_VEC_TO_VEC,   /* vector -> vector (softmax) */
+  FC_DIAG,         /* vector -> diagonal matrix, square -> vector */
+  FC_VEC,          /* m×n -> mn×1 */
+} fn_class;
+
+typedef struct fn_info {
+  const char *name;
+  unsigned arity;
+  fn_class cls;
+} fn_info;
+
+/* Node flags. */
+enum {
+  EF_CLOSED = 1u << 0, /* no symbol inside (I, ones, numbers...) */
+  EF_CONST = 1u << 1,  /* numbers and arithmetic on them only */
+};
+
+typedef struct expr expr;
+struct expr {
+  uint32_t id; /* dense 0..n-1 in creation order: index of side tables */
+  uint8_t op;  /* expr_op */
+  uint8_t flags;
+  uint16_t depth;
+  uint32_t nkids;
+  uint32_t hash;
+  union {
+    mpq_t num;        /* E_NUM */
+    const char *name; /* E_SYM: interned, so compare pointers */
+    uint32_t fn;      /* E_CALL */
+  } u;
+  expr *kid[];
+};
+
+typedef struct md_ctx md_ctx;
+
+md_ctx *md_ctx_new(void);
+void md_ctx_free(md_ctx *ctx);
+size_t md_ctx_nnodes(const md_ctx *ctx);
+arena *md_ctx_arena(md_ctx *ctx);
+
+/* Interned names: equal strings give the same pointer. */
+const char *md_intern(md_ctx *ctx, const char *s, size_t len);
+
+/* Functions: built-ins, then any added by md_fn_add(). */
+const fn_info *md_fn_get(const md_ctx *ctx, uint32_t fn);
+/* Returns the id of function NAME, or -1. */
+int md_fn_lookup(const md_ctx *ctx, const char *name, size_t len);
+uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity,
+                   fn_class cls);
+
+/* Constructors (see the invariants above).  Kids arrays are copied. */
+expr *expr_num(md_ctx *ctx, const mpq_t v);
+expr *expr_int(md_ctx *ctx, long v);
+expr *expr_sym(md_ctx *ctx, const char *name); /* NAME need not be interned */
+expr *expr_ident(md_ctx *ctx);
+expr *expr_ones(md_ctx *ctx);
+expr *expr_add(md_ctx *ctx, expr *a, expr *b);
+expr *expr_sub(md_ctx *ctx, expr *a, expr *b);
+expr *expr_neg(md_ctx *ctx, expr *a);
+expr *expr_mul(md_ctx *ctx, expr *a, expr *b);
+expr *expr_mul_n(md_ctx *ctx, expr *const *v, size_t n); /* n >= 1 */
+expr *expr_add_n(md_ctx *ctx, expr *const *v, size_t n); /* n >= 1 */
+expr *expr_div(md_ctx *ctx, expr *a, expr *b);
+expr *expr_had(md_ctx *ctx, expr *a, expr *b);
+expr *expr_hdiv(md_ctx *ctx, expr *a, expr *b);
+expr *expr_kron(md_ctx *ctx, expr *a, expr *b);
+expr *expr_trans(md_ctx *ctx, expr *a);
+expr *expr_inv(md_ctx *ctx, expr *a);
+expr *expr_pow(md_ctx *ctx, expr *a, expr *k); /* K must be E_NUM */
+expr *expr_epow(md_ctx *ctx, expr *a, expr *p); /* P must be E_NUM */
+expr *expr_call(md_ctx *ctx, uint32_t fn, expr *const *args, size_t n);
+expr *expr_call1(md_ctx *ctx, uint32_t fn, expr *a);
+expr *expr_inner(md_ctx *ctx, expr *a, expr *b);
+expr *expr_diff(md_ctx *ctx, expr *f, expr *wrt);
+expr *expr_hess(md_ctx *ctx, expr *f, expr *wrt);
+expr *expr_tuple(md_ctx *ctx, expr *const *v, size_t n);
+
+/* The raw interner: a node with exactly these fields, no normalisation
+ * beyond flattening.  For n-ary ops N must be >= 2. */
+expr *expr_make(md_ctx *ctx, expr_op op, expr *const *kids, size_t n);
+
+/* Helpers. */
+bool expr_is_num(const expr *e);
+bool expr_is_int(const expr *e, long *out); /* integer fitting in a long */
+bool expr_is_zero(const expr *e);
+bool expr_is_one(const expr *e);
+int expr_num_sgn(const expr *e);
+
+/* Replaces symbols by expressions: MAP holds N pairs (symbol, value).
+ * Memoised, so linear in the size of the DAG.  NULL if too deep. */
+expr *expr_subst(md_ctx *ctx, expr *e, expr *const *from, expr *const *to,
+                 size_t n);
+
+/* A node of the same kind as E with new kids, through the constructors. */
+expr *expr_rebuild(md_ctx *ctx, const expr *e, expr *const *kids);
+
+const char *expr_op_name(expr_op op);

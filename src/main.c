@@ -1,0 +1,207 @@
+/* main.c - the matdiff command line: options only (SPEC 4). */
+#include "driver.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef MATDIFF_VERSION
+#define MATDIFF_VERSION "0.1.0"
+#endif
+
+static const char usage[] =
+    "usage: matdiff [OPTIONS] EXPR            derivative of EXPR\n"
+    "       matdiff simplify [OPTIONS] [EXPR] simplified EXPR (stdin: one "
+    "per line)\n"
+    "       matdiff check [OPTIONS] FILE...   check identity files\n"
+    "       matdiff --help | --version\n"
+    "\n"
+    "options:\n"
+    "  -x, --wrt VAR        differentiate with respect to VAR (repeatable)\n"
+    "  -D, --let DECL       declare a symbol, e.g. -D 'A : symmetric(n)'\n"
+    "      --hessian        the Hessian instead of the gradient\n"
+    "      --layout L       denominator (default), numerator or mixed\n"
+    "  -f, --format F       text (default), latex or numpy\n"
+    "      --steps          show the derivation step by step\n"
+    "      --equation       print d/dX f = result\n"
+    "      --unicode        print with Unicode symbols\n"
+    "      --verify         check the result numerically first\n"
+    "      --rules FILE     add rules and functions from FILE\n"
+    "  -h, --help           this help\n"
+    "  -V, --version        the version\n"
+    "\n"
+    "An EXPR that starts with '-' follows '--': matdiff simplify -- '-x'.\n"
+    "See matdiff(1) for the language.\n";
+
+enum {
+  OPT_HESSIAN = 256,
+  OPT_LAYOUT,
+  OPT_STEPS,
+  OPT_EQUATION,
+  OPT_UNICODE,
+  OPT_VERIFY,
+  OPT_RULES,
+  OPT_SYMMETRIC,
+  OPT_TAP,
+};
+
+static int usage_error(const char *fmt, const char *arg) {
+  fputs("matdiff: error: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs("\nTry 'matdiff --help'.\n", stderr);
+  return 2;
+}
+
+static int not_yet(const char *what) {
+  fprintf(stderr,
+          "matdiff: error: %s is not implemented in this version (%s)\n",
+          what, MATDIFF_VERSION);
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"wrt", required_argument, NULL, 'x'},
+      {"let", required_argument, NULL, 'D'},
+      {"format", required_argument, NULL, 'f'},
+      {"hessian", no_argument, NULL, OPT_HESSIAN},
+      {"layout", required_argument, NULL, OPT_LAYOUT},
+      {"steps", no_argument, NULL, OPT_STEPS},
+      {"equation", no_argument, NULL, OPT_EQUATION},
+      {"unicode", no_argument, NULL, OPT_UNICODE},
+      {"verify", no_argument, NULL, OPT_VERIFY},
+      {"rules", required_argument, NULL, OPT_RULES},
+      {"symmetric", required_argument, NULL, OPT_SYMMETRIC},
+      {"tap", no_argument, NULL, OPT_TAP},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0},
+  };
+  md_options o = {0};
+  o.decls = calloc((size_t)argc + 1, sizeof *o.decls);
+  o.wrt = calloc((size_t)argc + 1, sizeof *o.wrt);
+  const char *pending = NULL; /* an option recognised but not built yet */
+  int c, rc;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":x:D:f:hV", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'x':
+      o.wrt[o.nwrt++] = optarg;
+      break;
+    case 'D':
+      o.decls[o.ndecls++] = optarg;
+      break;
+    case 'f':
+      if (strcmp(optarg, "text") == 0)
+        break;
+      if (strcmp(optarg, "latex") != 0 && strcmp(optarg, "numpy") != 0) {
+        rc = usage_error("unknown format '%s'; use text, latex or numpy",
+                         optarg);
+        goto done;
+      }
+      pending = strcmp(optarg, "latex") == 0 ? "--format latex"
+                                             : "--format numpy";
+      break;
+    case OPT_LAYOUT:
+      if (strcmp(optarg, "denominator") == 0)
+        break;
+      if (strcmp(optarg, "numerator") != 0 && strcmp(optarg, "mixed") != 0) {
+        rc = usage_error("unknown layout '%s'; use denominator, numerator "
+                         "or mixed",
+                         optarg);
+        goto done;
+      }
+      pending = "--layout";
+      break;
+    case OPT_SYMMETRIC:
+      pending = "--symmetric";
+      break;
+    case OPT_HESSIAN:
+      pending = "--hessian";
+      break;
+    case OPT_STEPS:
+      pending = "--steps";
+      break;
+    case OPT_EQUATION:
+      pending = "--equation";
+      break;
+    case OPT_UNICODE:
+      pending = "--unicode";
+      break;
+    case OPT_VERIFY:
+      pending = "--verify";
+      break;
+    case OPT_RULES:
+      pending = "--rules";
+      break;
+    case OPT_TAP:
+      pending = "--tap";
+      break;
+    case 'h':
+      fputs(usage, stdout);
+      rc = 0;
+      goto done;
+    case 'V':
+      printf("matdiff %s\n", MATDIFF_VERSION);
+      rc = 0;
+      goto done;
+    case ':':
+      rc = usage_error("option '%s' needs a value", argv[optind - 1]);
+      goto done;
+    default: {
+      /* An expression such as "-2 A" looks like options to getopt. */
+      char opt[3] = {'-', (char)optopt, '\0'};
+      bool letter = (optopt >= 'a' && optopt <= 'z') ||
+                    (optopt >= 'A' && optopt <= 'Z');
+      if (optopt && !letter)
+        rc = usage_error("unknown option '%s'; an expression that starts "
+                         "with '-' goes after '--'",
+                         opt);
+      else
+        rc = usage_error("unknown option '%s'",
+                         optopt ? opt : argv[optind - 1]);
+      goto done;
+    }
+    }
+  }
+  const char *cmd = NULL;
+  if (optind < argc && (strcmp(argv[optind], "simplify") == 0 ||
+                        strcmp(argv[optind], "check") == 0))
+    cmd = argv[optind++];
+  if (cmd && strcmp(cmd, "check") == 0) {
+    rc = not_yet("matdiff check");
+    goto done;
+  }
+  if (pending) {
+    rc = not_yet(pending);
+    goto done;
+  }
+  if (!cmd) {
+    rc = not_yet("differentiation (--wrt, matdiff EXPR)");
+    goto done;
+  }
+  if (optind + 1 < argc) {
+    rc = usage_error("one expression at a time: '%s' is one too many "
+                     "(quote the expression)",
+                     argv[optind + 1]);
+    goto done;
+  }
+  if (o.nwrt) {
+    rc = not_yet("differentiation (--wrt)");
+    goto done;
+  }
+  if (optind < argc) {
+    rc = md_cmd_simplify(&o, argv[optind], stdout, stderr);
+  } else if (!isatty(STDIN_FILENO)) {
+    rc = md_cmd_simplify_stream(&o, stdin, stdout, stderr);
+  } else {
+    rc = usage_error("%sno expression given", "");
+  }
+done:
+  free(o.decls);
+  free(o.wrt);
+  if (fflush(stdout) != 0 && rc == 0)
+    rc = 2;
+  return rc;
+}

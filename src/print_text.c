@@ -1,0 +1,271 @@
+/* print_text.c - expressions back to the language; see print_text.h. */
+#include "print_text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Precedence levels, loosest first (SPEC 2, operator table). */
+enum {
+  P_DIFF, /* d/dX f takes everything to its right */
+  P_SUM,
+  P_NEG,
+  P_PROD, /* * / .* ./ juxtaposition */
+  P_POST, /* ^T ^-1 ^k .^ */
+  P_ATOM,
+};
+
+typedef struct printer {
+  const md_ctx *ctx;
+  strbuf *out;
+  int in_norm; /* inside ||...||, where a juxtaposed || would close it */
+} printer;
+
+static int prec(const expr *e) {
+  switch ((expr_op)e->op) {
+  case E_NUM:
+    if (mpq_sgn(e->u.num) < 0)
+      return P_NEG;
+    return mpz_cmp_ui(mpq_denref(e->u.num), 1) == 0 ? P_ATOM : P_PROD;
+  case E_ADD:
+    return P_SUM;
+  case E_NEG:
+    return P_NEG;
+  case E_MUL:
+  case E_DIV:
+  case E_HAD:
+  case E_HDIV:
+    return P_PROD;
+  case E_TRANS:
+  case E_INV:
+  case E_POW:
+  case E_EPOW:
+    return P_POST;
+  case E_DIFF:
+    return P_DIFF;
+  default:
+    return P_ATOM;
+  }
+}
+
+static void print(printer *p, const expr *e);
+
+/* Prints E where the grammar wants level LEVEL; LEFT is the first operand
+ * of a product-level chain, which may itself be one (a / s b). */
+static void sub(printer *p, const expr *e, int level, bool left) {
+  int q = prec(e);
+  bool paren = q < level && !(left && level == P_PROD && q == P_PROD);
+  if (e->op == E_DIFF && level > P_DIFF)
+    paren = true;
+  if (paren)
+    sb_putc(p->out, '(');
+  print(p, e);
+  if (paren)
+    sb_putc(p->out, ')');
+}
+
+static void print_num(printer *p, const mpq_t q) {
+  char *s = mpq_get_str(NULL, 10, q);
+  sb_puts(p->out, s);
+  void (*freefn)(void *, size_t);
+  mp_get_memory_functions(NULL, NULL, &freefn);
+  freefn(s, strlen(s) + 1);
+}
+
+/* The exponent of ^ or .^: a bare non-negative integer, else in parens. */
+static void print_exponent(printer *p, const expr *k) {
+  if (prec(k) == P_ATOM) {
+    print_num(p, k->u.num);
+  } else {
+    sb_putc(p->out, '(');
+    print_num(p, k->u.num);
+    sb_putc(p->out, ')');
+  }
+}
+
+static void print_chain(printer *p, const expr *e, const char *op) {
+  sub(p, e->kid[0], P_PROD, true);
+  for (size_t i = 1; i < e->nkids; i++) {
+    sb_puts(p->out, op);
+    sub(p, e->kid[i], P_POST, false);
+  }
+}
+
+static void print(printer *p, const expr *e) {
+  strbuf *o = p->out;
+  switch ((expr_op)e->op) {
+  case E_NUM:
+    print_num(p, e->u.num);
+    return;
+  case E_SYM:
+    sb_puts(o, e->u.name);
+    return;
+  case E_IDENT:
+    sb_putc(o, 'I');
+    return;
+  case E_ONES:
+    sb_puts(o, "ones");
+    return;
+  case E_ADD:
+    sub(p, e->kid[0], P_SUM, false);
+    for (size_t i = 1; i < e->nkids; i++) {
+      const expr *t = e->kid[i];
+      bool last = i + 1 == e->nkids;
+      if (t->op == E_NEG) {
+        sb_puts(o, " - ");
+        sub(p, t->kid[0], last ? P_NEG : P_NEG, false);
+      } else if (expr_num_sgn(t) < 0) {
+        mpq_t q;
+        mpq_init(q);
+        mpq_neg(q, t->u.num);
+        sb_puts(o, " - ");
+        if (mpz_cmp_ui(mpq_denref(q), 1) == 0) {
+          print_num(p, q);
+        } else {
+          sb_putc(o, '(');
+          print_num(p, q);
+          sb_putc(o, ')');
+        }
+        mpq_clear(q);
+      } else {
+        sb_puts(o, " + ");
+        sub(p, t, P_NEG, false);
+      }
+    }
+    return;
+  case E_NEG:
+    sb_putc(o, '-');
+    /* -(-x) rather than --x, which reads like a typo */
+    sub(p, e->kid[0], e->kid[0]->op == E_NEG ? P_PROD : P_NEG, false);
+    return;
+  case E_MUL:
+    print_chain(p, e, " ");
+    return;
+  case E_DIV:
+    print_chain(p, e, " / ");
+    return;
+  case E_HAD:
+    print_chain(p, e, " .* ");
+    return;
+  case E_HDIV:
+    print_chain(p, e, " ./ ");
+    return;
+  case E_KRON:
+    /* kron(kron(a, b), c) re-parses to the flat a ⊗ b ⊗ c */
+    for (size_t i = 1; i < e->nkids; i++)
+      sb_puts(o, "kron(");
+    print(p, e->kid[0]);
+    for (size_t i = 1; i < e->nkids; i++) {
+      sb_puts(o, ", ");
+      print(p, e->kid[i]);
+      sb_putc(o, ')');
+    }
+    return;
+  case E_TRANS:
+    sub(p, e->kid[0], P_POST, false);
+    sb_puts(o, "^T");
+    return;
+  case E_INV:
+    if (e->kid[0]->op == E_TRANS) {
+      sub(p, e->kid[0]->kid[0], P_POST, false);
+      sb_puts(o, "^-T");
+    } else {
+      sub(p, e->kid[0], P_POST, false);
+      sb_puts(o, "^-1");
+    }
+    return;
+  case E_POW:
+    if (e->kid[0]->op == E_INV && prec(e->kid[1]) == P_ATOM) {
+      sub(p, e->kid[0]->kid[0], P_POST, false);
+      sb_puts(o, "^-");
+      print_num(p, e->kid[1]->u.num);
+      return;
+    }
+    sub(p, e->kid[0], P_POST, false);
+    sb_putc(o, '^');
+    print_exponent(p, e->kid[1]);
+    return;
+  case E_EPOW:
+    sub(p, e->kid[0], P_POST, false);
+    sb_puts(o, " .^ ");
+    print_exponent(p, e->kid[1]);
+    return;
+  case E_CALL: {
+    const fn_info *f = md_fn_get(p->ctx, e->u.fn);
+    if ((e->u.fn == FN_NORM2 || e->u.fn == FN_NORM1) && !p->in_norm) {
+      p->in_norm++;
+      sb_puts(o, "||");
+      print(p, e->kid[0]);
+      sb_puts(o, e->u.fn == FN_NORM1 ? "||_1" : "||");
+      p->in_norm--;
+      return;
+    }
+    int saved = p->in_norm;
+    p->in_norm = 0; /* inside parentheses a norm may open again */
+    sb_puts(o, f->name);
+    sb_putc(o, '(');
+    for (size_t i = 0; i < e->nkids; i++) {
+      if (i)
+        sb_puts(o, ", ");
+      print(p, e->kid[i]);
+    }
+    sb_putc(o, ')');
+    p->in_norm = saved;
+    return;
+  }
+  case E_INNER:
+    sb_putc(o, '<');
+    print(p, e->kid[0]);
+    sb_puts(o, ", ");
+    print(p, e->kid[1]);
+    sb_putc(o, '>');
+    return;
+  case E_DIFF: {
+    const expr *x = e->kid[1];
+    if (x->op == E_SYM && strcmp(x->u.name, "elta") != 0) {
+      sb_printf(o, "d/d%s ", x->u.name);
+      print(p, e->kid[0]);
+    } else if (x->op == E_CALL && x->kid[0]->op == E_SYM) {
+      sb_printf(o, "d/dvec(%s) ", x->kid[0]->u.name);
+      print(p, e->kid[0]);
+    } else {
+      sb_puts(o, "diff(");
+      print(p, e->kid[0]);
+      sb_puts(o, ", ");
+      print(p, x);
+      sb_putc(o, ')');
+    }
+    return;
+  }
+  case E_HESS:
+    sb_puts(o, "hess(");
+    print(p, e->kid[0]);
+    sb_puts(o, ", ");
+    print(p, e->kid[1]);
+    sb_putc(o, ')');
+    return;
+  case E_TUPLE:
+    sb_putc(o, '(');
+    for (size_t i = 0; i < e->nkids; i++) {
+      if (i)
+        sb_puts(o, ", ");
+      print(p, e->kid[i]);
+    }
+    sb_putc(o, ')');
+    return;
+  case E_NOPS:
+    break;
+  }
+  sb_puts(o, "?");
+}
+
+void md_print_text(strbuf *out, const md_ctx *ctx, const expr *e) {
+  printer p = {ctx, out, 0};
+  print(&p, e);
+}
+
+char *md_print_text_alloc(const md_ctx *ctx, const expr *e) {
+  strbuf b;
+  sb_init(&b);
+  md_print_text(&b, ctx, e);
+  return sb_take(&b);
+}

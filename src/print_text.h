@@ -1,0 +1,17 @@
+/*
+ * print_text.h - the text printer: the language itself, re-parseable.
+ *
+ * Output uses ^T, ^-1, juxtaposition for products, minimal parentheses
+ * and exact rationals.  Parsing the output gives back the very same node
+ * (see the invariants in expr.h).  The printer never changes the DAG.
+ */
+#pragma once
+
+#include "expr.h"
+#include "strbuf.h"
+
+#include <stdio.h>
+
+void md_print_text(strbuf *out, const md_ctx *ctx, const expr *e);
+/* The text of E in a new string the caller frees. */
+char *md_print_text_alloc(const md_ctx *ctx, const expr *e);

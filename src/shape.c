@@ -1,0 +1,721 @@
+/* shape.c - shape inference with symbolic dimensions; see shape.h. */
+#include "shape.h"
+
+#include "print_text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- environment ---- */
+
+void md_env_init(md_env *env) { *env = (md_env){0}; }
+void md_env_clear(md_env *env) {
+  free(env->v);
+  md_env_init(env);
+}
+
+void md_env_add(md_env *env, const md_decl *d) {
+  if (env->n == env->cap) {
+    env->cap = env->cap ? 2 * env->cap : 8;
+    env->v = xreallocarray(env->v, env->cap, sizeof *env->v);
+  }
+  env->v[env->n++] = *d;
+}
+
+const md_decl *md_env_find(const md_env *env, const char *name) {
+  for (size_t i = env->n; i-- > 0;)
+    if (env->v[i].name == name)
+      return &env->v[i];
+  return NULL;
+}
+
+/* ---- dimensions ---- */
+
+typedef enum { D_INT, D_VAR, D_NAME, D_MUL } dim_kind;
+
+typedef struct dim_rec {
+  dim_kind kind;
+  md_dim parent; /* union-find; self when a root */
+  long value;    /* D_INT */
+  const char *name; /* D_NAME; for D_VAR a display name given lazily */
+  md_dim a, b;   /* D_MUL */
+} dim_rec;
+
+typedef struct sym_shape {
+  const char *name;
+  md_shape sh;
+} sym_shape;
+
+struct md_shapes {
+  md_ctx *ctx;
+  const md_env *env;
+  dim_rec *d;
+  size_t nd, capd;
+  md_dim one;
+  sym_shape *syms;
+  size_t nsyms, capsyms;
+  md_shape *node;   /* by node id */
+  uint8_t *known;   /* by node id */
+  size_t nnode;
+  unsigned nextname;
+  /* the inference in progress */
+  const md_parsed *locs;
+  const md_source *src;
+  md_errors *err;
+};
+
+static md_dim dim_new(md_shapes *s, dim_rec r) {
+  if (s->nd == s->capd) {
+    s->capd = s->capd ? 2 * s->capd : 64;
+    s->d = xreallocarray(s->d, s->capd, sizeof *s->d);
+  }
+  r.parent = (md_dim)s->nd;
+  s->d[s->nd] = r;
+  return (md_dim)s->nd++;
+}
+
+static md_dim find(md_shapes *s, md_dim x) {
+  while (s->d[x].parent != x) {
+    s->d[x].parent = s->d[s->d[x].parent].parent;
+    x = s->d[x].parent;
+  }
+  return x;
+}
+
+static md_dim dim_int(md_shapes *s, long v) {
+  if (v == 1 && s->nd > 0)
+    return s->one;
+  for (size_t i = 0; i < s->nd; i++)
+    if (s->d[i].kind == D_INT && s->d[i].value == v && s->d[i].parent == i)
+      return (md_dim)i;
+  return dim_new(s, (dim_rec){.kind = D_INT, .value = v});
+}
+
+static md_dim dim_var(md_shapes *s) {
+  return dim_new(s, (dim_rec){.kind = D_VAR});
+}
+
+static md_dim dim_name(md_shapes *s, const char *name) {
+  for (size_t i = 0; i < s->nd; i++)
+    if (s->d[i].kind == D_NAME && s->d[i].name == name)
+      return find(s, (md_dim)i);
+  return dim_new(s, (dim_rec){.kind = D_NAME, .name = name});
+}
+
+static md_dim dim_mul(md_shapes *s, md_dim a, md_dim b) {
+  a = find(s, a);
+  b = find(s, b);
+  if (a == s->one)
+    return b;
+  if (b == s->one)
+    return a;
+  if (s->d[a].kind == D_INT && s->d[b].kind == D_INT &&
+      s->d[a].value <= 1000000000L / s->d[b].value)
+    return dim_int(s, s->d[a].value * s->d[b].value);
+  return dim_new(s, (dim_rec){.kind = D_MUL, .a = a, .b = b});
+}
+
+static bool occurs(md_shapes *s, md_dim v, md_dim t) {
+  t = find(s, t);
+  if (t == v)
+    return true;
+  if (s->d[t].kind == D_MUL)
+    return occurs(s, v, s->d[t].a) || occurs(s, v, s->d[t].b);
+  return false;
+}
+
+/* Makes A and B the same size, or says they cannot be. */
+static bool unify(md_shapes *s, md_dim a, md_dim b) {
+  a = find(s, a);
+  b = find(s, b);
+  if (a == b)
+    return true;
+  dim_rec *ra = &s->d[a], *rb = &s->d[b];
+  if (rb->kind == D_VAR) {
+    md_dim t = a;
+    a = b;
+    b = t;
+    ra = &s->d[a];
+    rb = &s->d[b];
+  }
+  if (ra->kind == D_VAR) {
+    /* Unknown sizes are never 1 (a matrix stays a matrix). */
+    if (b == s->one || occurs(s, a, b))
+      return false;
+    ra->parent = b;
+    return true;
+  }
+  if (ra->kind == D_MUL && rb->kind == D_MUL)
+    return unify(s, ra->a, rb->a) && unify(s, ra->b, rb->b);
+  if (ra->kind == D_INT && rb->kind == D_INT)
+    return ra->value == rb->value;
+  return false;
+}
+
+bool md_dim_is_one(md_shapes *s, md_dim d) { return find(s, d) == s->one; }
+bool md_dim_equal(md_shapes *s, md_dim a, md_dim b) {
+  return find(s, a) == find(s, b);
+}
+bool md_shape_is_scalar(md_shapes *s, md_shape sh) {
+  return md_dim_is_one(s, sh.r) && md_dim_is_one(s, sh.c);
+}
+bool md_shape_is_vector(md_shapes *s, md_shape sh) {
+  return !md_dim_is_one(s, sh.r) && md_dim_is_one(s, sh.c);
+}
+
+/* Names for unknown sizes in messages: the first free of these. */
+static const char *const pool[] = {"m", "n", "p", "q", "r", "s", "k",
+                                   "l", "t", "u", "v", "w"};
+
+static bool name_taken(md_shapes *s, const char *nm) {
+  for (size_t i = 0; i < s->nd; i++)
+    if ((s->d[i].kind == D_NAME || s->d[i].kind == D_VAR) && s->d[i].name &&
+        strcmp(s->d[i].name, nm) == 0)
+      return true;
+  if (s->env)
+    for (size_t i = 0; i < s->env->n; i++)
+      for (int j = 0; j < 2; j++)
+        if (s->env->v[i].dim[j].name &&
+            strcmp(s->env->v[i].dim[j].name, nm) == 0)
+          return true;
+  return false;
+}
+
+static void dim_format(md_shapes *s, md_dim d, char *buf, size_t size) {
+  d = find(s, d);
+  dim_rec *r = &s->d[d];
+  switch (r->kind) {
+  case D_INT:
+    snprintf(buf, size, "%ld", r->value);
+    return;
+  case D_NAME:
+    snprintf(buf, size, "%s", r->name);
+    return;
+  case D_VAR:
+    if (!r->name) {
+      char tmp[32];
+      for (;;) {
+        unsigned i = s->nextname++;
+        if (i < sizeof pool / sizeof pool[0])
+          snprintf(tmp, sizeof tmp, "%s", pool[i]);
+        else
+          snprintf(tmp, sizeof tmp, "d%u",
+                   i - (unsigned)(sizeof pool / sizeof pool[0]) + 1);
+        if (!name_taken(s, tmp))
+          break;
+      }
+      r = &s->d[d];
+      r->name = md_intern(s->ctx, tmp, strlen(tmp));
+    }
+    snprintf(buf, size, "%s", r->name);
+    return;
+  case D_MUL: {
+    char a[30], b[30];
+    dim_format(s, r->a, a, sizeof a);
+    dim_format(s, s->d[d].b, b, sizeof b);
+    snprintf(buf, size, "%s·%s", a, b);
+    return;
+  }
+  }
+}
+
+void md_shape_format(md_shapes *s, md_shape sh, char *buf, size_t size) {
+  char r[64], c[64];
+  dim_format(s, sh.r, r, sizeof r);
+  dim_format(s, sh.c, c, sizeof c);
+  snprintf(buf, size, "%s×%s", r, c);
+}
+
+/* ---- symbols ---- */
+
+static const char *const greek[] = {
+    "alpha", "beta",  "gamma",   "delta", "epsilon", "zeta",
+    "eta",   "theta", "iota",    "kappa", "lambda",  "mu",
+    "nu",    "xi",    "omicron", "pi",    "rho",     "sigma",
+    "tau",   "upsilon", "phi",   "chi",   "psi",     "omega"};
+
+md_kind md_default_kind(const char *name) {
+  if (name[0] >= 'A' && name[0] <= 'Z')
+    return K_MATRIX;
+  for (size_t i = 0; i < sizeof greek / sizeof greek[0]; i++) {
+    size_t n = strlen(greek[i]);
+    if (strncmp(name, greek[i], n) != 0)
+      continue;
+    /* lambda, lambda1, lambda_max: all scalars */
+    const char *p = name + n;
+    if (*p == '_' || *p == '\0')
+      return K_SCALAR;
+    while (*p >= '0' && *p <= '9')
+      p++;
+    if (*p == '\0')
+      return K_SCALAR;
+  }
+  return K_VECTOR;
+}
+
+md_kind md_shape_sym_kind(md_shapes *s, const expr *sym) {
+  const md_decl *d = s->env ? md_env_find(s->env, sym->u.name) : NULL;
+  return d ? d->kind : md_default_kind(sym->u.name);
+}
+
+static md_dim dim_from_spec(md_shapes *s, md_dimspec sp) {
+  if (sp.name)
+    return dim_name(s, sp.name);
+  if (sp.value > 0)
+    return dim_int(s, sp.value);
+  return dim_var(s);
+}
+
+static md_shape sym_shape_of(md_shapes *s, const expr *sym) {
+  for (size_t i = 0; i < s->nsyms; i++)
+    if (s->syms[i].name == sym->u.name)
+      return s->syms[i].sh;
+  const md_decl *d = s->env ? md_env_find(s->env, sym->u.name) : NULL;
+  md_kind k = d ? d->kind : md_default_kind(sym->u.name);
+  md_shape sh;
+  switch (k) {
+  case K_SCALAR:
+    sh = (md_shape){s->one, s->one};
+    break;
+  case K_VECTOR:
+    sh = (md_shape){d ? dim_from_spec(s, d->dim[0]) : dim_var(s), s->one};
+    break;
+  case K_MATRIX:
+    sh.r = d ? dim_from_spec(s, d->dim[0]) : dim_var(s);
+    sh.c = d ? dim_from_spec(s, d->dim[1]) : dim_var(s);
+    break;
+  default: /* square kinds */
+    sh.r = sh.c = d ? dim_from_spec(s, d->dim[0]) : dim_var(s);
+    break;
+  }
+  if (s->nsyms == s->capsyms) {
+    s->capsyms = s->capsyms ? 2 * s->capsyms : 16;
+    s->syms = xreallocarray(s->syms, s->capsyms, sizeof *s->syms);
+  }
+  s->syms[s->nsyms++] = (sym_shape){sym->u.name, sh};
+  return sh;
+}
+
+/* ---- inference ---- */
+
+md_shapes *md_shapes_new(md_ctx *ctx, const md_env *env) {
+  md_shapes *s = xcalloc(1, sizeof *s);
+  s->ctx = ctx;
+  s->env = env;
+  s->one = dim_new(s, (dim_rec){.kind = D_INT, .value = 1});
+  return s;
+}
+
+void md_shapes_free(md_shapes *s) {
+  if (!s)
+    return;
+  free(s->d);
+  free(s->syms);
+  free(s->node);
+  free(s->known);
+  free(s);
+}
+
+static void ensure_nodes(md_shapes *s) {
+  size_t n = md_ctx_nnodes(s->ctx);
+  if (n <= s->nnode)
+    return;
+  if (n < 2 * s->nnode)
+    n = 2 * s->nnode;
+  s->node = xreallocarray(s->node, n, sizeof *s->node);
+  s->known = xrealloc(s->known, n);
+  memset(s->known + s->nnode, 0, n - s->nnode);
+  s->nnode = n;
+}
+
+bool md_shape_known(const md_shapes *s, const expr *e) {
+  return e->id < s->nnode && s->known[e->id];
+}
+
+md_shape md_shape_of(md_shapes *s, const expr *e) {
+  if (e->id < s->nnode && s->known[e->id])
+    return s->node[e->id];
+  return (md_shape){s->one, s->one};
+}
+
+/* A fresh copy of a closed term's shape: its unknowns renamed. */
+static md_dim inst_dim(md_shapes *s, md_dim d, md_dim *from, md_dim *to,
+                       size_t *n) {
+  d = find(s, d);
+  switch (s->d[d].kind) {
+  case D_VAR:
+    for (size_t i = 0; i < *n; i++)
+      if (from[i] == d)
+        return to[i];
+    if (*n < 8) {
+      from[*n] = d;
+      to[*n] = dim_var(s);
+      return to[(*n)++];
+    }
+    return dim_var(s);
+  case D_MUL: {
+    md_dim a = inst_dim(s, s->d[d].a, from, to, n);
+    md_dim b = inst_dim(s, s->d[d].b, from, to, n);
+    return dim_mul(s, a, b);
+  }
+  default:
+    return d;
+  }
+}
+
+static md_shape instantiate(md_shapes *s, md_shape sh) {
+  md_dim from[8], to[8];
+  size_t n = 0;
+  md_shape r;
+  r.r = inst_dim(s, sh.r, from, to, &n);
+  r.c = inst_dim(s, sh.c, from, to, &n);
+  return r;
+}
+
+/* Text of E for a message: its source if we have it, else printed. */
+static void describe(md_shapes *s, const expr *e, md_loc loc, char *buf,
+                     size_t size) {
+  if (s->src && md_loc_valid(loc) && loc.end > loc.begin &&
+      loc.end <= s->src->len && loc.end - loc.begin < 48) {
+    snprintf(buf, size, "%.*s", (int)(loc.end - loc.begin),
+             s->src->text + loc.begin);
+    return;
+  }
+  char *t = md_print_text_alloc(s->ctx, e);
+  if (strlen(t) > 47)
+    snprintf(buf, size, "%.44s...", t);
+  else
+    snprintf(buf, size, "%s", t);
+  free(t);
+}
+
+static md_loc loc_of(md_shapes *s, const expr *e, md_loc dflt) {
+  md_loc l = s->locs ? md_parsed_loc(s->locs, e) : MD_NOLOC;
+  return md_loc_valid(l) ? l : dflt;
+}
+
+/* "x (n×1)", "s (scalar)" */
+static void operand(md_shapes *s, const expr *e, md_loc loc, md_shape sh,
+                    char *buf, size_t size) {
+  char text[64], shp[160];
+  describe(s, e, loc, text, sizeof text);
+  if (md_shape_is_scalar(s, sh))
+    snprintf(shp, sizeof shp, "scalar");
+  else
+    md_shape_format(s, sh, shp, sizeof shp);
+  snprintf(buf, size, "%s (%s)", text, shp);
+}
+
+#define FAIL(loc, ...)                                                      \
+  do {                                                                      \
+    md_error_at(s->err, s->src, (loc), __VA_ARGS__);                        \
+    return false;                                                           \
+  } while (0)
+
+static bool infer(md_shapes *s, expr *e, md_loc ploc, md_shape *out);
+
+static bool is_const_scalar(md_shapes *s, const expr *e, md_shape sh) {
+  return (e->flags & EF_CONST) && md_shape_is_scalar(s, sh);
+}
+
+/* The rules of SPEC 2 for one node, given its kids' shapes. */
+static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
+                       md_shape *out) {
+  char a[256], b[256], da[64], db[64];
+  md_shape one = {s->one, s->one};
+  switch ((expr_op)e->op) {
+  case E_NUM:
+    *out = one;
+    return true;
+  case E_SYM:
+    *out = sym_shape_of(s, e);
+    return true;
+  case E_IDENT: {
+    md_dim v = dim_var(s);
+    *out = (md_shape){v, v};
+    return true;
+  }
+  case E_ONES:
+    *out = (md_shape){dim_var(s), s->one};
+    return true;
+  case E_ADD: {
+    /* A numeric constant broadcasts; a scalar symbol does not. */
+    size_t first = e->nkids;
+    for (size_t i = 0; i < e->nkids; i++)
+      if (!is_const_scalar(s, e->kid[i], k[i])) {
+        first = i;
+        break;
+      }
+    if (first == e->nkids) {
+      *out = one;
+      return true;
+    }
+    md_shape acc = k[first];
+    for (size_t i = first + 1; i < e->nkids; i++) {
+      if (is_const_scalar(s, e->kid[i], k[i]))
+        continue;
+      if (unify(s, acc.r, k[i].r) && unify(s, acc.c, k[i].c))
+        continue;
+      md_loc li = loc_of(s, e->kid[i], loc), l0 = loc_of(s, e->kid[first], loc);
+      operand(s, e->kid[first], l0, acc, a, sizeof a);
+      operand(s, e->kid[i], li, k[i], b, sizeof b);
+      if (md_shape_is_scalar(s, k[i]) || md_shape_is_scalar(s, acc))
+        FAIL(li,
+             "cannot add %s and %s: only a number broadcasts; write s I "
+             "or s ones for a scalar s",
+             a, b);
+      FAIL(li, "cannot add %s and %s", a, b);
+    }
+    *out = acc;
+    return true;
+  }
+  case E_NEG:
+  case E_TRANS:
+  case E_EPOW:
+    *out = e->op == E_TRANS ? (md_shape){k[0].c, k[0].r} : k[0];
+    return true;
+  case E_MUL: {
+    md_shape acc = k[0];
+    for (size_t i = 1; i < e->nkids; i++) {
+      if (md_shape_is_scalar(s, acc)) {
+        acc = k[i];
+        continue;
+      }
+      if (md_shape_is_scalar(s, k[i]))
+        continue;
+      if (unify(s, acc.c, k[i].r)) {
+        acc.c = k[i].c;
+        continue;
+      }
+      md_loc l0 = loc_of(s, e->kid[0], loc);
+      md_loc li = loc_of(s, e->kid[i - 1], loc);
+      md_loc lk = loc_of(s, e->kid[i], loc);
+      expr *left = expr_mul_n(s->ctx, e->kid, i);
+      operand(s, left, md_loc_span(l0, li), acc, a, sizeof a);
+      operand(s, e->kid[i], lk, k[i], b, sizeof b);
+      dim_format(s, acc.c, da, sizeof da);
+      dim_format(s, k[i].r, db, sizeof db);
+      FAIL(lk, "cannot multiply %s by %s when %s ≠ %s", a, b, da, db);
+    }
+    *out = acc;
+    return true;
+  }
+  case E_DIV:
+    if (expr_is_zero(e->kid[1]))
+      FAIL(loc_of(s, e->kid[1], loc), "division by zero");
+    if (!md_shape_is_scalar(s, k[1])) {
+      operand(s, e->kid[1], loc_of(s, e->kid[1], loc), k[1], b, sizeof b);
+      FAIL(loc_of(s, e->kid[1], loc),
+           "can only divide by a scalar, not by %s; use ./ to divide "
+           "element-wise",
+           b);
+    }
+    *out = k[0];
+    return true;
+  case E_HAD:
+  case E_HDIV: {
+    md_shape acc = k[0];
+    for (size_t i = 1; i < e->nkids; i++) {
+      if (md_shape_is_scalar(s, acc)) {
+        acc = k[i];
+        continue;
+      }
+      if (md_shape_is_scalar(s, k[i]))
+        continue;
+      if (unify(s, acc.r, k[i].r) && unify(s, acc.c, k[i].c))
+        continue;
+      md_loc li = loc_of(s, e->kid[i], loc);
+      operand(s, e->kid[i - 1], loc_of(s, e->kid[i - 1], loc), acc, a,
+              sizeof a);
+      operand(s, e->kid[i], li, k[i], b, sizeof b);
+      FAIL(li, "cannot %s element-wise %s and %s",
+           e->op == E_HAD ? "multiply" : "divide", a, b);
+    }
+    if (e->op == E_HDIV && expr_is_zero(e->kid[1]))
+      FAIL(loc_of(s, e->kid[1], loc), "division by zero");
+    *out = acc;
+    return true;
+  }
+  case E_KRON: {
+    md_shape acc = k[0];
+    for (size_t i = 1; i < e->nkids; i++)
+      acc = (md_shape){dim_mul(s, acc.r, k[i].r), dim_mul(s, acc.c, k[i].c)};
+    *out = acc;
+    return true;
+  }
+  case E_INV:
+    if (!unify(s, k[0].r, k[0].c)) {
+      operand(s, e->kid[0], loc_of(s, e->kid[0], loc), k[0], a, sizeof a);
+      FAIL(loc, "cannot invert %s: it is not square", a);
+    }
+    *out = k[0];
+    return true;
+  case E_POW: {
+    if (md_shape_is_scalar(s, k[0])) {
+      *out = k[0];
+      return true;
+    }
+    long n;
+    operand(s, e->kid[0], loc_of(s, e->kid[0], loc), k[0], a, sizeof a);
+    if (!expr_is_int(e->kid[1], &n))
+      FAIL(loc,
+           "the power of a matrix needs an integer exponent; %s is not a "
+           "scalar (for element-wise powers use .^)",
+           a);
+    if (!unify(s, k[0].r, k[0].c))
+      FAIL(loc, "cannot raise %s to a power: it is not square", a);
+    *out = k[0];
+    return true;
+  }
+  case E_CALL: {
+    const fn_info *f = md_fn_get(s->ctx, e->u.fn);
+    md_loc l0 = loc_of(s, e->kid[0], loc);
+    operand(s, e->kid[0], l0, k[0], a, sizeof a);
+    switch (f->cls) {
+    case FC_ELEMWISE:
+      *out = k[0];
+      return true;
+    case FC_SQUARE_TO_SC:
+      if (!unify(s, k[0].r, k[0].c))
+        FAIL(l0, "%s needs a square matrix, not %s", f->name, a);
+      *out = one;
+      return true;
+    case FC_ANY_TO_SC:
+      *out = one;
+      return true;
+    case FC_VEC_TO_VEC:
+      if (md_shape_is_scalar(s, k[0]) || !unify(s, k[0].c, s->one))
+        FAIL(l0, "%s needs a vector, not %s", f->name, a);
+      *out = k[0];
+      return true;
+    case FC_DIAG:
+      if (md_shape_is_scalar(s, k[0])) {
+        *out = one;
+        return true;
+      }
+      if (md_dim_is_one(s, k[0].c)) {
+        *out = (md_shape){k[0].r, k[0].r};
+        return true;
+      }
+      if (!unify(s, k[0].r, k[0].c))
+        FAIL(l0, "diag needs a vector or a square matrix, not %s", a);
+      *out = (md_shape){k[0].r, s->one};
+      return true;
+    case FC_VEC:
+      *out = (md_shape){dim_mul(s, k[0].r, k[0].c), s->one};
+      return true;
+    }
+    return false;
+  }
+  case E_INNER:
+    if (!unify(s, k[0].r, k[1].r) || !unify(s, k[0].c, k[1].c)) {
+      md_loc l1 = loc_of(s, e->kid[1], loc);
+      operand(s, e->kid[0], loc_of(s, e->kid[0], loc), k[0], a, sizeof a);
+      operand(s, e->kid[1], l1, k[1], b, sizeof b);
+      FAIL(l1, "cannot take the inner product of %s and %s", a, b);
+    }
+    *out = one;
+    return true;
+  case E_DIFF:
+  case E_HESS: {
+    md_shape f = k[0], x = k[1];
+    md_loc lf = loc_of(s, e->kid[0], loc);
+    operand(s, e->kid[0], lf, f, a, sizeof a);
+    operand(s, e->kid[1], loc_of(s, e->kid[1], loc), x, b, sizeof b);
+    bool fs = md_shape_is_scalar(s, f), xs = md_shape_is_scalar(s, x);
+    bool fv = md_shape_is_vector(s, f), xv = md_shape_is_vector(s, x);
+    if (e->op == E_HESS) {
+      if (!fs)
+        FAIL(lf, "hess needs a scalar function, not %s", a);
+      if (!xs && !xv)
+        FAIL(loc,
+             "hess needs a scalar or vector variable, not %s; use "
+             "hess(f, vec(X))",
+             b);
+      *out = (md_shape){x.r, x.r};
+      return true;
+    }
+    if (fs) {
+      *out = x;
+      return true;
+    }
+    if (xs) {
+      /* d/ds of a vector is a row (denominator layout), of a matrix the
+       * element-wise derivative. */
+      *out = fv ? (md_shape){s->one, f.r} : f;
+      return true;
+    }
+    if (fv && xv) {
+      *out = (md_shape){x.r, f.r};
+      return true;
+    }
+    FAIL(loc,
+         "the derivative of %s with respect to %s is a tensor; "
+         "differentiate vec(...) with respect to vec(...) instead",
+         a, b);
+  }
+  case E_TUPLE:
+    FAIL(loc, "a list in parentheses is only allowed as the arguments of "
+              "a function");
+  case E_NOPS:
+    break;
+  }
+  FAIL(loc, "internal error: unknown node");
+}
+
+static bool infer(md_shapes *s, expr *e, md_loc ploc, md_shape *out) {
+  md_loc loc = loc_of(s, e, ploc);
+  if (e->id < s->nnode && s->known[e->id]) {
+    *out = (e->flags & EF_CLOSED) ? instantiate(s, s->node[e->id])
+                                  : s->node[e->id];
+    return true;
+  }
+  md_shape small[4];
+  md_shape *k = e->nkids <= 4 ? small
+                              : xreallocarray(NULL, e->nkids, sizeof *k);
+  bool ok = true;
+  for (size_t i = 0; ok && i < e->nkids; i++)
+    ok = infer(s, e->kid[i], loc, &k[i]);
+  if (ok)
+    ok = infer_node(s, e, loc, k, out);
+  if (k != small)
+    free(k);
+  if (!ok)
+    return false;
+  ensure_nodes(s);
+  s->node[e->id] = *out;
+  s->known[e->id] = 1;
+  /* A closed term's recorded shape is its scheme: never unified itself. */
+  if (e->flags & EF_CLOSED)
+    *out = instantiate(s, *out);
+  return true;
+}
+
+bool md_shape_infer(md_shapes *s, expr *e, const md_parsed *locs,
+                    const md_source *src, md_errors *err, md_shape *out) {
+  s->locs = locs;
+  s->src = src;
+  s->err = err;
+  md_shape sh;
+  bool ok = infer(s, e, MD_NOLOC, &sh);
+  if (ok && out)
+    *out = sh;
+  s->locs = NULL;
+  s->src = NULL;
+  s->err = NULL;
+  return ok;
+}
+
+bool md_shape_derive(md_shapes *s, expr *e) {
+  if (e->id < s->nnode && s->known[e->id])
+    return true;
+  md_errors err;
+  md_errors_init(&err);
+  s->err = &err;
+  md_shape sh;
+  bool ok = infer(s, e, MD_NOLOC, &sh);
+  s->err = NULL;
+  md_errors_clear(&err);
+  return ok;
+}

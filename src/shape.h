@@ -1,0 +1,72 @@
+/*
+ * shape.h - kinds, symbolic dimensions and their unification.
+ *
+ * Every expression has a shape rows×cols whose sizes are dimensions:
+ * integers, names declared with let (rigid: m and n are different sizes),
+ * unknowns (unified as the expression demands) and products of these
+ * (kron, vec).  A 1×1 shape is a scalar, k×1 a vector, anything else a
+ * matrix.  Unknown sizes are never 1: a matrix symbol stays a matrix.
+ *
+ * An md_shapes holds one inference: the dimensions, the shape of each
+ * symbol (from an md_env of declarations, or from its name) and of each
+ * node inferred so far.  Use one per expression, or one per identity
+ * (both sides share their sizes).  Closed terms (no symbol: I, ones,
+ * 2 I) are polymorphic: each occurrence gets sizes of its own, so the
+ * shape recorded for such a node is only its most general form.
+ *
+ * Ownership: an md_env owns its declaration array (names are interned in
+ * the context); an md_shapes owns its tables, not the nodes.
+ */
+#pragma once
+
+#include "diag.h"
+#include "expr.h"
+#include "parse.h"
+
+typedef uint32_t md_dim;
+
+typedef struct md_shape {
+  md_dim r, c;
+} md_shape;
+
+/* Declarations in scope: a later one of the same name wins. */
+typedef struct md_env {
+  md_decl *v;
+  size_t n, cap;
+} md_env;
+
+void md_env_init(md_env *env);
+void md_env_clear(md_env *env);
+void md_env_add(md_env *env, const md_decl *d);
+/* The declaration of NAME (interned), or NULL. */
+const md_decl *md_env_find(const md_env *env, const char *name);
+
+typedef struct md_shapes md_shapes;
+
+md_shapes *md_shapes_new(md_ctx *ctx, const md_env *env);
+void md_shapes_free(md_shapes *s);
+
+/* Infers the shape of E and everything below it.  LOCS (may be NULL)
+ * places errors in SRC.  Returns false after adding one error to ERR. */
+bool md_shape_infer(md_shapes *s, expr *e, const md_parsed *locs,
+                    const md_source *src, md_errors *err, md_shape *out);
+/* The shape of a node already inferred (or created from inferred kids by
+ * md_shape_derive). */
+md_shape md_shape_of(md_shapes *s, const expr *e);
+bool md_shape_known(const md_shapes *s, const expr *e);
+/* Infers a node built after inference from kids whose shapes are known;
+ * false if the kids do not fit. */
+bool md_shape_derive(md_shapes *s, expr *e);
+
+bool md_shape_is_scalar(md_shapes *s, md_shape sh);
+bool md_shape_is_vector(md_shapes *s, md_shape sh); /* k×1, k not 1 */
+bool md_dim_is_one(md_shapes *s, md_dim d);
+bool md_dim_equal(md_shapes *s, md_dim a, md_dim b);
+
+/* The declared or default kind of a symbol. */
+md_kind md_shape_sym_kind(md_shapes *s, const expr *sym);
+/* Default kind by name: A is a matrix, alpha a scalar, x a vector. */
+md_kind md_default_kind(const char *name);
+
+/* Writes "m×n" (or "m·n×1", "3×3") into BUF. */
+void md_shape_format(md_shapes *s, md_shape sh, char *buf, size_t size);
