@@ -31,13 +31,20 @@ struct md_pstate {
   int start;       /* first token: selects the start symbol */
   int last_tok;    /* previous token, for "||" */
   int nesting;     /* brackets open */
-  int norm_depth;  /* norms open */
+  /* the kind of each open bracket: '(' '<' '{' or 'n' for a norm */
+  char open[MD_MAX_NESTING + 2];
+  uint32_t last_end; /* where the previous token ended */
   /* declarations and bindings collected for the current statement */
   md_decl *decls;
   size_t ndecls, capdecls;
   expr **bind_from, **bind_to;
   size_t nbind, capbind;
   arena tmp; /* lists being collected; dropped whole after the parse */
+  const char *last_ident; /* name of the last IDENT token */
+  md_loc last_ident_loc;
+  /* '(' right after an identifier, for "unknown function 'f'" */
+  struct call_paren { uint32_t offset; const char *name; md_loc at; } *cp;
+  size_t ncp, capcp;
 };
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                         \
@@ -257,7 +264,8 @@ term
   | '-' term            { NODE($$, expr_neg(st->ctx, $2), @$); }
   | DDX sum %prec DIFF  {
       expr *x, *f;
-      if (!(x = make_var(st, $1, @1)))
+      /* the variable's place is its name, after "d/d" */
+      if (!(x = make_var(st, $1, (md_loc){@1.begin + 3, @1.end})))
         YYABORT;
       NODE(f, list_close(st, $2), @2);
       NODE($$, expr_diff(st->ctx, f, x), @$);
@@ -277,13 +285,6 @@ term
 product
   : kron                { $$ = list_new(E_MUL, $1, @1); }
   | product kron        {
-      if ($2->op == E_TUPLE) {
-        expr *f = $1->v[$1->n - 1];
-        if (f->op == E_SYM)
-          ERROR_AT(@1, "unknown function '%s'", f->u.name);
-        ERROR_AT(@2, "a list in parentheses is only allowed as the "
-                     "arguments of a function");
-      }
       if ($1->op != E_MUL) {
         expr *c;
         NODE(c, list_close(st, $1), @1);
@@ -364,17 +365,13 @@ primary
   | ONES                { NODE($$, expr_ones(st->ctx), @1); }
   | '(' expr ')'        { $$ = $2; }
   | '(' expr ',' args ')' {
-      expr *v[2] = {$2, $4};
-      if ($4->op == E_TUPLE) {
-        size_t n = $4->nkids;
-        expr **w = xreallocarray(NULL, n + 1, sizeof *w);
-        w[0] = $2;
-        memcpy(w + 1, $4->kid, n * sizeof *w);
-        NODE($$, expr_tuple(st->ctx, w, n + 1), @$);
-        free(w);
-      } else {
-        NODE($$, expr_tuple(st->ctx, v, 2), @$);
-      }
+      /* f(a, b) with f not a function: name it rather than complain
+       * about the comma. */
+      for (size_t i = 0; i < st->ncp; i++)
+        if (st->cp[i].offset == @1.begin)
+          ERROR_AT(st->cp[i].at, "unknown function '%s'", st->cp[i].name);
+      ERROR_AT(@$, "a list in parentheses is only allowed as the arguments "
+                   "of a function");
     }
   | FUNC '(' args ')'   {
       if (!($$ = make_call(st, $1, $3, @$, @1)))
@@ -671,25 +668,41 @@ static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
     return tok;
   }
   tok = md_yylex(lval, lloc, st->scanner);
+  /* The scanner leaves the end of input unplaced: put it right after the
+   * last token, where the caret of "unexpected end of input" belongs. */
+  if (tok == END)
+    *lloc = (md_loc){st->last_end, st->last_end};
+  st->last_end = lloc->end;
   switch (tok) {
   case '(': case '<': case '{': case DDVEC: case NORM_OPEN:
-    if (++st->nesting > MD_MAX_NESTING) {
+    if (st->nesting >= MD_MAX_NESTING) {
       md_error_at(st->err, st->src, *lloc,
                   "expression nested too deeply (more than %d levels)",
                   MD_MAX_NESTING);
       tok = YYerror;
+      break;
     }
+    st->open[++st->nesting] = tok == NORM_OPEN ? 'n' : '(';
     break;
   case ')': case '>': case '}': case NORM_CLOSE:
-    st->nesting--;
+    if (st->nesting > 0)
+      st->nesting--;
     break;
   default:
     break;
   }
-  if (tok == NORM_OPEN)
-    st->norm_depth++;
-  else if (tok == NORM_CLOSE)
-    st->norm_depth--;
+  if (tok == '(' && st->last_tok == IDENT) {
+    if (st->ncp == st->capcp) {
+      st->capcp = st->capcp ? 2 * st->capcp : 8;
+      st->cp = xreallocarray(st->cp, st->capcp, sizeof *st->cp);
+    }
+    st->cp[st->ncp++] =
+        (struct call_paren){lloc->begin, st->last_ident, st->last_ident_loc};
+  }
+  if (tok == IDENT) {
+    st->last_ident = lval->str;
+    st->last_ident_loc = *lloc;
+  }
   st->last_tok = tok;
   return tok;
 }
@@ -720,6 +733,7 @@ bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
   free(st.decls);
   free(st.bind_from);
   free(st.bind_to);
+  free(st.cp);
   arena_clear(&st.tmp);
   if (rc != 0 || err->n > nerr) {
     if (err->n == nerr)

@@ -431,12 +431,12 @@ expr *expr_inv(md_ctx *ctx, expr *a) { return expr_make(ctx, E_INV, &a, 1); }
 expr *expr_pow(md_ctx *ctx, expr *a, expr *k) {
   if (!a || !k)
     return NULL;
-  long n;
-  if (expr_is_int(k, &n) && n < 0 && n > -(1L << 40)) {
+  if (k->op == E_NUM && mpq_sgn(k->u.num) < 0 &&
+      mpz_cmp_ui(mpq_denref(k->u.num), 1) == 0) {
     a = expr_inv(ctx, a);
-    if (n == -1)
+    k = expr_neg(ctx, k);
+    if (expr_is_one(k))
       return a;
-    k = expr_int(ctx, -n);
   }
   expr *v[2] = {a, k};
   return expr_make(ctx, E_POW, v, 2);

@@ -56,11 +56,23 @@ static void sub(printer *p, const expr *e, int level, bool left) {
   bool paren = q < level && !(left && level == P_PROD && q == P_PROD);
   if (e->op == E_DIFF && level > P_DIFF)
     paren = true;
-  if (paren)
+  int saved = p->in_norm;
+  if (paren) {
     sb_putc(p->out, '(');
+    p->in_norm = 0; /* inside brackets a norm may open again */
+  }
   print(p, e);
   if (paren)
     sb_putc(p->out, ')');
+  p->in_norm = saved;
+}
+
+/* Prints E inside brackets the caller writes, where || opens again. */
+static void bracketed(printer *p, const expr *e) {
+  int saved = p->in_norm;
+  p->in_norm = 0;
+  print(p, e);
+  p->in_norm = saved;
 }
 
 static void print_num(printer *p, const mpq_t q) {
@@ -109,22 +121,18 @@ static void print(printer *p, const expr *e) {
     sub(p, e->kid[0], P_SUM, false);
     for (size_t i = 1; i < e->nkids; i++) {
       const expr *t = e->kid[i];
-      bool last = i + 1 == e->nkids;
       if (t->op == E_NEG) {
         sb_puts(o, " - ");
-        sub(p, t->kid[0], last ? P_NEG : P_NEG, false);
+        /* a - (-b) rather than a - -b */
+        sub(p, t->kid[0], t->kid[0]->op == E_NEG ? P_PROD : P_NEG, false);
       } else if (expr_num_sgn(t) < 0) {
+        /* a - 1/2 is a + (-1/2): the quotient binds tighter than the
+         * minus, so it needs no parentheses */
         mpq_t q;
         mpq_init(q);
         mpq_neg(q, t->u.num);
         sb_puts(o, " - ");
-        if (mpz_cmp_ui(mpq_denref(q), 1) == 0) {
-          print_num(p, q);
-        } else {
-          sb_putc(o, '(');
-          print_num(p, q);
-          sb_putc(o, ')');
-        }
+        print_num(p, q);
         mpq_clear(q);
       } else {
         sb_puts(o, " + ");
@@ -153,10 +161,10 @@ static void print(printer *p, const expr *e) {
     /* kron(kron(a, b), c) re-parses to the flat a ⊗ b ⊗ c */
     for (size_t i = 1; i < e->nkids; i++)
       sb_puts(o, "kron(");
-    print(p, e->kid[0]);
+    bracketed(p, e->kid[0]);
     for (size_t i = 1; i < e->nkids; i++) {
       sb_puts(o, ", ");
-      print(p, e->kid[i]);
+      bracketed(p, e->kid[i]);
       sb_putc(o, ')');
     }
     return;
@@ -174,7 +182,9 @@ static void print(printer *p, const expr *e) {
     }
     return;
   case E_POW:
-    if (e->kid[0]->op == E_INV && prec(e->kid[1]) == P_ATOM) {
+    /* (x^-1)^k prints as x^-k, which parses back to it only for k >= 2 */
+    if (e->kid[0]->op == E_INV && prec(e->kid[1]) == P_ATOM &&
+        mpz_cmp_ui(mpq_numref(e->kid[1]->u.num), 2) >= 0) {
       sub(p, e->kid[0]->kid[0], P_POST, false);
       sb_puts(o, "^-");
       print_num(p, e->kid[1]->u.num);
@@ -214,9 +224,9 @@ static void print(printer *p, const expr *e) {
   }
   case E_INNER:
     sb_putc(o, '<');
-    print(p, e->kid[0]);
+    bracketed(p, e->kid[0]);
     sb_puts(o, ", ");
-    print(p, e->kid[1]);
+    bracketed(p, e->kid[1]);
     sb_putc(o, '>');
     return;
   case E_DIFF: {
@@ -229,7 +239,7 @@ static void print(printer *p, const expr *e) {
       print(p, e->kid[0]);
     } else {
       sb_puts(o, "diff(");
-      print(p, e->kid[0]);
+      bracketed(p, e->kid[0]);
       sb_puts(o, ", ");
       print(p, x);
       sb_putc(o, ')');
@@ -238,9 +248,9 @@ static void print(printer *p, const expr *e) {
   }
   case E_HESS:
     sb_puts(o, "hess(");
-    print(p, e->kid[0]);
+    bracketed(p, e->kid[0]);
     sb_puts(o, ", ");
-    print(p, e->kid[1]);
+    bracketed(p, e->kid[1]);
     sb_putc(o, ')');
     return;
   case E_TUPLE:
@@ -248,7 +258,7 @@ static void print(printer *p, const expr *e) {
     for (size_t i = 0; i < e->nkids; i++) {
       if (i)
         sb_puts(o, ", ");
-      print(p, e->kid[i]);
+      bracketed(p, e->kid[i]);
     }
     sb_putc(o, ')');
     return;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses with clang (ASan + UBSan) and runs each for
+# SECONDS (default 60) on a corpus seeded from the tests.
+#   tests/fuzz/run.sh [SECONDS]
+# Needs clang and the generated lexer/parser in build/ (meson compile -C build).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-60}
+out=build/fuzz
+mkdir -p "$out/corpus"
+[ -f build/parser.c ] || meson compile -C build
+srcs=(src/arena.c src/diag.c src/expr.c src/shape.c src/print_text.c
+      src/strbuf.c src/simplify.c build/lexer.c build/parser.c)
+clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+  -D_POSIX_C_SOURCE=200809L -Isrc -Ibuild -o "$out/fuzz_pipeline" \
+  tests/fuzz/fuzz_pipeline.c "${srcs[@]}" -lgmp
+# Seeds: every expression of the golden tests, one per file.
+if [ -z "$(ls -A "$out/corpus")" ]; then
+  python3 - "$out/corpus" <<'PY'
+import re, shlex, sys, pathlib
+out = pathlib.Path(sys.argv[1]); n = 0
+for f in pathlib.Path('tests').glob('*.test'):
+    for line in f.read_text(errors='surrogateescape').splitlines():
+        if line.startswith('$ matdiff') or line.startswith('< '):
+            try:
+                words = shlex.split(line[2:]) if line.startswith('$') else [line[2:]]
+            except ValueError:
+                continue
+            for w in words[-1:]:
+                n += 1
+                (out / ('seed%04d' % n)).write_bytes(w.encode('utf-8', 'surrogateescape'))
+PY
+fi
+"$out/fuzz_pipeline" -max_total_time="$secs" -max_len=512 \
+  -dict=tests/fuzz/matdiff.dict -timeout=10 -rss_limit_mb=2048 \
+  -artifact_prefix="$out/" "$out/corpus"
