@@ -603,7 +603,10 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
       *out = (md_shape){k[0].r, s->one};
       return true;
     case FC_VEC:
-      *out = (md_shape){dim_mul(s, k[0].r, k[0].c), s->one};
+      /* vec stacks the columns: the column index is the outer one, as
+       * the left factor's is in a Kronecker product, so that
+       * kron(B^T, A) vec(X) and vec(A X B) have the same sizes. */
+      *out = (md_shape){dim_mul(s, k[0].c, k[0].r), s->one};
       return true;
     }
     return false;

@@ -170,14 +170,11 @@ static expr *simp_mul(simp *S, expr *e) {
     else
       v[m++] = k;
   }
-  /* s I is a matrix: I goes only where a matrix factor remains. */
-  if (had_ident) {
-    bool all_scalar = true;
-    for (size_t i = 0; i < m; i++)
-      all_scalar &= is_scalar(S, v[i]);
-    if (all_scalar && m > 0)
-      v[m++] = expr_ident(S->ctx);
-  }
+  /* s I and x^T y I are matrices: I stays when what remains is a scalar
+   * and the product was not (x^T I y is a scalar: there I goes). */
+  if (had_ident && m > 0 && !is_scalar(S, e) &&
+      is_scalar(S, built(S, expr_mul_n(S->ctx, v, m))))
+    v[m++] = expr_ident(S->ctx);
   expr *r;
   if (mpq_sgn(c) == 0)
     r = num(S, c); /* a zero factor: the zero of the product's shape */
@@ -387,7 +384,7 @@ static expr *simp_rec(simp *S, expr *e) {
     if (k != small)
       free(k);
   }
-  r = simp_node(S, r);
+  r = built(S, simp_node(S, r)); /* every result has a shape */
   if (r && e->id < S->nmemo)
     S->memo[e->id] = r;
   return r;

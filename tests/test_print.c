@@ -1,0 +1,434 @@
+/*
+ * test_print.c - md_print_text: exact forms with minimal parentheses, and
+ * the round-trip property: for random expressions built with the expr.h
+ * constructors, parse(print(e)) is the very node e, and printing it again
+ * gives the same text (a fixed point, as dtc's tests check).
+ *
+ * The random expressions come from a seeded generator; a failure prints
+ * the seed, the iteration and the text (FLINT's t-*.c style).  Another
+ * seed: MATDIFF_TEST_SEED=12345 build/tests/test_print.
+ */
+#include "testutil.h"
+
+#include "print_text.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static expr *sym(const char *name) {
+  return expr_sym(tu_ctx, name);
+}
+
+static expr *rat(long p, long q) {
+  mpq_t v;
+  mpq_init(v);
+  mpq_set_si(v, p, (unsigned long)q);
+  mpq_canonicalize(v);
+  expr *e = expr_num(tu_ctx, v);
+  mpq_clear(v);
+  return e;
+}
+
+static void check_print(expr *e, const char *want) {
+  const char *got = tu_print(e);
+  ck_assert_msg(strcmp(got, want) == 0, "printed \"%s\", expected \"%s\"", got,
+                want);
+}
+
+/* TEXT parses and prints as WANT. */
+static void check_reprint(const char *text, const char *want) {
+  const char *got = tu_print(tu_parse(text));
+  ck_assert_msg(strcmp(got, want) == 0,
+                "'%s' printed as \"%s\", expected "
+                "\"%s\"",
+                text, got, want);
+}
+
+/* ---- exact forms ---- */
+
+START_TEST(atoms) {
+  check_print(sym("x"), "x");
+  check_print(expr_ident(tu_ctx), "I");
+  check_print(expr_ones(tu_ctx), "ones");
+  check_print(rat(7, 1), "7");
+  check_print(rat(-7, 1), "-7");
+  check_print(rat(1, 2), "1/2");
+  check_print(rat(-3, 4), "-3/4");
+  check_print(rat(0, 1), "0");
+  check_reprint("0.125", "1/8");
+  check_reprint("1e-3", "1/1000");
+  check_reprint("λ", "lambda");
+  check_reprint("Σ", "Sigma");
+}
+END_TEST
+
+START_TEST(postfix_forms) {
+  check_reprint("A'", "A^T");
+  check_reprint("Aᵀ", "A^T");
+  check_reprint("A⁻¹", "A^-1");
+  check_reprint("inv(A)", "A^-1");
+  check_reprint("inv(A^T)", "A^-T");
+  check_reprint("(A^-1)^T", "A^-1^T");
+  check_reprint("x^-1", "x^-1");
+  check_reprint("X^-2", "X^-2");
+  check_reprint("inv(X)^2", "X^-2");
+  check_reprint("X^-1^1", "X^-1^1");
+  check_reprint("X^-1^(1/2)", "X^-1^(1/2)");
+  check_reprint("s^(1/2)", "s^(1/2)");
+  check_reprint("s^-0.5", "s^(-1/2)");
+  check_reprint("s^{-1/2}", "s^(-1/2)");
+  check_reprint("A^0", "A^0");
+  check_reprint("(A B)^T", "(A B)^T");
+  check_reprint("(A + B)^-1", "(A + B)^-1");
+  check_reprint("(-x)^T", "(-x)^T");
+  check_reprint("(1/2)^T", "(1/2)^T");
+  check_reprint("(-2)^2", "(-2)^2");
+  check_reprint("2^3^2", "2^3^2");
+  check_reprint("A .^ 2", "A .^ 2");
+  check_reprint("A.^(1/2)", "A .^ (1/2)");
+  check_reprint("A .^ -1", "A .^ (-1)");
+}
+END_TEST
+
+START_TEST(products) {
+  check_print(expr_mul(tu_ctx, rat(1, 2), sym("A")), "1/2 A");
+  check_reprint("0.5 A", "1/2 A");
+  check_reprint("A*B", "A B");
+  check_reprint("A · B", "A B");
+  check_reprint("(A B) C", "A B C");
+  check_reprint("(A + B) C", "(A + B) C");
+  check_reprint("A (B + C)", "A (B + C)");
+  check_reprint("A (B C)^T", "A (B C)^T");
+  /* a product never starts with a negative number */
+  check_print(expr_mul(tu_ctx, rat(-2, 1), sym("A")), "-2 A");
+  check_print(expr_mul(tu_ctx, sym("A"), rat(-2, 1)), "A (-2)");
+  check_print(expr_mul(tu_ctx, sym("A"), rat(1, 2)), "A (1/2)");
+  check_print(expr_mul(tu_ctx, rat(2, 1), rat(3, 1)), "2 3");
+  check_reprint("(-x) y", "(-x) y");
+  check_reprint("A / s B", "A / s B");
+  check_reprint("A / (s B)", "A / (s B)");
+  check_reprint("(A + B) / s", "(A + B) / s");
+  check_reprint("(-x) / 2", "(-x) / 2");
+  check_reprint("x / (1/2)", "x / (1/2)");
+  check_reprint("x / 0", "x / 0");
+  check_reprint("A .* B", "A .* B");
+  check_reprint("A ⊙ B C", "A .* B C");
+  check_reprint("A .* (B C)", "A .* (B C)");
+  check_reprint("x .* (A x)", "x .* (A x)");
+  check_reprint("P x .* Q x", "P x .* Q x");
+  check_reprint("A ./ B ./ C", "A ./ B ./ C");
+  check_reprint("A ./ (B ./ C)", "A ./ (B ./ C)");
+  check_reprint("A ⊗ B", "kron(A, B)");
+  check_reprint("A ⊗ B ⊗ C", "kron(kron(A, B), C)");
+  check_reprint("A B ⊗ C D", "A kron(B, C) D");
+}
+END_TEST
+
+START_TEST(sums_and_signs) {
+  check_reprint("a - b", "a - b");
+  check_reprint("a + -b", "a - b");
+  check_reprint("a - 2", "a - 2");
+  check_reprint("a - 1/2", "a - 1/2");
+  check_reprint("a - (1/2)", "a - 1/2");
+  check_reprint("a - 1/2 b", "a - 1/2 b");
+  check_reprint("a + 1/2", "a + 1/2");
+  check_reprint("-2 + a", "-2 + a");
+  check_reprint("-1/2 + a", "-1/2 + a");
+  check_reprint("-x + y", "-x + y");
+  check_reprint("-2 A", "-2 A");
+  check_reprint("-(A + B)", "-(A + B)");
+  check_reprint("a - (b + c)", "a - (b + c)");
+  check_reprint("a - (b - c)", "a - (b - c)");
+  check_reprint("(a + b) + c", "a + b + c");
+  check_reprint("-x^T A x", "-x^T A x");
+  /* -(-x), never --x */
+  check_reprint("--x", "-(-x)");
+  check_reprint("-(-x)", "-(-x)");
+  check_reprint("a - -b", "a - (-b)");
+  check_reprint("a - (-b) + c", "a - (-b) + c");
+  check_reprint("-A .* B", "-A .* B");
+  check_reprint("(-A) .* B", "(-A) .* B");
+}
+END_TEST
+
+START_TEST(functions_and_norms) {
+  check_reprint("tr(A X^T B)", "tr(A X^T B)");
+  check_reprint("exp(-x)", "exp(-x)");
+  check_reprint("1 ./ (1 + exp(-x))", "1 ./ (1 + exp(-x))");
+  check_reprint("norm2(x)", "||x||");
+  check_reprint("||x||_2", "||x||");
+  check_reprint("||X||_F", "||X||");
+  check_reprint("norm1(x)", "||x||_1");
+  check_reprint("||A x - y||_2^2", "||A x - y||^2");
+  check_reprint("||x|| ||y||", "||x|| ||y||");
+  /* a norm inside a norm is written as a call */
+  check_reprint("||norm2(x) y||", "||norm2(x) y||");
+  check_reprint("||(||x||_1) y||", "||norm1(x) y||");
+  check_reprint("tr(||x|| I)", "tr(||x|| I)");
+  check_reprint("<A, B>", "<A, B>");
+  check_reprint("<A + B, C D>", "<A + B, C D>");
+  check_reprint("kron(A, B)", "kron(A, B)");
+}
+END_TEST
+
+START_TEST(derivatives) {
+  check_reprint("d/dX f", "d/dX f");
+  check_reprint("diff(f, X)", "d/dX f");
+  check_reprint("grad(a + b, x)", "d/dx a + b");
+  check_reprint("(d/dX f) + g", "(d/dX f) + g");
+  check_reprint("g + d/dX f", "g + (d/dX f)");
+  check_reprint("A (d/dX f)", "A (d/dX f)");
+  check_reprint("-d/dx f", "-(d/dx f)");
+  check_reprint("(d/dx f)^T", "(d/dx f)^T");
+  check_reprint("d/dvec(X) vec(A X B)", "d/dvec(X) vec(A X B)");
+  check_reprint("d/dλ f", "d/dlambda f");
+  check_reprint("hess(f, x)", "hess(f, x)");
+  check_reprint("hess(f, vec(X))", "hess(f, vec(X))");
+  /* d/delta would read as d over delta */
+  check_reprint("diff(f, elta)", "diff(f, elta)");
+  check_reprint("diff(f, delta)", "d/ddelta f");
+  check_reprint("d/delta", "d / delta");
+}
+END_TEST
+
+START_TEST(tuples) {
+  /* a list exists only inside the parser, but prints all the same */
+  expr *v[3] = {sym("a"), sym("b"), rat(1, 2)};
+  check_print(expr_tuple(tu_ctx, v, 3), "(a, b, 1/2)");
+}
+END_TEST
+
+START_TEST(print_into_a_buffer) {
+  strbuf b;
+  sb_init(&b);
+  sb_puts(&b, "f = ");
+  md_print_text(&b, tu_ctx, tu_parse("x^T A x"));
+  char *s = sb_take(&b);
+  ck_assert_str_eq(s, "f = x^T A x");
+  free(s);
+  sb_clear(&b);
+}
+END_TEST
+
+/* ---- the round trip ---- */
+
+static uint64_t rng;
+
+/* splitmix64: small, fast, and the same everywhere */
+static uint64_t next(void) {
+  uint64_t z = (rng += 0x9E3779B97F4A7C15u);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+  return z ^ (z >> 31);
+}
+
+static unsigned below(unsigned n) {
+  return (unsigned)(next() % n);
+}
+
+/* Names of every default kind, and ones that test the lexer's corners:
+ * d (of d/dX), delta and elta (d/delta), T (of ^T), e (of 1e3). */
+static const char *const names[] = {
+    "A",  "B",     "X",       "W_1",     "Sigma", "x",     "y",    "a",
+    "b1", "alpha", "lambda1", "sigma_2", "d",     "delta", "elta", "elta1",
+    "dX", "T",     "e",       "e1",      "F",     "vec1"};
+#define NNAMES (sizeof names / sizeof names[0])
+
+static expr *gen_num(void) {
+  switch (below(6)) {
+  case 0:
+  case 1:
+    return expr_int(tu_ctx, (long)below(13));
+  case 2:
+    return expr_int(tu_ctx, -(long)below(13) - 1);
+  case 3:
+  case 4:
+    return rat((long)below(41) - 20, (long)below(12) + 1);
+  default: {
+    /* a big one: 10^k / 7 or -(10^k) */
+    mpq_t q;
+    mpq_init(q);
+    mpz_ui_pow_ui(mpq_numref(q), 10, below(40) + 10);
+    if (below(2))
+      mpz_set_ui(mpq_denref(q), 7);
+    else
+      mpz_neg(mpq_numref(q), mpq_numref(q));
+    mpq_canonicalize(q);
+    expr *e = expr_num(tu_ctx, q);
+    mpq_clear(q);
+    return e;
+  }
+  }
+}
+
+/* An exponent: an integer (negative ones too) or a rational. */
+static expr *gen_exponent(void) {
+  if (below(3))
+    return expr_int(tu_ctx, (long)below(12) - 5);
+  return rat((long)below(21) - 10, (long)below(6) + 1);
+}
+
+static expr *gen_wrt(void) {
+  expr *s = sym(names[below(NNAMES)]);
+  return below(4) ? s : expr_call1(tu_ctx, FN_VEC, s);
+}
+
+static expr *gen(int depth) {
+  if (depth == 0 || below(5) == 0) {
+    unsigned k = below(20);
+    if (k < 5)
+      return gen_num();
+    if (k == 5)
+      return expr_ident(tu_ctx);
+    if (k == 6)
+      return expr_ones(tu_ctx);
+    return sym(names[below(NNAMES)]);
+  }
+  depth--;
+  expr *v[4];
+  size_t n = 2 + below(3);
+  switch (below(19)) {
+  case 0:
+    for (size_t i = 0; i < n; i++)
+      v[i] = gen(depth);
+    return expr_add_n(tu_ctx, v, n);
+  case 1:
+    return expr_sub(tu_ctx, gen(depth), gen(depth));
+  case 2:
+    return expr_neg(tu_ctx, gen(depth));
+  case 3:
+    for (size_t i = 0; i < n; i++)
+      v[i] = gen(depth);
+    return expr_mul_n(tu_ctx, v, n);
+  case 4:
+    return expr_div(tu_ctx, gen(depth), gen(depth));
+  case 5:
+    return expr_had(tu_ctx, gen(depth), gen(depth));
+  case 6:
+    return expr_hdiv(tu_ctx, gen(depth), gen(depth));
+  case 7:
+    return expr_kron(tu_ctx, gen(depth), gen(depth));
+  case 8:
+    return expr_trans(tu_ctx, gen(depth));
+  case 9:
+    return expr_inv(tu_ctx, gen(depth));
+  case 10:
+  case 11:
+    return expr_pow(tu_ctx, gen(depth), gen_exponent());
+  case 12:
+    return expr_epow(tu_ctx, gen(depth), gen_exponent());
+  case 13:
+  case 14:
+    return expr_call1(tu_ctx, below(FN_NBUILTIN), gen(depth));
+  case 15:
+    return expr_inner(tu_ctx, gen(depth), gen(depth));
+  case 16:
+    return expr_diff(tu_ctx, gen(depth), gen_wrt());
+  case 17:
+    return expr_hess(tu_ctx, gen(depth), gen_wrt());
+  default:
+    /* norms, often nested, for the lexer's "||" */
+    return expr_call1(tu_ctx, below(2) ? FN_NORM2 : FN_NORM1, gen(depth));
+  }
+}
+
+enum { ROUNDS = 4000, MAX_DEPTH = 6 };
+
+START_TEST(round_trip) {
+  uint64_t seed = 0x6D61746469666621u; /* "matdiff!" */
+  const char *env = getenv("MATDIFF_TEST_SEED");
+  if (env && *env)
+    seed = strtoull(env, NULL, 0);
+  rng = seed;
+  size_t chars = 0;
+  unsigned ops = 0;
+  for (unsigned i = 0; i < ROUNDS; i++) {
+    expr *e = gen(1 + (int)(i % MAX_DEPTH));
+    ck_assert_ptr_nonnull(e);
+    ops |= 1u << e->op;
+    char *text = md_print_text_alloc(tu_ctx, e);
+    chars += strlen(text);
+    md_source src = {"<round-trip>", text, strlen(text), 1};
+    md_parsed p;
+    md_errors err;
+    md_errors_init(&err);
+    if (!md_parse(tu_ctx, &src, MD_PARSE_PROGRAM, &p, &err)) {
+      unsigned line, col;
+      md_source_linecol(&src, err.v[0].loc.begin, &line, &col);
+      fprintf(stderr,
+              "seed %#" PRIx64 ", round %u: '%s' does not parse: "
+              "%u:%u: %s\n",
+              seed, i, text, line, col, err.v[0].msg);
+      md_errors_clear(&err);
+      free(text);
+      ck_abort_msg("printed text does not parse (seed %#" PRIx64 ", round %u)",
+                   seed, i);
+    }
+    md_errors_clear(&err);
+    expr *back = p.n == 1 ? p.stmts[0].lhs : NULL;
+    md_parsed_clear(&p);
+    if (back != e) {
+      fprintf(stderr, "seed %#" PRIx64 ", round %u: '%s' parses to %s\n", seed,
+              i, text, back ? tu_print(back) : "(no expression)");
+      free(text);
+      ck_abort_msg("parse(print(e)) is not e (seed %#" PRIx64 ", round %u)",
+                   seed, i);
+    }
+    char *again = md_print_text_alloc(tu_ctx, back);
+    bool same = strcmp(text, again) == 0;
+    if (!same)
+      fprintf(stderr,
+              "seed %#" PRIx64 ", round %u: '%s' printed again as "
+              "'%s'\n",
+              seed, i, text, again);
+    free(again);
+    free(text);
+    ck_assert_msg(same,
+                  "print is not a fixed point (seed %#" PRIx64 ", round %u)",
+                  seed, i);
+  }
+  /* the generator did reach every operator at the top (E_TUPLE aside) */
+  for (int op = 0; op < E_NOPS; op++)
+    if (op != E_TUPLE)
+      ck_assert_msg(ops & (1u << op), "no %s at the top in %d rounds",
+                    expr_op_name((expr_op)op), ROUNDS);
+  ck_assert_uint_gt(chars, 20 * ROUNDS);
+}
+END_TEST
+
+/* Printing is deterministic and never changes the DAG. */
+START_TEST(printing_changes_nothing) {
+  rng = 42;
+  expr *e = gen(MAX_DEPTH);
+  size_t nodes = md_ctx_nnodes(tu_ctx);
+  char *a = md_print_text_alloc(tu_ctx, e);
+  char *b = md_print_text_alloc(tu_ctx, e);
+  ck_assert_str_eq(a, b);
+  ck_assert_uint_eq(md_ctx_nnodes(tu_ctx), nodes);
+  free(a);
+  free(b);
+}
+END_TEST
+
+static Suite *print_suite(void) {
+  Suite *s = suite_create("print");
+  TCase *tc = tu_tcase(s, "forms");
+  tcase_add_test(tc, atoms);
+  tcase_add_test(tc, postfix_forms);
+  tcase_add_test(tc, products);
+  tcase_add_test(tc, sums_and_signs);
+  tcase_add_test(tc, functions_and_norms);
+  tcase_add_test(tc, derivatives);
+  tcase_add_test(tc, tuples);
+  tcase_add_test(tc, print_into_a_buffer);
+  tc = tu_tcase(s, "round trip");
+  tcase_add_test(tc, round_trip);
+  tcase_add_test(tc, printing_changes_nothing);
+  return s;
+}
+
+int main(void) {
+  return tu_run(print_suite());
+}
