@@ -710,8 +710,9 @@ static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
 bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
               md_parsed *out, md_errors *err) {
   *out = (md_parsed){0};
-  if (src->len >= UINT32_MAX) {
-    md_error_at(err, src, MD_NOLOC, "input too large");
+  if (src->len > MD_MAX_INPUT) {
+    md_error_at(err, src, MD_NOLOC, "input too long (more than %u bytes)",
+                MD_MAX_INPUT);
     return false;
   }
   struct md_pstate st = {

@@ -39,7 +39,9 @@ void md_error_at(md_errors *e, const md_source *src, md_loc loc,
 }
 
 /* A UTF-8 continuation byte does not start a character. */
-static bool is_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
+static bool is_cont(unsigned char c) {
+  return (c & 0xC0) == 0x80;
+}
 
 void md_source_linecol(const md_source *src, uint32_t off, unsigned *line,
                        unsigned *col) {

@@ -26,11 +26,14 @@ typedef struct md_source {
 } md_source;
 
 typedef struct md_loc {
-  uint32_t begin, end; /* byte offsets, end exclusive; begin == end is a point */
+  uint32_t begin,
+      end; /* byte offsets, end exclusive; begin == end is a point */
 } md_loc;
 
 #define MD_NOLOC ((md_loc){UINT32_MAX, UINT32_MAX})
-static inline bool md_loc_valid(md_loc l) { return l.begin != UINT32_MAX; }
+static inline bool md_loc_valid(md_loc l) {
+  return l.begin != UINT32_MAX;
+}
 static inline md_loc md_loc_span(md_loc a, md_loc b) {
   return (md_loc){a.begin, b.end};
 }
@@ -50,8 +53,7 @@ void md_errors_init(md_errors *e);
 void md_errors_clear(md_errors *e);
 /* Records an error; SRC may be NULL and LOC invalid. printf-style. */
 void md_error_at(md_errors *e, const md_source *src, md_loc loc,
-                 const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Prints every message as "matdiff: NAME:LINE:COL: error: MSG", the line
  * and a caret. */
 void md_errors_print(FILE *out, const md_errors *e);

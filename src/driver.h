@@ -22,5 +22,4 @@ typedef struct md_options {
 int md_cmd_simplify(const md_options *o, const char *text, FILE *out,
                     FILE *err);
 /* matdiff simplify with no EXPR: one expression per line of IN. */
-int md_cmd_simplify_stream(const md_options *o, FILE *in, FILE *out,
-                           FILE *err);
+int md_cmd_simplify_stream(const md_options *o, FILE *in, FILE *out, FILE *err);

@@ -95,8 +95,12 @@ void md_ctx_free(md_ctx *ctx) {
   free(ctx);
 }
 
-size_t md_ctx_nnodes(const md_ctx *ctx) { return ctx->nnodes; }
-arena *md_ctx_arena(md_ctx *ctx) { return &ctx->mem; }
+size_t md_ctx_nnodes(const md_ctx *ctx) {
+  return ctx->nnodes;
+}
+arena *md_ctx_arena(md_ctx *ctx) {
+  return &ctx->mem;
+}
 
 const char *md_intern(md_ctx *ctx, const char *s, size_t len) {
   if (2 * (ctx->nnames + 1) > ctx->nnames_slots) {
@@ -342,8 +346,12 @@ expr *expr_sym(md_ctx *ctx, const char *name) {
   return intern(ctx, &k);
 }
 
-expr *expr_ident(md_ctx *ctx) { return ctx->ident; }
-expr *expr_ones(md_ctx *ctx) { return ctx->ones; }
+expr *expr_ident(md_ctx *ctx) {
+  return ctx->ident;
+}
+expr *expr_ones(md_ctx *ctx) {
+  return ctx->ones;
+}
 
 expr *expr_add(md_ctx *ctx, expr *a, expr *b) {
   expr *k[2] = {a, b};
@@ -426,7 +434,9 @@ expr *expr_trans(md_ctx *ctx, expr *a) {
   return expr_make(ctx, E_TRANS, &a, 1);
 }
 
-expr *expr_inv(md_ctx *ctx, expr *a) { return expr_make(ctx, E_INV, &a, 1); }
+expr *expr_inv(md_ctx *ctx, expr *a) {
+  return expr_make(ctx, E_INV, &a, 1);
+}
 
 expr *expr_pow(md_ctx *ctx, expr *a, expr *k) {
   if (!a || !k)
@@ -476,7 +486,9 @@ expr *expr_tuple(md_ctx *ctx, expr *const *v, size_t n) {
 
 /* ---- helpers ---- */
 
-bool expr_is_num(const expr *e) { return e && e->op == E_NUM; }
+bool expr_is_num(const expr *e) {
+  return e && e->op == E_NUM;
+}
 
 bool expr_is_int(const expr *e, long *out) {
   if (!expr_is_num(e) || mpz_cmp_ui(mpq_denref(e->u.num), 1) != 0 ||
@@ -573,14 +585,25 @@ expr *expr_rebuild(md_ctx *ctx, const expr *e, expr *const *k) {
 
 const char *expr_op_name(expr_op op) {
   static const char *const names[E_NOPS] = {
-      [E_NUM] = "number",   [E_SYM] = "symbol",   [E_IDENT] = "I",
-      [E_ONES] = "ones",    [E_ADD] = "sum",      [E_NEG] = "negation",
-      [E_MUL] = "product",  [E_DIV] = "division", [E_HAD] = "Hadamard product",
-      [E_HDIV] = "Hadamard quotient", [E_KRON] = "Kronecker product",
-      [E_TRANS] = "transpose",        [E_INV] = "inverse",
-      [E_POW] = "power",              [E_EPOW] = "element-wise power",
-      [E_CALL] = "call",              [E_INNER] = "inner product",
-      [E_DIFF] = "derivative",        [E_HESS] = "Hessian",
+      [E_NUM] = "number",
+      [E_SYM] = "symbol",
+      [E_IDENT] = "I",
+      [E_ONES] = "ones",
+      [E_ADD] = "sum",
+      [E_NEG] = "negation",
+      [E_MUL] = "product",
+      [E_DIV] = "division",
+      [E_HAD] = "Hadamard product",
+      [E_HDIV] = "Hadamard quotient",
+      [E_KRON] = "Kronecker product",
+      [E_TRANS] = "transpose",
+      [E_INV] = "inverse",
+      [E_POW] = "power",
+      [E_EPOW] = "element-wise power",
+      [E_CALL] = "call",
+      [E_INNER] = "inner product",
+      [E_DIFF] = "derivative",
+      [E_HESS] = "Hessian",
       [E_TUPLE] = "list",
   };
   return op < E_NOPS ? names[op] : "?";

@@ -135,8 +135,7 @@ const char *md_intern(md_ctx *ctx, const char *s, size_t len);
 const fn_info *md_fn_get(const md_ctx *ctx, uint32_t fn);
 /* Returns the id of function NAME, or -1. */
 int md_fn_lookup(const md_ctx *ctx, const char *name, size_t len);
-uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity,
-                   fn_class cls);
+uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity, fn_class cls);
 
 /* Constructors (see the invariants above).  Kids arrays are copied. */
 expr *expr_num(md_ctx *ctx, const mpq_t v);
@@ -156,7 +155,7 @@ expr *expr_hdiv(md_ctx *ctx, expr *a, expr *b);
 expr *expr_kron(md_ctx *ctx, expr *a, expr *b);
 expr *expr_trans(md_ctx *ctx, expr *a);
 expr *expr_inv(md_ctx *ctx, expr *a);
-expr *expr_pow(md_ctx *ctx, expr *a, expr *k); /* K must be E_NUM */
+expr *expr_pow(md_ctx *ctx, expr *a, expr *k);  /* K must be E_NUM */
 expr *expr_epow(md_ctx *ctx, expr *a, expr *p); /* P must be E_NUM */
 expr *expr_call(md_ctx *ctx, uint32_t fn, expr *const *args, size_t n);
 expr *expr_call1(md_ctx *ctx, uint32_t fn, expr *a);

@@ -55,8 +55,8 @@ static int usage_error(const char *fmt, const char *arg) {
 
 static int not_yet(const char *what) {
   fprintf(stderr,
-          "matdiff: error: %s is not implemented in this version (%s)\n",
-          what, MATDIFF_VERSION);
+          "matdiff: error: %s is not implemented in this version (%s)\n", what,
+          MATDIFF_VERSION);
   return 2;
 }
 
@@ -100,8 +100,8 @@ int main(int argc, char **argv) {
                          optarg);
         goto done;
       }
-      pending = strcmp(optarg, "latex") == 0 ? "--format latex"
-                                             : "--format numpy";
+      pending =
+          strcmp(optarg, "latex") == 0 ? "--format latex" : "--format numpy";
       break;
     case OPT_LAYOUT:
       if (strcmp(optarg, "denominator") == 0)
@@ -152,15 +152,15 @@ int main(int argc, char **argv) {
     default: {
       /* An expression such as "-2 A" looks like options to getopt. */
       char opt[3] = {'-', (char)optopt, '\0'};
-      bool letter = (optopt >= 'a' && optopt <= 'z') ||
-                    (optopt >= 'A' && optopt <= 'Z');
+      bool letter =
+          (optopt >= 'a' && optopt <= 'z') || (optopt >= 'A' && optopt <= 'Z');
       if (optopt && !letter)
         rc = usage_error("unknown option '%s'; an expression that starts "
                          "with '-' goes after '--'",
                          opt);
       else
-        rc = usage_error("unknown option '%s'",
-                         optopt ? opt : argv[optind - 1]);
+        rc =
+            usage_error("unknown option '%s'", optopt ? opt : argv[optind - 1]);
       goto done;
     }
     }

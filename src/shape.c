@@ -9,7 +9,9 @@
 
 /* ---- environment ---- */
 
-void md_env_init(md_env *env) { *env = (md_env){0}; }
+void md_env_init(md_env *env) {
+  *env = (md_env){0};
+}
 void md_env_clear(md_env *env) {
   free(env->v);
   md_env_init(env);
@@ -36,10 +38,10 @@ typedef enum { D_INT, D_VAR, D_NAME, D_MUL } dim_kind;
 
 typedef struct dim_rec {
   dim_kind kind;
-  md_dim parent; /* union-find; self when a root */
-  long value;    /* D_INT */
+  md_dim parent;    /* union-find; self when a root */
+  long value;       /* D_INT */
   const char *name; /* D_NAME; for D_VAR a display name given lazily */
-  md_dim a, b;   /* D_MUL */
+  md_dim a, b;      /* D_MUL */
 } dim_rec;
 
 typedef struct sym_shape {
@@ -55,8 +57,8 @@ struct md_shapes {
   md_dim one;
   sym_shape *syms;
   size_t nsyms, capsyms;
-  md_shape *node;   /* by node id */
-  uint8_t *known;   /* by node id */
+  md_shape *node; /* by node id */
+  uint8_t *known; /* by node id */
   size_t nnode;
   unsigned nextname;
   /* the inference in progress */
@@ -153,7 +155,9 @@ static bool unify(md_shapes *s, md_dim a, md_dim b) {
   return false;
 }
 
-bool md_dim_is_one(md_shapes *s, md_dim d) { return find(s, d) == s->one; }
+bool md_dim_is_one(md_shapes *s, md_dim d) {
+  return find(s, d) == s->one;
+}
 bool md_dim_equal(md_shapes *s, md_dim a, md_dim b) {
   return find(s, a) == find(s, b);
 }
@@ -165,8 +169,8 @@ bool md_shape_is_vector(md_shapes *s, md_shape sh) {
 }
 
 /* Names for unknown sizes in messages: the first free of these. */
-static const char *const pool[] = {"m", "n", "p", "q", "r", "s", "k",
-                                   "l", "t", "u", "v", "w"};
+static const char *const pool[] = {"m", "n", "p", "q", "r", "s",
+                                   "k", "l", "t", "u", "v", "w"};
 
 static bool name_taken(md_shapes *s, const char *nm) {
   for (size_t i = 0; i < s->nd; i++)
@@ -230,10 +234,10 @@ void md_shape_format(md_shapes *s, md_shape sh, char *buf, size_t size) {
 /* ---- symbols ---- */
 
 static const char *const greek[] = {
-    "alpha", "beta",  "gamma",   "delta", "epsilon", "zeta",
-    "eta",   "theta", "iota",    "kappa", "lambda",  "mu",
-    "nu",    "xi",    "omicron", "pi",    "rho",     "sigma",
-    "tau",   "upsilon", "phi",   "chi",   "psi",     "omega"};
+    "alpha", "beta",    "gamma",   "delta", "epsilon", "zeta",
+    "eta",   "theta",   "iota",    "kappa", "lambda",  "mu",
+    "nu",    "xi",      "omicron", "pi",    "rho",     "sigma",
+    "tau",   "upsilon", "phi",     "chi",   "psi",     "omega"};
 
 md_kind md_default_kind(const char *name) {
   if (name[0] >= 'A' && name[0] <= 'Z')
@@ -407,10 +411,10 @@ static void operand(md_shapes *s, const expr *e, md_loc loc, md_shape sh,
   snprintf(buf, size, "%s (%s)", text, shp);
 }
 
-#define FAIL(loc, ...)                                                      \
-  do {                                                                      \
-    md_error_at(s->err, s->src, (loc), __VA_ARGS__);                        \
-    return false;                                                           \
+#define FAIL(loc, ...)                                                         \
+  do {                                                                         \
+    md_error_at(s->err, s->src, (loc), __VA_ARGS__);                           \
+    return false;                                                              \
   } while (0)
 
 static bool infer(md_shapes *s, expr *e, md_loc ploc, md_shape *out);
@@ -675,8 +679,8 @@ static bool infer(md_shapes *s, expr *e, md_loc ploc, md_shape *out) {
     return true;
   }
   md_shape small[4];
-  md_shape *k = e->nkids <= 4 ? small
-                              : xreallocarray(NULL, e->nkids, sizeof *k);
+  md_shape *k =
+      e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
   bool ok = true;
   for (size_t i = 0; ok && i < e->nkids; i++)
     ok = infer(s, e->kid[i], loc, &k[i]);

@@ -36,7 +36,9 @@ static expr *built(simp *S, expr *e) {
   return e;
 }
 
-static expr *num(simp *S, const mpq_t q) { return expr_num(S->ctx, q); }
+static expr *num(simp *S, const mpq_t q) {
+  return expr_num(S->ctx, q);
+}
 
 /* ---- sums: like terms collected with rational coefficients ---- */
 
@@ -368,8 +370,7 @@ static expr *simp_rec(simp *S, expr *e) {
   expr *r = e;
   if (e->nkids) {
     expr *small[4];
-    expr **k =
-        e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+    expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
     bool changed = false;
     for (size_t i = 0; i < e->nkids; i++) {
       k[i] = simp_rec(S, e->kid[i]);

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sb_init(strbuf *b) { *b = (strbuf){0}; }
+void sb_init(strbuf *b) {
+  *b = (strbuf){0};
+}
 
 void sb_clear(strbuf *b) {
   free(b->s);
@@ -32,8 +34,12 @@ void sb_putn(strbuf *b, const char *s, size_t n) {
   b->s[b->len] = '\0';
 }
 
-void sb_putc(strbuf *b, char c) { sb_putn(b, &c, 1); }
-void sb_puts(strbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
+void sb_putc(strbuf *b, char c) {
+  sb_putn(b, &c, 1);
+}
+void sb_puts(strbuf *b, const char *s) {
+  sb_putn(b, s, strlen(s));
+}
 
 void sb_printf(strbuf *b, const char *fmt, ...) {
   va_list ap;
