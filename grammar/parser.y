@@ -42,9 +42,14 @@ struct md_pstate {
   arena tmp; /* lists being collected; dropped whole after the parse */
   const char *last_ident; /* name of the last IDENT token */
   md_loc last_ident_loc;
+  int before_ident; /* the token before the last IDENT (':' in a let) */
   /* '(' right after an identifier, for "unknown function 'f'" */
   struct call_paren { uint32_t offset; const char *name; md_loc at; } *cp;
   size_t ncp, capcp;
+  struct call_paren *sus; /* name( with name not a function */
+  size_t nsus, capsus;
+  md_loc *deflhs; /* left sides of := definitions */
+  size_t ndeflhs, capdeflhs;
 };
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                         \
@@ -173,7 +178,15 @@ body
   : expr                { add_stmt(st, ST_EXPR, $1, NULL, @$); }
   | expr '=' expr       { add_stmt(st, ST_EQ, $1, $3, @$); }
   | expr NE expr        { add_stmt(st, ST_NE, $1, $3, @$); }
-  | expr DEFINE expr    { add_stmt(st, ST_DEF, $1, $3, @$); }
+  | expr DEFINE expr    {
+      add_stmt(st, ST_DEF, $1, $3, @$);
+      if (st->ndeflhs == st->capdeflhs) {
+        st->capdeflhs = st->capdeflhs ? 2 * st->capdeflhs : 4;
+        st->deflhs =
+            xreallocarray(st->deflhs, st->capdeflhs, sizeof *st->deflhs);
+      }
+      st->deflhs[st->ndeflhs++] = @1;
+    }
   ;
 
 bindings
@@ -238,7 +251,8 @@ dim
   | NUMBER              {
       long v;
       if (!expr_is_int($1, &v) || v < 1 || v > 1000000)
-        ERROR_AT(@1, "a size must be a positive integer or a name");
+        ERROR_AT(@1, "a size must be a name or an integer from 1 to "
+                     "1000000");
       $$ = (md_dimspec){NULL, v};
     }
   ;
@@ -527,6 +541,10 @@ static bool add_decls(struct md_pstate *st, expr *names, const char *kind,
     return false;
   }
   size_t want = k == K_SCALAR ? 0 : k == K_MATRIX ? 2 : 1;
+  if (ndims != 0 && want == 0) {
+    md_error_at(st->err, st->src, kloc, "scalar takes no size");
+    return false;
+  }
   if (ndims != 0 && ndims != want) {
     static const char *const forms[] = {
         [K_SCALAR] = "scalar",          [K_VECTOR] = "vector(n)",
@@ -583,6 +601,32 @@ static bool add_binding(struct md_pstate *st, const char *name, expr *value,
   return true;
 }
 
+/* A bound name still present after substitution: a binding used one
+ * bound after it (or itself). */
+static const char *bound_left_rec(struct md_pstate *st, const expr *e,
+                                  uint8_t *seen) {
+  if (seen[e->id])
+    return NULL;
+  seen[e->id] = 1;
+  if (e->op == E_SYM)
+    for (size_t i = 0; i < st->nbind; i++)
+      if (st->bind_from[i] == e)
+        return e->u.name;
+  for (size_t i = 0; i < e->nkids; i++) {
+    const char *n = bound_left_rec(st, e->kid[i], seen);
+    if (n)
+      return n;
+  }
+  return NULL;
+}
+
+static const char *bound_left(struct md_pstate *st, const expr *e) {
+  uint8_t *seen = xcalloc(md_ctx_nnodes(st->ctx), 1);
+  const char *n = bound_left_rec(st, e, seen);
+  free(seen);
+  return n;
+}
+
 /* Replaces the where-bound names in the statement just added. */
 static bool apply_bindings(struct md_pstate *st, md_loc loc) {
   md_stmt *s = &st->out->stmts[st->out->n - 1];
@@ -593,6 +637,14 @@ static bool apply_bindings(struct md_pstate *st, md_loc loc) {
       continue;
     *sides[i] =
         expr_subst(st->ctx, *sides[i], st->bind_from, st->bind_to, st->nbind);
+    const char *late = *sides[i] ? bound_left(st, *sides[i]) : NULL;
+    if (late) {
+      md_error_at(st->err, st->src, loc,
+                  "'%s' is used before its binding in 'where'; bind it "
+                  "first",
+                  late);
+      return false;
+    }
     if (!*sides[i]) {
       md_error_at(st->err, st->src, loc,
                   "expression nested too deeply (more than %d levels)",
@@ -658,6 +710,28 @@ static void yyerror(const YYLTYPE *loc, struct md_pstate *st,
     md_error_at(st->err, st->src, *loc, "%s", msg);
 }
 
+static bool looks_like_call(const char *name) {
+  return name[0] >= 'a' && name[0] <= 'z' && name[1] != '\0';
+}
+
+/* A hint for the names people reach for first. */
+static const char *call_hint(const char *name) {
+  static const struct {
+    const char *name, *hint;
+  } hints[] = {
+      {"trace", "; did you mean tr?"},
+      {"norm", "; did you mean norm2 (or ||x||)?"},
+      {"transpose", "; write A^T"},
+      {"inverse", "; did you mean inv?"},
+      {"ln", "; did you mean log?"},
+      {"logistic", "; did you mean sigmoid?"},
+  };
+  for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++)
+    if (strcmp(hints[i].name, name) == 0)
+      return hints[i].hint;
+  return "";
+}
+
 /* The scanner, plus the start token, bracket depth and the norm state. */
 static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
   int tok;
@@ -691,6 +765,19 @@ static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
   default:
     break;
   }
+  /* trace(A), norm(x): a lower-case name of two or more letters right
+   * before '(' is meant as a function, not a product (README, Functions).
+   * Checked after the parse: the left side of f(x) := ... may do it. */
+  if (tok == '(' && st->last_tok == IDENT &&
+      st->last_ident_loc.end == lloc->begin && st->before_ident != ':' &&
+      looks_like_call(st->last_ident)) {
+    if (st->nsus == st->capsus) {
+      st->capsus = st->capsus ? 2 * st->capsus : 4;
+      st->sus = xreallocarray(st->sus, st->capsus, sizeof *st->sus);
+    }
+    st->sus[st->nsus++] =
+        (struct call_paren){lloc->begin, st->last_ident, st->last_ident_loc};
+  }
   if (tok == '(' && st->last_tok == IDENT) {
     if (st->ncp == st->capcp) {
       st->capcp = st->capcp ? 2 * st->capcp : 8;
@@ -700,6 +787,7 @@ static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
         (struct call_paren){lloc->begin, st->last_ident, st->last_ident_loc};
   }
   if (tok == IDENT) {
+    st->before_ident = st->last_tok;
     st->last_ident = lval->str;
     st->last_ident_loc = *lloc;
   }
@@ -729,12 +817,25 @@ bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
   st.scanner = scanner;
   YY_BUFFER_STATE buf = md_yy_scan_bytes(src->text, (int)src->len, scanner);
   int rc = yyparse(&st);
+  for (size_t i = 0; rc == 0 && i < st.nsus; i++) {
+    bool in_def = false;
+    for (size_t j = 0; j < st.ndeflhs; j++)
+      in_def |= st.sus[i].offset >= st.deflhs[j].begin &&
+                st.sus[i].offset < st.deflhs[j].end;
+    if (!in_def) {
+      md_error_at(err, src, st.sus[i].at, "unknown function '%s'%s",
+                  st.sus[i].name, call_hint(st.sus[i].name));
+      rc = 1;
+    }
+  }
   md_yy_delete_buffer(buf, scanner);
   md_yylex_destroy(scanner);
   free(st.decls);
   free(st.bind_from);
   free(st.bind_to);
   free(st.cp);
+  free(st.sus);
+  free(st.deflhs);
   arena_clear(&st.tmp);
   if (rc != 0 || err->n > nerr) {
     if (err->n == nerr)

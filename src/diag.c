@@ -91,7 +91,11 @@ static void print_caret(FILE *out, const md_source *src, uint32_t off) {
       size_t k = 1;
       while (k < len && i + k < to && is_cont((unsigned char)src->text[i + k]))
         k++;
-      if (k < len)
+      /* overlong forms, surrogates and code points past U+10FFFF are
+       * invalid too: they print as '?' */
+      unsigned char c1 = k > 1 ? (unsigned char)src->text[i + 1] : 0;
+      if (k < len || (ch == 0xE0 && c1 < 0xA0) || (ch == 0xED && c1 >= 0xA0) ||
+          (ch == 0xF0 && c1 < 0x90) || (ch == 0xF4 && c1 >= 0x90))
         len = 1;
     }
     if (len > 1) {

@@ -2,6 +2,7 @@
 #include "driver.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,6 +54,19 @@ static int usage_error(const char *fmt, const char *arg) {
   return 2;
 }
 
+/* A name, or vec(name), as --wrt takes. */
+static bool valid_var(const char *v) {
+  const char *p = v;
+  if (strncmp(p, "vec(", 4) == 0)
+    p += 4;
+  if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+    return false;
+  while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+         (*p >= '0' && *p <= '9') || *p == '_')
+    p++;
+  return strncmp(v, "vec(", 4) == 0 ? strcmp(p, ")") == 0 : *p == '\0';
+}
+
 static int not_yet(const char *what) {
   fprintf(stderr,
           "matdiff: error: %s is not implemented in this version (%s)\n", what,
@@ -82,11 +96,19 @@ int main(int argc, char **argv) {
   o.decls = calloc((size_t)argc + 1, sizeof *o.decls);
   o.wrt = calloc((size_t)argc + 1, sizeof *o.wrt);
   const char *pending = NULL; /* an option recognised but not built yet */
+  bool tap = false;
   int c, rc;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":x:D:f:hV", longopts, NULL)) != -1) {
     switch (c) {
     case 'x':
+      /* "-x^T A x" is an expression, not -x with the value "^T A x" */
+      if (!valid_var(optarg)) {
+        rc = usage_error("'%s' is not a variable to differentiate by; an "
+                         "expression that starts with '-' goes after '--'",
+                         optarg);
+        goto done;
+      }
       o.wrt[o.nwrt++] = optarg;
       break;
     case 'D':
@@ -112,10 +134,16 @@ int main(int argc, char **argv) {
                          optarg);
         goto done;
       }
-      pending = "--layout";
+      pending = strcmp(optarg, "numerator") == 0 ? "--layout numerator"
+                                                 : "--layout mixed";
       break;
     case OPT_SYMMETRIC:
-      pending = "--symmetric";
+      if (strcmp(optarg, "cookbook") != 0) {
+        rc = usage_error("unknown value '%s' for --symmetric; use cookbook",
+                         optarg);
+        goto done;
+      }
+      pending = "--symmetric cookbook";
       break;
     case OPT_HESSIAN:
       pending = "--hessian";
@@ -136,7 +164,7 @@ int main(int argc, char **argv) {
       pending = "--rules";
       break;
     case OPT_TAP:
-      pending = "--tap";
+      tap = true;
       break;
     case 'h':
       fputs(usage, stdout);
@@ -171,6 +199,10 @@ int main(int argc, char **argv) {
     cmd = argv[optind++];
   if (cmd && strcmp(cmd, "check") == 0) {
     rc = not_yet("matdiff check");
+    goto done;
+  }
+  if (tap) {
+    rc = usage_error("%s--tap applies to 'matdiff check' only", "");
     goto done;
   }
   if (pending) {

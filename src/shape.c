@@ -549,6 +549,8 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
     return true;
   }
   case E_INV:
+    if (expr_is_zero(e->kid[0]))
+      FAIL(loc, "division by zero: 0 has no inverse");
     if (!unify(s, k[0].r, k[0].c)) {
       operand(s, e->kid[0], loc_of(s, e->kid[0], loc), k[0], a, sizeof a);
       FAIL(loc, "cannot invert %s: it is not square", a);

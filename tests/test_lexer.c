@@ -331,9 +331,8 @@ START_TEST(misplaced_subscripts) {
                        "|| (||x||_1)",
                        3);
   tu_check_parse_error("||x||_3", 7,
-                       "unexpected '_'; only a norm takes a subscript "
-                       "(||x||_1, ||x||_2, ||X||_F)",
-                       6);
+                       "unknown norm subscript '_3'; use _1, _2 or _F", 6);
+  tu_check_parse_error("1.2.3", 5, "malformed number '1.2.3'", 1);
 }
 END_TEST
 
