@@ -37,8 +37,11 @@ struct md_pstate {
   /* declarations and bindings collected for the current statement */
   md_decl *decls;
   size_t ndecls, capdecls;
-  expr **bind_from, **bind_to;
-  size_t nbind, capbind;
+  /* where-bindings of the current statement: one substitution for all of
+   * them, and a mark (by node id) on each bound name */
+  expr_subst bind;
+  uint8_t *bound;
+  size_t nbound;
   arena tmp; /* lists being collected; dropped whole after the parse */
   const char *last_ident; /* name of the last IDENT token */
   md_loc last_ident_loc;
@@ -573,31 +576,37 @@ static bool add_decls(struct md_pstate *st, expr *names, const char *kind,
   return true;
 }
 
+static bool is_bound(const struct md_pstate *st, const expr *sym) {
+  return sym->id < st->nbound && st->bound[sym->id];
+}
+
+static bool too_deep(struct md_pstate *st, md_loc loc) {
+  md_error_at(st->err, st->src, loc,
+              "expression nested too deeply (more than %d levels)",
+              MD_MAX_DEPTH);
+  return false;
+}
+
 static bool add_binding(struct md_pstate *st, const char *name, expr *value,
                         md_loc loc) {
   expr *sym = expr_sym(st->ctx, name);
-  for (size_t i = 0; i < st->nbind; i++)
-    if (st->bind_from[i] == sym) {
-      md_error_at(st->err, st->src, loc, "'%s' is bound twice in 'where'",
-                  name);
-      return false;
-    }
-  if (st->nbind == st->capbind) {
-    st->capbind = st->capbind ? 2 * st->capbind : 4;
-    st->bind_from =
-        xreallocarray(st->bind_from, st->capbind, sizeof *st->bind_from);
-    st->bind_to = xreallocarray(st->bind_to, st->capbind, sizeof *st->bind_to);
-  }
-  /* A binding may use the bindings before it. */
-  expr *v = expr_subst(st->ctx, value, st->bind_from, st->bind_to, st->nbind);
-  if (!v) {
-    md_error_at(st->err, st->src, loc,
-                "expression nested too deeply (more than %d levels)",
-                MD_MAX_DEPTH);
+  if (is_bound(st, sym)) {
+    md_error_at(st->err, st->src, loc, "'%s' is bound twice in 'where'",
+                name);
     return false;
   }
-  st->bind_from[st->nbind] = sym;
-  st->bind_to[st->nbind++] = v;
+  /* A binding may use the bindings before it. */
+  expr *v = expr_subst_apply(&st->bind, value);
+  if (!v)
+    return too_deep(st, loc);
+  expr_subst_bind(&st->bind, sym, v);
+  if (sym->id >= st->nbound) {
+    size_t n = md_ctx_nnodes(st->ctx);
+    st->bound = xrealloc(st->bound, n);
+    memset(st->bound + st->nbound, 0, n - st->nbound);
+    st->nbound = n;
+  }
+  st->bound[sym->id] = 1;
   return true;
 }
 
@@ -608,10 +617,8 @@ static const char *bound_left_rec(struct md_pstate *st, const expr *e,
   if (seen[e->id])
     return NULL;
   seen[e->id] = 1;
-  if (e->op == E_SYM)
-    for (size_t i = 0; i < st->nbind; i++)
-      if (st->bind_from[i] == e)
-        return e->u.name;
+  if (e->op == E_SYM && is_bound(st, e))
+    return e->u.name;
   for (size_t i = 0; i < e->nkids; i++) {
     const char *n = bound_left_rec(st, e->kid[i], seen);
     if (n)
@@ -632,28 +639,27 @@ static bool apply_bindings(struct md_pstate *st, md_loc loc) {
   md_stmt *s = &st->out->stmts[st->out->n - 1];
   s->loc = loc;
   expr **sides[2] = {&s->lhs, &s->rhs};
-  for (int i = 0; i < 2; i++) {
+  bool ok = true;
+  for (int i = 0; ok && i < 2; i++) {
     if (!*sides[i])
       continue;
-    *sides[i] =
-        expr_subst(st->ctx, *sides[i], st->bind_from, st->bind_to, st->nbind);
+    *sides[i] = expr_subst_apply(&st->bind, *sides[i]);
     const char *late = *sides[i] ? bound_left(st, *sides[i]) : NULL;
-    if (late) {
+    if (!*sides[i]) {
+      ok = too_deep(st, loc);
+    } else if (late) {
       md_error_at(st->err, st->src, loc,
                   "'%s' is used before its binding in 'where'; bind it "
                   "first",
                   late);
-      return false;
-    }
-    if (!*sides[i]) {
-      md_error_at(st->err, st->src, loc,
-                  "expression nested too deeply (more than %d levels)",
-                  MD_MAX_DEPTH);
-      return false;
+      ok = false;
     }
   }
-  st->nbind = 0;
-  return true;
+  expr_subst_clear(&st->bind);
+  free(st->bound);
+  st->bound = NULL;
+  st->nbound = 0;
+  return ok;
 }
 
 static expr *make_call(struct md_pstate *st, uint32_t fn, expr *args,
@@ -812,6 +818,7 @@ bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
   };
   size_t nerr = err->n;
   arena_init(&st.tmp);
+  expr_subst_init(&st.bind, ctx);
   yyscan_t scanner;
   md_yylex_init_extra(&st, &scanner);
   st.scanner = scanner;
@@ -831,8 +838,8 @@ bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
   md_yy_delete_buffer(buf, scanner);
   md_yylex_destroy(scanner);
   free(st.decls);
-  free(st.bind_from);
-  free(st.bind_to);
+  expr_subst_clear(&st.bind);
+  free(st.bound);
   free(st.cp);
   free(st.sus);
   free(st.deflhs);

@@ -513,15 +513,38 @@ int expr_num_sgn(const expr *e) {
 
 /* ---- substitution ---- */
 
-typedef struct subst_state {
-  md_ctx *ctx;
-  expr **memo; /* by node id, for nodes that existed when we started */
-  size_t nmemo;
-} subst_state;
+void expr_subst_init(expr_subst *s, md_ctx *ctx) {
+  *s = (expr_subst){ctx, NULL, 0};
+}
 
-expr *expr_rebuild(md_ctx *ctx, const expr *e, expr *const *kids);
+void expr_subst_clear(expr_subst *s) {
+  free(s->memo);
+  s->memo = NULL;
+  s->nmemo = 0;
+}
 
-static expr *subst_rec(subst_state *s, expr *e) {
+/* The memo covers every node of the context, old or new. */
+static void subst_grow(expr_subst *s) {
+  size_t n = md_ctx_nnodes(s->ctx);
+  if (n <= s->nmemo)
+    return;
+  if (n < 2 * s->nmemo)
+    n = 2 * s->nmemo;
+  s->memo = xreallocarray(s->memo, n, sizeof *s->memo);
+  memset(s->memo + s->nmemo, 0, (n - s->nmemo) * sizeof *s->memo);
+  s->nmemo = n;
+}
+
+void expr_subst_bind(expr_subst *s, const expr *sym, expr *value) {
+  subst_grow(s);
+  s->memo[sym->id] = value;
+}
+
+expr *expr_subst_get(const expr_subst *s, const expr *e) {
+  return e->id < s->nmemo ? s->memo[e->id] : NULL;
+}
+
+static expr *subst_rec(expr_subst *s, expr *e) {
   if (e->id < s->nmemo && s->memo[e->id])
     return s->memo[e->id];
   expr *r = e;
@@ -546,22 +569,13 @@ static expr *subst_rec(subst_state *s, expr *e) {
     if (!r)
       return NULL;
   }
-  if (e->id < s->nmemo)
-    s->memo[e->id] = r;
+  subst_grow(s);
+  s->memo[e->id] = r;
   return r;
 }
 
-expr *expr_subst(md_ctx *ctx, expr *e, expr *const *from, expr *const *to,
-                 size_t n) {
-  if (!e)
-    return NULL;
-  subst_state s = {ctx, NULL, md_ctx_nnodes(ctx)};
-  s.memo = xcalloc(s.nmemo, sizeof *s.memo);
-  for (size_t i = 0; i < n; i++)
-    s.memo[from[i]->id] = to[i];
-  expr *r = subst_rec(&s, e);
-  free(s.memo);
-  return r;
+expr *expr_subst_apply(expr_subst *s, expr *e) {
+  return e ? subst_rec(s, e) : NULL;
 }
 
 /* Rebuilds a node of E's kind from new kids, through the constructors so

@@ -175,10 +175,22 @@ bool expr_is_zero(const expr *e);
 bool expr_is_one(const expr *e);
 int expr_num_sgn(const expr *e);
 
-/* Replaces symbols by expressions: MAP holds N pairs (symbol, value).
- * Memoised, so linear in the size of the DAG.  NULL if too deep. */
-expr *expr_subst(md_ctx *ctx, expr *e, expr *const *from, expr *const *to,
-                 size_t n);
+/* Replaces symbols by expressions, memoised over the whole DAG so that
+ * the work is linear in its size, however many symbols are bound.  A
+ * binding made after some nodes were visited does not reach into them
+ * (bind first, then apply).  apply returns NULL if a result is too deep. */
+typedef struct expr_subst {
+  md_ctx *ctx;
+  expr **memo; /* by node id: the node's image, or NULL */
+  size_t nmemo;
+} expr_subst;
+
+void expr_subst_init(expr_subst *s, md_ctx *ctx);
+void expr_subst_clear(expr_subst *s);
+void expr_subst_bind(expr_subst *s, const expr *sym, expr *value);
+/* The image recorded for E, or NULL. */
+expr *expr_subst_get(const expr_subst *s, const expr *e);
+expr *expr_subst_apply(expr_subst *s, expr *e);
 
 /* A node of the same kind as E with new kids, through the constructors. */
 expr *expr_rebuild(md_ctx *ctx, const expr *e, expr *const *kids);

@@ -44,19 +44,14 @@ typedef struct dim_rec {
   md_dim a, b;      /* D_MUL */
 } dim_rec;
 
-typedef struct sym_shape {
-  const char *name;
-  md_shape sh;
-} sym_shape;
-
 struct md_shapes {
   md_ctx *ctx;
   const md_env *env;
   dim_rec *d;
   size_t nd, capd;
   md_dim one;
-  sym_shape *syms;
-  size_t nsyms, capsyms;
+  md_dim *consts; /* the integer and named sizes, each made once */
+  size_t nconsts, capconsts;
   md_shape *node; /* by node id */
   uint8_t *known; /* by node id */
   size_t nnode;
@@ -85,13 +80,26 @@ static md_dim find(md_shapes *s, md_dim x) {
   return x;
 }
 
+/* Integer and named sizes are made once each: equal ones are one dim.
+ * Only these are searched, not every unknown. */
+static md_dim dim_const(md_shapes *s, dim_rec r) {
+  for (size_t i = 0; i < s->nconsts; i++) {
+    const dim_rec *c = &s->d[s->consts[i]];
+    if (c->kind == r.kind &&
+        (r.kind == D_INT ? c->value == r.value : c->name == r.name))
+      return find(s, s->consts[i]);
+  }
+  if (s->nconsts == s->capconsts) {
+    s->capconsts = s->capconsts ? 2 * s->capconsts : 16;
+    s->consts = xreallocarray(s->consts, s->capconsts, sizeof *s->consts);
+  }
+  md_dim d = dim_new(s, r);
+  s->consts[s->nconsts++] = d;
+  return d;
+}
+
 static md_dim dim_int(md_shapes *s, long v) {
-  if (v == 1 && s->nd > 0)
-    return s->one;
-  for (size_t i = 0; i < s->nd; i++)
-    if (s->d[i].kind == D_INT && s->d[i].value == v && s->d[i].parent == i)
-      return (md_dim)i;
-  return dim_new(s, (dim_rec){.kind = D_INT, .value = v});
+  return dim_const(s, (dim_rec){.kind = D_INT, .value = v});
 }
 
 static md_dim dim_var(md_shapes *s) {
@@ -99,10 +107,7 @@ static md_dim dim_var(md_shapes *s) {
 }
 
 static md_dim dim_name(md_shapes *s, const char *name) {
-  for (size_t i = 0; i < s->nd; i++)
-    if (s->d[i].kind == D_NAME && s->d[i].name == name)
-      return find(s, (md_dim)i);
-  return dim_new(s, (dim_rec){.kind = D_NAME, .name = name});
+  return dim_const(s, (dim_rec){.kind = D_NAME, .name = name});
 }
 
 static md_dim dim_mul(md_shapes *s, md_dim a, md_dim b) {
@@ -271,10 +276,9 @@ static md_dim dim_from_spec(md_shapes *s, md_dimspec sp) {
   return dim_var(s);
 }
 
+/* A symbol is one node per name, and infer() records a node's shape, so
+ * this runs once per symbol and needs no table of its own. */
 static md_shape sym_shape_of(md_shapes *s, const expr *sym) {
-  for (size_t i = 0; i < s->nsyms; i++)
-    if (s->syms[i].name == sym->u.name)
-      return s->syms[i].sh;
   const md_decl *d = s->env ? md_env_find(s->env, sym->u.name) : NULL;
   md_kind k = d ? d->kind : md_default_kind(sym->u.name);
   md_shape sh;
@@ -293,11 +297,6 @@ static md_shape sym_shape_of(md_shapes *s, const expr *sym) {
     sh.r = sh.c = d ? dim_from_spec(s, d->dim[0]) : dim_var(s);
     break;
   }
-  if (s->nsyms == s->capsyms) {
-    s->capsyms = s->capsyms ? 2 * s->capsyms : 16;
-    s->syms = xreallocarray(s->syms, s->capsyms, sizeof *s->syms);
-  }
-  s->syms[s->nsyms++] = (sym_shape){sym->u.name, sh};
   return sh;
 }
 
@@ -307,7 +306,7 @@ md_shapes *md_shapes_new(md_ctx *ctx, const md_env *env) {
   md_shapes *s = xcalloc(1, sizeof *s);
   s->ctx = ctx;
   s->env = env;
-  s->one = dim_new(s, (dim_rec){.kind = D_INT, .value = 1});
+  s->one = dim_int(s, 1);
   return s;
 }
 
@@ -315,7 +314,7 @@ void md_shapes_free(md_shapes *s) {
   if (!s)
     return;
   free(s->d);
-  free(s->syms);
+  free(s->consts);
   free(s->node);
   free(s->known);
   free(s);
