@@ -48,6 +48,7 @@ static int prec(const expr *e) {
 }
 
 static void print(printer *p, const expr *e);
+static void bracketed(printer *p, const expr *e);
 
 /* Prints E where the grammar wants level LEVEL; LEFT is the first operand
  * of a product-level chain, which may itself be one (a / s b). */
@@ -85,11 +86,11 @@ static void print_num(printer *p, const mpq_t q) {
 
 /* The exponent of ^ or .^: a bare non-negative integer, else in parens. */
 static void print_exponent(printer *p, const expr *k) {
-  if (prec(k) == P_ATOM) {
-    print_num(p, k->u.num);
+  if (k->op == E_SYM || (k->op == E_NUM && prec(k) == P_ATOM)) {
+    print(p, k);
   } else {
     sb_putc(p->out, '(');
-    print_num(p, k->u.num);
+    bracketed(p, k);
     sb_putc(p->out, ')');
   }
 }

@@ -473,9 +473,16 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
     *out = acc;
     return true;
   }
+  case E_EPOW:
+    if (!md_shape_is_scalar(s, k[1])) {
+      operand(s, e->kid[1], loc_of(s, e->kid[1], loc), k[1], b, sizeof b);
+      FAIL(loc_of(s, e->kid[1], loc), "an exponent must be a scalar, not %s",
+           b);
+    }
+    *out = k[0];
+    return true;
   case E_NEG:
   case E_TRANS:
-  case E_EPOW:
     *out = e->op == E_TRANS ? (md_shape){k[0].c, k[0].r} : k[0];
     return true;
   case E_MUL: {
@@ -557,6 +564,11 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
     *out = k[0];
     return true;
   case E_POW: {
+    if (!md_shape_is_scalar(s, k[1])) {
+      operand(s, e->kid[1], loc_of(s, e->kid[1], loc), k[1], b, sizeof b);
+      FAIL(loc_of(s, e->kid[1], loc), "an exponent must be a scalar, not %s",
+           b);
+    }
     if (md_shape_is_scalar(s, k[0])) {
       *out = k[0];
       return true;

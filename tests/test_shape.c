@@ -443,6 +443,19 @@ START_TEST(scalars_do_not_broadcast) {
 }
 END_TEST
 
+/* Exponents may be symbols or expressions, but they must be scalars, and
+ * a matrix power needs an integer. */
+START_TEST(exponents) {
+  check_error("A^(x)", "an exponent must be a scalar, not x (m×1)", 4);
+  check_error("A ^ T", "an exponent must be a scalar, not T (m×n)", 5);
+  check_error("A .^ (y)", "an exponent must be a scalar, not y (m×1)", 7);
+  check_error("A^beta",
+              "the power of a matrix needs an integer exponent; A (m×n) is "
+              "not a scalar (for element-wise powers use .^)",
+              1);
+}
+END_TEST
+
 START_TEST(not_square) {
   check_error("let A : matrix(m, n); det(A)",
               "det needs a square matrix, not A (m×n)", 27);
@@ -542,6 +555,7 @@ static Suite *shape_suite(void) {
   tcase_add_test(tc, unknown_sizes_conflict);
   tcase_add_test(tc, scalars_do_not_broadcast);
   tcase_add_test(tc, not_square);
+  tcase_add_test(tc, exponents);
   tcase_add_test(tc, other_errors);
   return s;
 }
