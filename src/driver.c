@@ -1,28 +1,62 @@
-/* driver.c - parse, infer shapes, simplify, print; see driver.h. */
+/* driver.c - parse, infer shapes, differentiate, simplify, print; see
+ * driver.h. */
 #include "driver.h"
 
+#include "diff.h"
 #include "parse.h"
 #include "print_text.h"
+#include "rules.h"
 #include "shape.h"
 #include "simplify.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+typedef enum { RUN_SIMPLIFY, RUN_DIFF } run_mode;
+
 typedef struct session {
+  const md_options *o;
   md_ctx *ctx;
   md_env env;
+  md_rules rules;
   md_errors err;
+  char **texts; /* rule files read, alive as long as their rules */
+  size_t ntexts;
   FILE *out, *errf;
 } session;
 
+/* Reads a whole file; NULL and errno on failure. */
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = xmalloc(cap);
+  size_t k;
+  while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
+    n += k;
+    if (n == cap)
+      buf = xrealloc(buf, cap *= 2);
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(buf);
+    errno = EIO;
+    return NULL;
+  }
+  *len = n;
+  return buf;
+}
+
 static bool session_init(session *S, const md_options *o, FILE *out,
                          FILE *errf) {
+  *S = (session){.o = o, .out = out, .errf = errf};
   S->ctx = md_ctx_new();
   md_env_init(&S->env);
+  md_rules_init(&S->rules);
   md_errors_init(&S->err);
-  S->out = out;
-  S->errf = errf;
   for (size_t i = 0; i < o->ndecls; i++) {
     md_source src = {"<-D>", o->decls[i], strlen(o->decls[i]), 1};
     md_parsed p;
@@ -35,65 +69,156 @@ static bool session_init(session *S, const md_options *o, FILE *out,
         md_env_add(&S->env, &p.stmts[j].decls[k]);
     md_parsed_clear(&p);
   }
+  /* a user's rules come first: the first rule that matches is used */
+  S->texts = xcalloc(o->nrules + 1, sizeof *S->texts);
+  for (size_t i = 0; i < o->nrules; i++) {
+    size_t len;
+    char *t = read_file(o->rules[i], &len);
+    if (!t) {
+      fprintf(errf, "matdiff: error: cannot read rules '%s': %s\n", o->rules[i],
+              strerror(errno));
+      return false;
+    }
+    S->texts[S->ntexts++] = t;
+    md_source *src = arena_alloc(md_ctx_arena(S->ctx), sizeof *src);
+    *src = (md_source){o->rules[i], t, len, 1};
+    if (!md_rules_load(&S->rules, S->ctx, src, &S->err)) {
+      md_errors_print(errf, &S->err);
+      return false;
+    }
+  }
+  if (!md_rules_load_builtin(&S->rules, S->ctx, &S->err)) {
+    md_errors_print(errf, &S->err); /* a broken build: rules/ is checked */
+    return false;
+  }
   return true;
 }
 
 static void session_clear(session *S) {
   md_errors_clear(&S->err);
+  md_rules_clear(&S->rules);
   md_env_clear(&S->env);
   md_ctx_free(S->ctx);
+  for (size_t i = 0; i < S->ntexts; i++)
+    free(S->texts[i]);
+  free(S->texts);
 }
 
-/* Finds a derivative anywhere in E (they are not yet evaluated). */
-static const expr *find_diff(const expr *e, uint8_t *seen) {
+/* The distinct symbols of E, up to CAP of them. */
+static size_t symbols(const expr *e, const expr **v, size_t n, size_t cap,
+                      uint8_t *seen) {
   if (seen[e->id])
-    return NULL;
+    return n;
   seen[e->id] = 1;
-  if (e->op == E_DIFF || e->op == E_HESS)
-    return e;
-  for (size_t i = 0; i < e->nkids; i++) {
-    const expr *d = find_diff(e->kid[i], seen);
-    if (d)
-      return d;
-  }
-  return NULL;
+  if (e->op == E_SYM && n < cap)
+    v[n++] = e;
+  for (size_t i = 0; i < e->nkids; i++)
+    n = symbols(e->kid[i], v, n, cap, seen);
+  return n;
 }
 
-/* One expression statement: shapes, simplification, output. */
-static bool run_expr(session *S, const md_source *src, const md_parsed *p,
-                     expr *e) {
-  md_shapes *sh = md_shapes_new(S->ctx, &S->env);
-  bool ok = md_shape_infer(sh, e, p, src, &S->err, NULL);
-  if (ok) {
-    uint8_t *seen = xcalloc(md_ctx_nnodes(S->ctx), 1);
-    const expr *d = find_diff(e, seen);
-    free(seen);
-    if (d) {
-      md_error_at(&S->err, src, md_parsed_loc(p, d),
-                  "derivatives are not evaluated yet in this version of "
-                  "matdiff");
-      ok = false;
-    }
+static void print_result(session *S, md_shapes *sh, expr *r) {
+  expr *s = md_simplify(S->ctx, sh, r);
+  char *t = md_print_text_alloc(S->ctx, s ? s : r);
+  fprintf(S->out, "%s\n", t);
+  free(t);
+}
+
+/* The variable of --wrt TEXT: a symbol or vec(symbol). */
+static expr *parse_wrt(session *S, const char *text) {
+  md_source *src = arena_alloc(md_ctx_arena(S->ctx), sizeof *src);
+  *src = (md_source){"<--wrt>", text, strlen(text), 1};
+  md_parsed p;
+  if (!md_parse(S->ctx, src, MD_PARSE_PROGRAM, &p, &S->err))
+    return NULL;
+  expr *x = p.n == 1 && p.stmts[0].kind == ST_EXPR ? p.stmts[0].lhs : NULL;
+  md_parsed_clear(&p);
+  if (!x || !(x->op == E_SYM || (x->op == E_CALL && x->u.fn == FN_VEC &&
+                                 x->kid[0]->op == E_SYM))) {
+    md_error_at(&S->err, src, (md_loc){0, 0},
+                "--wrt takes a symbol or vec(X), such as --wrt X");
+    return NULL;
   }
-  if (ok) {
-    expr *r = md_simplify(S->ctx, sh, e);
-    if (!r) {
-      md_error_at(&S->err, src, MD_NOLOC,
-                  "result nested too deeply (more than %d levels)",
-                  MD_MAX_DEPTH);
+  return x;
+}
+
+/* d/dX for each variable asked, or the one symbol of E. */
+static bool run_diff(session *S, const md_source *src, const md_parsed *p,
+                     md_shapes *sh, md_diff *D, expr *e) {
+  const md_options *o = S->o;
+  size_t n = o->nwrt;
+  expr **xs = xcalloc(n ? n : 1, sizeof *xs);
+  bool ok = true;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (xs[i] = parse_wrt(S, o->wrt[i])) != NULL;
+  if (ok && n == 0) {
+    const expr *v[2];
+    uint8_t *seen = xcalloc(md_ctx_nnodes(S->ctx), 1);
+    size_t k = symbols(e, v, 0, 2, seen);
+    free(seen);
+    if (k != 1) {
+      md_error_at(&S->err, src, md_parsed_loc(p, e),
+                  k ? "give the variable with --wrt: the expression has "
+                      "several symbols"
+                    : "nothing to differentiate: the expression has no "
+                      "symbol");
       ok = false;
     } else {
-      char *t = md_print_text_alloc(S->ctx, r);
-      fprintf(S->out, "%s\n", t);
-      free(t);
+      xs[0] = (expr *)v[0];
+      n = 1;
     }
+  }
+  for (size_t i = 0; ok && i < n; i++) {
+    md_shape xsh;
+    ok = md_shape_infer(sh, xs[i], NULL, NULL, &S->err, &xsh);
+    expr *r = NULL;
+    if (ok) {
+      r = o->hessian ? md_hessian(D, e, xs[i]) : md_derivative(D, e, xs[i]);
+      ok = r != NULL;
+    }
+    if (ok) {
+      md_shape fsh = md_shape_of(sh, e);
+      bool gradient = md_shape_is_scalar(sh, fsh) && !o->hessian;
+      if (o->layout == MD_LAYOUT_NUMERATOR ||
+          (o->layout == MD_LAYOUT_MIXED && !gradient))
+        r = expr_trans(S->ctx, r);
+      md_shape_derive(sh, r);
+      print_result(S, sh, r);
+    }
+  }
+  free(xs);
+  return ok;
+}
+
+/* One expression statement: shapes, derivatives, simplification, output. */
+static bool run_expr(session *S, run_mode mode, const md_source *src,
+                     const md_parsed *p, expr *e) {
+  md_shapes *sh = md_shapes_new(S->ctx, &S->env);
+  md_diff D = {S->ctx,
+               &S->rules,
+               sh,
+               &S->env,
+               S->o->cookbook ? MD_SYM_COOKBOOK : MD_SYM_FROBENIUS,
+               src,
+               p,
+               &S->err,
+               0};
+  bool ok = md_shape_infer(sh, e, p, src, &S->err, NULL);
+  if (ok && mode == RUN_DIFF) {
+    ok = run_diff(S, src, p, sh, &D, e);
+  } else if (ok) {
+    expr *r = md_eval_derivatives(&D, e);
+    ok = r != NULL;
+    if (ok)
+      print_result(S, sh, r);
   }
   md_shapes_free(sh);
   return ok;
 }
 
 /* Runs every statement of SRC; declarations stay in force after it. */
-static bool run_source(session *S, const md_source *src, bool *printed) {
+static bool run_source(session *S, run_mode mode, const md_source *src,
+                       bool *printed) {
   md_parsed p;
   if (!md_parse(S->ctx, src, MD_PARSE_PROGRAM, &p, &S->err))
     return false;
@@ -108,7 +233,7 @@ static bool run_source(session *S, const md_source *src, bool *printed) {
         md_env_add(&S->env, &st->decls[k]);
       break;
     case ST_EXPR:
-      ok = run_expr(S, src, &p, st->lhs);
+      ok = run_expr(S, mode, src, &p, st->lhs);
       *printed = true;
       break;
     case ST_EQ:
@@ -130,8 +255,8 @@ static bool run_source(session *S, const md_source *src, bool *printed) {
   return ok;
 }
 
-int md_cmd_simplify(const md_options *o, const char *text, FILE *out,
-                    FILE *err) {
+static int run_text(const md_options *o, run_mode mode, const char *text,
+                    FILE *out, FILE *err) {
   session S;
   int rc = 0;
   if (!session_init(&S, o, out, err)) {
@@ -140,7 +265,7 @@ int md_cmd_simplify(const md_options *o, const char *text, FILE *out,
   }
   md_source src = {"<expr>", text, strlen(text), 1};
   bool printed = false;
-  if (!run_source(&S, &src, &printed)) {
+  if (!run_source(&S, mode, &src, &printed)) {
     rc = 2;
   } else if (!printed) {
     md_error_at(&S.err, &src, (md_loc){0, 0},
@@ -152,8 +277,8 @@ int md_cmd_simplify(const md_options *o, const char *text, FILE *out,
   return rc;
 }
 
-int md_cmd_simplify_stream(const md_options *o, FILE *in, FILE *out,
-                           FILE *err) {
+static int run_stream(const md_options *o, run_mode mode, FILE *in, FILE *out,
+                      FILE *err) {
   session S;
   if (!session_init(&S, o, out, err)) {
     session_clear(&S);
@@ -170,7 +295,7 @@ int md_cmd_simplify_stream(const md_options *o, FILE *in, FILE *out,
       len--;
     md_source src = {"<stdin>", line, (size_t)len, lineno};
     bool printed = false;
-    if (!run_source(&S, &src, &printed))
+    if (!run_source(&S, mode, &src, &printed))
       rc = 2;
     md_errors_print(err, &S.err);
     md_errors_clear(&S.err);
@@ -179,4 +304,22 @@ int md_cmd_simplify_stream(const md_options *o, FILE *in, FILE *out,
   free(line);
   session_clear(&S);
   return rc;
+}
+
+int md_cmd_simplify(const md_options *o, const char *text, FILE *out,
+                    FILE *err) {
+  return run_text(o, RUN_SIMPLIFY, text, out, err);
+}
+
+int md_cmd_simplify_stream(const md_options *o, FILE *in, FILE *out,
+                           FILE *err) {
+  return run_stream(o, RUN_SIMPLIFY, in, out, err);
+}
+
+int md_cmd_diff(const md_options *o, const char *text, FILE *out, FILE *err) {
+  return run_text(o, RUN_DIFF, text, out, err);
+}
+
+int md_cmd_diff_stream(const md_options *o, FILE *in, FILE *out, FILE *err) {
+  return run_stream(o, RUN_DIFF, in, out, err);
 }

@@ -11,12 +11,28 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+typedef enum md_layout {
+  MD_LAYOUT_DENOMINATOR,
+  MD_LAYOUT_NUMERATOR, /* every result transposed */
+  MD_LAYOUT_MIXED,     /* Jacobians in numerator, gradients in denominator */
+} md_layout;
+
 typedef struct md_options {
   const char **decls; /* -D, in order */
   size_t ndecls;
   const char **wrt; /* --wrt, in order */
   size_t nwrt;
+  const char **rules; /* --rules files, tried before the built-in ones */
+  size_t nrules;
+  bool hessian;
+  md_layout layout;
+  bool cookbook; /* --symmetric cookbook */
 } md_options;
+
+/* matdiff [--wrt X] EXPR: derivatives of EXPR, one line per variable. */
+int md_cmd_diff(const md_options *o, const char *text, FILE *out, FILE *err);
+/* matdiff with no EXPR: one expression per line of IN. */
+int md_cmd_diff_stream(const md_options *o, FILE *in, FILE *out, FILE *err);
 
 /* matdiff simplify EXPR: EXPR is the text of one argument. */
 int md_cmd_simplify(const md_options *o, const char *text, FILE *out,

@@ -95,6 +95,7 @@ int main(int argc, char **argv) {
   md_options o = {0};
   o.decls = calloc((size_t)argc + 1, sizeof *o.decls);
   o.wrt = calloc((size_t)argc + 1, sizeof *o.wrt);
+  o.rules = calloc((size_t)argc + 1, sizeof *o.rules);
   const char *pending = NULL; /* an option recognised but not built yet */
   bool tap = false;
   int c, rc;
@@ -134,8 +135,8 @@ int main(int argc, char **argv) {
                          optarg);
         goto done;
       }
-      pending = strcmp(optarg, "numerator") == 0 ? "--layout numerator"
-                                                 : "--layout mixed";
+      o.layout = strcmp(optarg, "numerator") == 0 ? MD_LAYOUT_NUMERATOR
+                                                  : MD_LAYOUT_MIXED;
       break;
     case OPT_SYMMETRIC:
       if (strcmp(optarg, "cookbook") != 0) {
@@ -143,10 +144,10 @@ int main(int argc, char **argv) {
                          optarg);
         goto done;
       }
-      pending = "--symmetric cookbook";
+      o.cookbook = true;
       break;
     case OPT_HESSIAN:
-      pending = "--hessian";
+      o.hessian = true;
       break;
     case OPT_STEPS:
       pending = "--steps";
@@ -161,7 +162,7 @@ int main(int argc, char **argv) {
       pending = "--verify";
       break;
     case OPT_RULES:
-      pending = "--rules";
+      o.rules[o.nrules++] = optarg;
       break;
     case OPT_TAP:
       tap = true;
@@ -209,30 +210,31 @@ int main(int argc, char **argv) {
     rc = not_yet(pending);
     goto done;
   }
-  if (!cmd) {
-    rc = not_yet("differentiation (--wrt, matdiff EXPR)");
-    goto done;
-  }
   if (optind + 1 < argc) {
     rc = usage_error("one expression at a time: '%s' is one too many "
                      "(quote the expression)",
                      argv[optind + 1]);
     goto done;
   }
-  if (o.nwrt) {
-    rc = not_yet("differentiation (--wrt)");
+  if (cmd && (o.nwrt || o.hessian)) {
+    rc = usage_error("%s--wrt and --hessian are for derivatives: leave out "
+                     "'simplify'",
+                     "");
     goto done;
   }
   if (optind < argc) {
-    rc = md_cmd_simplify(&o, argv[optind], stdout, stderr);
+    rc = cmd ? md_cmd_simplify(&o, argv[optind], stdout, stderr)
+             : md_cmd_diff(&o, argv[optind], stdout, stderr);
   } else if (!isatty(STDIN_FILENO)) {
-    rc = md_cmd_simplify_stream(&o, stdin, stdout, stderr);
+    rc = cmd ? md_cmd_simplify_stream(&o, stdin, stdout, stderr)
+             : md_cmd_diff_stream(&o, stdin, stdout, stderr);
   } else {
     rc = usage_error("%sno expression given", "");
   }
 done:
   free(o.decls);
   free(o.wrt);
+  free(o.rules);
   if (fflush(stdout) != 0 && rc == 0)
     rc = 2;
   return rc;

@@ -1,0 +1,730 @@
+/* diff.c - reverse-mode differentiation driven by rules/; see diff.h. */
+#include "diff.h"
+
+#include "print_text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A matrix power A^k is expanded to A A ... A for k up to this. */
+enum { MAX_EXPAND_POW = 64 };
+
+#define MAX_BIND 16
+
+typedef struct binding {
+  const expr *var;
+  expr *val;
+} binding;
+
+typedef struct match {
+  binding b[MAX_BIND];
+  size_t n;
+} match;
+
+/* Contributions to one node's adjoint, summed when the node is reached. */
+typedef struct contribs {
+  expr **v;
+  size_t n, cap;
+} contribs;
+
+typedef struct pass {
+  md_diff *D;
+  const expr *target;
+  uint8_t *dep; /* by id: 0 unknown, 1 independent, 2 depends on target */
+  size_t ndep;
+  contribs *adj; /* by id */
+  size_t nadj;
+  const expr **order; /* nodes that depend on the target, kids first */
+  size_t norder, caporder;
+} pass;
+
+static md_shape shape(md_diff *D, expr *e) {
+  md_shape_derive(D->shapes, e);
+  return md_shape_of(D->shapes, e);
+}
+
+static bool is_scalar(md_diff *D, expr *e) {
+  return md_shape_is_scalar(D->shapes, shape(D, e));
+}
+
+static bool fail(md_diff *D, const expr *at, const char *fmt, const char *a,
+                 const char *b) {
+  md_loc loc = D->locs ? md_parsed_loc(D->locs, at) : MD_NOLOC;
+  md_error_at(D->err, D->src, loc, fmt, a, b);
+  return false;
+}
+
+static bool too_deep(md_diff *D) {
+  md_error_at(D->err, D->src, MD_NOLOC,
+              "the derivative is nested too deeply (more than %d levels)",
+              MD_MAX_DEPTH);
+  return false;
+}
+
+/* ---- matching a rule's pattern ---- */
+
+static bool guard_ok(md_diff *D, const md_rule *r, const expr *var, expr *val) {
+  for (size_t i = 0; i < r->nguards; i++) {
+    if (r->guards[i].var != var)
+      continue;
+    md_shape sh = shape(D, val);
+    switch (r->guards[i].kind) {
+    case K_SCALAR:
+      return md_shape_is_scalar(D->shapes, sh);
+    case K_VECTOR:
+      return md_shape_is_vector(D->shapes, sh);
+    case K_MATRIX:
+      return !md_shape_is_scalar(D->shapes, sh);
+    default:
+      return val->op == E_SYM &&
+             md_shape_sym_kind(D->shapes, val) == r->guards[i].kind;
+    }
+  }
+  return true;
+}
+
+static bool bind(md_diff *D, match *m, const md_rule *r, const expr *var,
+                 expr *val) {
+  if (!val)
+    return false;
+  for (size_t i = 0; i < m->n; i++)
+    if (m->b[i].var == var)
+      return m->b[i].val == val;
+  if (m->n == MAX_BIND || !guard_ok(D, r, var, val))
+    return false;
+  m->b[m->n++] = (binding){var, val};
+  return true;
+}
+
+static bool contains(const expr *e, const expr *x) {
+  if (e == x)
+    return true;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (contains(e->kid[i], x))
+      return true;
+  return false;
+}
+
+static bool is_nary(const expr *e) {
+  return e->op == E_ADD || e->op == E_MUL || e->op == E_HAD || e->op == E_KRON;
+}
+
+static bool same_head(const expr *p, const expr *n) {
+  return p->op == n->op && (p->op != E_CALL || p->u.fn == n->u.fn);
+}
+
+/* The part of an n-ary node from kid A to kid B (exclusive). */
+static expr *part(md_diff *D, expr *n, size_t a, size_t b) {
+  if (b - a == 1)
+    return n->kid[a];
+  if (n->op == E_MUL)
+    return expr_mul_n(D->ctx, n->kid + a, b - a);
+  return expr_make(D->ctx, (expr_op)n->op, n->kid + a, b - a);
+}
+
+static bool match_at(md_diff *D, match *m, const md_rule *r, const expr *p,
+                     expr *n, long slot);
+
+/* The operands of pattern P on one side of X (PA, count NP) against the
+ * node's (from A to B): one variable takes them all. */
+static bool match_side(md_diff *D, match *m, const md_rule *r, expr *const *pk,
+                       size_t np, expr *n, size_t a, size_t b) {
+  if (np == 0)
+    return a == b;
+  if (a == b)
+    return false;
+  if (np == 1)
+    return match_at(D, m, r, pk[0], part(D, n, a, b), -1);
+  if (np != b - a)
+    return false;
+  for (size_t i = 0; i < np; i++)
+    if (!match_at(D, m, r, pk[i], n->kid[a + i], -1))
+      return false;
+  return true;
+}
+
+/* Matches pattern P against node N.  SLOT >= 0 (the root) says which
+ * operand of N the rule is for: the part of P holding X must sit there. */
+static bool match_at(md_diff *D, match *m, const md_rule *r, const expr *p,
+                     expr *n, long slot) {
+  if (p->op == E_SYM)
+    return bind(D, m, r, p, n);
+  if (p->op == E_NUM || p->nkids == 0)
+    return p == n;
+  if (!same_head(p, n))
+    return false;
+  if (slot >= 0 && is_nary(n)) {
+    size_t j = 0;
+    while (j < p->nkids && !contains(p->kid[j], r->var))
+      j++;
+    size_t i = (size_t)slot;
+    return j < p->nkids && match_side(D, m, r, p->kid, j, n, 0, i) &&
+           match_side(D, m, r, p->kid + j + 1, p->nkids - j - 1, n, i + 1,
+                      n->nkids) &&
+           match_at(D, m, r, p->kid[j], n->kid[i], -1);
+  }
+  if (p->nkids != n->nkids)
+    return false;
+  if (slot >= 0 && !contains(p->kid[slot], r->var))
+    return false;
+  for (size_t i = 0; i < p->nkids; i++)
+    if (!match_at(D, m, r, p->kid[i], n->kid[i], -1))
+      return false;
+  return true;
+}
+
+/* The rule's result with its variables replaced by what they matched. */
+static expr *instantiate(md_diff *D, const match *m, const md_rule *r, expr *G,
+                         expr *t) {
+  if (t == r->adj)
+    return G;
+  if (t->op == E_SYM) {
+    for (size_t i = 0; i < m->n; i++)
+      if (m->b[i].var == t)
+        return m->b[i].val;
+    return t;
+  }
+  if (t->nkids == 0)
+    return t;
+  expr *small[4];
+  expr **k = t->nkids <= 4 ? small : xreallocarray(NULL, t->nkids, sizeof *k);
+  for (size_t i = 0; i < t->nkids; i++)
+    k[i] = instantiate(D, m, r, G, t->kid[i]);
+  expr *e = expr_rebuild(D->ctx, t, k);
+  if (k != small)
+    free(k);
+  return e;
+}
+
+/* ---- the pass ---- */
+
+static uint8_t depends(pass *P, const expr *e) {
+  if (e->id < P->ndep && P->dep[e->id])
+    return P->dep[e->id];
+  uint8_t d = e == P->target ? 2 : 1;
+  for (size_t i = 0; d == 1 && i < e->nkids; i++)
+    if (depends(P, e->kid[i]) == 2)
+      d = 2;
+  for (size_t i = 0; d == 2 && e != P->target && i < e->nkids; i++)
+    depends(P, e->kid[i]); /* every dependent kid gets its mark */
+  if (e->id >= P->ndep) {
+    size_t n = md_ctx_nnodes(P->D->ctx);
+    P->dep = xrealloc(P->dep, n);
+    memset(P->dep + P->ndep, 0, n - P->ndep);
+    P->ndep = n;
+  }
+  P->dep[e->id] = d;
+  return d;
+}
+
+/* Post-order over the nodes that depend on the target. */
+static void collect(pass *P, const expr *e, uint8_t *seen) {
+  if (seen[e->id] || P->dep[e->id] != 2)
+    return;
+  seen[e->id] = 1;
+  if (e != P->target)
+    for (size_t i = 0; i < e->nkids; i++)
+      collect(P, e->kid[i], seen);
+  if (P->norder == P->caporder) {
+    P->caporder = P->caporder ? 2 * P->caporder : 64;
+    P->order = xreallocarray(P->order, P->caporder, sizeof *P->order);
+  }
+  P->order[P->norder++] = e;
+}
+
+static void contribute(pass *P, const expr *to, expr *c) {
+  if (expr_is_zero(c))
+    return;
+  if (to->id >= P->nadj) {
+    size_t n = md_ctx_nnodes(P->D->ctx);
+    P->adj = xreallocarray(P->adj, n, sizeof *P->adj);
+    memset(P->adj + P->nadj, 0, (n - P->nadj) * sizeof *P->adj);
+    P->nadj = n;
+  }
+  contribs *a = &P->adj[to->id];
+  if (a->n == a->cap) {
+    a->cap = a->cap ? 2 * a->cap : 2;
+    a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
+  }
+  a->v[a->n++] = c;
+}
+
+static expr *adjoint(pass *P, const expr *e) {
+  if (e->id >= P->nadj || P->adj[e->id].n == 0)
+    return NULL;
+  return expr_add_n(P->D->ctx, P->adj[e->id].v, P->adj[e->id].n);
+}
+
+/* Passes the adjoint G of node N to its operand at SLOT. */
+static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
+  md_diff *D = P->D;
+  for (size_t i = 0; i < D->rules->n; i++) {
+    const md_rule *r = &D->rules->v[i];
+    if (!same_head(r->pattern, n))
+      continue;
+    match m = {.n = 0};
+    if (!match_at(D, &m, r, r->pattern, n, (long)slot))
+      continue;
+    const expr *x = NULL;
+    for (size_t k = 0; k < m.n; k++)
+      if (m.b[k].var == r->var)
+        x = m.b[k].val;
+    if (!x || P->dep[x->id] != 2)
+      continue;
+    expr *c = instantiate(D, &m, r, G, r->result);
+    if (!c)
+      return too_deep(D);
+    contribute(P, x, c);
+    return true;
+  }
+  char *t = md_print_text_alloc(D->ctx, n);
+  char *o = md_print_text_alloc(D->ctx, n->kid[slot]);
+  bool ok = fail(D, n,
+                 "no rule to differentiate %s with respect to %s "
+                 "(add one with --rules)",
+                 t, o);
+  free(t);
+  free(o);
+  return ok;
+}
+
+/* Expands integer matrix powers into products, the form the rules know. */
+static expr *expand(md_diff *D, expr *e, expr **memo) {
+  if (memo[e->id])
+    return memo[e->id];
+  expr *r = e;
+  if (e->nkids) {
+    expr *small[4];
+    expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+    bool changed = false;
+    for (size_t i = 0; i < e->nkids; i++) {
+      k[i] = expand(D, e->kid[i], memo);
+      changed |= k[i] != e->kid[i];
+    }
+    for (size_t i = 0; i < e->nkids; i++)
+      if (!k[i])
+        changed = false, r = NULL;
+    if (r && changed)
+      r = expr_rebuild(D->ctx, e, k);
+    if (k != small)
+      free(k);
+  }
+  long n;
+  if (r && r->op == E_POW && expr_is_int(r->kid[1], &n) && n >= 2 &&
+      n <= MAX_EXPAND_POW && !is_scalar(D, r->kid[0])) {
+    expr *v[MAX_EXPAND_POW];
+    for (long i = 0; i < n; i++)
+      v[i] = r->kid[0];
+    r = expr_mul_n(D->ctx, v, (size_t)n);
+  }
+  if (r)
+    md_shape_derive(D->shapes, r);
+  return memo[e->id] = r;
+}
+
+/* The adjoint of TARGET when ROOT's adjoint is SEED: sum over every path,
+ * one visit per node. */
+static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
+                     bool *ok) {
+  pass P = {.D = D, .target = target};
+  *ok = true;
+  expr **memo = xcalloc(md_ctx_nnodes(D->ctx), sizeof *memo);
+  root = expand(D, root, memo);
+  free(memo);
+  if (!root) {
+    *ok = too_deep(D);
+    return NULL;
+  }
+  expr *result = NULL;
+  if (depends(&P, root) == 2) {
+    uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1);
+    collect(&P, root, seen);
+    free(seen);
+    contribute(&P, root, seed);
+    for (size_t i = P.norder; *ok && i-- > 0;) {
+      expr *n = (expr *)P.order[i];
+      if (n == target)
+        continue;
+      expr *G = adjoint(&P, n);
+      if (!G)
+        continue;
+      for (size_t k = 0; *ok && k < n->nkids; k++)
+        if (P.dep[n->kid[k]->id] == 2)
+          *ok = propagate(&P, n, k, G);
+    }
+    if (*ok)
+      result = adjoint(&P, target);
+  }
+  for (size_t i = 0; i < P.nadj; i++)
+    free(P.adj[i].v);
+  free(P.adj);
+  free(P.dep);
+  free(P.order);
+  if (*ok && !result)
+    result = expr_int(D->ctx, 0);
+  return result;
+}
+
+/* ---- Jacobians: the matrix M of a form M g linear in the vector g ---- */
+
+/* Memoised by node id, since adjoints share much: each node once. */
+typedef struct linear {
+  md_diff *D;
+  const expr *g;
+  uint8_t *has; /* 0 unknown, 1 no, 2 yes */
+  expr **memo;
+  size_t n;
+} linear;
+
+static void lin_grow(linear *L) {
+  size_t n = md_ctx_nnodes(L->D->ctx);
+  if (n <= L->n)
+    return;
+  L->has = xrealloc(L->has, n);
+  memset(L->has + L->n, 0, n - L->n);
+  L->memo = xreallocarray(L->memo, n, sizeof *L->memo);
+  memset(L->memo + L->n, 0, (n - L->n) * sizeof *L->memo);
+  L->n = n;
+}
+
+static bool lhas(linear *L, const expr *e) {
+  lin_grow(L);
+  if (!L->has[e->id]) {
+    uint8_t h = e == L->g ? 2 : 1;
+    for (size_t i = 0; h == 1 && i < e->nkids; i++)
+      if (lhas(L, e->kid[i]))
+        h = 2;
+    L->has[e->id] = h;
+  }
+  return L->has[e->id] == 2;
+}
+
+static expr *lin(linear *L, expr *e);
+
+/* (A B)^T = B^T A^T and its kin, one level: NULL if E is not of a kind
+ * whose transpose moves in. */
+static expr *push_trans(md_diff *D, expr *e) {
+  md_ctx *c = D->ctx;
+  switch ((expr_op)e->op) {
+  case E_TRANS:
+    return e->kid[0];
+  case E_NEG:
+    return expr_neg(c, expr_trans(c, e->kid[0]));
+  case E_DIV:
+    return expr_div(c, expr_trans(c, e->kid[0]), e->kid[1]);
+  case E_ADD:
+  case E_MUL:
+  case E_HAD: {
+    expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
+    for (size_t i = 0; i < e->nkids; i++)
+      v[i] = expr_trans(c, e->kid[e->op == E_MUL ? e->nkids - 1 - i : i]);
+    expr *r = e->op == E_MUL ? expr_mul_n(c, v, e->nkids)
+                             : expr_make(c, (expr_op)e->op, v, e->nkids);
+    free(v);
+    return r;
+  }
+  default:
+    return NULL;
+  }
+}
+
+static expr *lin_mul(linear *L, expr *e) {
+  md_diff *D = L->D;
+  size_t j = e->nkids;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (lhas(L, e->kid[i])) {
+      if (j != e->nkids)
+        return NULL; /* g twice: not linear */
+      j = i;
+    }
+  expr *f = e->kid[j];
+  /* f a row g^T-like: the product is a scalar u^T ... g^T v ... = (v^T)(u..) */
+  if (f->op == E_TRANS && is_scalar(D, e)) {
+    /* e = pre f^T post with pre, post: e = post^T f (pre)^T */
+    expr *pre = j ? expr_mul_n(D->ctx, e->kid, j) : NULL;
+    expr *post = j + 1 < e->nkids
+                     ? expr_mul_n(D->ctx, e->kid + j + 1, e->nkids - j - 1)
+                     : NULL;
+    expr *m = lin(L, f->kid[0]);
+    if (!m)
+      return NULL;
+    expr *r = m;
+    if (post)
+      r = expr_mul(D->ctx, expr_trans(D->ctx, post), r);
+    if (pre)
+      r = expr_mul(D->ctx, pre, r);
+    return r;
+  }
+  /* otherwise the factors around f are a matrix before it and scalars
+   * after it, or f is a scalar: e = (the others, in order) lin(f) g */
+  bool after_scalar = true;
+  for (size_t i = j + 1; i < e->nkids; i++)
+    after_scalar &= is_scalar(D, e->kid[i]);
+  if (!after_scalar && !is_scalar(D, f))
+    return NULL;
+  expr *m = lin(L, f);
+  if (!m)
+    return NULL;
+  expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (i != j)
+      v[k++] = e->kid[i];
+  v[k++] = m;
+  expr *r = expr_mul_n(D->ctx, v, k);
+  free(v);
+  return r;
+}
+
+static expr *lin_node(linear *L, expr *e) {
+  md_diff *D = L->D;
+  const expr *g = L->g;
+  if (e == g)
+    return expr_ident(D->ctx);
+  if (!lhas(L, e))
+    return NULL;
+  switch ((expr_op)e->op) {
+  case E_ADD: {
+    expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
+    size_t k = 0;
+    expr *r = e;
+    for (size_t i = 0; r && i < e->nkids; i++)
+      if (lhas(L, e->kid[i]) && !(v[k++] = lin(L, e->kid[i])))
+        r = NULL;
+    if (r)
+      r = expr_add_n(D->ctx, v, k);
+    free(v);
+    return r;
+  }
+  case E_NEG: {
+    expr *m = lin(L, e->kid[0]);
+    return m ? expr_neg(D->ctx, m) : NULL;
+  }
+  case E_MUL:
+    return lin_mul(L, e);
+  case E_DIV: {
+    if (lhas(L, e->kid[1]))
+      return NULL;
+    expr *m = lin(L, e->kid[0]);
+    return m ? expr_div(D->ctx, m, e->kid[1]) : NULL;
+  }
+  case E_HAD: {
+    /* g .* v .* w = diag(v .* w) g */
+    size_t j = e->nkids;
+    for (size_t i = 0; i < e->nkids; i++) {
+      if (e->kid[i] == g && j == e->nkids)
+        j = i;
+      else if (lhas(L, e->kid[i]))
+        return NULL;
+    }
+    if (j == e->nkids)
+      return NULL;
+    expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; i < e->nkids; i++)
+      if (i != j)
+        v[k++] = e->kid[i];
+    expr *o = k == 1 ? v[0] : expr_make(D->ctx, E_HAD, v, k);
+    free(v);
+    return is_scalar(D, o) ? expr_mul(D->ctx, o, expr_ident(D->ctx))
+                           : expr_call1(D->ctx, FN_DIAG, o);
+  }
+  case E_HDIV:
+    if (e->kid[0] == g && !lhas(L, e->kid[1]))
+      return expr_call1(D->ctx, FN_DIAG,
+                        expr_hdiv(D->ctx, expr_int(D->ctx, 1), e->kid[1]));
+    return NULL;
+  case E_TRANS:
+    /* a scalar: t^T = t; else the transpose moves in, toward g */
+    if (is_scalar(D, e))
+      return lin(L, e->kid[0]);
+    return push_trans(D, e->kid[0]) ? lin(L, push_trans(D, e->kid[0])) : NULL;
+  case E_INNER: {
+    size_t i = lhas(L, e->kid[0]) ? 0 : 1;
+    if (lhas(L, e->kid[1 - i]))
+      return NULL;
+    expr *m = lin(L, e->kid[i]);
+    return m ? expr_mul(D->ctx, expr_trans(D->ctx, e->kid[1 - i]), m) : NULL;
+  }
+  default:
+    return NULL;
+  }
+}
+
+static expr *lin(linear *L, expr *e) {
+  lin_grow(L);
+  if (L->memo[e->id])
+    return L->memo[e->id];
+  expr *r = lin_node(L, e);
+  lin_grow(L);
+  L->memo[e->id] = r;
+  return r;
+}
+
+/* M such that E = M g, or NULL when E is not of a form we can read. */
+static expr *jacobian_of(md_diff *D, expr *e, const expr *g) {
+  linear L = {D, g, NULL, NULL, 0};
+  expr *r = lin(&L, e);
+  free(L.has);
+  free(L.memo);
+  return r;
+}
+
+/* ---- the layout table ---- */
+
+static expr *sym_of(expr *x) {
+  return x->op == E_SYM ? x : x->kid[0];
+}
+
+/* The structured gradient of SPEC 3 for a symmetric or diagonal X. */
+static expr *structured(md_diff *D, expr *x, expr *G) {
+  md_kind k = md_shape_sym_kind(D->shapes, x);
+  md_ctx *c = D->ctx;
+  if (k == K_DIAGONAL)
+    return expr_had(c, G, expr_ident(c));
+  if (k != K_SYMMETRIC && k != K_SPD)
+    return G;
+  expr *sum = expr_add(c, G, expr_trans(c, G));
+  if (D->symmetric == MD_SYM_COOKBOOK)
+    return expr_sub(c, sum, expr_had(c, G, expr_ident(c)));
+  mpq_t h;
+  mpq_init(h);
+  mpq_set_ui(h, 1, 2);
+  expr *r = expr_mul(c, expr_num(c, h), sum);
+  mpq_clear(h);
+  return r;
+}
+
+expr *md_derivative(md_diff *D, expr *f, expr *x) {
+  f = md_eval_derivatives(D, f);
+  if (!f)
+    return NULL;
+  expr *X = sym_of(x);
+  md_shape fs = shape(D, f), xs = shape(D, X);
+  bool ok;
+  expr *r;
+  if (md_shape_is_scalar(D->shapes, fs)) {
+    r = reverse(D, f, X, expr_int(D->ctx, 1), &ok);
+    if (!ok)
+      return NULL;
+    r = structured(D, X, r);
+    if (x != X)
+      r = expr_call1(D->ctx, FN_VEC, r);
+    return r;
+  }
+  /* A vector or matrix f: differentiate <g, f> for a symbolic adjoint g,
+   * then read the Jacobian off the form, linear in g. */
+  if (x != X) {
+    char *a = md_print_text_alloc(D->ctx, f);
+    fail(D, f,
+         "the derivative of %s with respect to vec(%s) is not supported "
+         "yet: only a scalar can be differentiated by vec(X)",
+         a, X->u.name);
+    free(a);
+    return NULL;
+  }
+  if (!md_shape_is_vector(D->shapes, fs) &&
+      !md_shape_is_scalar(D->shapes, xs)) {
+    char *a = md_print_text_alloc(D->ctx, f);
+    char *b = md_print_text_alloc(D->ctx, x);
+    fail(D, f,
+         "the derivative of %s with respect to %s is a tensor; "
+         "differentiate vec(...) with respect to a vector instead",
+         a, b);
+    free(a);
+    free(b);
+    return NULL;
+  }
+  /* a fresh symbol that no input can name, of f's kind */
+  char name[32];
+  snprintf(name, sizeof name, "%s'%u",
+           md_shape_is_vector(D->shapes, fs) ? "g" : "G", ++D->nadjoints);
+  expr *g = expr_sym(D->ctx, name);
+  expr *gi = expr_inner(D->ctx, g, f);
+  if (!md_shape_derive(D->shapes, gi)) {
+    fail(D, f, "internal error: no shape for the adjoint of %s%s", "", "");
+    return NULL;
+  }
+  r = reverse(D, f, X, g, &ok);
+  if (!ok)
+    return NULL;
+  if (md_shape_is_scalar(D->shapes, xs) && !md_shape_is_vector(D->shapes, fs)) {
+    /* a matrix F by a scalar: the element-wise derivative, the F-shaped M
+     * of <G, M> */
+    expr *m = NULL;
+    linear L = {D, g, NULL, NULL, 0};
+    if (r->op == E_INNER && r->kid[0] == g && !lhas(&L, r->kid[1]))
+      m = r->kid[1];
+    free(L.has);
+    free(L.memo);
+    if (!m) {
+      char *a = md_print_text_alloc(D->ctx, f);
+      fail(D, f, "cannot form the element-wise derivative of %s%s", a, "");
+      free(a);
+      return NULL;
+    }
+    return m;
+  }
+  expr *J = expr_is_zero(r) ? r : jacobian_of(D, r, g);
+  if (!J) {
+    char *a = md_print_text_alloc(D->ctx, f);
+    fail(D, f,
+         "cannot form the Jacobian of %s; differentiate a scalar such as "
+         "<g, %s> instead",
+         a, a);
+    free(a);
+    return NULL;
+  }
+  /* denominator layout: (i, j) = d f_j / d x_i, so J as it stands;
+   * by a scalar it is the 1×k row */
+  return J;
+}
+
+expr *md_hessian(md_diff *D, expr *f, expr *x) {
+  expr *grad = md_derivative(D, f, x);
+  if (!grad)
+    return NULL;
+  md_shape_derive(D->shapes, grad);
+  return md_derivative(D, grad, x);
+}
+
+static expr *eval_rec(md_diff *D, expr *e, expr **memo, size_t nmemo) {
+  if (e->id < nmemo && memo[e->id])
+    return memo[e->id];
+  expr *r = e;
+  if (e->nkids) {
+    expr *small[4];
+    expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+    bool changed = false;
+    for (size_t i = 0; r && i < e->nkids; i++) {
+      k[i] = eval_rec(D, e->kid[i], memo, nmemo);
+      if (!k[i])
+        r = NULL;
+      else
+        changed |= k[i] != e->kid[i];
+    }
+    if (r && changed)
+      r = expr_rebuild(D->ctx, e, k);
+    if (k != small)
+      free(k);
+  }
+  if (r && (r->op == E_DIFF || r->op == E_HESS)) {
+    md_shape_derive(D->shapes, r);
+    r = r->op == E_DIFF ? md_derivative(D, r->kid[0], r->kid[1])
+                        : md_hessian(D, r->kid[0], r->kid[1]);
+  }
+  if (r)
+    md_shape_derive(D->shapes, r);
+  if (r && e->id < nmemo)
+    memo[e->id] = r;
+  return r;
+}
+
+expr *md_eval_derivatives(md_diff *D, expr *e) {
+  size_t n = md_ctx_nnodes(D->ctx);
+  expr **memo = xcalloc(n, sizeof *memo);
+  expr *r = eval_rec(D, e, memo, n);
+  free(memo);
+  return r;
+}

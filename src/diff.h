@@ -1,0 +1,47 @@
+/*
+ * diff.h - derivatives by reverse-mode adjoints, driven by rules/.
+ *
+ * The engine walks the expression DAG once from the root down: a node's
+ * adjoint is the sum of what its parents passed it, and the first rule of
+ * rules/ that matches the node (at the operand in question) says what it
+ * passes on.  Each node is visited once, so a gradient costs time linear
+ * in the size of the DAG.  The engine knows no operation itself: a node
+ * without a matching rule is an error that names it, never a zero.
+ *
+ * Results are in denominator layout (SPEC 3) and unsimplified: pass them
+ * to md_simplify().  Nodes belong to the context; an md_diff borrows
+ * everything it points at.
+ */
+#pragma once
+
+#include "diag.h"
+#include "expr.h"
+#include "parse.h"
+#include "rules.h"
+#include "shape.h"
+
+typedef enum md_symmetric_mode {
+  MD_SYM_FROBENIUS, /* (G + G^T)/2: the gradient on symmetric matrices */
+  MD_SYM_COOKBOOK,  /* G + G^T - G .* I: The Matrix Cookbook's form */
+} md_symmetric_mode;
+
+typedef struct md_diff {
+  md_ctx *ctx;
+  const md_rules *rules;
+  md_shapes *shapes; /* of the expressions differentiated */
+  const md_env *env;
+  md_symmetric_mode symmetric;
+  /* where errors point */
+  const md_source *src;
+  const md_parsed *locs;
+  md_errors *err;
+  unsigned nadjoints; /* symbolic adjoints made so far, for fresh names */
+} md_diff;
+
+/* d/dX F for a symbol X or vec(X), per the layout table of SPEC 3; NULL
+ * after an error.  F's shapes must have been inferred. */
+expr *md_derivative(md_diff *D, expr *f, expr *x);
+/* hess(F, x) for scalar F and a scalar or vector x. */
+expr *md_hessian(md_diff *D, expr *f, expr *x);
+/* E with every d/dX f and hess(f, x) inside replaced by its value. */
+expr *md_eval_derivatives(md_diff *D, expr *e);
