@@ -289,7 +289,8 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
   return ok;
 }
 
-/* Expands integer matrix powers into products, the form the rules know. */
+/* Expands integer matrix powers into products, the form the rules know.
+ * NULL after an error (reported). */
 static expr *expand(md_diff *D, expr *e, expr **memo) {
   if (memo[e->id])
     return memo[e->id];
@@ -298,24 +299,37 @@ static expr *expand(md_diff *D, expr *e, expr **memo) {
     expr *small[4];
     expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
     bool changed = false;
-    for (size_t i = 0; i < e->nkids; i++) {
-      k[i] = expand(D, e->kid[i], memo);
-      changed |= k[i] != e->kid[i];
+    for (size_t i = 0; r && i < e->nkids; i++) {
+      if (!(k[i] = expand(D, e->kid[i], memo)))
+        r = NULL;
+      else
+        changed |= k[i] != e->kid[i];
     }
-    for (size_t i = 0; i < e->nkids; i++)
-      if (!k[i])
-        changed = false, r = NULL;
-    if (r && changed)
-      r = expr_rebuild(D->ctx, e, k);
+    if (r && changed && !(r = expr_rebuild(D->ctx, e, k)))
+      too_deep(D);
     if (k != small)
       free(k);
   }
   long n;
   if (r && r->op == E_POW && expr_is_int(r->kid[1], &n) && n >= 2 &&
-      n <= MAX_EXPAND_POW && !is_scalar(D, r->kid[0])) {
+      !is_scalar(D, r->kid[0])) {
+    /* powers of powers multiply: bound the product, not each power */
+    expr *b = r->kid[0];
+    size_t per = b->op == E_MUL ? b->nkids : 1;
+    if (n > MAX_EXPAND_POW || per * (size_t)n > MAX_EXPAND_POW) {
+      char *t = md_print_text_alloc(D->ctx, e);
+      char lim[32];
+      snprintf(lim, sizeof lim, "%d", MAX_EXPAND_POW);
+      fail(D, e,
+           "cannot differentiate %s: a matrix power expands to more than "
+           "%s factors",
+           t, lim);
+      free(t);
+      return NULL;
+    }
     expr *v[MAX_EXPAND_POW];
     for (long i = 0; i < n; i++)
-      v[i] = r->kid[0];
+      v[i] = b;
     r = expr_mul_n(D->ctx, v, (size_t)n);
   }
   if (r)
@@ -333,7 +347,7 @@ static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
   root = expand(D, root, memo);
   free(memo);
   if (!root) {
-    *ok = too_deep(D);
+    *ok = false;
     return NULL;
   }
   expr *result = NULL;

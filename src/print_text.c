@@ -184,7 +184,8 @@ static void print(printer *p, const expr *e) {
     return;
   case E_POW:
     /* (x^-1)^k prints as x^-k, which parses back to it only for k >= 2 */
-    if (e->kid[0]->op == E_INV && prec(e->kid[1]) == P_ATOM &&
+    if (e->kid[0]->op == E_INV && e->kid[1]->op == E_NUM &&
+        prec(e->kid[1]) == P_ATOM &&
         mpz_cmp_ui(mpq_numref(e->kid[1]->u.num), 2) >= 0) {
       sub(p, e->kid[0]->kid[0], P_POST, false);
       sb_puts(o, "^-");

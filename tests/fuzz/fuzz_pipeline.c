@@ -1,8 +1,9 @@
 /*
- * fuzz_pipeline.c - libFuzzer harness: parse -> shapes -> simplify -> print
- * on arbitrary bytes, and the printed result must parse back to the same
- * node.  Build and run with tests/fuzz/run.sh.
+ * fuzz_pipeline.c - libFuzzer harness: parse -> shapes -> differentiate ->
+ * simplify -> print on arbitrary bytes, and the printed input must parse
+ * back to the same node.  Build and run with tests/fuzz/run.sh.
  */
+#include "diff.h"
 #include "parse.h"
 #include "print_text.h"
 #include "shape.h"
@@ -22,6 +23,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   md_env env;
   md_env_init(&env);
   md_source src = {"<fuzz>", (const char *)data, size, 1};
+  md_rules rules;
+  md_rules_init(&rules);
+  if (!md_rules_load_builtin(&rules, ctx, &err))
+    abort();
   md_parsed p;
   if (md_parse(ctx, &src, MD_PARSE_PROGRAM, &p, &err)) {
     for (size_t i = 0; i < p.n; i++) {
@@ -44,8 +49,24 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         md_parsed_clear(&q);
         free(t);
         md_shapes *sh = md_shapes_new(ctx, &env);
+        md_diff D = {ctx, &rules, sh, &env, MD_SYM_FROBENIUS, &src, &p, &err,
+                     0};
         if (md_shape_infer(sh, e, &p, &src, &err, NULL)) {
-          expr *r = md_simplify(ctx, sh, e);
+          /* by the first symbol, as `matdiff EXPR` would */
+          const expr *x = e;
+          while (x->nkids && x->op != E_SYM)
+            x = x->kid[0];
+          if (x->op == E_SYM && md_shape_infer(sh, (expr *)x, NULL, NULL,
+                                               &err, NULL)) {
+            expr *d = md_derivative(&D, e, (expr *)x);
+            if (d && md_shape_derive(sh, d)) {
+              expr *s = md_simplify(ctx, sh, d);
+              if (s)
+                free(md_print_text_alloc(ctx, s));
+            }
+          }
+          e = md_eval_derivatives(&D, e);
+          expr *r = e ? md_simplify(ctx, sh, e) : NULL;
           if (r) {
             char *u = md_print_text_alloc(ctx, r);
             free(u);
@@ -63,6 +84,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     fclose(null);
   }
   md_errors_clear(&err);
+  md_rules_clear(&rules);
   md_env_clear(&env);
   md_ctx_free(ctx);
   return 0;

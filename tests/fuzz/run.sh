@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses with clang (ASan + UBSan) and runs each for
 # SECONDS (default 60) on a corpus seeded from the tests.
-#   tests/fuzz/run.sh [SECONDS]
+#   tests/fuzz/run.sh [SECONDS] [HARNESS...]   (default: parse pipeline)
 # Needs clang and the generated lexer/parser in build/ (meson compile -C build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,11 +9,19 @@ secs=${1:-60}
 out=build/fuzz
 mkdir -p "$out/corpus"
 [ -f build/parser.c ] || meson compile -C build
-srcs=(src/arena.c src/diag.c src/expr.c src/shape.c src/print_text.c
-      src/strbuf.c src/simplify.c build/lexer.c build/parser.c)
-clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -D_POSIX_C_SOURCE=200809L -Isrc -Ibuild -o "$out/fuzz_pipeline" \
-  tests/fuzz/fuzz_pipeline.c "${srcs[@]}" -lgmp
+shift || true
+harnesses=("$@")
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(parse pipeline)
+[ -f build/rules_data.c ] || meson compile -C build
+# the library's sources (not main.c), with the generated ones
+srcs=()
+for f in src/*.c; do [ "$f" = src/main.c ] || srcs+=("$f"); done
+srcs+=(build/lexer.c build/parser.c build/rules_data.c)
+for h in "${harnesses[@]}"; do
+  clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+    -D_POSIX_C_SOURCE=200809L -Isrc -Ibuild -o "$out/fuzz_$h" \
+    "tests/fuzz/fuzz_$h.c" "${srcs[@]}" -lgmp -lm
+done
 # Seeds: every expression of the golden tests, one per file.
 if [ -z "$(ls -A "$out/corpus")" ]; then
   python3 - "$out/corpus" <<'PY'
@@ -31,6 +39,10 @@ for f in pathlib.Path('tests').glob('*.test'):
                 (out / ('seed%04d' % n)).write_bytes(w.encode('utf-8', 'surrogateescape'))
 PY
 fi
-"$out/fuzz_pipeline" -max_total_time="$secs" -max_len=512 \
-  -dict=tests/fuzz/matdiff.dict -timeout=10 -rss_limit_mb=2048 \
-  -artifact_prefix="$out/" "$out/corpus"
+for h in "${harnesses[@]}"; do
+  mkdir -p "$out/corpus-$h"
+  cp -n "$out"/corpus/* "$out/corpus-$h/" 2>/dev/null || true
+  "$out/fuzz_$h" -max_total_time="$secs" -max_len=512 \
+    -dict=tests/fuzz/matdiff.dict -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$out/$h-" "$out/corpus-$h" tests/fuzz/regress
+done
