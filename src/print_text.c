@@ -86,7 +86,10 @@ static void print_num(printer *p, const mpq_t q) {
 
 /* The exponent of ^ or .^: a bare non-negative integer, else in parens. */
 static void print_exponent(printer *p, const expr *k) {
-  if (k->op == E_SYM || (k->op == E_NUM && prec(k) == P_ATOM)) {
+  /* x^T is a transpose, and so is the start of x^Tau: such names go in
+   * parentheses, x^(T) */
+  if ((k->op == E_SYM && k->u.name[0] != 'T') ||
+      (k->op == E_NUM && prec(k) == P_ATOM)) {
     print(p, k);
   } else {
     sb_putc(p->out, '(');
