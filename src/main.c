@@ -1,4 +1,5 @@
 /* main.c - the matdiff command line: options only (SPEC 4). */
+#include "checker.h"
 #include "driver.h"
 
 #include <getopt.h>
@@ -199,7 +200,9 @@ int main(int argc, char **argv) {
                         strcmp(argv[optind], "check") == 0))
     cmd = argv[optind++];
   if (cmd && strcmp(cmd, "check") == 0) {
-    rc = not_yet("matdiff check");
+    rc = pending ? not_yet(pending)
+                 : md_cmd_check(&o, (const char *const *)argv + optind,
+                                (size_t)(argc - optind), tap, stdout, stderr);
     goto done;
   }
   if (tap) {

@@ -739,3 +739,41 @@ bool md_shape_derive(md_shapes *s, expr *e) {
   md_errors_clear(&err);
   return ok;
 }
+
+/* ---- concrete sizes ---- */
+
+bool md_shape_unify(md_shapes *s, md_shape a, md_shape b) {
+  return unify(s, a.r, b.r) && unify(s, a.c, b.c);
+}
+
+size_t md_shapes_ndims(const md_shapes *s) {
+  return s->nd;
+}
+
+md_dim_info md_dim_get(md_shapes *s, md_dim d) {
+  md_dim r = find(s, d);
+  const dim_rec *x = &s->d[r];
+  md_dim_info info = {.root = r};
+  switch (x->kind) {
+  case D_INT:
+    info.kind = MD_DIM_INT;
+    info.value = x->value;
+    break;
+  case D_NAME:
+    info.kind = MD_DIM_NAME;
+    break;
+  case D_VAR:
+    info.kind = MD_DIM_FREE;
+    break;
+  case D_MUL:
+    info.kind = MD_DIM_PRODUCT;
+    info.a = x->a;
+    info.b = x->b;
+    break;
+  }
+  return info;
+}
+
+void md_dim_format(md_shapes *s, md_dim d, char *buf, size_t size) {
+  dim_format(s, d, buf, size);
+}

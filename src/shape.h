@@ -70,3 +70,34 @@ md_kind md_default_kind(const char *name);
 
 /* Writes "m×n" (or "m·n×1", "3×3") into BUF. */
 void md_shape_format(md_shapes *s, md_shape sh, char *buf, size_t size);
+
+/* ---- concrete sizes, for the numeric evaluator (eval.c) ----
+ *
+ * The evaluator gives every free or named size a number; these calls let
+ * it see what a dimension has become after unification.  Dimensions are
+ * the values 0 .. md_shapes_ndims() - 1. */
+
+/* Makes shapes A and B the same, as the two sides of an identity must be.
+ * False if they cannot be; some of their sizes may be unified by then. */
+bool md_shape_unify(md_shapes *s, md_shape a, md_shape b);
+
+size_t md_shapes_ndims(const md_shapes *s);
+
+typedef enum md_dim_kind {
+  MD_DIM_INT,     /* a given integer size (1 for scalars) */
+  MD_DIM_NAME,    /* a declared name: n in let x : vector(n) */
+  MD_DIM_FREE,    /* an unknown nothing has fixed */
+  MD_DIM_PRODUCT, /* a · b (kron, vec) */
+} md_dim_kind;
+
+typedef struct md_dim_info {
+  md_dim root; /* the representative: equal dimensions have one root */
+  md_dim_kind kind;
+  long value;  /* MD_DIM_INT */
+  md_dim a, b; /* MD_DIM_PRODUCT: the factors */
+} md_dim_info;
+
+/* What D stands for now (the information of its root). */
+md_dim_info md_dim_get(md_shapes *s, md_dim d);
+/* Writes the name of D as messages show it ("n", "3", "m·n"). */
+void md_dim_format(md_shapes *s, md_dim d, char *buf, size_t size);

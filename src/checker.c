@@ -1,0 +1,593 @@
+/* checker.c - identity files and their verdicts; see checker.h. */
+#include "checker.h"
+
+#include "eval.h"
+#include "parse.h"
+#include "shape.h"
+#include "simplify.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum verdict_kind {
+  V_PROVED,
+  V_EXACT,
+  V_NUMERIC,
+  V_FALSE,
+  V_ERROR,
+} verdict_kind;
+
+typedef struct verdict {
+  verdict_kind kind;
+  double err;    /* V_NUMERIC: the largest relative error seen */
+  bool ne;       /* a != line */
+  strbuf detail; /* lines shown under the verdict */
+  char *located; /* an error with file:line:col and a caret */
+} verdict;
+
+/* Identities longer than this are cut in verdict lines. */
+enum { SHOW_MAX = 160 };
+
+typedef struct checker {
+  bool tap;
+  FILE *out;
+  size_t n, passed, failed;
+} checker;
+
+/* ---- comparing two values ---- */
+
+typedef struct comparison {
+  bool equal, exact;
+  double err;           /* the largest relative difference */
+  uint32_t i, j;        /* the first entry that differs */
+  md_num *left, *right; /* its two values (in the values compared) */
+} comparison;
+
+/* Compares A and B entry by entry (a 1×1 side broadcasts: it is a
+ * number standing for a constant matrix). */
+static void compare(const md_val *a, const md_val *b, comparison *cmp) {
+  bool sa = a->r == 1 && a->c == 1, sb = b->r == 1 && b->c == 1;
+  const md_val *sh = sa ? b : a;
+  *cmp = (comparison){.equal = true, .exact = true};
+  if (!sa && !sb && (a->r != b->r || a->c != b->c)) {
+    cmp->equal = false;
+    return;
+  }
+  double m = 0;
+  for (uint32_t i = 0; i < sh->r; i++)
+    for (uint32_t j = 0; j < sh->c; j++) {
+      m = fmax(m, fabs(md_num_get_d(md_val_at(a, sa ? 0 : i, sa ? 0 : j, 0))));
+      m = fmax(m, fabs(md_num_get_d(md_val_at(b, sb ? 0 : i, sb ? 0 : j, 0))));
+    }
+  for (uint32_t i = 0; i < sh->r; i++)
+    for (uint32_t j = 0; j < sh->c; j++) {
+      md_num *x = md_val_at(a, sa ? 0 : i, sa ? 0 : j, 0);
+      md_num *y = md_val_at(b, sb ? 0 : i, sb ? 0 : j, 0);
+      bool same;
+      if (x->exact && y->exact) {
+        same = mpq_equal(x->q, y->q);
+      } else {
+        cmp->exact = false;
+        double d = fabs(md_num_get_d(x) - md_num_get_d(y));
+        d = m > 0 ? d / m : d;
+        if (isnan(d))
+          d = INFINITY;
+        cmp->err = fmax(cmp->err, d);
+        same = d <= MD_CHECK_TOL;
+      }
+      if (!same && cmp->equal) {
+        cmp->equal = false;
+        cmp->i = i;
+        cmp->j = j;
+        cmp->left = x;
+        cmp->right = y;
+      }
+    }
+}
+
+/* "n = 3; entry (2, 1): left 7/2, right -3" */
+static void counterexample(md_eval *ev, const md_val *shape,
+                           const comparison *cmp, strbuf *out) {
+  char l[96], r[96];
+  strbuf sizes;
+  sb_init(&sizes);
+  md_eval_format_sizes(ev, &sizes);
+  sb_printf(out, "counterexample: %s%s", sizes.len ? sizes.s : "",
+            sizes.len ? "; " : "");
+  sb_clear(&sizes);
+  if (!cmp->left) {
+    sb_puts(out, "the sides have different sizes");
+    return;
+  }
+  md_num_format(cmp->left, l, sizeof l);
+  md_num_format(cmp->right, r, sizeof r);
+  if (shape->r == 1 && shape->c == 1)
+    sb_printf(out, "left %s, right %s", l, r);
+  else
+    sb_printf(out, "entry (%u, %u): left %s, right %s", cmp->i + 1, cmp->j + 1,
+              l, r);
+}
+
+/* ---- one identity ---- */
+
+static bool has_derivative(const expr *e, uint8_t *seen) {
+  if (seen[e->id])
+    return false;
+  seen[e->id] = 1;
+  if (e->op == E_DIFF || e->op == E_HESS)
+    return true;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (has_derivative(e->kid[i], seen))
+      return true;
+  return false;
+}
+
+static bool is_number(md_shapes *sh, const expr *e, md_shape s) {
+  return (e->flags & EF_CONST) && md_shape_is_scalar(sh, s);
+}
+
+/* Infers both sides in SH and makes their shapes one; false (and *SAME
+ * false) when they cannot be, or after an error in ERR (*SAME true). */
+static bool infer_sides(md_shapes *sh, const md_stmt *st, const md_parsed *p,
+                        const md_source *src, md_errors *err, md_shape *s,
+                        bool *same, char *diff, size_t size) {
+  *same = true;
+  if (!md_shape_infer(sh, st->lhs, p, src, err, &s[0]) ||
+      !md_shape_infer(sh, st->rhs, p, src, err, &s[1]))
+    return false;
+  /* a number on one side stands for a constant matrix (SPEC 2, 4) */
+  if (is_number(sh, st->lhs, s[0]) || is_number(sh, st->rhs, s[1]))
+    return true;
+  char a[128], b[128];
+  md_shape_format(sh, s[0], a, sizeof a);
+  md_shape_format(sh, s[1], b, sizeof b);
+  if (md_shape_unify(sh, s[0], s[1]))
+    return true;
+  snprintf(diff, size, "the sides have different shapes: %s and %s", a, b);
+  *same = false;
+  return false;
+}
+
+/* Both sides simplify to the same node (never with derivatives: those
+ * are for the numbers to judge). */
+static bool proved(md_ctx *ctx, const md_env *env, const md_stmt *st) {
+  uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
+  bool deriv = has_derivative(st->lhs, seen) || has_derivative(st->rhs, seen);
+  free(seen);
+  if (deriv)
+    return false;
+  md_shapes *sh = md_shapes_new(ctx, env);
+  md_errors err;
+  md_errors_init(&err);
+  md_shape s[2];
+  bool same, ok = infer_sides(sh, st, NULL, NULL, &err, s, &same, NULL, 0);
+  bool eq = false;
+  if (ok) {
+    expr *l = md_simplify(ctx, sh, st->lhs);
+    expr *r = md_simplify(ctx, sh, st->rhs);
+    eq = l && l == r;
+  }
+  md_errors_clear(&err);
+  md_shapes_free(sh);
+  return eq;
+}
+
+static uint64_t text_hash(const char *s, size_t n) {
+  uint64_t h = 14695981039346656037u;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211u;
+  }
+  return h;
+}
+
+/* An error with its place in the source, as the compiler-style text of
+ * md_error_print without the "matdiff: " prefix. */
+static char *located(const md_error *e) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f)
+    return NULL;
+  md_error_print(f, e);
+  fclose(f);
+  const char *pfx = "matdiff: ";
+  if (strncmp(buf, pfx, strlen(pfx)) == 0)
+    memmove(buf, buf + strlen(pfx), strlen(buf) - strlen(pfx) + 1);
+  return buf;
+}
+
+static void check_identity(md_ctx *ctx, const md_env *env, const md_source *src,
+                           const md_parsed *p, const md_stmt *st, verdict *v) {
+  v->ne = st->kind == ST_NE;
+  md_errors err;
+  md_errors_init(&err);
+  md_shapes *sh = md_shapes_new(ctx, env);
+  md_shape s[2];
+  bool same;
+  char diff[300];
+  if (!infer_sides(sh, st, p, src, &err, s, &same, diff, sizeof diff)) {
+    if (same) {
+      v->kind = V_ERROR;
+      v->located = err.n ? located(&err.v[0]) : NULL;
+    } else {
+      v->kind = v->ne ? V_PROVED : V_FALSE;
+      sb_puts(&v->detail, diff);
+    }
+    md_errors_clear(&err);
+    md_shapes_free(sh);
+    return;
+  }
+  md_errors_clear(&err);
+
+  bool symbolic = proved(ctx, env, st);
+  expr *sides[2] = {st->lhs, st->rhs};
+  md_eval *ev = md_eval_new(ctx, sh, sides, 2);
+  md_rng rng;
+  md_rng_seed(
+      &rng, text_hash(src->text + st->loc.begin, st->loc.end - st->loc.begin));
+  bool exact = true, differ = false;
+  double maxerr = 0;
+  md_status st_num = MD_OK;
+  for (int pt = 0; pt < MD_CHECK_POINTS && !differ; pt++) {
+    md_val val[2];
+    st_num = md_eval_sample(ev, &rng, sides, s, 2, val);
+    if (st_num != MD_OK)
+      break;
+    comparison cmp;
+    compare(&val[0], &val[1], &cmp);
+    exact &= cmp.exact;
+    if (cmp.err > maxerr)
+      maxerr = cmp.err;
+    if (!cmp.equal) {
+      differ = true;
+      if (!v->ne)
+        counterexample(ev, val[0].r == 1 && val[0].c == 1 ? &val[1] : &val[0],
+                       &cmp, &v->detail);
+    }
+    md_val_clear(&val[0]);
+    md_val_clear(&val[1]);
+  }
+
+  if (v->ne) {
+    if (differ) {
+      v->kind = exact ? V_EXACT : V_NUMERIC;
+      v->err = maxerr;
+    } else if (symbolic) {
+      v->kind = V_FALSE;
+      sb_puts(&v->detail, "both sides simplify to the same form");
+    } else if (st_num != MD_OK) {
+      v->kind = V_ERROR;
+      sb_printf(&v->detail, "cannot evaluate: %s", md_eval_why(ev));
+    } else {
+      v->kind = V_FALSE;
+      sb_printf(&v->detail, "the sides agree at %d random points%s",
+                MD_CHECK_POINTS, exact ? ", exactly" : "");
+    }
+  } else if (differ) {
+    v->kind = V_FALSE;
+    if (symbolic)
+      sb_puts(&v->detail, "\nthe simplifier wrongly reduces both sides to "
+                          "the same form: please report this bug");
+  } else if (symbolic) {
+    v->kind = V_PROVED;
+  } else if (st_num != MD_OK) {
+    v->kind = V_ERROR;
+    if (st_num == MD_DOMAIN)
+      sb_printf(&v->detail,
+                "no point found where both sides are defined (%d tried): "
+                "%s",
+                MD_EVAL_TRIES, md_eval_why(ev));
+    else
+      sb_printf(&v->detail, "cannot evaluate: %s", md_eval_why(ev));
+  } else {
+    v->kind = exact ? V_EXACT : V_NUMERIC;
+    v->err = maxerr;
+  }
+  md_eval_free(ev);
+  md_shapes_free(sh);
+}
+
+/* ---- reporting ---- */
+
+static bool passes(const verdict *v) {
+  return v->kind != V_FALSE && v->kind != V_ERROR;
+}
+
+static void verdict_text(const verdict *v, char *buf, size_t size) {
+  switch (v->kind) {
+  case V_PROVED:
+    snprintf(buf, size, "proved");
+    break;
+  case V_EXACT:
+    snprintf(buf, size, "verified exactly");
+    break;
+  case V_NUMERIC:
+    if (v->ne)
+      snprintf(buf, size, "verified numerically");
+    else
+      snprintf(buf, size, "verified numerically (max rel. error %.1e)", v->err);
+    break;
+  case V_FALSE:
+    snprintf(buf, size, "FALSE");
+    break;
+  case V_ERROR:
+    snprintf(buf, size, "error");
+    break;
+  }
+}
+
+/* Writes TEXT's lines, each after PREFIX. */
+static void put_lines(FILE *out, const char *prefix, const char *text) {
+  while (*text) {
+    const char *nl = strchr(text, '\n');
+    size_t n = nl ? (size_t)(nl - text) : strlen(text);
+    fprintf(out, "%s%.*s\n", prefix, (int)n, text);
+    text += n + (nl != NULL);
+  }
+}
+
+static void report(checker *C, const char *file, unsigned line,
+                   const char *ident, size_t len, bool cut, verdict *v) {
+  bool ok = passes(v);
+  C->n++;
+  if (ok)
+    C->passed++;
+  else
+    C->failed++;
+  char vt[96];
+  verdict_text(v, vt, sizeof vt);
+  const char *detail = v->detail.len ? v->detail.s : "";
+  if (C->tap) {
+    if (C->n == 1)
+      fprintf(C->out, "TAP version 13\n");
+    fprintf(C->out, "%s %zu - %s:%u: %.*s%s: %s\n", ok ? "ok" : "not ok", C->n,
+            file, line, (int)len, ident, cut ? "..." : "", vt);
+    put_lines(C->out, "# ", v->located ? v->located : detail);
+    return;
+  }
+  if (v->located) {
+    /* compiler style: the message, then the line and a caret */
+    const char *nl = strchr(v->located, '\n');
+    size_t n = nl ? (size_t)(nl - v->located) : strlen(v->located);
+    fprintf(C->out, "%.*s\n", (int)n, v->located);
+    if (nl)
+      put_lines(C->out, "  ", nl + 1);
+    return;
+  }
+  fprintf(C->out, "%s:%u: %s: %.*s%s\n", file, line, vt, (int)len, ident,
+          cut ? "..." : "");
+  put_lines(C->out, "  ", detail);
+}
+
+static void verdict_clear(verdict *v) {
+  sb_clear(&v->detail);
+  free(v->located);
+}
+
+/* The text of a statement, without surrounding blanks, cut to SHOW_MAX
+ * bytes at a character boundary. */
+static void stmt_text(const md_source *src, md_loc loc, const char **s,
+                      size_t *n, bool *cut) {
+  size_t b = md_loc_valid(loc) ? loc.begin : 0;
+  size_t e = md_loc_valid(loc) ? loc.end : src->len;
+  if (e > src->len)
+    e = src->len;
+  while (b < e && (src->text[b] == ' ' || src->text[b] == '\t'))
+    b++;
+  while (e > b && (src->text[e - 1] == ' ' || src->text[e - 1] == '\t'))
+    e--;
+  *cut = e - b > SHOW_MAX;
+  if (*cut) {
+    e = b + SHOW_MAX;
+    while (e > b && (src->text[e] & 0xC0) == 0x80)
+      e--;
+  }
+  *s = src->text + b;
+  *n = e - b;
+}
+
+/* One line of an identity file. */
+static void check_line(checker *C, md_ctx *ctx, md_env *env,
+                       const md_source *src) {
+  md_parsed p;
+  md_errors err;
+  md_errors_init(&err);
+  const char *text;
+  size_t len;
+  bool cut;
+  if (!md_parse(ctx, src, MD_PARSE_PROGRAM, &p, &err)) {
+    verdict v = {.kind = V_ERROR};
+    sb_init(&v.detail);
+    v.located = err.n ? located(&err.v[0]) : NULL;
+    stmt_text(src, MD_NOLOC, &text, &len, &cut);
+    report(C, src->name, src->line0, text, len, cut, &v);
+    verdict_clear(&v);
+    md_errors_clear(&err);
+    return;
+  }
+  for (size_t i = 0; i < p.n; i++) {
+    const md_stmt *st = &p.stmts[i];
+    verdict v = {.kind = V_ERROR};
+    sb_init(&v.detail);
+    stmt_text(src, st->loc, &text, &len, &cut);
+    switch (st->kind) {
+    case ST_EMPTY:
+      continue;
+    case ST_LET:
+      for (size_t k = 0; k < st->ndecls; k++)
+        md_env_add(env, &st->decls[k]);
+      continue;
+    case ST_EQ:
+    case ST_NE:
+      check_identity(ctx, env, src, &p, st, &v);
+      break;
+    case ST_EXPR:
+      md_error_at(&err, src, st->loc,
+                  "not an identity: write LHS = RHS, or LHS != RHS");
+      v.located = located(&err.v[err.n - 1]);
+      break;
+    case ST_DEF:
+      md_error_at(&err, src, st->loc,
+                  "a function definition belongs in a rules file, not in "
+                  "an identity file");
+      v.located = located(&err.v[err.n - 1]);
+      break;
+    }
+    report(C, src->name, src->line0, text, len, cut, &v);
+    verdict_clear(&v);
+  }
+  md_errors_clear(&err);
+  md_parsed_clear(&p);
+}
+
+/* ---- files ---- */
+
+/* The whole of F into *BUF; false (errno set) on a read error. */
+static bool slurp(FILE *f, char **buf, size_t *len) {
+  size_t cap = 4096, n = 0;
+  char *b = xmalloc(cap);
+  for (;;) {
+    if (n == cap) {
+      cap *= 2;
+      b = xrealloc(b, cap);
+    }
+    size_t got = fread(b + n, 1, cap - n, f);
+    n += got;
+    if (got == 0)
+      break;
+  }
+  if (ferror(f)) {
+    int e = errno;
+    free(b);
+    errno = e ? e : EIO;
+    return false;
+  }
+  *buf = b;
+  *len = n;
+  return true;
+}
+
+/* Declarations given with -D, for every file. */
+static bool add_cli_decls(const md_options *o, md_ctx *ctx, md_env *env,
+                          FILE *err) {
+  for (size_t i = 0; i < o->ndecls; i++) {
+    md_source src = {"<-D>", o->decls[i], strlen(o->decls[i]), 1};
+    md_parsed p;
+    md_errors e;
+    md_errors_init(&e);
+    if (!md_parse(ctx, &src, MD_PARSE_DECL, &p, &e)) {
+      md_errors_print(err, &e);
+      md_errors_clear(&e);
+      return false;
+    }
+    for (size_t j = 0; j < p.n; j++)
+      for (size_t k = 0; k < p.stmts[j].ndecls; k++)
+        md_env_add(env, &p.stmts[j].decls[k]);
+    md_parsed_clear(&p);
+    md_errors_clear(&e);
+  }
+  return true;
+}
+
+/* Checks one file; 2 on a usage error, else 0. */
+static int check_file(checker *C, const md_options *o, const char *path,
+                      FILE *err) {
+  bool is_stdin = strcmp(path, "-") == 0;
+  const char *name = is_stdin ? "<stdin>" : path;
+  FILE *f = is_stdin ? stdin : fopen(path, "rb");
+  if (!f) {
+    fprintf(err, "matdiff: error: cannot open '%s': %s\n", path,
+            strerror(errno));
+    return 2;
+  }
+  char *buf;
+  size_t len;
+  bool ok = slurp(f, &buf, &len);
+  int e = errno;
+  if (!is_stdin)
+    fclose(f);
+  if (!ok) {
+    fprintf(err, "matdiff: error: cannot read '%s': %s\n", path, strerror(e));
+    return 2;
+  }
+  md_ctx *ctx = md_ctx_new();
+  md_env env;
+  md_env_init(&env);
+  int rc = 0;
+  if (!add_cli_decls(o, ctx, &env, err)) {
+    rc = 2;
+  } else {
+    unsigned lineno = 0;
+    for (size_t at = 0; at < len;) {
+      const char *nl = memchr(buf + at, '\n', len - at);
+      size_t end = nl ? (size_t)(nl - buf) : len, n = end - at;
+      lineno++;
+      if (n > 0 && buf[at + n - 1] == '\r')
+        n--;
+      md_source src = {name, buf + at, n, lineno};
+      check_line(C, ctx, &env, &src);
+      at = end + 1;
+      fflush(C->out);
+    }
+  }
+  md_env_clear(&env);
+  md_ctx_free(ctx);
+  free(buf);
+  return rc;
+}
+
+int md_cmd_check(const md_options *o, const char *const *files, size_t nfiles,
+                 bool tap, FILE *out, FILE *err) {
+  /* An identity file says everything itself: derivatives are in the
+   * identities, in denominator layout (SPEC 3). */
+  const char *bad = o->nwrt                              ? "--wrt"
+                    : o->hessian                         ? "--hessian"
+                    : o->layout != MD_LAYOUT_DENOMINATOR ? "--layout"
+                    : o->cookbook                        ? "--symmetric"
+                    : o->nrules                          ? "--rules"
+                                                         : NULL;
+  if (bad) {
+    fprintf(err,
+            "matdiff: error: %s does not apply to 'matdiff check'\n"
+            "Try 'matdiff --help'.\n",
+            bad);
+    return 2;
+  }
+  if (nfiles == 0) {
+    fprintf(err, "matdiff: error: no identity file given ('-' reads "
+                 "stdin)\nTry 'matdiff --help'.\n");
+    return 2;
+  }
+  /* bad declarations stop everything, before any file is read */
+  md_ctx *ctx = md_ctx_new();
+  md_env env;
+  md_env_init(&env);
+  bool decls_ok = add_cli_decls(o, ctx, &env, err);
+  md_env_clear(&env);
+  md_ctx_free(ctx);
+  if (!decls_ok)
+    return 2;
+  checker C = {.tap = tap, .out = out};
+  int rc = 0;
+  size_t nread = 0;
+  for (size_t i = 0; i < nfiles; i++) {
+    if (check_file(&C, o, files[i], err) == 2)
+      rc = 2;
+    else
+      nread++;
+  }
+  if (nread == 0)
+    return rc; /* nothing was checked: no summary */
+  if (tap)
+    fprintf(out, "%s1..%zu\n", C.n ? "" : "TAP version 13\n", C.n);
+  else
+    fprintf(out, "%zu identit%s: %zu passed, %zu failed\n", C.n,
+            C.n == 1 ? "y" : "ies", C.passed, C.failed);
+  if (rc == 0 && C.failed)
+    rc = 1;
+  return rc;
+}

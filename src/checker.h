@@ -1,0 +1,36 @@
+/*
+ * checker.h - matdiff check: identity files (SPEC 7; the format is in
+ * matdiff-identities(5)).
+ *
+ * Each line of a file is parsed on its own (so a bad line is reported
+ * and the rest still run); `let` declarations hold from their line on.
+ * An identity LHS = RHS is decided in this order: proved (both sides
+ * simplify to one node, and no derivative is involved), verified exactly
+ * (equal at random rational points, derivatives by dual numbers: see
+ * eval.h), verified numerically (in doubles, within a relative 1e-9 of
+ * the largest entry), or FALSE with a counterexample.  LHS != RHS passes
+ * when the identity is false, or when the sides have different shapes.
+ *
+ * The random points are drawn from a seed made of the identity's text:
+ * every run gives the same verdicts and counterexamples.
+ */
+#pragma once
+
+#include "driver.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Points at which an identity is evaluated. */
+#define MD_CHECK_POINTS 3
+/* Agreement wanted in doubles, relative to the largest entry. */
+#define MD_CHECK_TOL 1e-9
+
+/* Checks the identities of FILES ("-" is stdin), in order: one verdict
+ * per identity and a summary line on OUT (TAP with TAP), messages about
+ * the files themselves on ERR.  Returns 0 when every identity passes, 1
+ * when one fails, 2 on a usage error (a file that cannot be read, a bad
+ * -D). */
+int md_cmd_check(const md_options *o, const char *const *files, size_t nfiles,
+                 bool tap, FILE *out, FILE *err);

@@ -1,0 +1,1270 @@
+/* eval.c - evaluation of the DAG at concrete points; see eval.h. */
+#include "eval.h"
+
+#include "print_text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- random numbers ---- */
+
+void md_rng_seed(md_rng *r, uint64_t seed) {
+  r->s = seed;
+}
+
+uint64_t md_rng_next(md_rng *r) {
+  uint64_t z = (r->s += 0x9E3779B97F4A7C15u);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+  return z ^ (z >> 31);
+}
+
+unsigned md_rng_below(md_rng *r, unsigned n) {
+  return (unsigned)(md_rng_next(r) % n);
+}
+
+/* ---- the evaluator ---- */
+
+/* Values computed under one set of perturbations.  The root frame has
+ * none; a derivative's frame perturbs VAR with infinitesimal number
+ * ORDER - 1, and nodes that do not depend on VAR are taken from UP. */
+typedef struct frame frame;
+struct frame {
+  frame *up;
+  unsigned order;
+  const expr *var;
+  md_val var_val;
+  const uint8_t *dep; /* by local index: depends on var */
+  md_val **memo;      /* by local index */
+  uint32_t *set;      /* local indices with a memo */
+  size_t nset;
+};
+
+/* A closed term at one size. */
+typedef struct closed_val closed_val;
+struct closed_val {
+  uint64_t r, c;
+  md_val v;
+  closed_val *next;
+};
+
+typedef struct dep_table {
+  const expr *var;
+  uint8_t *dep;
+} dep_table;
+
+struct md_eval {
+  md_ctx *ctx;
+  md_shapes *sh;
+  /* the nodes under the roots, kids before parents */
+  uint32_t *local; /* by node id: local index + 1, 0 if not ours */
+  size_t nids;
+  const expr **node;
+  size_t n;
+  /* the symbols, in order of first appearance */
+  uint32_t *symidx; /* by local index: symbol index, or UINT32_MAX */
+  const expr **sym;
+  md_val *symval;
+  bool *bound;
+  size_t nsym;
+  /* sizes by dimension (roots only); 0: none yet */
+  uint32_t *size;
+  size_t nsize;
+  md_dim *symdims; /* free and named dimensions of the symbols */
+  size_t nsymdims;
+  md_rng lazy; /* sizes of other dimensions, given when first needed */
+  frame root;
+  closed_val **closed; /* by local index */
+  dep_table *deps;
+  size_t ndeps;
+  bool doubles;
+  char why[320];
+};
+
+static void frame_init(md_eval *ev, frame *f, frame *up, const expr *var,
+                       const uint8_t *dep) {
+  memset(f, 0, sizeof *f);
+  f->up = up;
+  f->order = up ? up->order + 1 : 0;
+  f->var = var;
+  f->dep = dep;
+  f->memo = xcalloc(ev->n ? ev->n : 1, sizeof *f->memo);
+  f->set = xcalloc(ev->n ? ev->n : 1, sizeof *f->set);
+}
+
+static void frame_forget(frame *f) {
+  for (size_t i = 0; i < f->nset; i++) {
+    md_val *v = f->memo[f->set[i]];
+    md_val_clear(v);
+    free(v);
+    f->memo[f->set[i]] = NULL;
+  }
+  f->nset = 0;
+}
+
+static void frame_clear(frame *f) {
+  frame_forget(f);
+  md_val_clear(&f->var_val);
+  free(f->memo);
+  free(f->set);
+}
+
+static void forget_all(md_eval *ev) {
+  frame_forget(&ev->root);
+  for (size_t i = 0; i < ev->n; i++) {
+    for (closed_val *c = ev->closed[i], *next; c; c = next) {
+      next = c->next;
+      md_val_clear(&c->v);
+      free(c);
+    }
+    ev->closed[i] = NULL;
+  }
+}
+
+/* Numbers the nodes under ROOTS in post-order (kids first), without
+ * recursion. */
+static void collect(md_eval *ev, expr *const *roots, size_t nroots) {
+  ev->nids = md_ctx_nnodes(ev->ctx);
+  ev->local = xcalloc(ev->nids, sizeof *ev->local);
+  size_t cap = 64, capsym = 8;
+  ev->node = xreallocarray(NULL, cap, sizeof *ev->node);
+  ev->sym = xreallocarray(NULL, capsym, sizeof *ev->sym);
+  struct item {
+    const expr *e;
+    uint32_t next;
+  } *stack = xreallocarray(NULL, MD_MAX_DEPTH + 2, sizeof *stack);
+  for (size_t r = 0; r < nroots; r++) {
+    if (ev->local[roots[r]->id])
+      continue;
+    size_t sp = 0;
+    stack[sp++] = (struct item){roots[r], 0};
+    ev->local[roots[r]->id] = UINT32_MAX; /* on the stack */
+    while (sp) {
+      struct item *it = &stack[sp - 1];
+      if (it->next < it->e->nkids) {
+        const expr *k = it->e->kid[it->next++];
+        if (!ev->local[k->id]) {
+          ev->local[k->id] = UINT32_MAX;
+          stack[sp++] = (struct item){k, 0};
+        }
+        continue;
+      }
+      const expr *e = it->e;
+      sp--;
+      if (ev->n == cap) {
+        cap *= 2;
+        ev->node = xreallocarray(ev->node, cap, sizeof *ev->node);
+      }
+      ev->node[ev->n] = e;
+      ev->local[e->id] = (uint32_t)++ev->n;
+      if (e->op == E_SYM) {
+        if (ev->nsym == capsym) {
+          capsym *= 2;
+          ev->sym = xreallocarray(ev->sym, capsym, sizeof *ev->sym);
+        }
+        ev->sym[ev->nsym++] = e;
+      }
+    }
+  }
+  free(stack);
+  ev->symidx = xreallocarray(NULL, ev->n ? ev->n : 1, sizeof *ev->symidx);
+  for (size_t i = 0; i < ev->n; i++)
+    ev->symidx[i] = UINT32_MAX;
+  for (size_t s = 0; s < ev->nsym; s++)
+    ev->symidx[ev->local[ev->sym[s]->id] - 1] = (uint32_t)s;
+}
+
+md_eval *md_eval_new(md_ctx *ctx, md_shapes *sh, expr *const *roots,
+                     size_t nroots) {
+  md_eval *ev = xcalloc(1, sizeof *ev);
+  ev->ctx = ctx;
+  ev->sh = sh;
+  collect(ev, roots, nroots);
+  ev->symval = xcalloc(ev->nsym ? ev->nsym : 1, sizeof *ev->symval);
+  ev->bound = xcalloc(ev->nsym ? ev->nsym : 1, sizeof *ev->bound);
+  ev->closed = xcalloc(ev->n ? ev->n : 1, sizeof *ev->closed);
+  frame_init(ev, &ev->root, NULL, NULL, NULL);
+  return ev;
+}
+
+static void unbind_all(md_eval *ev) {
+  for (size_t s = 0; s < ev->nsym; s++)
+    if (ev->bound[s]) {
+      md_val_clear(&ev->symval[s]);
+      ev->bound[s] = false;
+    }
+}
+
+void md_eval_free(md_eval *ev) {
+  if (!ev)
+    return;
+  forget_all(ev);
+  frame_clear(&ev->root);
+  unbind_all(ev);
+  for (size_t i = 0; i < ev->ndeps; i++)
+    free(ev->deps[i].dep);
+  free(ev->deps);
+  free(ev->closed);
+  free(ev->symval);
+  free(ev->bound);
+  free(ev->sym);
+  free(ev->symidx);
+  free(ev->node);
+  free(ev->local);
+  free(ev->size);
+  free(ev->symdims);
+  free(ev);
+}
+
+const char *md_eval_why(const md_eval *ev) {
+  return ev->why;
+}
+
+/* ---- sizes ---- */
+
+static void grow_sizes(md_eval *ev) {
+  size_t nd = md_shapes_ndims(ev->sh);
+  if (nd <= ev->nsize)
+    return;
+  ev->size = xreallocarray(ev->size, nd, sizeof *ev->size);
+  memset(ev->size + ev->nsize, 0, (nd - ev->nsize) * sizeof *ev->size);
+  ev->nsize = nd;
+}
+
+/* Sizes beyond this are "too large" (0). */
+#define SIZE_CAP ((uint64_t)1 << 32)
+
+uint64_t md_eval_size(md_eval *ev, md_dim d) {
+  md_dim_info in = md_dim_get(ev->sh, d);
+  switch (in.kind) {
+  case MD_DIM_INT:
+    return in.value > 0 && (uint64_t)in.value < SIZE_CAP ? (uint64_t)in.value
+                                                         : 0;
+  case MD_DIM_PRODUCT: {
+    uint64_t a = md_eval_size(ev, in.a), b = md_eval_size(ev, in.b);
+    return a && b && a < SIZE_CAP / b ? a * b : 0;
+  }
+  case MD_DIM_NAME:
+  case MD_DIM_FREE:
+    break;
+  }
+  grow_sizes(ev);
+  if (!ev->size[in.root])
+    ev->size[in.root] = 2 + md_rng_below(&ev->lazy, 4);
+  return ev->size[in.root];
+}
+
+void md_eval_set_size(md_eval *ev, md_dim d, uint32_t size) {
+  grow_sizes(ev);
+  ev->size[md_dim_get(ev->sh, d).root] = size;
+  forget_all(ev);
+}
+
+/* Adds the named and free roots under D to ev->symdims, the integers to
+ * INTS. */
+static void note_dims(md_eval *ev, md_dim d, long *ints, size_t *nints) {
+  md_dim_info in = md_dim_get(ev->sh, d);
+  switch (in.kind) {
+  case MD_DIM_INT:
+    for (size_t i = 0; i < *nints; i++)
+      if (ints[i] == in.value)
+        return;
+    if (*nints < 16)
+      ints[(*nints)++] = in.value;
+    return;
+  case MD_DIM_PRODUCT:
+    note_dims(ev, in.a, ints, nints);
+    note_dims(ev, in.b, ints, nints);
+    return;
+  case MD_DIM_NAME:
+  case MD_DIM_FREE:
+    for (size_t i = 0; i < ev->nsymdims; i++)
+      if (ev->symdims[i] == in.root)
+        return;
+    ev->symdims =
+        xreallocarray(ev->symdims, ev->nsymdims + 1, sizeof *ev->symdims);
+    ev->symdims[ev->nsymdims++] = in.root;
+    return;
+  }
+}
+
+void md_eval_draw_sizes(md_eval *ev, md_rng *rng) {
+  forget_all(ev);
+  grow_sizes(ev);
+  memset(ev->size, 0, ev->nsize * sizeof *ev->size);
+  md_rng_seed(&ev->lazy, md_rng_next(rng));
+  ev->nsymdims = 0;
+  long ints[16];
+  size_t nints = 0;
+  for (size_t s = 0; s < ev->nsym; s++) {
+    md_shape sh = md_shape_of(ev->sh, ev->sym[s]);
+    note_dims(ev, sh.r, ints, &nints);
+    note_dims(ev, sh.c, ints, &nints);
+  }
+  /* The pool: 2..5, or up to 9 for many dimensions, without the
+   * integer sizes in use as long as enough remain. */
+  size_t taken = 0;
+  for (size_t i = 0; i < nints; i++)
+    taken += ints[i] >= 2 && ints[i] <= 9;
+  unsigned top = 5;
+  while (top < 9 && top - 1 < ev->nsymdims + taken)
+    top++;
+  unsigned pool[16], np = 0;
+  for (unsigned v = 2; v <= top; v++) {
+    bool used = false;
+    for (size_t i = 0; i < nints; i++)
+      used |= ints[i] == (long)v;
+    if (!used)
+      pool[np++] = v;
+  }
+  if (np < ev->nsymdims || np == 0) {
+    np = 0;
+    for (unsigned v = 2; v <= top; v++)
+      pool[np++] = v;
+  }
+  for (unsigned i = np; i-- > 1;) {
+    unsigned j = md_rng_below(rng, i + 1), t = pool[i];
+    pool[i] = pool[j];
+    pool[j] = t;
+  }
+  for (size_t i = 0; i < ev->nsymdims; i++)
+    ev->size[ev->symdims[i]] = i < np ? pool[i] : pool[md_rng_below(rng, np)];
+}
+
+void md_eval_format_sizes(md_eval *ev, strbuf *out) {
+  const char *sep = "";
+  char buf[128];
+  for (size_t i = 0; i < ev->nsymdims; i++) {
+    if (md_dim_get(ev->sh, ev->symdims[i]).kind != MD_DIM_NAME)
+      continue;
+    md_dim_format(ev->sh, ev->symdims[i], buf, sizeof buf);
+    sb_printf(out, "%s%s = %llu", sep, buf,
+              (unsigned long long)md_eval_size(ev, ev->symdims[i]));
+    sep = ", ";
+  }
+  for (size_t s = 0; s < ev->nsym; s++) {
+    md_shape sh = md_shape_of(ev->sh, ev->sym[s]);
+    md_dim_info r = md_dim_get(ev->sh, sh.r), c = md_dim_get(ev->sh, sh.c);
+    bool named = (r.kind == MD_DIM_INT || r.kind == MD_DIM_NAME) &&
+                 (c.kind == MD_DIM_INT || c.kind == MD_DIM_NAME);
+    if (named)
+      continue;
+    sb_printf(out, "%s%s is %llu×%llu", sep, ev->sym[s]->u.name,
+              (unsigned long long)md_eval_size(ev, sh.r),
+              (unsigned long long)md_eval_size(ev, sh.c));
+    sep = ", ";
+  }
+}
+
+/* ---- symbol values ---- */
+
+static void draw_num(md_rng *rng, md_num *x, bool positive) {
+  long p = 1 + (long)md_rng_below(rng, 5);
+  if (!positive && md_rng_below(rng, 2))
+    p = -p;
+  md_num_set_si(x, p, 1 + md_rng_below(rng, 3));
+}
+
+static md_status draw_sym(md_eval *ev, size_t s, md_rng *rng, bool positive) {
+  const expr *sym = ev->sym[s];
+  md_shape sh = md_shape_of(ev->sh, sym);
+  uint64_t r = md_eval_size(ev, sh.r), c = md_eval_size(ev, sh.c);
+  if (!r || !c || !md_val_fits(r, c, 0)) {
+    snprintf(ev->why, sizeof ev->why, "%s is too large to evaluate",
+             sym->u.name);
+    return MD_FAIL;
+  }
+  md_val *v = &ev->symval[s];
+  md_val_init(v, (uint32_t)r, (uint32_t)c, 0);
+  switch (md_shape_sym_kind(ev->sh, sym)) {
+  case K_SYMMETRIC:
+    for (uint32_t i = 0; i < r; i++)
+      for (uint32_t j = i; j < c; j++) {
+        draw_num(rng, md_val_at(v, i, j, 0), positive);
+        md_num_set(md_val_at(v, j, i, 0), md_val_at(v, i, j, 0));
+      }
+    break;
+  case K_DIAGONAL:
+    for (uint32_t i = 0; i < r; i++)
+      draw_num(rng, md_val_at(v, i, i, 0), positive);
+    break;
+  case K_SPD: {
+    /* B B^T + n I: positive definite, and exact */
+    md_val b, bt, bbt, id;
+    md_val_init(&b, (uint32_t)r, (uint32_t)c, 0);
+    for (size_t i = 0; i < r * c; i++)
+      draw_num(rng, &b.x[i], positive);
+    md_val_trans(&bt, &b);
+    md_val_mul(&bbt, &b, &bt);
+    md_val_identity(&id, (uint32_t)r);
+    for (uint32_t i = 0; i < r; i++)
+      md_num_set_si(md_val_at(&id, i, i, 0), (long)r, 1);
+    md_val_clear(v);
+    md_val_add(v, &bbt, &id);
+    md_val_clear(&b);
+    md_val_clear(&bt);
+    md_val_clear(&bbt);
+    md_val_clear(&id);
+    break;
+  }
+  default:
+    for (size_t i = 0; i < r * c; i++)
+      draw_num(rng, &v->x[i], positive);
+    break;
+  }
+  ev->bound[s] = true;
+  return MD_OK;
+}
+
+md_status md_eval_draw(md_eval *ev, md_rng *rng, bool positive) {
+  forget_all(ev);
+  unbind_all(ev);
+  ev->doubles = false;
+  for (size_t s = 0; s < ev->nsym; s++) {
+    md_status st = draw_sym(ev, s, rng, positive);
+    if (st != MD_OK)
+      return st;
+  }
+  return MD_OK;
+}
+
+bool md_eval_bind(md_eval *ev, const char *name, const md_val *v) {
+  for (size_t s = 0; s < ev->nsym; s++) {
+    if (strcmp(ev->sym[s]->u.name, name) != 0)
+      continue;
+    forget_all(ev);
+    if (ev->bound[s])
+      md_val_clear(&ev->symval[s]);
+    md_val_init_copy(&ev->symval[s], v);
+    if (ev->doubles)
+      md_val_to_double(&ev->symval[s]);
+    ev->bound[s] = true;
+    return true;
+  }
+  return false;
+}
+
+void md_eval_use_doubles(md_eval *ev) {
+  forget_all(ev);
+  ev->doubles = true;
+  for (size_t s = 0; s < ev->nsym; s++)
+    if (ev->bound[s])
+      md_val_to_double(&ev->symval[s]);
+}
+
+/* ---- evaluation ---- */
+
+static uint32_t lidx(md_eval *ev, const expr *e) {
+  return e->id < ev->nids ? ev->local[e->id] - 1 : UINT32_MAX;
+}
+
+static bool is_closed(const expr *e) {
+  return e->flags & EF_CLOSED;
+}
+
+/* The text of E for a message, cut to fit. */
+static void describe(md_eval *ev, const expr *e, char *buf, size_t size) {
+  char *t = md_print_text_alloc(ev->ctx, e);
+  if (strlen(t) > 60)
+    snprintf(buf, size, "%.57s...", t);
+  else
+    snprintf(buf, size, "%s", t);
+  free(t);
+}
+
+static md_status fail(md_eval *ev, md_status st, const expr *e,
+                      const char *what) {
+  char t[80];
+  describe(ev, e, t, sizeof t);
+  snprintf(ev->why, sizeof ev->why, "%s in %s", what, t);
+  return st;
+}
+
+/* A closed term whose size nothing in the identity determines, as in
+ * tr(I) = 3. */
+static md_status unsized(md_eval *ev, const expr *e) {
+  char t[80];
+  describe(ev, e, t, sizeof t);
+  snprintf(ev->why, sizeof ev->why,
+           "nothing in the identity determines the size of %s", t);
+  return MD_FAIL;
+}
+
+/* Why E is undefined at this point. */
+static md_status undefined(md_eval *ev, const expr *e) {
+  const char *what = "undefined";
+  switch ((expr_op)e->op) {
+  case E_INV:
+    what = "a singular matrix";
+    break;
+  case E_POW:
+    what = "a singular matrix, or a power of 0 or of a negative number";
+    break;
+  case E_DIV:
+  case E_HDIV:
+    what = "a division by zero";
+    break;
+  case E_EPOW:
+    what = "a power of zero or of a negative number";
+    break;
+  case E_CALL:
+    switch (e->u.fn) {
+    case FN_LOG:
+      what = "log of a number <= 0";
+      break;
+    case FN_SQRT:
+      what = "sqrt of a negative number (or its derivative at 0)";
+      break;
+    case FN_LOGDET:
+      what = "logdet of a singular matrix";
+      break;
+    case FN_ABS:
+    case FN_SIGN:
+    case FN_RELU:
+    case FN_NORM1:
+    case FN_NORM2:
+      what = "a derivative at a kink (0)";
+      break;
+    case FN_DET:
+      what = "the derivative of det at a singular matrix";
+      break;
+    default:
+      break;
+    }
+    break;
+  default:
+    break;
+  }
+  return fail(ev, MD_DOMAIN, e, what);
+}
+
+/* The sizes of E's inferred shape; 0 where too large. */
+static void node_size(md_eval *ev, const expr *e, uint64_t *r, uint64_t *c) {
+  md_shape s = md_shape_of(ev->sh, e);
+  *r = md_eval_size(ev, s.r);
+  *c = md_eval_size(ev, s.c);
+}
+
+/* What the scheme of closed E fixes about its size: integers (1 for a
+ * scalar) and squareness. */
+static void refine(md_eval *ev, const expr *e, uint64_t *r, uint64_t *c) {
+  if (!md_shape_known(ev->sh, e))
+    return;
+  md_shape s = md_shape_of(ev->sh, e);
+  md_dim_info a = md_dim_get(ev->sh, s.r), b = md_dim_get(ev->sh, s.c);
+  if (a.kind == MD_DIM_INT)
+    *r = (uint64_t)a.value;
+  if (b.kind == MD_DIM_INT)
+    *c = (uint64_t)b.value;
+  if (a.root == b.root) {
+    if (!*r)
+      *r = *c;
+    if (!*c)
+      *c = *r;
+  }
+}
+
+static bool scheme_scalar(md_eval *ev, const expr *e) {
+  uint64_t r = 0, c = 0;
+  refine(ev, e, &r, &c);
+  return r == 1 && c == 1;
+}
+
+static md_status eval(md_eval *ev, frame *F, const expr *e, uint64_t hr,
+                      uint64_t hc, const md_val **out);
+static md_status compute(md_eval *ev, frame *F, const expr *e, uint64_t pr,
+                         uint64_t pc, md_val *out);
+
+/* A closed term at the size its place gives it, computed once per size
+ * in the root frame. */
+static md_status eval_closed(md_eval *ev, const expr *e, uint64_t r, uint64_t c,
+                             const md_val **out) {
+  uint32_t li = lidx(ev, e);
+  refine(ev, e, &r, &c);
+  for (closed_val *v = ev->closed[li]; r && c && v; v = v->next)
+    if (v->r == r && v->c == c) {
+      *out = &v->v;
+      return MD_OK;
+    }
+  closed_val *cv = xcalloc(1, sizeof *cv);
+  md_status st = compute(ev, &ev->root, e, r, c, &cv->v);
+  if (st != MD_OK) {
+    free(cv);
+    return st;
+  }
+  cv->r = cv->v.r;
+  cv->c = cv->v.c;
+  cv->next = ev->closed[li];
+  ev->closed[li] = cv;
+  *out = &cv->v;
+  return MD_OK;
+}
+
+static md_status eval(md_eval *ev, frame *F, const expr *e, uint64_t hr,
+                      uint64_t hc, const md_val **out) {
+  uint32_t li = lidx(ev, e);
+  if (li == UINT32_MAX)
+    return fail(ev, MD_FAIL, e, "internal error: a node not under the roots");
+  if (is_closed(e))
+    return eval_closed(ev, e, hr, hc, out);
+  while (F->var && !F->dep[li])
+    F = F->up;
+  if (F->var && e == F->var) {
+    *out = &F->var_val;
+    return MD_OK;
+  }
+  if (F->memo[li]) {
+    *out = F->memo[li];
+    return MD_OK;
+  }
+  if (e->op == E_SYM) {
+    uint32_t s = ev->symidx[li];
+    if (!ev->bound[s])
+      return fail(ev, MD_FAIL, e, "no value for the symbol");
+    *out = &ev->symval[s];
+    return MD_OK;
+  }
+  uint64_t r, c;
+  node_size(ev, e, &r, &c);
+  if (!r || !c || !md_val_fits(r, c, F->order))
+    return fail(ev, MD_FAIL, e, "too large to evaluate");
+  md_val *v = xmalloc(sizeof *v);
+  md_status st = compute(ev, F, e, r, c, v);
+  if (st == MD_OK && (v->r != r || v->c != c)) {
+    md_val_clear(v);
+    st = fail(ev, MD_FAIL, e, "internal error: a value of the wrong size");
+  }
+  if (st == MD_OK && !ev->doubles && md_val_too_big(v)) {
+    md_val_clear(v);
+    st = fail(ev, MD_HUGE, e, "exact numbers too large");
+  }
+  if (st == MD_OK && md_val_not_finite(v)) {
+    md_val_clear(v);
+    st = fail(ev, MD_DOMAIN, e, "a value beyond double precision");
+  }
+  if (st != MD_OK) {
+    free(v);
+    return st;
+  }
+  F->memo[li] = v;
+  F->set[F->nset++] = li;
+  *out = v;
+  return MD_OK;
+}
+
+/* The dependency table of VAR: which nodes depend on it. */
+static const uint8_t *deps_of(md_eval *ev, const expr *var) {
+  for (size_t i = 0; i < ev->ndeps; i++)
+    if (ev->deps[i].var == var)
+      return ev->deps[i].dep;
+  uint8_t *dep = xcalloc(ev->n ? ev->n : 1, 1);
+  /* kids come before parents */
+  for (size_t i = 0; i < ev->n; i++) {
+    const expr *e = ev->node[i];
+    dep[i] = e == var;
+    for (size_t k = 0; !dep[i] && k < e->nkids; k++)
+      dep[i] = dep[lidx(ev, e->kid[k])];
+  }
+  ev->deps = xreallocarray(ev->deps, ev->ndeps + 1, sizeof *ev->deps);
+  ev->deps[ev->ndeps++] = (dep_table){var, dep};
+  return dep;
+}
+
+/* The value of X in F, raised by one order, plus eps_{order} at entry
+ * T of vec(X) (column-major). */
+static void perturb(frame *G, const md_val *x, size_t t) {
+  md_val_init_order(&G->var_val, x, G->order);
+  uint32_t i = (uint32_t)(t % x->r), j = (uint32_t)(t / x->r);
+  md_num_set_si(md_val_at(&G->var_val, i, j, 1u << (G->order - 1)), 1, 1);
+}
+
+/* Projects column COL of OUT, read as vec of an R×R gradient G, onto the
+ * structure of KIND (SPEC 3 and fine point 11): (G + G^T)/2 for a
+ * symmetric variable, G .* I for a diagonal one, so that <grad, dS> is
+ * the derivative along every dS of that structure. */
+static void project(md_val *out, uint32_t col, uint32_t r, md_kind kind,
+                    bool isvec) {
+  if (kind != K_SYMMETRIC && kind != K_SPD && kind != K_DIAGONAL)
+    return;
+  md_num h;
+  md_num_init(&h);
+  md_num_set_si(&h, 1, 2);
+  for (uint32_t i = 0; i < r; i++)
+    for (uint32_t j = i + 1; j < r; j++)
+      for (unsigned s = 0; s < (1u << out->order); s++) {
+        md_num *a =
+            isvec ? md_val_at(out, i + j * r, col, s) : md_val_at(out, i, j, s);
+        md_num *b =
+            isvec ? md_val_at(out, j + i * r, col, s) : md_val_at(out, j, i, s);
+        if (kind == K_DIAGONAL) {
+          md_num_set_si(a, 0, 1);
+          md_num_set_si(b, 0, 1);
+        } else {
+          md_num_add(a, a, b);
+          md_num_mul(a, a, &h);
+          md_num_set(b, a);
+        }
+      }
+  md_num_clear(&h);
+}
+
+/* d/dX f, d/dvec(X) f: one evaluation of f per entry of X. */
+static md_status eval_diff(md_eval *ev, frame *F, const expr *e, uint64_t pr,
+                           uint64_t pc, md_val *out) {
+  const expr *f = e->kid[0], *w = e->kid[1];
+  const expr *x = w->op == E_SYM ? w : w->kid[0];
+  bool isvec = w != x;
+  unsigned k = F->order;
+  if (is_closed(f)) {
+    md_val_init(out, (uint32_t)pr, (uint32_t)pc, k);
+    return MD_OK;
+  }
+  if (k + 1 > MD_MAX_ORDER)
+    return fail(ev, MD_FAIL, e, "derivatives nested too deeply to evaluate");
+  const md_val *xv;
+  md_status st = eval(ev, F, x, 0, 0, &xv);
+  if (st != MD_OK)
+    return st;
+  uint64_t fr, fc;
+  node_size(ev, f, &fr, &fc);
+  size_t nx = (size_t)xv->r * xv->c;
+  bool fs = fr == 1 && fc == 1;
+  /* SPEC 3, denominator layout */
+  uint64_t wr, wc;
+  if (fs)
+    wr = isvec ? nx : xv->r, wc = isvec ? 1 : xv->c;
+  else if (nx == 1)
+    wr = fc == 1 ? 1 : fr, wc = fc == 1 ? fr : fc;
+  else if (fc == 1 && (xv->c == 1 || isvec))
+    wr = nx, wc = fr;
+  else
+    return fail(ev, MD_FAIL, e, "a derivative that is a tensor");
+  if (wr != pr || wc != pc)
+    return fail(ev, MD_FAIL, e, "internal error: derivative of the wrong size");
+  md_val_init(out, (uint32_t)pr, (uint32_t)pc, k);
+  frame G;
+  frame_init(ev, &G, F, x, deps_of(ev, x));
+  unsigned eps = 1u << k;
+  for (size_t t = 0; st == MD_OK && t < nx; t++) {
+    perturb(&G, xv, t);
+    const md_val *fv;
+    st = eval(ev, &G, f, fr, fc, &fv);
+    if (st == MD_OK && fv->order > k) {
+      for (size_t u = 0; u < (size_t)fr * fc; u++) {
+        uint32_t fi = (uint32_t)(u / fc), fj = (uint32_t)(u % fc);
+        uint32_t di, dj;
+        if (fs)
+          di = isvec ? (uint32_t)t : (uint32_t)(t % xv->r),
+          dj = isvec ? 0 : (uint32_t)(t / xv->r);
+        else if (nx == 1)
+          di = fc == 1 ? 0 : fi, dj = fc == 1 ? fi : fj;
+        else
+          di = (uint32_t)t, dj = fi;
+        for (unsigned s = 0; s < eps; s++)
+          md_num_set(md_val_at(out, di, dj, s), md_val_at(fv, fi, fj, s | eps));
+      }
+    }
+    frame_forget(&G);
+    md_val_clear(&G.var_val);
+  }
+  frame_clear(&G);
+  if (st == MD_OK && nx > 1 && xv->r == xv->c && (fs || isvec)) {
+    md_kind kind = md_shape_sym_kind(ev->sh, x);
+    for (uint32_t col = 0; col < out->c && (isvec || col == 0); col++)
+      project(out, col, xv->r, kind, isvec);
+  }
+  if (st != MD_OK)
+    md_val_clear(out);
+  return st;
+}
+
+/* hess(f, x): the eps_k eps_{k+1} part of f(x + eps_k e_i + eps_{k+1} e_j),
+ * for j >= i (the Hessian is symmetric). */
+static md_status eval_hess(md_eval *ev, frame *F, const expr *e, uint64_t pr,
+                           uint64_t pc, md_val *out) {
+  const expr *f = e->kid[0], *w = e->kid[1];
+  const expr *x = w->op == E_SYM ? w : w->kid[0];
+  unsigned k = F->order;
+  if (is_closed(f)) {
+    md_val_init(out, (uint32_t)pr, (uint32_t)pc, k);
+    return MD_OK;
+  }
+  if (k + 2 > MD_MAX_ORDER)
+    return fail(ev, MD_FAIL, e, "derivatives nested too deeply to evaluate");
+  const md_val *xv;
+  md_status st = eval(ev, F, x, 0, 0, &xv);
+  if (st != MD_OK)
+    return st;
+  size_t nx = (size_t)xv->r * xv->c;
+  if (nx != pr || nx != pc)
+    return fail(ev, MD_FAIL, e, "internal error: Hessian of the wrong size");
+  md_val_init(out, (uint32_t)pr, (uint32_t)pc, k);
+  const uint8_t *dep = deps_of(ev, x);
+  frame G1, G2;
+  frame_init(ev, &G1, F, x, dep);
+  frame_init(ev, &G2, &G1, x, dep);
+  unsigned both = (1u << k) | (1u << (k + 1));
+  for (size_t i = 0; st == MD_OK && i < nx; i++) {
+    perturb(&G1, xv, i);
+    for (size_t j = i; st == MD_OK && j < nx; j++) {
+      perturb(&G2, &G1.var_val, j);
+      const md_val *fv;
+      st = eval(ev, &G2, f, 1, 1, &fv);
+      if (st == MD_OK && fv->order == k + 2)
+        for (unsigned s = 0; s < (1u << k); s++) {
+          md_num_set(md_val_at(out, (uint32_t)i, (uint32_t)j, s),
+                     md_val_at(fv, 0, 0, s | both));
+          md_num_set(md_val_at(out, (uint32_t)j, (uint32_t)i, s),
+                     md_val_at(fv, 0, 0, s | both));
+        }
+      frame_forget(&G2);
+      md_val_clear(&G2.var_val);
+    }
+    frame_forget(&G1);
+    md_val_clear(&G1.var_val);
+  }
+  frame_clear(&G2);
+  frame_clear(&G1);
+  if (st != MD_OK)
+    md_val_clear(out);
+  return st;
+}
+
+/* A product's factors: those with their own size first, then closed ones
+ * sized by their neighbours in the chain of non-scalar factors. */
+static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
+                                   uint64_t pr, uint64_t pc, const md_val **v) {
+  size_t n = e->nkids;
+  md_status st = MD_OK;
+  for (size_t i = 0; st == MD_OK && i < n; i++) {
+    v[i] = NULL;
+    if (!is_closed(e->kid[i]))
+      st = eval(ev, F, e->kid[i], 0, 0, &v[i]);
+    else if (scheme_scalar(ev, e->kid[i]))
+      st = eval(ev, F, e->kid[i], 1, 1, &v[i]);
+  }
+  if (st != MD_OK)
+    return st;
+  size_t *chain = xreallocarray(NULL, n, sizeof *chain), m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!v[i] || v[i]->r != 1 || v[i]->c != 1)
+      chain[m++] = i;
+  for (bool progress = true; progress && st == MD_OK;) {
+    progress = false;
+    for (size_t q = 0; st == MD_OK && q < m; q++) {
+      size_t i = chain[q];
+      if (v[i])
+        continue;
+      uint64_t r = q == 0 ? pr : v[chain[q - 1]] ? v[chain[q - 1]]->c : 0;
+      uint64_t c = q + 1 == m ? pc : v[chain[q + 1]] ? v[chain[q + 1]]->r : 0;
+      refine(ev, e->kid[i], &r, &c);
+      if (r && c) {
+        st = eval(ev, F, e->kid[i], r, c, &v[i]);
+        progress = true;
+      }
+    }
+  }
+  for (size_t q = 0; st == MD_OK && q < m; q++)
+    if (!v[chain[q]])
+      st = unsized(ev, e->kid[chain[q]]);
+  free(chain);
+  return st;
+}
+
+/* Kronecker factors: a closed one sized by what the others leave. */
+static md_status eval_kron_kids(md_eval *ev, frame *F, const expr *e,
+                                uint64_t pr, uint64_t pc, const md_val **v) {
+  size_t n = e->nkids;
+  md_status st = MD_OK;
+  uint64_t *kr = xcalloc(n, sizeof *kr), *kc = xcalloc(n, sizeof *kc);
+  for (size_t i = 0; st == MD_OK && i < n; i++) {
+    v[i] = NULL;
+    kr[i] = kc[i] = 0;
+    if (!is_closed(e->kid[i])) {
+      st = eval(ev, F, e->kid[i], 0, 0, &v[i]);
+      if (st == MD_OK)
+        kr[i] = v[i]->r, kc[i] = v[i]->c;
+    } else {
+      refine(ev, e->kid[i], &kr[i], &kc[i]);
+    }
+  }
+  /* one unknown per direction: the quotient */
+  for (int dir = 0; st == MD_OK && dir < 2; dir++) {
+    uint64_t *d = dir ? kc : kr, total = dir ? pc : pr, known = 1;
+    size_t unknown = n, nunk = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (d[i])
+        known *= d[i];
+      else
+        unknown = i, nunk++;
+    }
+    if (nunk == 1 && total && total % known == 0)
+      d[unknown] = total / known;
+  }
+  for (size_t i = 0; st == MD_OK && i < n; i++) {
+    if (v[i])
+      continue;
+    if (!kr[i] || !kc[i])
+      st = unsized(ev, e->kid[i]);
+    else
+      st = eval(ev, F, e->kid[i], kr[i], kc[i], &v[i]);
+  }
+  free(kr);
+  free(kc);
+  return st;
+}
+
+/* Folds the values V[0..n-1] with OP, left to right. */
+static md_status fold(md_val *out, const md_val *const *v, size_t n,
+                      md_status (*op)(md_val *, const md_val *,
+                                      const md_val *)) {
+  md_val acc;
+  md_val_init_copy(&acc, v[0]);
+  for (size_t i = 1; i < n; i++) {
+    md_val t;
+    md_status st = op(&t, &acc, v[i]);
+    md_val_clear(&acc);
+    if (st != MD_OK)
+      return st;
+    acc = t;
+  }
+  *out = acc;
+  return MD_OK;
+}
+
+/* The kids of an element-wise node (sum, Hadamard): those with a size of
+ * their own first, then closed ones at the node's size (a scalar closed
+ * term broadcasts). */
+static md_status eval_elementwise_kids(md_eval *ev, frame *F, const expr *e,
+                                       uint64_t pr, uint64_t pc,
+                                       const md_val **v) {
+  md_status st = MD_OK;
+  for (size_t i = 0; st == MD_OK && i < e->nkids; i++) {
+    v[i] = NULL;
+    if (!is_closed(e->kid[i]))
+      st = eval(ev, F, e->kid[i], 0, 0, &v[i]);
+  }
+  for (size_t i = 0; st == MD_OK && i < e->nkids; i++) {
+    if (!pr || !pc)
+      for (size_t j = 0; j < e->nkids; j++)
+        if (v[j] && (v[j]->r != 1 || v[j]->c != 1))
+          pr = v[j]->r, pc = v[j]->c;
+    if (v[i])
+      continue;
+    const expr *k = e->kid[i];
+    bool sc = (k->flags & EF_CONST) || scheme_scalar(ev, k);
+    st = eval(ev, F, k, sc ? 1 : pr, sc ? 1 : pc, &v[i]);
+  }
+  return st;
+}
+
+static md_status eval_call(md_eval *ev, frame *F, const expr *e, uint64_t pr,
+                           uint64_t pc, md_val *out) {
+  const expr *a = e->kid[0];
+  const md_val *v;
+  md_status st;
+  uint64_t hr = 0, hc = 0;
+  if (e->u.fn >= FN_NBUILTIN || e->nkids != 1) {
+    const fn_info *fi = md_fn_get(ev->ctx, e->u.fn);
+    char what[128];
+    snprintf(what, sizeof what, "cannot evaluate the function %s",
+             fi ? fi->name : "?");
+    return fail(ev, MD_FAIL, e, what);
+  }
+  switch ((md_fn)e->u.fn) {
+  case FN_DIAG:
+    if (pr == 1 && pc == 1)
+      hr = hc = 1;
+    else if (pc == 1)
+      hr = hc = pr; /* the diagonal of a square matrix */
+    else if (pr)
+      hr = pr, hc = 1; /* a vector made diagonal */
+    break;
+  case FN_VEC:
+    if (is_closed(a)) {
+      uint64_t r = 0, c = 0;
+      refine(ev, a, &r, &c);
+      if (c == 1)
+        hr = pr, hc = 1;
+      else if (r == 0 && c == 0)
+        for (uint64_t s = 2; s * s <= pr; s++)
+          if (s * s == pr) /* square: the only consistent size */
+            hr = hc = s;
+    }
+    break;
+  case FN_TR:
+  case FN_DET:
+  case FN_LOGDET:
+  case FN_SUM:
+  case FN_NORM1:
+  case FN_NORM2:
+  case FN_LOGSUMEXP:
+    break; /* nothing tells the size of a closed argument */
+  default:
+    hr = pr, hc = pc; /* element-wise, softmax */
+    break;
+  }
+  st = eval(ev, F, a, hr, hc, &v);
+  if (st != MD_OK)
+    return st;
+  switch ((md_fn)e->u.fn) {
+  case FN_TR:
+    st = md_val_tr(out, v);
+    break;
+  case FN_DET:
+    st = md_val_det(out, v);
+    break;
+  case FN_LOGDET:
+    st = md_val_logdet(out, v);
+    break;
+  case FN_DIAG:
+    st = md_val_diag(out, v);
+    break;
+  case FN_VEC:
+    st = md_val_vec(out, v);
+    break;
+  case FN_SUM:
+    st = md_val_sum(out, v);
+    break;
+  case FN_NORM2:
+    st = md_val_norm2(out, v);
+    break;
+  case FN_NORM1:
+    st = md_val_norm1(out, v);
+    break;
+  case FN_SOFTMAX:
+    st = md_val_softmax(out, v);
+    break;
+  case FN_LOGSUMEXP:
+    st = md_val_logsumexp(out, v);
+    break;
+  default:
+    st = md_val_apply(out, v, (md_fn)e->u.fn);
+    break;
+  }
+  return st;
+}
+
+/* A .^ P for a 1×1 P that is not a number of the expression: exactly
+ * when P is an exact constant at this point, else exp(P log A), which
+ * also differentiates with respect to P. */
+static md_status power(md_val *out, const md_val *a, const md_val *p) {
+  bool constant = true;
+  for (unsigned s = 0; s < (1u << p->order); s++) {
+    md_num *x = md_val_at(p, 0, 0, s);
+    constant &= s == 0 ? x->exact : md_num_sgn(x) == 0;
+  }
+  if (constant)
+    return md_val_epow(out, a, md_val_at(p, 0, 0, 0)->q);
+  md_val l, pl;
+  md_status st = md_val_apply(&l, a, FN_LOG);
+  if (st != MD_OK)
+    return st;
+  st = md_val_had(&pl, &l, p);
+  md_val_clear(&l);
+  if (st != MD_OK)
+    return st;
+  st = md_val_apply(out, &pl, FN_EXP);
+  md_val_clear(&pl);
+  return st;
+}
+
+/* The value of E (size PR×PC, 0 where unknown for a closed E) into OUT,
+ * initialised exactly when MD_OK. */
+static md_status compute(md_eval *ev, frame *F, const expr *e, uint64_t pr,
+                         uint64_t pc, md_val *out) {
+  size_t n = e->nkids;
+  const md_val *small[4];
+  const md_val **v = n <= 4 ? small : xreallocarray(NULL, n ? n : 1, sizeof *v);
+  md_status st = MD_OK;
+  switch ((expr_op)e->op) {
+  case E_NUM:
+    md_val_init(out, 1, 1, 0);
+    md_num_set_q(out->x, e->u.num);
+    if (ev->doubles)
+      md_val_to_double(out);
+    break;
+  case E_IDENT:
+  case E_ONES: {
+    uint64_t r = pr ? pr : e->op == E_IDENT ? pc : 0;
+    if (!r) {
+      st = unsized(ev, e);
+      break;
+    }
+    if (!md_val_fits(r, r, 0)) {
+      st = fail(ev, MD_FAIL, e, "too large to evaluate");
+      break;
+    }
+    if (e->op == E_IDENT)
+      md_val_identity(out, (uint32_t)r);
+    else
+      md_val_fill(out, (uint32_t)r, 1, 1);
+    break;
+  }
+  case E_SYM:
+    st = fail(ev, MD_FAIL, e, "internal error: a symbol computed");
+    break;
+  case E_ADD:
+    st = eval_elementwise_kids(ev, F, e, pr, pc, v);
+    if (st == MD_OK)
+      st = fold(out, v, n, md_val_add);
+    break;
+  case E_HAD:
+  case E_HDIV:
+    st = eval_elementwise_kids(ev, F, e, pr, pc, v);
+    if (st == MD_OK)
+      st = fold(out, v, n, e->op == E_HAD ? md_val_had : md_val_hdiv);
+    break;
+  case E_NEG:
+    st = eval(ev, F, e->kid[0], pr, pc, &v[0]);
+    if (st == MD_OK)
+      st = md_val_neg(out, v[0]);
+    break;
+  case E_TRANS:
+    st = eval(ev, F, e->kid[0], pc, pr, &v[0]);
+    if (st == MD_OK)
+      st = md_val_trans(out, v[0]);
+    break;
+  case E_INV:
+    st = eval(ev, F, e->kid[0], pr, pc, &v[0]);
+    if (st == MD_OK)
+      st = md_val_inv(out, v[0]);
+    break;
+  case E_MUL:
+    st = eval_product_kids(ev, F, e, pr, pc, v);
+    if (st == MD_OK)
+      st = fold(out, v, n, md_val_mul);
+    break;
+  case E_DIV:
+    st = eval(ev, F, e->kid[0], pr, pc, &v[0]);
+    if (st == MD_OK)
+      st = eval(ev, F, e->kid[1], 1, 1, &v[1]);
+    if (st == MD_OK)
+      st = md_val_div(out, v[0], v[1]);
+    break;
+  case E_KRON:
+    st = eval_kron_kids(ev, F, e, pr, pc, v);
+    if (st == MD_OK)
+      st = fold(out, v, n, md_val_kron);
+    break;
+  case E_POW:
+  case E_EPOW: {
+    const expr *base = e->kid[0], *k = e->kid[1];
+    long ki;
+    if (k->op != E_NUM) {
+      /* a scalar expression: s^p, x .^ alpha */
+      st = eval(ev, F, k, 1, 1, &v[1]);
+      if (st == MD_OK)
+        st = eval(ev, F, base, pr, pc, &v[0]);
+      if (st == MD_OK)
+        st = power(out, v[0], v[1]);
+      break;
+    }
+    if (e->op == E_POW && base->op == E_CALL && base->u.fn == FN_NORM2 &&
+        expr_is_int(k, &ki) && ki > 0 && ki % 2 == 0) {
+      /* ||x||^2k is (sum of squares)^k: exact */
+      st = eval(ev, F, base->kid[0], 0, 0, &v[0]);
+      md_val s;
+      if (st == MD_OK)
+        st = md_val_sumsq(&s, v[0]);
+      if (st == MD_OK) {
+        mpq_t h;
+        mpq_init(h);
+        mpq_set_si(h, ki / 2, 1);
+        st = md_val_pow(out, &s, h);
+        mpq_clear(h);
+        md_val_clear(&s);
+      }
+      break;
+    }
+    st = eval(ev, F, base, pr, pc, &v[0]);
+    if (st == MD_OK)
+      st = e->op == E_POW ? md_val_pow(out, v[0], k->u.num)
+                          : md_val_epow(out, v[0], k->u.num);
+    break;
+  }
+  case E_CALL:
+    st = eval_call(ev, F, e, pr, pc, out);
+    break;
+  case E_INNER: {
+    /* a closed side takes the size of the other */
+    size_t first = is_closed(e->kid[0]) ? 1 : 0, second = 1 - first;
+    st = eval(ev, F, e->kid[first], 0, 0, &v[first]);
+    if (st == MD_OK)
+      st = eval(ev, F, e->kid[second], v[first]->r, v[first]->c, &v[second]);
+    if (st == MD_OK)
+      st = md_val_inner(out, v[0], v[1]);
+    break;
+  }
+  case E_DIFF:
+    st = eval_diff(ev, F, e, pr, pc, out);
+    break;
+  case E_HESS:
+    st = eval_hess(ev, F, e, pr, pc, out);
+    break;
+  case E_TUPLE:
+  case E_NOPS:
+    st = fail(ev, MD_FAIL, e, "cannot evaluate a list");
+    break;
+  }
+  if (v != small)
+    free(v);
+  if (st == MD_DOMAIN && !ev->why[0])
+    st = undefined(ev, e);
+  else if (st == MD_FAIL && !ev->why[0])
+    st = fail(ev, MD_FAIL, e, "internal error: cannot evaluate");
+  return st;
+}
+
+md_status md_eval_run(md_eval *ev, const expr *e, const md_shape *where,
+                      md_val *out) {
+  ev->why[0] = '\0';
+  uint64_t r = 0, c = 0;
+  if (where) {
+    r = md_eval_size(ev, where->r);
+    c = md_eval_size(ev, where->c);
+  }
+  const md_val *v;
+  md_status st = eval(ev, &ev->root, e, r, c, &v);
+  if (st == MD_OK)
+    md_val_init_copy(out, v);
+  return st;
+}
+
+/* Evaluates E[0..N-1] into OUT at the current point; on failure OUT
+ * holds nothing. */
+static md_status run_all(md_eval *ev, expr *const *e, const md_shape *where,
+                         size_t n, md_val *out) {
+  for (size_t i = 0; i < n; i++) {
+    md_status st = md_eval_run(ev, e[i], where ? &where[i] : NULL, &out[i]);
+    if (st != MD_OK) {
+      while (i > 0)
+        md_val_clear(&out[--i]);
+      return st;
+    }
+  }
+  return MD_OK;
+}
+
+md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
+                         const md_shape *where, size_t n, md_val *out) {
+  char why[sizeof ev->why] = "";
+  for (unsigned try = 0; try < MD_EVAL_TRIES; try++) {
+    md_eval_draw_sizes(ev, rng);
+    md_status st = md_eval_draw(ev, rng, try % 2 == 1);
+    if (st == MD_OK)
+      st = run_all(ev, e, where, n, out);
+    if (st == MD_HUGE) {
+      /* the same point, in doubles */
+      md_eval_use_doubles(ev);
+      st = run_all(ev, e, where, n, out);
+    }
+    if (st != MD_DOMAIN)
+      return st;
+    if (!why[0])
+      snprintf(why, sizeof why, "%s", ev->why);
+  }
+  snprintf(ev->why, sizeof ev->why, "%s", why);
+  return MD_DOMAIN;
+}

@@ -1,0 +1,594 @@
+/*
+ * test_eval.c - the numbers of matdiff check: exact inverse and
+ * determinant, dual and hyper-dual numbers through products, inverse,
+ * det and the element-wise functions, against values computed by hand;
+ * then the evaluator over parsed expressions (derivatives, Hessians,
+ * closed terms, structured variables), random sizes and domain retries.
+ */
+#include "testutil.h"
+
+#include "eval.h"
+#include "shape.h"
+#include "value.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ---- */
+
+/* An R×C matrix of order ORDER from "p/q" strings, row by row (the real
+ * parts). */
+static void mat(md_val *v, uint32_t r, uint32_t c, unsigned order,
+                const char *const *q) {
+  md_val_init(v, r, c, order);
+  mpq_t t;
+  mpq_init(t);
+  for (uint32_t i = 0; i < r; i++)
+    for (uint32_t j = 0; j < c; j++) {
+      ck_assert_int_eq(mpq_set_str(t, q[i * c + j], 10), 0);
+      mpq_canonicalize(t);
+      md_num_set_q(md_val_at(v, i, j, 0), t);
+    }
+  mpq_clear(t);
+}
+
+/* Sets part PART of entry (i, j) to the rational Q. */
+static void set_part(md_val *v, uint32_t i, uint32_t j, unsigned part,
+                     const char *q) {
+  mpq_t t;
+  mpq_init(t);
+  ck_assert_int_eq(mpq_set_str(t, q, 10), 0);
+  mpq_canonicalize(t);
+  md_num_set_q(md_val_at(v, i, j, part), t);
+  mpq_clear(t);
+}
+
+/* Part PART of entry (i, j) of V is exactly WANT ("p/q"). */
+static void check_q(const md_val *v, uint32_t i, uint32_t j, unsigned part,
+                    const char *want) {
+  md_num *x = md_val_at(v, i, j, part);
+  ck_assert_ptr_nonnull(x);
+  char got[256];
+  md_num_format(x, got, sizeof got);
+  ck_assert_msg(x->exact, "entry (%u, %u) part %u is %s, not exact", i, j, part,
+                got);
+  mpq_t w;
+  mpq_init(w);
+  ck_assert_int_eq(mpq_set_str(w, want, 10), 0);
+  mpq_canonicalize(w);
+  bool eq = mpq_equal(w, x->q);
+  mpq_clear(w);
+  ck_assert_msg(eq, "entry (%u, %u) part %u is %s, expected %s", i, j, part,
+                got, want);
+}
+
+/* Every entry of the real part of V, row by row. */
+static void check_mat(const md_val *v, uint32_t r, uint32_t c,
+                      const char *const *want) {
+  ck_assert_uint_eq(v->r, r);
+  ck_assert_uint_eq(v->c, c);
+  for (uint32_t i = 0; i < r; i++)
+    for (uint32_t j = 0; j < c; j++)
+      check_q(v, i, j, 0, want[i * c + j]);
+}
+
+static void check_d(const md_val *v, uint32_t i, uint32_t j, unsigned part,
+                    double want) {
+  md_num *x = md_val_at(v, i, j, part);
+  ck_assert_ptr_nonnull(x);
+  double got = md_num_get_d(x);
+  ck_assert_msg(fabs(got - want) <= 1e-12 * fmax(1, fabs(want)),
+                "entry (%u, %u) part %u is %.17g, expected %.17g", i, j, part,
+                got, want);
+}
+
+/* ---- exact linear algebra ---- */
+
+START_TEST(inverse_exact) {
+  md_val a, inv;
+  mat(&a, 2, 2, 0, (const char *[]){"2", "1", "7", "4"});
+  ck_assert_int_eq(md_val_inv(&inv, &a), MD_OK);
+  check_mat(&inv, 2, 2, (const char *[]){"4", "-1", "-7", "2"});
+  md_val_clear(&inv);
+  md_val_clear(&a);
+
+  /* the classic 3×3 with determinant 1 */
+  mat(&a, 3, 3, 0,
+      (const char *[]){"1", "2", "3", "0", "1", "4", "5", "6", "0"});
+  ck_assert_int_eq(md_val_inv(&inv, &a), MD_OK);
+  check_mat(
+      &inv, 3, 3,
+      (const char *[]){"-24", "18", "5", "20", "-15", "-4", "-5", "4", "1"});
+  md_val_clear(&inv);
+  md_val_clear(&a);
+
+  /* rational entries: det = 1/10 - 1/12 = 1/60 */
+  mat(&a, 2, 2, 0, (const char *[]){"1/2", "1/3", "1/4", "1/5"});
+  ck_assert_int_eq(md_val_inv(&inv, &a), MD_OK);
+  check_mat(&inv, 2, 2, (const char *[]){"12", "-20", "-15", "30"});
+  md_val_clear(&inv);
+  md_val_clear(&a);
+
+  /* a zero pivot needs a row swap */
+  mat(&a, 2, 2, 0, (const char *[]){"0", "2", "3", "0"});
+  ck_assert_int_eq(md_val_inv(&inv, &a), MD_OK);
+  check_mat(&inv, 2, 2, (const char *[]){"0", "1/3", "1/2", "0"});
+  md_val_clear(&inv);
+  md_val_clear(&a);
+}
+END_TEST
+
+START_TEST(singular_inverse) {
+  md_val a, inv = {0};
+  mat(&a, 2, 2, 0, (const char *[]){"1", "2", "2", "4"});
+  ck_assert_int_eq(md_val_inv(&inv, &a), MD_DOMAIN);
+  ck_assert_ptr_null(inv.x); /* nothing to free */
+  md_val_clear(&a);
+}
+END_TEST
+
+START_TEST(det_exact) {
+  md_val a, d;
+  mat(&a, 3, 3, 0,
+      (const char *[]){"2", "-3", "1", "2", "0", "-1", "1", "4", "5"});
+  ck_assert_int_eq(md_val_det(&d, &a), MD_OK);
+  check_q(&d, 0, 0, 0, "49");
+  md_val_clear(&d);
+  md_val_clear(&a);
+
+  mat(&a, 2, 2, 0, (const char *[]){"0", "1", "1", "0"});
+  ck_assert_int_eq(md_val_det(&d, &a), MD_OK);
+  check_q(&d, 0, 0, 0, "-1");
+  md_val_clear(&d);
+  md_val_clear(&a);
+
+  /* singular: 0, not a failure */
+  mat(&a, 3, 3, 0,
+      (const char *[]){"2", "0", "1", "1", "3", "2", "1", "1", "1"});
+  ck_assert_int_eq(md_val_det(&d, &a), MD_OK);
+  check_q(&d, 0, 0, 0, "0");
+  md_val_clear(&d);
+  md_val_clear(&a);
+
+  mat(&a, 2, 2, 0, (const char *[]){"1/2", "1/3", "1/4", "1/5"});
+  ck_assert_int_eq(md_val_det(&d, &a), MD_OK);
+  check_q(&d, 0, 0, 0, "1/60");
+  md_val_clear(&d);
+  md_val_clear(&a);
+}
+END_TEST
+
+START_TEST(kron_vec_diag_trace) {
+  md_val a, b, k, v, dg, t;
+  mat(&a, 2, 2, 0, (const char *[]){"1", "2", "3", "4"});
+  mat(&b, 1, 2, 0, (const char *[]){"5", "6"});
+  ck_assert_int_eq(md_val_kron(&k, &a, &b), MD_OK);
+  check_mat(&k, 2, 4,
+            (const char *[]){"5", "6", "10", "12", "15", "18", "20", "24"});
+  ck_assert_int_eq(md_val_vec(&v, &a), MD_OK); /* columns stacked */
+  check_mat(&v, 4, 1, (const char *[]){"1", "3", "2", "4"});
+  ck_assert_int_eq(md_val_diag(&dg, &a), MD_OK);
+  check_mat(&dg, 2, 1, (const char *[]){"1", "4"});
+  ck_assert_int_eq(md_val_tr(&t, &a), MD_OK);
+  check_q(&t, 0, 0, 0, "5");
+  md_val_clear(&a);
+  md_val_clear(&b);
+  md_val_clear(&k);
+  md_val_clear(&v);
+  md_val_clear(&dg);
+  md_val_clear(&t);
+}
+END_TEST
+
+/* ---- dual numbers ---- */
+
+START_TEST(dual_product) {
+  /* (X + eps V) Y = X Y + eps V Y */
+  md_val x, y, p;
+  mat(&x, 2, 2, 1, (const char *[]){"1", "2", "3", "4"});
+  set_part(&x, 0, 1, 1, "1"); /* V = E_12 */
+  mat(&y, 2, 2, 0, (const char *[]){"5", "6", "7", "8"});
+  ck_assert_int_eq(md_val_mul(&p, &x, &y), MD_OK);
+  ck_assert_uint_eq(p.order, 1);
+  check_mat(&p, 2, 2, (const char *[]){"19", "22", "43", "50"});
+  check_q(&p, 0, 0, 1, "7");
+  check_q(&p, 0, 1, 1, "8");
+  check_q(&p, 1, 0, 1, "0");
+  check_q(&p, 1, 1, 1, "0");
+  md_val_clear(&x);
+  md_val_clear(&y);
+  md_val_clear(&p);
+}
+END_TEST
+
+START_TEST(dual_inverse) {
+  /* d inv(X)[V] = -X^-1 V X^-1; X^-1 = [4 -1; -7 2], V = E_11 */
+  md_val x, inv;
+  mat(&x, 2, 2, 1, (const char *[]){"2", "1", "7", "4"});
+  set_part(&x, 0, 0, 1, "1");
+  ck_assert_int_eq(md_val_inv(&inv, &x), MD_OK);
+  check_mat(&inv, 2, 2, (const char *[]){"4", "-1", "-7", "2"});
+  check_q(&inv, 0, 0, 1, "-16");
+  check_q(&inv, 0, 1, 1, "4");
+  check_q(&inv, 1, 0, 1, "28");
+  check_q(&inv, 1, 1, 1, "-7");
+  md_val_clear(&x);
+  md_val_clear(&inv);
+}
+END_TEST
+
+START_TEST(dual_det) {
+  /* d det(X)[E_ij] is the cofactor C_ij; X = [1 2; 3 4], C = [4 -3; -2 1] */
+  md_val x, d;
+  mat(&x, 2, 2, 1, (const char *[]){"1", "2", "3", "4"});
+  set_part(&x, 1, 0, 1, "1");
+  ck_assert_int_eq(md_val_det(&d, &x), MD_OK);
+  check_q(&d, 0, 0, 0, "-2");
+  check_q(&d, 0, 0, 1, "-2");
+  md_val_clear(&x);
+  md_val_clear(&d);
+
+  /* a singular X: no pivot, but the cofactor is still 4 */
+  mat(&x, 2, 2, 1, (const char *[]){"1", "2", "2", "4"});
+  set_part(&x, 0, 0, 1, "1");
+  ck_assert_int_eq(md_val_det(&d, &x), MD_OK);
+  check_q(&d, 0, 0, 0, "0");
+  check_q(&d, 0, 0, 1, "4");
+  md_val_clear(&x);
+  md_val_clear(&d);
+}
+END_TEST
+
+START_TEST(dual_functions) {
+  md_val x, r;
+  /* log(2 + eps): the derivative 1/2 stays exact */
+  mat(&x, 1, 1, 1, (const char *[]){"2"});
+  set_part(&x, 0, 0, 1, "1");
+  ck_assert_int_eq(md_val_apply(&r, &x, FN_LOG), MD_OK);
+  check_d(&r, 0, 0, 0, log(2));
+  check_q(&r, 0, 0, 1, "1/2");
+  md_val_clear(&r);
+  ck_assert_int_eq(md_val_apply(&r, &x, FN_EXP), MD_OK);
+  check_d(&r, 0, 0, 0, exp(2));
+  check_d(&r, 0, 0, 1, exp(2));
+  md_val_clear(&r);
+  ck_assert_int_eq(md_val_apply(&r, &x, FN_SIGMOID), MD_OK);
+  double s = 1 / (1 + exp(-2));
+  check_d(&r, 0, 0, 1, s * (1 - s));
+  md_val_clear(&r);
+  md_val_clear(&x);
+
+  /* sqrt(4/9 + eps) = 2/3 + 3/4 eps, exactly */
+  mat(&x, 1, 1, 1, (const char *[]){"4/9"});
+  set_part(&x, 0, 0, 1, "1");
+  ck_assert_int_eq(md_val_apply(&r, &x, FN_SQRT), MD_OK);
+  check_q(&r, 0, 0, 0, "2/3");
+  check_q(&r, 0, 0, 1, "3/4");
+  md_val_clear(&r);
+  md_val_clear(&x);
+
+  /* outside the domain */
+  mat(&x, 1, 1, 0, (const char *[]){"-1"});
+  ck_assert_int_eq(md_val_apply(&r, &x, FN_LOG), MD_DOMAIN);
+  ck_assert_int_eq(md_val_apply(&r, &x, FN_SQRT), MD_DOMAIN);
+  ck_assert_int_eq(md_val_apply(&r, &x, FN_ABS), MD_OK);
+  check_q(&r, 0, 0, 0, "1");
+  md_val_clear(&r);
+  md_val_clear(&x);
+  /* abs is not differentiable at 0 */
+  mat(&x, 1, 1, 1, (const char *[]){"0"});
+  set_part(&x, 0, 0, 1, "1");
+  ck_assert_int_eq(md_val_apply(&r, &x, FN_ABS), MD_DOMAIN);
+  md_val_clear(&x);
+}
+END_TEST
+
+START_TEST(hyperdual_quadratic_form) {
+  /* f(x) = x^T A x at x = (1, 1) + eps0 (1, 0) + eps1 (0, 1):
+   * f = sum(A) = 10, the eps0 part v^T (A + A^T) x = 7, the eps0 eps1
+   * part v^T (A + A^T) w = 5 */
+  md_val a, x, xt, ax, f;
+  mat(&a, 2, 2, 0, (const char *[]){"1", "2", "3", "4"});
+  mat(&x, 2, 1, 2, (const char *[]){"1", "1"});
+  set_part(&x, 0, 0, 1, "1");
+  set_part(&x, 1, 0, 2, "1");
+  ck_assert_int_eq(md_val_trans(&xt, &x), MD_OK);
+  ck_assert_int_eq(md_val_mul(&ax, &a, &x), MD_OK);
+  ck_assert_int_eq(md_val_mul(&f, &xt, &ax), MD_OK);
+  ck_assert_uint_eq(f.order, 2);
+  check_q(&f, 0, 0, 0, "10");
+  check_q(&f, 0, 0, 1, "7");  /* row 1 of A + A^T = (2, 5), times x */
+  check_q(&f, 0, 0, 2, "13"); /* row 2 = (5, 8) */
+  check_q(&f, 0, 0, 3, "5");
+  md_val_clear(&a);
+  md_val_clear(&x);
+  md_val_clear(&xt);
+  md_val_clear(&ax);
+  md_val_clear(&f);
+}
+END_TEST
+
+START_TEST(number_format) {
+  md_num x;
+  md_num_init(&x);
+  char buf[64];
+  md_num_set_si(&x, -7, 2);
+  md_num_format(&x, buf, sizeof buf);
+  ck_assert_str_eq(buf, "-7/2");
+  mpz_ui_pow_ui(mpq_numref(x.q), 10, 999);
+  mpz_set_ui(mpq_denref(x.q), 1);
+  md_num_format(&x, buf, sizeof buf);
+  ck_assert_str_eq(buf, "~1.0000000000e+999");
+  md_num_set_d(&x, 0.25);
+  md_num_format(&x, buf, sizeof buf);
+  ck_assert_str_eq(buf, "0.25");
+  md_num_clear(&x);
+}
+END_TEST
+
+/* ---- the evaluator ---- */
+
+static struct {
+  md_source src;
+  md_parsed p;
+  md_env env;
+  md_shapes *sh;
+  md_eval *ev;
+  expr *e;
+} cur;
+
+static void ev_setup(void) {
+  memset(&cur, 0, sizeof cur);
+}
+
+static void ev_teardown(void) {
+  md_eval_free(cur.ev);
+  md_shapes_free(cur.sh);
+  md_env_clear(&cur.env);
+  md_parsed_clear(&cur.p);
+  memset(&cur, 0, sizeof cur);
+}
+
+/* TEXT is "let ...; EXPR": an evaluator for EXPR. */
+static void prepare(const char *text) {
+  ev_teardown();
+  md_errors err;
+  md_errors_init(&err);
+  cur.src = (md_source){"<test>", text, strlen(text), 1};
+  bool ok = md_parse(tu_ctx, &cur.src, MD_PARSE_PROGRAM, &cur.p, &err);
+  ck_assert_msg(ok, "'%s' does not parse: %s", text, err.n ? err.v[0].msg : "");
+  for (size_t i = 0; i + 1 < cur.p.n; i++)
+    for (size_t k = 0; k < cur.p.stmts[i].ndecls; k++)
+      md_env_add(&cur.env, &cur.p.stmts[i].decls[k]);
+  cur.e = cur.p.stmts[cur.p.n - 1].lhs;
+  cur.sh = md_shapes_new(tu_ctx, &cur.env);
+  ok = md_shape_infer(cur.sh, cur.e, &cur.p, &cur.src, &err, NULL);
+  ck_assert_msg(ok, "'%s': shape error: %s", text, err.n ? err.v[0].msg : "");
+  md_errors_clear(&err);
+  cur.ev = md_eval_new(tu_ctx, cur.sh, &cur.e, 1);
+}
+
+static void bind(const char *name, const md_val *v) {
+  ck_assert_msg(md_eval_bind(cur.ev, name, v), "no symbol %s", name);
+}
+
+static void bind_mat(const char *name, uint32_t r, uint32_t c,
+                     const char *const *q) {
+  md_val v;
+  mat(&v, r, c, 0, q);
+  bind(name, &v);
+  md_val_clear(&v);
+}
+
+START_TEST(derivative_of_det) {
+  /* d/dX det(X) = det(X) X^-T, the cofactor matrix */
+  prepare("let X : matrix(2, 2); d/dX det(X)");
+  bind_mat("X", 2, 2, (const char *[]){"1", "2", "3", "4"});
+  md_val r;
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_mat(&r, 2, 2, (const char *[]){"4", "-3", "-2", "1"});
+  md_val_clear(&r);
+}
+END_TEST
+
+START_TEST(derivative_layouts) {
+  md_val r;
+  /* a Jacobian in denominator layout: (i, j) = dy_j / dx_i */
+  prepare("let A : matrix(2, 3); let x : vector(3); d/dx (A x)");
+  bind_mat("A", 2, 3, (const char *[]){"1", "2", "3", "4", "5", "6"});
+  bind_mat("x", 3, 1, (const char *[]){"1", "1", "1"});
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_mat(&r, 3, 2, (const char *[]){"1", "4", "2", "5", "3", "6"});
+  md_val_clear(&r);
+
+  /* a vector by a scalar: a row */
+  prepare("let x : vector(2); d/dalpha (alpha^2 x)");
+  bind_mat("x", 2, 1, (const char *[]){"1", "2"});
+  bind_mat("alpha", 1, 1, (const char *[]){"3"});
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_mat(&r, 1, 2, (const char *[]){"6", "12"});
+  md_val_clear(&r);
+
+  /* along vec(X): d/dvec(X) vec(A X) = kron(I, A^T) */
+  prepare("let A : matrix(2, 2); let X : matrix(2, 3); d/dvec(X) vec(A X)");
+  bind_mat("A", 2, 2, (const char *[]){"1", "2", "3", "4"});
+  bind_mat("X", 2, 3, (const char *[]){"1", "0", "2", "0", "1", "5"});
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  ck_assert_uint_eq(r.r, 6);
+  ck_assert_uint_eq(r.c, 6);
+  check_q(&r, 0, 1, 0, "3");
+  check_q(&r, 1, 0, 0, "2");
+  check_q(&r, 4, 5, 0, "3");
+  check_q(&r, 0, 2, 0, "0");
+  md_val_clear(&r);
+}
+END_TEST
+
+START_TEST(structured_gradients) {
+  md_val r;
+  /* symmetric: (G + G^T) / 2 with G = A^T */
+  prepare("let A : matrix(2, 2); let S : symmetric(2); d/dS tr(A S)");
+  bind_mat("A", 2, 2, (const char *[]){"1", "2", "3", "4"});
+  bind_mat("S", 2, 2, (const char *[]){"1", "0", "0", "1"});
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_mat(&r, 2, 2, (const char *[]){"1", "5/2", "5/2", "4"});
+  md_val_clear(&r);
+  /* diagonal: G .* I */
+  prepare("let A : matrix(2, 2); let D : diagonal(2); d/dD tr(A D)");
+  bind_mat("A", 2, 2, (const char *[]){"1", "2", "3", "4"});
+  bind_mat("D", 2, 2, (const char *[]){"1", "0", "0", "1"});
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_mat(&r, 2, 2, (const char *[]){"1", "0", "0", "4"});
+  md_val_clear(&r);
+}
+END_TEST
+
+START_TEST(hessian) {
+  prepare("let A : matrix(2, 2); let x : vector(2); hess(x^T A x, x)");
+  bind_mat("A", 2, 2, (const char *[]){"1", "2", "3", "4"});
+  bind_mat("x", 2, 1, (const char *[]){"7", "-1/2"});
+  md_val r;
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_mat(&r, 2, 2, (const char *[]){"2", "5", "5", "8"});
+  md_val_clear(&r);
+  /* nested derivatives agree with it */
+  prepare("let A : matrix(2, 2); let x : vector(2); d/dx d/dx (x^T A x)");
+  bind_mat("A", 2, 2, (const char *[]){"1", "2", "3", "4"});
+  bind_mat("x", 2, 1, (const char *[]){"7", "-1/2"});
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_mat(&r, 2, 2, (const char *[]){"2", "5", "5", "8"});
+  md_val_clear(&r);
+}
+END_TEST
+
+START_TEST(closed_terms_sized_by_context) {
+  md_val r;
+  prepare("let A : matrix(2, 2); A + 2 I");
+  bind_mat("A", 2, 2, (const char *[]){"1", "2", "3", "4"});
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_mat(&r, 2, 2, (const char *[]){"3", "2", "3", "6"});
+  md_val_clear(&r);
+
+  /* I is 3×3 on the left of A and 2×2 on its right */
+  prepare("let A : matrix(3, 2); I A I + ones ones^T A");
+  bind_mat("A", 3, 2, (const char *[]){"1", "2", "3", "4", "5", "6"});
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_mat(&r, 3, 2, (const char *[]){"10", "14", "12", "16", "14", "18"});
+  md_val_clear(&r);
+
+  /* kron(I, A) + kron(B, A): I must be the size of B */
+  prepare(
+      "let A : matrix(n, n); let B : matrix(m, m); kron(I, A) + kron(B, A)");
+  md_eval_set_size(cur.ev, md_shape_of(cur.sh, expr_sym(tu_ctx, "A")).r, 2);
+  md_eval_set_size(cur.ev, md_shape_of(cur.sh, expr_sym(tu_ctx, "B")).r, 3);
+  bind_mat("A", 2, 2, (const char *[]){"1", "2", "3", "4"});
+  md_val b;
+  md_val_init(&b, 3, 3, 0);
+  bind("B", &b);
+  md_val_clear(&b);
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  ck_assert_uint_eq(r.r, 6);
+  check_q(&r, 4, 4, 0, "1");
+  check_q(&r, 5, 4, 0, "3");
+  check_q(&r, 0, 2, 0, "0");
+  md_val_clear(&r);
+
+  /* nothing sizes I in tr(I) */
+  prepare("tr(I)");
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_FAIL);
+  ck_assert_ptr_nonnull(strstr(md_eval_why(cur.ev), "size of I"));
+}
+END_TEST
+
+START_TEST(distinct_sizes) {
+  prepare("let A : matrix(m, n); let B : matrix(n, p); A B");
+  md_rng rng;
+  md_rng_seed(&rng, 42);
+  expr *a = expr_sym(tu_ctx, "A"), *b = expr_sym(tu_ctx, "B");
+  for (int k = 0; k < 20; k++) {
+    md_eval_draw_sizes(cur.ev, &rng);
+    uint64_t m = md_eval_size(cur.ev, md_shape_of(cur.sh, a).r);
+    uint64_t n = md_eval_size(cur.ev, md_shape_of(cur.sh, a).c);
+    uint64_t p = md_eval_size(cur.ev, md_shape_of(cur.sh, b).c);
+    ck_assert(m >= 2 && m <= 5 && n >= 2 && n <= 5 && p >= 2 && p <= 5);
+    ck_assert(m != n && n != p && m != p);
+  }
+}
+END_TEST
+
+START_TEST(domain_retries) {
+  md_rng rng;
+  md_rng_seed(&rng, 7);
+  md_val r;
+  /* log needs positive entries: a later draw has them */
+  prepare("let x : vector(n); sum(log(x))");
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r), MD_OK);
+  md_val_clear(&r);
+  /* never defined: reported, not aborted */
+  prepare("let x : vector(n); log(-abs(x) - 1)");
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r),
+                   MD_DOMAIN);
+  ck_assert_ptr_nonnull(strstr(md_eval_why(cur.ev), "log"));
+  prepare("let A : matrix(n, n); inv(A - A)");
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r),
+                   MD_DOMAIN);
+  ck_assert_ptr_nonnull(strstr(md_eval_why(cur.ev), "singular"));
+  /* spd draws are invertible every time */
+  prepare("let S : spd(n); logdet(S)");
+  for (int k = 0; k < 10; k++) {
+    ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r), MD_OK);
+    ck_assert(md_num_get_d(r.x) > 0);
+    md_val_clear(&r);
+  }
+}
+END_TEST
+
+START_TEST(huge_exact_numbers_go_double) {
+  prepare("alpha^30000");
+  bind_mat("alpha", 1, 1, (const char *[]){"1/3"});
+  md_val r;
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_HUGE);
+  md_eval_use_doubles(cur.ev);
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  ck_assert(!md_val_is_exact(&r));
+  md_val_clear(&r);
+  /* and sampling does that by itself */
+  md_rng rng;
+  md_rng_seed(&rng, 1);
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r), MD_OK);
+  ck_assert(!md_val_is_exact(&r));
+  md_val_clear(&r);
+}
+END_TEST
+
+static Suite *eval_suite(void) {
+  Suite *s = suite_create("eval");
+  TCase *tc = tu_tcase(s, "exact");
+  tcase_add_test(tc, inverse_exact);
+  tcase_add_test(tc, singular_inverse);
+  tcase_add_test(tc, det_exact);
+  tcase_add_test(tc, kron_vec_diag_trace);
+  tcase_add_test(tc, number_format);
+  tc = tu_tcase(s, "dual");
+  tcase_add_test(tc, dual_product);
+  tcase_add_test(tc, dual_inverse);
+  tcase_add_test(tc, dual_det);
+  tcase_add_test(tc, dual_functions);
+  tcase_add_test(tc, hyperdual_quadratic_form);
+  tc = tu_tcase(s, "evaluator");
+  tcase_add_checked_fixture(tc, ev_setup, ev_teardown);
+  tcase_add_test(tc, derivative_of_det);
+  tcase_add_test(tc, derivative_layouts);
+  tcase_add_test(tc, structured_gradients);
+  tcase_add_test(tc, hessian);
+  tcase_add_test(tc, closed_terms_sized_by_context);
+  tcase_add_test(tc, distinct_sizes);
+  tcase_add_test(tc, domain_retries);
+  tcase_add_test(tc, huge_exact_numbers_go_double);
+  return s;
+}
+
+int main(void) {
+  return tu_run(eval_suite());
+}
