@@ -72,7 +72,10 @@ static void compare(const md_val *a, const md_val *b, comparison *cmp) {
       } else {
         cmp->exact = false;
         double d = fabs(md_num_get_d(x) - md_num_get_d(y));
-        d = m > 0 ? d / m : d;
+        /* relative to the largest entry, but never finer than 1e-9 in
+         * absolute terms: a derivative that should be 0 comes out of
+         * cancelling doubles as 1e-16, not 0 */
+        d = d / fmax(m, 1.0);
         if (isnan(d))
           d = INFINITY;
         cmp->err = fmax(cmp->err, d);

@@ -856,8 +856,40 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
       size_t i = chain[q];
       if (v[i])
         continue;
-      uint64_t r = q == 0 ? pr : v[chain[q - 1]] ? v[chain[q - 1]]->c : 0;
-      uint64_t c = q + 1 == m ? pc : v[chain[q + 1]] ? v[chain[q + 1]]->r : 0;
+      /* as shape inference reads a product: what the factors on each
+       * side multiply to, a scalar scaling rather than multiplying (in
+       * s x^T y ones, ones takes the product's own size) */
+      uint64_t r = pr, c = pc;
+      bool known = true;
+      uint64_t ar = 1, ac = 1;
+      for (size_t t = 0; known && t < q; t++) {
+        const md_val *w = v[chain[t]];
+        if (!w)
+          known = false;
+        else if (ar == 1 && ac == 1)
+          ar = w->r, ac = w->c;
+        else if (!(w->r == 1 && w->c == 1))
+          ac = w->c;
+      }
+      if (!known) /* the next factor alone, when it is known */
+        r = q > 0 && v[chain[q - 1]] ? v[chain[q - 1]]->c : 0;
+      else if (!(ar == 1 && ac == 1))
+        r = ac;
+      known = true;
+      ar = ac = 1;
+      for (size_t t = m; known && t-- > q + 1;) {
+        const md_val *w = v[chain[t]];
+        if (!w)
+          known = false;
+        else if (ar == 1 && ac == 1)
+          ar = w->r, ac = w->c;
+        else if (!(w->r == 1 && w->c == 1))
+          ar = w->r;
+      }
+      if (!known)
+        c = q + 1 < m && v[chain[q + 1]] ? v[chain[q + 1]]->r : 0;
+      else if (!(ar == 1 && ac == 1))
+        c = ar;
       refine(ev, e->kid[i], &r, &c);
       if (r && c) {
         st = eval(ev, F, e->kid[i], r, c, &v[i]);

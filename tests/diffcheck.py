@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Random compositions, differentiated by matdiff and judged by `matdiff
+check` (dual numbers, independent of the engine).  SPEC 3 and 5.
+
+Usage: diffcheck.py --matdiff PATH [--count N] [--seed S]
+
+Builds N random well-shaped scalar expressions of a vector x (n) or a
+matrix X (n×n), asks `matdiff --wrt VAR EXPR` for each derivative, writes
+the identities `d/dVAR (EXPR) = RESULT` to one file and runs `matdiff check`
+on it.  Every identity must pass; a failure prints the expression.  An
+expression the engine refuses (no rule) is a failure too: the generator
+only uses operations that have rules.  Prints TAP.
+"""
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+
+DECLS = """let x : vector(n), a : vector(n), c : vector(n)
+let y : vector(m), b : vector(m)
+let A : matrix(n, n), B : matrix(m, n), C : matrix(n, n)
+let X : matrix(n, n), S : symmetric(n)
+let alpha : scalar, beta : scalar
+"""
+
+
+class Gen:
+    def __init__(self, rng, var):
+        self.r = rng
+        self.var = var  # 'x' or 'X'
+
+    def pick(self, *fs):
+        return self.r.choice(fs)()
+
+    # vectors of size n that depend on x (or X)
+    def vn(self, d):
+        if d <= 0:
+            return self.r.choice(["x", "A x", "x + a"]) if self.var == "x" \
+                else self.r.choice(["X a", "X^T c", "A X a"])
+        d -= 1
+        return self.pick(
+            lambda: "A (%s)" % self.vn(d),
+            lambda: "B^T (%s)" % self.vm(d),
+            lambda: "(%s) + (%s)" % (self.vn(d), self.vn(d)),
+            lambda: "(%s) - a" % self.vn(d),
+            lambda: "(%s) .* (%s)" % (self.vn(d), self.vn(d)),
+            lambda: "alpha (%s)" % self.vn(d),
+            lambda: "exp(%s)" % self.vn(d),
+            lambda: "sigmoid(%s)" % self.vn(d),
+            lambda: "tanh(%s)" % self.vn(d),
+            lambda: "sin(%s)" % self.vn(d),
+            lambda: "softmax(%s)" % self.vn(d),
+            lambda: "(%s) (%s)" % (self.vn(d), self.sc(d)),
+            lambda: "(%s) ./ (2 + exp(%s))" % (self.vn(d), self.vn(d)),
+            lambda: "(%s) .^ 2" % self.vn(d),
+        )
+
+    def vm(self, d):
+        return self.pick(
+            lambda: "B (%s)" % self.vn(d),
+            lambda: "B (%s) - y" % self.vn(d),
+            lambda: "tanh(B (%s))" % self.vn(d),
+        )
+
+    # matrices n×n that depend on X (only in the X family)
+    def mat(self, d):
+        if self.var != "X" or d <= 0:
+            return self.r.choice(["X", "A X", "X C", "X^T"]) \
+                if self.var == "X" else "A"
+        d -= 1
+        return self.pick(
+            lambda: "A (%s)" % self.mat(d),
+            lambda: "(%s) C" % self.mat(d),
+            lambda: "(%s)^T" % self.mat(d),
+            lambda: "(%s) + (%s)" % (self.mat(d), self.mat(d)),
+            lambda: "(%s) .* C" % self.mat(d),
+            lambda: "(%s) (%s)" % (self.mat(d), self.mat(d)),
+            lambda: "exp(%s)" % self.mat(d),
+        )
+
+    # scalars
+    def sc(self, d):
+        if self.var == "X":
+            return self.pick(
+                lambda: "tr(%s)" % self.mat(d),
+                lambda: "tr(B (%s) B^T)" % self.mat(d),
+                lambda: "a^T (%s) c" % self.mat(d),
+                lambda: "||%s||^2" % self.mat(d),
+                lambda: "sum(%s)" % self.mat(d),
+                lambda: "<C, %s>" % self.mat(d),
+                lambda: "logdet(%s + 7 I)" % self.mat(d)
+                if d == 0 else "tr(%s)" % self.mat(d),
+                lambda: "det(%s)" % self.mat(min(d, 1)),
+                lambda: "tr(inv(%s + 9 I) A)" % self.mat(0),
+                lambda: "c^T (%s)" % self.vn(d),
+            )
+        return self.pick(
+            lambda: "a^T (%s)" % self.vn(d),
+            lambda: "(%s)^T A (%s)" % (self.vn(d), self.vn(d)),
+            lambda: "||%s||^2" % self.vn(d),
+            lambda: "||%s||_2^2" % self.vm(d),
+            lambda: "sum(exp(%s))" % self.vn(d),
+            lambda: "logsumexp(%s)" % self.vn(d),
+            lambda: "<%s, c>" % self.vn(d),
+            lambda: "(%s)^T S (%s)" % (self.vn(d), self.vn(d)),
+            lambda: "sum(%s)" % self.vn(d),
+        )
+
+
+def main(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--matdiff", required=True)
+    ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=20261125)
+    a = ap.parse_args(argv[1:])
+    rng = random.Random(a.seed)
+    lines, failures = [DECLS], []
+    exprs = []
+    for i in range(a.count):
+        var = "x" if i % 3 else "X"
+        e = Gen(rng, var).sc(rng.randint(0, 2))
+        exprs.append((var, e))
+    decl_args = []
+    for line in DECLS.strip().splitlines():
+        decl_args += ["-D", line[len("let "):]]
+    for var, e in exprs:
+        p = subprocess.run([a.matdiff] + decl_args + ["--wrt", var, e],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0 or not p.stdout.strip():
+            failures.append("matdiff --wrt %s '%s': %s" %
+                            (var, e, p.stderr.strip()))
+            continue
+        lines.append("d/d%s (%s) = %s" % (var, e, p.stdout.strip()))
+    with tempfile.NamedTemporaryFile("w", suffix=".mdi", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+        path = f.name
+    p = subprocess.run([a.matdiff, "check", "--tap", path],
+                       capture_output=True, text=True, timeout=600)
+    out = p.stdout.splitlines()
+    print("1..2")
+    if failures:
+        print("not ok 1 - every derivative computed (%d of %d failed)"
+              % (len(failures), a.count))
+        for f_ in failures[:20]:
+            print("# " + f_)
+    else:
+        print("ok 1 - every derivative computed (%d)" % a.count)
+    bad = [l for l in out if l.startswith("not ok")]
+    if p.returncode != 0 or bad:
+        print("not ok 2 - matdiff check of the derivatives (seed %d)" % a.seed)
+        for l in out:
+            if l.startswith("not ok") or l.startswith("#"):
+                print("# " + l)
+        print("# " + p.stderr.strip().replace("\n", "\n# "))
+    else:
+        print("ok 2 - matdiff check of %d derivatives" % (len(lines) - 1))
+    return 0 if not failures and not bad and p.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
