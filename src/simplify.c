@@ -1,27 +1,54 @@
-/* simplify.c - the obvious identities, bottom up; see simplify.h. */
+/* simplify.c - compact output from the normal form; see simplify.h. */
 #include "simplify.h"
+
+#include "normal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* Nested factoring deeper than this is not tried (the plain form is). */
+enum { MAX_NEST = 64 };
+
 typedef struct simp {
   md_ctx *ctx;
   md_shapes *shapes;
-  expr **memo; /* by node id */
-  size_t nmemo;
-  size_t *slot; /* by node id: scratch for collecting terms, 0 = none */
-  size_t nslot;
+  md_nf *N;
+  /* by node id */
+  md_idmap memo; /* presentation of a normal node */
+  md_idmap core; /* of a normal sum, without the transposed alternative */
+  md_idmap size; /* size_of */
+  unsigned nest;
+  bool failed;
 } simp;
 
-/* Exponents beyond this are left unexpanded: 2^100000 is no help. */
-enum { MAX_FOLD_EXP = 4096 };
+typedef struct vec {
+  expr **v;
+  size_t n, cap;
+} vec;
 
-static expr *simp_rec(simp *S, expr *e);
-static expr *simp_node(simp *S, expr *e);
+static void vpush(vec *a, expr *e) {
+  if (a->n == a->cap) {
+    a->cap = a->cap ? 2 * a->cap : 8;
+    a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
+  }
+  a->v[a->n++] = e;
+}
+
+static void vfree(vec *a) {
+  free(a->v);
+  *a = (vec){0};
+}
+
+static expr *built(simp *S, expr *e) {
+  if (!e) {
+    S->failed = true;
+    return NULL;
+  }
+  md_shape_derive(S->shapes, e);
+  return e;
+}
 
 static bool is_scalar(simp *S, expr *e) {
-  if (!e)
-    return false;
   if (e->op == E_NUM)
     return true;
   md_shape_derive(S->shapes, e);
@@ -29,373 +56,629 @@ static bool is_scalar(simp *S, expr *e) {
          md_shape_is_scalar(S->shapes, md_shape_of(S->shapes, e));
 }
 
-/* Records the shape of a node we built, so parents can ask for it. */
-static expr *built(simp *S, expr *e) {
-  if (e)
-    md_shape_derive(S->shapes, e);
-  return e;
+static bool dim_one(simp *S, expr *e, bool rows) {
+  if (!md_shape_derive(S->shapes, e) || !md_shape_known(S->shapes, e))
+    return false;
+  md_shape sh = md_shape_of(S->shapes, e);
+  return md_dim_is_one(S->shapes, rows ? sh.r : sh.c);
 }
 
-static expr *num(simp *S, const mpq_t q) {
-  return expr_num(S->ctx, q);
+/* The size measure: nodes of the expression as a tree (saturating). */
+static size_t size_of(simp *S, const expr *e) {
+  size_t n = md_idmap_get(&S->size, e);
+  if (n)
+    return n;
+  n = 1;
+  for (size_t i = 0; i < e->nkids; i++) {
+    size_t k = size_of(S, e->kid[i]);
+    n = n > SIZE_MAX / 4 - k ? SIZE_MAX / 4 : n + k;
+  }
+  md_idmap_put(&S->size, e, n);
+  return n;
 }
 
-/* ---- sums: like terms collected with rational coefficients ---- */
+/* ---- building presented terms ---- */
 
-typedef struct term {
+/* A presented factor X taken apart: numbers into C, its leading scalars
+ * and 1×1 runs (presented products put them first) into LEAD, the rest
+ * of its chain into REST. */
+static void take_apart(simp *S, expr *x, mpq_t c, vec *lead, vec *rest) {
+  while (x->op == E_NEG) {
+    mpq_neg(c, c);
+    x = x->kid[0];
+  }
+  expr *const *k = x->op == E_MUL ? x->kid : &x;
+  size_t n = x->op == E_MUL ? x->nkids : 1, i = 0;
+  while (i < n) {
+    if (k[i]->op == E_NUM) {
+      mpq_mul(c, c, k[i]->u.num);
+      i++;
+    } else if (is_scalar(S, k[i])) {
+      vpush(lead, k[i++]);
+    } else if (dim_one(S, k[i], true)) {
+      size_t j = i + 1;
+      while (j < n && !dim_one(S, k[j], false))
+        j++;
+      if (j == n)
+        break;
+      for (; i <= j; i++)
+        vpush(lead, k[i]);
+    } else {
+      break;
+    }
+  }
+  for (; i < n; i++)
+    vpush(rest, k[i]);
+}
+
+/* c f[0] f[1] ...: numbers and signs gathered in front, products
+ * flattened with their scalars first (A (x^T y B) is x^T y A B: the flat
+ * A x^T y B would be ill-shaped). */
+static expr *pmul(simp *S, const mpq_t c0, expr *const *f, size_t n) {
   mpq_t c;
-  expr *base; /* NULL for the constant term */
-} term;
+  mpq_init(c);
+  mpq_set(c, c0);
+  vec v = {0}, rest = {0};
+  for (size_t i = 0; i < n; i++) {
+    if (!f[i]) {
+      S->failed = true;
+      break;
+    }
+    take_apart(S, f[i], c, &v, &rest);
+  }
+  for (size_t i = 0; i < rest.n; i++)
+    vpush(&v, rest.v[i]);
+  vfree(&rest);
+  expr *r = NULL;
+  if (S->failed) {
+    r = NULL;
+  } else if (mpq_sgn(c) == 0 || v.n == 0) {
+    r = expr_num(S->ctx, c);
+  } else {
+    bool neg = mpq_sgn(c) < 0;
+    mpq_abs(c, c);
+    expr *m;
+    if (mpq_cmp_ui(c, 1, 1) == 0) {
+      m = expr_mul_n(S->ctx, v.v, v.n);
+    } else {
+      vec w = {0};
+      vpush(&w, expr_num(S->ctx, c));
+      for (size_t i = 0; i < v.n; i++)
+        vpush(&w, v.v[i]);
+      m = expr_mul_n(S->ctx, w.v, w.n);
+      vfree(&w);
+    }
+    m = built(S, m);
+    r = neg && m ? built(S, expr_neg(S->ctx, m)) : m;
+  }
+  vfree(&v);
+  mpq_clear(c);
+  return r;
+}
 
-/* Splits T into c * base. */
-static void split(expr *t, mpq_t c, expr **base) {
-  mpq_set_ui(c, 1, 1);
-  for (;;) {
-    if (t->op == E_NEG) {
-      mpq_neg(c, c);
-      t = t->kid[0];
+static expr *pmul1(simp *S, expr *const *f, size_t n) {
+  mpq_t one;
+  mpq_init(one);
+  mpq_set_ui(one, 1, 1);
+  expr *r = pmul(S, one, f, n);
+  mpq_clear(one);
+  return r;
+}
+
+/* The order of presented terms: a constant first, then the term order of
+ * the normal form, coefficients and signs aside. */
+static expr *sort_key(simp *S, expr *t) {
+  while (t->op == E_NEG)
+    t = t->kid[0];
+  if (t->op == E_MUL && t->kid[0]->op == E_NUM)
+    return expr_mul_n(S->ctx, t->kid + 1, t->nkids - 1);
+  return t;
+}
+
+static int key_cmp(simp *S, const expr *a, const expr *b) {
+  if (!a || !b)
+    return (a != NULL) - (b != NULL);
+  if (a->op == E_NUM || b->op == E_NUM)
+    return (b->op == E_NUM) - (a->op == E_NUM);
+  return md_nf_term_cmp(S->ctx, a, b);
+}
+
+/* A stable merge sort of V by KEY (moved along). */
+static void sort_terms(simp *S, expr **v, expr **key, expr **tv, expr **tk,
+                       size_t n) {
+  if (n < 2)
+    return;
+  size_t h = n / 2;
+  sort_terms(S, v, key, tv, tk, h);
+  sort_terms(S, v + h, key + h, tv, tk, n - h);
+  size_t i = 0, j = h, k = 0;
+  while (i < h && j < n) {
+    size_t from = key_cmp(S, key[j], key[i]) < 0 ? j++ : i++;
+    tv[k] = v[from];
+    tk[k++] = key[from];
+  }
+  for (; i < h; k++, i++)
+    tv[k] = v[i], tk[k] = key[i];
+  for (; j < n; k++, j++)
+    tv[k] = v[j], tk[k] = key[j];
+  memcpy(v, tv, n * sizeof *v);
+  memcpy(key, tk, n * sizeof *key);
+}
+
+static expr *psum(simp *S, expr **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!v[i]) {
+      S->failed = true;
+      return NULL;
+    }
+  expr **key = xreallocarray(NULL, 2 * n, sizeof *key);
+  expr **tv = xreallocarray(NULL, n, sizeof *tv);
+  for (size_t i = 0; i < n; i++)
+    key[i] = sort_key(S, v[i]);
+  sort_terms(S, v, key, tv, key + n, n);
+  free(key);
+  free(tv);
+  return built(S, expr_add_n(S->ctx, v, n));
+}
+
+/* ---- presentation ---- */
+
+static expr *present(simp *S, expr *n);
+
+/* A term of a sum taken apart, and its normal form kept. */
+typedef struct part {
+  expr *t; /* the normal term */
+  mpq_t c;
+  md_nf_parts p;
+} part;
+
+static void parts_of(simp *S, expr *sum, part *tp) {
+  for (size_t i = 0; i < sum->nkids; i++) {
+    tp[i].t = sum->kid[i];
+    mpq_init(tp[i].c);
+    md_nf_split(S->N, sum->kid[i], tp[i].c, &tp[i].p);
+  }
+}
+
+static void parts_clear(part *tp, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    mpq_clear(tp[i].c);
+    md_nf_parts_clear(&tp[i].p);
+  }
+}
+
+static expr *smaller(simp *S, expr *best, expr *cand);
+
+/* Presents a normal product: coefficient, scalars, chain; scalar
+ * inverses go under a quotient (A / alpha).  ABSORB: the coefficient goes
+ * into the first sum factor instead, (1/2 - beta) N, not
+ * 1/2 (1 - 2 beta) N. */
+static expr *present_mul_as(simp *S, expr *n, bool absorb) {
+  mpq_t c;
+  mpq_init(c);
+  md_nf_parts p;
+  md_nf_split(S->N, n, c, &p);
+  if (absorb) {
+    expr **f = NULL;
+    for (size_t i = 0; i < p.nitem && !f; i++)
+      if (p.item[i]->op == E_ADD)
+        f = &p.item[i];
+    for (size_t i = 0; i < p.nchain && !f; i++)
+      if (p.chain[i]->op == E_ADD)
+        f = &p.chain[i];
+    if (!f) {
+      md_nf_parts_clear(&p);
+      mpq_clear(c);
+      return NULL;
+    }
+    *f = md_nf_scale(S->N, c, *f);
+    mpq_set_ui(c, 1, 1);
+  }
+  vec num = {0}, den = {0};
+  for (size_t i = 0; i < p.nitem; i++) {
+    expr *t = p.item[i];
+    if (t->op == E_MUL) { /* a 1×1 run: its factors one by one */
+      for (size_t j = 0; j < t->nkids; j++)
+        vpush(&num, present(S, t->kid[j]));
+    } else if (t->op == E_INV && t->kid[0]->op != E_NUM) {
+      vpush(&den, present(S, t->kid[0]));
+    } else if (t->op == E_POW && t->kid[0]->op == E_INV) {
+      expr *b = present(S, t->kid[0]->kid[0]);
+      vpush(&den, b ? built(S, expr_pow(S->ctx, b, t->kid[1])) : NULL);
+    } else {
+      vpush(&num, present(S, t));
+    }
+  }
+  for (size_t i = 0; i < p.nchain; i++)
+    vpush(&num, present(S, p.chain[i]));
+  expr *r;
+  if (den.n && (num.n || mpq_cmp_ui(c, 1, 1) != 0)) {
+    bool neg = mpq_sgn(c) < 0;
+    mpq_abs(c, c);
+    expr *a = pmul(S, c, num.v, num.n);
+    expr *b = pmul1(S, den.v, den.n);
+    r = a && b ? built(S, expr_div(S->ctx, a, b)) : NULL;
+    if (r && neg)
+      r = built(S, expr_neg(S->ctx, r));
+  } else {
+    /* alpha^-1 alone stays as it is */
+    for (size_t i = 0; i < den.n; i++)
+      vpush(&num, den.v[i] ? built(S, expr_inv(S->ctx, den.v[i])) : NULL);
+    r = pmul(S, c, num.v, num.n);
+  }
+  vfree(&num);
+  vfree(&den);
+  md_nf_parts_clear(&p);
+  mpq_clear(c);
+  return r;
+}
+
+static expr *present_mul(simp *S, expr *n) {
+  expr *r = present_mul_as(S, n, false);
+  expr *t = n;
+  while (t->op == E_NEG)
+    t = t->kid[0];
+  if (r && t->op == E_MUL && t->kid[0]->op == E_NUM)
+    r = smaller(S, r, present_mul_as(S, n, true));
+  return r;
+}
+
+static expr *present_core(simp *S, expr *n);
+
+/* Presents the plain sum: each term on its own. */
+static expr *plain_sum(simp *S, expr *n) {
+  expr **v = xreallocarray(NULL, n->nkids, sizeof *v);
+  for (size_t i = 0; i < n->nkids; i++)
+    v[i] = present(S, n->kid[i]);
+  expr *r = psum(S, v, n->nkids);
+  free(v);
+  return r;
+}
+
+/* The normal product c items chain[lo..hi) (I when only scalars are left
+ * of a matrix). */
+static expr *rest_of(simp *S, part *t, size_t lo, size_t hi, bool ident) {
+  vec f = {0};
+  vpush(&f, expr_num(S->ctx, t->c));
+  for (size_t i = 0; i < t->p.nitem; i++)
+    vpush(&f, t->p.item[i]);
+  for (size_t i = lo; i < hi; i++)
+    vpush(&f, t->p.chain[i]);
+  if (lo == hi && ident)
+    vpush(&f, expr_ident(S->ctx));
+  expr *r = md_nf_mul(S->N, f.v, f.n);
+  vfree(&f);
+  if (!r)
+    S->failed = true;
+  return r;
+}
+
+/* Factors common right (RIGHT) or left factors out of groups of terms:
+ * A^T x + A x -> (A + A^T) x.  NULL when no two terms share one. */
+static expr *grouped(simp *S, part *tp, size_t n, bool right) {
+  /* group[i]: the group of term i, by its outermost chain factor */
+  size_t *group = xreallocarray(NULL, n, sizeof *group);
+  size_t *count = xcalloc(n + 1, sizeof *count);
+  size_t ngroups = 0;
+  bool any = false;
+  md_idmap ids;
+  md_idmap_init(&ids);
+  for (size_t i = 0; i < n; i++) {
+    md_nf_parts *p = &tp[i].p;
+    group[i] = SIZE_MAX;
+    if (!p->nchain || (p->nchain == 1 && p->chain[0]->op == E_IDENT &&
+                       !p->nitem))
       continue;
+    expr *k = right ? p->chain[p->nchain - 1] : p->chain[0];
+    size_t g = md_idmap_get(&ids, k);
+    if (!g)
+      md_idmap_put(&ids, k, g = ++ngroups);
+    group[i] = g - 1;
+    any |= ++count[group[i]] >= 2;
+  }
+  md_idmap_clear(&ids);
+  expr *r = NULL;
+  if (any) {
+    vec out = {0};
+    size_t *member = xreallocarray(NULL, n, sizeof *member);
+    bool *done = xcalloc(n, sizeof *done);
+    for (size_t i = 0; i < n; i++) {
+      if (done[i])
+        continue;
+      if (group[i] == SIZE_MAX || count[group[i]] < 2) {
+        vpush(&out, present(S, tp[i].t));
+        continue;
+      }
+      size_t m = 0, minlen = SIZE_MAX;
+      for (size_t j = i; j < n; j++)
+        if (group[j] == group[i]) {
+          member[m++] = j;
+          done[j] = true;
+          if (tp[j].p.nchain < minlen)
+            minlen = tp[j].p.nchain;
+        }
+      /* the longest common run of factors on that side */
+      size_t L = 1;
+      for (; L < minlen; L++) {
+        md_nf_parts *p0 = &tp[member[0]].p;
+        expr *f0 = right ? p0->chain[p0->nchain - 1 - L] : p0->chain[L];
+        bool same = true;
+        for (size_t k = 1; k < m && same; k++) {
+          md_nf_parts *pk = &tp[member[k]].p;
+          same = (right ? pk->chain[pk->nchain - 1 - L] : pk->chain[L]) == f0;
+        }
+        if (!same)
+          break;
+      }
+      bool ident = false; /* does some remainder keep a matrix factor? */
+      for (size_t k = 0; k < m; k++)
+        ident |= tp[member[k]].p.nchain > L;
+      vec rem = {0};
+      for (size_t k = 0; k < m; k++) {
+        part *t = &tp[member[k]];
+        size_t nc = t->p.nchain;
+        vpush(&rem, right ? rest_of(S, t, 0, nc - L, ident)
+                          : rest_of(S, t, L, nc, ident));
+      }
+      expr *inner = S->failed ? NULL : md_nf_sum(S->N, rem.v, rem.n);
+      vfree(&rem);
+      if (!inner) {
+        S->failed = true;
+        break;
+      }
+      vec f = {0};
+      md_nf_parts *p0 = &tp[member[0]].p;
+      if (!right)
+        for (size_t k = 0; k < L; k++)
+          vpush(&f, present(S, p0->chain[k]));
+      vpush(&f, present(S, inner));
+      if (right)
+        for (size_t k = p0->nchain - L; k < p0->nchain; k++)
+          vpush(&f, present(S, p0->chain[k]));
+      vpush(&out, pmul1(S, f.v, f.n));
+      vfree(&f);
+    }
+    if (!S->failed)
+      r = psum(S, out.v, out.n);
+    vfree(&out);
+    free(member);
+    free(done);
+  }
+  free(group);
+  free(count);
+  return r;
+}
+
+/* Common rational and scalar factors out: 2 A + 2 B -> 2 (A + B).  A lone
+ * sign stays inside.  NULL when there is nothing to take out. */
+static expr *content_out(simp *S, part *tp, size_t n) {
+  mpz_t g, l;
+  mpz_init(g);
+  mpz_init_set_ui(l, 1);
+  bool allneg = true;
+  for (size_t i = 0; i < n; i++) {
+    mpz_gcd(g, g, mpq_numref(tp[i].c));
+    mpz_lcm(l, l, mpq_denref(tp[i].c));
+    allneg &= mpq_sgn(tp[i].c) < 0;
+  }
+  mpq_t c;
+  mpq_init(c);
+  mpq_set_num(c, g);
+  mpq_set_den(c, l);
+  mpq_canonicalize(c);
+  if (allneg)
+    mpq_neg(c, c);
+  /* scalar items every term has (items of a term are distinct) */
+  md_idmap seen;
+  md_idmap_init(&seen);
+  vec common = {0};
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < tp[i].p.nitem; k++) {
+      expr *t = tp[i].p.item[k];
+      md_idmap_put(&seen, t, md_idmap_get(&seen, t) + 1);
+    }
+  for (size_t k = 0; k < tp[0].p.nitem; k++)
+    if (md_idmap_get(&seen, tp[0].p.item[k]) == n)
+      vpush(&common, tp[0].p.item[k]);
+  md_idmap_clear(&seen);
+  expr *r = NULL;
+  bool unit = mpz_cmpabs_ui(mpq_numref(c), 1) == 0 &&
+              mpz_cmp_ui(mpq_denref(c), 1) == 0; /* 1 or a lone sign */
+  if (mpq_sgn(c) != 0 && (common.n || !unit)) {
+    vec rem = {0};
+    mpq_t q;
+    mpq_init(q);
+    for (size_t i = 0; i < n; i++) {
+      vec f = {0};
+      mpq_div(q, tp[i].c, c);
+      vpush(&f, expr_num(S->ctx, q));
+      for (size_t k = 0; k < tp[i].p.nitem; k++) {
+        bool shared = false;
+        for (size_t j = 0; j < common.n && !shared; j++)
+          shared = common.v[j] == tp[i].p.item[k];
+        if (!shared)
+          vpush(&f, tp[i].p.item[k]);
+      }
+      for (size_t k = 0; k < tp[i].p.nchain; k++)
+        vpush(&f, tp[i].p.chain[k]);
+      vpush(&rem, md_nf_mul(S->N, f.v, f.n));
+      vfree(&f);
+    }
+    expr *inner = md_nf_sum(S->N, rem.v, rem.n);
+    if (inner && inner->op == E_ADD) {
+      vec f = {0};
+      for (size_t j = 0; j < common.n; j++)
+        vpush(&f, present(S, common.v[j]));
+      vpush(&f, present(S, inner));
+      r = pmul(S, c, f.v, f.n);
+      vfree(&f);
+    }
+    vfree(&rem);
+    mpq_clear(q);
+  }
+  vfree(&common);
+  mpq_clear(c);
+  mpz_clear(g);
+  mpz_clear(l);
+  return r;
+}
+
+static bool has_shape(simp *S, expr *e) {
+  return md_shape_derive(S->shapes, e) && md_shape_known(S->shapes, e);
+}
+
+/* Keeps the smaller of BEST and CAND (BEST on a tie), and one with a
+ * shape: a node that holds I and a symbol (I / beta) has one size per
+ * inference, and another form may have made it at another size. */
+static expr *smaller(simp *S, expr *best, expr *cand) {
+  if (!cand)
+    return best;
+  if (!best)
+    return cand;
+  bool sb = has_shape(S, best), sc = has_shape(S, cand);
+  if (sb != sc)
+    return sb ? best : cand;
+  return size_of(S, cand) < size_of(S, best) ? cand : best;
+}
+
+/* A normal sum, factored where that is shorter. */
+static expr *present_core(simp *S, expr *n) {
+  expr *done = (expr *)md_idmap_get(&S->core, n);
+  if (done)
+    return done;
+  expr *best = plain_sum(S, n);
+  if (S->nest < MAX_NEST && !S->failed) {
+    S->nest++;
+    part *tp = xreallocarray(NULL, n->nkids, sizeof *tp);
+    parts_of(S, n, tp);
+    best = smaller(S, best, grouped(S, tp, n->nkids, true));
+    best = smaller(S, best, grouped(S, tp, n->nkids, false));
+    best = smaller(S, best, content_out(S, tp, n->nkids));
+    parts_clear(tp, n->nkids);
+    free(tp);
+    S->nest--;
+  }
+  if (best)
+    md_idmap_put(&S->core, n, (uintptr_t)best);
+  return best;
+}
+
+/* ... or as the transpose of a sum, when that is shorter:
+ * x^T A^T - y^T -> (A x - y)^T. */
+static expr *present_sum(simp *S, expr *n) {
+  expr *best = present_core(S, n);
+  if (best && !is_scalar(S, n) && S->nest < MAX_NEST) {
+    expr *t = md_nf_trans(S->N, n);
+    if (t && t->op == E_ADD && t != n) {
+      S->nest++;
+      expr *c = present_core(S, t);
+      S->nest--;
+      if (c && c->op == E_ADD)
+        best = smaller(S, best, built(S, expr_trans(S->ctx, c)));
+    }
+  }
+  return best;
+}
+
+static expr *present(simp *S, expr *n) {
+  if (!n || S->failed) {
+    S->failed = true;
+    return NULL;
+  }
+  expr *r = (expr *)md_idmap_get(&S->memo, n);
+  if (r)
+    return r;
+  switch ((expr_op)n->op) {
+  case E_ADD:
+    r = present_sum(S, n);
+    break;
+  case E_MUL:
+  case E_NEG:
+    r = present_mul(S, n);
+    break;
+  default:
+    r = n;
+    if (n->nkids) {
+      expr *small[4];
+      expr **k =
+          n->nkids <= 4 ? small : xreallocarray(NULL, n->nkids, sizeof *k);
+      bool changed = false;
+      for (size_t i = 0; i < n->nkids; i++) {
+        /* the variable of d/dX stays as it is written */
+        k[i] = (n->op == E_DIFF || n->op == E_HESS) && i == 1
+                   ? n->kid[i]
+                   : present(S, n->kid[i]);
+        if (!k[i])
+          S->failed = true;
+        else
+          changed |= k[i] != n->kid[i];
+      }
+      if (!S->failed && changed)
+        r = built(S, expr_rebuild(S->ctx, n, k));
+      if (k != small)
+        free(k);
     }
     break;
   }
-  if (t->op == E_NUM) {
-    mpq_mul(c, c, t->u.num);
-    *base = NULL;
-    return;
-  }
-  *base = t;
-}
-
-static expr *scale(simp *S, const mpq_t c, expr *base) {
-  if (!base)
-    return num(S, c);
-  if (mpq_cmp_ui(c, 1, 1) == 0)
-    return base;
-  if (mpq_cmp_si(c, -1, 1) == 0)
-    return built(S, expr_neg(S->ctx, base));
-  /* BASE is simplified and has no leading number of its own. */
-  return built(S, expr_mul(S->ctx, num(S, c), base));
-}
-
-static void ensure_slots(simp *S) {
-  size_t n = md_ctx_nnodes(S->ctx);
-  if (n <= S->nslot)
-    return;
-  if (n < 2 * S->nslot)
-    n = 2 * S->nslot;
-  S->slot = xreallocarray(S->slot, n, sizeof *S->slot);
-  memset(S->slot + S->nslot, 0, (n - S->nslot) * sizeof *S->slot);
-  S->nslot = n;
-}
-
-static expr *simp_add(simp *S, expr *e) {
-  size_t n = e->nkids;
-  /* t[0] is the constant term; order[] is the order of first occurrence,
-   * which the result keeps. */
-  term *t = xreallocarray(NULL, n + 1, sizeof *t);
-  size_t *order = xreallocarray(NULL, n + 1, sizeof *order);
-  size_t nt = 1, norder = 0;
-  bool have_const = false;
-  mpq_init(t[0].c);
-  t[0].base = NULL;
-  mpq_t c;
-  mpq_init(c);
-  for (size_t i = 0; i < n; i++) {
-    expr *b;
-    split(e->kid[i], c, &b);
-    /* c * rest, with c pulled out of a product's leading number */
-    if (b && b->op == E_MUL && b->kid[0]->op == E_NUM) {
-      mpq_mul(c, c, b->kid[0]->u.num);
-      b = built(S, expr_mul_n(S->ctx, b->kid + 1, b->nkids - 1));
-    }
-    ensure_slots(S);
-    if (!b) {
-      mpq_add(t[0].c, t[0].c, c);
-      if (!have_const)
-        order[norder++] = 0;
-      have_const = true;
-      continue;
-    }
-    size_t j = S->slot[b->id];
-    if (!j) {
-      j = nt++;
-      mpq_init(t[j].c);
-      mpq_set(t[j].c, c);
-      t[j].base = b;
-      S->slot[b->id] = j;
-      order[norder++] = j;
-    } else {
-      mpq_add(t[j].c, t[j].c, c);
-    }
-  }
-  mpq_clear(c);
-  expr **out = xreallocarray(NULL, nt, sizeof *out);
-  size_t m = 0;
-  for (size_t i = 0; i < norder; i++) {
-    size_t j = order[i];
-    if (j)
-      S->slot[t[j].base->id] = 0;
-    if (mpq_sgn(t[j].c))
-      out[m++] = scale(S, t[j].c, t[j].base);
-  }
-  if (m == 0)
-    out[m++] = num(S, t[0].c);
-  for (size_t j = 0; j < nt; j++)
-    mpq_clear(t[j].c);
-  free(t);
-  free(order);
-  expr *r = built(S, expr_add_n(S->ctx, out, m));
-  free(out);
-  return r;
-}
-
-/* ---- products ---- */
-
-static expr *simp_mul(simp *S, expr *e) {
-  size_t n = e->nkids;
-  expr **v = xreallocarray(NULL, n, sizeof *v);
-  size_t m = 0;
-  bool had_ident = false;
-  mpq_t c;
-  mpq_init(c);
-  mpq_set_ui(c, 1, 1);
-  for (size_t i = 0; i < n; i++) {
-    expr *k = e->kid[i];
-    while (k->op == E_NEG) {
-      mpq_neg(c, c);
-      k = k->kid[0];
-    }
-    if (k->op == E_NUM)
-      mpq_mul(c, c, k->u.num);
-    else if (k->op == E_IDENT)
-      had_ident = true; /* A I = A */
-    else
-      v[m++] = k;
-  }
-  /* s I and x^T y I are matrices: I stays when what remains is a scalar
-   * and the product was not (x^T I y is a scalar: there I goes). */
-  if (had_ident && m > 0 && !is_scalar(S, e) &&
-      is_scalar(S, built(S, expr_mul_n(S->ctx, v, m))))
-    v[m++] = expr_ident(S->ctx);
-  expr *r;
-  if (mpq_sgn(c) == 0)
-    r = num(S, c); /* a zero factor: the zero of the product's shape */
-  else if (m == 0)
-    r = had_ident ? scale(S, c, expr_ident(S->ctx)) : num(S, c);
-  else
-    r = scale(S, c, built(S, expr_mul_n(S->ctx, v, m)));
-  mpq_clear(c);
-  free(v);
-  return r;
-}
-
-static expr *simp_had(simp *S, expr *e) {
-  size_t n = e->nkids;
-  expr **v = xreallocarray(NULL, n, sizeof *v);
-  size_t m = 0;
-  mpq_t c;
-  mpq_init(c);
-  mpq_set_ui(c, 1, 1);
-  for (size_t i = 0; i < n; i++) {
-    expr *k = e->kid[i];
-    while (k->op == E_NEG) {
-      mpq_neg(c, c);
-      k = k->kid[0];
-    }
-    if (k->op == E_NUM)
-      mpq_mul(c, c, k->u.num);
-    else
-      v[m++] = k;
-  }
-  expr *r;
-  if (mpq_sgn(c) == 0 || m == 0)
-    r = num(S, c);
-  else
-    r = scale(S, c, built(S, m == 1 ? v[0] : expr_make(S->ctx, E_HAD, v, m)));
-  mpq_clear(c);
-  free(v);
-  return r;
-}
-
-/* x^k of a number, exactly, when the result is small enough. */
-static expr *fold_pow(simp *S, expr *base, expr *k) {
-  long n;
-  if (base->op != E_NUM || !expr_is_int(k, &n) || n < 0 || n > MAX_FOLD_EXP)
+  if (!r || S->failed || !built(S, r)) {
+    S->failed = true;
     return NULL;
-  if (mpz_sizeinbase(mpq_numref(base->u.num), 2) * (size_t)n > 65536 ||
-      mpz_sizeinbase(mpq_denref(base->u.num), 2) * (size_t)n > 65536)
-    return NULL;
-  mpq_t q;
-  mpq_init(q);
-  mpz_pow_ui(mpq_numref(q), mpq_numref(base->u.num), (unsigned long)n);
-  mpz_pow_ui(mpq_denref(q), mpq_denref(base->u.num), (unsigned long)n);
-  mpq_canonicalize(q);
-  expr *r = num(S, q);
-  mpq_clear(q);
+  }
+  md_idmap_put(&S->memo, n, (uintptr_t)r);
   return r;
 }
 
-/* ---- one node whose kids are simplified ---- */
-
-static expr *simp_node(simp *S, expr *e) {
-  if (!e)
-    return NULL;
-  md_ctx *ctx = S->ctx;
-  expr *a = e->nkids ? e->kid[0] : NULL;
-  switch ((expr_op)e->op) {
-  case E_ADD:
-    return simp_add(S, e);
-  case E_NEG:
-    if (a->op == E_NEG)
-      return a->kid[0];
-    return built(S, e);
-  case E_MUL:
-    return simp_mul(S, e);
-  case E_DIV:
-    if (e->kid[1]->op == E_NUM && mpq_sgn(e->kid[1]->u.num)) {
-      mpq_t q;
-      mpq_init(q);
-      mpq_inv(q, e->kid[1]->u.num);
-      expr *r = simp_node(S, expr_mul(ctx, num(S, q), a));
-      mpq_clear(q);
-      return r;
-    }
-    return built(S, e);
-  case E_HAD:
-    return simp_had(S, e);
-  case E_HDIV:
-    if (expr_is_one(e->kid[1]))
-      return a;
-    if (expr_is_zero(a))
-      return a;
-    return built(S, e);
-  case E_TRANS:
-    if (a->op == E_TRANS)
-      return a->kid[0]; /* (A^T)^T = A */
-    if (a->op == E_IDENT || a->op == E_NUM || is_scalar(S, a))
-      return a; /* I^T = I; a scalar is its own transpose */
-    return built(S, e);
-  case E_INV:
-    if (a->op == E_INV)
-      return a->kid[0];
-    if (a->op == E_IDENT)
-      return a;
-    if (a->op == E_NUM && mpq_sgn(a->u.num)) {
-      mpq_t q;
-      mpq_init(q);
-      mpq_inv(q, a->u.num);
-      expr *r = num(S, q);
-      mpq_clear(q);
-      return r;
-    }
-    return built(S, e);
-  case E_POW: {
-    expr *k = e->kid[1];
-    if (expr_is_one(k))
-      return a;
-    if (expr_is_zero(k))
-      return is_scalar(S, a) ? expr_int(ctx, 1) : expr_ident(ctx);
-    if (a->op == E_IDENT)
-      return a;
-    expr *f = fold_pow(S, a, k);
-    return f ? f : built(S, e);
-  }
-  case E_EPOW: {
-    expr *k = e->kid[1];
-    if (expr_is_one(k))
-      return a;
-    expr *f = fold_pow(S, a, k);
-    return f ? f : built(S, e);
-  }
-  case E_CALL:
-    switch (e->u.fn) {
-    case FN_TR:
-      if (a->op == E_TRANS)
-        return simp_node(S, expr_call1(ctx, FN_TR, a->kid[0]));
-      if (is_scalar(S, a))
-        return a; /* tr(s) = s */
-      break;
-    case FN_DET:
-      if (a->op == E_IDENT)
-        return expr_int(ctx, 1);
-      break;
-    case FN_LOGDET:
-      if (a->op == E_IDENT)
-        return expr_int(ctx, 0);
-      break;
-    case FN_ABS:
-    case FN_NORM2:
-    case FN_NORM1:
-      if (a->op == E_NUM) {
-        mpq_t q;
-        mpq_init(q);
-        mpq_abs(q, a->u.num);
-        expr *r = num(S, q);
-        mpq_clear(q);
-        return r;
-      }
-      break;
-    case FN_SIGN:
-      if (a->op == E_NUM)
-        return expr_int(ctx, mpq_sgn(a->u.num));
-      break;
-    case FN_RELU:
-      if (a->op == E_NUM)
-        return mpq_sgn(a->u.num) > 0 ? a : expr_int(ctx, 0);
-      break;
-    case FN_EXP:
-      if (expr_is_zero(a))
-        return expr_int(ctx, 1);
-      break;
-    case FN_LOG:
-      if (expr_is_one(a))
-        return expr_int(ctx, 0);
-      break;
-    case FN_SQRT:
-      if (expr_is_zero(a) || expr_is_one(a))
-        return a;
-      break;
-    default:
-      break;
-    }
-    return built(S, e);
-  default:
-    return built(S, e);
-  }
+static void simp_clear(simp *S) {
+  md_idmap_clear(&S->memo);
+  md_idmap_clear(&S->core);
+  md_idmap_clear(&S->size);
 }
 
-static expr *simp_rec(simp *S, expr *e) {
-  if (e->id < S->nmemo && S->memo[e->id])
-    return S->memo[e->id];
-  expr *r = e;
-  if (e->nkids) {
-    expr *small[4];
-    expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
-    bool changed = false;
-    for (size_t i = 0; i < e->nkids; i++) {
-      k[i] = simp_rec(S, e->kid[i]);
-      if (!k[i]) {
-        if (k != small)
-          free(k);
-        return NULL;
-      }
-      changed |= k[i] != e->kid[i];
-    }
-    r = changed ? expr_rebuild(S->ctx, e, k) : e;
-    if (k != small)
-      free(k);
-  }
-  r = built(S, simp_node(S, r)); /* every result has a shape */
-  if (r && e->id < S->nmemo)
-    S->memo[e->id] = r;
-  return r;
-}
+/* Rounds of normal form and presentation: a presented operand can have
+ * another normal form than the one it came from (the scalar that
+ * factoring found in a .* operand comes out of the product), so we go on
+ * until the normal form is stable; then simplifying again changes
+ * nothing. */
+enum { MAX_ROUNDS = 4 };
 
 expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e) {
-  simp S = {ctx, shapes, NULL, md_ctx_nnodes(ctx), NULL, 0};
-  S.memo = xcalloc(S.nmemo, sizeof *S.memo);
-  expr *r = simp_rec(&S, e);
-  free(S.memo);
-  free(S.slot);
+  md_nf *N = md_nf_new(ctx, shapes, false);
+  expr *n = md_nf_of(N, e), *r = NULL;
+  for (int round = 0; n && round < MAX_ROUNDS; round++) {
+    simp S = {.ctx = ctx, .shapes = shapes, .N = N};
+    r = present(&S, n);
+    if (S.failed)
+      r = NULL;
+    simp_clear(&S);
+    expr *again = r ? md_nf_of(N, r) : NULL;
+    if (!again || again == n)
+      break;
+    n = again;
+  }
+  md_nf_free(N);
   return r;
+}
+
+bool md_equal(md_ctx *ctx, md_shapes *shapes, expr *a, expr *b) {
+  if (a == b)
+    return true;
+  md_nf *N = md_nf_new(ctx, shapes, false);
+  expr *na = md_nf_of(N, a), *nb = md_nf_of(N, b);
+  bool eq = na && na == nb;
+  if (!eq && na && nb) {
+    /* the compact forms may meet where the normal forms differ only by
+     * factoring: (A + A^T) x and A x + A^T x */
+    simp S = {.ctx = ctx, .shapes = shapes, .N = N};
+    expr *pa = present(&S, na), *pb = present(&S, nb);
+    eq = !S.failed && pa == pb;
+    simp_clear(&S);
+  }
+  md_nf_free(N);
+  if (!eq) {
+    md_nf *E = md_nf_new(ctx, shapes, true);
+    expr *ea = md_nf_of(E, a), *eb = md_nf_of(E, b);
+    eq = ea && ea == eb;
+    md_nf_free(E);
+  }
+  return eq;
 }

@@ -1,13 +1,31 @@
 /*
- * simplify.h - a first simplifier: the obvious identities.
+ * simplify.h - simplification: the normal form, then compact output.
  *
- * (A^T)^T = A, A I = A, 0 + A = A, x + x = 2 x, constant folding with
- * exact rationals, scalars equal to their transpose, and the like.  The
- * canonical forms of SPEC 5 (normal form, factoring) build on this.
+ * md_simplify() takes E to its normal form (normal.h: transposes at the
+ * leaves, exact rational coefficients, like terms collected, canonical
+ * order, cyclic traces, scalars as their own transposes, ...) and then
+ * writes that form compactly:
+ *
+ *   - common left and right factors come out of sums:
+ *     A^T x + A x  ->  (A + A^T) x,   2 A^T A x - 2 A^T y  ->  2 A^T (A x - y);
+ *   - common rational and scalar factors come out of sums:
+ *     2 A + 2 B  ->  2 (A + B);
+ *   - a sum of transposes is written as a transpose when that is shorter:
+ *     x^T A^T - y^T  ->  (A x - y)^T;
+ *   - scalar inverses become a quotient: alpha^-1 A  ->  A / alpha.
+ *
+ * Of the forms considered the smallest (by number of nodes) is kept; on a
+ * tie, the one with less factoring.  The output is deterministic: it
+ * depends only on the structure of E, and simplifying it again gives
+ * the same node.
  *
  * md_simplify() needs the shapes of E (from md_shape_infer) and records
- * the shapes of the nodes it builds in the same md_shapes.  It returns a
- * node of the context, never NULL except when a result would be too deep.
+ * the shapes of the nodes it builds in the same md_shapes (a result
+ * without a value, such as 0^-1 from inv(A - A), has none).  It returns
+ * a node of the context, never NULL except when a result would be too
+ * deep.
+ * The work is linear in the size of the DAG apart from sorting the terms
+ * of sums and the bounded rotations of traces.
  */
 #pragma once
 
@@ -15,3 +33,9 @@
 #include "shape.h"
 
 expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e);
+
+/* True when A and B are equal by the identities of the normal form
+ * (normal.h), also after distributing products over sums (within a
+ * budget).  False means "not proved", not "different".  A and B share
+ * SHAPES (infer both in one md_shapes, as the two sides of an identity). */
+bool md_equal(md_ctx *ctx, md_shapes *shapes, expr *a, expr *b);

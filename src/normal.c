@@ -1,0 +1,1955 @@
+/* normal.c - the normal form and the canonical order; see normal.h. */
+#include "normal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  MAX_FOLD_EXP = 4096,   /* numeric powers beyond this stay unexpanded */
+  MAX_ROTATE = 256,      /* longer traces are not rotated */
+  EXPAND_BUDGET = 20000, /* terms made by distributing, per md_nf */
+};
+
+struct md_nf {
+  md_ctx *ctx;
+  md_shapes *shapes;
+  bool expand;
+  bool failed; /* a result was too deep, or the budget ran out */
+  long budget;
+  /* by node id */
+  md_idmap memo;  /* normal form */
+  md_idmap tmemo; /* transpose of a normal node */
+  md_idmap prim;  /* primitive part of a normal sum */
+  md_idmap cont;  /* its content, a number */
+};
+
+/* ---- small helpers ---- */
+
+typedef struct vec {
+  expr **v;
+  size_t n, cap;
+} vec;
+
+static void vpush(vec *a, expr *e) {
+  if (a->n == a->cap) {
+    a->cap = a->cap ? 2 * a->cap : 8;
+    a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
+  }
+  a->v[a->n++] = e;
+}
+
+static void vfree(vec *a) {
+  free(a->v);
+  *a = (vec){0};
+}
+
+/* ---- maps keyed by node id ---- */
+
+void md_idmap_init(md_idmap *m) {
+  *m = (md_idmap){0};
+}
+
+void md_idmap_clear(md_idmap *m) {
+  free(m->key);
+  free(m->val);
+  md_idmap_init(m);
+}
+
+static size_t id_slot(uint32_t id, size_t cap) {
+  return (size_t)((id * 2654435761u) ^ (id >> 16)) & (cap - 1);
+}
+
+uintptr_t md_idmap_get(const md_idmap *m, const expr *e) {
+  if (!m->cap)
+    return 0;
+  for (size_t j = id_slot(e->id, m->cap);; j = (j + 1) & (m->cap - 1)) {
+    if (m->key[j] == e->id + 1)
+      return m->val[j];
+    if (!m->key[j])
+      return 0;
+  }
+}
+
+void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
+  if (2 * (m->n + 1) > m->cap) {
+    size_t cap = m->cap ? 2 * m->cap : 64;
+    uint32_t *key = xcalloc(cap, sizeof *key);
+    uintptr_t *val = xreallocarray(NULL, cap, sizeof *val);
+    for (size_t i = 0; i < m->cap; i++) {
+      if (!m->key[i])
+        continue;
+      size_t j = id_slot(m->key[i] - 1, cap);
+      while (key[j])
+        j = (j + 1) & (cap - 1);
+      key[j] = m->key[i];
+      val[j] = m->val[i];
+    }
+    free(m->key);
+    free(m->val);
+    m->key = key;
+    m->val = val;
+    m->cap = cap;
+  }
+  size_t j = id_slot(e->id, m->cap);
+  while (m->key[j] && m->key[j] != e->id + 1)
+    j = (j + 1) & (m->cap - 1);
+  if (!m->key[j]) {
+    m->key[j] = e->id + 1;
+    m->n++;
+  }
+  m->val[j] = v;
+}
+
+static expr *get(const md_idmap *m, const expr *e) {
+  return (expr *)md_idmap_get(m, e);
+}
+
+/* Records the shape of a node we built, so that parents can ask for it;
+ * NULL (too deep) marks the whole result as failed. */
+static expr *built(md_nf *N, expr *e) {
+  if (!e) {
+    N->failed = true;
+    return NULL;
+  }
+  md_shape_derive(N->shapes, e);
+  return e;
+}
+
+static expr *num(md_nf *N, const mpq_t q) {
+  return expr_num(N->ctx, q);
+}
+
+/* The shape of E; false when it has none (0^-1 inside: no value). */
+static bool shape(md_nf *N, expr *e, md_shape *sh) {
+  if (!md_shape_derive(N->shapes, e) || !md_shape_known(N->shapes, e))
+    return false;
+  *sh = md_shape_of(N->shapes, e);
+  return true;
+}
+
+static bool is_scalar(md_nf *N, expr *e) {
+  if (e->op == E_NUM)
+    return true;
+  md_shape_derive(N->shapes, e);
+  return md_shape_known(N->shapes, e) &&
+         md_shape_is_scalar(N->shapes, md_shape_of(N->shapes, e));
+}
+
+static bool rows_one(md_nf *N, expr *e) {
+  md_shape s;
+  return shape(N, e, &s) && md_dim_is_one(N->shapes, s.r);
+}
+static bool cols_one(md_nf *N, expr *e) {
+  md_shape s;
+  return shape(N, e, &s) && md_dim_is_one(N->shapes, s.c);
+}
+static bool is_square(md_nf *N, expr *e) {
+  md_shape s;
+  return shape(N, e, &s) && md_dim_equal(N->shapes, s.r, s.c);
+}
+
+static bool q_is(const mpq_t q, long v) {
+  return mpq_cmp_si(q, v, 1) == 0;
+}
+static bool q_is_int(const mpq_t q) {
+  return mpz_cmp_ui(mpq_denref(q), 1) == 0;
+}
+
+/* A stable merge sort with a context argument (qsort has none). */
+typedef int (*cmp_fn)(const void *a, const void *b, void *arg);
+
+static void msort_rec(char *v, char *tmp, size_t n, size_t size, cmp_fn cmp,
+                      void *arg) {
+  if (n < 2)
+    return;
+  size_t h = n / 2;
+  msort_rec(v, tmp, h, size, cmp, arg);
+  msort_rec(v + h * size, tmp, n - h, size, cmp, arg);
+  size_t i = 0, j = h, k = 0;
+  while (i < h && j < n) {
+    if (cmp(v + j * size, v + i * size, arg) < 0)
+      memcpy(tmp + k++ * size, v + j++ * size, size);
+    else
+      memcpy(tmp + k++ * size, v + i++ * size, size);
+  }
+  while (i < h)
+    memcpy(tmp + k++ * size, v + i++ * size, size);
+  while (j < n)
+    memcpy(tmp + k++ * size, v + j++ * size, size);
+  memcpy(v, tmp, n * size);
+}
+
+static void msort(void *v, size_t n, size_t size, cmp_fn cmp, void *arg) {
+  if (n < 2)
+    return;
+  char *tmp = xreallocarray(NULL, n, size);
+  msort_rec(v, tmp, n, size, cmp, arg);
+  free(tmp);
+}
+
+/* ---- the canonical order ---- */
+
+static bool is_decor(const expr *e) {
+  switch ((expr_op)e->op) {
+  case E_TRANS:
+  case E_INV:
+  case E_POW:
+  case E_EPOW:
+  case E_NEG:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static int decor_rank(const expr *e) {
+  switch ((expr_op)e->op) {
+  case E_INV:
+    return 0;
+  case E_POW:
+    return 1;
+  case E_TRANS:
+    return 2;
+  case E_EPOW:
+    return 3;
+  default:
+    return 4; /* E_NEG */
+  }
+}
+
+/* Bases: numbers, then names, then bracketed compounds. */
+static int base_class(const expr *e) {
+  switch ((expr_op)e->op) {
+  case E_NUM:
+    return 0;
+  case E_SYM:
+  case E_IDENT:
+  case E_ONES:
+  case E_CALL:
+    return 1;
+  default:
+    return 2;
+  }
+}
+
+static const char *base_name(const md_ctx *ctx, const expr *e) {
+  switch ((expr_op)e->op) {
+  case E_SYM:
+    return e->u.name;
+  case E_IDENT:
+    return "I";
+  case E_ONES:
+    return "ones";
+  default:
+    return md_fn_get(ctx, e->u.fn)->name;
+  }
+}
+
+static int name_sub(const expr *e) {
+  return e->op == E_SYM ? 0 : e->op == E_IDENT ? 1 : e->op == E_ONES ? 2 : 3;
+}
+
+static int sgn(int c) {
+  return (c > 0) - (c < 0);
+}
+
+static int cmp_stream(const md_ctx *ctx, const expr *a, const expr *b);
+
+static int cmp_seq(const md_ctx *ctx, expr *const *a, size_t na,
+                   expr *const *b, size_t nb) {
+  for (size_t i = 0; i < na && i < nb; i++) {
+    int c = cmp_stream(ctx, a[i], b[i]);
+    if (c)
+      return c;
+  }
+  return (na > nb) - (na < nb);
+}
+
+/* Atoms and bracketed compounds: the start of a factor. */
+static int cmp_base(const md_ctx *ctx, const expr *a, const expr *b) {
+  if (a == b)
+    return 0;
+  int ca = base_class(a), cb = base_class(b);
+  if (ca != cb)
+    return ca < cb ? -1 : 1;
+  int c;
+  switch (ca) {
+  case 0:
+    return sgn(mpq_cmp(a->u.num, b->u.num));
+  case 1:
+    c = strcmp(base_name(ctx, a), base_name(ctx, b));
+    if (c)
+      return sgn(c);
+    c = name_sub(a) - name_sub(b);
+    if (c)
+      return sgn(c);
+    return cmp_seq(ctx, a->kid, a->nkids, b->kid, b->nkids);
+  default:
+    if (a->op != b->op)
+      return a->op < b->op ? -1 : 1;
+    if (a->op == E_MUL)
+      return cmp_stream(ctx, a, b);
+    return cmp_seq(ctx, a->kid, a->nkids, b->kid, b->nkids);
+  }
+}
+
+/* The decorations of F from the inside out, in BUF (or a new array). */
+static const expr **decor_list(const expr *f, const expr **buf, size_t nbuf,
+                               size_t *n, const expr **base) {
+  size_t k = 0;
+  const expr *p = f;
+  while (is_decor(p)) {
+    k++;
+    p = p->kid[0];
+  }
+  const expr **d = k <= nbuf ? buf : xreallocarray(NULL, k, sizeof *d);
+  p = f;
+  for (size_t i = k; i-- > 0;) {
+    d[i] = p;
+    p = p->kid[0];
+  }
+  *n = k;
+  *base = p;
+  return d;
+}
+
+
+/* Exponents: numbers by value first, then other scalars in the term
+ * order (alpha^2 < alpha^(1 + beta) < alpha^gamma). */
+static int cmp_exponent(const md_ctx *ctx, const expr *p, const expr *q) {
+  bool np = p->op == E_NUM, nq = q->op == E_NUM;
+  if (np && nq)
+    return sgn(mpq_cmp(p->u.num, q->u.num));
+  if (np != nq)
+    return np ? -1 : 1;
+  return md_nf_term_cmp(ctx, p, q);
+}
+
+static int cmp_factor(const md_ctx *ctx, const expr *f, const expr *g) {
+  if (f == g)
+    return 0;
+  const expr *bf0[16], *bg0[16], *bf, *bg;
+  size_t nf, ng;
+  const expr **df = decor_list(f, bf0, 16, &nf, &bf);
+  const expr **dg = decor_list(g, bg0, 16, &ng, &bg);
+  int c = cmp_base(ctx, bf, bg);
+  for (size_t i = 0; !c && i < nf && i < ng; i++) {
+    c = sgn(decor_rank(df[i]) - decor_rank(dg[i]));
+    if (!c && (df[i]->op == E_POW || df[i]->op == E_EPOW))
+      c = cmp_exponent(ctx, df[i]->kid[1], dg[i]->kid[1]);
+  }
+  if (!c)
+    c = (nf > ng) - (nf < ng);
+  if (df != bf0)
+    free(df);
+  if (dg != bg0)
+    free(dg);
+  return c;
+}
+
+static int cmp_stream(const md_ctx *ctx, const expr *a, const expr *b) {
+  if (a == b)
+    return 0;
+  expr *const *fa = a->op == E_MUL ? a->kid : (expr *const *)&a;
+  expr *const *fb = b->op == E_MUL ? b->kid : (expr *const *)&b;
+  size_t na = a->op == E_MUL ? a->nkids : 1;
+  size_t nb = b->op == E_MUL ? b->nkids : 1;
+  for (size_t i = 0; i < na && i < nb; i++) {
+    int c = cmp_factor(ctx, fa[i], fb[i]);
+    if (c)
+      return c;
+  }
+  return (na > nb) - (na < nb);
+}
+
+int md_nf_cmp(const md_ctx *ctx, const expr *a, const expr *b) {
+  return cmp_stream(ctx, a, b);
+}
+
+/* The first number or name a term prints, brackets and all skipped. */
+static const expr *lead(const expr *e) {
+  for (;;) {
+    switch ((expr_op)e->op) {
+    case E_NUM:
+    case E_SYM:
+    case E_IDENT:
+    case E_ONES:
+    case E_CALL:
+      return e;
+    default:
+      if (!e->nkids)
+        return e;
+      e = e->kid[0];
+    }
+  }
+}
+
+int md_nf_term_cmp(const md_ctx *ctx, const expr *a, const expr *b) {
+  if (a == b)
+    return 0;
+  const expr *la = lead(a), *lb = lead(b);
+  int ca = base_class(la), cb = base_class(lb);
+  int c = ca != cb ? (ca < cb ? -1 : 1) : 0;
+  if (!c && ca == 0)
+    c = sgn(mpq_cmp(la->u.num, lb->u.num));
+  if (!c && ca == 1) {
+    c = sgn(strcmp(base_name(ctx, la), base_name(ctx, lb)));
+    if (!c)
+      c = sgn(name_sub(la) - name_sub(lb));
+  }
+  return c ? c : cmp_stream(ctx, a, b);
+}
+
+static bool has_trans(const expr *f) {
+  for (; is_decor(f); f = f->kid[0])
+    if (f->op == E_TRANS)
+      return true;
+  return false;
+}
+
+static size_t count_trans(expr *const *v, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    k += has_trans(v[i]);
+  return k;
+}
+
+/* ---- forward declarations of the constructors ---- */
+
+static expr *nsum(md_nf *N, expr *const *t, size_t n);
+static expr *nmul(md_nf *N, expr *const *f, size_t n);
+static expr *ntrans(md_nf *N, expr *a);
+static expr *ninv(md_nf *N, expr *a);
+static expr *npow(md_nf *N, expr *a, const mpq_t k);
+static expr *ntrace(md_nf *N, expr *a);
+static expr *nscale(md_nf *N, const mpq_t c, expr *a);
+
+static expr *nscale_si(md_nf *N, long c, expr *a) {
+  mpq_t q;
+  mpq_init(q);
+  mpq_set_si(q, c, 1);
+  expr *r = nscale(N, q, a);
+  mpq_clear(q);
+  return r;
+}
+
+static expr *call1(md_nf *N, uint32_t fn, expr *a) {
+  return built(N, expr_call1(N->ctx, fn, a));
+}
+
+/* ---- coefficients and sums ---- */
+
+void md_nf_coef(md_nf *N, expr *t, mpq_t c, expr **rest) {
+  mpq_set_ui(c, 1, 1);
+  while (t->op == E_NEG) {
+    mpq_neg(c, c);
+    t = t->kid[0];
+  }
+  if (t->op == E_NUM) {
+    mpq_mul(c, c, t->u.num);
+    *rest = NULL;
+  } else if (t->op == E_MUL && t->kid[0]->op == E_NUM) {
+    mpq_mul(c, c, t->kid[0]->u.num);
+    *rest = built(N, expr_mul_n(N->ctx, t->kid + 1, t->nkids - 1));
+  } else {
+    *rest = t;
+  }
+}
+
+/* c * base for a normal base that is neither a sum nor a number. */
+static expr *term_of(md_nf *N, const mpq_t c, expr *base) {
+  if (!base || mpq_sgn(c) == 0)
+    return num(N, c);
+  if (q_is(c, 1))
+    return base;
+  if (q_is(c, -1))
+    return built(N, expr_neg(N->ctx, base));
+  return built(N, expr_mul(N->ctx, num(N, c), base));
+}
+
+typedef struct term {
+  mpq_t c;
+  expr *b;
+} term;
+
+static int term_order(const void *x, const void *y, void *ctx) {
+  const term *a = x, *b = y;
+  return md_nf_term_cmp(ctx, a->b, b->b);
+}
+
+/* sum -> term + term + ...: flat, like terms collected, constant first,
+ * then the term order. */
+static expr *nsum(md_nf *N, expr *const *in, size_t n) {
+  size_t cap = 8, nt = 0;
+  term *t = xreallocarray(NULL, cap, sizeof *t);
+  mpq_t k0, c;
+  mpq_init(k0);
+  mpq_init(c);
+  for (size_t i = 0; i < n && !N->failed; i++) {
+    if (!in[i]) {
+      N->failed = true;
+      break;
+    }
+    bool flat = in[i]->op == E_ADD;
+    size_t m = flat ? in[i]->nkids : 1;
+    for (size_t j = 0; j < m; j++) {
+      expr *b;
+      md_nf_coef(N, flat ? in[i]->kid[j] : in[i], c, &b);
+      if (!b) {
+        mpq_add(k0, k0, c);
+        continue;
+      }
+      if (nt == cap) {
+        cap *= 2;
+        t = xreallocarray(t, cap, sizeof *t);
+      }
+      mpq_init(t[nt].c);
+      mpq_set(t[nt].c, c);
+      t[nt++].b = b;
+    }
+  }
+  /* collect: the first occurrence of a base keeps the sum */
+  md_idmap seen;
+  md_idmap_init(&seen);
+  size_t m = 0;
+  for (size_t i = 0; i < nt; i++) {
+    if (!t[i].b)
+      continue;
+    size_t j = md_idmap_get(&seen, t[i].b);
+    if (j) {
+      mpq_add(t[j - 1].c, t[j - 1].c, t[i].c);
+      continue;
+    }
+    if (m != i) {
+      mpq_swap(t[m].c, t[i].c);
+      t[m].b = t[i].b;
+    }
+    m++;
+    md_idmap_put(&seen, t[m - 1].b, m);
+  }
+  md_idmap_clear(&seen);
+  size_t kept = 0;
+  for (size_t i = 0; i < m; i++) {
+    if (mpq_sgn(t[i].c) == 0)
+      continue;
+    if (kept != i) {
+      mpq_swap(t[kept].c, t[i].c);
+      t[kept].b = t[i].b;
+    }
+    kept++;
+  }
+  msort(t, kept, sizeof *t, term_order, N->ctx);
+  expr **out = xreallocarray(NULL, kept + 1, sizeof *out);
+  size_t no = 0;
+  if (mpq_sgn(k0))
+    out[no++] = num(N, k0);
+  for (size_t i = 0; i < kept; i++)
+    out[no++] = term_of(N, t[i].c, t[i].b);
+  expr *r;
+  if (N->failed)
+    r = NULL;
+  else if (no == 0)
+    r = num(N, k0);
+  else
+    r = built(N, expr_add_n(N->ctx, out, no));
+  for (size_t i = 0; i < nt; i++)
+    mpq_clear(t[i].c);
+  free(t);
+  free(out);
+  mpq_clear(k0);
+  mpq_clear(c);
+  return r;
+}
+
+/* A normal sum S is c * P with P primitive: its coefficients have no
+ * common factor and the first is positive.  Returns P, sets C. */
+static expr *content(md_nf *N, expr *s, mpq_t c) {
+  expr *p = get(&N->prim, s);
+  if (p) {
+    mpq_set(c, get(&N->cont, s)->u.num);
+    return p;
+  }
+  mpq_t q;
+  mpq_init(q);
+  mpz_t g, l;
+  mpz_init(g);
+  mpz_init_set_ui(l, 1);
+  int first = 0;
+  for (size_t i = 0; i < s->nkids; i++) {
+    expr *b;
+    md_nf_coef(N, s->kid[i], q, &b);
+    if (i == 0)
+      first = mpq_sgn(q);
+    mpz_gcd(g, g, mpq_numref(q));
+    mpz_lcm(l, l, mpq_denref(q));
+  }
+  mpq_set_num(c, g);
+  mpq_set_den(c, l);
+  mpq_canonicalize(c);
+  if (first < 0)
+    mpq_neg(c, c);
+  if (mpq_sgn(c) == 0 || q_is(c, 1)) {
+    mpq_set_ui(c, 1, 1);
+    p = s;
+  } else {
+    mpq_t inv;
+    mpq_init(inv);
+    mpq_inv(inv, c);
+    expr **v = xreallocarray(NULL, s->nkids, sizeof *v);
+    for (size_t i = 0; i < s->nkids; i++) {
+      expr *b;
+      md_nf_coef(N, s->kid[i], q, &b);
+      mpq_mul(q, q, inv);
+      v[i] = term_of(N, q, b);
+    }
+    p = nsum(N, v, s->nkids);
+    free(v);
+    mpq_clear(inv);
+  }
+  if (p) {
+    md_idmap_put(&N->prim, s, (uintptr_t)p);
+    md_idmap_put(&N->cont, s, (uintptr_t)num(N, c));
+  }
+  mpz_clear(g);
+  mpz_clear(l);
+  mpq_clear(q);
+  return p;
+}
+
+/* ---- powers of one base ---- */
+
+/* F = base^e: A^-2 is (A, -2), A^-T is (A^T, -1), s^(1/2) is (s, 1/2);
+ * s^p for a symbol p is its own base. */
+static expr *decompose(expr *f, mpq_t e) {
+  mpq_set_ui(e, 1, 1);
+  if (f->op == E_POW && f->kid[1]->op == E_NUM) {
+    mpq_set(e, f->kid[1]->u.num);
+    f = f->kid[0];
+    if (f->op == E_INV) {
+      mpq_neg(e, e);
+      f = f->kid[0];
+    }
+    return f;
+  }
+  if (f->op == E_INV) {
+    mpq_neg(e, e);
+    return f->kid[0];
+  }
+  return f;
+}
+
+/* base^e, for a base that is not itself a power or an inverse. */
+static expr *mkpow(md_nf *N, expr *base, const mpq_t e, bool scalar) {
+  if (mpq_sgn(e) == 0) {
+    if (scalar)
+      return expr_int(N->ctx, 1);
+    return expr_ident(N->ctx);
+  }
+  if (q_is(e, 1))
+    return base;
+  if (q_is(e, -1))
+    return built(N, expr_inv(N->ctx, base));
+  return built(N, expr_pow(N->ctx, base, num(N, e)));
+}
+
+/* Combines adjacent powers of one base in a matrix chain, in place:
+ * A^2 A^3 = A^5, A A^-1 = I (dropped). */
+static void merge_chain(md_nf *N, vec *ch) {
+  size_t n = ch->n, top = 0;
+  if (n < 2)
+    return;
+  mpq_t *ex = xreallocarray(NULL, n, sizeof *ex);
+  expr **base = xreallocarray(NULL, n, sizeof *base);
+  for (size_t i = 0; i < n; i++)
+    mpq_init(ex[i]);
+  mpq_t e;
+  mpq_init(e);
+  bool changed = false;
+  for (size_t i = 0; i < n; i++) {
+    expr *b = decompose(ch->v[i], e);
+    if (top && base[top - 1] == b) {
+      mpq_add(ex[top - 1], ex[top - 1], e);
+      if (mpq_sgn(ex[top - 1]) == 0)
+        top--;
+      changed = true;
+      continue;
+    }
+    base[top] = b;
+    mpq_set(ex[top++], e);
+  }
+  if (changed) {
+    for (size_t i = 0; i < top; i++)
+      ch->v[i] = mkpow(N, base[i], ex[i], false);
+    ch->n = top;
+  }
+  mpq_clear(e);
+  for (size_t i = 0; i < n; i++)
+    mpq_clear(ex[i]);
+  free(ex);
+  free(base);
+}
+
+/* x^k of a number, exactly, when the result is small enough; else NULL. */
+static expr *fold_pow(md_nf *N, const expr *base, const mpq_t k) {
+  if (base->op != E_NUM || !q_is_int(k) || !mpz_fits_slong_p(mpq_numref(k)))
+    return NULL;
+  long n = mpz_get_si(mpq_numref(k));
+  bool neg = n < 0;
+  if (neg) {
+    if (mpq_sgn(base->u.num) == 0)
+      return NULL;
+    n = -n;
+  }
+  if (n > MAX_FOLD_EXP ||
+      mpz_sizeinbase(mpq_numref(base->u.num), 2) * (size_t)n > 65536 ||
+      mpz_sizeinbase(mpq_denref(base->u.num), 2) * (size_t)n > 65536)
+    return NULL;
+  mpq_t q;
+  mpq_init(q);
+  mpz_pow_ui(mpq_numref(q), mpq_numref(base->u.num), (unsigned long)n);
+  mpz_pow_ui(mpq_denref(q), mpq_denref(base->u.num), (unsigned long)n);
+  mpq_canonicalize(q);
+  if (neg)
+    mpq_inv(q, q);
+  expr *r = num(N, q);
+  mpq_clear(q);
+  return r;
+}
+
+/* ---- products ---- */
+
+/* A product taken apart: c * items * chain.
+ *
+ * Products are flat, so a 1×1 run can only stand where the chain around
+ * it stays well-shaped: x^T y A is fine, A x^T y is not (A (x^T y) has
+ * no node of its own).  So each product is taken apart on its own, its
+ * runs put with the scalars, and only the chains are joined. */
+typedef struct prod {
+  mpq_t c;
+  vec item;  /* scalar factors, and 1×1 runs as MUL nodes */
+  vec chain; /* the other factors, in order (I included until
+                prod_segment has seen where it stands) */
+} prod;
+
+static void prod_segment(md_nf *N, prod *P, bool orient);
+
+static void prod_init(prod *P) {
+  mpq_init(P->c);
+  mpq_set_ui(P->c, 1, 1);
+  P->item = P->chain = (vec){0};
+}
+
+static void prod_clear(prod *P) {
+  mpq_clear(P->c);
+  vfree(&P->item);
+  vfree(&P->chain);
+}
+
+static void prod_add(md_nf *N, prod *P, expr *k) {
+  if (!k) {
+    N->failed = true;
+    return;
+  }
+  while (k->op == E_NEG) {
+    mpq_neg(P->c, P->c);
+    k = k->kid[0];
+  }
+  switch ((expr_op)k->op) {
+  case E_NUM:
+    mpq_mul(P->c, P->c, k->u.num);
+    return;
+  case E_MUL: {
+    /* a well-shaped chain of its own: its runs are found in it alone */
+    prod sub;
+    prod_init(&sub);
+    for (size_t i = 0; i < k->nkids; i++)
+      prod_add(N, &sub, k->kid[i]);
+    prod_segment(N, &sub, false);
+    mpq_mul(P->c, P->c, sub.c);
+    for (size_t i = 0; i < sub.item.n; i++)
+      vpush(&P->item, sub.item.v[i]);
+    for (size_t i = 0; i < sub.chain.n; i++)
+      vpush(&P->chain, sub.chain.v[i]);
+    prod_clear(&sub);
+    return;
+  }
+  case E_ADD: {
+    mpq_t q;
+    mpq_init(q);
+    k = content(N, k, q);
+    mpq_mul(P->c, P->c, q);
+    mpq_clear(q);
+    if (!k) {
+      N->failed = true;
+      return;
+    }
+    break;
+  }
+  default:
+    break;
+  }
+  if (is_scalar(N, k)) {
+    vpush(&P->item, k);
+    return;
+  }
+  vpush(&P->chain, k);
+}
+
+/* Removes I from a list of factors (A I = A). */
+static void drop_idents(vec *v) {
+  size_t m = 0;
+  for (size_t i = 0; i < v->n; i++)
+    if (v->v[i]->op != E_IDENT)
+      v->v[m++] = v->v[i];
+  v->n = m;
+}
+
+/* A 1×1 run f[0] ... f[n-1] (u^T ... v) in its canonical orientation:
+ * it equals its transpose; keep the one with fewer transposed factors,
+ * then the first in the canonical order. */
+static expr *segment(md_nf *N, expr *const *f, size_t n) {
+  vec F = {0}, G = {0};
+  for (size_t i = 0; i < n; i++)
+    vpush(&F, f[i]);
+  drop_idents(&F);
+  for (size_t i = F.n; i-- > 0 && !N->failed;) {
+    expr *t = ntrans(N, F.v[i]);
+    if (!t)
+      break;
+    if (t->op == E_MUL)
+      for (size_t j = 0; j < t->nkids; j++)
+        vpush(&G, t->kid[j]);
+    else
+      vpush(&G, t);
+  }
+  expr *r = NULL;
+  if (!N->failed) {
+    merge_chain(N, &F);
+    merge_chain(N, &G);
+    size_t tf = count_trans(F.v, F.n), tg = count_trans(G.v, G.n);
+    vec *best = &F;
+    if (tg < tf || (tg == tf && cmp_seq(N->ctx, G.v, G.n, F.v, F.n) < 0))
+      best = &G;
+    r = best->n == 1 ? best->v[0]
+                     : built(N, expr_make(N->ctx, E_MUL, best->v, best->n));
+  }
+  vfree(&F);
+  vfree(&G);
+  return r;
+}
+
+/* Takes every minimal 1×1 run u^T ... v out of the chain and into the
+ * scalar items; ORIENT puts each run into its canonical orientation. */
+static void prod_segment(md_nf *N, prod *P, bool orient) {
+  vec rest = {0};
+  expr **c = P->chain.v;
+  size_t n = P->chain.n;
+  for (size_t i = 0; i < n && !N->failed;) {
+    if (rows_one(N, c[i])) {
+      size_t j = i + 1;
+      while (j < n && !cols_one(N, c[j]))
+        j++;
+      if (j < n) {
+        size_t len = j - i + 1;
+        if (orient) {
+          vpush(&P->item, segment(N, c + i, len));
+        } else {
+          vec run = {0};
+          for (size_t k = i; k <= j; k++)
+            if (c[k]->op != E_IDENT)
+              vpush(&run, c[k]);
+          vpush(&P->item, built(N, expr_make(N->ctx, E_MUL, run.v, run.n)));
+          vfree(&run);
+        }
+        i = j + 1;
+        continue;
+      }
+      for (; i < n; i++)
+        vpush(&rest, c[i]);
+      break;
+    }
+    vpush(&rest, c[i++]);
+  }
+  vfree(&P->chain);
+  P->chain = rest;
+}
+
+typedef struct pw {
+  expr *b;
+  mpq_t e;
+} pw;
+
+static int pw_order(const void *x, const void *y, void *ctx) {
+  const pw *a = x, *b = y;
+  return cmp_stream(ctx, a->b, b->b);
+}
+
+/* Scalar items sorted, and powers of one base combined. */
+static void prod_items(md_nf *N, prod *P) {
+  size_t n = P->item.n;
+  if (n == 0 || N->failed)
+    return;
+  pw *w = xreallocarray(NULL, n, sizeof *w);
+  for (size_t i = 0; i < n; i++) {
+    mpq_init(w[i].e);
+    w[i].b = decompose(P->item.v[i], w[i].e);
+  }
+  msort(w, n, sizeof *w, pw_order, N->ctx);
+  P->item.n = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    for (; j < n && w[j].b == w[i].b; j++)
+      mpq_add(w[i].e, w[i].e, w[j].e);
+    if (mpq_sgn(w[i].e))
+      vpush(&P->item, mkpow(N, w[i].b, w[i].e, true));
+    i = j;
+  }
+  for (size_t i = 0; i < n; i++)
+    mpq_clear(w[i].e);
+  free(w);
+}
+
+static expr *prod_build(md_nf *N, prod *P, bool matrix) {
+  if (N->failed)
+    return NULL;
+  if (mpq_sgn(P->c) == 0)
+    return expr_int(N->ctx, 0);
+  vec out = {0};
+  for (size_t i = 0; i < P->item.n; i++) {
+    expr *t = P->item.v[i];
+    if (t->op == E_MUL)
+      for (size_t j = 0; j < t->nkids; j++)
+        vpush(&out, t->kid[j]);
+    else
+      vpush(&out, t);
+  }
+  for (size_t i = 0; i < P->chain.n; i++)
+    vpush(&out, P->chain.v[i]);
+  if (P->chain.n == 0 && matrix)
+    vpush(&out, expr_ident(N->ctx)); /* s I, and A A^-1 = I */
+  expr *r;
+  if (out.n == 0) {
+    r = num(N, P->c);
+  } else if (out.n == 1 && out.v[0]->op == E_ADD && !q_is(P->c, 1)) {
+    /* c (A + B) alone is c A + c B */
+    expr *s = out.v[0];
+    expr **v = xreallocarray(NULL, s->nkids, sizeof *v);
+    mpq_t q;
+    mpq_init(q);
+    for (size_t i = 0; i < s->nkids; i++) {
+      expr *b;
+      md_nf_coef(N, s->kid[i], q, &b);
+      mpq_mul(q, q, P->c);
+      v[i] = term_of(N, q, b);
+    }
+    r = nsum(N, v, s->nkids);
+    mpq_clear(q);
+    free(v);
+  } else {
+    expr *m = out.n == 1 ? out.v[0]
+                         : built(N, expr_make(N->ctx, E_MUL, out.v, out.n));
+    r = m ? term_of(N, P->c, m) : NULL;
+  }
+  vfree(&out);
+  return r;
+}
+
+/* With expand: the product distributed over its first sum factor. */
+static expr *distribute(md_nf *N, prod *P, bool matrix) {
+  vec L = {0}; /* runs spliced in first: still a well-shaped product */
+  for (size_t i = 0; i < P->item.n; i++) {
+    expr *t = P->item.v[i];
+    if (t->op == E_MUL)
+      for (size_t j = 0; j < t->nkids; j++)
+        vpush(&L, t->kid[j]);
+    else
+      vpush(&L, t);
+  }
+  for (size_t i = 0; i < P->chain.n; i++)
+    vpush(&L, P->chain.v[i]);
+  size_t p = 0;
+  while (p < L.n && L.v[p]->op != E_ADD)
+    p++;
+  if (p == L.n) {
+    vfree(&L);
+    return NULL;
+  }
+  expr *s = L.v[p];
+  expr *c = num(N, P->c);
+  vec f = {0}, terms = {0};
+  for (size_t i = 0; i < s->nkids && !N->failed; i++) {
+    if (--N->budget < 0) {
+      N->failed = true;
+      break;
+    }
+    L.v[p] = s->kid[i];
+    f.n = 0;
+    vpush(&f, c);
+    for (size_t j = 0; j < L.n; j++)
+      vpush(&f, L.v[j]);
+    if (matrix)
+      vpush(&f, expr_ident(N->ctx));
+    vpush(&terms, nmul(N, f.v, f.n));
+  }
+  expr *r = N->failed ? NULL : nsum(N, terms.v, terms.n);
+  vfree(&L);
+  vfree(&f);
+  vfree(&terms);
+  return r;
+}
+
+/* product -> c items chain (see normal.h). */
+static expr *nmul(md_nf *N, expr *const *f, size_t n) {
+  prod P;
+  prod_init(&P);
+  for (size_t i = 0; i < n && !N->failed; i++)
+    prod_add(N, &P, f[i]);
+  expr *r = NULL;
+  if (!N->failed) {
+    prod_segment(N, &P, true);
+    bool matrix = P.chain.n > 0; /* else 1×1 */
+    drop_idents(&P.chain);
+    if (mpq_sgn(P.c) == 0) {
+      r = expr_int(N->ctx, 0);
+    } else if (!N->expand || !(r = distribute(N, &P, matrix))) {
+      merge_chain(N, &P.chain);
+      prod_items(N, &P);
+      r = prod_build(N, &P, matrix);
+    }
+  }
+  prod_clear(&P);
+  return N->failed ? NULL : r;
+}
+
+static expr *nscale(md_nf *N, const mpq_t c, expr *a) {
+  expr *f[2] = {num(N, c), a};
+  return nmul(N, f, 2);
+}
+
+void md_nf_split(md_nf *N, expr *t, mpq_t c, md_nf_parts *p) {
+  prod P;
+  prod_init(&P);
+  prod_add(N, &P, t);
+  prod_segment(N, &P, false);
+  bool matrix = P.chain.n > 0;
+  drop_idents(&P.chain);
+  if (P.chain.n == 0 && matrix)
+    vpush(&P.chain, expr_ident(N->ctx));
+  mpq_set(c, P.c);
+  p->item = P.item.v;
+  p->nitem = P.item.n;
+  p->chain = P.chain.v;
+  p->nchain = P.chain.n;
+  mpq_clear(P.c);
+}
+
+void md_nf_parts_clear(md_nf_parts *p) {
+  free(p->item);
+  free(p->chain);
+  *p = (md_nf_parts){0};
+}
+
+/* ---- transposes, inverses, powers ---- */
+
+static expr *nhad(md_nf *N, expr *const *k, size_t n);
+static expr *nkron(md_nf *N, expr *const *k, size_t n);
+static expr *nhdiv(md_nf *N, expr *a, expr *b);
+static expr *nepow(md_nf *N, expr *a, expr *p);
+static expr *ncall(md_nf *N, uint32_t fn, expr *const *args, size_t n);
+
+static bool sym_kind(md_kind k) {
+  return k == K_SYMMETRIC || k == K_SPD || k == K_DIAGONAL;
+}
+
+/* a^T of a normal A, pushed to the leaves. */
+static expr *ntrans(md_nf *N, expr *a) {
+  if (!a)
+    return NULL;
+  expr *r = get(&N->tmemo, a);
+  if (r)
+    return r;
+  if (is_scalar(N, a))
+    return a;
+  size_t n = a->nkids;
+  expr **v = n ? xreallocarray(NULL, n, sizeof *v) : NULL;
+  switch ((expr_op)a->op) {
+  case E_IDENT:
+    r = a;
+    break;
+  case E_SYM:
+    r = sym_kind(md_shape_sym_kind(N->shapes, a))
+            ? a
+            : built(N, expr_trans(N->ctx, a));
+    break;
+  case E_TRANS:
+    r = a->kid[0];
+    break;
+  case E_NEG:
+    r = nscale_si(N, -1, ntrans(N, a->kid[0]));
+    break;
+  case E_ADD:
+  case E_HAD:
+  case E_KRON:
+    for (size_t i = 0; i < n; i++)
+      v[i] = ntrans(N, a->kid[i]);
+    r = a->op == E_ADD ? nsum(N, v, n)
+        : a->op == E_HAD ? nhad(N, v, n)
+                         : nkron(N, v, n);
+    break;
+  case E_MUL: {
+    /* scalars and 1×1 runs are their own transposes; the chain turns */
+    mpq_t c;
+    mpq_init(c);
+    md_nf_parts p;
+    md_nf_split(N, a, c, &p);
+    vec f = {0};
+    vpush(&f, num(N, c));
+    for (size_t i = 0; i < p.nitem; i++)
+      vpush(&f, p.item[i]);
+    for (size_t i = p.nchain; i-- > 0;)
+      vpush(&f, ntrans(N, p.chain[i]));
+    r = nmul(N, f.v, f.n);
+    vfree(&f);
+    md_nf_parts_clear(&p);
+    mpq_clear(c);
+    break;
+  }
+  case E_INV:
+    r = ninv(N, ntrans(N, a->kid[0]));
+    break;
+  case E_POW:
+    r = a->kid[1]->op == E_NUM
+            ? npow(N, ntrans(N, a->kid[0]), a->kid[1]->u.num)
+            : built(N, expr_trans(N->ctx, a));
+    break;
+  case E_EPOW:
+    r = nepow(N, ntrans(N, a->kid[0]), a->kid[1]);
+    break;
+  case E_HDIV:
+    r = nhdiv(N, ntrans(N, a->kid[0]), ntrans(N, a->kid[1]));
+    break;
+  case E_CALL: {
+    const fn_info *f = md_fn_get(N->ctx, a->u.fn);
+    if (f->cls == FC_ELEMWISE && n == 1) {
+      v[0] = ntrans(N, a->kid[0]);
+      r = ncall(N, a->u.fn, v, 1);
+    } else if (a->u.fn == FN_DIAG && cols_one(N, a->kid[0])) {
+      r = a; /* diag(x) is diagonal */
+    } else {
+      r = built(N, expr_trans(N->ctx, a));
+    }
+    break;
+  }
+  case E_HESS:
+    r = a;
+    break;
+  default:
+    r = built(N, expr_trans(N->ctx, a));
+    break;
+  }
+  free(v);
+  if (r)
+    md_idmap_put(&N->tmemo, a, (uintptr_t)r);
+  return r;
+}
+
+static bool all_square(md_nf *N, expr *const *v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!is_square(N, v[i]))
+      return false;
+  return true;
+}
+
+/* a^-1 of a normal A. */
+static expr *ninv(md_nf *N, expr *a) {
+  if (!a)
+    return NULL;
+  switch ((expr_op)a->op) {
+  case E_NUM:
+    if (mpq_sgn(a->u.num)) {
+      mpq_t q;
+      mpq_init(q);
+      mpq_inv(q, a->u.num);
+      expr *r = num(N, q);
+      mpq_clear(q);
+      return r;
+    }
+    break;
+  case E_IDENT:
+    return a;
+  case E_INV:
+    return a->kid[0];
+  case E_POW: {
+    mpq_t e;
+    mpq_init(e);
+    expr *b = decompose(a, e);
+    mpq_neg(e, e);
+    expr *r = mkpow(N, b, e, is_scalar(N, a));
+    mpq_clear(e);
+    return r;
+  }
+  case E_NEG:
+    return nscale_si(N, -1, ninv(N, a->kid[0]));
+  case E_MUL: {
+    mpq_t c;
+    mpq_init(c);
+    md_nf_parts p;
+    md_nf_split(N, a, c, &p);
+    mpq_inv(c, c);
+    vec f = {0};
+    vpush(&f, num(N, c));
+    for (size_t i = 0; i < p.nitem; i++)
+      vpush(&f, p.item[i]->op == E_MUL
+                    ? built(N, expr_inv(N->ctx, p.item[i])) /* (x^T y)^-1 */
+                    : ninv(N, p.item[i]));
+    if (p.nchain == 1 || all_square(N, p.chain, p.nchain)) {
+      for (size_t i = p.nchain; i-- > 0;)
+        vpush(&f, ninv(N, p.chain[i]));
+    } else {
+      expr *m = built(N, expr_mul_n(N->ctx, p.chain, p.nchain));
+      vpush(&f, m ? built(N, expr_inv(N->ctx, m)) : NULL);
+    }
+    expr *r = nmul(N, f.v, f.n);
+    vfree(&f);
+    md_nf_parts_clear(&p);
+    mpq_clear(c);
+    return r;
+  }
+  case E_KRON:
+    if (all_square(N, a->kid, a->nkids)) {
+      expr **v = xreallocarray(NULL, a->nkids, sizeof *v);
+      for (size_t i = 0; i < a->nkids; i++)
+        v[i] = ninv(N, a->kid[i]);
+      expr *r = nkron(N, v, a->nkids);
+      free(v);
+      return r;
+    }
+    break;
+  case E_ADD: {
+    mpq_t c;
+    mpq_init(c);
+    expr *p = content(N, a, c);
+    expr *r = NULL;
+    if (p && p != a) {
+      mpq_inv(c, c);
+      r = nscale(N, c, built(N, expr_inv(N->ctx, p)));
+    }
+    mpq_clear(c);
+    if (r || !p)
+      return r;
+    break;
+  }
+  default:
+    break;
+  }
+  return built(N, expr_inv(N->ctx, a));
+}
+
+/* a^k of a normal A (k an integer unless A is a scalar). */
+static expr *npow(md_nf *N, expr *a, const mpq_t k) {
+  if (!a)
+    return NULL;
+  bool sc = is_scalar(N, a), kint = q_is_int(k);
+  if (q_is(k, 1))
+    return a;
+  if (mpq_sgn(k) == 0)
+    return sc ? expr_int(N->ctx, 1) : expr_ident(N->ctx);
+  if (a->op == E_NUM) {
+    expr *f = fold_pow(N, a, k);
+    return f ? f : built(N, expr_pow(N->ctx, a, num(N, k)));
+  }
+  if (a->op == E_IDENT)
+    return a;
+  expr *r = NULL;
+  mpq_t m;
+  mpq_init(m);
+  if (kint && mpq_sgn(k) < 0) {
+    mpq_neg(m, k);
+    r = npow(N, ninv(N, a), m);
+  } else if (a->op == E_NEG && kint) {
+    r = npow(N, a->kid[0], k);
+    if (mpz_odd_p(mpq_numref(k)))
+      r = nscale_si(N, -1, r);
+  } else if (a->op == E_INV || (a->op == E_POW && kint)) {
+    /* (A^2)^3 = A^6, (s^-1)^(1/2) = s^(-1/2) */
+    expr *b = decompose(a, m);
+    mpq_mul(m, m, k);
+    r = mkpow(N, b, m, sc);
+  } else if (a->op == E_MUL && kint) {
+    /* (c s M)^k = c^k s^k M^k */
+    mpq_t c;
+    mpq_init(c);
+    md_nf_parts p;
+    md_nf_split(N, a, c, &p);
+    expr *ck = fold_pow(N, num(N, c), k);
+    if (ck) {
+      vec f = {0};
+      vpush(&f, ck);
+      for (size_t i = 0; i < p.nitem; i++)
+        vpush(&f, p.item[i]->op == E_MUL ? mkpow(N, p.item[i], k, true)
+                                         : npow(N, p.item[i], k));
+      if (p.nchain == 1) {
+        vpush(&f, npow(N, p.chain[0], k));
+      } else if (p.nchain > 1) {
+        expr *ch = built(N, expr_mul_n(N->ctx, p.chain, p.nchain));
+        vpush(&f, ch ? mkpow(N, ch, k, false) : NULL);
+      }
+      r = nmul(N, f.v, f.n);
+      vfree(&f);
+    } else {
+      r = mkpow(N, a, k, sc);
+    }
+    md_nf_parts_clear(&p);
+    mpq_clear(c);
+  } else if (a->op == E_ADD && kint) {
+    mpq_t c;
+    mpq_init(c);
+    expr *p = content(N, a, c);
+    expr *ck = p ? fold_pow(N, num(N, c), k) : NULL;
+    if (ck)
+      r = nscale(N, ck->u.num, mkpow(N, p, k, sc));
+    else if (p)
+      r = mkpow(N, a, k, sc);
+    mpq_clear(c);
+  } else {
+    r = mkpow(N, a, k, sc);
+  }
+  mpq_clear(m);
+  return r;
+}
+
+/* ---- traces ---- */
+
+static int cmp_rot(const md_ctx *ctx, expr *const *x, size_t sx,
+                   expr *const *y, size_t sy, size_t m) {
+  for (size_t i = 0; i < m; i++) {
+    int c = cmp_stream(ctx, x[(sx + i) % m], y[(sy + i) % m]);
+    if (c)
+      return c;
+  }
+  return 0;
+}
+
+/* tr(f[0] ... f[n-1]) of a normal chain: cyclic powers combined, then
+ * the canonical rotation of the chain or of its transpose. */
+static expr *trace_chain(md_nf *N, expr **f, size_t n) {
+  size_t lo = 0, hi = n;
+  mpq_t e1, e2;
+  mpq_init(e1);
+  mpq_init(e2);
+  while (hi - lo >= 2) {
+    expr *b1 = decompose(f[lo], e1), *b2 = decompose(f[hi - 1], e2);
+    if (b1 != b2)
+      break;
+    mpq_add(e1, e1, e2);
+    hi--;
+    if (mpq_sgn(e1) == 0)
+      lo++;
+    else
+      f[lo] = mkpow(N, b1, e1, false);
+  }
+  mpq_clear(e1);
+  mpq_clear(e2);
+  size_t m = hi - lo;
+  f += lo;
+  if (m == 0)
+    return call1(N, FN_TR, expr_ident(N->ctx));
+  vec rot = {0};
+  expr *r = NULL;
+  for (size_t i = 0; i < m; i++) {
+    if (!f[i] || !rows_one(N, f[i]))
+      continue;
+    /* tr(a b^T) = b^T a: the rotation that starts with a row is 1×1 */
+    for (size_t j = 0; j < m; j++)
+      vpush(&rot, f[(i + j) % m]);
+    r = nmul(N, rot.v, rot.n);
+    vfree(&rot);
+    return r;
+  }
+  vec G = {0};
+  for (size_t i = m; i-- > 0;) {
+    expr *t = ntrans(N, f[i]);
+    if (!t)
+      break;
+    vpush(&G, t);
+  }
+  if (N->failed) {
+    vfree(&G);
+    return NULL;
+  }
+  expr *const *cand[2] = {f, G.v};
+  size_t tc[2] = {count_trans(f, m), count_trans(G.v, G.n)};
+  size_t bo = tc[1] < tc[0] ? 1 : 0, bs = 0;
+  size_t nrot = m <= MAX_ROTATE ? m : 1;
+  for (size_t o = 0; o < 2; o++) {
+    if (tc[o] != tc[bo] || G.n != m)
+      continue;
+    for (size_t s = 0; s < nrot; s++)
+      if (cmp_rot(N->ctx, cand[o], s, cand[bo], bs, m) < 0) {
+        bo = o;
+        bs = s;
+      }
+  }
+  for (size_t i = 0; i < m; i++)
+    vpush(&rot, cand[bo][(bs + i) % m]);
+  expr *ch = rot.n == 1 ? rot.v[0]
+                        : built(N, expr_make(N->ctx, E_MUL, rot.v, rot.n));
+  r = ch ? call1(N, FN_TR, ch) : NULL;
+  vfree(&rot);
+  vfree(&G);
+  return r;
+}
+
+/* Of a sum S and its transpose, the first in the canonical order
+ * (tr(A^T + B^T) = tr(A + B)). */
+static expr *either_orientation(md_nf *N, expr *s) {
+  expr *t = ntrans(N, s);
+  return t && cmp_stream(N->ctx, t, s) < 0 ? t : s;
+}
+
+static expr *ntrace(md_nf *N, expr *a) {
+  if (!a)
+    return NULL;
+  if (is_scalar(N, a))
+    return a; /* tr(s) = s */
+  switch ((expr_op)a->op) {
+  case E_TRANS:
+    return ntrace(N, a->kid[0]);
+  case E_NEG:
+    return nscale_si(N, -1, ntrace(N, a->kid[0]));
+  case E_ADD: {
+    if (N->expand) {
+      expr **v = xreallocarray(NULL, a->nkids, sizeof *v);
+      for (size_t i = 0; i < a->nkids; i++)
+        v[i] = ntrace(N, a->kid[i]);
+      expr *r = nsum(N, v, a->nkids);
+      free(v);
+      return r;
+    }
+    mpq_t c;
+    mpq_init(c);
+    expr *p = content(N, a, c);
+    expr *r = p ? nscale(N, c, call1(N, FN_TR, either_orientation(N, p)))
+                : NULL;
+    mpq_clear(c);
+    return r;
+  }
+  case E_IDENT:
+    return call1(N, FN_TR, a);
+  case E_KRON:
+    if (all_square(N, a->kid, a->nkids)) {
+      /* tr(A ⊗ B) = tr(A) tr(B) */
+      expr **v = xreallocarray(NULL, a->nkids, sizeof *v);
+      for (size_t i = 0; i < a->nkids; i++)
+        v[i] = ntrace(N, a->kid[i]);
+      expr *r = nmul(N, v, a->nkids);
+      free(v);
+      return r;
+    }
+    return call1(N, FN_TR, a);
+  case E_MUL: {
+    mpq_t c;
+    mpq_init(c);
+    md_nf_parts p;
+    md_nf_split(N, a, c, &p);
+    vec f = {0};
+    vpush(&f, num(N, c));
+    for (size_t i = 0; i < p.nitem; i++)
+      vpush(&f, p.item[i]);
+    if (p.nchain == 1 && p.chain[0]->op == E_IDENT)
+      vpush(&f, call1(N, FN_TR, p.chain[0]));
+    else
+      vpush(&f, trace_chain(N, p.chain, p.nchain));
+    expr *r = nmul(N, f.v, f.n);
+    vfree(&f);
+    md_nf_parts_clear(&p);
+    mpq_clear(c);
+    return r;
+  }
+  default: {
+    expr *f[1] = {a};
+    return trace_chain(N, f, 1);
+  }
+  }
+}
+
+/* ---- functions ---- */
+
+static expr *ndet(md_nf *N, expr *a) {
+  if (is_scalar(N, a))
+    return a;
+  mpq_t e;
+  mpq_init(e);
+  expr *r;
+  switch ((expr_op)a->op) {
+  case E_IDENT:
+    r = expr_int(N->ctx, 1);
+    break;
+  case E_TRANS:
+    r = ndet(N, a->kid[0]); /* det(A^T) = det(A) */
+    break;
+  case E_INV:
+  case E_POW: {
+    expr *b = decompose(a, e);
+    r = npow(N, ndet(N, b), e);
+    break;
+  }
+  default:
+    r = call1(N, FN_DET, a);
+  }
+  mpq_clear(e);
+  return r;
+}
+
+static expr *nlogdet(md_nf *N, expr *a) {
+  mpq_t e;
+  mpq_init(e);
+  expr *r;
+  switch ((expr_op)a->op) {
+  case E_IDENT:
+    r = expr_int(N->ctx, 0);
+    break;
+  case E_TRANS:
+    r = nlogdet(N, a->kid[0]);
+    break;
+  case E_INV:
+  case E_POW: {
+    expr *b = decompose(a, e);
+    r = nscale(N, e, nlogdet(N, b)); /* logdet(A^k) = k logdet(A) */
+    break;
+  }
+  default:
+    r = call1(N, FN_LOGDET, a);
+  }
+  mpq_clear(e);
+  return r;
+}
+
+/* vec, sum and diag are linear: coefficients and scalars come out. */
+static expr *nlinear(md_nf *N, uint32_t fn, expr *a) {
+  if (is_scalar(N, a))
+    return a;
+  switch ((expr_op)a->op) {
+  case E_NEG:
+    return nscale_si(N, -1, nlinear(N, fn, a->kid[0]));
+  case E_TRANS:
+    if (fn == FN_SUM || fn == FN_DIAG)
+      return nlinear(N, fn, a->kid[0]);
+    if (cols_one(N, a->kid[0]))
+      return a->kid[0]; /* vec(x^T) = x */
+    break;
+  case E_ADD: {
+    if (N->expand) {
+      expr **v = xreallocarray(NULL, a->nkids, sizeof *v);
+      for (size_t i = 0; i < a->nkids; i++)
+        v[i] = nlinear(N, fn, a->kid[i]);
+      expr *r = nsum(N, v, a->nkids);
+      free(v);
+      return r;
+    }
+    mpq_t c;
+    mpq_init(c);
+    expr *p = content(N, a, c);
+    expr *r = p ? nscale(N, c, call1(N, fn, p)) : NULL;
+    mpq_clear(c);
+    return r;
+  }
+  case E_MUL: {
+    mpq_t c;
+    mpq_init(c);
+    md_nf_parts p;
+    md_nf_split(N, a, c, &p);
+    expr *r;
+    if (q_is(c, 1) && p.nitem == 0) {
+      r = NULL;
+    } else {
+      vec f = {0};
+      vpush(&f, num(N, c));
+      for (size_t i = 0; i < p.nitem; i++)
+        vpush(&f, p.item[i]);
+      vpush(&f, nlinear(N, fn, nmul(N, p.chain, p.nchain)));
+      r = nmul(N, f.v, f.n);
+      vfree(&f);
+    }
+    md_nf_parts_clear(&p);
+    mpq_clear(c);
+    if (r)
+      return r;
+    break;
+  }
+  default:
+    if (fn == FN_VEC && cols_one(N, a))
+      return a; /* vec(x) = x */
+    break;
+  }
+  return call1(N, fn, a);
+}
+
+static expr *nnorm(md_nf *N, uint32_t fn, expr *a) {
+  switch ((expr_op)a->op) {
+  case E_NUM: {
+    mpq_t q;
+    mpq_init(q);
+    mpq_abs(q, a->u.num);
+    expr *r = num(N, q);
+    mpq_clear(q);
+    return r;
+  }
+  case E_TRANS:
+  case E_NEG:
+    return nnorm(N, fn, a->kid[0]);
+  case E_MUL:
+    if (a->kid[0]->op == E_NUM) {
+      mpq_t q;
+      mpq_init(q);
+      expr *b;
+      md_nf_coef(N, a, q, &b);
+      mpq_abs(q, q);
+      expr *r = nscale(N, q, nnorm(N, fn, b));
+      mpq_clear(q);
+      return r;
+    }
+    break;
+  default:
+    break;
+  }
+  return call1(N, fn, a);
+}
+
+static expr *ncall(md_nf *N, uint32_t fn, expr *const *args, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!args[i])
+      return NULL;
+  if (n != 1)
+    return built(N, expr_call(N->ctx, fn, args, n));
+  expr *a = args[0];
+  switch (fn) {
+  case FN_TR:
+    return ntrace(N, a);
+  case FN_DET:
+    return ndet(N, a);
+  case FN_LOGDET:
+    return nlogdet(N, a);
+  case FN_VEC:
+  case FN_SUM:
+  case FN_DIAG:
+    return nlinear(N, fn, a);
+  case FN_NORM2:
+  case FN_NORM1:
+    return nnorm(N, fn, a);
+  case FN_LOGSUMEXP:
+    if (a->op == E_TRANS)
+      return call1(N, fn, a->kid[0]);
+    break;
+  case FN_ABS:
+    if (a->op == E_NUM)
+      return nnorm(N, fn, a);
+    break;
+  case FN_SIGN:
+    if (a->op == E_NUM)
+      return expr_int(N->ctx, mpq_sgn(a->u.num));
+    break;
+  case FN_RELU:
+    if (a->op == E_NUM)
+      return mpq_sgn(a->u.num) > 0 ? a : expr_int(N->ctx, 0);
+    break;
+  case FN_EXP:
+    if (expr_is_zero(a))
+      return expr_int(N->ctx, 1);
+    break;
+  case FN_LOG:
+    if (expr_is_one(a))
+      return expr_int(N->ctx, 0);
+    break;
+  case FN_SQRT:
+    if (expr_is_zero(a) || expr_is_one(a))
+      return a;
+    break;
+  default:
+    break;
+  }
+  return call1(N, fn, a);
+}
+
+static int node_order(const void *x, const void *y, void *ctx) {
+  return cmp_stream(ctx, *(expr *const *)x, *(expr *const *)y);
+}
+
+/* Element-wise and Kronecker products: numbers and scalars come out
+ * (s .* A = s A, kron(s, A) = s A); Hadamard factors are sorted. */
+static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
+  mpq_t c, q;
+  mpq_init(c);
+  mpq_init(q);
+  mpq_set_ui(c, 1, 1);
+  vec sc = {0}, m = {0}, todo = {0};
+  for (size_t i = n; i-- > 0;)
+    vpush(&todo, k[i]);
+  while (todo.n && !N->failed) {
+    expr *x = todo.v[--todo.n];
+    if (!x) {
+      N->failed = true;
+      break;
+    }
+    while (x->op == E_NEG) {
+      mpq_neg(c, c);
+      x = x->kid[0];
+    }
+    if (x->op == E_NUM) {
+      mpq_mul(c, c, x->u.num);
+    } else if (x->op == (uint8_t)op) {
+      for (size_t i = x->nkids; i-- > 0;)
+        vpush(&todo, x->kid[i]);
+    } else if (is_scalar(N, x)) {
+      vpush(&sc, x);
+    } else if (x->op == E_MUL) {
+      md_nf_parts p;
+      md_nf_split(N, x, q, &p);
+      mpq_mul(c, c, q);
+      for (size_t i = 0; i < p.nitem; i++)
+        vpush(&sc, p.item[i]);
+      vpush(&m, p.nchain == 1 ? p.chain[0] : nmul(N, p.chain, p.nchain));
+      md_nf_parts_clear(&p);
+    } else if (x->op == E_ADD) {
+      expr *p = content(N, x, q);
+      mpq_mul(c, c, q);
+      vpush(&m, p);
+    } else {
+      vpush(&m, x);
+    }
+  }
+  if (op == E_HAD) { /* ones .* v = v */
+    size_t kept = 0;
+    for (size_t i = 0; i < m.n; i++)
+      if (m.v[i]->op != E_ONES)
+        m.v[kept++] = m.v[i];
+    if (kept == 0 && m.n)
+      kept = 1; /* ones .* ones */
+    m.n = kept;
+  }
+  expr *r = NULL;
+  if (N->failed) {
+    r = NULL;
+  } else if (mpq_sgn(c) == 0) {
+    r = expr_int(N->ctx, 0);
+  } else {
+    expr *h = NULL;
+    size_t p = 0;
+    if (N->expand)
+      while (p < m.n && m.v[p]->op != E_ADD)
+        p++;
+    if (m.n == 0) {
+      h = NULL;
+    } else if (N->expand && p < m.n) {
+      expr *s = m.v[p];
+      vec terms = {0};
+      for (size_t i = 0; i < s->nkids && !N->failed; i++) {
+        if (--N->budget < 0) {
+          N->failed = true;
+          break;
+        }
+        m.v[p] = s->kid[i];
+        vpush(&terms, nelem(N, op, m.v, m.n));
+      }
+      h = N->failed ? NULL : nsum(N, terms.v, terms.n);
+      vfree(&terms);
+    } else if (m.n == 1) {
+      h = m.v[0];
+    } else {
+      if (op == E_HAD)
+        msort(m.v, m.n, sizeof *m.v, node_order, N->ctx);
+      h = built(N, expr_make(N->ctx, op, m.v, m.n));
+    }
+    vec f = {0};
+    vpush(&f, num(N, c));
+    for (size_t i = 0; i < sc.n; i++)
+      vpush(&f, sc.v[i]);
+    if (h)
+      vpush(&f, h);
+    r = N->failed ? NULL : nmul(N, f.v, f.n);
+    vfree(&f);
+  }
+  vfree(&sc);
+  vfree(&m);
+  vfree(&todo);
+  mpq_clear(c);
+  mpq_clear(q);
+  return r;
+}
+
+static expr *nhad(md_nf *N, expr *const *k, size_t n) {
+  return nelem(N, E_HAD, k, n);
+}
+
+static expr *nkron(md_nf *N, expr *const *k, size_t n) {
+  return nelem(N, E_KRON, k, n);
+}
+
+static expr *nhdiv(md_nf *N, expr *a, expr *b) {
+  if (!a || !b)
+    return NULL;
+  if (b->op == E_NUM && mpq_sgn(b->u.num)) {
+    mpq_t q;
+    mpq_init(q);
+    mpq_inv(q, b->u.num);
+    expr *r = nscale(N, q, a);
+    mpq_clear(q);
+    return r;
+  }
+  if (expr_is_zero(a))
+    return a;
+  if (is_scalar(N, b)) {
+    /* A ./ s = s^-1 A */
+    expr *f[2] = {a, ninv(N, b)};
+    return nmul(N, f, 2);
+  }
+  expr *k[2] = {a, b};
+  return built(N, expr_make(N->ctx, E_HDIV, k, 2));
+}
+
+static expr *nepow(md_nf *N, expr *a, expr *p) {
+  if (!a || !p)
+    return NULL;
+  if (expr_is_one(p))
+    return a;
+  if (p->op != E_NUM) {
+    if (is_scalar(N, a)) /* s .^ p = s^p */
+      return built(N, expr_pow(N->ctx, a, p));
+  } else if (a->op == E_NUM) {
+    expr *f = fold_pow(N, a, p->u.num);
+    if (f)
+      return f;
+  } else if (is_scalar(N, a)) {
+    return npow(N, a, p->u.num);
+  }
+  return built(N, expr_epow(N->ctx, a, p));
+}
+
+/* ---- the normal form, bottom up ---- */
+
+static expr *normal_node(md_nf *N, expr *e, expr **k) {
+  expr *r;
+  switch ((expr_op)e->op) {
+  case E_NUM:
+  case E_SYM:
+  case E_IDENT:
+  case E_ONES:
+    return e;
+  case E_ADD:
+    return nsum(N, k, e->nkids);
+  case E_NEG:
+    return nscale_si(N, -1, k[0]);
+  case E_MUL:
+    return nmul(N, k, e->nkids);
+  case E_DIV: {
+    if (k[1]->op == E_NUM && mpq_sgn(k[1]->u.num)) {
+      mpq_t q;
+      mpq_init(q);
+      mpq_inv(q, k[1]->u.num);
+      r = nscale(N, q, k[0]);
+      mpq_clear(q);
+      return r;
+    }
+    expr *f[2] = {k[0], ninv(N, k[1])}; /* A / s = s^-1 A */
+    return nmul(N, f, 2);
+  }
+  case E_HAD:
+    return nhad(N, k, e->nkids);
+  case E_HDIV:
+    return nhdiv(N, k[0], k[1]);
+  case E_KRON:
+    return nkron(N, k, e->nkids);
+  case E_TRANS:
+    return ntrans(N, k[0]);
+  case E_INV:
+    return ninv(N, k[0]);
+  case E_POW:
+    if (k[1]->op == E_NUM)
+      return npow(N, k[0], k[1]->u.num);
+    return built(N, expr_pow(N->ctx, k[0], k[1]));
+  case E_EPOW:
+    return nepow(N, k[0], k[1]);
+  case E_CALL:
+    return ncall(N, e->u.fn, k, e->nkids);
+  case E_INNER: {
+    /* <A, B> = tr(A^T B) */
+    expr *f[2] = {ntrans(N, k[0]), k[1]};
+    return ntrace(N, nmul(N, f, 2));
+  }
+  case E_DIFF:
+  case E_HESS: {
+    /* the variable stays as it is written */
+    expr *v[2] = {k[0], e->kid[1]};
+    return built(N, expr_make(N->ctx, (expr_op)e->op, v, 2));
+  }
+  default:
+    return built(N, expr_rebuild(N->ctx, e, k));
+  }
+}
+
+static expr *normal_rec(md_nf *N, expr *e) {
+  if (!e || N->failed)
+    return NULL;
+  expr *r = get(&N->memo, e);
+  if (r)
+    return r;
+  expr *small[4];
+  expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+  for (size_t i = 0; i < e->nkids && !N->failed; i++)
+    k[i] = normal_rec(N, e->kid[i]);
+  r = N->failed ? NULL : built(N, normal_node(N, e, k));
+  if (k != small)
+    free(k);
+  if (!r) {
+    N->failed = true;
+    return NULL;
+  }
+  md_idmap_put(&N->memo, e, (uintptr_t)r);
+  return r;
+}
+
+/* ---- the interface ---- */
+
+md_nf *md_nf_new(md_ctx *ctx, md_shapes *shapes, bool expand) {
+  md_nf *N = xcalloc(1, sizeof *N);
+  N->ctx = ctx;
+  N->shapes = shapes;
+  N->expand = expand;
+  N->budget = EXPAND_BUDGET;
+  return N;
+}
+
+void md_nf_free(md_nf *N) {
+  if (!N)
+    return;
+  md_idmap_clear(&N->memo);
+  md_idmap_clear(&N->tmemo);
+  md_idmap_clear(&N->prim);
+  md_idmap_clear(&N->cont);
+  free(N);
+}
+
+expr *md_nf_of(md_nf *N, expr *e) {
+  expr *r = normal_rec(N, e);
+  return N->failed ? NULL : r;
+}
+
+expr *md_nf_sum(md_nf *N, expr *const *terms, size_t n) {
+  expr *r = nsum(N, terms, n);
+  return N->failed ? NULL : r;
+}
+
+expr *md_nf_mul(md_nf *N, expr *const *factors, size_t n) {
+  expr *r = nmul(N, factors, n);
+  return N->failed ? NULL : r;
+}
+
+expr *md_nf_trans(md_nf *N, expr *a) {
+  expr *r = ntrans(N, a);
+  return N->failed ? NULL : r;
+}
+
+expr *md_nf_scale(md_nf *N, const mpq_t c, expr *a) {
+  expr *r = nscale(N, c, a);
+  return N->failed ? NULL : r;
+}

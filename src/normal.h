@@ -1,0 +1,120 @@
+/*
+ * normal.h - the normal form of an expression, and the canonical order.
+ *
+ * Two expressions are equal up to the identities below exactly when their
+ * normal forms are the same node.  The normal form is built bottom up, one
+ * node at a time, by the constructors of this module (md_nf_sum,
+ * md_nf_mul, md_nf_trans, ...), each of which takes normal kids and
+ * returns a normal node:
+ *
+ *   transposes      pushed to the leaves: (A B)^T = B^T A^T, (A + B)^T =
+ *                   A^T + B^T, (A^-1)^T = A^-T, (A .* B)^T = A^T .* B^T,
+ *                   f(A)^T = f(A^T) for element-wise f; A^T = A for
+ *                   symmetric, spd and diagonal A, for diag(x) and for
+ *                   every scalar (1×1);
+ *   inverses        (A B)^-1 = B^-1 A^-1 when every factor is square,
+ *                   (c A)^-1 = 1/c A^-1, (A^-1)^-1 = A, kron likewise;
+ *                   an inverse stands outside a transpose (A^-T) and
+ *                   inside a power (A^-2 is (A^-1)^2);
+ *   products        flat; a rational coefficient first, then the scalar
+ *                   factors, then the matrix chain.  Scalar factors are
+ *                   scalar symbols and functions, and every minimal run
+ *                   u^T ... v of the chain that is 1×1 ("x^T A y"), taken
+ *                   out of the chain; they are sorted and equal ones
+ *                   combined into powers (alpha alpha = alpha^2).  In the
+ *                   chain adjacent powers of one base combine (A^2 A^3 =
+ *                   A^5, A A^-1 = I), and I disappears;
+ *   scalar runs     a 1×1 run equals its transpose; of the two the one
+ *                   with fewer transposed factors is kept, on a tie the
+ *                   first in the canonical order (x^T A y, not
+ *                   y^T A^T x);
+ *   sums            flat, like terms collected with exact rational
+ *                   coefficients, zeros dropped, a constant first and
+ *                   the other terms in the canonical term order; a sum
+ *                   that is a factor of a product is primitive (its
+ *                   coefficients have no common factor, the first one is
+ *                   positive: 2 A^T (A x - y)), and c (A + B) alone is
+ *                   c A + c B;
+ *   traces          tr(A^T) = tr(A), tr(s) = s, scalars out, cyclic
+ *                   rotation and transposition to a canonical chain
+ *                   (fewest transposes, then the canonical order), and
+ *                   tr(a b^T) = b^T a; <A, B> is tr(A^T B);
+ *   others          det(A^T) = det(A), det(A^-1) = det(A)^-1, logdet
+ *                   likewise, A .* B = B .* A (sorted), ones .* x = x,
+ *                   scalars pulled out of .* and kron (s .* A = s A),
+ *                   tr, vec, sum and diag linear, norms of transposes,
+ *                   vec(x^T) = x, A / s = s^-1 A, (A^2)^3 = A^6,
+ *                   constant folding (exact, bounded).
+ *
+ * The canonical order (md_nf_cmp) is a total order on nodes that depends
+ * only on their structure, never on pointers or on when a node was made,
+ * so results never change from run to run.  It compares the token
+ * streams the printer would write, roughly: a product factor by factor,
+ * each factor by its base (numbers, then names in strcmp order - symbols,
+ * I, ones and function names alike -, then bracketed sums and other
+ * compound bases), then by what is applied to the base (nothing first,
+ * then ^-1, ^k, ^T, .^p, negation); a shorter stream that is a prefix of
+ * a longer one comes first.  So A < A x < A^T, and A + A^T, never
+ * A^T + A.  Terms of a sum are ordered by their first name or number
+ * ("lead", ignoring brackets and coefficients), then by md_nf_cmp:
+ * (A + A^T) x + b, A x - y.
+ *
+ * With expand set, products, traces, Hadamard and Kronecker products are
+ * also distributed over sums (within a budget of terms), which decides
+ * more equalities at a cost that may grow quickly; md_equal() uses it.
+ *
+ * Ownership: an md_nf holds side tables indexed by node id; the nodes
+ * belong to the context.  Every node built gets its shape recorded in the
+ * md_shapes given (md_shape_derive).  Functions return NULL when a result
+ * would be too deep (or, when expanding, too large).
+ */
+#pragma once
+
+#include "expr.h"
+#include "shape.h"
+
+typedef struct md_nf md_nf;
+
+md_nf *md_nf_new(md_ctx *ctx, md_shapes *shapes, bool expand);
+void md_nf_free(md_nf *N);
+
+/* The normal form of E (whose shape must be inferred in the md_shapes). */
+expr *md_nf_of(md_nf *N, expr *e);
+
+/* Constructors on normal nodes, returning normal nodes. */
+expr *md_nf_sum(md_nf *N, expr *const *terms, size_t n);
+expr *md_nf_mul(md_nf *N, expr *const *factors, size_t n);
+expr *md_nf_trans(md_nf *N, expr *a);
+expr *md_nf_scale(md_nf *N, const mpq_t c, expr *a);
+
+/* A normal product (or any normal term) taken apart: coefficient, scalar
+ * factors (each 1×1 run as one MUL node) and the matrix chain, as
+ * md_nf_mul would put them back together.  The arrays are the caller's
+ * to free; C must be initialised. */
+typedef struct md_nf_parts {
+  expr **item, **chain;
+  size_t nitem, nchain;
+} md_nf_parts;
+void md_nf_split(md_nf *N, expr *t, mpq_t c, md_nf_parts *p);
+void md_nf_parts_clear(md_nf_parts *p);
+
+/* A map from node ids to values (0 = absent): side tables whose size
+ * follows the work done, not the number of nodes in the context. */
+typedef struct md_idmap {
+  uint32_t *key; /* id + 1; 0 is an empty slot */
+  uintptr_t *val;
+  size_t cap, n;
+} md_idmap;
+
+void md_idmap_init(md_idmap *m);
+void md_idmap_clear(md_idmap *m);
+uintptr_t md_idmap_get(const md_idmap *m, const expr *e);
+void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v);
+
+/* The canonical order: < 0, 0 (same node) or > 0. */
+int md_nf_cmp(const md_ctx *ctx, const expr *a, const expr *b);
+/* The order of the terms of a sum (coefficients already stripped). */
+int md_nf_term_cmp(const md_ctx *ctx, const expr *a, const expr *b);
+/* Splits a normal term into its coefficient C and the rest (NULL for a
+ * constant): -2 A x gives -2 and A x. */
+void md_nf_coef(md_nf *N, expr *t, mpq_t c, expr **rest);
