@@ -25,12 +25,7 @@ struct md_nf {
 
 /* ---- small helpers ---- */
 
-typedef struct vec {
-  expr **v;
-  size_t n, cap;
-} vec;
-
-static void vpush(vec *a, expr *e) {
+void md_nodes_push(md_nodes *a, expr *e) {
   if (a->n == a->cap) {
     a->cap = a->cap ? 2 * a->cap : 8;
     a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
@@ -38,9 +33,9 @@ static void vpush(vec *a, expr *e) {
   a->v[a->n++] = e;
 }
 
-static void vfree(vec *a) {
+void md_nodes_clear(md_nodes *a) {
   free(a->v);
-  *a = (vec){0};
+  *a = (md_nodes){0};
 }
 
 /* ---- maps keyed by node id ---- */
@@ -255,8 +250,8 @@ static int sgn(int c) {
 
 static int cmp_stream(const md_ctx *ctx, const expr *a, const expr *b);
 
-static int cmp_seq(const md_ctx *ctx, expr *const *a, size_t na,
-                   expr *const *b, size_t nb) {
+static int cmp_seq(const md_ctx *ctx, expr *const *a, size_t na, expr *const *b,
+                   size_t nb) {
   for (size_t i = 0; i < na && i < nb; i++) {
     int c = cmp_stream(ctx, a[i], b[i]);
     if (c)
@@ -312,7 +307,6 @@ static const expr **decor_list(const expr *f, const expr **buf, size_t nbuf,
   *base = p;
   return d;
 }
-
 
 /* Exponents: numbers by value first, then other scalars in the term
  * order (alpha^2 < alpha^(1 + beta) < alpha^gamma). */
@@ -475,6 +469,33 @@ typedef struct term {
 static int term_order(const void *x, const void *y, void *ctx) {
   const term *a = x, *b = y;
   return md_nf_term_cmp(ctx, a->b, b->b);
+}
+
+/* Terms with their keys: the coefficient-free part, NULL for a constant. */
+typedef struct keyed {
+  expr *key, *t;
+} keyed;
+
+static int keyed_order(const void *x, const void *y, void *ctx) {
+  const keyed *a = x, *b = y;
+  if (!a->key || !b->key)
+    return (b->key == NULL) - (a->key == NULL);
+  return md_nf_term_cmp(ctx, a->key, b->key);
+}
+
+void md_nf_sort_terms(md_nf *N, expr **terms, size_t n) {
+  keyed *k = xreallocarray(NULL, n ? n : 1, sizeof *k);
+  mpq_t c;
+  mpq_init(c);
+  for (size_t i = 0; i < n; i++) {
+    k[i].t = terms[i];
+    md_nf_coef(N, terms[i], c, &k[i].key);
+  }
+  msort(k, n, sizeof *k, keyed_order, N->ctx);
+  for (size_t i = 0; i < n; i++)
+    terms[i] = k[i].t;
+  mpq_clear(c);
+  free(k);
 }
 
 /* sum -> term + term + ...: flat, like terms collected, constant first,
@@ -654,7 +675,7 @@ static expr *mkpow(md_nf *N, expr *base, const mpq_t e, bool scalar) {
 
 /* Combines adjacent powers of one base in a matrix chain, in place:
  * A^2 A^3 = A^5, A A^-1 = I (dropped). */
-static void merge_chain(md_nf *N, vec *ch) {
+static void merge_chain(md_nf *N, md_nodes *ch) {
   size_t n = ch->n, top = 0;
   if (n < 2)
     return;
@@ -726,8 +747,8 @@ static expr *fold_pow(md_nf *N, const expr *base, const mpq_t k) {
  * runs put with the scalars, and only the chains are joined. */
 typedef struct prod {
   mpq_t c;
-  vec item;  /* scalar factors, and 1×1 runs as MUL nodes */
-  vec chain; /* the other factors, in order (I included until
+  md_nodes item;  /* scalar factors, and 1×1 runs as MUL nodes */
+  md_nodes chain; /* the other factors, in order (I included until
                 prod_segment has seen where it stands) */
 } prod;
 
@@ -736,13 +757,13 @@ static void prod_segment(md_nf *N, prod *P, bool orient);
 static void prod_init(prod *P) {
   mpq_init(P->c);
   mpq_set_ui(P->c, 1, 1);
-  P->item = P->chain = (vec){0};
+  P->item = P->chain = (md_nodes){0};
 }
 
 static void prod_clear(prod *P) {
   mpq_clear(P->c);
-  vfree(&P->item);
-  vfree(&P->chain);
+  md_nodes_clear(&P->item);
+  md_nodes_clear(&P->chain);
 }
 
 static void prod_add(md_nf *N, prod *P, expr *k) {
@@ -767,9 +788,9 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     prod_segment(N, &sub, false);
     mpq_mul(P->c, P->c, sub.c);
     for (size_t i = 0; i < sub.item.n; i++)
-      vpush(&P->item, sub.item.v[i]);
+      md_nodes_push(&P->item, sub.item.v[i]);
     for (size_t i = 0; i < sub.chain.n; i++)
-      vpush(&P->chain, sub.chain.v[i]);
+      md_nodes_push(&P->chain, sub.chain.v[i]);
     prod_clear(&sub);
     return;
   }
@@ -789,14 +810,14 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     break;
   }
   if (is_scalar(N, k)) {
-    vpush(&P->item, k);
+    md_nodes_push(&P->item, k);
     return;
   }
-  vpush(&P->chain, k);
+  md_nodes_push(&P->chain, k);
 }
 
 /* Removes I from a list of factors (A I = A). */
-static void drop_idents(vec *v) {
+static void drop_idents(md_nodes *v) {
   size_t m = 0;
   for (size_t i = 0; i < v->n; i++)
     if (v->v[i]->op != E_IDENT)
@@ -808,9 +829,9 @@ static void drop_idents(vec *v) {
  * it equals its transpose; keep the one with fewer transposed factors,
  * then the first in the canonical order. */
 static expr *segment(md_nf *N, expr *const *f, size_t n) {
-  vec F = {0}, G = {0};
+  md_nodes F = {0}, G = {0};
   for (size_t i = 0; i < n; i++)
-    vpush(&F, f[i]);
+    md_nodes_push(&F, f[i]);
   drop_idents(&F);
   for (size_t i = F.n; i-- > 0 && !N->failed;) {
     expr *t = ntrans(N, F.v[i]);
@@ -818,30 +839,30 @@ static expr *segment(md_nf *N, expr *const *f, size_t n) {
       break;
     if (t->op == E_MUL)
       for (size_t j = 0; j < t->nkids; j++)
-        vpush(&G, t->kid[j]);
+        md_nodes_push(&G, t->kid[j]);
     else
-      vpush(&G, t);
+      md_nodes_push(&G, t);
   }
   expr *r = NULL;
   if (!N->failed) {
     merge_chain(N, &F);
     merge_chain(N, &G);
     size_t tf = count_trans(F.v, F.n), tg = count_trans(G.v, G.n);
-    vec *best = &F;
+    md_nodes *best = &F;
     if (tg < tf || (tg == tf && cmp_seq(N->ctx, G.v, G.n, F.v, F.n) < 0))
       best = &G;
     r = best->n == 1 ? best->v[0]
                      : built(N, expr_make(N->ctx, E_MUL, best->v, best->n));
   }
-  vfree(&F);
-  vfree(&G);
+  md_nodes_clear(&F);
+  md_nodes_clear(&G);
   return r;
 }
 
 /* Takes every minimal 1×1 run u^T ... v out of the chain and into the
  * scalar items; ORIENT puts each run into its canonical orientation. */
 static void prod_segment(md_nf *N, prod *P, bool orient) {
-  vec rest = {0};
+  md_nodes rest = {0};
   expr **c = P->chain.v;
   size_t n = P->chain.n;
   for (size_t i = 0; i < n && !N->failed;) {
@@ -852,25 +873,26 @@ static void prod_segment(md_nf *N, prod *P, bool orient) {
       if (j < n) {
         size_t len = j - i + 1;
         if (orient) {
-          vpush(&P->item, segment(N, c + i, len));
+          md_nodes_push(&P->item, segment(N, c + i, len));
         } else {
-          vec run = {0};
+          md_nodes run = {0};
           for (size_t k = i; k <= j; k++)
             if (c[k]->op != E_IDENT)
-              vpush(&run, c[k]);
-          vpush(&P->item, built(N, expr_make(N->ctx, E_MUL, run.v, run.n)));
-          vfree(&run);
+              md_nodes_push(&run, c[k]);
+          md_nodes_push(&P->item,
+                        built(N, expr_make(N->ctx, E_MUL, run.v, run.n)));
+          md_nodes_clear(&run);
         }
         i = j + 1;
         continue;
       }
       for (; i < n; i++)
-        vpush(&rest, c[i]);
+        md_nodes_push(&rest, c[i]);
       break;
     }
-    vpush(&rest, c[i++]);
+    md_nodes_push(&rest, c[i++]);
   }
-  vfree(&P->chain);
+  md_nodes_clear(&P->chain);
   P->chain = rest;
 }
 
@@ -901,7 +923,7 @@ static void prod_items(md_nf *N, prod *P) {
     for (; j < n && w[j].b == w[i].b; j++)
       mpq_add(w[i].e, w[i].e, w[j].e);
     if (mpq_sgn(w[i].e))
-      vpush(&P->item, mkpow(N, w[i].b, w[i].e, true));
+      md_nodes_push(&P->item, mkpow(N, w[i].b, w[i].e, true));
     i = j;
   }
   for (size_t i = 0; i < n; i++)
@@ -914,19 +936,19 @@ static expr *prod_build(md_nf *N, prod *P, bool matrix) {
     return NULL;
   if (mpq_sgn(P->c) == 0)
     return expr_int(N->ctx, 0);
-  vec out = {0};
+  md_nodes out = {0};
   for (size_t i = 0; i < P->item.n; i++) {
     expr *t = P->item.v[i];
     if (t->op == E_MUL)
       for (size_t j = 0; j < t->nkids; j++)
-        vpush(&out, t->kid[j]);
+        md_nodes_push(&out, t->kid[j]);
     else
-      vpush(&out, t);
+      md_nodes_push(&out, t);
   }
   for (size_t i = 0; i < P->chain.n; i++)
-    vpush(&out, P->chain.v[i]);
+    md_nodes_push(&out, P->chain.v[i]);
   if (P->chain.n == 0 && matrix)
-    vpush(&out, expr_ident(N->ctx)); /* s I, and A A^-1 = I */
+    md_nodes_push(&out, expr_ident(N->ctx)); /* s I, and A A^-1 = I */
   expr *r;
   if (out.n == 0) {
     r = num(N, P->c);
@@ -950,33 +972,33 @@ static expr *prod_build(md_nf *N, prod *P, bool matrix) {
                          : built(N, expr_make(N->ctx, E_MUL, out.v, out.n));
     r = m ? term_of(N, P->c, m) : NULL;
   }
-  vfree(&out);
+  md_nodes_clear(&out);
   return r;
 }
 
 /* With expand: the product distributed over its first sum factor. */
 static expr *distribute(md_nf *N, prod *P, bool matrix) {
-  vec L = {0}; /* runs spliced in first: still a well-shaped product */
+  md_nodes L = {0}; /* runs spliced in first: still a well-shaped product */
   for (size_t i = 0; i < P->item.n; i++) {
     expr *t = P->item.v[i];
     if (t->op == E_MUL)
       for (size_t j = 0; j < t->nkids; j++)
-        vpush(&L, t->kid[j]);
+        md_nodes_push(&L, t->kid[j]);
     else
-      vpush(&L, t);
+      md_nodes_push(&L, t);
   }
   for (size_t i = 0; i < P->chain.n; i++)
-    vpush(&L, P->chain.v[i]);
+    md_nodes_push(&L, P->chain.v[i]);
   size_t p = 0;
   while (p < L.n && L.v[p]->op != E_ADD)
     p++;
   if (p == L.n) {
-    vfree(&L);
+    md_nodes_clear(&L);
     return NULL;
   }
   expr *s = L.v[p];
   expr *c = num(N, P->c);
-  vec f = {0}, terms = {0};
+  md_nodes f = {0}, terms = {0};
   for (size_t i = 0; i < s->nkids && !N->failed; i++) {
     if (--N->budget < 0) {
       N->failed = true;
@@ -984,17 +1006,17 @@ static expr *distribute(md_nf *N, prod *P, bool matrix) {
     }
     L.v[p] = s->kid[i];
     f.n = 0;
-    vpush(&f, c);
+    md_nodes_push(&f, c);
     for (size_t j = 0; j < L.n; j++)
-      vpush(&f, L.v[j]);
+      md_nodes_push(&f, L.v[j]);
     if (matrix)
-      vpush(&f, expr_ident(N->ctx));
-    vpush(&terms, nmul(N, f.v, f.n));
+      md_nodes_push(&f, expr_ident(N->ctx));
+    md_nodes_push(&terms, nmul(N, f.v, f.n));
   }
   expr *r = N->failed ? NULL : nsum(N, terms.v, terms.n);
-  vfree(&L);
-  vfree(&f);
-  vfree(&terms);
+  md_nodes_clear(&L);
+  md_nodes_clear(&f);
+  md_nodes_clear(&terms);
   return r;
 }
 
@@ -1034,7 +1056,7 @@ void md_nf_split(md_nf *N, expr *t, mpq_t c, md_nf_parts *p) {
   bool matrix = P.chain.n > 0;
   drop_idents(&P.chain);
   if (P.chain.n == 0 && matrix)
-    vpush(&P.chain, expr_ident(N->ctx));
+    md_nodes_push(&P.chain, expr_ident(N->ctx));
   mpq_set(c, P.c);
   p->item = P.item.v;
   p->nitem = P.item.n;
@@ -1092,7 +1114,7 @@ static expr *ntrans(md_nf *N, expr *a) {
   case E_KRON:
     for (size_t i = 0; i < n; i++)
       v[i] = ntrans(N, a->kid[i]);
-    r = a->op == E_ADD ? nsum(N, v, n)
+    r = a->op == E_ADD   ? nsum(N, v, n)
         : a->op == E_HAD ? nhad(N, v, n)
                          : nkron(N, v, n);
     break;
@@ -1102,14 +1124,14 @@ static expr *ntrans(md_nf *N, expr *a) {
     mpq_init(c);
     md_nf_parts p;
     md_nf_split(N, a, c, &p);
-    vec f = {0};
-    vpush(&f, num(N, c));
+    md_nodes f = {0};
+    md_nodes_push(&f, num(N, c));
     for (size_t i = 0; i < p.nitem; i++)
-      vpush(&f, p.item[i]);
+      md_nodes_push(&f, p.item[i]);
     for (size_t i = p.nchain; i-- > 0;)
-      vpush(&f, ntrans(N, p.chain[i]));
+      md_nodes_push(&f, ntrans(N, p.chain[i]));
     r = nmul(N, f.v, f.n);
-    vfree(&f);
+    md_nodes_clear(&f);
     md_nf_parts_clear(&p);
     mpq_clear(c);
     break;
@@ -1118,9 +1140,8 @@ static expr *ntrans(md_nf *N, expr *a) {
     r = ninv(N, ntrans(N, a->kid[0]));
     break;
   case E_POW:
-    r = a->kid[1]->op == E_NUM
-            ? npow(N, ntrans(N, a->kid[0]), a->kid[1]->u.num)
-            : built(N, expr_trans(N->ctx, a));
+    r = a->kid[1]->op == E_NUM ? npow(N, ntrans(N, a->kid[0]), a->kid[1]->u.num)
+                               : built(N, expr_trans(N->ctx, a));
     break;
   case E_EPOW:
     r = nepow(N, ntrans(N, a->kid[0]), a->kid[1]);
@@ -1196,21 +1217,22 @@ static expr *ninv(md_nf *N, expr *a) {
     md_nf_parts p;
     md_nf_split(N, a, c, &p);
     mpq_inv(c, c);
-    vec f = {0};
-    vpush(&f, num(N, c));
+    md_nodes f = {0};
+    md_nodes_push(&f, num(N, c));
     for (size_t i = 0; i < p.nitem; i++)
-      vpush(&f, p.item[i]->op == E_MUL
-                    ? built(N, expr_inv(N->ctx, p.item[i])) /* (x^T y)^-1 */
-                    : ninv(N, p.item[i]));
+      md_nodes_push(&f,
+                    p.item[i]->op == E_MUL
+                        ? built(N, expr_inv(N->ctx, p.item[i])) /* (x^T y)^-1 */
+                        : ninv(N, p.item[i]));
     if (p.nchain == 1 || all_square(N, p.chain, p.nchain)) {
       for (size_t i = p.nchain; i-- > 0;)
-        vpush(&f, ninv(N, p.chain[i]));
+        md_nodes_push(&f, ninv(N, p.chain[i]));
     } else {
       expr *m = built(N, expr_mul_n(N->ctx, p.chain, p.nchain));
-      vpush(&f, m ? built(N, expr_inv(N->ctx, m)) : NULL);
+      md_nodes_push(&f, m ? built(N, expr_inv(N->ctx, m)) : NULL);
     }
     expr *r = nmul(N, f.v, f.n);
-    vfree(&f);
+    md_nodes_clear(&f);
     md_nf_parts_clear(&p);
     mpq_clear(c);
     return r;
@@ -1283,19 +1305,19 @@ static expr *npow(md_nf *N, expr *a, const mpq_t k) {
     md_nf_split(N, a, c, &p);
     expr *ck = fold_pow(N, num(N, c), k);
     if (ck) {
-      vec f = {0};
-      vpush(&f, ck);
+      md_nodes f = {0};
+      md_nodes_push(&f, ck);
       for (size_t i = 0; i < p.nitem; i++)
-        vpush(&f, p.item[i]->op == E_MUL ? mkpow(N, p.item[i], k, true)
-                                         : npow(N, p.item[i], k));
+        md_nodes_push(&f, p.item[i]->op == E_MUL ? mkpow(N, p.item[i], k, true)
+                                                 : npow(N, p.item[i], k));
       if (p.nchain == 1) {
-        vpush(&f, npow(N, p.chain[0], k));
+        md_nodes_push(&f, npow(N, p.chain[0], k));
       } else if (p.nchain > 1) {
         expr *ch = built(N, expr_mul_n(N->ctx, p.chain, p.nchain));
-        vpush(&f, ch ? mkpow(N, ch, k, false) : NULL);
+        md_nodes_push(&f, ch ? mkpow(N, ch, k, false) : NULL);
       }
       r = nmul(N, f.v, f.n);
-      vfree(&f);
+      md_nodes_clear(&f);
     } else {
       r = mkpow(N, a, k, sc);
     }
@@ -1320,8 +1342,8 @@ static expr *npow(md_nf *N, expr *a, const mpq_t k) {
 
 /* ---- traces ---- */
 
-static int cmp_rot(const md_ctx *ctx, expr *const *x, size_t sx,
-                   expr *const *y, size_t sy, size_t m) {
+static int cmp_rot(const md_ctx *ctx, expr *const *x, size_t sx, expr *const *y,
+                   size_t sy, size_t m) {
   for (size_t i = 0; i < m; i++) {
     int c = cmp_stream(ctx, x[(sx + i) % m], y[(sy + i) % m]);
     if (c)
@@ -1354,27 +1376,27 @@ static expr *trace_chain(md_nf *N, expr **f, size_t n) {
   f += lo;
   if (m == 0)
     return call1(N, FN_TR, expr_ident(N->ctx));
-  vec rot = {0};
+  md_nodes rot = {0};
   expr *r = NULL;
   for (size_t i = 0; i < m; i++) {
     if (!f[i] || !rows_one(N, f[i]))
       continue;
     /* tr(a b^T) = b^T a: the rotation that starts with a row is 1×1 */
     for (size_t j = 0; j < m; j++)
-      vpush(&rot, f[(i + j) % m]);
+      md_nodes_push(&rot, f[(i + j) % m]);
     r = nmul(N, rot.v, rot.n);
-    vfree(&rot);
+    md_nodes_clear(&rot);
     return r;
   }
-  vec G = {0};
+  md_nodes G = {0};
   for (size_t i = m; i-- > 0;) {
     expr *t = ntrans(N, f[i]);
     if (!t)
       break;
-    vpush(&G, t);
+    md_nodes_push(&G, t);
   }
   if (N->failed) {
-    vfree(&G);
+    md_nodes_clear(&G);
     return NULL;
   }
   expr *const *cand[2] = {f, G.v};
@@ -1391,12 +1413,12 @@ static expr *trace_chain(md_nf *N, expr **f, size_t n) {
       }
   }
   for (size_t i = 0; i < m; i++)
-    vpush(&rot, cand[bo][(bs + i) % m]);
-  expr *ch = rot.n == 1 ? rot.v[0]
-                        : built(N, expr_make(N->ctx, E_MUL, rot.v, rot.n));
+    md_nodes_push(&rot, cand[bo][(bs + i) % m]);
+  expr *ch =
+      rot.n == 1 ? rot.v[0] : built(N, expr_make(N->ctx, E_MUL, rot.v, rot.n));
   r = ch ? call1(N, FN_TR, ch) : NULL;
-  vfree(&rot);
-  vfree(&G);
+  md_nodes_clear(&rot);
+  md_nodes_clear(&G);
   return r;
 }
 
@@ -1429,8 +1451,8 @@ static expr *ntrace(md_nf *N, expr *a) {
     mpq_t c;
     mpq_init(c);
     expr *p = content(N, a, c);
-    expr *r = p ? nscale(N, c, call1(N, FN_TR, either_orientation(N, p)))
-                : NULL;
+    expr *r =
+        p ? nscale(N, c, call1(N, FN_TR, either_orientation(N, p))) : NULL;
     mpq_clear(c);
     return r;
   }
@@ -1452,16 +1474,16 @@ static expr *ntrace(md_nf *N, expr *a) {
     mpq_init(c);
     md_nf_parts p;
     md_nf_split(N, a, c, &p);
-    vec f = {0};
-    vpush(&f, num(N, c));
+    md_nodes f = {0};
+    md_nodes_push(&f, num(N, c));
     for (size_t i = 0; i < p.nitem; i++)
-      vpush(&f, p.item[i]);
+      md_nodes_push(&f, p.item[i]);
     if (p.nchain == 1 && p.chain[0]->op == E_IDENT)
-      vpush(&f, call1(N, FN_TR, p.chain[0]));
+      md_nodes_push(&f, call1(N, FN_TR, p.chain[0]));
     else
-      vpush(&f, trace_chain(N, p.chain, p.nchain));
+      md_nodes_push(&f, trace_chain(N, p.chain, p.nchain));
     expr *r = nmul(N, f.v, f.n);
-    vfree(&f);
+    md_nodes_clear(&f);
     md_nf_parts_clear(&p);
     mpq_clear(c);
     return r;
@@ -1563,13 +1585,13 @@ static expr *nlinear(md_nf *N, uint32_t fn, expr *a) {
     if (q_is(c, 1) && p.nitem == 0) {
       r = NULL;
     } else {
-      vec f = {0};
-      vpush(&f, num(N, c));
+      md_nodes f = {0};
+      md_nodes_push(&f, num(N, c));
       for (size_t i = 0; i < p.nitem; i++)
-        vpush(&f, p.item[i]);
-      vpush(&f, nlinear(N, fn, nmul(N, p.chain, p.nchain)));
+        md_nodes_push(&f, p.item[i]);
+      md_nodes_push(&f, nlinear(N, fn, nmul(N, p.chain, p.nchain)));
       r = nmul(N, f.v, f.n);
-      vfree(&f);
+      md_nodes_clear(&f);
     }
     md_nf_parts_clear(&p);
     mpq_clear(c);
@@ -1682,9 +1704,9 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
   mpq_init(c);
   mpq_init(q);
   mpq_set_ui(c, 1, 1);
-  vec sc = {0}, m = {0}, todo = {0};
+  md_nodes sc = {0}, m = {0}, todo = {0};
   for (size_t i = n; i-- > 0;)
-    vpush(&todo, k[i]);
+    md_nodes_push(&todo, k[i]);
   while (todo.n && !N->failed) {
     expr *x = todo.v[--todo.n];
     if (!x) {
@@ -1699,23 +1721,24 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
       mpq_mul(c, c, x->u.num);
     } else if (x->op == (uint8_t)op) {
       for (size_t i = x->nkids; i-- > 0;)
-        vpush(&todo, x->kid[i]);
+        md_nodes_push(&todo, x->kid[i]);
     } else if (is_scalar(N, x)) {
-      vpush(&sc, x);
+      md_nodes_push(&sc, x);
     } else if (x->op == E_MUL) {
       md_nf_parts p;
       md_nf_split(N, x, q, &p);
       mpq_mul(c, c, q);
       for (size_t i = 0; i < p.nitem; i++)
-        vpush(&sc, p.item[i]);
-      vpush(&m, p.nchain == 1 ? p.chain[0] : nmul(N, p.chain, p.nchain));
+        md_nodes_push(&sc, p.item[i]);
+      md_nodes_push(&m,
+                    p.nchain == 1 ? p.chain[0] : nmul(N, p.chain, p.nchain));
       md_nf_parts_clear(&p);
     } else if (x->op == E_ADD) {
       expr *p = content(N, x, q);
       mpq_mul(c, c, q);
-      vpush(&m, p);
+      md_nodes_push(&m, p);
     } else {
-      vpush(&m, x);
+      md_nodes_push(&m, x);
     }
   }
   if (op == E_HAD) { /* ones .* v = v */
@@ -1742,17 +1765,17 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
       h = NULL;
     } else if (N->expand && p < m.n) {
       expr *s = m.v[p];
-      vec terms = {0};
+      md_nodes terms = {0};
       for (size_t i = 0; i < s->nkids && !N->failed; i++) {
         if (--N->budget < 0) {
           N->failed = true;
           break;
         }
         m.v[p] = s->kid[i];
-        vpush(&terms, nelem(N, op, m.v, m.n));
+        md_nodes_push(&terms, nelem(N, op, m.v, m.n));
       }
       h = N->failed ? NULL : nsum(N, terms.v, terms.n);
-      vfree(&terms);
+      md_nodes_clear(&terms);
     } else if (m.n == 1) {
       h = m.v[0];
     } else {
@@ -1760,18 +1783,18 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
         msort(m.v, m.n, sizeof *m.v, node_order, N->ctx);
       h = built(N, expr_make(N->ctx, op, m.v, m.n));
     }
-    vec f = {0};
-    vpush(&f, num(N, c));
+    md_nodes f = {0};
+    md_nodes_push(&f, num(N, c));
     for (size_t i = 0; i < sc.n; i++)
-      vpush(&f, sc.v[i]);
+      md_nodes_push(&f, sc.v[i]);
     if (h)
-      vpush(&f, h);
+      md_nodes_push(&f, h);
     r = N->failed ? NULL : nmul(N, f.v, f.n);
-    vfree(&f);
+    md_nodes_clear(&f);
   }
-  vfree(&sc);
-  vfree(&m);
-  vfree(&todo);
+  md_nodes_clear(&sc);
+  md_nodes_clear(&m);
+  md_nodes_clear(&todo);
   mpq_clear(c);
   mpq_clear(q);
   return r;

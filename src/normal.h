@@ -1,11 +1,13 @@
 /*
  * normal.h - the normal form of an expression, and the canonical order.
  *
- * Two expressions are equal up to the identities below exactly when their
- * normal forms are the same node.  The normal form is built bottom up, one
- * node at a time, by the constructors of this module (md_nf_sum,
- * md_nf_mul, md_nf_trans, ...), each of which takes normal kids and
- * returns a normal node:
+ * Expressions that differ by the identities below get the same normal
+ * form, and equal normal forms have equal values.  The form does not
+ * distribute products over sums (A (B + C) and A B + A C stay apart)
+ * unless expand is set, so it is not complete; md_equal() says what it
+ * proves.  It is built bottom up, one node at a time, by the constructors
+ * of this module (md_nf_sum, md_nf_mul, md_nf_trans, ...), each of which
+ * takes normal kids and returns a normal node:
  *
  *   transposes      pushed to the leaves: (A B)^T = B^T A^T, (A + B)^T =
  *                   A^T + B^T, (A^-1)^T = A^-T, (A .* B)^T = A^T .* B^T,
@@ -21,9 +23,12 @@
  *                   scalar symbols and functions, and every minimal run
  *                   u^T ... v of the chain that is 1×1 ("x^T A y"), taken
  *                   out of the chain; they are sorted and equal ones
- *                   combined into powers (alpha alpha = alpha^2).  In the
- *                   chain adjacent powers of one base combine (A^2 A^3 =
- *                   A^5, A A^-1 = I), and I disappears;
+ *                   combined into powers (alpha alpha = alpha^2).  They
+ *                   must come first: products are flat, and A (x^T y) B
+ *                   has no node of its own (A x^T y B is ill-shaped).  In
+ *                   the chain adjacent powers of one base combine
+ *                   (A^2 A^3 = A^5, A A^-1 = I), and I disappears unless
+ *                   nothing else is left of a matrix (alpha I);
  *   scalar runs     a 1×1 run equals its transpose; of the two the one
  *                   with fewer transposed factors is kept, on a tie the
  *                   first in the canonical order (x^T A y, not
@@ -37,8 +42,10 @@
  *                   c A + c B;
  *   traces          tr(A^T) = tr(A), tr(s) = s, scalars out, cyclic
  *                   rotation and transposition to a canonical chain
- *                   (fewest transposes, then the canonical order), and
- *                   tr(a b^T) = b^T a; <A, B> is tr(A^T B);
+ *                   (fewest transposes, then the canonical order:
+ *                   tr(X^T A X) is tr(A X X^T)); a chain with a row in it
+ *                   rotates to a 1×1 run: tr(a b^T) = a^T b; <A, B> is
+ *                   tr(A^T B) (so tr(A B^T));
  *   others          det(A^T) = det(A), det(A^-1) = det(A)^-1, logdet
  *                   likewise, A .* B = B .* A (sorted), ones .* x = x,
  *                   scalars pulled out of .* and kron (s .* A = s A),
@@ -57,7 +64,8 @@
  * a longer one comes first.  So A < A x < A^T, and A + A^T, never
  * A^T + A.  Terms of a sum are ordered by their first name or number
  * ("lead", ignoring brackets and coefficients), then by md_nf_cmp:
- * (A + A^T) x + b, A x - y.
+ * (A + A^T) x + b, A x - y, 1 + x.  Exponents compare numbers by value,
+ * then other scalars in the term order.
  *
  * With expand set, products, traces, Hadamard and Kronecker products are
  * also distributed over sums (within a budget of terms), which decides
@@ -65,8 +73,11 @@
  *
  * Ownership: an md_nf holds side tables indexed by node id; the nodes
  * belong to the context.  Every node built gets its shape recorded in the
- * md_shapes given (md_shape_derive).  Functions return NULL when a result
- * would be too deep (or, when expanding, too large).
+ * md_shapes given (md_shape_derive); a node without a value (0^-1) has
+ * none, and neither has a node that holds I and a symbol (alpha I) when
+ * one inference needs it at two sizes, as with the parser's own input.
+ * Functions return NULL when a result would be too deep (or, when
+ * expanding, too large).
  */
 #pragma once
 
@@ -97,6 +108,19 @@ typedef struct md_nf_parts {
 } md_nf_parts;
 void md_nf_split(md_nf *N, expr *t, mpq_t c, md_nf_parts *p);
 void md_nf_parts_clear(md_nf_parts *p);
+
+/* A growable list of nodes (the caller frees with md_nodes_clear). */
+typedef struct md_nodes {
+  expr **v;
+  size_t n, cap;
+} md_nodes;
+
+void md_nodes_push(md_nodes *a, expr *e);
+void md_nodes_clear(md_nodes *a);
+
+/* Sorts the terms of a sum in place: a constant first, then the term
+ * order of their coefficient-free parts (md_nf_term_cmp). */
+void md_nf_sort_terms(md_nf *N, expr **terms, size_t n);
 
 /* A map from node ids to values (0 = absent): side tables whose size
  * follows the work done, not the number of nodes in the context. */

@@ -21,24 +21,6 @@ typedef struct simp {
   bool failed;
 } simp;
 
-typedef struct vec {
-  expr **v;
-  size_t n, cap;
-} vec;
-
-static void vpush(vec *a, expr *e) {
-  if (a->n == a->cap) {
-    a->cap = a->cap ? 2 * a->cap : 8;
-    a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
-  }
-  a->v[a->n++] = e;
-}
-
-static void vfree(vec *a) {
-  free(a->v);
-  *a = (vec){0};
-}
-
 static expr *built(simp *S, expr *e) {
   if (!e) {
     S->failed = true;
@@ -82,7 +64,8 @@ static size_t size_of(simp *S, const expr *e) {
 /* A presented factor X taken apart: numbers into C, its leading scalars
  * and 1×1 runs (presented products put them first) into LEAD, the rest
  * of its chain into REST. */
-static void take_apart(simp *S, expr *x, mpq_t c, vec *lead, vec *rest) {
+static void take_apart(simp *S, expr *x, mpq_t c, md_nodes *lead,
+                       md_nodes *rest) {
   while (x->op == E_NEG) {
     mpq_neg(c, c);
     x = x->kid[0];
@@ -94,7 +77,7 @@ static void take_apart(simp *S, expr *x, mpq_t c, vec *lead, vec *rest) {
       mpq_mul(c, c, k[i]->u.num);
       i++;
     } else if (is_scalar(S, k[i])) {
-      vpush(lead, k[i++]);
+      md_nodes_push(lead, k[i++]);
     } else if (dim_one(S, k[i], true)) {
       size_t j = i + 1;
       while (j < n && !dim_one(S, k[j], false))
@@ -102,13 +85,13 @@ static void take_apart(simp *S, expr *x, mpq_t c, vec *lead, vec *rest) {
       if (j == n)
         break;
       for (; i <= j; i++)
-        vpush(lead, k[i]);
+        md_nodes_push(lead, k[i]);
     } else {
       break;
     }
   }
   for (; i < n; i++)
-    vpush(rest, k[i]);
+    md_nodes_push(rest, k[i]);
 }
 
 /* c f[0] f[1] ...: numbers and signs gathered in front, products
@@ -118,7 +101,7 @@ static expr *pmul(simp *S, const mpq_t c0, expr *const *f, size_t n) {
   mpq_t c;
   mpq_init(c);
   mpq_set(c, c0);
-  vec v = {0}, rest = {0};
+  md_nodes v = {0}, rest = {0};
   for (size_t i = 0; i < n; i++) {
     if (!f[i]) {
       S->failed = true;
@@ -127,8 +110,8 @@ static expr *pmul(simp *S, const mpq_t c0, expr *const *f, size_t n) {
     take_apart(S, f[i], c, &v, &rest);
   }
   for (size_t i = 0; i < rest.n; i++)
-    vpush(&v, rest.v[i]);
-  vfree(&rest);
+    md_nodes_push(&v, rest.v[i]);
+  md_nodes_clear(&rest);
   expr *r = NULL;
   if (S->failed) {
     r = NULL;
@@ -141,17 +124,17 @@ static expr *pmul(simp *S, const mpq_t c0, expr *const *f, size_t n) {
     if (mpq_cmp_ui(c, 1, 1) == 0) {
       m = expr_mul_n(S->ctx, v.v, v.n);
     } else {
-      vec w = {0};
-      vpush(&w, expr_num(S->ctx, c));
+      md_nodes w = {0};
+      md_nodes_push(&w, expr_num(S->ctx, c));
       for (size_t i = 0; i < v.n; i++)
-        vpush(&w, v.v[i]);
+        md_nodes_push(&w, v.v[i]);
       m = expr_mul_n(S->ctx, w.v, w.n);
-      vfree(&w);
+      md_nodes_clear(&w);
     }
     m = built(S, m);
     r = neg && m ? built(S, expr_neg(S->ctx, m)) : m;
   }
-  vfree(&v);
+  md_nodes_clear(&v);
   mpq_clear(c);
   return r;
 }
@@ -165,59 +148,14 @@ static expr *pmul1(simp *S, expr *const *f, size_t n) {
   return r;
 }
 
-/* The order of presented terms: a constant first, then the term order of
- * the normal form, coefficients and signs aside. */
-static expr *sort_key(simp *S, expr *t) {
-  while (t->op == E_NEG)
-    t = t->kid[0];
-  if (t->op == E_MUL && t->kid[0]->op == E_NUM)
-    return expr_mul_n(S->ctx, t->kid + 1, t->nkids - 1);
-  return t;
-}
-
-static int key_cmp(simp *S, const expr *a, const expr *b) {
-  if (!a || !b)
-    return (a != NULL) - (b != NULL);
-  if (a->op == E_NUM || b->op == E_NUM)
-    return (b->op == E_NUM) - (a->op == E_NUM);
-  return md_nf_term_cmp(S->ctx, a, b);
-}
-
-/* A stable merge sort of V by KEY (moved along). */
-static void sort_terms(simp *S, expr **v, expr **key, expr **tv, expr **tk,
-                       size_t n) {
-  if (n < 2)
-    return;
-  size_t h = n / 2;
-  sort_terms(S, v, key, tv, tk, h);
-  sort_terms(S, v + h, key + h, tv, tk, n - h);
-  size_t i = 0, j = h, k = 0;
-  while (i < h && j < n) {
-    size_t from = key_cmp(S, key[j], key[i]) < 0 ? j++ : i++;
-    tv[k] = v[from];
-    tk[k++] = key[from];
-  }
-  for (; i < h; k++, i++)
-    tv[k] = v[i], tk[k] = key[i];
-  for (; j < n; k++, j++)
-    tv[k] = v[j], tk[k] = key[j];
-  memcpy(v, tv, n * sizeof *v);
-  memcpy(key, tk, n * sizeof *key);
-}
-
+/* A sum of presented terms, in the term order. */
 static expr *psum(simp *S, expr **v, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (!v[i]) {
       S->failed = true;
       return NULL;
     }
-  expr **key = xreallocarray(NULL, 2 * n, sizeof *key);
-  expr **tv = xreallocarray(NULL, n, sizeof *tv);
-  for (size_t i = 0; i < n; i++)
-    key[i] = sort_key(S, v[i]);
-  sort_terms(S, v, key, tv, key + n, n);
-  free(key);
-  free(tv);
+  md_nf_sort_terms(S->N, v, n);
   return built(S, expr_add_n(S->ctx, v, n));
 }
 
@@ -274,23 +212,23 @@ static expr *present_mul_as(simp *S, expr *n, bool absorb) {
     *f = md_nf_scale(S->N, c, *f);
     mpq_set_ui(c, 1, 1);
   }
-  vec num = {0}, den = {0};
+  md_nodes num = {0}, den = {0};
   for (size_t i = 0; i < p.nitem; i++) {
     expr *t = p.item[i];
     if (t->op == E_MUL) { /* a 1×1 run: its factors one by one */
       for (size_t j = 0; j < t->nkids; j++)
-        vpush(&num, present(S, t->kid[j]));
+        md_nodes_push(&num, present(S, t->kid[j]));
     } else if (t->op == E_INV && t->kid[0]->op != E_NUM) {
-      vpush(&den, present(S, t->kid[0]));
+      md_nodes_push(&den, present(S, t->kid[0]));
     } else if (t->op == E_POW && t->kid[0]->op == E_INV) {
       expr *b = present(S, t->kid[0]->kid[0]);
-      vpush(&den, b ? built(S, expr_pow(S->ctx, b, t->kid[1])) : NULL);
+      md_nodes_push(&den, b ? built(S, expr_pow(S->ctx, b, t->kid[1])) : NULL);
     } else {
-      vpush(&num, present(S, t));
+      md_nodes_push(&num, present(S, t));
     }
   }
   for (size_t i = 0; i < p.nchain; i++)
-    vpush(&num, present(S, p.chain[i]));
+    md_nodes_push(&num, present(S, p.chain[i]));
   expr *r;
   if (den.n && (num.n || mpq_cmp_ui(c, 1, 1) != 0)) {
     bool neg = mpq_sgn(c) < 0;
@@ -303,11 +241,12 @@ static expr *present_mul_as(simp *S, expr *n, bool absorb) {
   } else {
     /* alpha^-1 alone stays as it is */
     for (size_t i = 0; i < den.n; i++)
-      vpush(&num, den.v[i] ? built(S, expr_inv(S->ctx, den.v[i])) : NULL);
+      md_nodes_push(&num,
+                    den.v[i] ? built(S, expr_inv(S->ctx, den.v[i])) : NULL);
     r = pmul(S, c, num.v, num.n);
   }
-  vfree(&num);
-  vfree(&den);
+  md_nodes_clear(&num);
+  md_nodes_clear(&den);
   md_nf_parts_clear(&p);
   mpq_clear(c);
   return r;
@@ -338,16 +277,16 @@ static expr *plain_sum(simp *S, expr *n) {
 /* The normal product c items chain[lo..hi) (I when only scalars are left
  * of a matrix). */
 static expr *rest_of(simp *S, part *t, size_t lo, size_t hi, bool ident) {
-  vec f = {0};
-  vpush(&f, expr_num(S->ctx, t->c));
+  md_nodes f = {0};
+  md_nodes_push(&f, expr_num(S->ctx, t->c));
   for (size_t i = 0; i < t->p.nitem; i++)
-    vpush(&f, t->p.item[i]);
+    md_nodes_push(&f, t->p.item[i]);
   for (size_t i = lo; i < hi; i++)
-    vpush(&f, t->p.chain[i]);
+    md_nodes_push(&f, t->p.chain[i]);
   if (lo == hi && ident)
-    vpush(&f, expr_ident(S->ctx));
+    md_nodes_push(&f, expr_ident(S->ctx));
   expr *r = md_nf_mul(S->N, f.v, f.n);
-  vfree(&f);
+  md_nodes_clear(&f);
   if (!r)
     S->failed = true;
   return r;
@@ -366,8 +305,8 @@ static expr *grouped(simp *S, part *tp, size_t n, bool right) {
   for (size_t i = 0; i < n; i++) {
     md_nf_parts *p = &tp[i].p;
     group[i] = SIZE_MAX;
-    if (!p->nchain || (p->nchain == 1 && p->chain[0]->op == E_IDENT &&
-                       !p->nitem))
+    if (!p->nchain ||
+        (p->nchain == 1 && p->chain[0]->op == E_IDENT && !p->nitem))
       continue;
     expr *k = right ? p->chain[p->nchain - 1] : p->chain[0];
     size_t g = md_idmap_get(&ids, k);
@@ -379,32 +318,39 @@ static expr *grouped(simp *S, part *tp, size_t n, bool right) {
   md_idmap_clear(&ids);
   expr *r = NULL;
   if (any) {
-    vec out = {0};
+    /* the terms bucketed by group, in their order: group g holds
+     * member[start[g] .. start[g] + count[g]) */
+    size_t *start = xcalloc(ngroups + 1, sizeof *start);
     size_t *member = xreallocarray(NULL, n, sizeof *member);
-    bool *done = xcalloc(n, sizeof *done);
+    for (size_t g = 0; g < ngroups; g++)
+      start[g + 1] = start[g] + count[g];
+    size_t *fill = xreallocarray(NULL, ngroups + 1, sizeof *fill);
+    memcpy(fill, start, (ngroups + 1) * sizeof *fill);
+    for (size_t i = 0; i < n; i++)
+      if (group[i] != SIZE_MAX)
+        member[fill[group[i]]++] = i;
+    free(fill);
+    md_nodes out = {0};
     for (size_t i = 0; i < n; i++) {
-      if (done[i])
-        continue;
       if (group[i] == SIZE_MAX || count[group[i]] < 2) {
-        vpush(&out, present(S, tp[i].t));
+        md_nodes_push(&out, present(S, tp[i].t));
         continue;
       }
-      size_t m = 0, minlen = SIZE_MAX;
-      for (size_t j = i; j < n; j++)
-        if (group[j] == group[i]) {
-          member[m++] = j;
-          done[j] = true;
-          if (tp[j].p.nchain < minlen)
-            minlen = tp[j].p.nchain;
-        }
+      size_t *mem = member + start[group[i]], m = count[group[i]];
+      if (mem[0] != i)
+        continue; /* done with its group's first term */
+      size_t minlen = SIZE_MAX;
+      for (size_t k = 0; k < m; k++)
+        if (tp[mem[k]].p.nchain < minlen)
+          minlen = tp[mem[k]].p.nchain;
       /* the longest common run of factors on that side */
       size_t L = 1;
       for (; L < minlen; L++) {
-        md_nf_parts *p0 = &tp[member[0]].p;
+        md_nf_parts *p0 = &tp[mem[0]].p;
         expr *f0 = right ? p0->chain[p0->nchain - 1 - L] : p0->chain[L];
         bool same = true;
         for (size_t k = 1; k < m && same; k++) {
-          md_nf_parts *pk = &tp[member[k]].p;
+          md_nf_parts *pk = &tp[mem[k]].p;
           same = (right ? pk->chain[pk->nchain - 1 - L] : pk->chain[L]) == f0;
         }
         if (!same)
@@ -412,37 +358,37 @@ static expr *grouped(simp *S, part *tp, size_t n, bool right) {
       }
       bool ident = false; /* does some remainder keep a matrix factor? */
       for (size_t k = 0; k < m; k++)
-        ident |= tp[member[k]].p.nchain > L;
-      vec rem = {0};
+        ident |= tp[mem[k]].p.nchain > L;
+      md_nodes rem = {0};
       for (size_t k = 0; k < m; k++) {
-        part *t = &tp[member[k]];
+        part *t = &tp[mem[k]];
         size_t nc = t->p.nchain;
-        vpush(&rem, right ? rest_of(S, t, 0, nc - L, ident)
-                          : rest_of(S, t, L, nc, ident));
+        md_nodes_push(&rem, right ? rest_of(S, t, 0, nc - L, ident)
+                                  : rest_of(S, t, L, nc, ident));
       }
       expr *inner = S->failed ? NULL : md_nf_sum(S->N, rem.v, rem.n);
-      vfree(&rem);
+      md_nodes_clear(&rem);
       if (!inner) {
         S->failed = true;
         break;
       }
-      vec f = {0};
-      md_nf_parts *p0 = &tp[member[0]].p;
+      md_nodes f = {0};
+      md_nf_parts *p0 = &tp[mem[0]].p;
       if (!right)
         for (size_t k = 0; k < L; k++)
-          vpush(&f, present(S, p0->chain[k]));
-      vpush(&f, present(S, inner));
+          md_nodes_push(&f, present(S, p0->chain[k]));
+      md_nodes_push(&f, present(S, inner));
       if (right)
         for (size_t k = p0->nchain - L; k < p0->nchain; k++)
-          vpush(&f, present(S, p0->chain[k]));
-      vpush(&out, pmul1(S, f.v, f.n));
-      vfree(&f);
+          md_nodes_push(&f, present(S, p0->chain[k]));
+      md_nodes_push(&out, pmul1(S, f.v, f.n));
+      md_nodes_clear(&f);
     }
     if (!S->failed)
       r = psum(S, out.v, out.n);
-    vfree(&out);
+    md_nodes_clear(&out);
     free(member);
-    free(done);
+    free(start);
   }
   free(group);
   free(count);
@@ -471,7 +417,7 @@ static expr *content_out(simp *S, part *tp, size_t n) {
   /* scalar items every term has (items of a term are distinct) */
   md_idmap seen;
   md_idmap_init(&seen);
-  vec common = {0};
+  md_nodes common = {0};
   for (size_t i = 0; i < n; i++)
     for (size_t k = 0; k < tp[i].p.nitem; k++) {
       expr *t = tp[i].p.item[k];
@@ -479,44 +425,44 @@ static expr *content_out(simp *S, part *tp, size_t n) {
     }
   for (size_t k = 0; k < tp[0].p.nitem; k++)
     if (md_idmap_get(&seen, tp[0].p.item[k]) == n)
-      vpush(&common, tp[0].p.item[k]);
+      md_nodes_push(&common, tp[0].p.item[k]);
   md_idmap_clear(&seen);
   expr *r = NULL;
   bool unit = mpz_cmpabs_ui(mpq_numref(c), 1) == 0 &&
               mpz_cmp_ui(mpq_denref(c), 1) == 0; /* 1 or a lone sign */
   if (mpq_sgn(c) != 0 && (common.n || !unit)) {
-    vec rem = {0};
+    md_nodes rem = {0};
     mpq_t q;
     mpq_init(q);
     for (size_t i = 0; i < n; i++) {
-      vec f = {0};
+      md_nodes f = {0};
       mpq_div(q, tp[i].c, c);
-      vpush(&f, expr_num(S->ctx, q));
+      md_nodes_push(&f, expr_num(S->ctx, q));
       for (size_t k = 0; k < tp[i].p.nitem; k++) {
         bool shared = false;
         for (size_t j = 0; j < common.n && !shared; j++)
           shared = common.v[j] == tp[i].p.item[k];
         if (!shared)
-          vpush(&f, tp[i].p.item[k]);
+          md_nodes_push(&f, tp[i].p.item[k]);
       }
       for (size_t k = 0; k < tp[i].p.nchain; k++)
-        vpush(&f, tp[i].p.chain[k]);
-      vpush(&rem, md_nf_mul(S->N, f.v, f.n));
-      vfree(&f);
+        md_nodes_push(&f, tp[i].p.chain[k]);
+      md_nodes_push(&rem, md_nf_mul(S->N, f.v, f.n));
+      md_nodes_clear(&f);
     }
     expr *inner = md_nf_sum(S->N, rem.v, rem.n);
     if (inner && inner->op == E_ADD) {
-      vec f = {0};
+      md_nodes f = {0};
       for (size_t j = 0; j < common.n; j++)
-        vpush(&f, present(S, common.v[j]));
-      vpush(&f, present(S, inner));
+        md_nodes_push(&f, present(S, common.v[j]));
+      md_nodes_push(&f, present(S, inner));
       r = pmul(S, c, f.v, f.n);
-      vfree(&f);
+      md_nodes_clear(&f);
     }
-    vfree(&rem);
+    md_nodes_clear(&rem);
     mpq_clear(q);
   }
-  vfree(&common);
+  md_nodes_clear(&common);
   mpq_clear(c);
   mpz_clear(g);
   mpz_clear(l);

@@ -7,25 +7,30 @@
  * writes that form compactly:
  *
  *   - common left and right factors come out of sums:
- *     A^T x + A x  ->  (A + A^T) x,   2 A^T A x - 2 A^T y  ->  2 A^T (A x - y);
- *   - common rational and scalar factors come out of sums:
- *     2 A + 2 B  ->  2 (A + B);
+ *     A^T x + A x -> (A + A^T) x,  2 A^T A x - 2 A^T y -> 2 A^T (A x - y);
+ *   - common rational and scalar factors come out of sums, a lone sign
+ *     excepted: 2 A + 2 B -> 2 (A + B), alpha A + alpha B ->
+ *     alpha (A + B), but -A - B stays;
+ *   - a coefficient goes into a sum factor when that is shorter:
+ *     (1/2 - beta) N, not 1/2 (1 - 2 beta) N;
  *   - a sum of transposes is written as a transpose when that is shorter:
- *     x^T A^T - y^T  ->  (A x - y)^T;
- *   - scalar inverses become a quotient: alpha^-1 A  ->  A / alpha.
+ *     x^T A^T - y^T -> (A x - y)^T;
+ *   - scalar inverses become a quotient: alpha^-1 A -> A / alpha.
  *
  * Of the forms considered the smallest (by number of nodes) is kept; on a
- * tie, the one with less factoring.  The output is deterministic: it
- * depends only on the structure of E, and simplifying it again gives
- * the same node.
+ * tie, the one with less factoring.  A written form can have another
+ * normal form than the one it came from (a scalar factored out of a .*
+ * operand comes out of the .*), so normal form and writing alternate
+ * until the normal form is stable (a few rounds at most): simplifying the
+ * result again gives the same node.  The output depends only on the
+ * structure of E, never on pointers or on the order nodes were made.
  *
  * md_simplify() needs the shapes of E (from md_shape_infer) and records
  * the shapes of the nodes it builds in the same md_shapes (a result
  * without a value, such as 0^-1 from inv(A - A), has none).  It returns
  * a node of the context, never NULL except when a result would be too
- * deep.
- * The work is linear in the size of the DAG apart from sorting the terms
- * of sums and the bounded rotations of traces.
+ * deep.  The work is linear in the size of the DAG apart from sorting
+ * the terms of sums and the bounded rotations of traces.
  */
 #pragma once
 

@@ -482,12 +482,9 @@ START_TEST(equal) {
     ck_assert_msg(equal_in(same[i][0], same[i][1], same[i][2]),
                   "%s = %s not proved", same[i][1], same[i][2]);
   static const char *const differ[][3] = {
-      {"", "(A B)^T", "A^T B^T"},
-      {"", "tr(A B C)", "tr(A C B)"},
-      {"", "x^T A x", "x^T x"},
-      {"", "A B", "B A"},
-      {"", "2 A", "A"},
-      {"", "A^T", "A"},
+      {"", "(A B)^T", "A^T B^T"}, {"", "tr(A B C)", "tr(A C B)"},
+      {"", "x^T A x", "x^T x"},   {"", "A B", "B A"},
+      {"", "2 A", "A"},           {"", "A^T", "A"},
       {"", "A .* B", "A B"},
   };
   for (size_t i = 0; i < sizeof differ / sizeof differ[0]; i++)
@@ -509,13 +506,14 @@ START_TEST(deterministic) {
     md_env env;
     md_env_init(&env);
     md_shapes *sh;
-    snprintf(first, sizeof first, "%s", tu_print(simplify_in(cases[i][0], &sh, &env)));
+    snprintf(first, sizeof first, "%s",
+             tu_print(simplify_in(cases[i][0], &sh, &env)));
     md_shapes_free(sh);
     /* a new context where the nodes come into being in another order */
     md_ctx_free(tu_ctx);
     tu_ctx = md_ctx_new();
-    static const char *const first_made[] = {"alpha", "y", "x", "C", "B",
-                                             "b",     "A", "y^T B x"};
+    static const char *const first_made[] = {"alpha", "y", "x", "C",
+                                             "B",     "b", "A", "y^T B x"};
     for (size_t k = 0; k < sizeof first_made / sizeof first_made[0]; k++)
       (void)tu_parse(first_made[k]);
     expr *r = simplify_in(cases[i][1], &sh, &env);
@@ -578,8 +576,8 @@ static void prop_gen(strbuf *b, int r, int c, int depth);
 
 /* A 1×1 product is written tr(...): the parser flattens products, and
  * M (u^T u) N would become the chain M u^T u N, which is ill-shaped. */
-static void prop_gen_product(strbuf *b, int r, int k, int k2, int c,
-                             bool wrap, int depth) {
+static void prop_gen_product(strbuf *b, int r, int k, int k2, int c, bool wrap,
+                             int depth) {
   sb_puts(b, wrap ? "tr((" : "(");
   prop_gen(b, r, k, depth);
   sb_puts(b, ") (");
@@ -1121,20 +1119,18 @@ static mat *eval_node(evaluator *ev, const expr *e) {
     if (a->lazy) {
       ev->unsized = true; /* tr(I), det(I): the size is not known here */
       break;
-    } else if (e->nkids == 1 &&
-               (e->u.fn == FN_ABS || e->u.fn == FN_RELU ||
-                e->u.fn == FN_SIGN)) {
+    } else if (e->nkids == 1 && (e->u.fn == FN_ABS || e->u.fn == FN_RELU ||
+                                 e->u.fn == FN_SIGN)) {
       r = mat_copy(a);
       for (int i = 0; i < a->r * a->c; i++) {
         int sg = mpq_sgn(a->a[i]);
         if (e->u.fn == FN_SIGN)
           mpq_set_si(r->a[i], sg, 1);
         else if (sg < 0)
-          mpq_set_si(r->a[i], 0, 1), (void)(e->u.fn == FN_ABS &&
-                                            (mpq_neg(r->a[i], a->a[i]), 1));
+          mpq_set_si(r->a[i], 0, 1),
+              (void)(e->u.fn == FN_ABS && (mpq_neg(r->a[i], a->a[i]), 1));
       }
-    } else if (e->nkids == 1 &&
-               (e->u.fn == FN_SUM || e->u.fn == FN_NORM1)) {
+    } else if (e->nkids == 1 && (e->u.fn == FN_SUM || e->u.fn == FN_NORM1)) {
       r = mat_new(1, 1);
       for (int i = 0; i < a->r * a->c; i++) {
         mpq_abs(q, a->a[i]);
@@ -1210,10 +1206,10 @@ static void eval_point(evaluator *ev) {
     const char *name;
     int r, c;
     char kind; /* g general, s symmetric, d diagonal */
-  } syms[] = {{"A", 3, 3, 'g'}, {"B", 3, 3, 'g'}, {"C", 3, 3, 'g'},
-              {"S", 3, 3, 's'}, {"D", 3, 3, 'd'}, {"x", 3, 1, 'g'},
-              {"y", 3, 1, 'g'}, {"z", 3, 1, 'g'}, {"u", 2, 1, 'g'},
-              {"v", 2, 1, 'g'}, {"M", 2, 3, 'g'}, {"N", 3, 2, 'g'},
+  } syms[] = {{"A", 3, 3, 'g'},     {"B", 3, 3, 'g'},   {"C", 3, 3, 'g'},
+              {"S", 3, 3, 's'},     {"D", 3, 3, 'd'},   {"x", 3, 1, 'g'},
+              {"y", 3, 1, 'g'},     {"z", 3, 1, 'g'},   {"u", 2, 1, 'g'},
+              {"v", 2, 1, 'g'},     {"M", 2, 3, 'g'},   {"N", 3, 2, 'g'},
               {"alpha", 1, 1, 'g'}, {"beta", 1, 1, 'g'}};
   eval_clear(ev);
   for (size_t k = 0; k < sizeof syms / sizeof syms[0]; k++) {
@@ -1379,8 +1375,9 @@ START_TEST(property) {
         proved++;
     }
     if (why)
-      fprintf(stderr, "seed %#" PRIx64 ", round %u: %s\n  input:  %s\n"
-                      "  result: %s\n",
+      fprintf(stderr,
+              "seed %#" PRIx64 ", round %u: %s\n  input:  %s\n"
+              "  result: %s\n",
               seed, round, why, input, out ? out : "(none)");
     free(out);
     free(text);
