@@ -7,8 +7,8 @@
  * An identity LHS = RHS is decided in this order: proved (both sides
  * simplify to one node, and no derivative is involved), verified exactly
  * (equal at random rational points, derivatives by dual numbers: see
- * eval.h), verified numerically (in doubles, within a relative 1e-9 of
- * the largest entry), or FALSE with a counterexample.  LHS != RHS passes
+ * eval.h), verified numerically (in doubles, within 1e-9 relative to
+ * the largest entry, or absolute when that is below 1), or FALSE with a counterexample.  LHS != RHS passes
  * when the identity is false, or when the sides have different shapes.
  *
  * The random points are drawn from a seed made of the identity's text:
@@ -24,7 +24,8 @@
 
 /* Points at which an identity is evaluated. */
 #define MD_CHECK_POINTS 3
-/* Agreement wanted in doubles, relative to the largest entry. */
+/* Agreement wanted in doubles, relative to the largest entry when it is
+ * above 1, absolute below (a zero computed in doubles is 1e-16). */
 #define MD_CHECK_TOL 1e-9
 
 /* Checks the identities of FILES ("-" is stdin), in order: one verdict

@@ -289,6 +289,46 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
   return ok;
 }
 
+/* A flat product may hold a run of factors that multiplies to 1×1 where
+ * the chain would break (M u^T u N, read as M (u^T u) N: see shape.c).
+ * The product rules read a chain, so such a run becomes one factor: its
+ * transpose, which is itself and is not spliced into the product. */
+static expr *group_runs(md_diff *D, expr *e) {
+  size_t n = e->nkids;
+  expr **v = xreallocarray(NULL, n, sizeof *v);
+  size_t m = 0;
+  bool grouped = false;
+  md_shapes *S = D->shapes;
+  md_shape acc = shape(D, e->kid[0]);
+  v[m++] = e->kid[0];
+  for (size_t i = 1; i < n; i++) {
+    md_shape f = shape(D, e->kid[i]);
+    if (md_shape_is_scalar(S, acc) || md_shape_is_scalar(S, f) ||
+        md_dim_equal(S, acc.c, f.r)) {
+      if (md_shape_is_scalar(S, acc))
+        acc = f;
+      else if (!md_shape_is_scalar(S, f))
+        acc.c = f.c;
+      v[m++] = e->kid[i];
+      continue;
+    }
+    md_shape run = f;
+    size_t j = i + 1;
+    while (j < n && !md_shape_is_scalar(S, run)) {
+      md_shape g = shape(D, e->kid[j]);
+      if (!md_shape_is_scalar(S, g))
+        run.c = g.c;
+      j++;
+    }
+    v[m++] = expr_trans(D->ctx, expr_mul_n(D->ctx, e->kid + i, j - i));
+    grouped = true;
+    i = j - 1;
+  }
+  expr *r = grouped ? expr_mul_n(D->ctx, v, m) : e;
+  free(v);
+  return r;
+}
+
 /* Expands integer matrix powers into products, the form the rules know.
  * NULL after an error (reported). */
 static expr *expand(md_diff *D, expr *e, expr **memo) {
@@ -310,6 +350,8 @@ static expr *expand(md_diff *D, expr *e, expr **memo) {
     if (k != small)
       free(k);
   }
+  if (r && r->op == E_MUL)
+    r = group_runs(D, r);
   long n;
   if (r && r->op == E_POW && expr_is_int(r->kid[1], &n) && n >= 2 &&
       !is_scalar(D, r->kid[0])) {

@@ -965,6 +965,55 @@ static md_status fold(md_val *out, const md_val *const *v, size_t n,
   return MD_OK;
 }
 
+static bool is_1x1(const md_val *v) {
+  return v->r == 1 && v->c == 1;
+}
+
+/* A flat product read as shape inference reads it (shape.c): left to
+ * right, a 1×1 factor scales, and where the chain breaks, a run of factors
+ * that multiplies to 1×1 scales too: M u^T u N is M (u^T u) N. */
+static md_status mul_chain(md_val *out, const md_val *const *v, size_t n) {
+  md_val acc;
+  md_val_init_copy(&acc, v[0]);
+  size_t i = 1;
+  md_status st = MD_OK;
+  while (st == MD_OK && i < n) {
+    const md_val *f = v[i];
+    md_val t;
+    if (is_1x1(f) || is_1x1(&acc) || acc.c == f->r) {
+      st = md_val_mul(&t, &acc, f);
+      i++;
+    } else {
+      md_val run;
+      md_val_init_copy(&run, f);
+      size_t j = i + 1;
+      while (st == MD_OK && j < n && !is_1x1(&run) &&
+             (is_1x1(v[j]) || run.c == v[j]->r)) {
+        md_val u;
+        st = md_val_mul(&u, &run, v[j++]);
+        md_val_clear(&run);
+        if (st != MD_OK)
+          break;
+        run = u;
+      }
+      if (st != MD_OK) {
+        md_val_clear(&acc);
+        return st;
+      }
+      /* not a scalar run: the product's own error */
+      st = md_val_mul(&t, &acc, is_1x1(&run) ? &run : f);
+      md_val_clear(&run);
+      i = j;
+    }
+    md_val_clear(&acc);
+    if (st != MD_OK)
+      return st;
+    acc = t;
+  }
+  *out = acc;
+  return st;
+}
+
 /* The kids of an element-wise node (sum, Hadamard): those with a size of
  * their own first, then closed ones at the node's size (a scalar closed
  * term broadcasts). */
@@ -1166,7 +1215,7 @@ static md_status compute(md_eval *ev, frame *F, const expr *e, uint64_t pr,
   case E_MUL:
     st = eval_product_kids(ev, F, e, pr, pc, v);
     if (st == MD_OK)
-      st = fold(out, v, n, md_val_mul);
+      st = mul_chain(out, v, n);
     break;
   case E_DIV:
     st = eval(ev, F, e->kid[0], pr, pc, &v[0]);

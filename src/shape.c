@@ -486,6 +486,9 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
     *out = e->op == E_TRANS ? (md_shape){k[0].c, k[0].r} : k[0];
     return true;
   case E_MUL: {
+    /* Left to right; a scalar scales.  A product is flat, so M (u^T u) N
+     * arrives as M u^T u N: where the chain breaks, a run of factors that
+     * multiplies to 1×1 scales too. */
     md_shape acc = k[0];
     for (size_t i = 1; i < e->nkids; i++) {
       if (md_shape_is_scalar(s, acc)) {
@@ -496,6 +499,18 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
         continue;
       if (unify(s, acc.c, k[i].r)) {
         acc.c = k[i].c;
+        continue;
+      }
+      md_shape run = k[i];
+      size_t j = i + 1;
+      while (j < e->nkids && !md_shape_is_scalar(s, run) &&
+             (md_shape_is_scalar(s, k[j]) || unify(s, run.c, k[j].r))) {
+        if (!md_shape_is_scalar(s, k[j]))
+          run.c = k[j].c;
+        j++;
+      }
+      if (md_shape_is_scalar(s, run)) {
+        i = j - 1;
         continue;
       }
       md_loc l0 = loc_of(s, e->kid[0], loc);

@@ -54,6 +54,7 @@ class Gen:
             lambda: "(%s) (%s)" % (self.vn(d), self.sc(d)),
             lambda: "(%s) ./ (2 + exp(%s))" % (self.vn(d), self.vn(d)),
             lambda: "(%s) .^ 2" % self.vn(d),
+            lambda: "A (c^T (%s)) (%s)" % (self.vn(d), self.vn(d)),
         )
 
     def vm(self, d):
@@ -77,6 +78,9 @@ class Gen:
             lambda: "(%s) .* C" % self.mat(d),
             lambda: "(%s) (%s)" % (self.mat(d), self.mat(d)),
             lambda: "exp(%s)" % self.mat(d),
+            # a scalar run in the middle of a flat product (one level:
+            # nested runs are a shape error, see README)
+            lambda: "A (a^T (%s) c) C" % self.mat(0),
         )
 
     # scalars
@@ -91,7 +95,7 @@ class Gen:
                 lambda: "<C, %s>" % self.mat(d),
                 lambda: "logdet(%s + 7 I)" % self.mat(d)
                 if d == 0 else "tr(%s)" % self.mat(d),
-                lambda: "det(%s)" % self.mat(min(d, 1)),
+                lambda: "det(%s)" % self.mat(0),
                 lambda: "tr(inv(%s + 9 I) A)" % self.mat(0),
                 lambda: "c^T (%s)" % self.vn(d),
             )

@@ -1,0 +1,31 @@
+/*
+ * fuzz_check.c - libFuzzer harness for `matdiff check`: arbitrary bytes as
+ * an identity file.  Every line gets a verdict or an error; nothing may
+ * crash, leak or hang (singular draws, domains, huge numbers included).
+ */
+#include "checker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
+  if (size > 2048)
+    return 0;
+  static char path[64];
+  if (!path[0])
+    snprintf(path, sizeof path, "/tmp/matdiff-fuzz-%ld.mdi", (long)getpid());
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return 0;
+  fwrite(data, 1, size, f);
+  fclose(f);
+  FILE *null = fopen("/dev/null", "w");
+  md_options o = {0};
+  const char *files[1] = {path};
+  md_cmd_check(&o, files, 1, size % 2, null, null);
+  fclose(null);
+  return 0;
+}
