@@ -76,12 +76,13 @@ START_TEST(big_numbers_are_exact) {
   e = tu_parse("1e-1000");
   ck_assert(mpz_cmp_ui(mpq_numref(e->u.num), 1) == 0);
   ck_assert(mpz_cmp(mpq_denref(e->u.num), p) == 0);
-  /* 1000 digits is the most a number may have: 99...9 is 10^1000 - 1 */
-  char digits[1001];
-  memset(digits, '9', 1000);
-  digits[1000] = '\0';
+  /* 20000 digits is the most a number may have: 99...9 is 10^20000 - 1 */
+  static char digits[20001];
+  memset(digits, '9', 20000);
+  digits[20000] = '\0';
   e = tu_parse(digits);
   ck_assert_int_eq(e->op, E_NUM);
+  mpz_ui_pow_ui(p, 10, 20000);
   mpz_sub_ui(p, p, 1);
   ck_assert(mpz_cmp(mpq_numref(e->u.num), p) == 0);
   mpz_clear(p);
@@ -337,20 +338,20 @@ START_TEST(misplaced_subscripts) {
 END_TEST
 
 START_TEST(number_too_long) {
-  char text[1100];
-  memset(text, '1', 1001);
-  strcpy(text + 1001, " + x");
+  static char text[20100];
+  memset(text, '1', 20001);
+  strcpy(text + 20001, " + x");
   tu_check_parse_error(text, strlen(text),
-                       "number too long (more than 1000 digits)", 1);
+                       "number too long (more than 20000 digits)", 1);
   /* digits after the point count too */
   text[0] = 'x';
   text[1] = ' ';
   text[2] = '0';
   text[3] = '.';
-  memset(text + 4, '5', 1000);
-  text[1004] = '\0';
+  memset(text + 4, '5', 20000);
+  text[20004] = '\0';
   tu_check_parse_error(text, strlen(text),
-                       "number too long (more than 1000 digits)", 3);
+                       "number too long (more than 20000 digits)", 3);
 }
 END_TEST
 
