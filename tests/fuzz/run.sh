@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses with clang (ASan + UBSan) and runs each for
 # SECONDS (default 60) on a corpus seeded from the tests.
-#   tests/fuzz/run.sh [SECONDS] [HARNESS...]   (default: parse pipeline)
+#   tests/fuzz/run.sh [SECONDS] [HARNESS...]   (default: parse pipeline check)
 # Needs clang and the generated lexer/parser in build/ (meson compile -C build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,7 +11,7 @@ mkdir -p "$out/corpus"
 [ -f build/parser.c ] || meson compile -C build
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(parse pipeline)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(parse pipeline check)
 [ -f build/rules_data.c ] || meson compile -C build
 # the library's sources (not main.c), with the generated ones
 srcs=()
