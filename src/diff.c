@@ -295,23 +295,36 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
  * transpose, which is itself and is not spliced into the product. */
 static expr *group_runs(md_diff *D, expr *e) {
   size_t n = e->nkids;
-  expr **v = xreallocarray(NULL, n, sizeof *v);
-  size_t m = 0;
+  expr **out = xreallocarray(NULL, n, sizeof *out);
+  expr **seg = xreallocarray(NULL, n, sizeof *seg);
+  size_t m = 0, k = 0;
   bool grouped = false;
   md_shapes *S = D->shapes;
   md_shape acc = shape(D, e->kid[0]);
-  v[m++] = e->kid[0];
+  seg[k++] = e->kid[0];
   for (size_t i = 1; i < n; i++) {
     md_shape f = shape(D, e->kid[i]);
-    if (md_shape_is_scalar(S, acc) || md_shape_is_scalar(S, f) ||
-        md_dim_equal(S, acc.c, f.r)) {
-      if (md_shape_is_scalar(S, acc))
-        acc = f;
-      else if (!md_shape_is_scalar(S, f))
-        acc.c = f.c;
-      v[m++] = e->kid[i];
+    if (md_shape_is_scalar(S, acc)) {
+      /* the segment so far is 1×1: one factor, so the chain after it is
+       * not read into it (x^T A x B) */
+      if (k >= 2) {
+        out[m++] = expr_trans(D->ctx, expr_mul_n(D->ctx, seg, k));
+        grouped = true;
+      } else {
+        out[m++] = seg[0];
+      }
+      k = 0;
+      seg[k++] = e->kid[i];
+      acc = f;
       continue;
     }
+    if (md_shape_is_scalar(S, f) || md_dim_equal(S, acc.c, f.r)) {
+      if (!md_shape_is_scalar(S, f))
+        acc.c = f.c;
+      seg[k++] = e->kid[i];
+      continue;
+    }
+    /* the chain breaks: a run from here multiplies to 1×1 (shape.c) */
     md_shape run = f;
     size_t j = i + 1;
     while (j < n && !md_shape_is_scalar(S, run)) {
@@ -320,12 +333,15 @@ static expr *group_runs(md_diff *D, expr *e) {
         run.c = g.c;
       j++;
     }
-    v[m++] = expr_trans(D->ctx, expr_mul_n(D->ctx, e->kid + i, j - i));
+    seg[k++] = expr_trans(D->ctx, expr_mul_n(D->ctx, e->kid + i, j - i));
     grouped = true;
     i = j - 1;
   }
-  expr *r = grouped ? expr_mul_n(D->ctx, v, m) : e;
-  free(v);
+  for (size_t i = 0; i < k; i++)
+    out[m++] = seg[i];
+  expr *r = grouped ? expr_mul_n(D->ctx, out, m) : e;
+  free(out);
+  free(seg);
   return r;
 }
 
@@ -485,6 +501,51 @@ static expr *push_trans(md_diff *D, expr *e) {
   }
 }
 
+/* P .* O (or P ./ O, with DIVIDE) for P linear in g and O not. */
+static expr *lin_scaled(linear *L, expr *p, expr *o, bool divide) {
+  md_diff *D = L->D;
+  md_ctx *c = D->ctx;
+  expr *m = lin(L, p);
+  if (!m)
+    return NULL;
+  if (divide)
+    o = expr_hdiv(c, expr_int(c, 1), o);
+  if (is_scalar(D, p) || is_scalar(D, o))
+    return expr_mul(c, o, m); /* a scaling, either way */
+  if (!md_shape_is_vector(D->shapes, shape(D, o)))
+    return NULL;
+  return expr_mul(c, expr_call1(c, FN_DIAG, o), m);
+}
+
+/* <U g R, M> for a matrix U g R (g a column, R a row) is
+ * tr(R^T g^T U^T M) = g^T U^T M R^T, so the row R M^T U.  NULL when P is
+ * not of that form (the caller tries P^T against M^T). */
+static expr *inner_lin(linear *L, expr *p, expr *M) {
+  md_diff *D = L->D;
+  const expr *g = L->g;
+  if (p->op == E_TRANS) {
+    p = push_trans(D, p->kid[0]);
+    if (!p)
+      return NULL;
+  }
+  if (p->op != E_MUL)
+    return NULL;
+  size_t j = p->nkids;
+  for (size_t k = 0; k < p->nkids; k++)
+    if (p->kid[k] == g)
+      j = k;
+  if (j == p->nkids || j + 1 == p->nkids)
+    return NULL;
+  for (size_t k = 0; k < p->nkids; k++)
+    if (k != j && lhas(L, p->kid[k]))
+      return NULL;
+  expr *R = expr_mul_n(D->ctx, p->kid + j + 1, p->nkids - j - 1);
+  expr *r = expr_mul(D->ctx, R, expr_trans(D->ctx, M));
+  if (j)
+    r = expr_mul(D->ctx, r, expr_mul_n(D->ctx, p->kid, j));
+  return r;
+}
+
 static expr *lin_mul(linear *L, expr *e) {
   md_diff *D = L->D;
   size_t j = e->nkids;
@@ -495,13 +556,15 @@ static expr *lin_mul(linear *L, expr *e) {
       j = i;
     }
   expr *f = e->kid[j];
-  /* f a row g^T-like: the product is a scalar u^T ... g^T v ... = (v^T)(u..) */
-  if (f->op == E_TRANS && is_scalar(D, e)) {
-    /* e = pre f^T post with pre, post: e = post^T f (pre)^T */
+  /* f = h^T a row, and f post a scalar: e = pre (h^T post) = pre post^T h */
+  expr *post = f->op == E_TRANS && j + 1 < e->nkids
+                   ? expr_mul_n(D->ctx, e->kid + j + 1, e->nkids - j - 1)
+                   : NULL;
+  md_shape fs = shape(D, f);
+  if (f->op == E_TRANS && md_dim_is_one(D->shapes, fs.r) &&
+      !md_dim_is_one(D->shapes, fs.c) && post &&
+      md_dim_is_one(D->shapes, shape(D, post).c)) {
     expr *pre = j ? expr_mul_n(D->ctx, e->kid, j) : NULL;
-    expr *post = j + 1 < e->nkids
-                     ? expr_mul_n(D->ctx, e->kid + j + 1, e->nkids - j - 1)
-                     : NULL;
     expr *m = lin(L, f->kid[0]);
     if (!m)
       return NULL;
@@ -566,16 +629,15 @@ static expr *lin_node(linear *L, expr *e) {
     return m ? expr_div(D->ctx, m, e->kid[1]) : NULL;
   }
   case E_HAD: {
-    /* g .* v .* w = diag(v .* w) g */
+    /* P .* v .* w = diag(v .* w) P for a column P linear in g; a scalar P
+     * scales: P v */
     size_t j = e->nkids;
-    for (size_t i = 0; i < e->nkids; i++) {
-      if (e->kid[i] == g && j == e->nkids)
+    for (size_t i = 0; i < e->nkids; i++)
+      if (lhas(L, e->kid[i])) {
+        if (j != e->nkids)
+          return NULL; /* g twice: not linear */
         j = i;
-      else if (lhas(L, e->kid[i]))
-        return NULL;
-    }
-    if (j == e->nkids)
-      return NULL;
+      }
     expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
     size_t k = 0;
     for (size_t i = 0; i < e->nkids; i++)
@@ -583,14 +645,12 @@ static expr *lin_node(linear *L, expr *e) {
         v[k++] = e->kid[i];
     expr *o = k == 1 ? v[0] : expr_make(D->ctx, E_HAD, v, k);
     free(v);
-    return is_scalar(D, o) ? expr_mul(D->ctx, o, expr_ident(D->ctx))
-                           : expr_call1(D->ctx, FN_DIAG, o);
+    return lin_scaled(L, e->kid[j], o, false);
   }
   case E_HDIV:
-    if (e->kid[0] == g && !lhas(L, e->kid[1]))
-      return expr_call1(D->ctx, FN_DIAG,
-                        expr_hdiv(D->ctx, expr_int(D->ctx, 1), e->kid[1]));
-    return NULL;
+    if (lhas(L, e->kid[1]))
+      return NULL;
+    return lin_scaled(L, e->kid[0], e->kid[1], true);
   case E_TRANS:
     /* a scalar: t^T = t; else the transpose moves in, toward g */
     if (is_scalar(D, e))
@@ -600,6 +660,14 @@ static expr *lin_node(linear *L, expr *e) {
     size_t i = lhas(L, e->kid[0]) ? 0 : 1;
     if (lhas(L, e->kid[1 - i]))
       return NULL;
+    /* <P, M> for a matrix P linear in g: see inner_lin */
+    expr *p = e->kid[i], *M = e->kid[1 - i];
+    if (!md_shape_is_vector(D->shapes, shape(D, p)) &&
+        !md_shape_is_scalar(D->shapes, shape(D, p))) {
+      expr *r = inner_lin(L, p, M);
+      expr *pt = r ? NULL : push_trans(D, p);
+      return r ? r : pt ? inner_lin(L, pt, expr_trans(D->ctx, M)) : NULL;
+    }
     expr *m = lin(L, e->kid[i]);
     return m ? expr_mul(D->ctx, expr_trans(D->ctx, e->kid[1 - i]), m) : NULL;
   }
@@ -724,6 +792,15 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
   }
   expr *J = expr_is_zero(r) ? r : jacobian_of(D, r, g);
   if (!J) {
+    if (D->hessian_of) {
+      char *a = md_print_text_alloc(D->ctx, D->hessian_of);
+      fail(D, D->hessian_of,
+           "cannot form the Hessian of %s: its gradient is not of a form "
+           "whose Jacobian can be read%s",
+           a, "");
+      free(a);
+      return NULL;
+    }
     char *a = md_print_text_alloc(D->ctx, f);
     fail(D, f,
          "cannot form the Jacobian of %s; differentiate a scalar such as "
@@ -738,11 +815,26 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
 }
 
 expr *md_hessian(md_diff *D, expr *f, expr *x) {
+  md_shape xs = shape(D, x);
+  if (!md_shape_is_scalar(D->shapes, xs) &&
+      !md_shape_is_vector(D->shapes, xs)) {
+    char *a = md_print_text_alloc(D->ctx, x);
+    fail(D, f,
+         "the Hessian with respect to the matrix %s is a tensor; Hessians "
+         "are taken with respect to a scalar or a vector%s",
+         a, "");
+    free(a);
+    return NULL;
+  }
   expr *grad = md_derivative(D, f, x);
   if (!grad)
     return NULL;
   md_shape_derive(D->shapes, grad);
-  return md_derivative(D, grad, x);
+  const expr *saved = D->hessian_of;
+  D->hessian_of = f; /* messages name f, not its raw gradient */
+  expr *h = md_derivative(D, grad, x);
+  D->hessian_of = saved;
+  return h;
 }
 
 static expr *eval_rec(md_diff *D, expr *e, expr **memo, size_t nmemo) {

@@ -35,7 +35,8 @@ typedef struct md_diff {
   const md_source *src;
   const md_parsed *locs;
   md_errors *err;
-  unsigned nadjoints; /* symbolic adjoints made so far, for fresh names */
+  unsigned nadjoints;     /* symbolic adjoints made so far, for fresh names */
+  const expr *hessian_of; /* while the Hessian of it is formed */
 } md_diff;
 
 /* d/dX F for a symbol X or vec(X), per the layout table of SPEC 3; NULL

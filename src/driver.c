@@ -202,7 +202,8 @@ static bool run_expr(session *S, run_mode mode, const md_source *src,
                src,
                p,
                &S->err,
-               0};
+               0,
+               NULL};
   bool ok = md_shape_infer(sh, e, p, src, &S->err, NULL);
   if (ok && mode == RUN_DIFF) {
     ok = run_diff(S, src, p, sh, &D, e);

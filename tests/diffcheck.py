@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Random compositions, differentiated by matdiff and judged by `matdiff
 check` (dual numbers, independent of the engine).  SPEC 3 and 5.
+Gradients by a vector and by a matrix, Jacobians of vectors, Hessians.
 
 Usage: diffcheck.py --matdiff PATH [--count N] [--seed S]
 
@@ -122,20 +123,29 @@ def main(argv):
     lines, failures = [DECLS], []
     exprs = []
     for i in range(a.count):
-        var = "x" if i % 3 else "X"
-        e = Gen(rng, var).sc(rng.randint(0, 2))
-        exprs.append((var, e))
+        # gradients by X and by x, Jacobians of vectors, Hessians
+        kind = ["X", "x", "jac", "X", "x", "hess"][i % 6]
+        var = "X" if kind == "X" else "x"
+        g = Gen(rng, var)
+        e = g.vn(rng.randint(0, 2)) if kind == "jac" else \
+            g.sc(rng.randint(0, 1 if kind == "hess" else 2))
+        exprs.append((var, e, kind == "hess"))
     decl_args = []
     for line in DECLS.strip().splitlines():
         decl_args += ["-D", line[len("let "):]]
-    for var, e in exprs:
-        p = subprocess.run([a.matdiff] + decl_args + ["--wrt", var, e],
+    for var, e, hess in exprs:
+        opts = ["--hessian"] if hess else []
+        p = subprocess.run([a.matdiff] + decl_args + opts + ["--wrt", var, e],
                            capture_output=True, text=True, timeout=60)
         if p.returncode != 0 or not p.stdout.strip():
-            failures.append("matdiff --wrt %s '%s': %s" %
-                            (var, e, p.stderr.strip()))
+            failures.append("matdiff %s--wrt %s '%s': %s" %
+                            ("--hessian " if hess else "", var, e,
+                             p.stderr.strip()))
             continue
-        lines.append("d/d%s (%s) = %s" % (var, e, p.stdout.strip()))
+        if hess:
+            lines.append("hess(%s, %s) = %s" % (e, var, p.stdout.strip()))
+        else:
+            lines.append("d/d%s (%s) = %s" % (var, e, p.stdout.strip()))
     with tempfile.NamedTemporaryFile("w", suffix=".mdi", delete=False) as f:
         f.write("\n".join(lines) + "\n")
         path = f.name

@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         free(t);
         md_shapes *sh = md_shapes_new(ctx, &env);
         md_diff D = {ctx, &rules, sh, &env, MD_SYM_FROBENIUS, &src, &p, &err,
-                     0};
+                     0, NULL};
         if (md_shape_infer(sh, e, &p, &src, &err, NULL)) {
           /* by the first symbol, as `matdiff EXPR` would */
           const expr *x = e;
