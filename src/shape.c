@@ -418,6 +418,13 @@ static void operand(md_shapes *s, const expr *e, md_loc loc, md_shape sh,
 
 static bool infer(md_shapes *s, expr *e, md_loc ploc, md_shape *out);
 
+/* E without the transposes and negations around it: (-0^T)^-1 is 1/0 */
+static const expr *strip_signs(const expr *e) {
+  while (e->op == E_TRANS || e->op == E_NEG)
+    e = e->kid[0];
+  return e;
+}
+
 static bool is_const_scalar(md_shapes *s, const expr *e, md_shape sh) {
   return (e->flags & EF_CONST) && md_shape_is_scalar(s, sh);
 }
@@ -570,7 +577,7 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
     return true;
   }
   case E_INV:
-    if (expr_is_zero(e->kid[0]))
+    if (expr_is_zero(strip_signs(e->kid[0])))
       FAIL(loc, "division by zero: 0 has no inverse");
     if (!unify(s, k[0].r, k[0].c)) {
       operand(s, e->kid[0], loc_of(s, e->kid[0], loc), k[0], a, sizeof a);
