@@ -497,26 +497,9 @@ static bool add_cli_decls(const md_options *o, md_ctx *ctx, md_env *env,
 }
 
 /* Checks one file; 2 on a usage error, else 0. */
-static int check_file(checker *C, const md_options *o, const char *path,
-                      FILE *err) {
-  bool is_stdin = strcmp(path, "-") == 0;
-  const char *name = is_stdin ? "<stdin>" : path;
-  FILE *f = is_stdin ? stdin : fopen(path, "rb");
-  if (!f) {
-    fprintf(err, "matdiff: error: cannot open '%s': %s\n", path,
-            strerror(errno));
-    return 2;
-  }
-  char *buf;
-  size_t len;
-  bool ok = slurp(f, &buf, &len);
-  int e = errno;
-  if (!is_stdin)
-    fclose(f);
-  if (!ok) {
-    fprintf(err, "matdiff: error: cannot read '%s': %s\n", path, strerror(e));
-    return 2;
-  }
+/* Checks the lines of BUF, LEN bytes, named NAME in messages. */
+static int check_buffer(checker *C, const md_options *o, const char *name,
+                        const char *buf, size_t len, FILE *err) {
   md_ctx *ctx = md_ctx_new();
   md_env env;
   md_env_init(&env);
@@ -539,6 +522,48 @@ static int check_file(checker *C, const md_options *o, const char *path,
   }
   md_env_clear(&env);
   md_ctx_free(ctx);
+  return rc;
+}
+
+int md_check_text(const char *name, const char *text, size_t len, FILE *err) {
+  char *report = NULL;
+  size_t rlen = 0;
+  FILE *out = open_memstream(&report, &rlen);
+  if (!out)
+    return 2;
+  checker C = {.tap = false, .out = out};
+  md_options o = {0};
+  int rc = check_buffer(&C, &o, name, text, len, err);
+  fclose(out);
+  if (rc == 0 && C.failed) {
+    rc = 1;
+    fputs(report, err);
+  }
+  free(report);
+  return rc;
+}
+
+static int check_file(checker *C, const md_options *o, const char *path,
+                      FILE *err) {
+  bool is_stdin = strcmp(path, "-") == 0;
+  const char *name = is_stdin ? "<stdin>" : path;
+  FILE *f = is_stdin ? stdin : fopen(path, "rb");
+  if (!f) {
+    fprintf(err, "matdiff: error: cannot open '%s': %s\n", path,
+            strerror(errno));
+    return 2;
+  }
+  char *buf;
+  size_t len;
+  bool ok = slurp(f, &buf, &len);
+  int e = errno;
+  if (!is_stdin)
+    fclose(f);
+  if (!ok) {
+    fprintf(err, "matdiff: error: cannot read '%s': %s\n", path, strerror(e));
+    return 2;
+  }
+  int rc = check_buffer(C, o, name, buf, len, err);
   free(buf);
   return rc;
 }

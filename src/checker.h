@@ -8,8 +8,9 @@
  * simplify to one node, and no derivative is involved), verified exactly
  * (equal at random rational points, derivatives by dual numbers: see
  * eval.h), verified numerically (in doubles, within 1e-9 relative to
- * the largest entry, or absolute when that is below 1), or FALSE with a counterexample.  LHS != RHS passes
- * when the identity is false, or when the sides have different shapes.
+ * the largest entry, or absolute when that is below 1), or FALSE with a
+ * counterexample.  LHS != RHS passes when the identity is false, or when the
+ * sides have different shapes.
  *
  * The random points are drawn from a seed made of the identity's text:
  * every run gives the same verdicts and counterexamples.
@@ -35,3 +36,8 @@
  * -D). */
 int md_cmd_check(const md_options *o, const char *const *files, size_t nfiles,
                  bool tap, FILE *out, FILE *err);
+
+/* Checks the identity file TEXT (LEN bytes) quietly, for --verify: 0 if
+ * every identity passes; else 1, or 2 for a line in error, with the
+ * verdicts of the lines that failed written to ERR. */
+int md_check_text(const char *name, const char *text, size_t len, FILE *err);

@@ -2,12 +2,14 @@
  * driver.h. */
 #include "driver.h"
 
+#include "checker.h"
 #include "diff.h"
 #include "parse.h"
 #include "print_text.h"
 #include "rules.h"
 #include "shape.h"
 #include "simplify.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@ typedef struct session {
   md_errors err;
   char **texts; /* rule files read, alive as long as their rules */
   size_t ntexts;
+  bool refuted; /* --verify found a result false */
   FILE *out, *errf;
 } session;
 
@@ -117,9 +120,53 @@ static size_t symbols(const expr *e, const expr **v, size_t n, size_t cap,
   return n;
 }
 
-static void print_result(session *S, md_shapes *sh, expr *r) {
+/* "let A : matrix(m, n)" for each declaration in force. */
+static void decl_lines(const md_env *env, strbuf *b) {
+  for (size_t i = 0; i < env->n; i++) {
+    const md_decl *d = &env->v[i];
+    sb_printf(b, "let %s : %s", d->name, md_kind_name(d->kind));
+    size_t nd = d->kind == K_SCALAR ? 0 : d->kind == K_MATRIX ? 2 : 1;
+    for (size_t j = 0; j < nd; j++) {
+      if (!d->dim[j].name && d->dim[j].value <= 0)
+        break;
+      sb_puts(b, j ? ", " : "(");
+      if (d->dim[j].name)
+        sb_puts(b, d->dim[j].name);
+      else
+        sb_printf(b, "%ld", d->dim[j].value);
+      if (j + 1 == nd)
+        sb_putc(b, ')');
+    }
+    sb_putc(b, '\n');
+  }
+}
+
+/* --verify: LHS = RESULT must pass matdiff check, which evaluates LHS
+ * (derivatives by dual numbers) without this engine.  False: refuted,
+ * reported on stderr. */
+static bool verified(session *S, expr *lhs, expr *result) {
+  strbuf b;
+  sb_init(&b);
+  decl_lines(&S->env, &b);
+  md_print_text(&b, S->ctx, lhs);
+  sb_puts(&b, " = ");
+  md_print_text(&b, S->ctx, result);
+  sb_putc(&b, '\n');
+  int rc = md_check_text("--verify", b.s, b.len, S->errf);
+  sb_clear(&b);
+  if (rc != 0)
+    S->refuted = true;
+  return rc == 0;
+}
+
+/* Prints R simplified, after checking LHS = R when --verify asks. */
+static void print_result(session *S, md_shapes *sh, expr *lhs, expr *r) {
   expr *s = md_simplify(S->ctx, sh, r);
-  char *t = md_print_text_alloc(S->ctx, s ? s : r);
+  if (!s)
+    s = r;
+  if (S->o->verify && lhs && !verified(S, lhs, s))
+    return;
+  char *t = md_print_text_alloc(S->ctx, s);
   fprintf(S->out, "%s\n", t);
   free(t);
 }
@@ -179,11 +226,14 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
     if (ok) {
       md_shape fsh = md_shape_of(sh, e);
       bool gradient = md_shape_is_scalar(sh, fsh) && !o->hessian;
+      /* what --verify checks: the derivative in denominator layout */
+      expr *lhs = o->hessian ? expr_hess(S->ctx, e, xs[i])
+                             : expr_diff(S->ctx, e, xs[i]);
       if (o->layout == MD_LAYOUT_NUMERATOR ||
           (o->layout == MD_LAYOUT_MIXED && !gradient))
-        r = expr_trans(S->ctx, r);
+        lhs = expr_trans(S->ctx, lhs), r = expr_trans(S->ctx, r);
       md_shape_derive(sh, r);
-      print_result(S, sh, r);
+      print_result(S, sh, lhs, r);
     }
   }
   free(xs);
@@ -211,7 +261,7 @@ static bool run_expr(session *S, run_mode mode, const md_source *src,
     expr *r = md_eval_derivatives(&D, e);
     ok = r != NULL;
     if (ok)
-      print_result(S, sh, r);
+      print_result(S, sh, e, r);
   }
   md_shapes_free(sh);
   return ok;
@@ -273,6 +323,8 @@ static int run_text(const md_options *o, run_mode mode, const char *text,
                 "empty input: give an expression, such as 'x^T A x'");
     rc = 2;
   }
+  if (rc == 0 && S.refuted)
+    rc = 1;
   md_errors_print(err, &S.err);
   session_clear(&S);
   return rc;
@@ -303,6 +355,8 @@ static int run_stream(const md_options *o, run_mode mode, FILE *in, FILE *out,
     fflush(out);
   }
   free(line);
+  if (rc == 0 && S.refuted)
+    rc = 1;
   session_clear(&S);
   return rc;
 }

@@ -27,6 +27,7 @@ typedef struct md_options {
   bool hessian;
   md_layout layout;
   bool cookbook; /* --symmetric cookbook */
+  bool verify;   /* --verify: check each result with matdiff check first */
 } md_options;
 
 /* matdiff [--wrt X] EXPR: derivatives of EXPR, one line per variable. */

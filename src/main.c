@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
       pending = "--unicode";
       break;
     case OPT_VERIFY:
-      pending = "--verify";
+      o.verify = true;
       break;
     case OPT_RULES:
       o.rules[o.nrules++] = optarg;
@@ -217,6 +217,12 @@ int main(int argc, char **argv) {
     rc = usage_error("one expression at a time: '%s' is one too many "
                      "(quote the expression)",
                      argv[optind + 1]);
+    goto done;
+  }
+  if (o.verify && o.cookbook) {
+    rc = usage_error("%s--verify checks gradients in the Frobenius "
+                     "convention; leave out --symmetric cookbook",
+                     "");
     goto done;
   }
   if (cmd && (o.nwrt || o.hessian)) {
