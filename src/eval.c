@@ -1293,6 +1293,9 @@ static md_status compute(md_eval *ev, frame *F, const expr *e, uint64_t pr,
     free(v);
   if (st == MD_DOMAIN && !ev->why[0])
     st = undefined(ev, e);
+  else if (st == MD_FAIL && !ev->why[0] && e->op == E_MUL)
+    /* shapes agree by inference, so a product fails for its size */
+    st = fail(ev, MD_FAIL, e, "a product too large to evaluate");
   else if (st == MD_FAIL && !ev->why[0])
     st = fail(ev, MD_FAIL, e, "internal error: cannot evaluate");
   return st;

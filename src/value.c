@@ -730,7 +730,8 @@ md_status md_val_mul(md_val *out, const md_val *a, const md_val *b) {
   if (a->c != b->r)
     return MD_FAIL;
   unsigned k = umax(a->order, b->order);
-  if (!md_val_fits(a->r, b->c, k))
+  if (!md_val_fits(a->r, b->c, k) ||
+      ((uint64_t)a->r * b->c * a->c << k) > MD_MAX_WORK)
     return MD_FAIL;
   md_val_init(out, a->r, b->c, k);
   md_num *t = jet_new(k);

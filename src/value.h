@@ -35,6 +35,10 @@
 #define MD_EXACT_BITS 20000
 /* No value holds more numbers than this (entries times jet parts). */
 #define MD_MAX_NUMS (1u << 18)
+/* No product takes more multiplications of numbers than this: a few
+ * seconds of exact arithmetic at most (512×512 times 512×512 would take
+ * minutes). */
+#define MD_MAX_WORK (1u << 22)
 
 typedef enum md_status {
   MD_OK,
