@@ -30,6 +30,7 @@ typedef struct contribs {
 
 typedef struct pass {
   md_diff *D;
+  const md_diff_trace *trace; /* D's, taken by the first pass only */
   const expr *target;
   uint8_t *dep; /* by id: 0 unknown, 1 independent, 2 depends on target */
   size_t ndep;
@@ -275,6 +276,8 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
     expr *c = instantiate(D, &m, r, G, r->result);
     if (!c)
       return too_deep(D);
+    if (P->trace)
+      P->trace->edge(P->trace->arg, n, x, r, c);
     contribute(P, x, c);
     return true;
   }
@@ -399,7 +402,8 @@ static expr *expand(md_diff *D, expr *e, expr **memo) {
  * one visit per node. */
 static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
                      bool *ok) {
-  pass P = {.D = D, .target = target};
+  pass P = {.D = D, .target = target, .trace = D->trace};
+  D->trace = NULL; /* nested passes are not the derivation shown */
   *ok = true;
   expr **memo = xcalloc(md_ctx_nnodes(D->ctx), sizeof *memo);
   root = expand(D, root, memo);
@@ -421,6 +425,8 @@ static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
       expr *G = adjoint(&P, n);
       if (!G)
         continue;
+      if (P.trace)
+        P.trace->node(P.trace->arg, n, G);
       for (size_t k = 0; *ok && k < n->nkids; k++)
         if (P.dep[n->kid[k]->id] == 2)
           *ok = propagate(&P, n, k, G);
@@ -721,7 +727,10 @@ static expr *structured(md_diff *D, expr *x, expr *G) {
 }
 
 expr *md_derivative(md_diff *D, expr *f, expr *x) {
+  const md_diff_trace *trace = D->trace;
+  D->trace = NULL; /* derivatives inside F are not the derivation shown */
   f = md_eval_derivatives(D, f);
+  D->trace = trace;
   if (!f)
     return NULL;
   expr *X = sym_of(x);

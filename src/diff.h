@@ -25,6 +25,18 @@ typedef enum md_symmetric_mode {
   MD_SYM_COOKBOOK,  /* G + G^T - G .* I: The Matrix Cookbook's form */
 } md_symmetric_mode;
 
+/* Watches the adjoint pass of a derivative (for --steps).  NODE is called
+ * when a node's adjoint G is complete, before it is passed on; EDGE once
+ * per operand it is passed to: rule R gave C to KID.  The trace sees the
+ * pass of the derivative asked for, not those of derivatives nested in
+ * its expression or the passes that form Jacobians and Hessians. */
+typedef struct md_diff_trace {
+  void *arg;
+  void (*node)(void *arg, const expr *n, expr *G);
+  void (*edge)(void *arg, const expr *n, const expr *kid, const md_rule *r,
+               expr *c);
+} md_diff_trace;
+
 typedef struct md_diff {
   md_ctx *ctx;
   const md_rules *rules;
@@ -37,6 +49,7 @@ typedef struct md_diff {
   md_errors *err;
   unsigned nadjoints;     /* symbolic adjoints made so far, for fresh names */
   const expr *hessian_of; /* while the Hessian of it is formed */
+  const md_diff_trace *trace; /* NULL, or watches the next pass */
 } md_diff;
 
 /* d/dX F for a symbol X or vec(X), per the layout table of SPEC 3; NULL

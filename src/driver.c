@@ -5,6 +5,8 @@
 #include "checker.h"
 #include "diff.h"
 #include "parse.h"
+#include "print_latex.h"
+#include "print_numpy.h"
 #include "print_text.h"
 #include "rules.h"
 #include "shape.h"
@@ -159,16 +161,64 @@ static bool verified(session *S, expr *lhs, expr *result) {
   return rc == 0;
 }
 
+/* What a result answers, for the printers: --equation writes LHS = R,
+ * NumPy writes a function of PARAMS whose result has shape SHAPE. */
+typedef struct request {
+  expr *lhs; /* d/dX f, hess(f, x), (d/dX f)^T, or f itself */
+  expr *f;   /* the expression asked about */
+  expr *x;   /* the variable, NULL for simplify */
+  md_shape shape;
+} request;
+
+/* E in the format asked (not NumPy, which writes whole functions). */
+static void print_expr(session *S, md_shapes *sh, strbuf *b, const expr *e) {
+  if (S->o->format == MD_FORMAT_LATEX)
+    md_print_latex(b, S->ctx, sh, e);
+  else
+    md_print_text_opts(b, S->ctx, e, S->o->unicode);
+}
+
+/* The name of the NumPy function: f, df_dX, df_dvecX, d2f_dx2. */
+static void numpy_name(const request *q, bool hessian, char *buf, size_t size) {
+  if (!q->x) {
+    snprintf(buf, size, "f");
+    return;
+  }
+  const expr *X = q->x->op == E_SYM ? q->x : q->x->kid[0];
+  snprintf(buf, size, "%s_d%s%s%s", hessian ? "d2f" : "df",
+           q->x->op == E_SYM ? "" : "vec", X->u.name, hessian ? "2" : "");
+}
+
 /* Prints R simplified, after checking LHS = R when --verify asks. */
-static void print_result(session *S, md_shapes *sh, expr *lhs, expr *r) {
+static bool print_result(session *S, md_shapes *sh, const request *q, expr *r) {
   expr *s = md_simplify(S->ctx, sh, r);
   if (!s)
     s = r;
-  if (S->o->verify && lhs && !verified(S, lhs, s))
-    return;
-  char *t = md_print_text_alloc(S->ctx, s);
-  fprintf(S->out, "%s\n", t);
-  free(t);
+  if (S->o->verify && !verified(S, q->lhs, s))
+    return true; /* reported; the run goes on, exit status 1 */
+  strbuf b;
+  sb_init(&b);
+  bool ok = true;
+  if (S->o->format == MD_FORMAT_NUMPY) {
+    const expr *params[256];
+    uint8_t *seen = xcalloc(md_ctx_nnodes(S->ctx), 1);
+    size_t np = symbols(q->f, params, 0, 256, seen);
+    free(seen);
+    char name[160];
+    numpy_name(q, S->o->hessian && q->x, name, sizeof name);
+    ok = md_print_numpy(&b, S->ctx, sh, s, q->shape, params, np, name, &S->err);
+  } else {
+    if (S->o->equation) {
+      print_expr(S, sh, &b, q->lhs);
+      sb_puts(&b, " = ");
+    }
+    print_expr(S, sh, &b, s);
+    sb_putc(&b, '\n');
+  }
+  if (ok)
+    fputs(b.s, S->out);
+  sb_clear(&b);
+  return ok;
 }
 
 /* The variable of --wrt TEXT: a symbol or vec(symbol). */
@@ -187,6 +237,19 @@ static expr *parse_wrt(session *S, const char *text) {
     return NULL;
   }
   return x;
+}
+
+/* The shape of a derivative of F (shape FS) by X (shape XS): the layout
+ * table of SPEC 3, in denominator layout. */
+static md_shape result_shape(md_shapes *sh, md_shape fs, md_shape xs,
+                             bool hessian) {
+  if (hessian)
+    return (md_shape){xs.r, xs.r};
+  if (md_shape_is_scalar(sh, fs))
+    return xs; /* a gradient */
+  if (md_shape_is_vector(sh, fs))
+    return (md_shape){xs.r, fs.r}; /* a Jacobian, or a 1×k row */
+  return fs;                       /* a matrix by a scalar */
 }
 
 /* d/dX for each variable asked, or the one symbol of E. */
@@ -229,11 +292,14 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
       /* what --verify checks: the derivative in denominator layout */
       expr *lhs = o->hessian ? expr_hess(S->ctx, e, xs[i])
                              : expr_diff(S->ctx, e, xs[i]);
+      request q = {lhs, e, xs[i], result_shape(sh, fsh, xsh, o->hessian)};
       if (o->layout == MD_LAYOUT_NUMERATOR ||
-          (o->layout == MD_LAYOUT_MIXED && !gradient))
-        lhs = expr_trans(S->ctx, lhs), r = expr_trans(S->ctx, r);
+          (o->layout == MD_LAYOUT_MIXED && !gradient)) {
+        q.lhs = expr_trans(S->ctx, lhs), r = expr_trans(S->ctx, r);
+        q.shape = (md_shape){q.shape.c, q.shape.r};
+      }
       md_shape_derive(sh, r);
-      print_result(S, sh, lhs, r);
+      ok = print_result(S, sh, &q, r);
     }
   }
   free(xs);
@@ -244,24 +310,24 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
 static bool run_expr(session *S, run_mode mode, const md_source *src,
                      const md_parsed *p, expr *e) {
   md_shapes *sh = md_shapes_new(S->ctx, &S->env);
-  md_diff D = {S->ctx,
-               &S->rules,
-               sh,
-               &S->env,
-               S->o->cookbook ? MD_SYM_COOKBOOK : MD_SYM_FROBENIUS,
-               src,
-               p,
-               &S->err,
-               0,
-               NULL};
+  md_diff D = {.ctx = S->ctx,
+               .rules = &S->rules,
+               .shapes = sh,
+               .env = &S->env,
+               .symmetric = S->o->cookbook ? MD_SYM_COOKBOOK : MD_SYM_FROBENIUS,
+               .src = src,
+               .locs = p,
+               .err = &S->err};
   bool ok = md_shape_infer(sh, e, p, src, &S->err, NULL);
   if (ok && mode == RUN_DIFF) {
     ok = run_diff(S, src, p, sh, &D, e);
   } else if (ok) {
     expr *r = md_eval_derivatives(&D, e);
     ok = r != NULL;
-    if (ok)
-      print_result(S, sh, e, r);
+    if (ok) {
+      request q = {e, e, NULL, md_shape_of(sh, e)};
+      ok = print_result(S, sh, &q, r);
+    }
   }
   md_shapes_free(sh);
   return ok;

@@ -17,6 +17,12 @@ typedef enum md_layout {
   MD_LAYOUT_MIXED,     /* Jacobians in numerator, gradients in denominator */
 } md_layout;
 
+typedef enum md_format {
+  MD_FORMAT_TEXT,  /* the language itself (default) */
+  MD_FORMAT_LATEX, /* math-mode LaTeX */
+  MD_FORMAT_NUMPY, /* a Python function computing the result */
+} md_format;
+
 typedef struct md_options {
   const char **decls; /* -D, in order */
   size_t ndecls;
@@ -28,6 +34,10 @@ typedef struct md_options {
   md_layout layout;
   bool cookbook; /* --symmetric cookbook */
   bool verify;   /* --verify: check each result with matdiff check first */
+  md_format format;
+  bool unicode;  /* --unicode: text with Unicode symbols */
+  bool equation; /* --equation: print LHS = result */
+  bool steps;    /* --steps: the derivation, then the result */
 } md_options;
 
 /* matdiff [--wrt X] EXPR: derivatives of EXPR, one line per variable. */

@@ -117,15 +117,17 @@ int main(int argc, char **argv) {
       o.decls[o.ndecls++] = optarg;
       break;
     case 'f':
-      if (strcmp(optarg, "text") == 0)
-        break;
-      if (strcmp(optarg, "latex") != 0 && strcmp(optarg, "numpy") != 0) {
+      if (strcmp(optarg, "text") == 0) {
+        o.format = MD_FORMAT_TEXT;
+      } else if (strcmp(optarg, "latex") == 0) {
+        o.format = MD_FORMAT_LATEX;
+      } else if (strcmp(optarg, "numpy") == 0) {
+        o.format = MD_FORMAT_NUMPY;
+      } else {
         rc = usage_error("unknown format '%s'; use text, latex or numpy",
                          optarg);
         goto done;
       }
-      pending =
-          strcmp(optarg, "latex") == 0 ? "--format latex" : "--format numpy";
       break;
     case OPT_LAYOUT:
       if (strcmp(optarg, "denominator") == 0)
@@ -154,10 +156,10 @@ int main(int argc, char **argv) {
       pending = "--steps";
       break;
     case OPT_EQUATION:
-      pending = "--equation";
+      o.equation = true;
       break;
     case OPT_UNICODE:
-      pending = "--unicode";
+      o.unicode = true;
       break;
     case OPT_VERIFY:
       o.verify = true;
@@ -200,6 +202,12 @@ int main(int argc, char **argv) {
                         strcmp(argv[optind], "check") == 0))
     cmd = argv[optind++];
   if (cmd && strcmp(cmd, "check") == 0) {
+    if (o.format != MD_FORMAT_TEXT || o.equation || o.unicode || o.steps) {
+      rc = usage_error("%s--format, --equation, --unicode and --steps are "
+                       "for derivatives and simplify, not 'matdiff check'",
+                       "");
+      goto done;
+    }
     rc = pending ? not_yet(pending)
                  : md_cmd_check(&o, (const char *const *)argv + optind,
                                 (size_t)(argc - optind), tap, stdout, stderr);
@@ -211,6 +219,18 @@ int main(int argc, char **argv) {
   }
   if (pending) {
     rc = not_yet(pending);
+    goto done;
+  }
+  if (o.unicode && o.format != MD_FORMAT_TEXT) {
+    rc = usage_error("%s--unicode is for text output; leave out --format "
+                     "or use --format text",
+                     "");
+    goto done;
+  }
+  if (o.format == MD_FORMAT_NUMPY && (o.equation || o.steps)) {
+    rc = usage_error("%s--format numpy writes a Python function: "
+                     "--equation and --steps are for text and latex",
+                     "");
     goto done;
   }
   if (optind + 1 < argc) {

@@ -72,14 +72,14 @@ typedef enum md_parse_mode {
 } md_parse_mode;
 
 /* Limits on input, each with its own message. */
-#define MD_MAX_NESTING 1000        /* brackets, calls and norms open at once */
+#define MD_MAX_NESTING 1000 /* brackets, calls and norms open at once */
 /* Digits in one number: enough for any constant the printer can write
  * (1e1000 has 1001 digits; exact folding stops at 65536 bits), so output
  * always parses back, and few enough to refuse a 100000-digit number. */
-#define MD_MAX_DIGITS  20000
-#define MD_MAX_EXP10   1000        /* |e| in 1e<e> */
-#define MD_MAX_IDENT   100         /* characters in one identifier */
-#define MD_MAX_INPUT   (16u << 20) /* bytes in one source (16 MiB) */
+#define MD_MAX_DIGITS 20000
+#define MD_MAX_EXP10  1000        /* |e| in 1e<e> */
+#define MD_MAX_IDENT  100         /* characters in one identifier */
+#define MD_MAX_INPUT  (16u << 20) /* bytes in one source (16 MiB) */
 
 bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
               md_parsed *out, md_errors *err);

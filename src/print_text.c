@@ -278,6 +278,12 @@ void md_print_text(strbuf *out, const md_ctx *ctx, const expr *e) {
   print(&p, e);
 }
 
+void md_print_text_opts(strbuf *out, const md_ctx *ctx, const expr *e,
+                        bool unicode) {
+  (void)unicode;
+  md_print_text(out, ctx, e);
+}
+
 char *md_print_text_alloc(const md_ctx *ctx, const expr *e) {
   strbuf b;
   sb_init(&b);

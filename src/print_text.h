@@ -13,5 +13,8 @@
 #include <stdio.h>
 
 void md_print_text(strbuf *out, const md_ctx *ctx, const expr *e);
+/* With UNICODE, --unicode: Aᵀ, X⁻¹, ⊙, ⊗, ‖x‖, λ (SPEC 2, Unicode). */
+void md_print_text_opts(strbuf *out, const md_ctx *ctx, const expr *e,
+                        bool unicode);
 /* The text of E in a new string the caller frees. */
 char *md_print_text_alloc(const md_ctx *ctx, const expr *e);
