@@ -11,6 +11,7 @@
 #include "rules.h"
 #include "shape.h"
 #include "simplify.h"
+#include "steps.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -178,6 +179,16 @@ static void print_expr(session *S, md_shapes *sh, strbuf *b, const expr *e) {
     md_print_text_opts(b, S->ctx, e, S->o->unicode);
 }
 
+typedef struct steps_printer {
+  session *S;
+  md_shapes *sh;
+} steps_printer;
+
+static void steps_print(void *arg, strbuf *b, const expr *e) {
+  steps_printer *p = arg;
+  print_expr(p->S, p->sh, b, e);
+}
+
 /* The name of the NumPy function: f, df_dX, df_dvecX, d2f_dx2. */
 static void numpy_name(const request *q, bool hessian, char *buf, size_t size) {
   if (!q->x) {
@@ -189,8 +200,42 @@ static void numpy_name(const request *q, bool hessian, char *buf, size_t size) {
            q->x->op == E_SYM ? "" : "vec", X->u.name, hessian ? "2" : "");
 }
 
-/* Prints R simplified, after checking LHS = R when --verify asks. */
-static bool print_result(session *S, md_shapes *sh, const request *q, expr *r) {
+/* simplify --steps: F, then S (F with its derivatives evaluated, R,
+ * simplified) when it differs.  The raw R is not shown: the forms rules
+ * produce are written for the engine, not for reading. */
+static void simplify_steps(session *S, md_shapes *sh, strbuf *b, expr *f,
+                           expr *r, expr *s) {
+  bool latex = S->o->format == MD_FORMAT_LATEX;
+  expr *v[2] = {f, s};
+  const char *why[2] = {NULL, r != f ? "derivatives evaluated, simplified"
+                                     : "simplified"};
+  if (latex)
+    sb_puts(b, "\\begin{align*}\n");
+  for (size_t i = 0, n = 0; i < 2; i++) {
+    if (i && v[i] == v[i - 1])
+      continue;
+    if (latex) {
+      sb_puts(b, n ? " \\\\\n &= " : "f &= ");
+      print_expr(S, sh, b, v[i]);
+      if (why[i])
+        sb_printf(b, " && \\text{%s}", why[i]);
+    } else {
+      sb_printf(b, "%zu. %s = ", n + 1, n ? " " : "f");
+      print_expr(S, sh, b, v[i]);
+      if (why[i])
+        sb_printf(b, "    %s", why[i]);
+      sb_putc(b, '\n');
+    }
+    n++;
+  }
+  if (latex)
+    sb_puts(b, "\n\\end{align*}\n");
+}
+
+/* Prints R simplified, after checking LHS = R when --verify asks; with
+ * STEPS, as the end of the derivation STEPS recorded. */
+static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
+                         md_steps *steps) {
   expr *s = md_simplify(S->ctx, sh, r);
   if (!s)
     s = r;
@@ -207,6 +252,10 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r) {
     char name[160];
     numpy_name(q, S->o->hessian && q->x, name, sizeof name);
     ok = md_print_numpy(&b, S->ctx, sh, s, q->shape, params, np, name, &S->err);
+  } else if (steps) {
+    md_steps_finish(steps, &b, s);
+  } else if (S->o->steps && !q->x) {
+    simplify_steps(S, sh, &b, q->f, r, s);
   } else {
     if (S->o->equation) {
       print_expr(S, sh, &b, q->lhs);
@@ -252,6 +301,24 @@ static md_shape result_shape(md_shapes *sh, md_shape fs, md_shape xs,
   return fs;                       /* a matrix by a scalar */
 }
 
+/* --steps shows the adjoint pass of a gradient: a scalar E, first
+ * derivatives, denominator layout. */
+static bool steps_ok(session *S, const md_source *src, const md_parsed *p,
+                     md_shapes *sh, expr *e) {
+  const char *why = NULL;
+  if (S->o->hessian)
+    why = "--steps shows first derivatives; leave out --hessian";
+  else if (!md_shape_is_scalar(sh, md_shape_of(sh, e)))
+    why = "--steps shows the derivation of a gradient: the expression must "
+          "be a scalar (for a Jacobian, take <g, f> with a vector g)";
+  else if (S->o->layout == MD_LAYOUT_NUMERATOR)
+    why = "--steps writes gradients in denominator layout; leave out "
+          "--layout numerator";
+  if (why)
+    md_error_at(&S->err, src, md_parsed_loc(p, e), "%s", why);
+  return why == NULL;
+}
+
 /* d/dX for each variable asked, or the one symbol of E. */
 static bool run_diff(session *S, const md_source *src, const md_parsed *p,
                      md_shapes *sh, md_diff *D, expr *e) {
@@ -282,6 +349,16 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
     md_shape xsh;
     ok = md_shape_infer(sh, xs[i], NULL, NULL, &S->err, &xsh);
     expr *r = NULL;
+    md_steps *steps = NULL;
+    steps_printer sp = {S, sh};
+    if (ok && o->steps) {
+      ok = steps_ok(S, src, p, sh, e);
+      if (ok) {
+        steps = md_steps_new(S->ctx, sh, e, xs[i], steps_print, &sp,
+                             o->format == MD_FORMAT_LATEX, o->cookbook);
+        D->trace = md_steps_trace(steps);
+      }
+    }
     if (ok) {
       r = o->hessian ? md_hessian(D, e, xs[i]) : md_derivative(D, e, xs[i]);
       ok = r != NULL;
@@ -299,8 +376,11 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
         q.shape = (md_shape){q.shape.c, q.shape.r};
       }
       md_shape_derive(sh, r);
-      ok = print_result(S, sh, &q, r);
+      ok = print_result(S, sh, &q, r, steps);
     }
+    D->trace = NULL;
+    if (steps)
+      md_steps_free(steps);
   }
   free(xs);
   return ok;
@@ -326,7 +406,7 @@ static bool run_expr(session *S, run_mode mode, const md_source *src,
     ok = r != NULL;
     if (ok) {
       request q = {e, e, NULL, md_shape_of(sh, e)};
-      ok = print_result(S, sh, &q, r);
+      ok = print_result(S, sh, &q, r, NULL);
     }
   }
   md_shapes_free(sh);

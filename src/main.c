@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
       o.hessian = true;
       break;
     case OPT_STEPS:
-      pending = "--steps";
+      o.steps = true;
       break;
     case OPT_EQUATION:
       o.equation = true;

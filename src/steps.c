@@ -1,0 +1,310 @@
+/* steps.c - the derivation behind a gradient; see steps.h. */
+#include "steps.h"
+
+#include "arena.h"
+#include "simplify.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* One term <G, dn> of the differential: n with the contributions to its
+ * adjoint so far (G is their sum). */
+typedef struct term {
+  const expr *n;
+  expr **v;
+  size_t nv, cap;
+} term;
+
+/* One line of the derivation: LABEL = BODY  WHY. */
+typedef struct step {
+  char *label; /* "f", "df", or NULL on a continuation line */
+  char *body;
+  char *why; /* the rules used, or NULL */
+} step;
+
+struct md_steps {
+  md_ctx *ctx;
+  md_shapes *shapes;
+  expr *f, *x;
+  md_steps_print_fn *print;
+  void *arg;
+  bool latex;
+  bool cookbook; /* --symmetric cookbook */
+  md_diff_trace trace;
+  term *t; /* the differential now, in reading order */
+  size_t nt, capt;
+  size_t at;            /* where the operands of the node being passed on go */
+  const md_rule **used; /* the rules of the node being passed on */
+  size_t nused, capused;
+  bool pending; /* a node was passed on and its line is not written yet */
+  step *lines;
+  size_t nlines, caplines;
+};
+
+static char *dupstr(const char *t) {
+  size_t n = strlen(t) + 1;
+  return memcpy(xmalloc(n), t, n);
+}
+
+static char *print_alloc(md_steps *s, const expr *e) {
+  strbuf b;
+  sb_init(&b);
+  s->print(s->arg, &b, e);
+  return sb_take(&b);
+}
+
+static void add_line(md_steps *s, const char *label, char *body, char *why) {
+  if (s->nlines == s->caplines) {
+    s->caplines = s->caplines ? 2 * s->caplines : 8;
+    s->lines = xreallocarray(s->lines, s->caplines, sizeof *s->lines);
+  }
+  s->lines[s->nlines++] = (step){label ? dupstr(label) : NULL, body, why};
+}
+
+/* E simplified for reading, or E itself when it has no shape (a form the
+ * simplifier cannot take). */
+static expr *readable(md_steps *s, expr *e) {
+  md_errors err;
+  md_errors_init(&err);
+  bool ok = md_shape_infer(s->shapes, e, NULL, NULL, &err, NULL);
+  md_errors_clear(&err);
+  if (!ok)
+    return e;
+  expr *r = md_simplify(s->ctx, s->shapes, e);
+  return r ? r : e;
+}
+
+/* d(n): dX for a symbol, d(...) otherwise. */
+static void differential(md_steps *s, strbuf *b, const expr *n) {
+  bool atom = n->op == E_SYM;
+  if (s->latex) {
+    sb_puts(b, atom ? "\\mathrm{d}" : "\\mathrm{d}\\left(");
+    s->print(s->arg, b, n);
+    if (!atom)
+      sb_puts(b, "\\right)");
+  } else {
+    sb_puts(b, atom ? "d" : "d(");
+    s->print(s->arg, b, n);
+    if (!atom)
+      sb_putc(b, ')');
+  }
+}
+
+/* The differential as it stands: <G1, dn1> + <G2, dn2> + ... */
+static char *frontier(md_steps *s) {
+  strbuf b;
+  sb_init(&b);
+  for (size_t i = 0; i < s->nt; i++) {
+    term *t = &s->t[i];
+    if (i)
+      sb_puts(&b, " + ");
+    sb_puts(&b, s->latex ? "\\left\\langle " : "<");
+    expr **v = xreallocarray(NULL, t->nv, sizeof *v);
+    for (size_t k = 0; k < t->nv; k++)
+      v[k] = readable(s, t->v[k]);
+    s->print(s->arg, &b, expr_add_n(s->ctx, v, t->nv));
+    free(v);
+    sb_puts(&b, ", ");
+    differential(s, &b, t->n);
+    sb_puts(&b, s->latex ? " \\right\\rangle" : ">");
+  }
+  return sb_take(&b);
+}
+
+/* "by RULE, RULE" for the rules just used. */
+static char *rules_used(md_steps *s) {
+  if (s->nused == 0)
+    return NULL;
+  strbuf b;
+  sb_init(&b);
+  sb_puts(&b, s->latex ? "\\text{by } " : "by ");
+  for (size_t i = 0; i < s->nused; i++) {
+    const md_rule *r = s->used[i];
+    if (i)
+      sb_puts(&b, s->latex ? ",\\ " : ", ");
+    expr *lhs =
+        expr_diff(s->ctx, expr_inner(s->ctx, r->adj, r->pattern), r->var);
+    s->print(s->arg, &b, lhs);
+    sb_puts(&b, " = ");
+    s->print(s->arg, &b, r->result);
+  }
+  return sb_take(&b);
+}
+
+static void flush(md_steps *s) {
+  if (!s->pending)
+    return;
+  s->pending = false;
+  add_line(s, NULL, frontier(s), rules_used(s));
+  s->nused = 0;
+}
+
+static term *find(md_steps *s, const expr *n, size_t *at) {
+  for (size_t i = 0; i < s->nt; i++)
+    if (s->t[i].n == n) {
+      if (at)
+        *at = i;
+      return &s->t[i];
+    }
+  return NULL;
+}
+
+static void on_node(void *arg, const expr *n, expr *G) {
+  md_steps *s = arg;
+  flush(s);
+  size_t i;
+  term *t = find(s, n, &i);
+  if (t) {
+    free(t->v);
+    memmove(s->t + i, s->t + i + 1, (s->nt - i - 1) * sizeof *s->t);
+    s->nt--;
+  } else {
+    /* the root: the pass starts from its seed */
+    i = 0;
+    char *label = s->latex ? "\\mathrm{d}f" : "df";
+    strbuf b;
+    sb_init(&b);
+    sb_puts(&b, s->latex ? "\\left\\langle " : "<");
+    s->print(s->arg, &b, G);
+    sb_puts(&b, ", ");
+    differential(s, &b, n);
+    sb_puts(&b, s->latex ? " \\right\\rangle" : ">");
+    if (n != s->f) {
+      /* matrix powers are products to the engine */
+      add_line(s, NULL, print_alloc(s, n),
+               dupstr(s->latex ? "\\text{powers as products}"
+                               : "powers as products"));
+    }
+    add_line(s, label, sb_take(&b), NULL);
+  }
+  s->at = i;
+  s->pending = true;
+}
+
+static void on_edge(void *arg, const expr *n, const expr *kid, const md_rule *r,
+                    expr *c) {
+  md_steps *s = arg;
+  (void)n;
+  term *t = find(s, kid, NULL);
+  if (!t) {
+    if (s->nt == s->capt) {
+      s->capt = s->capt ? 2 * s->capt : 8;
+      s->t = xreallocarray(s->t, s->capt, sizeof *s->t);
+    }
+    memmove(s->t + s->at + 1, s->t + s->at, (s->nt - s->at) * sizeof *s->t);
+    s->nt++;
+    t = &s->t[s->at++];
+    *t = (term){.n = kid};
+  }
+  if (t->nv == t->cap) {
+    t->cap = t->cap ? 2 * t->cap : 2;
+    t->v = xreallocarray(t->v, t->cap, sizeof *t->v);
+  }
+  t->v[t->nv++] = c;
+  for (size_t i = 0; i < s->nused; i++)
+    if (s->used[i] == r)
+      return;
+  if (s->nused == s->capused) {
+    s->capused = s->capused ? 2 * s->capused : 4;
+    s->used = xreallocarray(s->used, s->capused, sizeof *s->used);
+  }
+  s->used[s->nused++] = r;
+}
+
+md_steps *md_steps_new(md_ctx *ctx, md_shapes *shapes, expr *f, expr *x,
+                       md_steps_print_fn *print, void *arg, bool latex,
+                       bool cookbook) {
+  md_steps *s = xcalloc(1, sizeof *s);
+  *s = (md_steps){.ctx = ctx,
+                  .shapes = shapes,
+                  .f = f,
+                  .x = x,
+                  .print = print,
+                  .arg = arg,
+                  .latex = latex,
+                  .cookbook = cookbook};
+  s->trace = (md_diff_trace){s, on_node, on_edge};
+  add_line(s, "f", print_alloc(s, f), NULL);
+  return s;
+}
+
+const md_diff_trace *md_steps_trace(md_steps *s) {
+  return &s->trace;
+}
+
+void md_steps_free(md_steps *s) {
+  for (size_t i = 0; i < s->nt; i++)
+    free(s->t[i].v);
+  free(s->t);
+  free(s->used);
+  for (size_t i = 0; i < s->nlines; i++) {
+    free(s->lines[i].label);
+    free(s->lines[i].body);
+    free(s->lines[i].why);
+  }
+  free(s->lines);
+  free(s);
+}
+
+/* The gradient of a structured variable is not G itself (SPEC 3). */
+static char *structure_note(md_steps *s) {
+  const expr *X = s->x->op == E_SYM ? s->x : s->x->kid[0];
+  md_kind k = md_shape_sym_kind(s->shapes, X);
+  const char *t = NULL;
+  if (k == K_DIAGONAL)
+    t = s->latex ? "\\text{diagonal: } \\mathbf{G} \\odot \\mathbf{I}"
+                 : "diagonal: G .* I";
+  else if ((k == K_SYMMETRIC || k == K_SPD) && s->cookbook)
+    t = s->latex ? "\\text{symmetric (Cookbook): } \\mathbf{G} + "
+                   "\\mathbf{G}^\\top - \\mathbf{G} \\odot \\mathbf{I}"
+                 : "symmetric (Cookbook): G + G^T - G .* I";
+  else if (k == K_SYMMETRIC || k == K_SPD)
+    t = s->latex ? "\\text{symmetric: } \\frac{1}{2} (\\mathbf{G} + "
+                   "\\mathbf{G}^\\top)"
+                 : "symmetric: (G + G^T)/2";
+  return t ? dupstr(t) : NULL;
+}
+
+void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
+  flush(s);
+  strbuf b;
+  sb_init(&b);
+  if (s->latex) {
+    sb_puts(&b, "\\frac{\\partial f}{\\partial ");
+    s->print(s->arg, &b, s->x);
+    sb_putc(&b, '}');
+  } else {
+    sb_puts(&b, "d/d");
+    s->print(s->arg, &b, s->x);
+    sb_puts(&b, " f");
+  }
+  add_line(s, NULL, print_alloc(s, result), structure_note(s));
+  step *last = &s->lines[s->nlines - 1];
+  last->label = sb_take(&b);
+  if (s->latex) {
+    sb_puts(out, "\\begin{align*}\n");
+    for (size_t i = 0; i < s->nlines; i++) {
+      step *l = &s->lines[i];
+      sb_printf(out, "%s &= %s", l->label ? l->label : "", l->body);
+      if (l->why)
+        sb_printf(out, " && %s", l->why);
+      sb_puts(out, i + 1 < s->nlines ? " \\\\\n" : "\n");
+    }
+    sb_puts(out, "\\end{align*}\n");
+    return;
+  }
+  /* text: numbered lines, the = of the differential's lines aligned */
+  for (size_t i = 0; i < s->nlines; i++) {
+    step *l = &s->lines[i];
+    const char *label = l->label ? l->label : "";
+    size_t w = strlen(label);
+    sb_printf(out, "%zu. ", i + 1);
+    if (i + 1 < s->nlines)
+      for (; w < 2; w++)
+        sb_putc(out, ' ');
+    sb_printf(out, "%s = %s", label, l->body);
+    if (l->why)
+      sb_printf(out, "    %s", l->why);
+    sb_putc(out, '\n');
+  }
+}
