@@ -10,6 +10,7 @@
 #include "print_text.h"
 #include "rules.h"
 #include "shape.h"
+#include "share.h"
 #include "simplify.h"
 #include "steps.h"
 #include "strbuf.h"
@@ -179,6 +180,24 @@ static void print_expr(session *S, md_shapes *sh, strbuf *b, const expr *e) {
     md_print_text_opts(b, S->ctx, e, S->o->unicode);
 }
 
+/* E with its repeated parts named in `where` bindings (share.h). */
+static void print_shared(session *S, md_shapes *sh, strbuf *b, expr *e) {
+  md_sharing w;
+  md_share(S->ctx, sh, e, &w);
+  bool latex = S->o->format == MD_FORMAT_LATEX;
+  print_expr(S, sh, b, w.body);
+  for (size_t i = 0; i < w.n; i++) {
+    if (latex)
+      sb_puts(b, i ? ",\\quad " : ",\\quad\\text{where }");
+    else
+      sb_puts(b, i ? ", " : " where ");
+    print_expr(S, sh, b, w.names[i]);
+    sb_puts(b, " = ");
+    print_expr(S, sh, b, w.values[i]);
+  }
+  md_sharing_clear(&w);
+}
+
 typedef struct steps_printer {
   session *S;
   md_shapes *sh;
@@ -261,7 +280,7 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
       print_expr(S, sh, &b, q->lhs);
       sb_puts(&b, " = ");
     }
-    print_expr(S, sh, &b, s);
+    print_shared(S, sh, &b, s);
     sb_putc(&b, '\n');
   }
   if (ok)

@@ -1,0 +1,134 @@
+/* share.c - where bindings for repeated parts of a result; see share.h. */
+#include "share.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sharer {
+  md_ctx *ctx;
+  md_shapes *shapes;
+  const expr *root;
+  uint32_t *refs;    /* by id: uses of the node from distinct parent slots */
+  uint32_t *size;    /* by id: nodes of its tree, capped at the threshold */
+  uint8_t *seen;     /* by id */
+  expr **image;      /* by id: the node with named parts in place */
+  uint8_t *named;    /* by id: 1 when the node gets a name */
+  uint8_t *used;     /* by id of symbols: names the expression has */
+  size_t n;          /* size of the tables */
+  unsigned count[3]; /* names given so far: scalars, vectors, matrices */
+  md_sharing *out;
+  size_t cap;
+} sharer;
+
+/* Counts uses and tree sizes, each node once. */
+static void count(sharer *s, const expr *e) {
+  if (s->seen[e->id])
+    return;
+  s->seen[e->id] = 1;
+  uint32_t size = 1;
+  for (size_t i = 0; i < e->nkids; i++) {
+    count(s, e->kid[i]);
+    s->refs[e->kid[i]->id]++;
+    size += s->size[e->kid[i]->id];
+    if (size > MD_SHARE_MIN_SIZE)
+      size = MD_SHARE_MIN_SIZE; /* only "big enough" matters */
+  }
+  s->size[e->id] = size;
+  if (e->op == E_SYM)
+    s->used[e->id] = 1;
+}
+
+/* 0 scalar, 1 vector, 2 matrix (or unknown). */
+static int kind_of(sharer *s, const expr *e) {
+  if (!s->shapes || !md_shape_known(s->shapes, e))
+    return 2;
+  md_shape sh = md_shape_of(s->shapes, e);
+  if (md_shape_is_scalar(s->shapes, sh))
+    return 0;
+  return md_shape_is_vector(s->shapes, sh) ? 1 : 2;
+}
+
+/* A fresh name of kind K that the expression does not use. */
+static expr *fresh(sharer *s, int k) {
+  static const char *const prefix[3] = {"tau", "t", "T"};
+  for (;;) {
+    char name[32];
+    snprintf(name, sizeof name, "%s%u", prefix[k], ++s->count[k]);
+    expr *sym = expr_sym(s->ctx, name);
+    if (sym->id >= s->n || !s->used[sym->id])
+      return sym;
+  }
+}
+
+static void bind(sharer *s, expr *name, expr *value) {
+  md_sharing *o = s->out;
+  if (o->n == s->cap) {
+    s->cap = s->cap ? 2 * s->cap : 8;
+    o->names = xreallocarray(o->names, s->cap, sizeof *o->names);
+    o->values = xreallocarray(o->values, s->cap, sizeof *o->values);
+  }
+  o->names[o->n] = name;
+  o->values[o->n++] = value;
+}
+
+/* E with its named parts replaced; binds E itself when it is one.  Kids
+ * come first, so each binding uses only the ones before it. */
+static expr *rewrite(sharer *s, expr *e) {
+  if (e->id < s->n && s->image[e->id])
+    return s->image[e->id];
+  expr *r = e;
+  if (e->nkids) {
+    expr *small[4];
+    expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+    bool changed = false;
+    for (size_t i = 0; i < e->nkids; i++) {
+      k[i] = rewrite(s, e->kid[i]);
+      changed |= k[i] != e->kid[i];
+    }
+    if (changed) {
+      r = expr_rebuild(s->ctx, e, k);
+      if (!r)
+        r = e; /* too deep to rebuild: leave it whole */
+    }
+    if (k != small)
+      free(k);
+  }
+  if (e != s->root && s->refs[e->id] >= 2 &&
+      s->size[e->id] >= MD_SHARE_MIN_SIZE) {
+    expr *name = fresh(s, kind_of(s, e));
+    bind(s, name, r);
+    r = name;
+  }
+  s->image[e->id] = r;
+  return r;
+}
+
+void md_share(md_ctx *ctx, md_shapes *shapes, expr *e, md_sharing *out) {
+  *out = (md_sharing){.body = e};
+  size_t n = md_ctx_nnodes(ctx);
+  sharer s = {.ctx = ctx, .shapes = shapes, .root = e, .n = n, .out = out};
+  s.refs = xcalloc(n, sizeof *s.refs);
+  s.size = xcalloc(n, sizeof *s.size);
+  s.seen = xcalloc(n, 1);
+  s.used = xcalloc(n, 1);
+  count(&s, e);
+  bool any = false;
+  for (size_t i = 0; i < n && !any; i++)
+    any = s.refs[i] >= 2 && s.size[i] >= MD_SHARE_MIN_SIZE;
+  if (any) {
+    s.image = xcalloc(n, sizeof *s.image);
+    out->body = rewrite(&s, e);
+    free(s.image);
+  }
+  free(s.refs);
+  free(s.size);
+  free(s.seen);
+  free(s.used);
+}
+
+void md_sharing_clear(md_sharing *s) {
+  free(s->names);
+  free(s->values);
+  *s = (md_sharing){NULL};
+}

@@ -1,0 +1,43 @@
+/*
+ * share.h - naming the repeated parts of a result: `where` bindings.
+ *
+ * A result is a DAG: a subexpression used in several places is one node.
+ * Printed as a tree it would be written out at each use, and a gradient
+ * through an L-layer network would take space exponential in L.  So the
+ * printers write such a result as
+ *
+ *   body where t1 = ..., t2 = ...
+ *
+ * (SPEC 2, Sharing): each node used more than once whose tree has at
+ * least MD_SHARE_MIN_SIZE nodes gets a name, and the printed text is
+ * linear in the size of the DAG.  Smaller repeats (A^T, sigmoid(x)) read
+ * better in place and are left there.
+ *
+ * Names follow the kind of what they stand for, so that they read (and
+ * typeset) as the naming convention of the language would: tau1, tau2
+ * for scalars, t1, t2 for vectors, T1, T2 for matrices; a name the
+ * expression already uses is skipped.  Bindings come in dependency
+ * order: each uses only the ones before it, as the parser requires, and
+ * parsing the printed form gives back the very same node.
+ *
+ * Ownership: an md_sharing owns its arrays; the nodes belong to the
+ * context.
+ */
+#pragma once
+
+#include "expr.h"
+#include "shape.h"
+
+enum { MD_SHARE_MIN_SIZE = 8 };
+
+typedef struct md_sharing {
+  expr *body;    /* the result, with the names in place of the parts */
+  expr **names;  /* symbols */
+  expr **values; /* what each name stands for, using earlier names */
+  size_t n;
+} md_sharing;
+
+/* Finds the parts of E to name (none when nothing qualifies: then body is
+ * E).  SHAPES, if not NULL, gives the kinds of the parts. */
+void md_share(md_ctx *ctx, md_shapes *shapes, expr *e, md_sharing *out);
+void md_sharing_clear(md_sharing *s);
