@@ -1265,6 +1265,15 @@ static expr *parse_last(md_ctx *ctx, const char *text, md_parsed *p) {
   return ok && p->n ? p->stmts[p->n - 1].lhs : NULL;
 }
 
+/* The size of E written out as a tree (what the printer writes before
+ * sharing), capped: sizes here are small. */
+static size_t tree_size(const expr *e) {
+  size_t n = 1;
+  for (size_t i = 0; i < e->nkids && n < 100000; i++)
+    n += tree_size(e->kid[i]);
+  return n;
+}
+
 START_TEST(property) {
   uint64_t seed = 0x73696d706c696679u; /* "simplify" */
   const char *env = getenv("MATDIFF_TEST_SEED");
@@ -1279,7 +1288,7 @@ START_TEST(property) {
   if (env)
     depth = atoi(env) > 0 ? atoi(env) : 1;
   prop_rng = seed;
-  unsigned evaluated = 0, proved = 0;
+  unsigned evaluated = 0, proved = 0, grew = 0;
   evaluator ev = {0};
   for (unsigned round = 0; round < rounds; round++) {
     static const int shapes[][2] = {{3, 3}, {3, 1}, {1, 1}, {1, 3},
@@ -1373,6 +1382,11 @@ START_TEST(property) {
     if (!why) {
       if (md_equal(ctx, sh, e, r))
         proved++;
+      if (tree_size(r) > tree_size(e)) {
+        grew++;
+        if (getenv("MATDIFF_TEST_VERBOSE"))
+          fprintf(stderr, "grew: %s  ->  %s\n", input, out);
+      }
     }
     if (why)
       fprintf(stderr,
@@ -1392,8 +1406,9 @@ START_TEST(property) {
   }
   eval_clear(&ev);
   if (getenv("MATDIFF_TEST_VERBOSE"))
-    fprintf(stderr, "%u rounds: %u values compared, %u proved by md_equal\n",
-            rounds, evaluated, proved);
+    fprintf(stderr,
+            "%u rounds: %u values compared, %u proved by md_equal, %u grew\n",
+            rounds, evaluated, proved, grew);
   /* most inputs have a value, and md_equal proves most results equal */
   ck_assert_msg(evaluated >= rounds, "only %u of %u evaluated", evaluated,
                 2 * rounds);
