@@ -252,6 +252,37 @@ static expr *present_mul_as(simp *S, expr *n, bool absorb) {
   return r;
 }
 
+static bool has_shape(simp *S, expr *e);
+
+/* (C)^T with the sign and the leading scalars of the presented product C
+ * written outside, -2 alpha (M N)^T rather than (-2 alpha M N)^T; WHOLE
+ * when there are none (or the rest would not be a product). */
+static expr *scalars_outside(simp *S, expr *c, expr *whole) {
+  bool neg = c->op == E_NEG;
+  expr *p = neg ? c->kid[0] : c;
+  size_t k = 0;
+  if (p->op == E_MUL)
+    while (k + 2 <= p->nkids && is_scalar(S, p->kid[k]))
+      k++;
+  expr *r;
+  if (k == 0) {
+    r = neg ? built(S, expr_trans(S->ctx, p)) : whole;
+  } else {
+    expr *rest = built(S, expr_mul_n(S->ctx, p->kid + k, p->nkids - k));
+    expr *t = rest ? built(S, expr_trans(S->ctx, rest)) : NULL;
+    expr **v = xreallocarray(NULL, k + 1, sizeof *v);
+    memcpy(v, p->kid, k * sizeof *v);
+    v[k] = t;
+    r = t ? built(S, expr_mul_n(S->ctx, v, k + 1)) : NULL;
+    free(v);
+  }
+  if (r && neg)
+    r = built(S, expr_neg(S->ctx, r));
+  return r && has_shape(S, r) ? r : whole;
+}
+
+/* ... or as the transpose of a product, when that is shorter:
+ * N^T M^T -> (M N)^T, X^-T A^T B^T X^-T -> (X^-1 B A X^-1)^T. */
 static expr *present_mul(simp *S, expr *n) {
   expr *r = present_mul_as(S, n, false);
   expr *t = n;
@@ -259,6 +290,17 @@ static expr *present_mul(simp *S, expr *n) {
     t = t->kid[0];
   if (r && t->op == E_MUL && t->kid[0]->op == E_NUM)
     r = smaller(S, r, present_mul_as(S, n, true));
+  if (r && t->op == E_MUL && !is_scalar(S, n) && S->nest < MAX_NEST) {
+    expr *tt = md_nf_trans(S->N, n);
+    if (tt && tt != n) {
+      S->nest++;
+      expr *c = present_mul_as(S, tt, false);
+      S->nest--;
+      expr *whole = c ? built(S, expr_trans(S->ctx, c)) : NULL;
+      if (whole && smaller(S, r, whole) == whole)
+        r = scalars_outside(S, c, whole);
+    }
+  }
   return r;
 }
 

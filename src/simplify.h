@@ -14,7 +14,8 @@
  *   - a coefficient goes into a sum factor when that is shorter:
  *     (1/2 - beta) N, not 1/2 (1 - 2 beta) N;
  *   - a sum of transposes is written as a transpose when that is shorter:
- *     x^T A^T - y^T -> (A x - y)^T;
+ *     x^T A^T - y^T -> (A x - y)^T; so is a product, with its sign and
+ *     scalars outside: -X^-T A^T X^-T -> -(X^-1 A X^-1)^T;
  *   - scalar inverses become a quotient: alpha^-1 A -> A / alpha.
  *
  * Of the forms considered the smallest (by number of nodes) is kept; on a

@@ -277,12 +277,21 @@ START_TEST(seed_forms) {
   /* rows */
   check_simplify("x^T A^T + x^T A", "x^T (A + A^T)");
   check_simplify("x^T A^T - y^T", "(A x - y)^T");
-  check_simplify("(A x)^T", "x^T A^T");
+  check_simplify("(A x)^T", "(A x)^T");
 }
 END_TEST
 
 START_TEST(transposes_to_the_leaves) {
-  check_simplify("(A B C)^T", "C^T B^T A^T");
+  /* the normal form has them at the leaves (C^T B^T A^T), but a product
+   * of transposes prints as the transpose of a product when that is
+   * shorter, with its sign and scalars outside */
+  check_simplify("(A B C)^T", "(A B C)^T");
+  check_simplify("C^T B^T A^T", "(A B C)^T");
+  check_simplify("x^T A^T", "(A x)^T");
+  check_simplify("-2 alpha C^T B^T", "-2 alpha (B C)^T");
+  check_simplify("-X^-T A^T B^T X^-T", "-(X^-1 B A X^-1)^T");
+  check_simplify("A^T B", "A^T B");
+  check_simplify("A^T B^T C", "A^T B^T C");
   /* the transpose of a sum prints as such when that is shorter */
   check_simplify("(A + B)^T", "(A + B)^T");
   check_simplify("A^T + B^T", "(A + B)^T");
@@ -1289,6 +1298,7 @@ START_TEST(property) {
     depth = atoi(env) > 0 ? atoi(env) : 1;
   prop_rng = seed;
   unsigned evaluated = 0, proved = 0, grew = 0;
+  size_t most = 0; /* the most nodes a result gained */
   evaluator ev = {0};
   for (unsigned round = 0; round < rounds; round++) {
     static const int shapes[][2] = {{3, 3}, {3, 1}, {1, 1}, {1, 3},
@@ -1382,8 +1392,11 @@ START_TEST(property) {
     if (!why) {
       if (md_equal(ctx, sh, e, r))
         proved++;
-      if (tree_size(r) > tree_size(e)) {
+      size_t before = tree_size(e), after = tree_size(r);
+      if (after > before) {
         grew++;
+        if (after - before > most)
+          most = after - before;
         if (getenv("MATDIFF_TEST_VERBOSE"))
           fprintf(stderr, "grew: %s  ->  %s\n", input, out);
       }
@@ -1414,6 +1427,13 @@ START_TEST(property) {
                 2 * rounds);
   ck_assert_msg(proved >= rounds * 9 / 10, "md_equal proved %u of %u", proved,
                 rounds);
+  /* Simplification keeps the smaller form it finds; a result may gain a
+   * few nodes where a canonical choice costs them (the sign of a sum taken
+   * out, transposes of .* at the leaves), rarely: about 1.5% of rounds,
+   * at most 4 nodes in 6000 rounds.  MATDIFF_TEST_VERBOSE=1 lists them. */
+  ck_assert_msg(grew <= rounds / 40, "%u of %u results larger than the input",
+                grew, rounds);
+  ck_assert_msg(most <= 4, "a result gained %zu nodes", most);
 }
 END_TEST
 
