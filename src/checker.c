@@ -3,6 +3,7 @@
 
 #include "eval.h"
 #include "parse.h"
+#include "rules.h"
 #include "shape.h"
 #include "simplify.h"
 #include "strbuf.h"
@@ -203,11 +204,23 @@ static char *located(const md_error *e) {
   return buf;
 }
 
-static void check_identity(md_ctx *ctx, const md_env *env, const md_source *src,
-                           const md_parsed *p, const md_stmt *st, verdict *v) {
-  v->ne = st->kind == ST_NE;
+static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
+                           const md_source *src, const md_parsed *p,
+                           const md_stmt *given, verdict *v) {
+  v->ne = given->kind == ST_NE;
   md_errors err;
   md_errors_init(&err);
+  /* functions defined in the language are evaluated by their bodies */
+  md_stmt inlined = *given;
+  const md_stmt *st = &inlined;
+  inlined.lhs = md_rules_inline(defs, ctx, given->lhs);
+  inlined.rhs = inlined.lhs ? md_rules_inline(defs, ctx, given->rhs) : NULL;
+  if (!inlined.rhs) {
+    v->kind = V_ERROR;
+    sb_puts(&v->detail, "cannot evaluate: the functions' bodies nest too "
+                        "deeply");
+    return;
+  }
   md_shapes *sh = md_shapes_new(ctx, env);
   md_shape s[2];
   bool same;
@@ -394,7 +407,7 @@ static void stmt_text(const md_source *src, md_loc loc, const char **s,
 }
 
 /* One line of an identity file. */
-static void check_line(checker *C, md_ctx *ctx, md_env *env,
+static void check_line(checker *C, md_ctx *ctx, md_env *env, md_rules *defs,
                        const md_source *src) {
   md_parsed p;
   md_errors err;
@@ -426,19 +439,28 @@ static void check_line(checker *C, md_ctx *ctx, md_env *env,
       continue;
     case ST_EQ:
     case ST_NE:
-      check_identity(ctx, env, src, &p, st, &v);
+      check_identity(ctx, env, defs, src, &p, st, &v);
       break;
     case ST_EXPR:
       md_error_at(&err, src, st->loc,
                   "not an identity: write LHS = RHS, or LHS != RHS");
       v.located = located(&err.v[err.n - 1]);
       break;
-    case ST_DEF:
-      md_error_at(&err, src, st->loc,
-                  "a function definition belongs in a rules file, not in "
-                  "an identity file");
-      v.located = located(&err.v[err.n - 1]);
+    case ST_DEF: {
+      /* a new function holds from here on, as a let does; a definition
+       * of a built-in is the identity f(x) = body */
+      bool identity;
+      if (!md_rules_define(defs, ctx, st, src, &err, true, &identity)) {
+        v.located = located(&err.v[err.n - 1]);
+        break;
+      }
+      if (!identity)
+        continue;
+      md_stmt eq = *st;
+      eq.kind = ST_EQ;
+      check_identity(ctx, env, defs, src, &p, &eq, &v);
       break;
+    }
     }
     report(C, src->name, src->line0, text, len, cut, &v);
     verdict_clear(&v);
@@ -498,13 +520,48 @@ static bool add_cli_decls(const md_options *o, md_ctx *ctx, md_env *env,
 
 /* Checks one file; 2 on a usage error, else 0. */
 /* Checks the lines of BUF, LEN bytes, named NAME in messages. */
+/* The functions of rules/ and of --rules files, defined in CTX: the
+ * rules themselves are not needed (nothing here differentiates), but
+ * they are read, so a bad rules file is reported.  TEXTS keeps the files
+ * read, alive as long as the context. */
+static bool load_defs(const md_options *o, md_ctx *ctx, md_rules *defs,
+                      char **texts, FILE *err) {
+  md_errors e;
+  md_errors_init(&e);
+  bool ok = true;
+  for (size_t i = 0; ok && i < o->nrules; i++) {
+    FILE *f = fopen(o->rules[i], "rb");
+    size_t len;
+    if (!f || !slurp(f, &texts[i], &len)) {
+      fprintf(err, "matdiff: error: cannot read rules '%s': %s\n", o->rules[i],
+              strerror(errno));
+      if (f)
+        fclose(f);
+      ok = false;
+      break;
+    }
+    fclose(f);
+    md_source *src = arena_alloc(md_ctx_arena(ctx), sizeof *src);
+    *src = (md_source){o->rules[i], texts[i], len, 1};
+    ok = md_rules_load(defs, ctx, src, &e);
+  }
+  ok = ok && md_rules_load_builtin(defs, ctx, &e);
+  md_errors_print(err, &e);
+  md_errors_clear(&e);
+  return ok;
+}
+
 static int check_buffer(checker *C, const md_options *o, const char *name,
                         const char *buf, size_t len, FILE *err) {
   md_ctx *ctx = md_ctx_new();
   md_env env;
   md_env_init(&env);
+  md_rules defs;
+  md_rules_init(&defs);
+  char **texts = xcalloc(o->nrules + 1, sizeof *texts);
   int rc = 0;
-  if (!add_cli_decls(o, ctx, &env, err)) {
+  if (!add_cli_decls(o, ctx, &env, err) ||
+      !load_defs(o, ctx, &defs, texts, err)) {
     rc = 2;
   } else {
     unsigned lineno = 0;
@@ -515,13 +572,17 @@ static int check_buffer(checker *C, const md_options *o, const char *name,
       if (n > 0 && buf[at + n - 1] == '\r')
         n--;
       md_source src = {name, buf + at, n, lineno};
-      check_line(C, ctx, &env, &src);
+      check_line(C, ctx, &env, &defs, &src);
       at = end + 1;
       fflush(C->out);
     }
   }
+  md_rules_clear(&defs);
   md_env_clear(&env);
   md_ctx_free(ctx);
+  for (size_t i = 0; i < o->nrules; i++)
+    free(texts[i]);
+  free(texts);
   return rc;
 }
 
@@ -576,7 +637,6 @@ int md_cmd_check(const md_options *o, const char *const *files, size_t nfiles,
                     : o->hessian                         ? "--hessian"
                     : o->layout != MD_LAYOUT_DENOMINATOR ? "--layout"
                     : o->cookbook                        ? "--symmetric"
-                    : o->nrules                          ? "--rules"
                                                          : NULL;
   if (bad) {
     fprintf(err,

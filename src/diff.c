@@ -257,11 +257,77 @@ static expr *adjoint(pass *P, const expr *e) {
   return expr_add_n(P->D->ctx, P->adj[e->id].v, P->adj[e->id].n);
 }
 
-/* Passes the adjoint G of node N to its operand at SLOT. */
-static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
+static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
+                     bool *ok);
+
+/* A symbol no input can name, of E's shape: it stands for E while a form
+ * is differentiated with respect to it. */
+static expr *fresh_like(md_diff *D, expr *e) {
+  md_shape sh = shape(D, e);
+  const char *stem = md_shape_is_scalar(D->shapes, sh)   ? "alpha_"
+                     : md_shape_is_vector(D->shapes, sh) ? "t"
+                                                         : "T";
+  char name[32];
+  snprintf(name, sizeof name, "%s'%u", stem, ++D->nadjoints);
+  expr *t = expr_sym(D->ctx, name);
+  md_shape_derive(D->shapes, expr_inner(D->ctx, t, e));
+  return t;
+}
+
+/* What rule R (matched as M) passes to X, the operand it is for.  A right
+ * side d/dX <G, form> is differentiated: form, with X a fresh symbol T
+ * standing for the operand, by its own pass, then T is X again.  So a
+ * function defined by its body differentiates through its body, and the
+ * derivative of the body is taken where the operand stands, once. */
+static expr *rule_result(pass *P, const match *m, const md_rule *r, expr *G,
+                         const expr *x, bool *ok) {
   md_diff *D = P->D;
-  for (size_t i = 0; i < D->rules->n; i++) {
-    const md_rule *r = &D->rules->v[i];
+  const expr *t = r->result;
+  *ok = true;
+  if (!(t->op == E_DIFF && t->kid[1] == r->var && t->kid[0]->op == E_INNER &&
+        t->kid[0]->kid[0] == r->adj)) {
+    expr *c = instantiate(D, m, r, G, r->result);
+    if (!c)
+      *ok = too_deep(D);
+    return c;
+  }
+  expr *X = (expr *)x;
+  expr *T = fresh_like(D, X);
+  match mt = *m;
+  for (size_t i = 0; i < mt.n; i++)
+    if (mt.b[i].var == r->var)
+      mt.b[i].val = T;
+  expr *form = instantiate(D, &mt, r, G, t->kid[0]->kid[1]);
+  if (!form || !md_shape_derive(D->shapes, form)) {
+    *ok = form ? fail(D, NULL,
+                      "internal error: no shape for the form of "
+                      "%s:%s",
+                      r->file, "a rule's right side")
+               : too_deep(D);
+    return NULL;
+  }
+  expr *c = reverse(D, form, T, G, ok);
+  if (!*ok)
+    return NULL;
+  expr_subst sub;
+  expr_subst_init(&sub, D->ctx);
+  expr_subst_bind(&sub, T, X);
+  c = expr_subst_apply(&sub, c);
+  expr_subst_clear(&sub);
+  if (!c)
+    *ok = too_deep(D);
+  else
+    md_shape_derive(D->shapes, c);
+  return c;
+}
+
+/* The first rule of V[0..N-1] that matches N at SLOT and is for a node
+ * that depends on the target passes G on; false if none is. */
+static bool try_rules(pass *P, expr *n, size_t slot, expr *G, const md_rule *v,
+                      size_t nv, bool *ok) {
+  md_diff *D = P->D;
+  for (size_t i = 0; i < nv; i++) {
+    const md_rule *r = &v[i];
     if (!same_head(r->pattern, n))
       continue;
     match m = {.n = 0};
@@ -273,23 +339,39 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
         x = m.b[k].val;
     if (!x || P->dep[x->id] != 2)
       continue;
-    expr *c = instantiate(D, &m, r, G, r->result);
-    if (!c)
-      return too_deep(D);
+    expr *c = rule_result(P, &m, r, G, x, ok);
+    if (!*ok)
+      return true;
     if (P->trace)
       P->trace->edge(P->trace->arg, n, x, r, c);
     contribute(P, x, c);
     return true;
   }
+  return false;
+}
+
+/* Passes the adjoint G of node N to its operand at SLOT: by the rules of
+ * rules/ and --rules, else by a definition of N's function. */
+static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
+  md_diff *D = P->D;
+  const md_rules *R = D->rules;
+  bool ok = true;
+  bool done = try_rules(P, n, slot, G, R->v, R->n, &ok);
+  if (!done && n->op == E_CALL) {
+    const md_fndef *d = md_rules_fndef(R, n->u.fn);
+    done = d && try_rules(P, n, slot, G, &d->rule, 1, &ok);
+  }
+  if (done)
+    return ok;
   char *t = md_print_text_alloc(D->ctx, n);
   char *o = md_print_text_alloc(D->ctx, n->kid[slot]);
-  bool ok = fail(D, n,
-                 "no rule to differentiate %s with respect to %s "
-                 "(add one with --rules)",
-                 t, o);
+  fail(D, n,
+       "no rule to differentiate %s with respect to %s "
+       "(add one with --rules)",
+       t, o);
   free(t);
   free(o);
-  return ok;
+  return false;
 }
 
 /* A flat product may hold a run of factors that multiplies to 1×1 where
@@ -321,7 +403,11 @@ static expr *group_runs(md_diff *D, expr *e) {
       acc = f;
       continue;
     }
-    if (md_shape_is_scalar(S, f) || md_dim_equal(S, acc.c, f.r)) {
+    /* only a run that starts with a row can multiply to 1×1; a size not
+     * known equal may be that of a closed factor (kron(I, b^T) G), whose
+     * recorded shape is only its most general one */
+    if (md_shape_is_scalar(S, f) || md_dim_equal(S, acc.c, f.r) ||
+        !md_dim_is_one(S, f.r)) {
       if (!md_shape_is_scalar(S, f))
         acc.c = f.c;
       seg[k++] = e->kid[i];
@@ -701,6 +787,410 @@ static expr *jacobian_of(md_diff *D, expr *e, const expr *g) {
   return r;
 }
 
+/* ---- d/dvec(X) vec(F): the matrix J of vec(R) = J vec(G) ----
+ *
+ * The gradient R of <G, F> with respect to X, for a symbolic adjoint G of
+ * F's shape, is linear in G, and vec(R) = J vec(G) where J is the
+ * derivative of vec(F) by vec(X) in denominator layout.  The forms the
+ * rules produce are read with vec(L P M) = kron(M^T, L) vec(P),
+ * vec(P .* B) = diag(vec(B)) vec(P) and <M, P> = vec(M)^T vec(P).  A G^T
+ * would need the commutation matrix K (vec(G^T) = K vec(G)), which the
+ * language has no name for: the reader says so (needs_k) and gives up. */
+
+typedef struct vlinear {
+  linear L;       /* which nodes hold G, and J by node id */
+  bool needs_k;   /* gave up at a G^T */
+  bool ambiguous; /* gave up at a kron of identities of unfixed sizes */
+} vlinear;
+
+static expr *vlin(vlinear *V, expr *e);
+
+/* vec(E): E itself when it is a column, E^T when it is a row. */
+static expr *vec_of(md_diff *D, expr *e) {
+  md_shape sh = shape(D, e);
+  if (md_dim_is_one(D->shapes, sh.c))
+    return e;
+  if (md_dim_is_one(D->shapes, sh.r))
+    return expr_trans(D->ctx, e);
+  return expr_call1(D->ctx, FN_VEC, e);
+}
+
+/* vec(P) = vec(P^T) for a column or a row P. */
+static bool is_vector_like(md_diff *D, expr *e) {
+  md_shape sh = shape(D, e);
+  return md_dim_is_one(D->shapes, sh.r) || md_dim_is_one(D->shapes, sh.c);
+}
+
+/* A factor of a Kronecker product whose size nothing in it fixes: I, or
+ * a Kronecker product holding such a factor (b^T ⊗ I).  In a sum or a
+ * product the other operands size an identity (A X + 9 I). */
+static bool unsized(const expr *e) {
+  switch ((expr_op)e->op) {
+  case E_IDENT:
+    return true;
+  case E_TRANS:
+  case E_NEG:
+  case E_INV:
+    return unsized(e->kid[0]);
+  case E_KRON:
+    for (size_t i = 0; i < e->nkids; i++)
+      if (unsized(e->kid[i]))
+        return true;
+    return false;
+  default:
+    return false;
+  }
+}
+
+/* kron(A, B) with neighbouring identities merged (I ⊗ I = I): sizes are
+ * inferred, and a product of two unknown sizes could not be told apart. */
+static expr *kron_merged(md_diff *D, expr *a, expr *b) {
+  expr *k = expr_kron(D->ctx, a, b);
+  if (k->op != E_KRON)
+    return k;
+  expr **v = xreallocarray(NULL, k->nkids, sizeof *v);
+  size_t n = 0;
+  for (size_t i = 0; i < k->nkids; i++)
+    if (!(n && v[n - 1]->op == E_IDENT && k->kid[i]->op == E_IDENT))
+      v[n++] = k->kid[i];
+  expr *r = n == 1 ? v[0] : expr_make(D->ctx, E_KRON, v, n);
+  free(v);
+  return r;
+}
+
+/* J scaled by the scalar factors of a product, C[0..NC-1]. */
+static expr *vscale(md_diff *D, expr *const *c, size_t nc, expr *J) {
+  if (!nc)
+    return J;
+  return expr_mul(D->ctx, expr_mul_n(D->ctx, c, nc), J);
+}
+
+/* vec(e) for E = a product with one factor P holding G. */
+static expr *vlin_mul(vlinear *V, expr *e) {
+  md_diff *D = V->L.D;
+  md_ctx *c = D->ctx;
+  e = group_runs(D, e); /* a 1×1 run inside is one factor (shape.c) */
+  if (e->op != E_MUL)
+    return vlin(V, e);
+  size_t n = e->nkids, j = n;
+  for (size_t i = 0; i < n; i++)
+    if (lhas(&V->L, e->kid[i])) {
+      if (j != n)
+        return NULL; /* G twice: not linear */
+      j = i;
+    }
+  expr *J = vlin(V, e->kid[j]);
+  if (!J)
+    return NULL;
+  expr **others = xreallocarray(NULL, n, sizeof *others);
+  size_t no = 0;
+  for (size_t i = 0; i < n; i++)
+    if (i != j)
+      others[no++] = e->kid[i];
+  expr *r = NULL;
+  if (is_scalar(D, e->kid[j])) {
+    /* s(G) M = vec(M) s(G), J being the row of s */
+    expr *M = expr_mul_n(c, others, no);
+    r = expr_mul(c, vec_of(D, M), J);
+  } else {
+    /* c L P M: the scalars move out, the chain around P is L and M */
+    expr **sc = xreallocarray(NULL, n, sizeof *sc);
+    expr **left = xreallocarray(NULL, n, sizeof *left);
+    expr **right = xreallocarray(NULL, n, sizeof *right);
+    size_t ns = 0, nl = 0, nr = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (i == j)
+        continue;
+      if (is_scalar(D, e->kid[i]))
+        sc[ns++] = e->kid[i];
+      else if (i < j)
+        left[nl++] = e->kid[i];
+      else
+        right[nr++] = e->kid[i];
+    }
+    expr *Lm = nl ? expr_mul_n(c, left, nl) : NULL;
+    expr *Mt = nr ? expr_trans(c, expr_mul_n(c, right, nr)) : NULL;
+    /* the identity of a missing side is 1×1 when P is a column (no M)
+     * or a row (no L): vec(L p) = L vec(p), vec(q M) = M^T vec(q) */
+    md_shape ps = shape(D, e->kid[j]);
+    expr *K = NULL;
+    if (!Mt && md_dim_is_one(D->shapes, ps.c))
+      K = Lm;
+    else if (!Lm && md_dim_is_one(D->shapes, ps.r))
+      K = Mt;
+    else if (Lm || Mt)
+      K = kron_merged(D, Mt ? Mt : expr_ident(c), Lm ? Lm : expr_ident(c));
+    if (K && K->op == E_KRON) {
+      /* I ⊗ b^T ⊗ I: two identities whose sizes only their product
+       * fixes, so the matrix could be read two ways */
+      size_t nid = 0;
+      for (size_t i = 0; i < K->nkids; i++)
+        nid += unsized(K->kid[i]);
+      V->ambiguous |= nid >= 2;
+      if (nid >= 2)
+        K = NULL, J = NULL;
+    }
+    if (J)
+      r = vscale(D, sc, ns, K ? expr_mul(c, K, J) : J);
+    free(sc);
+    free(left);
+    free(right);
+  }
+  free(others);
+  return r;
+}
+
+/* vec(P .* O) or vec(P ./ O) for P holding G and O not. */
+static expr *vlin_had(vlinear *V, expr *p, expr *o, bool divide) {
+  md_diff *D = V->L.D;
+  md_ctx *c = D->ctx;
+  expr *J = vlin(V, p);
+  if (!J)
+    return NULL;
+  if (divide)
+    o = expr_hdiv(c, expr_int(c, 1), o);
+  if (is_scalar(D, o))
+    return expr_mul(c, o, J);
+  if (is_scalar(D, p))
+    return expr_mul(c, vec_of(D, o), J); /* a scaling of O */
+  return expr_mul(c, expr_call1(c, FN_DIAG, vec_of(D, o)), J);
+}
+
+static expr *vlin_node(vlinear *V, expr *e) {
+  md_diff *D = V->L.D;
+  md_ctx *c = D->ctx;
+  if (e == V->L.g)
+    return expr_ident(c);
+  if (!lhas(&V->L, e))
+    return NULL; /* a term without G: not linear in it */
+  switch ((expr_op)e->op) {
+  case E_ADD: {
+    expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
+    expr *r = e;
+    for (size_t i = 0; r && i < e->nkids; i++)
+      if (!(v[i] = vlin(V, e->kid[i])))
+        r = NULL;
+    if (r)
+      r = expr_add_n(c, v, e->nkids);
+    free(v);
+    return r;
+  }
+  case E_NEG: {
+    expr *J = vlin(V, e->kid[0]);
+    return J ? expr_neg(c, J) : NULL;
+  }
+  case E_DIV: {
+    if (lhas(&V->L, e->kid[1]))
+      return NULL;
+    expr *J = vlin(V, e->kid[0]);
+    return J ? expr_div(c, J, e->kid[1]) : NULL;
+  }
+  case E_MUL:
+    return vlin_mul(V, e);
+  case E_HAD: {
+    size_t j = e->nkids;
+    for (size_t i = 0; i < e->nkids; i++)
+      if (lhas(&V->L, e->kid[i])) {
+        if (j != e->nkids)
+          return NULL;
+        j = i;
+      }
+    expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; i < e->nkids; i++)
+      if (i != j)
+        v[k++] = e->kid[i];
+    expr *o = k == 1 ? v[0] : expr_make(c, E_HAD, v, k);
+    free(v);
+    return vlin_had(V, e->kid[j], o, false);
+  }
+  case E_HDIV:
+    if (lhas(&V->L, e->kid[1]))
+      return NULL;
+    return vlin_had(V, e->kid[0], e->kid[1], true);
+  case E_TRANS: {
+    expr *k = e->kid[0];
+    if (is_vector_like(D, k))
+      return vlin(V, k); /* vec(v^T) = vec(v) */
+    expr *p = k == V->L.g ? NULL : push_trans(D, k);
+    if (!p) {
+      V->needs_k = k == V->L.g;
+      return NULL;
+    }
+    md_shape_derive(D->shapes, p);
+    return vlin(V, p);
+  }
+  case E_INNER: {
+    size_t i = lhas(&V->L, e->kid[0]) ? 0 : 1;
+    if (lhas(&V->L, e->kid[1 - i]))
+      return NULL;
+    expr *J = vlin(V, e->kid[i]);
+    if (!J)
+      return NULL;
+    return expr_mul(c, expr_trans(c, vec_of(D, e->kid[1 - i])), J);
+  }
+  case E_CALL:
+    if (e->u.fn == FN_VEC)
+      return vlin(V, e->kid[0]);
+    if (e->u.fn == FN_SUM) {
+      expr *J = vlin(V, e->kid[0]);
+      return J ? expr_mul(c, expr_trans(c, expr_ones(c)), J) : NULL;
+    }
+    return NULL;
+  default:
+    return NULL;
+  }
+}
+
+static expr *vlin(vlinear *V, expr *e) {
+  lin_grow(&V->L);
+  if (V->L.memo[e->id])
+    return V->L.memo[e->id];
+  expr *r = vlin_node(V, e);
+  if (r)
+    md_shape_derive(V->L.D->shapes, r);
+  lin_grow(&V->L);
+  V->L.memo[e->id] = r;
+  return r;
+}
+
+/* F with vec(F) = E, moving vec out of sums, negations and scalings of
+ * same-shaped vec(...) terms (vec(A) + 2 vec(B) = vec(A + 2 B)); NULL if
+ * E is not such a form. */
+static expr *unvec_form(md_diff *D, expr *e) {
+  md_ctx *c = D->ctx;
+  switch ((expr_op)e->op) {
+  case E_CALL:
+    return e->u.fn == FN_VEC ? e->kid[0] : NULL;
+  case E_NEG: {
+    expr *F = unvec_form(D, e->kid[0]);
+    return F ? expr_neg(c, F) : NULL;
+  }
+  case E_DIV: {
+    expr *F = unvec_form(D, e->kid[0]);
+    return F ? expr_div(c, F, e->kid[1]) : NULL;
+  }
+  case E_MUL: {
+    /* scalars and one vec(F) */
+    size_t j = e->nkids;
+    for (size_t i = 0; i < e->nkids; i++)
+      if (!is_scalar(D, e->kid[i])) {
+        if (j != e->nkids)
+          return NULL;
+        j = i;
+      }
+    expr *F = j < e->nkids ? unvec_form(D, e->kid[j]) : NULL;
+    if (!F)
+      return NULL;
+    expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
+    memcpy(v, e->kid, e->nkids * sizeof *v);
+    v[j] = F;
+    expr *r = expr_mul_n(c, v, e->nkids);
+    free(v);
+    return r;
+  }
+  case E_ADD: {
+    expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
+    expr *r = e;
+    for (size_t i = 0; r && i < e->nkids; i++) {
+      v[i] = unvec_form(D, e->kid[i]);
+      if (!v[i])
+        r = NULL;
+      else if (i) {
+        md_shape a = shape(D, v[0]), b = shape(D, v[i]);
+        if (!md_dim_equal(D->shapes, a.r, b.r) ||
+            !md_dim_equal(D->shapes, a.c, b.c))
+          r = NULL;
+      }
+    }
+    if (r)
+      r = expr_add_n(c, v, e->nkids);
+    free(v);
+    return r;
+  }
+  default:
+    return NULL;
+  }
+}
+
+/* d/dvec(X) f for a vector f: vec(F) is read through F (an adjoint of
+ * F's shape), any other vector f through an adjoint vector. */
+static expr *vec_jacobian(md_diff *D, expr *f, expr *X) {
+  md_ctx *c = D->ctx;
+  md_kind k = md_shape_sym_kind(D->shapes, X);
+  if (k == K_SYMMETRIC || k == K_SPD) {
+    char *a = md_print_text_alloc(c, f);
+    fail(D, f,
+         "cannot form the derivative of %s by vec(%s): for a symmetric "
+         "variable it needs the commutation matrix, which the language has "
+         "no name for",
+         a, X->u.name);
+    free(a);
+    return NULL;
+  }
+  expr *F = unvec_form(D, f);
+  if (!F || !md_shape_derive(D->shapes, F))
+    F = f;
+  md_shape fs = shape(D, F);
+  char name[32];
+  snprintf(name, sizeof name, "%s'%u",
+           md_shape_is_vector(D->shapes, fs) ? "g" : "G", ++D->nadjoints);
+  expr *G = expr_sym(c, name);
+  if (!md_shape_derive(D->shapes, expr_inner(c, G, F))) {
+    fail(D, f, "internal error: no shape for the adjoint of %s%s", "", "");
+    return NULL;
+  }
+  bool ok;
+  expr *R = reverse(D, F, X, G, &ok);
+  if (!ok)
+    return NULL;
+  if (expr_is_zero(R))
+    return R;
+  vlinear V = {{D, G, NULL, NULL, 0}, false, false};
+  expr *J = vlin(&V, R);
+  free(V.L.has);
+  free(V.L.memo);
+  if (!J) {
+    char *a = md_print_text_alloc(c, f);
+    if (V.needs_k)
+      fail(D, f,
+           "cannot form the derivative of %s by vec(%s): it needs the "
+           "commutation matrix (vec(X^T) = K vec(X)), which the language "
+           "has no name for",
+           a, X->u.name);
+    else if (V.ambiguous)
+      fail(D, f,
+           "cannot form the derivative of %s by vec(%s): its Kronecker form "
+           "would hold identity matrices whose sizes it does not fix",
+           a, X->u.name);
+    else
+      fail(D, f,
+           "cannot form the derivative of %s by vec(%s): its adjoint is not "
+           "of a Kronecker form the engine can read",
+           a, X->u.name);
+    free(a);
+    return NULL;
+  }
+  /* a diagonal X: each column is the gradient of an entry of F, projected
+   * as a gradient is (G .* I, SPEC 2 fine point 11) */
+  if (k == K_DIAGONAL)
+    J = expr_mul(
+        c, expr_call1(c, FN_DIAG, expr_call1(c, FN_VEC, expr_ident(c))), J);
+  return J;
+}
+
+static bool holds_kron(const expr *e, uint8_t *seen) {
+  if (seen[e->id])
+    return false;
+  seen[e->id] = 1;
+  if (e->op == E_KRON)
+    return true;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (holds_kron(e->kid[i], seen))
+      return true;
+  return false;
+}
+
 /* ---- the layout table ---- */
 
 static expr *sym_of(expr *x) {
@@ -749,16 +1239,20 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
   /* A vector or matrix f: differentiate <g, f> for a symbolic adjoint g,
    * then read the Jacobian off the form, linear in g. */
   if (x != X) {
+    if (md_shape_is_vector(D->shapes, fs))
+      return vec_jacobian(D, f, X);
     char *a = md_print_text_alloc(D->ctx, f);
     fail(D, f,
-         "the derivative of %s with respect to vec(%s) is not supported "
-         "yet: only a scalar can be differentiated by vec(X)",
+         "the derivative of %s with respect to vec(%s) is a tensor; "
+         "differentiate vec(...) of it instead",
          a, X->u.name);
     free(a);
     return NULL;
   }
-  if (!md_shape_is_vector(D->shapes, fs) &&
-      !md_shape_is_scalar(D->shapes, xs)) {
+  /* by a matrix X, only a scalar has a derivative (SPEC 3's table) */
+  if (!md_shape_is_scalar(D->shapes, xs) &&
+      (!md_shape_is_vector(D->shapes, fs) ||
+       !md_shape_is_vector(D->shapes, xs))) {
     char *a = md_print_text_alloc(D->ctx, f);
     char *b = md_print_text_alloc(D->ctx, x);
     fail(D, f,
@@ -800,6 +1294,21 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
     return m;
   }
   expr *J = expr_is_zero(r) ? r : jacobian_of(D, r, g);
+  if (!J && md_shape_is_vector(D->shapes, xs)) {
+    /* the general reader: for a column R, vec(R) = R = J g.  Only when
+     * its answer holds no Kronecker product: there the sizes of
+     * identities may be fixed only by a product of sizes. */
+    vlinear V = {{D, g, NULL, NULL, 0}, false, false};
+    J = vlin(&V, r);
+    free(V.L.has);
+    free(V.L.memo);
+    if (J) {
+      uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1);
+      if (holds_kron(J, seen))
+        J = NULL;
+      free(seen);
+    }
+  }
   if (!J) {
     if (D->hessian_of) {
       char *a = md_print_text_alloc(D->ctx, D->hessian_of);

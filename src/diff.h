@@ -8,6 +8,18 @@
  * in the size of the DAG.  The engine knows no operation itself: a node
  * without a matching rule is an error that names it, never a zero.
  *
+ * A rule whose right side reads d/dX <G, form> has the engine
+ * differentiate that form where the rule matched (by a pass of its own):
+ * that is how a function defined in a rules file differentiates through
+ * its body when no rule is given for it (rules.h).
+ *
+ * Jacobians are read off the adjoint, which is linear in a symbolic
+ * adjoint G: for a vector f by a vector x the matrix M of M g; for
+ * d/dvec(X) vec(F) the matrix J of vec(R) = J vec(G), from Kronecker
+ * forms (vec(L G M) = kron(M^T, L) vec(G), vec(G .* B) = diag(vec(B))
+ * vec(G), <M, G> = vec(M)^T vec(G)).  A G^T there would need the
+ * commutation matrix, which the language has no name for: an error.
+ *
  * Results are in denominator layout (SPEC 3) and unsimplified: pass them
  * to md_simplify().  Nodes belong to the context; an md_diff borrows
  * everything it points at.
@@ -53,7 +65,9 @@ typedef struct md_diff {
 } md_diff;
 
 /* d/dX F for a symbol X or vec(X), per the layout table of SPEC 3; NULL
- * after an error.  F's shapes must have been inferred. */
+ * after an error.  By vec(X), F is a scalar or a vector: vec(F), sums and
+ * scalings of vec(...) terms of one shape, or any vector.  F's shapes
+ * must have been inferred. */
 expr *md_derivative(md_diff *D, expr *f, expr *x);
 /* hess(F, x) for scalar F and a scalar or vector x. */
 expr *md_hessian(md_diff *D, expr *f, expr *x);

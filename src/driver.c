@@ -151,6 +151,7 @@ static void decl_lines(const md_env *env, strbuf *b) {
 static bool verified(session *S, expr *lhs, expr *result) {
   strbuf b;
   sb_init(&b);
+  md_rules_print_defs(&S->rules, S->ctx, &b); /* user functions */
   decl_lines(&S->env, &b);
   md_print_text(&b, S->ctx, lhs);
   sb_puts(&b, " = ");

@@ -1,4 +1,20 @@
-/* print_text.c - expressions back to the language; see print_text.h. */
+/*
+ * print_text.c - expressions back to the language; see print_text.h.
+ *
+ * The --unicode mode (SPEC 2, Unicode) changes only how some tokens are
+ * spelled; the structure, and so the parentheses, stay those of the plain
+ * text, except that Kronecker products become the infix A ⊗ B, one level
+ * tighter than products (SPEC 2, fine point 2).  Every symbol it writes
+ * re-parses to the same node, so the Unicode text is still the language:
+ *   Aᵀ      transpose              X⁻¹     inverse
+ *   A ⊙ B   Hadamard product       A ⊗ B   Kronecker product
+ *   λ, Σ    Greek names (lambda, Sigma, lambda1 as λ1, sigma_2 as σ_2)
+ * Two spellings have no input form, so a Unicode text that holds them does
+ * not parse back (the lexer reads neither):
+ *   X⁻ᵀ     inverse transpose (input: X^-T, or Xᵀ⁻¹)
+ *   ‖x‖, ‖x‖₁   norms (input: ||x||, ||x||_1)
+ * Everything else is spelled as in the plain text: ./, .^, ^k, ^-k, <a, b>.
+ */
 #include "print_text.h"
 
 #include <stdlib.h>
@@ -10,6 +26,7 @@ enum {
   P_SUM,
   P_NEG,
   P_PROD, /* * / .* ./ juxtaposition */
+  P_KRON, /* A ⊗ B, Unicode only: the plain text writes kron(A, B) */
   P_POST, /* ^T ^-1 ^k .^ */
   P_ATOM,
 };
@@ -18,9 +35,10 @@ typedef struct printer {
   const md_ctx *ctx;
   strbuf *out;
   int in_norm; /* inside ||...||, where a juxtaposed || would close it */
+  bool unicode;
 } printer;
 
-static int prec(const expr *e) {
+static int prec(const printer *p, const expr *e) {
   switch ((expr_op)e->op) {
   case E_NUM:
     if (mpq_sgn(e->u.num) < 0)
@@ -35,6 +53,8 @@ static int prec(const expr *e) {
   case E_HAD:
   case E_HDIV:
     return P_PROD;
+  case E_KRON:
+    return p->unicode ? P_KRON : P_ATOM;
   case E_TRANS:
   case E_INV:
   case E_POW:
@@ -50,10 +70,47 @@ static int prec(const expr *e) {
 static void print(printer *p, const expr *e);
 static void bracketed(printer *p, const expr *e);
 
+/* The Greek names the lexer reads as letters (grammar/lexer.l), in the
+ * order of their code points: U+03B1 alpha .. U+03C9 omega, U+0391 Alpha
+ * .. U+03A9 Omega, less the final sigma and its unassigned capital. */
+static const char *const greek[] = {
+    "alpha", "beta",    "gamma",   "delta", "epsilon", "zeta",
+    "eta",   "theta",   "iota",    "kappa", "lambda",  "mu",
+    "nu",    "xi",      "omicron", "pi",    "rho",     "sigma",
+    "tau",   "upsilon", "phi",     "chi",   "psi",     "omega"};
+
+/* Writes NAME, in Unicode mode with a Greek name as its letter: lambda1
+ * as λ1, Sigma as Σ, sigma_2 as σ_2.  The Greek name must be followed by
+ * nothing, a digit or '_' (as for the default kinds, shape.c), so that
+ * alphabet stays alphabet: the lexer would read αbet back as alphabet,
+ * but no reader would. */
+static void print_name(printer *p, const char *name) {
+  if (p->unicode) {
+    for (unsigned i = 0; i < sizeof greek / sizeof greek[0]; i++) {
+      size_t n = strlen(greek[i]);
+      bool upper = name[0] == greek[i][0] - 'a' + 'A';
+      if (!upper && name[0] != greek[i][0])
+        continue;
+      if (strncmp(name + 1, greek[i] + 1, n - 1) != 0)
+        continue;
+      const char *rest = name + n;
+      if (*rest != '\0' && *rest != '_' && !(*rest >= '0' && *rest <= '9'))
+        continue;
+      /* skip U+03C2 (final sigma) and U+03A2 (unassigned) */
+      unsigned cp = (upper ? 0x391u : 0x3B1u) + i + (i >= 17);
+      sb_putc(p->out, (char)(0xC0 | (cp >> 6)));
+      sb_putc(p->out, (char)(0x80 | (cp & 0x3F)));
+      sb_puts(p->out, rest);
+      return;
+    }
+  }
+  sb_puts(p->out, name);
+}
+
 /* Prints E where the grammar wants level LEVEL; LEFT is the first operand
  * of a product-level chain, which may itself be one (a / s b). */
 static void sub(printer *p, const expr *e, int level, bool left) {
-  int q = prec(e);
+  int q = prec(p, e);
   bool paren = q < level && !(left && level == P_PROD && q == P_PROD);
   if (e->op == E_DIFF && level > P_DIFF)
     paren = true;
@@ -89,7 +146,7 @@ static void print_exponent(printer *p, const expr *k) {
   /* x^T is a transpose, and so is the start of x^Tau: such names go in
    * parentheses, x^(T) */
   if ((k->op == E_SYM && k->u.name[0] != 'T') ||
-      (k->op == E_NUM && prec(k) == P_ATOM)) {
+      (k->op == E_NUM && prec(p, k) == P_ATOM)) {
     print(p, k);
   } else {
     sb_putc(p->out, '(');
@@ -102,7 +159,9 @@ static void print_chain(printer *p, const expr *e, const char *op) {
   sub(p, e->kid[0], P_PROD, true);
   for (size_t i = 1; i < e->nkids; i++) {
     sb_puts(p->out, op);
-    sub(p, e->kid[i], P_POST, false);
+    /* A B ⊗ C is A (B ⊗ C): in Unicode mode a Kronecker product needs
+     * no parentheses here; in the plain text nothing is at that level */
+    sub(p, e->kid[i], P_KRON, false);
   }
 }
 
@@ -113,7 +172,7 @@ static void print(printer *p, const expr *e) {
     print_num(p, e->u.num);
     return;
   case E_SYM:
-    sb_puts(o, e->u.name);
+    print_name(p, e->u.name);
     return;
   case E_IDENT:
     sb_putc(o, 'I');
@@ -156,12 +215,21 @@ static void print(printer *p, const expr *e) {
     print_chain(p, e, " / ");
     return;
   case E_HAD:
-    print_chain(p, e, " .* ");
+    print_chain(p, e, p->unicode ? " ⊙ " : " .* ");
     return;
   case E_HDIV:
     print_chain(p, e, " ./ ");
     return;
   case E_KRON:
+    if (p->unicode) {
+      /* a ⊗ b ⊗ c: its operands are postfix expressions */
+      for (size_t i = 0; i < e->nkids; i++) {
+        if (i)
+          sb_puts(o, " ⊗ ");
+        sub(p, e->kid[i], P_POST, false);
+      }
+      return;
+    }
     /* kron(kron(a, b), c) re-parses to the flat a ⊗ b ⊗ c */
     for (size_t i = 1; i < e->nkids; i++)
       sb_puts(o, "kron(");
@@ -174,21 +242,21 @@ static void print(printer *p, const expr *e) {
     return;
   case E_TRANS:
     sub(p, e->kid[0], P_POST, false);
-    sb_puts(o, "^T");
+    sb_puts(o, p->unicode ? "ᵀ" : "^T");
     return;
   case E_INV:
     if (e->kid[0]->op == E_TRANS) {
       sub(p, e->kid[0]->kid[0], P_POST, false);
-      sb_puts(o, "^-T");
+      sb_puts(o, p->unicode ? "⁻ᵀ" : "^-T");
     } else {
       sub(p, e->kid[0], P_POST, false);
-      sb_puts(o, "^-1");
+      sb_puts(o, p->unicode ? "⁻¹" : "^-1");
     }
     return;
   case E_POW:
     /* (x^-1)^k prints as x^-k, which parses back to it only for k >= 2 */
     if (e->kid[0]->op == E_INV && e->kid[1]->op == E_NUM &&
-        prec(e->kid[1]) == P_ATOM &&
+        prec(p, e->kid[1]) == P_ATOM &&
         mpz_cmp_ui(mpq_numref(e->kid[1]->u.num), 2) >= 0) {
       sub(p, e->kid[0]->kid[0], P_POST, false);
       sb_puts(o, "^-");
@@ -207,10 +275,13 @@ static void print(printer *p, const expr *e) {
   case E_CALL: {
     const fn_info *f = md_fn_get(p->ctx, e->u.fn);
     if ((e->u.fn == FN_NORM2 || e->u.fn == FN_NORM1) && !p->in_norm) {
+      const char *bars = p->unicode ? "‖" : "||";
       p->in_norm++;
-      sb_puts(o, "||");
+      sb_puts(o, bars);
       print(p, e->kid[0]);
-      sb_puts(o, e->u.fn == FN_NORM1 ? "||_1" : "||");
+      sb_puts(o, bars);
+      if (e->u.fn == FN_NORM1)
+        sb_puts(o, p->unicode ? "₁" : "_1");
       p->in_norm--;
       return;
     }
@@ -237,10 +308,14 @@ static void print(printer *p, const expr *e) {
   case E_DIFF: {
     const expr *x = e->kid[1];
     if (x->op == E_SYM && strcmp(x->u.name, "elta") != 0) {
-      sb_printf(o, "d/d%s ", x->u.name);
+      sb_puts(o, "d/d");
+      print_name(p, x->u.name);
+      sb_putc(o, ' ');
       print(p, e->kid[0]);
     } else if (x->op == E_CALL && x->kid[0]->op == E_SYM) {
-      sb_printf(o, "d/dvec(%s) ", x->kid[0]->u.name);
+      sb_puts(o, "d/dvec(");
+      print_name(p, x->kid[0]->u.name);
+      sb_puts(o, ") ");
       print(p, e->kid[0]);
     } else {
       sb_puts(o, "diff(");
@@ -274,14 +349,13 @@ static void print(printer *p, const expr *e) {
 }
 
 void md_print_text(strbuf *out, const md_ctx *ctx, const expr *e) {
-  printer p = {ctx, out, 0};
-  print(&p, e);
+  md_print_text_opts(out, ctx, e, false);
 }
 
 void md_print_text_opts(strbuf *out, const md_ctx *ctx, const expr *e,
                         bool unicode) {
-  (void)unicode;
-  md_print_text(out, ctx, e);
+  printer p = {ctx, out, 0, unicode};
+  print(&p, e);
 }
 
 char *md_print_text_alloc(const md_ctx *ctx, const expr *e) {

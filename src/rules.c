@@ -1,6 +1,7 @@
 /* rules.c - reading rules/ into rule records; see rules.h. */
 #include "rules.h"
 
+#include "print_text.h"
 #include "shape.h"
 
 #include <stdlib.h>
@@ -14,6 +15,7 @@ void md_rules_clear(md_rules *r) {
   for (size_t i = 0; i < r->n; i++)
     free(r->v[i].guards);
   free(r->v);
+  free(r->defs);
   md_rules_init(r);
 }
 
@@ -44,7 +46,7 @@ static bool contains(const expr *e, const expr *x) {
 /* d/dX <G, P> = R, with X a symbol occurring in P. */
 static bool add_rule(md_rules *r, const md_env *env, const md_stmt *st,
                      const md_source *src, md_errors *err, unsigned line,
-                     md_ctx *ctx) {
+                     md_ctx *ctx, bool builtin) {
   expr *l = st->lhs;
   if (l->op != E_DIFF || l->kid[0]->op != E_INNER || l->kid[1]->op != E_SYM ||
       l->kid[0]->kid[0]->op != E_SYM ||
@@ -57,7 +59,11 @@ static bool add_rule(md_rules *r, const md_env *env, const md_stmt *st,
     r->cap = r->cap ? 2 * r->cap : 64;
     r->v = xreallocarray(r->v, r->cap, sizeof *r->v);
   }
-  md_rule *rule = &r->v[r->n++];
+  /* a user's rule goes before the built-in ones, which it overrides */
+  size_t at = builtin ? r->n : r->nuser++;
+  memmove(&r->v[at + 1], &r->v[at], (r->n - at) * sizeof *r->v);
+  r->n++;
+  md_rule *rule = &r->v[at];
   *rule = (md_rule){.pattern = l->kid[0]->kid[1],
                     .var = l->kid[1],
                     .adj = l->kid[0]->kid[0],
@@ -75,8 +81,293 @@ static bool add_rule(md_rules *r, const md_env *env, const md_stmt *st,
   return true;
 }
 
-bool md_rules_load(md_rules *r, md_ctx *ctx, const md_source *src,
-                   md_errors *err) {
+/* ---- function definitions ---- */
+
+/* A body whose every operation works entry by entry on x: then f(X)^T =
+ * f(X^T), which the simplifier assumes of an element-wise function. */
+static bool elementwise(const md_ctx *ctx, const expr *e, const expr *x) {
+  switch ((expr_op)e->op) {
+  case E_NUM:
+    return true;
+  case E_SYM:
+    return e == x;
+  case E_ADD:
+  case E_NEG:
+  case E_HAD:
+  case E_HDIV:
+    for (size_t i = 0; i < e->nkids; i++)
+      if (!elementwise(ctx, e->kid[i], x))
+        return false;
+    return true;
+  case E_MUL: {
+    /* scaling by constants: 2 x, but not x x */
+    size_t nonconst = 0;
+    for (size_t i = 0; i < e->nkids; i++) {
+      if (!elementwise(ctx, e->kid[i], x))
+        return false;
+      nonconst += !(e->kid[i]->flags & EF_CONST);
+    }
+    return nonconst <= 1;
+  }
+  case E_DIV:
+    return elementwise(ctx, e->kid[0], x) && (e->kid[1]->flags & EF_CONST);
+  case E_EPOW:
+    return elementwise(ctx, e->kid[0], x);
+  case E_CALL:
+    return e->nkids == 1 && md_fn_get(ctx, e->u.fn)->cls == FC_ELEMWISE &&
+           elementwise(ctx, e->kid[0], x);
+  default:
+    return false;
+  }
+}
+
+/* The shape of BODY when its parameter X is of KIND, with the sizes
+ * named #m and #n (#n×#n when SQUARE), declared in ENV (which the shapes
+ * *OUT read); false if the body does not fit. */
+static bool body_shape(md_ctx *ctx, const expr *x, expr *body, md_kind kind,
+                       bool square, md_env *env, md_shapes **out,
+                       md_shape *sh) {
+  const char *m = md_intern(ctx, "#m", 2), *n = md_intern(ctx, "#n", 2);
+  md_decl d = {.name = x->u.name, .kind = kind, .loc = MD_NOLOC};
+  if (kind == K_VECTOR)
+    d.dim[0].name = n;
+  else if (kind == K_MATRIX)
+    d.dim[0].name = square ? n : m, d.dim[1].name = n;
+  md_env_clear(env);
+  md_env_add(env, &d);
+  md_shapes *s = md_shapes_new(ctx, env);
+  md_errors err;
+  md_errors_init(&err);
+  bool ok = md_shape_infer(s, body, NULL, NULL, &err, sh);
+  md_errors_clear(&err);
+  if (!ok) {
+    md_shapes_free(s);
+    return false;
+  }
+  *out = s;
+  return true;
+}
+
+/* The shape class of a function with parameter X and BODY: element-wise,
+ * anything to a scalar, square to a scalar, or vector to vector. */
+static bool classify(md_ctx *ctx, const expr *x, expr *body, fn_class *cls) {
+  md_shapes *s;
+  md_shape sh;
+  md_env env;
+  md_env_init(&env);
+  bool ok = false, done = false;
+  if (body_shape(ctx, x, body, K_MATRIX, false, &env, &s, &sh)) {
+    md_shape xs = md_shape_of(s, x);
+    if (md_shape_is_scalar(s, sh)) {
+      *cls = FC_ANY_TO_SC, ok = true;
+    } else if (elementwise(ctx, body, x) && md_dim_equal(s, sh.r, xs.r) &&
+               md_dim_equal(s, sh.c, xs.c)) {
+      *cls = FC_ELEMWISE, ok = true;
+    }
+    md_shapes_free(s);
+    done = ok;
+  }
+  if (!done && body_shape(ctx, x, body, K_MATRIX, true, &env, &s, &sh)) {
+    if ((done = md_shape_is_scalar(s, sh)))
+      *cls = FC_SQUARE_TO_SC;
+    md_shapes_free(s);
+  }
+  if (!done && body_shape(ctx, x, body, K_VECTOR, false, &env, &s, &sh)) {
+    md_shape xs = md_shape_of(s, x);
+    if ((done = md_shape_is_vector(s, sh) && md_dim_equal(s, sh.r, xs.r)))
+      *cls = FC_VEC_TO_VEC;
+    md_shapes_free(s);
+  }
+  md_env_clear(&env);
+  return done;
+}
+
+/* A symbol of E other than X, or NULL; each node once (a body with
+ * where-bindings is a DAG). */
+static const expr *other_symbol(const expr *e, const expr *x, uint8_t *seen) {
+  if (seen[e->id])
+    return NULL;
+  seen[e->id] = 1;
+  if (e->op == E_SYM)
+    return e == x ? NULL : e;
+  for (size_t i = 0; i < e->nkids; i++) {
+    const expr *s = other_symbol(e->kid[i], x, seen);
+    if (s)
+      return s;
+  }
+  return NULL;
+}
+
+/* Each node once, as above. */
+static bool has_derivative(const expr *e, uint8_t *seen) {
+  if (seen[e->id])
+    return false;
+  seen[e->id] = 1;
+  if (e->op == E_DIFF || e->op == E_HESS)
+    return true;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (has_derivative(e->kid[i], seen))
+      return true;
+  return false;
+}
+
+const md_fndef *md_rules_fndef(const md_rules *r, uint32_t fn) {
+  for (size_t i = 0; i < r->ndefs; i++)
+    if (r->defs[i].fn == fn)
+      return &r->defs[i];
+  return NULL;
+}
+
+/* f(x) := body, with f a new name or (BUILTIN) a built-in function */
+bool md_rules_define(md_rules *r, md_ctx *ctx, const md_stmt *st,
+                     const md_source *src, md_errors *err, bool builtin,
+                     bool *identity) {
+  if (identity)
+    *identity = false;
+  expr *l = st->lhs, *body = st->rhs, *x = NULL;
+  const char *name = NULL;
+  int fn = -1;
+  /* f(x) with f not yet a function parses as the product f x */
+  if (l->op == E_MUL && l->nkids == 2 && l->kid[0]->op == E_SYM &&
+      l->kid[1]->op == E_SYM) {
+    name = l->kid[0]->u.name, x = l->kid[1];
+  } else if (l->op == E_CALL && l->nkids == 1 && l->kid[0]->op == E_SYM) {
+    fn = (int)l->u.fn, x = l->kid[0];
+    name = md_fn_get(ctx, l->u.fn)->name;
+  }
+  if (!x || !(name[0] >= 'a' && name[0] <= 'z')) {
+    md_error_at(err, src, st->loc,
+                "a definition reads f(x) := body, with f a lower-case name "
+                "and x a symbol");
+    return false;
+  }
+  if (fn >= FN_NBUILTIN) {
+    const md_fndef *d = md_rules_fndef(r, (uint32_t)fn);
+    char at[64] = "";
+    if (d)
+      snprintf(at, sizeof at, " (at %s:%u)", d->rule.file, d->rule.line);
+    md_error_at(err, src, st->loc, "function '%s' is already defined%s", name,
+                at);
+    return false;
+  }
+  if (fn >= 0 && !builtin) {
+    md_error_at(err, src, st->loc,
+                "'%s' is a built-in function: give yours another name", name);
+    return false;
+  }
+  uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
+  const expr *other = other_symbol(body, x, seen);
+  memset(seen, 0, md_ctx_nnodes(ctx));
+  bool deriv = has_derivative(body, seen);
+  free(seen);
+  if (other) {
+    md_error_at(err, src, st->loc,
+                "the body of %s may use only its parameter %s, not %s", name,
+                x->u.name, other->u.name);
+    return false;
+  }
+  if (deriv) {
+    md_error_at(err, src, st->loc,
+                "the body of %s may not hold a derivative: define the "
+                "function, then give its derivative as a rule",
+                name);
+    return false;
+  }
+  fn_class cls;
+  if (!classify(ctx, x, body, &cls)) {
+    md_error_at(err, src, st->loc,
+                "cannot tell the shape of %s(%s): its body must work entry "
+                "by entry (+, -, .*, ./, .^, element-wise functions), give a "
+                "scalar, or give a vector of the size of a vector %s",
+                name, x->u.name, x->u.name);
+    return false;
+  }
+  if (fn >= 0) {
+    /* a built-in: the definition says what it computes */
+    if (identity)
+      *identity = true;
+    return true;
+  }
+  uint32_t id = md_fn_add(ctx, name, 1, cls);
+  if (r->ndefs == r->capdefs) {
+    r->capdefs = r->capdefs ? 2 * r->capdefs : 8;
+    r->defs = xreallocarray(r->defs, r->capdefs, sizeof *r->defs);
+  }
+  expr *G = expr_sym(ctx, strcmp(x->u.name, "G") ? "G" : "H");
+  r->defs[r->ndefs++] =
+      (md_fndef){.fn = id,
+                 .param = x,
+                 .body = body,
+                 .rule = {.pattern = expr_call1(ctx, id, x),
+                          .var = x,
+                          .adj = G,
+                          .result = expr_diff(ctx, expr_inner(ctx, G, body), x),
+                          .file = md_intern(ctx, src->name, strlen(src->name)),
+                          .line = src->line0}};
+  return true;
+}
+
+/* MEMO covers the nodes that existed when the walk began (NMEMO). */
+static expr *inline_rec(const md_rules *r, md_ctx *ctx, expr *e, expr **memo,
+                        size_t nmemo) {
+  if (e->id < nmemo && memo[e->id])
+    return memo[e->id];
+  expr *out = e;
+  if (e->nkids) {
+    expr *small[4];
+    expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+    bool changed = false;
+    for (size_t i = 0; out && i < e->nkids; i++) {
+      if (!(k[i] = inline_rec(r, ctx, e->kid[i], memo, nmemo)))
+        out = NULL;
+      else
+        changed |= k[i] != e->kid[i];
+    }
+    if (out && changed)
+      out = expr_rebuild(ctx, e, k);
+    if (k != small)
+      free(k);
+  }
+  const md_fndef *d =
+      out && out->op == E_CALL ? md_rules_fndef(r, out->u.fn) : NULL;
+  if (d) {
+    /* the body, inlined itself (it calls only functions defined before) */
+    size_t n = md_ctx_nnodes(ctx);
+    expr **m = xcalloc(n, sizeof *m);
+    expr *b = inline_rec(r, ctx, d->body, m, n);
+    free(m);
+    expr_subst sub;
+    expr_subst_init(&sub, ctx);
+    expr_subst_bind(&sub, d->param, out->kid[0]);
+    out = b ? expr_subst_apply(&sub, b) : NULL;
+    expr_subst_clear(&sub);
+  }
+  if (e->id < nmemo)
+    memo[e->id] = out;
+  return out;
+}
+
+expr *md_rules_inline(const md_rules *r, md_ctx *ctx, expr *e) {
+  if (!r->ndefs)
+    return e;
+  size_t n = md_ctx_nnodes(ctx);
+  expr **memo = xcalloc(n, sizeof *memo);
+  expr *out = inline_rec(r, ctx, e, memo, n);
+  free(memo);
+  return out;
+}
+
+void md_rules_print_defs(const md_rules *r, md_ctx *ctx, strbuf *out) {
+  for (size_t i = 0; i < r->ndefs; i++) {
+    md_print_text(out, ctx, r->defs[i].rule.pattern);
+    sb_puts(out, " := ");
+    md_print_text(out, ctx, r->defs[i].body);
+    sb_putc(out, '\n');
+  }
+}
+
+static bool load(md_rules *r, md_ctx *ctx, const md_source *src, md_errors *err,
+                 bool builtin) {
   md_env env;
   md_env_init(&env);
   bool ok = true;
@@ -100,11 +391,14 @@ bool md_rules_load(md_rules *r, md_ctx *ctx, const md_source *src,
           for (size_t k = 0; k < st->ndecls; k++)
             md_env_add(&env, &st->decls[k]);
         } else if (st->kind == ST_EQ) {
-          ok &= add_rule(r, &env, st, ls, err, line, ctx);
+          ok &= add_rule(r, &env, st, ls, err, line, ctx, builtin);
+        } else if (st->kind == ST_DEF) {
+          ok &= md_rules_define(r, ctx, st, ls, err, builtin, NULL);
         } else if (st->kind != ST_EMPTY) {
           md_error_at(err, ls, st->loc,
-                      "a rules file holds let lines and rules "
-                      "d/dX <G, op(..., X, ...)> = result");
+                      "a rules file holds let lines, rules "
+                      "d/dX <G, op(..., X, ...)> = result and definitions "
+                      "f(x) := body");
           ok = false;
         }
       }
@@ -117,11 +411,22 @@ bool md_rules_load(md_rules *r, md_ctx *ctx, const md_source *src,
   return ok;
 }
 
+/* The built-in files are read first, whenever a user's file comes first:
+ * a user's definition (of x, say) must not change how they parse, and
+ * the functions they define are there for the user's files. */
+bool md_rules_load(md_rules *r, md_ctx *ctx, const md_source *src,
+                   md_errors *err) {
+  return md_rules_load_builtin(r, ctx, err) && load(r, ctx, src, err, false);
+}
+
 bool md_rules_load_builtin(md_rules *r, md_ctx *ctx, md_errors *err) {
+  if (r->builtin_loaded)
+    return true;
+  r->builtin_loaded = true;
   bool ok = true;
   for (const md_rule_file *f = md_builtin_rules; f->name; f++) {
     md_source src = {f->name, f->text, strlen(f->text), 1};
-    ok &= md_rules_load(r, ctx, &src, err);
+    ok &= load(r, ctx, &src, err, true);
   }
   return ok;
 }

@@ -12,6 +12,20 @@
  * `let` before a rule declares a variable's kind, which guards the rule
  * (the variable then matches only expressions of that kind).
  *
+ * A rules file may also define a function (SPEC 5):
+ *
+ *   softsign(x) := x ./ (1 + abs(x))
+ *
+ * registers softsign in the context (md_fn_add), so that the lines and
+ * expressions parsed after it can call it.  Its shape class follows from
+ * its body.  It differentiates by a rule given for it, if any (in any
+ * file), else through its body: each definition carries the rule
+ * d/dx <G, f(x)> = d/dx <G, body>, tried after all the others, whose
+ * right side the engine differentiates.  matdiff check evaluates it by its
+ * body (md_rules_inline).  A definition of a built-in function (only in
+ * the files of rules/) states what the built-in computes: an identity
+ * that matdiff check verifies, not a new function.
+ *
  * Ownership: an md_rules owns its arrays; the expressions belong to the
  * context, which must outlive the rules.
  */
@@ -20,6 +34,7 @@
 #include "diag.h"
 #include "expr.h"
 #include "parse.h"
+#include "strbuf.h"
 
 typedef struct md_rule_file {
   const char *name, *text;
@@ -44,16 +59,46 @@ typedef struct md_rule {
   unsigned line;
 } md_rule;
 
+typedef struct md_fndef {
+  uint32_t fn;
+  expr *param; /* the symbol x of f(x) */
+  expr *body;
+  md_rule rule; /* d/dx <G, f(x)> = d/dx <G, body> */
+} md_fndef;
+
 typedef struct md_rules {
-  md_rule *v;
-  size_t n, cap;
+  md_rule *v; /* a user's rules (the first NUSER), then the built-in ones */
+  size_t n, cap, nuser;
+  bool builtin_loaded;
+  md_fndef *defs; /* functions defined by rules files, in order */
+  size_t ndefs, capdefs;
 } md_rules;
 
 void md_rules_init(md_rules *r);
 void md_rules_clear(md_rules *r);
-/* Adds the rules of SRC (one per line).  On error, adds messages to ERR
- * with file:line:col and returns false; the rules before stay. */
+/* Adds the rules of SRC (one per line), a user's file: its rules are
+ * tried before the built-in ones, which are loaded first if they are not
+ * yet.  On error, adds messages to ERR with file:line:col and returns
+ * false; the rules before stay. */
 bool md_rules_load(md_rules *r, md_ctx *ctx, const md_source *src,
                    md_errors *err);
-/* Loads every built-in rule file. */
+/* Loads every built-in rule file (once: later calls do nothing). */
 bool md_rules_load_builtin(md_rules *r, md_ctx *ctx, md_errors *err);
+
+/* The definition statement ST (kind ST_DEF) of SRC: registers the
+ * function in CTX and adds its definition.  BUILTIN allows a definition
+ * of a built-in function, which then only sets *IDENTITY (when not NULL):
+ * the line is an identity to check, and nothing is added.  False after
+ * adding a message to ERR. */
+bool md_rules_define(md_rules *r, md_ctx *ctx, const md_stmt *st,
+                     const md_source *src, md_errors *err, bool builtin,
+                     bool *identity);
+/* The definition of function FN, or NULL. */
+const md_fndef *md_rules_fndef(const md_rules *r, uint32_t fn);
+/* E with every call of a defined function replaced by its body (bodies
+ * may call functions defined before them); NULL if the result would be
+ * too deep. */
+expr *md_rules_inline(const md_rules *r, md_ctx *ctx, expr *e);
+/* "f(x) := body" lines for every definition, in order: what an identity
+ * file needs to know the functions (for --verify). */
+void md_rules_print_defs(const md_rules *r, md_ctx *ctx, strbuf *out);

@@ -132,6 +132,58 @@ static bool occurs(md_shapes *s, md_dim v, md_dim t) {
   return false;
 }
 
+static bool unify(md_shapes *s, md_dim a, md_dim b);
+
+enum { MAX_FACTORS = 16 };
+
+/* The factors of D, a product, into V: roots that are not products.
+ * False if there are more than MAX_FACTORS. */
+static bool factors(md_shapes *s, md_dim d, md_dim *v, size_t *n) {
+  d = find(s, d);
+  if (s->d[d].kind != D_MUL) {
+    if (*n == MAX_FACTORS)
+      return false;
+    v[(*n)++] = d;
+    return true;
+  }
+  md_dim a = s->d[d].a, b = s->d[d].b;
+  return factors(s, a, v, n) && factors(s, b, v, n);
+}
+
+/* Products are equal as multisets of factors, in any order or grouping
+ * (kron and vec build m·p·n and (m·n)·p for one size): common factors
+ * cancel, and a lone unknown left on one side is the product of the
+ * other side.  What stays ambiguous (two unknowns against two) is
+ * unified factor by factor, as the products were built. */
+static bool unify_products(md_shapes *s, md_dim a, md_dim b) {
+  md_dim fa[MAX_FACTORS], fb[MAX_FACTORS];
+  size_t na = 0, nb = 0;
+  md_dim a1 = s->d[a].a, a2 = s->d[a].b, b1 = s->d[b].a, b2 = s->d[b].b;
+  if (!factors(s, a, fa, &na) || !factors(s, b, fb, &nb))
+    return unify(s, a1, b1) && unify(s, a2, b2);
+  for (size_t i = 0; i < na; i++)
+    for (size_t j = 0; j < nb; j++)
+      if (fa[i] == fb[j]) {
+        fa[i--] = fa[--na];
+        fb[j] = fb[--nb];
+        break;
+      }
+  if (na == 0 || nb == 0)
+    return na == nb; /* a size left over would have to be 1 */
+  if (na == 1 && nb == 1)
+    return unify(s, fa[0], fb[0]);
+  md_dim *lone = na == 1 ? fa : nb == 1 ? fb : NULL;
+  if (lone && s->d[lone[0]].kind == D_VAR) {
+    md_dim *other = lone == fa ? fb : fa;
+    size_t no = lone == fa ? nb : na;
+    md_dim p = other[0];
+    for (size_t i = 1; i < no; i++)
+      p = dim_mul(s, p, other[i]);
+    return unify(s, lone[0], p);
+  }
+  return unify(s, a1, b1) && unify(s, a2, b2);
+}
+
 /* Makes A and B the same size, or says they cannot be. */
 static bool unify(md_shapes *s, md_dim a, md_dim b) {
   a = find(s, a);
@@ -154,7 +206,7 @@ static bool unify(md_shapes *s, md_dim a, md_dim b) {
     return true;
   }
   if (ra->kind == D_MUL && rb->kind == D_MUL)
-    return unify(s, ra->a, rb->a) && unify(s, ra->b, rb->b);
+    return unify_products(s, a, b);
   if (ra->kind == D_INT && rb->kind == D_INT)
     return ra->value == rb->value;
   return false;

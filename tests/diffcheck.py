@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Random compositions, differentiated by matdiff and judged by `matdiff
 check` (dual numbers, independent of the engine).  SPEC 3 and 5.
-Gradients by a vector and by a matrix, Jacobians of vectors, Hessians.
+Gradients by a vector and by a matrix, Jacobians of vectors, Hessians,
+Jacobians d/dvec(X) vec(F), Kronecker products and functions defined in a
+rules file (FUNCTIONS below, given to both with --rules).
 
 Usage: diffcheck.py --matdiff PATH [--count N] [--seed S]
 
@@ -26,13 +28,34 @@ let alpha : scalar, beta : scalar
 """
 
 
+# Functions defined in the language: cube by its rule, the others through
+# their bodies (SPEC 5).
+FUNCTIONS = """cube(x) := x .* x .* x
+d/dx <G, cube(x)> = 3 G .* x .* x
+softsign(x) := x ./ (2 + x .* x)
+nsq(x) := sum(x .* x) / 2
+swish(x) := x .* sigmoid(x)
+"""
+
+
 class Gen:
-    def __init__(self, rng, var):
+    def __init__(self, rng, var, vec=False, kron=True):
         self.r = rng
         self.var = var  # 'x' or 'X'
+        # Kronecker products, not in Hessians: the gradient holds
+        # kron(I, x^T), whose adjoint with respect to x^T sums blocks (an
+        # error, tested in diff.test)
+        self.kron = kron
+        # for d/dvec(X) vec(F): no transpose of X, whose Jacobian would
+        # need the commutation matrix (an error, tested in diff.test)
+        self.vec = vec
 
     def pick(self, *fs):
-        return self.r.choice(fs)()
+        return self.r.choice([f for f in fs if f])()
+
+    def k(self, f):
+        """F if Kronecker products are in use, else nothing to pick."""
+        return f if self.kron else None
 
     # vectors of size n that depend on x (or X)
     def vn(self, d):
@@ -56,6 +79,10 @@ class Gen:
             lambda: "(%s) ./ (2 + exp(%s))" % (self.vn(d), self.vn(d)),
             lambda: "(%s) .^ 2" % self.vn(d),
             lambda: "A (c^T (%s)) (%s)" % (self.vn(d), self.vn(d)),
+            lambda: "cube(%s)" % self.vn(d),
+            lambda: "softsign(%s)" % self.vn(d),
+            lambda: "swish(%s)" % self.vn(d),
+            lambda: "a nsq(%s)" % self.vn(d),
         )
 
     def vm(self, d):
@@ -68,9 +95,23 @@ class Gen:
     # matrices n×n that depend on X (only in the X family)
     def mat(self, d):
         if self.var != "X" or d <= 0:
-            return self.r.choice(["X", "A X", "X C", "X^T"]) \
+            return self.r.choice(["X", "A X", "X C"] +
+                                 ([] if self.vec else ["X^T"])) \
                 if self.var == "X" else "A"
         d -= 1
+        if self.vec:
+            return self.pick(
+                lambda: "A (%s)" % self.mat(d),
+                lambda: "(%s) C" % self.mat(d),
+                lambda: "(%s) + (%s)" % (self.mat(d), self.mat(d)),
+                lambda: "(%s) .* C" % self.mat(d),
+                lambda: "(%s) (%s)" % (self.mat(d), self.mat(d)),
+                lambda: "exp(%s)" % self.mat(d),
+                lambda: "cube(%s)" % self.mat(d),
+                lambda: "swish(%s)" % self.mat(d),
+                lambda: "alpha (%s) / 3" % self.mat(d),
+                lambda: "inv(%s + 9 I)" % self.mat(0),
+            )
         return self.pick(
             lambda: "A (%s)" % self.mat(d),
             lambda: "(%s) C" % self.mat(d),
@@ -82,6 +123,8 @@ class Gen:
             # a scalar run in the middle of a flat product (one level:
             # nested runs are a shape error, see README)
             lambda: "A (a^T (%s) c) C" % self.mat(0),
+            lambda: "cube(%s)" % self.mat(d),
+            lambda: "softsign(%s)" % self.mat(d),
         )
 
     # scalars
@@ -99,6 +142,11 @@ class Gen:
                 lambda: "det(%s)" % self.mat(0),
                 lambda: "tr(inv(%s + 9 I) A)" % self.mat(0),
                 lambda: "c^T (%s)" % self.vn(d),
+                lambda: "nsq(%s)" % self.mat(d),
+                # Kronecker products with a vector on the other side
+                self.k(lambda: "tr(kron(a, %s)^T kron(c, A))" % self.mat(d)),
+                self.k(lambda: "c^T kron(b^T, %s) kron(y, a)" % self.mat(d)),
+                self.k(lambda: "sum(y ⊗ (%s) ⊗ b)" % self.mat(d)),
             )
         return self.pick(
             lambda: "a^T (%s)" % self.vn(d),
@@ -110,6 +158,12 @@ class Gen:
             lambda: "<%s, c>" % self.vn(d),
             lambda: "(%s)^T S (%s)" % (self.vn(d), self.vn(d)),
             lambda: "sum(%s)" % self.vn(d),
+            lambda: "nsq(%s)" % self.vn(d),
+            self.k(lambda: "sum(kron(%s, b))" % self.vn(d)),
+            self.k(lambda: "kron(b, %s)^T kron(y, c)" % self.vn(d)),
+            self.k(lambda: "kron(%s, (%s))^T kron(a, c)" %
+                   (self.vn(d), self.vn(d))),
+            self.k(lambda: "sum(b ⊗ (%s) ⊗ y)" % self.vn(d)),
         )
 
 
@@ -123,14 +177,21 @@ def main(argv):
     lines, failures = [DECLS], []
     exprs = []
     for i in range(a.count):
-        # gradients by X and by x, Jacobians of vectors, Hessians
-        kind = ["X", "x", "jac", "X", "x", "hess"][i % 6]
-        var = "X" if kind == "X" else "x"
-        g = Gen(rng, var)
+        # gradients by X and by x, Jacobians of vectors, Hessians, and
+        # Jacobians of vec(F) by vec(X)
+        kind = ["X", "x", "jac", "X", "x", "hess", "vec"][i % 7]
+        var = {"X": "X", "vec": "vec(X)"}.get(kind, "x")
+        g = Gen(rng, "X" if kind in ("X", "vec") else "x", kind == "vec",
+                kind != "hess")
         e = g.vn(rng.randint(0, 2)) if kind == "jac" else \
+            "vec(%s)" % g.mat(rng.randint(0, 2)) if kind == "vec" else \
             g.sc(rng.randint(0, 1 if kind == "hess" else 2))
         exprs.append((var, e, kind == "hess"))
-    decl_args = []
+    with tempfile.NamedTemporaryFile("w", suffix=".rules",
+                                     delete=False) as f:
+        f.write(FUNCTIONS)
+        rules = f.name
+    decl_args = ["--rules", rules]
     for line in DECLS.strip().splitlines():
         decl_args += ["-D", line[len("let "):]]
     for var, e, hess in exprs:
@@ -149,7 +210,7 @@ def main(argv):
     with tempfile.NamedTemporaryFile("w", suffix=".mdi", delete=False) as f:
         f.write("\n".join(lines) + "\n")
         path = f.name
-    p = subprocess.run([a.matdiff, "check", "--tap", path],
+    p = subprocess.run([a.matdiff, "check", "--tap", "--rules", rules, path],
                        capture_output=True, text=True, timeout=600)
     out = p.stdout.splitlines()
     print("1..2")

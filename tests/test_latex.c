@@ -1,0 +1,826 @@
+/*
+ * test_latex.c - md_print_latex (SPEC 6) and md_print_text_opts' Unicode
+ * mode (SPEC 2, Unicode).
+ *
+ * LaTeX: the exact form of every construct, symbols by kind (declared or
+ * by name), minimal \left( \right), and for random expressions a
+ * structural check of the output (balanced braces and \left \right, no
+ * double superscript, only macros that plain LaTeX + amsmath and MathJax
+ * know).  Whether the output really compiles and renders is for
+ * tests/latex/check.py, which also runs `test_latex --dump N` to get
+ * random formulas.
+ *
+ * Unicode: the exact spellings, and the round trip: parse(unicode(e)) is
+ * the very node e, for fixed cases and random expressions, once the two
+ * spellings that have no input form (X⁻ᵀ and ‖x‖, see print_text.c) are
+ * written back as X^-T and ||x||.  The plain text must not change: it is
+ * compared with md_print_text on the same random expressions.
+ *
+ * Another seed: MATDIFF_TEST_SEED=12345 build/tests/test_latex.
+ */
+#include "testutil.h"
+
+#include "print_latex.h"
+#include "print_text.h"
+#include "shape.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static expr *sym(const char *name) {
+  return expr_sym(tu_ctx, name);
+}
+
+static expr *rat(long p, long q) {
+  mpq_t v;
+  mpq_init(v);
+  mpq_set_si(v, p, (unsigned long)q);
+  mpq_canonicalize(v);
+  expr *e = expr_num(tu_ctx, v);
+  mpq_clear(v);
+  return e;
+}
+
+/* Results of the printers, alive until the next call but three. */
+static char *bufs[4];
+static unsigned nbuf;
+
+static const char *keep(char *s) {
+  nbuf = (nbuf + 1) % 4;
+  free(bufs[nbuf]);
+  bufs[nbuf] = s;
+  return s;
+}
+
+static void setup(void) {
+  tu_setup();
+}
+
+static void teardown(void) {
+  for (unsigned i = 0; i < 4; i++) {
+    free(bufs[i]);
+    bufs[i] = NULL;
+  }
+  tu_teardown();
+}
+
+/* The LaTeX of the last statement of TEXT ("let ...; let ...; EXPR"),
+ * with the kinds the let statements declare. */
+static const char *latex(const char *text) {
+  md_source src = {"<test>", text, strlen(text), 1};
+  md_parsed p;
+  md_errors err;
+  md_errors_init(&err);
+  bool ok = md_parse(tu_ctx, &src, MD_PARSE_PROGRAM, &p, &err);
+  ck_assert_msg(ok, "'%s' does not parse: %s", text, err.n ? err.v[0].msg : "");
+  md_errors_clear(&err);
+  md_env env;
+  md_env_init(&env);
+  for (size_t i = 0; i + 1 < p.n; i++)
+    for (size_t k = 0; k < p.stmts[i].ndecls; k++)
+      md_env_add(&env, &p.stmts[i].decls[k]);
+  ck_assert_int_eq(p.stmts[p.n - 1].kind, ST_EXPR);
+  expr *e = p.stmts[p.n - 1].lhs;
+  md_parsed_clear(&p);
+  md_shapes *sh = md_shapes_new(tu_ctx, &env);
+  char *s = md_print_latex_alloc(tu_ctx, sh, e);
+  md_shapes_free(sh);
+  md_env_clear(&env);
+  return keep(s);
+}
+
+#define check_latex(text, want)                                                \
+  do {                                                                         \
+    const char *got_ = latex(text);                                            \
+    ck_assert_msg(strcmp(got_, want) == 0,                                     \
+                  "'%s' in LaTeX:\n  got  %s\n  want %s", text, got_, want);   \
+  } while (0)
+
+/* E built by hand, default kinds. */
+#define check_latex_e(e, want)                                                 \
+  do {                                                                         \
+    const char *got_ = keep(md_print_latex_alloc(tu_ctx, NULL, e));            \
+    ck_assert_msg(strcmp(got_, want) == 0, "LaTeX:\n  got  %s\n  want %s",     \
+                  got_, want);                                                 \
+  } while (0)
+
+/* ---- LaTeX: symbols ---- */
+
+START_TEST(latex_symbols_by_kind) {
+  check_latex("A", "\\mathbf{A}");
+  check_latex("x", "\\mathbf{x}");
+  check_latex("alpha", "\\alpha");
+  check_latex("lambda", "\\lambda");
+  check_latex("Sigma", "\\boldsymbol{\\Sigma}");
+  check_latex("let s : scalar; s", "s");
+  check_latex("let S : scalar; S", "S");
+  check_latex("let A : symmetric(n); A", "\\mathbf{A}");
+  check_latex("let D : diagonal; D", "\\mathbf{D}");
+  check_latex("let S : spd(n); S", "\\mathbf{S}");
+  check_latex("let mu : vector(n); mu", "\\boldsymbol{\\mu}");
+  check_latex("let Sigma : scalar; Sigma", "\\Sigma");
+  check_latex("let v : matrix; v", "\\mathbf{v}");
+  /* omicron and the capitals without a macro are words */
+  check_latex("omicron", "\\mathit{omicron}"); /* a scalar by default */
+  check_latex("Beta", "\\mathbf{Beta}");
+  check_latex("let Alpha : scalar; Alpha", "\\mathit{Alpha}");
+  /* a Greek prefix does not make a Greek name */
+  check_latex("alphabet", "\\mathbf{alphabet}");
+  check_latex("pin", "\\mathbf{pin}");
+  check_latex("I", "\\mathbf{I}");
+  check_latex("ones", "\\mathbf{1}");
+}
+END_TEST
+
+START_TEST(latex_subscripts) {
+  check_latex("W1", "\\mathbf{W}_{1}");
+  check_latex("W12", "\\mathbf{W}_{12}");
+  check_latex("b1", "\\mathbf{b}_{1}");
+  check_latex("sigma_2", "\\sigma_{2}");
+  check_latex("lambda1", "\\lambda_{1}");
+  check_latex("Sigma1", "\\boldsymbol{\\Sigma}_{1}");
+  check_latex("x_init", "\\mathbf{x}_{\\mathrm{init}}");
+  check_latex("x_i", "\\mathbf{x}_{i}");
+  check_latex("x_alpha", "\\mathbf{x}_{\\alpha}");
+  check_latex("W_1", "\\mathbf{W}_{1}");
+  check_latex("W1_a_bc", "\\mathbf{W}_{1,a,\\mathrm{bc}}");
+  check_latex("x__a", "\\mathbf{x}_{a}");
+  check_latex("x_", "\\mathbf{x}");
+  check_latex("let rate : scalar; rate", "\\mathit{rate}");
+  check_latex("let rate_0 : scalar; rate_0", "\\mathit{rate}_{0}");
+  check_latex("xy", "\\mathbf{xy}");
+  check_latex("x2y", "\\mathbf{x2y}");
+}
+END_TEST
+
+/* ---- LaTeX: operators ---- */
+
+START_TEST(latex_numbers) {
+  check_latex("2", "2");
+  check_latex("0.5", "\\frac{1}{2}");
+  check_latex("-3/4", "-\\frac{3}{4}");
+  check_latex("1/2 A", "\\frac{1}{2} \\mathbf{A}");
+  check_latex("-1/2 A", "-\\frac{1}{2} \\mathbf{A}");
+  check_latex("A - 1/2 B", "\\mathbf{A} - \\frac{1}{2} \\mathbf{B}");
+  check_latex("a - 1/2", "\\mathbf{a} - \\frac{1}{2}");
+  check_latex_e(expr_mul(tu_ctx, sym("A"), rat(2, 1)), "\\mathbf{A} \\cdot 2");
+  check_latex_e(expr_mul(tu_ctx, rat(2, 1), rat(3, 1)), "2 \\cdot 3");
+  check_latex_e(expr_mul(tu_ctx, sym("A"), rat(1, 2)),
+                "\\mathbf{A} \\cdot \\frac{1}{2}");
+}
+END_TEST
+
+START_TEST(latex_postfix) {
+  check_latex("A^T", "\\mathbf{A}^\\top");
+  check_latex("A^-1", "\\mathbf{A}^{-1}");
+  check_latex("A^-T", "\\mathbf{A}^{-\\top}");
+  check_latex("inv(A^T)", "\\mathbf{A}^{-\\top}");
+  check_latex("A^3", "\\mathbf{A}^{3}");
+  check_latex("A^-2", "\\mathbf{A}^{-2}");
+  check_latex("A .^ 2", "\\mathbf{A}^{\\circ 2}");
+  check_latex("A .^ (1/2)", "\\mathbf{A}^{\\circ 1/2}");
+  check_latex("A .^ -1", "\\mathbf{A}^{\\circ -1}");
+  check_latex("alpha^(1/2)", "\\alpha^{1/2}");
+  check_latex("alpha^-0.5", "\\alpha^{-1/2}");
+  check_latex("W1^T", "\\mathbf{W}_{1}^\\top");
+  /* TeX forbids a double superscript: the operand is bracketed */
+  check_latex("(A^-1)^T", "\\left( \\mathbf{A}^{-1} \\right)^\\top");
+  check_latex("(A^T)^T", "\\left( \\mathbf{A}^\\top \\right)^\\top");
+  check_latex("(A B)^T", "\\left( \\mathbf{A} \\mathbf{B} \\right)^\\top");
+  check_latex("(A + B)^-1", "\\left( \\mathbf{A} + \\mathbf{B} \\right)^{-1}");
+  check_latex("(-x)^T", "\\left( -\\mathbf{x} \\right)^\\top");
+  check_latex("(x / alpha)^T",
+              "\\left( \\frac{\\mathbf{x}}{\\alpha} \\right)^\\top");
+  check_latex("(1/2)^2", "\\left( \\frac{1}{2} \\right)^{2}");
+  check_latex("(-2)^2", "\\left( -2 \\right)^{2}");
+  check_latex("tr(A)^2", "\\operatorname{tr}(\\mathbf{A})^{2}");
+  check_latex("ones^T x", "\\mathbf{1}^\\top \\mathbf{x}");
+}
+END_TEST
+
+START_TEST(latex_products) {
+  check_latex("x^T A x", "\\mathbf{x}^\\top \\mathbf{A} \\mathbf{x}");
+  check_latex("A (B + C)", "\\mathbf{A} \\left( \\mathbf{B} + \\mathbf{C} "
+                           "\\right)");
+  check_latex("(A + B) C", "\\left( \\mathbf{A} + \\mathbf{B} \\right) "
+                           "\\mathbf{C}");
+  check_latex("A .* B", "\\mathbf{A} \\odot \\mathbf{B}");
+  check_latex("A ⊙ B ⊙ C", "\\mathbf{A} \\odot \\mathbf{B} \\odot \\mathbf{C}");
+  check_latex("A ./ B", "\\mathbf{A} \\oslash \\mathbf{B}");
+  check_latex("A ./ B ./ C", "\\mathbf{A} \\oslash \\mathbf{B} \\oslash "
+                             "\\mathbf{C}");
+  check_latex("A ./ (B ./ C)", "\\mathbf{A} \\oslash \\left( \\mathbf{B} "
+                               "\\oslash \\mathbf{C} \\right)");
+  check_latex("kron(A, B)", "\\mathbf{A} \\otimes \\mathbf{B}");
+  check_latex("A ⊗ B ⊗ C", "\\mathbf{A} \\otimes \\mathbf{B} \\otimes "
+                           "\\mathbf{C}");
+  /* products of different kinds are bracketed for the reader */
+  check_latex("A B ⊗ C D", "\\mathbf{A} \\left( \\mathbf{B} \\otimes "
+                           "\\mathbf{C} \\right) \\mathbf{D}");
+  check_latex("kron(A B, C)", "\\left( \\mathbf{A} \\mathbf{B} \\right) "
+                              "\\otimes \\mathbf{C}");
+  check_latex("(P x) .* (Q x)", "\\left( \\mathbf{P} \\mathbf{x} \\right) "
+                                "\\odot \\left( \\mathbf{Q} \\mathbf{x} "
+                                "\\right)");
+  check_latex("P x .* Q x", "\\left( \\left( \\mathbf{P} \\mathbf{x} "
+                            "\\right) \\odot \\mathbf{Q} \\right) "
+                            "\\mathbf{x}");
+  check_latex("x .* (A x)", "\\mathbf{x} \\odot \\left( \\mathbf{A} "
+                            "\\mathbf{x} \\right)");
+  check_latex("1 ./ (1 + exp(-x))", "1 \\oslash \\left( 1 + "
+                                    "\\exp(-\\mathbf{x}) \\right)");
+  check_latex("A / alpha", "\\frac{\\mathbf{A}}{\\alpha}");
+  check_latex("(A + B) / 2 C", "\\frac{\\mathbf{A} + \\mathbf{B}}{2} "
+                               "\\mathbf{C}");
+  check_latex("A / (alpha beta)", "\\frac{\\mathbf{A}}{\\alpha \\beta}");
+  check_latex("(-x) y^T", "\\left( -\\mathbf{x} \\right) \\mathbf{y}^\\top");
+  /* a thin space beside a name written as a word */
+  check_latex("let rate : scalar; let gain : scalar; rate gain x",
+              "\\mathit{rate} \\, \\mathit{gain} \\, \\mathbf{x}");
+  check_latex("let rate : scalar; alpha rate^2 x^T",
+              "\\alpha \\, \\mathit{rate}^{2} \\mathbf{x}^\\top");
+  check_latex("alpha beta", "\\alpha \\beta");
+}
+END_TEST
+
+START_TEST(latex_sums_and_signs) {
+  check_latex("a - b", "\\mathbf{a} - \\mathbf{b}");
+  check_latex("-x^T A x", "-\\mathbf{x}^\\top \\mathbf{A} \\mathbf{x}");
+  check_latex("-(A + B)", "-\\left( \\mathbf{A} + \\mathbf{B} \\right)");
+  check_latex("a - (b - c)", "\\mathbf{a} - \\left( \\mathbf{b} - "
+                             "\\mathbf{c} \\right)");
+  check_latex("--x", "-\\left( -\\mathbf{x} \\right)");
+  check_latex("a - -b", "\\mathbf{a} - \\left( -\\mathbf{b} \\right)");
+  check_latex("-2 A", "-2 \\mathbf{A}");
+}
+END_TEST
+
+START_TEST(latex_functions) {
+  check_latex("tr(A X^T B)", "\\operatorname{tr}(\\mathbf{A} "
+                             "\\mathbf{X}^\\top \\mathbf{B})");
+  check_latex("det(X)", "\\det(\\mathbf{X})");
+  check_latex("logdet(X)", "\\log\\det(\\mathbf{X})");
+  check_latex("diag(x)", "\\operatorname{diag}(\\mathbf{x})");
+  check_latex("vec(X)", "\\operatorname{vec}(\\mathbf{X})");
+  check_latex("sum(X)", "\\operatorname{sum}(\\mathbf{X})");
+  check_latex("softmax(x)", "\\operatorname{softmax}(\\mathbf{x})");
+  check_latex("logsumexp(x)", "\\operatorname{logsumexp}(\\mathbf{x})");
+  check_latex("exp(x) + log(x)", "\\exp(\\mathbf{x}) + \\log(\\mathbf{x})");
+  check_latex("sin(x) + cos(x) + tan(x) + tanh(x)",
+              "\\sin(\\mathbf{x}) + \\cos(\\mathbf{x}) + \\tan(\\mathbf{x}) + "
+              "\\tanh(\\mathbf{x})");
+  check_latex("sqrt(alpha)", "\\sqrt{\\alpha}");
+  check_latex("abs(x) + sign(x)", "\\operatorname{abs}(\\mathbf{x}) + "
+                                  "\\operatorname{sign}(\\mathbf{x})");
+  check_latex("relu(x) + sigmoid(x) + softplus(x)",
+              "\\operatorname{relu}(\\mathbf{x}) + "
+              "\\operatorname{sigmoid}(\\mathbf{x}) + "
+              "\\operatorname{softplus}(\\mathbf{x})");
+  check_latex("||x||", "\\lVert \\mathbf{x} \\rVert");
+  check_latex("||X||_F", "\\lVert \\mathbf{X} \\rVert");
+  check_latex("||x||_1", "\\lVert \\mathbf{x} \\rVert_{1}");
+  check_latex("||A x - y||^2", "\\lVert \\mathbf{A} \\mathbf{x} - "
+                               "\\mathbf{y} \\rVert^{2}");
+  check_latex("||x||_1^2", "\\lVert \\mathbf{x} \\rVert_{1}^{2}");
+  check_latex("||norm2(x) y||", "\\lVert \\lVert \\mathbf{x} \\rVert "
+                                "\\mathbf{y} \\rVert");
+  check_latex("<a, b>", "\\langle \\mathbf{a}, \\mathbf{b} \\rangle");
+  check_latex("<A + B, C D>", "\\langle \\mathbf{A} + \\mathbf{B}, "
+                              "\\mathbf{C} \\mathbf{D} \\rangle");
+  /* a fraction inside: brackets that grow */
+  check_latex("tr(1/2 A)", "\\operatorname{tr}\\left( \\frac{1}{2} "
+                           "\\mathbf{A} \\right)");
+  check_latex("||x / alpha||", "\\left\\lVert \\frac{\\mathbf{x}}{\\alpha} "
+                               "\\right\\rVert");
+  check_latex("<1/2 a, b>", "\\left\\langle \\frac{1}{2} \\mathbf{a}, "
+                            "\\mathbf{b} \\right\\rangle");
+}
+END_TEST
+
+START_TEST(latex_user_functions) {
+  uint32_t f = md_fn_add(tu_ctx, "my_fn", 1, FC_ELEMWISE);
+  uint32_t g = md_fn_add(tu_ctx, "gelu", 2, FC_ELEMWISE);
+  ck_assert_uint_ge(f, FN_NBUILTIN);
+  check_latex_e(expr_call1(tu_ctx, f, sym("x")),
+                "\\operatorname{my\\_fn}(\\mathbf{x})");
+  expr *args[2] = {sym("x"), sym("alpha")};
+  check_latex_e(expr_call(tu_ctx, g, args, 2),
+                "\\operatorname{gelu}(\\mathbf{x}, \\alpha)");
+}
+END_TEST
+
+START_TEST(latex_derivatives) {
+  check_latex("d/dX tr(X)", "\\frac{\\partial \\operatorname{tr}(\\mathbf{X})}"
+                            "{\\partial \\mathbf{X}}");
+  check_latex("d/dx a^T x", "\\frac{\\partial \\mathbf{a}^\\top \\mathbf{x}}"
+                            "{\\partial \\mathbf{x}}");
+  check_latex("d/dx a^T x + b^T x",
+              "\\frac{\\partial}{\\partial \\mathbf{x}} \\left( "
+              "\\mathbf{a}^\\top \\mathbf{x} + \\mathbf{b}^\\top \\mathbf{x} "
+              "\\right)");
+  check_latex("d/dx -(a^T x)", "\\frac{\\partial}{\\partial \\mathbf{x}} "
+                               "\\left( -\\mathbf{a}^\\top \\mathbf{x} "
+                               "\\right)");
+  check_latex("d/dx 2 a^T x", "\\frac{\\partial}{\\partial \\mathbf{x}} "
+                              "\\left( 2 \\mathbf{a}^\\top \\mathbf{x} "
+                              "\\right)");
+  check_latex("d/dx 1/2 x^T x", "\\frac{\\partial}{\\partial \\mathbf{x}} "
+                                "\\left( \\frac{1}{2} \\mathbf{x}^\\top "
+                                "\\mathbf{x} \\right)");
+  check_latex("d/dvec(X) vec(A X B)",
+              "\\frac{\\partial \\operatorname{vec}(\\mathbf{A} \\mathbf{X} "
+              "\\mathbf{B})}{\\partial \\operatorname{vec}(\\mathbf{X})}");
+  check_latex("d/dalpha alpha^2", "\\frac{\\partial \\alpha^{2}}"
+                                  "{\\partial \\alpha}");
+  check_latex("d/dW1 ||W1 x||^2", "\\frac{\\partial \\lVert \\mathbf{W}_{1} "
+                                  "\\mathbf{x} \\rVert^{2}}{\\partial "
+                                  "\\mathbf{W}_{1}}");
+  check_latex("hess(x^T A x, x)",
+              "\\frac{\\partial^2 \\mathbf{x}^\\top \\mathbf{A} \\mathbf{x}}"
+              "{\\partial \\mathbf{x} \\, \\partial \\mathbf{x}^\\top}");
+  check_latex("hess(a^T x + x^T x, x)",
+              "\\frac{\\partial^2}{\\partial \\mathbf{x} \\, \\partial "
+              "\\mathbf{x}^\\top} \\left( \\mathbf{a}^\\top \\mathbf{x} + "
+              "\\mathbf{x}^\\top \\mathbf{x} \\right)");
+  check_latex("hess(exp(alpha), alpha)",
+              "\\frac{\\partial^2 \\exp(\\alpha)}{\\partial \\alpha^{2}}");
+  check_latex("hess(tr(X^T X), vec(X))",
+              "\\frac{\\partial^2 \\operatorname{tr}(\\mathbf{X}^\\top "
+              "\\mathbf{X})}{\\partial \\operatorname{vec}(\\mathbf{X}) \\, "
+              "\\partial \\operatorname{vec}(\\mathbf{X})^\\top}");
+  /* numerator layout: --equation's left side is (d/dX f)^T */
+  check_latex("(d/dx a^T x)^T",
+              "\\left( \\frac{\\partial \\mathbf{a}^\\top \\mathbf{x}}"
+              "{\\partial \\mathbf{x}} \\right)^\\top");
+  check_latex("A (d/dx a^T x)", "\\mathbf{A} \\frac{\\partial "
+                                "\\mathbf{a}^\\top \\mathbf{x}}{\\partial "
+                                "\\mathbf{x}}");
+  check_latex("A (d/dx a + x)", "\\mathbf{A} \\left( \\frac{\\partial}"
+                                "{\\partial \\mathbf{x}} \\left( \\mathbf{a} "
+                                "+ \\mathbf{x} \\right) \\right)");
+  check_latex("g + d/dX f", "\\mathbf{g} + \\frac{\\partial \\mathbf{f}}"
+                            "{\\partial \\mathbf{X}}");
+}
+END_TEST
+
+START_TEST(latex_tuple) {
+  expr *v[3] = {sym("a"), sym("alpha"), rat(1, 2)};
+  check_latex_e(expr_tuple(tu_ctx, v, 3),
+                "\\left( \\mathbf{a}, \\alpha, \\frac{1}{2} \\right)");
+}
+END_TEST
+
+/* ---- Unicode text ---- */
+
+static const char *unicode(const expr *e) {
+  strbuf b;
+  sb_init(&b);
+  md_print_text_opts(&b, tu_ctx, e, true);
+  return keep(sb_take(&b));
+}
+
+/* The spellings that have no input form, written as the input has them
+ * (see print_text.c). */
+static char *to_input(const char *s) {
+  static const char *const map[][2] = {
+      {"⁻ᵀ", "^-T"}, {"‖₁", "||_1"}, {"‖", "||"}};
+  strbuf b;
+  sb_init(&b);
+  while (*s) {
+    size_t i = 0;
+    for (; i < sizeof map / sizeof map[0]; i++)
+      if (strncmp(s, map[i][0], strlen(map[i][0])) == 0)
+        break;
+    if (i < sizeof map / sizeof map[0]) {
+      sb_puts(&b, map[i][1]);
+      s += strlen(map[i][0]);
+    } else {
+      sb_putc(&b, *s++);
+    }
+  }
+  return sb_take(&b);
+}
+
+/* TEXT's expression prints in Unicode as WANT, and WANT (with the
+ * spellings of to_input) parses back to that very node. */
+static void check_unicode(const char *text, const char *want) {
+  expr *e = tu_parse(text);
+  const char *got = unicode(e);
+  ck_assert_msg(strcmp(got, want) == 0,
+                "'%s' in Unicode: \"%s\", expected \"%s\"", text, got, want);
+  char *in = to_input(got);
+  expr *back = tu_parse(in);
+  ck_assert_msg(back == e, "'%s' printed as \"%s\", which parses to \"%s\"",
+                text, got, tu_print(back));
+  free(in);
+}
+
+START_TEST(unicode_forms) {
+  check_unicode("A^T", "Aᵀ");
+  check_unicode("A^-1", "A⁻¹");
+  check_unicode("A^-T", "A⁻ᵀ");
+  check_unicode("(A^-1)^T", "A⁻¹ᵀ");
+  check_unicode("(A^T)^-1^T", "A⁻ᵀᵀ");
+  check_unicode("A^-2 + A^2", "A^-2 + A^2");
+  check_unicode("x^T A x", "xᵀ A x");
+  check_unicode("x .* y", "x ⊙ y");
+  check_unicode("A ./ B .^ 2", "A ./ B .^ 2");
+  check_unicode("lambda x", "λ x");
+  check_unicode("Sigma^-1", "Σ⁻¹");
+  check_unicode("lambda1 + sigma_2 + omega_max", "λ1 + σ_2 + ω_max");
+  check_unicode("Omega + Alpha + Upsilon", "Ω + Α + Υ");
+  check_unicode("alphabet + pin + elta", "alphabet + pin + elta");
+  check_unicode("s^alpha", "s^α");
+  check_unicode("||x|| + ||X||_F", "‖x‖ + ‖X‖");
+  check_unicode("||x||_1^2", "‖x‖₁^2");
+  check_unicode("||A x - y||^2", "‖A x - y‖^2");
+  check_unicode("||norm2(x) y||", "‖norm2(x) y‖");
+  check_unicode("d/dlambda lambda x", "d/dλ λ x");
+  check_unicode("d/dvec(Sigma) vec(Sigma)", "d/dvec(Σ) vec(Σ)");
+  check_unicode("diff(f, delta)", "d/dδ f");
+  check_unicode("diff(f, elta)", "diff(f, elta)");
+  check_unicode("<a, b>", "<a, b>");
+  check_unicode("tr(A X^T B)", "tr(A Xᵀ B)");
+}
+END_TEST
+
+/* ⊗ binds tighter than products and looser than postfix operators
+ * (SPEC 2, fine point 2). */
+START_TEST(unicode_kron) {
+  check_unicode("kron(A, B)", "A ⊗ B");
+  check_unicode("kron(kron(A, B), C)", "A ⊗ B ⊗ C");
+  check_unicode("kron(A, kron(B, C))", "A ⊗ B ⊗ C");
+  check_unicode("A kron(B, C) D", "A B ⊗ C D");
+  check_unicode("kron(A B, C D)", "(A B) ⊗ (C D)");
+  check_unicode("kron(A^T, B^-1)", "Aᵀ ⊗ B⁻¹");
+  check_unicode("kron(A, B)^T", "(A ⊗ B)ᵀ");
+  check_unicode("kron(A + B, -C)", "(A + B) ⊗ (-C)");
+  check_unicode("kron(1/2 A, B)", "(1/2 A) ⊗ B");
+  check_unicode("kron(2, B)", "2 ⊗ B");
+  check_unicode("kron(A, B) .* C", "A ⊗ B ⊙ C");
+  check_unicode("kron(A .* B, C)", "(A ⊙ B) ⊗ C");
+  check_unicode("C .* kron(A, B)", "C ⊙ A ⊗ B");
+  check_unicode("vec(A X B) - kron(B^T, A) vec(X)",
+                "vec(A X B) - Bᵀ ⊗ A vec(X)");
+}
+END_TEST
+
+/* ---- random expressions (the generator of test_print.c) ---- */
+
+static uint64_t rng;
+
+static uint64_t next(void) {
+  uint64_t z = (rng += 0x9E3779B97F4A7C15u);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+  return z ^ (z >> 31);
+}
+
+static unsigned below(unsigned n) {
+  return (unsigned)(next() % n);
+}
+
+/* Every default kind, Greek names of both cases and the lexer's corners
+ * (d/delta, ^T, 1e3), and names that become subscripts or words. */
+static const char *const names[] = {
+    "A",     "B",    "X",      "W_1",   "Sigma",   "Omega",   "x",
+    "y",     "a",    "b1",     "alpha", "lambda1", "sigma_2", "d",
+    "delta", "elta", "dX",     "T",     "Tau",     "e",       "e1",
+    "F",     "vec1", "x_init", "rate",  "Alpha",   "W1_a_b",  "omicron"};
+#define NNAMES (sizeof names / sizeof names[0])
+
+static expr *gen_num(void) {
+  switch (below(5)) {
+  case 0:
+  case 1:
+    return expr_int(tu_ctx, (long)below(13));
+  case 2:
+    return expr_int(tu_ctx, -(long)below(13) - 1);
+  default:
+    return rat((long)below(41) - 20, (long)below(12) + 1);
+  }
+}
+
+static expr *gen_exponent(void) {
+  if (below(3))
+    return expr_int(tu_ctx, (long)below(12) - 5);
+  return rat((long)below(21) - 10, (long)below(6) + 1);
+}
+
+static expr *gen_wrt(void) {
+  expr *s = sym(names[below(NNAMES)]);
+  return below(4) ? s : expr_call1(tu_ctx, FN_VEC, s);
+}
+
+static expr *gen(int depth) {
+  if (depth == 0 || below(5) == 0) {
+    unsigned k = below(20);
+    if (k < 5)
+      return gen_num();
+    if (k == 5)
+      return expr_ident(tu_ctx);
+    if (k == 6)
+      return expr_ones(tu_ctx);
+    return sym(names[below(NNAMES)]);
+  }
+  depth--;
+  expr *v[4];
+  size_t n = 2 + below(3);
+  switch (below(20)) {
+  case 0:
+    for (size_t i = 0; i < n; i++)
+      v[i] = gen(depth);
+    return expr_add_n(tu_ctx, v, n);
+  case 1:
+    return expr_sub(tu_ctx, gen(depth), gen(depth));
+  case 2:
+    return expr_neg(tu_ctx, gen(depth));
+  case 3:
+    for (size_t i = 0; i < n; i++)
+      v[i] = gen(depth);
+    return expr_mul_n(tu_ctx, v, n);
+  case 4:
+    return expr_div(tu_ctx, gen(depth), gen(depth));
+  case 5:
+    return expr_had(tu_ctx, gen(depth), gen(depth));
+  case 6:
+    return expr_hdiv(tu_ctx, gen(depth), gen(depth));
+  case 7:
+  case 8:
+    return expr_kron(tu_ctx, gen(depth), gen(depth));
+  case 9:
+    return expr_trans(tu_ctx, gen(depth));
+  case 10:
+    return expr_inv(tu_ctx, gen(depth));
+  case 11:
+  case 12:
+    return expr_pow(tu_ctx, gen(depth), gen_exponent());
+  case 13:
+    return expr_epow(tu_ctx, gen(depth), gen_exponent());
+  case 14:
+  case 15:
+    return expr_call1(tu_ctx, below(FN_NBUILTIN), gen(depth));
+  case 16:
+    return expr_inner(tu_ctx, gen(depth), gen(depth));
+  case 17:
+    return expr_diff(tu_ctx, gen(depth), gen_wrt());
+  case 18:
+    return expr_hess(tu_ctx, gen(depth), gen_wrt());
+  default:
+    return expr_call1(tu_ctx, below(2) ? FN_NORM2 : FN_NORM1, gen(depth));
+  }
+}
+
+enum { ROUNDS = 3000, MAX_DEPTH = 6 };
+
+static uint64_t seed_from_env(void) {
+  const char *env = getenv("MATDIFF_TEST_SEED");
+  if (env && *env)
+    return strtoull(env, NULL, 0);
+  return 0x6C61746578212121u; /* "latex!!!" */
+}
+
+START_TEST(unicode_round_trip) {
+  uint64_t seed = seed_from_env();
+  rng = seed;
+  for (unsigned i = 0; i < ROUNDS; i++) {
+    expr *e = gen(1 + (int)(i % MAX_DEPTH));
+    ck_assert_ptr_nonnull(e);
+    const char *u = unicode(e);
+    /* no ASCII spelling where a Unicode one exists */
+    ck_assert_msg(
+        !strstr(u, "^T") && !strstr(u, ".*") && !strstr(u, "kron(") &&
+            !strstr(u, "lambda") && !strstr(u, "Sigma") && !strstr(u, "||"),
+        "seed %#" PRIx64 ", round %u: ASCII spelling in '%s'", seed, i, u);
+    char *in = to_input(u);
+    md_source src = {"<round-trip>", in, strlen(in), 1};
+    md_parsed p;
+    md_errors err;
+    md_errors_init(&err);
+    bool ok = md_parse(tu_ctx, &src, MD_PARSE_PROGRAM, &p, &err);
+    if (!ok) {
+      fprintf(stderr, "seed %#" PRIx64 ", round %u: '%s' does not parse: %s\n",
+              seed, i, u, err.v[0].msg);
+      md_errors_clear(&err);
+      free(in);
+      ck_abort_msg("Unicode text does not parse (seed %#" PRIx64 ", round %u)",
+                   seed, i);
+    }
+    md_errors_clear(&err);
+    expr *back = p.n == 1 ? p.stmts[0].lhs : NULL;
+    md_parsed_clear(&p);
+    if (back != e)
+      fprintf(stderr, "seed %#" PRIx64 ", round %u: '%s' parses to '%s'\n",
+              seed, i, u, back ? tu_print(back) : "(nothing)");
+    free(in);
+    ck_assert_msg(back == e,
+                  "parse(unicode(e)) is not e (seed %#" PRIx64 ", round %u)",
+                  seed, i);
+    /* and the plain text is md_print_text's, byte for byte */
+    strbuf b;
+    sb_init(&b);
+    md_print_text_opts(&b, tu_ctx, e, false);
+    char *plain = sb_take(&b);
+    char *ref = md_print_text_alloc(tu_ctx, e);
+    bool same = strcmp(plain, ref) == 0;
+    free(plain);
+    free(ref);
+    ck_assert_msg(same, "plain text differs (seed %#" PRIx64 ", round %u)",
+                  seed, i);
+  }
+}
+END_TEST
+
+/* ---- a structural check of LaTeX ---- */
+
+/* The macros the printer may write: LaTeX + amsmath and MathJax (base,
+ * ams, boldsymbol) know them all. */
+static const char *const macros[] = {
+    "mathbf", "mathit",  "mathrm", "boldsymbol",   "frac",   "partial", "left",
+    "right",  "top",     "circ",   "odot",         "oslash", "otimes",  "lVert",
+    "rVert",  "langle",  "rangle", "operatorname", "det",    "log",     "exp",
+    "sin",    "cos",     "tan",    "tanh",         "sqrt",   "cdot",    "alpha",
+    "beta",   "gamma",   "delta",  "epsilon",      "zeta",   "eta",     "theta",
+    "iota",   "kappa",   "lambda", "mu",           "nu",     "xi",      "pi",
+    "rho",    "sigma",   "tau",    "upsilon",      "phi",    "chi",     "psi",
+    "omega",  "Gamma",   "Delta",  "Theta",        "Lambda", "Xi",      "Pi",
+    "Sigma",  "Upsilon", "Phi",    "Psi",          "Omega"};
+
+/* Reads the delimiter after \left or \right: "(" or "\lVert". */
+static const char *skip_delimiter(const char *s) {
+  if (*s != '\\')
+    return *s ? s + 1 : s;
+  s++;
+  while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))
+    s++;
+  return s;
+}
+
+/* NULL if S is well formed, else what is wrong: braces and \left \right
+ * balanced and nested, no atom with two superscripts or two subscripts,
+ * only known macros. */
+static const char *latex_problem(const char *s) {
+  enum { MAXD = 4096 };
+  static char stack[MAXD];  /* '{' or 'l' (\left) */
+  static uint8_t scr[MAXD]; /* scripts of the last atom at each depth */
+  size_t d = 0;
+  bool arg = false; /* the next token is the argument of ^ or _ */
+  scr[0] = 0;
+  while (*s) {
+    char c = *s++;
+    if (c == ' ')
+      continue;
+    if (c == '^' || c == '_') {
+      uint8_t bit = c == '^' ? 1 : 2;
+      if (arg)
+        return "script without an argument";
+      if (scr[d] & bit)
+        return c == '^' ? "double superscript" : "double subscript";
+      scr[d] |= bit;
+      arg = true;
+      continue;
+    }
+    if (c == '{') {
+      if (d + 1 >= MAXD)
+        return "too deep";
+      stack[++d] = '{';
+      scr[d] = 0;
+      arg = false; /* the group is the argument, the atom keeps its scripts */
+      continue;
+    }
+    if (c == '}') {
+      if (d == 0 || stack[d] != '{')
+        return "unbalanced }";
+      d--;
+      continue;
+    }
+    if (c != '\\') {
+      if (!arg)
+        scr[d] = 0; /* a new atom */
+      arg = false;
+      continue;
+    }
+    const char *w = s;
+    while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))
+      s++;
+    size_t n = (size_t)(s - w);
+    if (n == 0) {
+      if (*s != ',' && *s != '_')
+        return "unknown control symbol";
+      s++;
+      scr[d] = 0;
+      arg = false;
+      continue;
+    }
+    bool known = false;
+    for (size_t i = 0; i < sizeof macros / sizeof *macros && !known; i++)
+      known = strlen(macros[i]) == n && memcmp(macros[i], w, n) == 0;
+    if (!known)
+      return "unknown macro";
+    if (n == 4 && memcmp(w, "left", 4) == 0) {
+      if (arg)
+        return "\\left as a script";
+      if (d + 1 >= MAXD)
+        return "too deep";
+      s = skip_delimiter(s);
+      stack[++d] = 'l';
+      scr[d] = 0;
+    } else if (n == 5 && memcmp(w, "right", 5) == 0) {
+      if (d == 0 || stack[d] != 'l')
+        return "\\right without \\left";
+      s = skip_delimiter(s);
+      d--;
+      scr[d] = 0; /* \left ... \right is the new atom */
+    } else {
+      if (!arg)
+        scr[d] = 0;
+      arg = false;
+    }
+  }
+  if (arg)
+    return "script without an argument";
+  return d == 0 ? NULL : "unclosed group";
+}
+
+START_TEST(latex_structure_checker_finds_faults) {
+  /* the checker must be able to fail */
+  ck_assert_ptr_null(latex_problem("\\mathbf{A}^\\top \\mathbf{x}"));
+  ck_assert_ptr_null(latex_problem("\\mathbf{W}_{1}^{2}"));
+  ck_assert_ptr_null(latex_problem("\\left( \\mathbf{A}^{-1} \\right)^\\top"));
+  ck_assert_ptr_nonnull(latex_problem("\\mathbf{A}^{-1}^\\top"));
+  ck_assert_ptr_nonnull(latex_problem("\\mathbf{A}^\\top^\\top"));
+  ck_assert_ptr_nonnull(latex_problem("x_{1}_{2}"));
+  ck_assert_ptr_nonnull(latex_problem("\\left( x"));
+  ck_assert_ptr_nonnull(latex_problem("{x"));
+  ck_assert_ptr_nonnull(latex_problem("x}"));
+  ck_assert_ptr_nonnull(latex_problem("\\transpose x"));
+}
+END_TEST
+
+START_TEST(latex_random_well_formed) {
+  uint64_t seed = seed_from_env();
+  rng = seed ^ 0x5555;
+  for (unsigned i = 0; i < ROUNDS; i++) {
+    expr *e = gen(1 + (int)(i % MAX_DEPTH));
+    size_t nodes = md_ctx_nnodes(tu_ctx);
+    const char *t = keep(md_print_latex_alloc(tu_ctx, NULL, e));
+    ck_assert_uint_eq(md_ctx_nnodes(tu_ctx), nodes); /* DAG unchanged */
+    const char *why = latex_problem(t);
+    ck_assert_msg(!why, "seed %#" PRIx64 ", round %u: %s in %s", seed, i, why,
+                  t);
+    ck_assert_msg(!strstr(t, "--") && !strstr(t, "+ -"),
+                  "seed %#" PRIx64 ", round %u: two signs in %s", seed, i, t);
+  }
+}
+END_TEST
+
+static Suite *latex_suite(void) {
+  Suite *s = suite_create("latex");
+  TCase *tc = tcase_create("latex");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, TU_TIMEOUT);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, latex_symbols_by_kind);
+  tcase_add_test(tc, latex_subscripts);
+  tcase_add_test(tc, latex_numbers);
+  tcase_add_test(tc, latex_postfix);
+  tcase_add_test(tc, latex_products);
+  tcase_add_test(tc, latex_sums_and_signs);
+  tcase_add_test(tc, latex_functions);
+  tcase_add_test(tc, latex_user_functions);
+  tcase_add_test(tc, latex_derivatives);
+  tcase_add_test(tc, latex_tuple);
+  tcase_add_test(tc, latex_structure_checker_finds_faults);
+  tcase_add_test(tc, latex_random_well_formed);
+  tc = tcase_create("unicode");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, TU_TIMEOUT);
+  suite_add_tcase(s, tc);
+  tcase_add_test(tc, unicode_forms);
+  tcase_add_test(tc, unicode_kron);
+  tcase_add_test(tc, unicode_round_trip);
+  return s;
+}
+
+/* test_latex --dump N: N random formulas, one a line, for
+ * tests/latex/check.py to compile and render. */
+static int dump(unsigned n) {
+  tu_setup();
+  rng = seed_from_env() ^ 0xAAAA;
+  for (unsigned i = 0; i < n; i++) {
+    expr *e = gen(1 + (int)(i % MAX_DEPTH));
+    char *t = md_print_latex_alloc(tu_ctx, NULL, e);
+    puts(t);
+    free(t);
+  }
+  tu_teardown();
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--dump") == 0)
+    return dump((unsigned)strtoul(argv[2], NULL, 10));
+  return tu_run(latex_suite());
+}
