@@ -363,8 +363,8 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
   }
   if (done)
     return ok;
-  char *t = md_print_text_alloc(D->ctx, n);
-  char *o = md_print_text_alloc(D->ctx, n->kid[slot]);
+  char *t = md_print_text_brief(D->ctx, n, MD_BRIEF_MAX);
+  char *o = md_print_text_brief(D->ctx, n->kid[slot], MD_BRIEF_MAX);
   fail(D, n,
        "no rule to differentiate %s with respect to %s "
        "(add one with --rules)",
@@ -464,7 +464,7 @@ static expr *expand(md_diff *D, expr *e, expr **memo) {
     expr *b = r->kid[0];
     size_t per = b->op == E_MUL ? b->nkids : 1;
     if (n > MAX_EXPAND_POW || per * (size_t)n > MAX_EXPAND_POW) {
-      char *t = md_print_text_alloc(D->ctx, e);
+      char *t = md_print_text_brief(D->ctx, e, MD_BRIEF_MAX);
       char lim[32];
       snprintf(lim, sizeof lim, "%d", MAX_EXPAND_POW);
       fail(D, e,
@@ -1119,7 +1119,7 @@ static expr *vec_jacobian(md_diff *D, expr *f, expr *X) {
   md_ctx *c = D->ctx;
   md_kind k = md_shape_sym_kind(D->shapes, X);
   if (k == K_SYMMETRIC || k == K_SPD) {
-    char *a = md_print_text_alloc(c, f);
+    char *a = md_print_text_brief(c, f, MD_BRIEF_MAX);
     fail(D, f,
          "cannot form the derivative of %s by vec(%s): for a symmetric "
          "variable it needs the commutation matrix, which the language has "
@@ -1151,7 +1151,7 @@ static expr *vec_jacobian(md_diff *D, expr *f, expr *X) {
   free(V.L.has);
   free(V.L.memo);
   if (!J) {
-    char *a = md_print_text_alloc(c, f);
+    char *a = md_print_text_brief(c, f, MD_BRIEF_MAX);
     if (V.needs_k)
       fail(D, f,
            "cannot form the derivative of %s by vec(%s): it needs the "
@@ -1241,7 +1241,7 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
   if (x != X) {
     if (md_shape_is_vector(D->shapes, fs))
       return vec_jacobian(D, f, X);
-    char *a = md_print_text_alloc(D->ctx, f);
+    char *a = md_print_text_brief(D->ctx, f, MD_BRIEF_MAX);
     fail(D, f,
          "the derivative of %s with respect to vec(%s) is a tensor; "
          "differentiate vec(...) of it instead",
@@ -1253,8 +1253,8 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
   if (!md_shape_is_scalar(D->shapes, xs) &&
       (!md_shape_is_vector(D->shapes, fs) ||
        !md_shape_is_vector(D->shapes, xs))) {
-    char *a = md_print_text_alloc(D->ctx, f);
-    char *b = md_print_text_alloc(D->ctx, x);
+    char *a = md_print_text_brief(D->ctx, f, MD_BRIEF_MAX);
+    char *b = md_print_text_brief(D->ctx, x, MD_BRIEF_MAX);
     fail(D, f,
          "the derivative of %s with respect to %s is a tensor; "
          "differentiate vec(...) with respect to a vector instead",
@@ -1286,7 +1286,7 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
     free(L.has);
     free(L.memo);
     if (!m) {
-      char *a = md_print_text_alloc(D->ctx, f);
+      char *a = md_print_text_brief(D->ctx, f, MD_BRIEF_MAX);
       fail(D, f, "cannot form the element-wise derivative of %s%s", a, "");
       free(a);
       return NULL;
@@ -1311,7 +1311,7 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
   }
   if (!J) {
     if (D->hessian_of) {
-      char *a = md_print_text_alloc(D->ctx, D->hessian_of);
+      char *a = md_print_text_brief(D->ctx, D->hessian_of, MD_BRIEF_MAX);
       fail(D, D->hessian_of,
            "cannot form the Hessian of %s: its gradient is not of a form "
            "whose Jacobian can be read%s",
@@ -1319,7 +1319,7 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
       free(a);
       return NULL;
     }
-    char *a = md_print_text_alloc(D->ctx, f);
+    char *a = md_print_text_brief(D->ctx, f, MD_BRIEF_MAX);
     fail(D, f,
          "cannot form the Jacobian of %s; differentiate a scalar such as "
          "<g, %s> instead",
@@ -1336,7 +1336,7 @@ expr *md_hessian(md_diff *D, expr *f, expr *x) {
   md_shape xs = shape(D, x);
   if (!md_shape_is_scalar(D->shapes, xs) &&
       !md_shape_is_vector(D->shapes, xs)) {
-    char *a = md_print_text_alloc(D->ctx, x);
+    char *a = md_print_text_brief(D->ctx, x, MD_BRIEF_MAX);
     fail(D, f,
          "the Hessian with respect to the matrix %s is a tensor; Hessians "
          "are taken with respect to a scalar or a vector%s",

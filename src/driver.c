@@ -153,9 +153,20 @@ static bool verified(session *S, expr *lhs, expr *result) {
   sb_init(&b);
   md_rules_print_defs(&S->rules, S->ctx, &b); /* user functions */
   decl_lines(&S->env, &b);
-  md_print_text(&b, S->ctx, lhs);
+  /* both sides share their where bindings: a large result stays linear */
+  expr *sides[2] = {lhs, result};
+  md_sharing w;
+  md_share(S->ctx, NULL, expr_tuple(S->ctx, sides, 2), &w);
+  md_print_text(&b, S->ctx, w.body->kid[0]);
   sb_puts(&b, " = ");
-  md_print_text(&b, S->ctx, result);
+  md_print_text(&b, S->ctx, w.body->kid[1]);
+  for (size_t i = 0; i < w.n; i++) {
+    sb_puts(&b, i ? ", " : " where ");
+    md_print_text(&b, S->ctx, w.names[i]);
+    sb_puts(&b, " = ");
+    md_print_text(&b, S->ctx, w.values[i]);
+  }
+  md_sharing_clear(&w);
   sb_putc(&b, '\n');
   int rc = md_check_text("--verify", b.s, b.len, S->errf);
   sb_clear(&b);

@@ -465,7 +465,7 @@ static bool is_closed(const expr *e) {
 
 /* The text of E for a message, cut to fit. */
 static void describe(md_eval *ev, const expr *e, char *buf, size_t size) {
-  char *t = md_print_text_alloc(ev->ctx, e);
+  char *t = md_print_text_brief(ev->ctx, e, MD_BRIEF_MAX);
   if (strlen(t) > 60)
     snprintf(buf, size, "%.57s...", t);
   else

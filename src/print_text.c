@@ -36,6 +36,7 @@ typedef struct printer {
   strbuf *out;
   int in_norm; /* inside ||...||, where a juxtaposed || would close it */
   bool unicode;
+  size_t limit; /* stop writing past this many bytes (0: no limit) */
 } printer;
 
 static int prec(const printer *p, const expr *e) {
@@ -167,6 +168,8 @@ static void print_chain(printer *p, const expr *e, const char *op) {
 
 static void print(printer *p, const expr *e) {
   strbuf *o = p->out;
+  if (p->limit && o->len > p->limit)
+    return; /* a message has enough: stop, whatever the size of E */
   switch ((expr_op)e->op) {
   case E_NUM:
     print_num(p, e->u.num);
@@ -354,8 +357,24 @@ void md_print_text(strbuf *out, const md_ctx *ctx, const expr *e) {
 
 void md_print_text_opts(strbuf *out, const md_ctx *ctx, const expr *e,
                         bool unicode) {
-  printer p = {ctx, out, 0, unicode};
+  printer p = {ctx, out, 0, unicode, 0};
   print(&p, e);
+}
+
+char *md_print_text_brief(const md_ctx *ctx, const expr *e, size_t max) {
+  strbuf b;
+  sb_init(&b);
+  printer p = {ctx, &b, 0, false, max};
+  print(&p, e);
+  if (b.len > max) {
+    b.len = max;
+    /* not in the middle of a UTF-8 character */
+    while (b.len > 0 && ((unsigned char)b.s[b.len] & 0xC0) == 0x80)
+      b.len--;
+    b.s[b.len] = '\0';
+    sb_puts(&b, "...");
+  }
+  return sb_take(&b);
 }
 
 char *md_print_text_alloc(const md_ctx *ctx, const expr *e) {

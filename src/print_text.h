@@ -18,3 +18,9 @@ void md_print_text_opts(strbuf *out, const md_ctx *ctx, const expr *e,
                         bool unicode);
 /* The text of E in a new string the caller frees. */
 char *md_print_text_alloc(const md_ctx *ctx, const expr *e);
+/* For messages: at most MAX bytes of the text of E, then "..." when it
+ * is longer.  The work is bounded by MAX, not by the size of E, which as
+ * a tree can be exponential in the size of its DAG. */
+char *md_print_text_brief(const md_ctx *ctx, const expr *e, size_t max);
+/* How much of an expression a message shows. */
+enum { MD_BRIEF_MAX = 200 };

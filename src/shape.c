@@ -437,7 +437,7 @@ static void describe(md_shapes *s, const expr *e, md_loc loc, char *buf,
              s->src->text + loc.begin);
     return;
   }
-  char *t = md_print_text_alloc(s->ctx, e);
+  char *t = md_print_text_brief(s->ctx, e, 48);
   if (strlen(t) > 47)
     snprintf(buf, size, "%.44s...", t);
   else
