@@ -99,7 +99,7 @@ START_TEST(linear_size) {
    * level */
   size_t len[2] = {0, 0};
   for (int round = 0; round < 2; round++) {
-    int levels = round ? 20 : 10;
+    int levels = round ? 80 : 40;
     strbuf b;
     sb_init(&b);
     sb_puts(&b, "x");
