@@ -9,10 +9,7 @@
  *   Aᵀ      transpose              X⁻¹     inverse
  *   A ⊙ B   Hadamard product       A ⊗ B   Kronecker product
  *   λ, Σ    Greek names (lambda, Sigma, lambda1 as λ1, sigma_2 as σ_2)
- * Two spellings have no input form, so a Unicode text that holds them does
- * not parse back (the lexer reads neither):
- *   X⁻ᵀ     inverse transpose (input: X^-T, or Xᵀ⁻¹)
- *   ‖x‖, ‖x‖₁   norms (input: ||x||, ||x||_1)
+ *   X⁻ᵀ     inverse transpose      ‖x‖, ‖x‖₁  norms
  * Everything else is spelled as in the plain text: ./, .^, ^k, ^-k, <a, b>.
  */
 #include "print_text.h"
