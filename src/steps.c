@@ -2,6 +2,7 @@
 #include "steps.h"
 
 #include "arena.h"
+#include "print_latex.h"
 #include "simplify.h"
 
 #include <stdlib.h>
@@ -124,9 +125,41 @@ static char *rules_used(md_steps *s) {
       sb_puts(&b, s->latex ? ",\\ " : ", ");
     expr *lhs =
         expr_diff(s->ctx, expr_inner(s->ctx, r->adj, r->pattern), r->var);
-    s->print(s->arg, &b, lhs);
-    sb_puts(&b, " = ");
-    s->print(s->arg, &b, r->result);
+    if (s->latex) {
+      /* in LaTeX a rule's variables are bold or not by the kinds its
+       * `let` lines give them (let g : scalar), not the expression's */
+      md_env env;
+      md_env_init(&env);
+      for (size_t k = 0; k < r->nguards; k++)
+        md_env_add(&env, &(md_decl){.name = r->guards[k].var->u.name,
+                                    .kind = r->guards[k].kind,
+                                    .loc = MD_NOLOC});
+      /* the adjoint has the kind of what it multiplies (g of a scalar) */
+      md_shapes *sh = md_shapes_new(s->ctx, &env);
+      md_errors err;
+      md_errors_init(&err);
+      md_shape ps;
+      if (md_shape_infer(sh, r->pattern, NULL, NULL, &err, &ps)) {
+        md_kind k = md_shape_is_scalar(sh, ps)   ? K_SCALAR
+                    : md_shape_is_vector(sh, ps) ? K_VECTOR
+                                                 : K_MATRIX;
+        md_env_add(
+            &env,
+            &(md_decl){.name = r->adj->u.name, .kind = k, .loc = MD_NOLOC});
+        md_shapes_free(sh);
+        sh = md_shapes_new(s->ctx, &env);
+      }
+      md_errors_clear(&err);
+      md_print_latex(&b, s->ctx, sh, lhs);
+      sb_puts(&b, " = ");
+      md_print_latex(&b, s->ctx, sh, r->result);
+      md_shapes_free(sh);
+      md_env_clear(&env);
+    } else {
+      s->print(s->arg, &b, lhs);
+      sb_puts(&b, " = ");
+      s->print(s->arg, &b, r->result);
+    }
   }
   return sb_take(&b);
 }
