@@ -64,6 +64,7 @@ def golden_formulas(path):
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     command = None
+    block = None  # the environment being read, one formula
     for no, line in enumerate(lines, 1):
         if not line.strip():
             command = None
@@ -73,7 +74,14 @@ def golden_formulas(path):
             continue
         else:
             tex = line[2:] if line.startswith("| ") else line
-            if tex.strip():
+            if block is not None:  # inside an environment (--steps)
+                block.tex += "\n" + tex
+                if tex.startswith("\\end{"):
+                    block = None
+            elif tex.startswith("\\begin{"):
+                block = Formula("%s:%d" % (path, no), tex)
+                out.append(block)
+            elif tex.strip():
                 out.append(Formula("%s:%d" % (path, no), tex))
     return out
 
