@@ -25,6 +25,9 @@
 
 /* Points at which an identity is evaluated. */
 #define MD_CHECK_POINTS 3
+/* Points in a row at which a floating-point difference must show before
+ * it counts (rounding shows at one point, rarely at two). */
+#define MD_CHECK_CONFIRM 3
 /* Agreement wanted in doubles, relative to the largest entry when it is
  * above 1, absolute below (a zero computed in doubles is 1e-16). */
 #define MD_CHECK_TOL 1e-9

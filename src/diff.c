@@ -787,6 +787,194 @@ static expr *jacobian_of(md_diff *D, expr *e, const expr *g) {
   return r;
 }
 
+/* ---- a matrix F by a scalar: the M of a form <G, M> ----
+ *
+ * The derivative of <G, F> by a scalar is a scalar linear in the matrix
+ * adjoint G; F's element-wise derivative is the M with that scalar equal
+ * to <G, M>.  The rules give it as inner products, sums and scalings of
+ * forms linear in G (<G .* E, A>, <-L G R, A>, ...), which move_in turns
+ * around: <L P R, M> = <P, L^T M R^T>, <P .* E, M> = <P, M .* E>,
+ * <P^T, M> = <P, M^T>. */
+
+static expr *inner_coeff(linear *L, expr *e);
+
+/* M' with <P, M> = <G, M'>, for P linear in G; NULL if not readable. */
+static expr *move_in(linear *L, expr *p, expr *M) {
+  md_diff *D = L->D;
+  md_ctx *c = D->ctx;
+  if (p == L->g)
+    return M;
+  if (!lhas(L, p))
+    return NULL;
+  if (is_scalar(D, p)) { /* <p, m> = p m for scalars */
+    expr *r = inner_coeff(L, p);
+    return r ? expr_mul(c, M, r) : NULL;
+  }
+  switch ((expr_op)p->op) {
+  case E_NEG: {
+    expr *r = move_in(L, p->kid[0], M);
+    return r ? expr_neg(c, r) : NULL;
+  }
+  case E_ADD: {
+    expr *sum = NULL;
+    for (size_t i = 0; i < p->nkids; i++) {
+      if (!lhas(L, p->kid[i]))
+        continue;
+      expr *r = move_in(L, p->kid[i], M);
+      if (!r)
+        return NULL;
+      sum = sum ? expr_add(c, sum, r) : r;
+    }
+    return sum;
+  }
+  case E_TRANS:
+    return move_in(L, p->kid[0], expr_trans(c, M));
+  case E_DIV:
+    if (lhas(L, p->kid[1]))
+      return NULL;
+    return move_in(L, p->kid[0], expr_div(c, M, p->kid[1]));
+  case E_HAD:
+  case E_HDIV: {
+    size_t j = p->nkids;
+    for (size_t i = 0; i < p->nkids; i++)
+      if (lhas(L, p->kid[i])) {
+        if (j != p->nkids || (p->op == E_HDIV && i > 0))
+          return NULL; /* G twice, or under a quotient */
+        j = i;
+      }
+    expr *m = M;
+    for (size_t i = 0; i < p->nkids; i++)
+      if (i != j)
+        m = p->op == E_HAD ? expr_had(c, m, p->kid[i])
+                           : expr_hdiv(c, m, p->kid[i]);
+    return move_in(L, p->kid[j], m);
+  }
+  case E_MUL: {
+    /* scalars scale; the matrices before and after the factor with G
+     * move over: <L P R, M> = <P, L^T M R^T> */
+    size_t j = p->nkids;
+    for (size_t i = 0; i < p->nkids; i++)
+      if (lhas(L, p->kid[i])) {
+        if (j != p->nkids)
+          return NULL;
+        j = i;
+      }
+    if (is_scalar(D, p->kid[j])) {
+      /* <s(G) Q, M> = s(G) <Q, M> */
+      expr **v = xreallocarray(NULL, p->nkids, sizeof *v);
+      size_t k = 0;
+      for (size_t i = 0; i < p->nkids; i++)
+        if (i != j)
+          v[k++] = p->kid[i];
+      expr *q = expr_mul_n(c, v, k);
+      free(v);
+      return move_in(L, p->kid[j], expr_inner(c, q, M));
+    }
+    expr *m = M;
+    for (size_t i = j; i-- > 0;)
+      m = is_scalar(D, p->kid[i]) ? expr_mul(c, p->kid[i], m)
+                                  : expr_mul(c, expr_trans(c, p->kid[i]), m);
+    for (size_t i = j + 1; i < p->nkids; i++)
+      m = is_scalar(D, p->kid[i]) ? expr_mul(c, p->kid[i], m)
+                                  : expr_mul(c, m, expr_trans(c, p->kid[i]));
+    return move_in(L, p->kid[j], m);
+  }
+  default:
+    return NULL;
+  }
+}
+
+/* M with E = <G, M>, for a scalar E linear in G; NULL if not readable. */
+static expr *inner_coeff(linear *L, expr *e) {
+  md_diff *D = L->D;
+  md_ctx *c = D->ctx;
+  if (!lhas(L, e))
+    return NULL;
+  switch ((expr_op)e->op) {
+  case E_INNER: {
+    size_t i = lhas(L, e->kid[0]) ? 0 : 1;
+    if (lhas(L, e->kid[1 - i]))
+      return NULL;
+    return move_in(L, e->kid[i], e->kid[1 - i]);
+  }
+  case E_ADD: {
+    expr *sum = NULL;
+    for (size_t i = 0; i < e->nkids; i++) {
+      if (!lhas(L, e->kid[i]))
+        continue;
+      expr *r = inner_coeff(L, e->kid[i]);
+      if (!r)
+        return NULL;
+      sum = sum ? expr_add(c, sum, r) : r;
+    }
+    return sum;
+  }
+  case E_NEG: {
+    expr *r = inner_coeff(L, e->kid[0]);
+    return r ? expr_neg(c, r) : NULL;
+  }
+  case E_TRANS: /* a scalar is its transpose */
+    return inner_coeff(L, e->kid[0]);
+  case E_DIV: {
+    if (lhas(L, e->kid[1]))
+      return NULL;
+    expr *r = inner_coeff(L, e->kid[0]);
+    return r ? expr_div(c, r, e->kid[1]) : NULL;
+  }
+  case E_MUL: {
+    /* a scalar: one factor holds G; around it scalars scale, or a row
+     * L and a column R read it as L P R = <P, L^T R^T> */
+    size_t j = e->nkids;
+    for (size_t i = 0; i < e->nkids; i++)
+      if (lhas(L, e->kid[i])) {
+        if (j != e->nkids)
+          return NULL;
+        j = i;
+      }
+    expr *f = e->kid[j];
+    if (is_scalar(D, f)) {
+      expr *r = inner_coeff(L, f);
+      if (!r)
+        return NULL;
+      for (size_t i = 0; i < e->nkids; i++)
+        if (i != j)
+          r = expr_mul(c, e->kid[i], r);
+      return r;
+    }
+    expr *row = j ? expr_mul_n(c, e->kid, j) : NULL;
+    expr *col = j + 1 < e->nkids
+                    ? expr_mul_n(c, e->kid + j + 1, e->nkids - j - 1)
+                    : NULL;
+    if (!row || !col)
+      return NULL;
+    return move_in(L, f, expr_mul(c, expr_trans(c, row), expr_trans(c, col)));
+  }
+  case E_HAD:
+  case E_HDIV: {
+    /* scalars here: .* scales, ./ divides (G in the numerator only) */
+    size_t j = e->nkids;
+    for (size_t i = 0; i < e->nkids; i++)
+      if (lhas(L, e->kid[i])) {
+        if (j != e->nkids || (e->op == E_HDIV && i > 0))
+          return NULL;
+        j = i;
+      }
+    expr *r = inner_coeff(L, e->kid[j]);
+    for (size_t i = 0; r && i < e->nkids; i++)
+      if (i != j)
+        r = e->op == E_HAD ? expr_mul(c, e->kid[i], r)
+                           : expr_div(c, r, e->kid[i]);
+    return r;
+  }
+  case E_CALL:
+    if (e->u.fn == FN_TR) /* tr(P) = <P, I> */
+      return move_in(L, e->kid[0], expr_ident(c));
+    return NULL;
+  default:
+    return NULL;
+  }
+}
+
 /* ---- d/dvec(X) vec(F): the matrix J of vec(R) = J vec(G) ----
  *
  * The gradient R of <G, F> with respect to X, for a symbolic adjoint G of
@@ -1279,10 +1467,8 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
   if (md_shape_is_scalar(D->shapes, xs) && !md_shape_is_vector(D->shapes, fs)) {
     /* a matrix F by a scalar: the element-wise derivative, the F-shaped M
      * of <G, M> */
-    expr *m = NULL;
     linear L = {D, g, NULL, NULL, 0};
-    if (r->op == E_INNER && r->kid[0] == g && !lhas(&L, r->kid[1]))
-      m = r->kid[1];
+    expr *m = inner_coeff(&L, r);
     free(L.has);
     free(L.memo);
     if (!m) {

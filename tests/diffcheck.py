@@ -16,6 +16,7 @@ only uses operations that have rules.  Prints TAP.
 """
 import argparse
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -179,7 +180,17 @@ def main(argv):
     for i in range(a.count):
         # gradients by X and by x, Jacobians of vectors, Hessians, and
         # Jacobians of vec(F) by vec(X)
-        kind = ["X", "x", "jac", "X", "x", "hess", "vec"][i % 7]
+        # and (1 in 8) a matrix or a vector by the scalar beta: the X or
+        # x of a generated expression becomes (beta A + C) or (beta a + c)
+        kind = ["X", "x", "jac", "X", "x", "hess", "vec", "by-scalar"][i % 8]
+        if kind == "by-scalar":
+            big = rng.random() < 0.5
+            g = Gen(rng, "X" if big else "x", False, True)
+            e = g.mat(rng.randint(1, 2)) if big else g.vn(rng.randint(0, 2))
+            e = re.sub(r"\bX\b", "(beta A + C)", e) if big else \
+                re.sub(r"\bx\b", "(beta a + c)", e)
+            exprs.append(("beta", e, False))
+            continue
         var = {"X": "X", "vec": "vec(X)"}.get(kind, "x")
         g = Gen(rng, "X" if kind in ("X", "vec") else "x", kind == "vec",
                 kind != "hess")
