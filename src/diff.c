@@ -107,6 +107,16 @@ static bool contains(const expr *e, const expr *x) {
   return false;
 }
 
+/* How many times the symbol X occurs in the tree of pattern P. */
+static size_t occurrences(const expr *p, const expr *x) {
+  if (p == x)
+    return 1;
+  size_t n = 0;
+  for (size_t i = 0; i < p->nkids; i++)
+    n += occurrences(p->kid[i], x);
+  return n;
+}
+
 static bool is_nary(const expr *e) {
   return e->op == E_ADD || e->op == E_MUL || e->op == E_HAD || e->op == E_KRON;
 }
@@ -135,8 +145,19 @@ static bool match_side(md_diff *D, match *m, const md_rule *r, expr *const *pk,
     return a == b;
   if (a == b)
     return false;
-  if (np == 1)
+  if (np == 1) {
+    /* a variable that only soaks up the rest (the A of A + X in a sum of
+     * k terms) need not be built: building every rest would cost k^2 */
+    if (pk[0]->op == E_SYM && pk[0] != r->var && pk[0] != r->adj &&
+        !contains(r->result, pk[0]) && occurrences(r->pattern, pk[0]) == 1) {
+      bool guarded = false;
+      for (size_t g = 0; g < r->nguards; g++)
+        guarded |= r->guards[g].var == pk[0];
+      if (!guarded)
+        return true;
+    }
     return match_at(D, m, r, pk[0], part(D, n, a, b), -1);
+  }
   if (np != b - a)
     return false;
   for (size_t i = 0; i < np; i++)

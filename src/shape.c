@@ -56,6 +56,11 @@ struct md_shapes {
   uint8_t *known; /* by node id */
   size_t nnode;
   unsigned nextname;
+  /* the size names in use (declared, or given to unknowns), interned: an
+   * open-addressing set of pointers, so that naming a size is O(1) */
+  const char **names;
+  size_t nnames, capnames;
+  bool env_named; /* the names of the declarations are in the set */
   /* the inference in progress */
   const md_parsed *locs;
   const md_source *src;
@@ -106,7 +111,10 @@ static md_dim dim_var(md_shapes *s) {
   return dim_new(s, (dim_rec){.kind = D_VAR});
 }
 
+static void name_add(md_shapes *s, const char *nm);
+
 static md_dim dim_name(md_shapes *s, const char *name) {
+  name_add(s, name);
   return dim_const(s, (dim_rec){.kind = D_NAME, .name = name});
 }
 
@@ -229,18 +237,45 @@ bool md_shape_is_vector(md_shapes *s, md_shape sh) {
 static const char *const pool[] = {"m", "n", "p", "q", "r", "s",
                                    "k", "l", "t", "u", "v", "w"};
 
+static size_t name_slot(const md_shapes *s, const char *nm) {
+  size_t h = ((uintptr_t)nm >> 4) * 0x9E3779B97F4A7C15u;
+  size_t i = h & (s->capnames - 1);
+  while (s->names[i] && s->names[i] != nm)
+    i = (i + 1) & (s->capnames - 1);
+  return i;
+}
+
+static void name_add(md_shapes *s, const char *nm) {
+  nm = md_intern(s->ctx, nm, strlen(nm));
+  if (2 * (s->nnames + 1) > s->capnames) {
+    const char **old = s->names;
+    size_t oldcap = s->capnames;
+    s->capnames = oldcap ? 2 * oldcap : 32;
+    s->names = xcalloc(s->capnames, sizeof *s->names);
+    for (size_t i = 0; i < oldcap; i++)
+      if (old[i])
+        s->names[name_slot(s, old[i])] = old[i];
+    free(old);
+  }
+  size_t i = name_slot(s, nm);
+  if (!s->names[i]) {
+    s->names[i] = nm;
+    s->nnames++;
+  }
+}
+
 static bool name_taken(md_shapes *s, const char *nm) {
-  for (size_t i = 0; i < s->nd; i++)
-    if ((s->d[i].kind == D_NAME || s->d[i].kind == D_VAR) && s->d[i].name &&
-        strcmp(s->d[i].name, nm) == 0)
-      return true;
-  if (s->env)
-    for (size_t i = 0; i < s->env->n; i++)
+  if (!s->env_named) {
+    s->env_named = true;
+    for (size_t i = 0; s->env && i < s->env->n; i++)
       for (int j = 0; j < 2; j++)
-        if (s->env->v[i].dim[j].name &&
-            strcmp(s->env->v[i].dim[j].name, nm) == 0)
-          return true;
-  return false;
+        if (s->env->v[i].dim[j].name)
+          name_add(s, s->env->v[i].dim[j].name);
+  }
+  if (!s->capnames)
+    return false;
+  nm = md_intern(s->ctx, nm, strlen(nm));
+  return s->names[name_slot(s, nm)] != NULL;
 }
 
 static void dim_format(md_shapes *s, md_dim d, char *buf, size_t size) {
@@ -268,6 +303,7 @@ static void dim_format(md_shapes *s, md_dim d, char *buf, size_t size) {
       }
       r = &s->d[d];
       r->name = md_intern(s->ctx, tmp, strlen(tmp));
+      name_add(s, r->name);
     }
     snprintf(buf, size, "%s", r->name);
     return;
@@ -369,6 +405,7 @@ void md_shapes_free(md_shapes *s) {
   free(s->consts);
   free(s->node);
   free(s->known);
+  free(s->names);
   free(s);
 }
 
