@@ -137,8 +137,13 @@ const fn_info *md_fn_get(const md_ctx *ctx, uint32_t fn) {
 }
 
 int md_fn_lookup(const md_ctx *ctx, const char *name, size_t len) {
+  /* Every identifier the lexer reads comes here, those of the built-in
+   * rules at each start too: the first byte rules out most names. */
+  if (len == 0)
+    return -1;
   for (size_t i = 0; i < ctx->nfns; i++)
-    if (strncmp(ctx->fns[i].name, name, len) == 0 &&
+    if (ctx->fns[i].name[0] == name[0] &&
+        strncmp(ctx->fns[i].name, name, len) == 0 &&
         ctx->fns[i].name[len] == '\0')
       return (int)i;
   return -1;
