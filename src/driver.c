@@ -332,16 +332,13 @@ static md_shape result_shape(md_shapes *sh, md_shape fs, md_shape xs,
   return fs;                       /* a matrix by a scalar */
 }
 
-/* --steps shows the adjoint pass of a gradient: a scalar E, first
- * derivatives, denominator layout. */
+/* --steps shows the adjoint pass of a first derivative in denominator
+ * layout (of <g, f> for a vector or matrix f). */
 static bool steps_ok(session *S, const md_source *src, const md_parsed *p,
                      md_shapes *sh, expr *e) {
   const char *why = NULL;
   if (S->o->hessian)
     why = "--steps shows first derivatives; leave out --hessian";
-  else if (!md_shape_is_scalar(sh, md_shape_of(sh, e)))
-    why = "--steps shows the derivation of a gradient: the expression must "
-          "be a scalar (for a Jacobian, take <g, f> with a vector g)";
   else if (S->o->layout == MD_LAYOUT_NUMERATOR)
     why = "--steps writes gradients in denominator layout; leave out "
           "--layout numerator";

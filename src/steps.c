@@ -31,6 +31,10 @@ struct md_steps {
   void *arg;
   bool latex;
   bool cookbook; /* --symmetric cookbook */
+  /* a vector or matrix f: the pass starts from a symbolic adjoint, shown
+   * under a readable name (g, G) rather than the engine's fresh one */
+  expr *adj;
+  expr_subst show_subst;
   md_diff_trace trace;
   term *t; /* the differential now, in reading order */
   size_t nt, capt;
@@ -47,10 +51,20 @@ static char *dupstr(const char *t) {
   return memcpy(xmalloc(n), t, n);
 }
 
+/* Prints E, with the symbolic adjoint under its shown name. */
+static void show(md_steps *s, strbuf *b, const expr *e) {
+  if (s->adj) {
+    expr *t = expr_subst_apply(&s->show_subst, (expr *)e);
+    if (t)
+      e = t;
+  }
+  s->print(s->arg, b, e);
+}
+
 static char *print_alloc(md_steps *s, const expr *e) {
   strbuf b;
   sb_init(&b);
-  s->print(s->arg, &b, e);
+  show(s, &b, e);
   return sb_take(&b);
 }
 
@@ -80,12 +94,12 @@ static void differential(md_steps *s, strbuf *b, const expr *n) {
   bool atom = n->op == E_SYM;
   if (s->latex) {
     sb_puts(b, atom ? "\\mathrm{d}" : "\\mathrm{d}\\left(");
-    s->print(s->arg, b, n);
+    show(s, b, n);
     if (!atom)
       sb_puts(b, "\\right)");
   } else {
     sb_puts(b, atom ? "d" : "d(");
-    s->print(s->arg, b, n);
+    show(s, b, n);
     if (!atom)
       sb_putc(b, ')');
   }
@@ -103,7 +117,7 @@ static char *frontier(md_steps *s) {
     expr **v = xreallocarray(NULL, t->nv, sizeof *v);
     for (size_t k = 0; k < t->nv; k++)
       v[k] = readable(s, t->v[k]);
-    s->print(s->arg, &b, expr_add_n(s->ctx, v, t->nv));
+    show(s, &b, expr_add_n(s->ctx, v, t->nv));
     free(v);
     sb_puts(&b, ", ");
     differential(s, &b, t->n);
@@ -172,6 +186,26 @@ static void flush(md_steps *s) {
   s->nused = 0;
 }
 
+static bool uses_rec(const expr *e, const expr *sym, uint8_t *seen) {
+  if (e == sym)
+    return true;
+  if (seen[e->id])
+    return false;
+  seen[e->id] = 1;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (uses_rec(e->kid[i], sym, seen))
+      return true;
+  return false;
+}
+
+/* Whether E holds the symbol SYM (each node once). */
+static bool uses(md_steps *s, const expr *e, const expr *sym) {
+  uint8_t *seen = xcalloc(md_ctx_nnodes(s->ctx), 1);
+  bool r = uses_rec(e, sym, seen);
+  free(seen);
+  return r;
+}
+
 static term *find(md_steps *s, const expr *n, size_t *at) {
   for (size_t i = 0; i < s->nt; i++)
     if (s->t[i].n == n) {
@@ -180,6 +214,21 @@ static term *find(md_steps *s, const expr *n, size_t *at) {
       return &s->t[i];
     }
   return NULL;
+}
+
+/* g (or G for a matrix adjoint), or g0, g1... when F has that name. */
+static expr *adjoint_name(md_steps *s, const expr *G) {
+  const char *base = G->u.name[0] == 'G' ? "G" : "g";
+  for (unsigned k = 0;; k++) {
+    char name[16];
+    if (k == 0)
+      snprintf(name, sizeof name, "%s", base);
+    else
+      snprintf(name, sizeof name, "%s%u", base, k - 1);
+    expr *sym = expr_sym(s->ctx, name);
+    if (!uses(s, s->f, sym))
+      return sym;
+  }
 }
 
 static void on_node(void *arg, const expr *n, expr *G) {
@@ -192,23 +241,48 @@ static void on_node(void *arg, const expr *n, expr *G) {
     memmove(s->t + i, s->t + i + 1, (s->nt - i - 1) * sizeof *s->t);
     s->nt--;
   } else {
-    /* the root: the pass starts from its seed */
+    /* the root: the pass starts from its seed, 1 for a scalar f, else
+     * a symbolic adjoint: the derivation is that of <g, f> */
     i = 0;
-    char *label = s->latex ? "\\mathrm{d}f" : "df";
+    char label[160];
+    snprintf(label, sizeof label, "%s", s->latex ? "\\mathrm{d}f" : "df");
+    if (G->op == E_SYM) {
+      s->adj = G;
+      expr_subst_init(&s->show_subst, s->ctx);
+      expr_subst_bind(&s->show_subst, G, adjoint_name(s, G));
+      strbuf l;
+      sb_init(&l);
+      sb_puts(&l, s->latex ? "\\left\\langle " : "<");
+      show(s, &l, G);
+      sb_puts(&l, s->latex ? ", \\mathrm{d}f \\right\\rangle" : ", df>");
+      snprintf(label, sizeof label, "%s", l.s);
+      sb_clear(&l);
+    }
     strbuf b;
     sb_init(&b);
     sb_puts(&b, s->latex ? "\\left\\langle " : "<");
-    s->print(s->arg, &b, G);
+    show(s, &b, G);
     sb_puts(&b, ", ");
     differential(s, &b, n);
     sb_puts(&b, s->latex ? " \\right\\rangle" : ">");
-    if (n != s->f) {
+    /* vec(F) by vec(X) is read off the pass of <G, F> */
+    bool vec = s->f->op == E_CALL && s->f->u.fn == FN_VEC && s->adj;
+    if (vec) {
+      snprintf(label, sizeof label, "%s",
+               s->latex ? "\\left\\langle \\mathbf{G}, \\mathrm{d}\\mathbf{F} "
+                          "\\right\\rangle"
+                        : "<G, dF>");
+    } else if (n != s->f) {
       /* matrix powers are products to the engine */
       add_line(s, NULL, print_alloc(s, n),
                dupstr(s->latex ? "\\text{powers as products}"
                                : "powers as products"));
     }
-    add_line(s, label, sb_take(&b), NULL);
+    add_line(s, label, sb_take(&b),
+             vec ? dupstr(s->latex ? "\\text{with } f = "
+                                     "\\operatorname{vec}(\\mathbf{F})"
+                                   : "with f = vec(F)")
+                 : NULL);
   }
   s->at = i;
   s->pending = true;
@@ -266,6 +340,8 @@ const md_diff_trace *md_steps_trace(md_steps *s) {
 }
 
 void md_steps_free(md_steps *s) {
+  if (s->adj)
+    expr_subst_clear(&s->show_subst);
   for (size_t i = 0; i < s->nt; i++)
     free(s->t[i].v);
   free(s->t);
@@ -295,6 +371,9 @@ static char *structure_note(md_steps *s) {
     t = s->latex ? "\\text{symmetric: } \\frac{1}{2} (\\mathbf{G} + "
                    "\\mathbf{G}^\\top)"
                  : "symmetric: (G + G^T)/2";
+  if (!t && s->adj)
+    t = s->latex ? "\\text{read off the form, linear in the adjoint}"
+                 : "read off the form, linear in the adjoint";
   return t ? dupstr(t) : NULL;
 }
 
@@ -327,13 +406,17 @@ void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
     return;
   }
   /* text: numbered lines, the = of the differential's lines aligned */
+  size_t width = 0;
+  for (size_t i = 0; i + 1 < s->nlines; i++)
+    if (s->lines[i].label && strlen(s->lines[i].label) > width)
+      width = strlen(s->lines[i].label);
   for (size_t i = 0; i < s->nlines; i++) {
     step *l = &s->lines[i];
     const char *label = l->label ? l->label : "";
     size_t w = strlen(label);
     sb_printf(out, "%zu. ", i + 1);
     if (i + 1 < s->nlines)
-      for (; w < 2; w++)
+      for (; w < width; w++)
         sb_putc(out, ' ');
     sb_printf(out, "%s = %s", label, l->body);
     if (l->why)
