@@ -1,11 +1,1386 @@
-/* print_numpy.c - placeholder until the NumPy printer lands. */
+/* print_numpy.c - results as Python functions over NumPy; see print_numpy.h.
+ *
+ * The printer walks the DAG once.  Every node becomes a fragment of Python
+ * (its text and how tightly it binds); a node that several parents use
+ * becomes a local t1 = ... written once, before its first use, so the code
+ * stays linear in the size of the DAG.
+ *
+ * Sizes.  A node with a symbol inside has the shape shape.c recorded for
+ * it.  A closed term (I, ones, 2 I, ones ones^T) has no fixed shape: each
+ * occurrence takes its sizes from where it stands.  For such occurrences
+ * the printer runs shape.c's rules again on a scratch unifier of its own
+ * ("local" sizes, below), seeded with the shapes of the neighbours, and
+ * reads np.eye(k) and np.ones((k, 1)) from the result.  Sizes become
+ * Python through the parameters (X.shape[0]); a size that no parameter
+ * fixes is an error.
+ *
+ * Values inside the function: scalars are Python or NumPy numbers (a
+ * product that multiplies to 1×1 is taken out with .item()), vectors are
+ * n×1 columns, matrices 2-D arrays.  Only the return statement converts to
+ * the documented conventions (float, 1-D vector).
+ */
 #include "print_numpy.h"
+
+#include "print_text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Python precedence, loosest first: a + b, a * b (also @ /), -a, a ** b,
+ * and atoms (names, calls, attributes, anything in brackets). */
+enum { PY_SUM, PY_PROD, PY_UNARY, PY_POW, PY_ATOM };
+
+/* Longer chains and deeper nests are split into locals: CPython refuses
+ * more than 200 nested brackets, and its compiler recurses over long
+ * operator chains. */
+#define MAX_CHAIN 50
+#define MAX_NEST  20
+/* Closed terms are expanded per occurrence; this bounds the work. */
+#define MAX_CLOSED_WORK 200000
+
+/* A fragment of Python.  S is owned by whoever holds the fragment. */
+typedef struct py {
+  char *s;
+  int prec;
+  int depth; /* nesting, to know when to split */
+  bool neg;  /* "-" then a product or tighter: a + (-b) can be a - b */
+} py;
+
+/* ---- local sizes: a scratch unifier for closed terms ----
+ *
+ * A local size is free (a closed term's unknown), an integer, a rigid
+ * dimension of SHAPES (a declared name), a flexible one (an unknown of
+ * SHAPES: it may still be bound here, as the result's expected shape binds
+ * the I of kron(I, A) in a derivative), or a product.  The same dimension
+ * of SHAPES is always the same local while it is alive (the cache). */
+
+typedef enum { L_FREE, L_INT, L_DIM, L_MUL } lkind;
+
+typedef struct lvar {
+  uint32_t parent; /* union-find; self when a root */
+  uint8_t kind;
+  bool flexible; /* L_DIM of an unknown of SHAPES */
+  long value;    /* L_INT */
+  md_dim dim;    /* L_DIM, and the origin of a cached local */
+  bool cached;   /* made by lbind for DIM */
+  uint32_t a, b; /* L_MUL */
+} lvar;
+
+typedef struct lshape {
+  uint32_t r, c;
+} lshape;
+
+typedef struct ltrail {
+  uint32_t x, parent;
+} ltrail;
+
+/* One occurrence of a closed node, with its local shape.  Its kids'
+ * occurrences are okid[kids .. kids + nkids - 1]. */
+typedef struct occ {
+  const expr *e;
+  lshape sh;
+  size_t kids;
+} occ;
+
+#define NO_OCC ((size_t)-1)
+
+/* A kid as the emitter sees it: a node with a fixed shape (occ NO_OCC) or
+ * an occurrence of a closed one. */
+typedef struct item {
+  const expr *e;
+  lshape sh;
+  size_t occ;
+} item;
+
+typedef struct printer {
+  md_ctx *ctx;
+  md_shapes *sh;
+  md_errors *err;
+  bool failed;
+  const expr *const *params;
+  size_t nparams;
+  char **pname; /* Python names of the parameters */
+  bool *pused;  /* the parameter appears in the body */
+  strbuf body;  /* the statements before return, indented */
+  unsigned ntemp;
+  /* by node id, for nodes with a symbol inside */
+  size_t nnodes;
+  uint32_t *refs; /* parents that use the node (with multiplicity) */
+  uint8_t *seen;
+  py *memo; /* the fragment of a shared node: its local's name */
+  /* scratch, used as stacks: a node's entries are popped after it */
+  lvar *lv;
+  size_t nlv, caplv;
+  uint32_t *lcache; /* by dimension of SHAPES: its local, if alive */
+  size_t nlcache;
+  ltrail *trail; /* links to undo */
+  size_t ntrail, captrail;
+  occ *oc;
+  size_t noc, capoc;
+  size_t *okid;
+  size_t nokid, capokid;
+  size_t work;
+} printer;
+
+static void fail(printer *p, const char *fmt, const char *what) {
+  if (!p->failed)
+    md_error_at(p->err, NULL, MD_NOLOC, fmt, what);
+  p->failed = true;
+}
+
+/* Fails with the text of E (shortened) in the message. */
+static void fail_at(printer *p, const char *fmt, const expr *e) {
+  if (p->failed)
+    return;
+  char *t = md_print_text_brief(p->ctx, e, 60);
+  fail(p, fmt, t);
+  free(t);
+}
+
+static uint32_t lnew(printer *p, lvar v) {
+  if (p->nlv == p->caplv) {
+    p->caplv = p->caplv ? 2 * p->caplv : 64;
+    p->lv = xreallocarray(p->lv, p->caplv, sizeof *p->lv);
+  }
+  v.parent = (uint32_t)p->nlv;
+  p->lv[p->nlv] = v;
+  return (uint32_t)p->nlv++;
+}
+
+/* No path compression: classes are small, and every link is undone
+ * (lpop) when the node that made it is written. */
+static uint32_t lfind(printer *p, uint32_t x) {
+  while (p->lv[x].parent != x)
+    x = p->lv[x].parent;
+  return x;
+}
+
+/* Links X under PARENT, remembering the old link on the trail. */
+static void llink(printer *p, uint32_t x, uint32_t parent) {
+  if (p->ntrail == p->captrail) {
+    p->captrail = p->captrail ? 2 * p->captrail : 64;
+    p->trail = xreallocarray(p->trail, p->captrail, sizeof *p->trail);
+  }
+  p->trail[p->ntrail++] = (ltrail){x, p->lv[x].parent};
+  p->lv[x].parent = parent;
+}
+
+/* Forgets the locals made and the links set since the marks: a node's
+ * scratch sizes may have been linked to those of its ancestors, which
+ * outlive it. */
+static void lpop(printer *p, size_t mark_lv, size_t mark_trail) {
+  while (p->ntrail > mark_trail) {
+    ltrail t = p->trail[--p->ntrail];
+    if (t.x < mark_lv)
+      p->lv[t.x].parent = t.parent;
+  }
+  p->nlv = mark_lv;
+}
+
+static uint32_t lfree(printer *p) {
+  return lnew(p, (lvar){.kind = L_FREE});
+}
+
+static uint32_t lint(printer *p, long v) {
+  return lnew(p, (lvar){.kind = L_INT, .value = v});
+}
+
+static bool lis_one(printer *p, uint32_t x);
+static uint32_t lmul(printer *p, uint32_t a, uint32_t b);
+
+/* The local of dimension D of SHAPES. */
+static uint32_t lbind(printer *p, md_dim d) {
+  md_dim_info info = md_dim_get(p->sh, d);
+  md_dim root = info.root;
+  if (root >= p->nlcache) {
+    size_t n = md_shapes_ndims(p->sh) + 16;
+    p->lcache = xreallocarray(p->lcache, n, sizeof *p->lcache);
+    for (size_t i = p->nlcache; i < n; i++)
+      p->lcache[i] = UINT32_MAX;
+    p->nlcache = n;
+  }
+  uint32_t c = p->lcache[root];
+  if (c < p->nlv && p->lv[c].cached && p->lv[c].dim == root)
+    return c;
+  uint32_t x;
+  switch (info.kind) {
+  case MD_DIM_INT:
+    x = lnew(p, (lvar){.kind = L_INT, .value = info.value});
+    break;
+  case MD_DIM_PRODUCT: {
+    uint32_t fa = lbind(p, info.a), fb = lbind(p, info.b);
+    x = lnew(p, (lvar){.kind = L_MUL, .a = fa, .b = fb});
+    break;
+  }
+  default:
+    x = lnew(p, (lvar){.kind = L_DIM,
+                       .flexible = info.kind == MD_DIM_FREE,
+                       .dim = root});
+    break;
+  }
+  p->lv[x].cached = true;
+  p->lv[x].dim = root;
+  p->lcache[root] = x;
+  return x;
+}
+
+static lshape lbind_shape(printer *p, md_shape s) {
+  return (lshape){lbind(p, s.r), lbind(p, s.c)};
+}
+
+/* The integer X stands for, if it is one (at most 10^9, as in shape.c). */
+static bool lint_value(printer *p, uint32_t x, long *v) {
+  x = lfind(p, x);
+  if (p->lv[x].kind == L_INT) {
+    *v = p->lv[x].value;
+    return true;
+  }
+  long a, b;
+  if (p->lv[x].kind == L_MUL && lint_value(p, p->lv[x].a, &a) &&
+      lint_value(p, p->lv[x].b, &b) && a > 0 && b <= 1000000000L / a) {
+    *v = a * b;
+    return true;
+  }
+  return false;
+}
+
+static bool lis_one(printer *p, uint32_t x) {
+  long v;
+  return lint_value(p, x, &v) && v == 1;
+}
+
+static bool lscalar(printer *p, lshape s) {
+  return lis_one(p, s.r) && lis_one(p, s.c);
+}
+
+/* a·b, with 1 folded away as shape.c's dim_mul does */
+static uint32_t lmul(printer *p, uint32_t a, uint32_t b) {
+  if (lis_one(p, a))
+    return b;
+  if (lis_one(p, b))
+    return a;
+  return lnew(p, (lvar){.kind = L_MUL, .a = a, .b = b});
+}
+
+static bool loccurs(printer *p, uint32_t v, uint32_t t) {
+  t = lfind(p, t);
+  if (t == v)
+    return true;
+  if (p->lv[t].kind == L_MUL)
+    return loccurs(p, v, p->lv[t].a) || loccurs(p, v, p->lv[t].b);
+  return false;
+}
+
+static bool flexible(const lvar *v) {
+  return v->kind == L_FREE || (v->kind == L_DIM && v->flexible);
+}
+
+static bool lunify(printer *p, uint32_t a, uint32_t b);
+
+enum { MAX_FACTORS = 16 };
+
+/* The factors of X into V: roots that are not products.  False if there
+ * are more than MAX_FACTORS. */
+static bool lfactors(printer *p, uint32_t x, uint32_t *v, size_t *n) {
+  x = lfind(p, x);
+  if (p->lv[x].kind != L_MUL) {
+    if (*n == MAX_FACTORS)
+      return false;
+    v[(*n)++] = x;
+    return true;
+  }
+  return lfactors(p, p->lv[x].a, v, n) && lfactors(p, p->lv[x].b, v, n);
+}
+
+static bool lsame(printer *p, uint32_t x, uint32_t y) {
+  const lvar *a = &p->lv[x], *b = &p->lv[y];
+  if (x == y)
+    return true;
+  if (a->kind == L_INT && b->kind == L_INT)
+    return a->value == b->value;
+  return a->kind == L_DIM && b->kind == L_DIM && !a->flexible && !b->flexible &&
+         md_dim_equal(p->sh, a->dim, b->dim);
+}
+
+/* shape.c's unify_products: products are equal as multisets of factors;
+ * common factors cancel, a lone unknown is the product of the other
+ * side, and what stays ambiguous is unified factor by factor. */
+static bool lunify_products(printer *p, lvar A, lvar B) {
+  uint32_t fa[MAX_FACTORS], fb[MAX_FACTORS];
+  size_t na = 0, nb = 0;
+  if (!lfactors(p, A.a, fa, &na) || !lfactors(p, A.b, fa, &na) ||
+      !lfactors(p, B.a, fb, &nb) || !lfactors(p, B.b, fb, &nb))
+    return lunify(p, A.a, B.a) && lunify(p, A.b, B.b);
+  for (size_t i = 0; i < na; i++)
+    for (size_t j = 0; j < nb; j++)
+      if (lsame(p, fa[i], fb[j])) {
+        fa[i--] = fa[--na];
+        fb[j] = fb[--nb];
+        break;
+      }
+  if (na == 0 || nb == 0)
+    return na == nb; /* a size left over would have to be 1 */
+  if (na == 1 && nb == 1)
+    return lunify(p, fa[0], fb[0]);
+  uint32_t *lone = na == 1 ? fa : nb == 1 ? fb : NULL;
+  if (lone && flexible(&p->lv[lone[0]])) {
+    uint32_t *other = lone == fa ? fb : fa;
+    size_t no = lone == fa ? nb : na;
+    uint32_t prod = other[0];
+    for (size_t i = 1; i < no; i++)
+      prod = lmul(p, prod, other[i]);
+    return lunify(p, lone[0], prod);
+  }
+  return lunify(p, A.a, B.a) && lunify(p, A.b, B.b);
+}
+
+/* Makes A and B one size, as shape.c's unify (unknowns are never 1). */
+static bool lunify(printer *p, uint32_t a, uint32_t b) {
+  a = lfind(p, a);
+  b = lfind(p, b);
+  if (a == b)
+    return true;
+  /* a flexible size goes under the other; a pure local under one that
+   * knows its dimension of SHAPES */
+  if (flexible(&p->lv[b]) &&
+      (!flexible(&p->lv[a]) || p->lv[b].kind == L_FREE)) {
+    uint32_t t = a;
+    a = b;
+    b = t;
+  }
+  if (flexible(&p->lv[a])) {
+    if (lis_one(p, b) || loccurs(p, a, b))
+      return false;
+    llink(p, a, b);
+    return true;
+  }
+  long va, vb;
+  if (lint_value(p, a, &va) && lint_value(p, b, &vb))
+    return va == vb;
+  lvar A = p->lv[a], B = p->lv[b];
+  if (A.kind == L_DIM && B.kind == L_DIM)
+    return md_dim_equal(p->sh, A.dim, B.dim);
+  if (A.kind == L_MUL && B.kind == L_MUL)
+    return lunify_products(p, A, B);
+  return false;
+}
+
+static bool lunify_shape(printer *p, lshape a, lshape b) {
+  return lunify(p, a.r, b.r) && lunify(p, a.c, b.c);
+}
+
+/* The node rules of shape.c (infer_node), on local sizes.  K holds the
+ * kids' shapes.  False when they do not fit. */
+static bool lnode(printer *p, const expr *e, const lshape *k, lshape *out) {
+  uint32_t one = lint(p, 1);
+  lshape sc = {one, one};
+  switch ((expr_op)e->op) {
+  case E_NUM:
+    *out = sc;
+    return true;
+  case E_SYM:
+    *out = lbind_shape(p, md_shape_of(p->sh, e));
+    return true;
+  case E_IDENT: {
+    uint32_t v = lfree(p);
+    *out = (lshape){v, v};
+    return true;
+  }
+  case E_ONES:
+    *out = (lshape){lfree(p), one};
+    return true;
+  case E_ADD: {
+    /* numeric constants broadcast; the other terms share one shape */
+    bool any = false;
+    for (size_t i = 0; i < e->nkids; i++) {
+      if ((e->kid[i]->flags & EF_CONST) && lscalar(p, k[i]))
+        continue;
+      if (!any)
+        *out = k[i];
+      else if (!lunify_shape(p, *out, k[i]))
+        return false;
+      any = true;
+    }
+    if (!any)
+      *out = sc;
+    return true;
+  }
+  case E_NEG:
+  case E_EPOW:
+  case E_DIV:
+    *out = k[0];
+    return true;
+  case E_TRANS:
+    *out = (lshape){k[0].c, k[0].r};
+    return true;
+  case E_MUL: {
+    /* shape.c's chain: scalars scale, and so does a run of factors that
+     * multiplies to 1×1 where the chain breaks */
+    lshape acc = k[0];
+    for (size_t i = 1; i < e->nkids; i++) {
+      if (lscalar(p, acc)) {
+        acc = k[i];
+        continue;
+      }
+      if (lscalar(p, k[i]))
+        continue;
+      if (lunify(p, acc.c, k[i].r)) {
+        acc.c = k[i].c;
+        continue;
+      }
+      lshape run = k[i];
+      size_t j = i + 1;
+      while (j < e->nkids && !lscalar(p, run) &&
+             (lscalar(p, k[j]) || lunify(p, run.c, k[j].r))) {
+        if (!lscalar(p, k[j]))
+          run.c = k[j].c;
+        j++;
+      }
+      if (!lscalar(p, run))
+        return false;
+      i = j - 1;
+    }
+    *out = acc;
+    return true;
+  }
+  case E_HAD:
+  case E_HDIV: {
+    lshape acc = k[0];
+    for (size_t i = 1; i < e->nkids; i++) {
+      if (lscalar(p, acc))
+        acc = k[i];
+      else if (!lscalar(p, k[i]) && !lunify_shape(p, acc, k[i]))
+        return false;
+    }
+    *out = acc;
+    return true;
+  }
+  case E_KRON: {
+    lshape acc = k[0];
+    for (size_t i = 1; i < e->nkids; i++)
+      acc = (lshape){lmul(p, acc.r, k[i].r), lmul(p, acc.c, k[i].c)};
+    *out = acc;
+    return true;
+  }
+  case E_INV:
+    *out = k[0];
+    return lunify(p, k[0].r, k[0].c);
+  case E_POW:
+    *out = k[0];
+    return lscalar(p, k[0]) || lunify(p, k[0].r, k[0].c);
+  case E_CALL:
+    switch (md_fn_get(p->ctx, e->u.fn)->cls) {
+    case FC_ELEMWISE:
+      *out = k[0];
+      return true;
+    case FC_SQUARE_TO_SC:
+      *out = sc;
+      return lunify(p, k[0].r, k[0].c);
+    case FC_ANY_TO_SC:
+      *out = sc;
+      return true;
+    case FC_VEC_TO_VEC:
+      *out = k[0];
+      return !lscalar(p, k[0]) && lunify(p, k[0].c, one);
+    case FC_DIAG:
+      if (lscalar(p, k[0]))
+        *out = sc;
+      else if (lis_one(p, k[0].c))
+        *out = (lshape){k[0].r, k[0].r};
+      else if (lunify(p, k[0].r, k[0].c))
+        *out = (lshape){k[0].r, one};
+      else
+        return false;
+      return true;
+    case FC_VEC:
+      *out = (lshape){lmul(p, k[0].c, k[0].r), one};
+      return true;
+    }
+    return false;
+  case E_INNER:
+    *out = sc;
+    return lunify_shape(p, k[0], k[1]);
+  default:
+    return false;
+  }
+}
+
+/* The occurrences of closed E and everything below it, bottom-up, with
+ * fresh local sizes.  Returns the index of E's occurrence. */
+static size_t linfer(printer *p, const expr *e) {
+  if (p->noc == p->capoc) {
+    p->capoc = p->capoc ? 2 * p->capoc : 64;
+    p->oc = xreallocarray(p->oc, p->capoc, sizeof *p->oc);
+  }
+  size_t idx = p->noc++;
+  p->oc[idx] = (occ){e, {0, 0}, p->nokid};
+  if (p->nokid + e->nkids > p->capokid) {
+    p->capokid = 2 * (p->nokid + e->nkids) + 64;
+    p->okid = xreallocarray(p->okid, p->capokid, sizeof *p->okid);
+  }
+  size_t kids = p->nokid;
+  p->nokid += e->nkids;
+  lshape small[4];
+  lshape *k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+  if (++p->work > MAX_CLOSED_WORK)
+    fail_at(p, "--format numpy: the constant term %s is too large to write", e);
+  for (size_t i = 0; i < e->nkids && !p->failed; i++) {
+    size_t ki = linfer(p, e->kid[i]);
+    p->okid[kids + i] = ki;
+    k[i] = p->oc[ki].sh;
+  }
+  lshape out = {0, 0};
+  if (!p->failed && !lnode(p, e, k, &out))
+    fail_at(p, "--format numpy: internal error: no sizes fit %s", e);
+  if (p->failed)
+    out = (lshape){lint(p, 1), lint(p, 1)};
+  p->oc[idx].sh = out;
+  if (k != small)
+    free(k);
+  return idx;
+}
+
+/* ---- sizes as Python ---- */
+
+static bool dim_size_into(printer *p, md_dim d, strbuf *b);
+
+/* The parameter whose shape has D: "X.shape[0]".  Appends nothing when it
+ * fails. */
+static bool dim_size(printer *p, md_dim d, strbuf *b) {
+  strbuf t;
+  sb_init(&t);
+  bool ok = dim_size_into(p, d, &t);
+  if (ok && t.len)
+    sb_putn(b, t.s, t.len);
+  sb_clear(&t);
+  return ok;
+}
+
+static bool dim_size_into(printer *p, md_dim d, strbuf *b) {
+  md_dim_info info = md_dim_get(p->sh, d);
+  if (info.kind == MD_DIM_INT) {
+    sb_printf(b, "%ld", info.value);
+    return true;
+  }
+  for (size_t i = 0; i < p->nparams; i++) {
+    if (!md_shape_known(p->sh, p->params[i]))
+      continue;
+    md_shape s = md_shape_of(p->sh, p->params[i]);
+    for (int j = 0; j < 2; j++)
+      if (md_dim_equal(p->sh, j ? s.c : s.r, d)) {
+        sb_printf(b, "%s.shape[%d]", p->pname[i], j);
+        return true;
+      }
+  }
+  if (info.kind != MD_DIM_PRODUCT)
+    return false;
+  if (!dim_size_into(p, info.a, b))
+    return false;
+  sb_puts(b, " * ");
+  return dim_size_into(p, info.b, b);
+}
+
+static bool lsize(printer *p, uint32_t x, strbuf *b) {
+  x = lfind(p, x);
+  lvar v = p->lv[x];
+  switch ((lkind)v.kind) {
+  case L_INT:
+    sb_printf(b, "%ld", v.value);
+    return true;
+  case L_DIM:
+    if (dim_size(p, v.dim, b))
+      return true;
+    /* an unknown of SHAPES that no parameter has: perhaps another
+     * unknown of its class does */
+    for (size_t i = 0; i < p->nlv; i++)
+      if (p->lv[i].kind == L_DIM && i != x && lfind(p, (uint32_t)i) == x &&
+          dim_size(p, p->lv[i].dim, b))
+        return true;
+    return false;
+  case L_MUL:
+    if (!lsize(p, v.a, b))
+      return false;
+    sb_puts(b, " * ");
+    return lsize(p, v.b, b);
+  case L_FREE:
+    break;
+  }
+  return false;
+}
+
+/* Appends the size of X, or fails naming WHAT, the term that needs it. */
+static void put_size(printer *p, uint32_t x, strbuf *b, const expr *what) {
+  strbuf t;
+  sb_init(&t);
+  bool ok = lsize(p, x, &t);
+  if (ok && t.len)
+    sb_putn(b, t.s, t.len);
+  sb_clear(&t);
+  if (!ok)
+    fail_at(p,
+            "--format numpy: the size of %s is not fixed by any parameter "
+            "of the function",
+            what);
+}
+
+/* ---- fragments ---- */
+
+static py py_take(strbuf *b, int prec, int depth) {
+  return (py){sb_take(b), prec, depth, false};
+}
+
+static py py_str(const char *s) {
+  strbuf b;
+  sb_init(&b);
+  sb_puts(&b, s);
+  return py_take(&b, PY_ATOM, 0);
+}
+
+static py py_copy(py x) {
+  py r = x;
+  size_t n = strlen(x.s) + 1;
+  r.s = memcpy(xmalloc(n), x.s, n);
+  return r;
+}
+
+/* Appends X (consumed) where the grammar wants LEVEL; tracks the depth. */
+static void put(strbuf *b, py x, int level, int *depth) {
+  bool paren = x.prec < level;
+  if (paren)
+    sb_putc(b, '(');
+  sb_puts(b, x.s);
+  if (paren)
+    sb_putc(b, ')');
+  if (x.depth > *depth)
+    *depth = x.depth;
+  free(x.s);
+}
+
+/* "F(X)" */
+static py call1(const char *f, py x) {
+  strbuf b;
+  sb_init(&b);
+  int d = 0;
+  sb_puts(&b, f);
+  sb_putc(&b, '(');
+  put(&b, x, PY_SUM, &d);
+  sb_putc(&b, ')');
+  return py_take(&b, PY_ATOM, d + 1);
+}
+
+/* "PRE X POST" with X at LEVEL, the whole at PREC */
+static py wrap(const char *pre, py x, int level, const char *post, int prec) {
+  strbuf b;
+  sb_init(&b);
+  int d = 0;
+  sb_puts(&b, pre);
+  put(&b, x, level, &d);
+  sb_puts(&b, post);
+  return py_take(&b, prec, d + 1);
+}
+
+static bool is_name(const py *x) {
+  return x->prec == PY_ATOM && x->depth == 0;
+}
+
+/* A new local: t1, t2, ... that no parameter is called. */
+static char *temp_name(printer *p) {
+  char buf[32];
+  for (;;) {
+    snprintf(buf, sizeof buf, "t%u", ++p->ntemp);
+    size_t i = 0;
+    while (i < p->nparams && strcmp(p->pname[i], buf) != 0)
+      i++;
+    if (i == p->nparams)
+      break;
+  }
+  size_t n = strlen(buf) + 1;
+  return memcpy(xmalloc(n), buf, n);
+}
+
+/* Assigns X (consumed) to a new local and returns its name. */
+static py to_temp(printer *p, py x) {
+  char *name = temp_name(p);
+  sb_printf(&p->body, "    %s = %s\n", name, x.s);
+  free(x.s);
+  return (py){name, PY_ATOM, 0, false};
+}
+
+/* A name, as is, or else a local holding X: for operands used twice. */
+static py named(printer *p, py x) {
+  return is_name(&x) ? x : to_temp(p, x);
+}
+
+/* A left-associative chain a OP b OP c ..., split into locals every
+ * MAX_CHAIN operands.  The first operand waits in FIRST until a second
+ * one shows whether it needs brackets. */
+typedef struct chain {
+  strbuf b;
+  size_t n;
+  int prec, depth;
+  py first;
+} chain;
+
+static void chain_init(chain *c, int prec) {
+  sb_init(&c->b);
+  c->n = 0;
+  c->prec = prec;
+  c->depth = 0;
+}
+
+/* The chain's fragment (consumed); one operand is itself. */
+static py chain_end(chain *c) {
+  if (c->n == 1)
+    return c->first;
+  return py_take(&c->b, c->prec, c->depth + 1);
+}
+
+/* Appends X (consumed) after OP (ignored for the first operand). */
+static void chain_add(printer *p, chain *c, const char *op, py x) {
+  if (c->n == 0) {
+    c->first = x;
+    c->n = 1;
+    return;
+  }
+  if (c->n == MAX_CHAIN) {
+    py t = to_temp(p, chain_end(c));
+    chain_init(c, c->prec);
+    c->first = t;
+    c->n = 1;
+  }
+  if (c->n == 1)
+    put(&c->b, c->first, c->prec, &c->depth);
+  sb_puts(&c->b, op);
+  put(&c->b, x, c->prec + 1, &c->depth);
+  c->n++;
+}
+
+/* ---- numbers and names ---- */
+
+static const char *const keywords[] = {
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break",
+    "class", "continue", "def", "del", "elif", "else", "except", "finally",
+    "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal",
+    "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
+    /* names the generated code itself uses */
+    "np", "float"};
+
+static bool reserved(const char *s) {
+  for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+    if (strcmp(keywords[i], s) == 0)
+      return true;
+  return false;
+}
+
+/* Integers of up to this many digits are written exactly; longer ones
+ * (and fractions with such parts) as the nearest double: CPython refuses
+ * literals of more than 4300 digits, and NumPy computes in doubles. */
+#define MAX_EXACT_DIGITS 30
+
+static py py_num(const mpq_t q) {
+  strbuf b;
+  sb_init(&b);
+  bool neg = mpq_sgn(q) < 0;
+  bool frac = mpz_cmp_ui(mpq_denref(q), 1) != 0;
+  if (mpz_sizeinbase(mpq_numref(q), 10) <= MAX_EXACT_DIGITS &&
+      mpz_sizeinbase(mpq_denref(q), 10) <= MAX_EXACT_DIGITS) {
+    char *s = mpq_get_str(NULL, 10, q);
+    sb_puts(&b, s);
+    void (*freefn)(void *, size_t);
+    mp_get_memory_functions(NULL, NULL, &freefn);
+    freefn(s, strlen(s) + 1);
+  } else {
+    double d = mpq_get_d(q);
+    frac = false;
+    if (d > 1.7976931348623157e308 || d < -1.7976931348623157e308)
+      sb_puts(&b, d < 0 ? "-np.inf" : "np.inf");
+    else
+      sb_printf(&b, "%.17g", d);
+  }
+  py r = py_take(&b, frac ? PY_PROD : neg ? PY_UNARY : PY_ATOM, 0);
+  r.neg = neg;
+  return r;
+}
+
+/* ---- the emitter ---- */
+
+static py emit(printer *p, const expr *e);
+static py emit_occ(printer *p, size_t idx);
+
+static py emit_item(printer *p, const item *k) {
+  return k->occ == NO_OCC ? emit(p, k->e) : emit_occ(p, k->occ);
+}
+
+/* np.eye(k), np.ones((k, 1)) */
+static py sized(printer *p, const char *pre, uint32_t size, const char *post,
+                const expr *what) {
+  strbuf b;
+  sb_init(&b);
+  sb_puts(&b, pre);
+  put_size(p, size, &b, what);
+  sb_puts(&b, post);
+  return py_take(&b, PY_ATOM, 1);
+}
+
+static py emit_sym(printer *p, const expr *e) {
+  for (size_t i = 0; i < p->nparams; i++)
+    if (p->params[i] == e) {
+      p->pused[i] = true;
+      return py_str(p->pname[i]);
+    }
+  /* the caller's list is short: code that would fail with a NameError
+   * is no answer */
+  fail_at(p, "--format numpy: %s is not a parameter of the function", e);
+  return py_str(e->u.name);
+}
+
+/* a * b * ... or a @ b @ ...: scalars first, then the matrix chain.  The
+ * grouping is shape.c's: a kid of shape 1×1 scales; so does a run of
+ * factors that multiplies to 1×1, written (a @ b).item(). */
+static py emit_mul(printer *p, const expr *e, const item *k) {
+  size_t n = e->nkids;
+  /* grp[i]: the chain kid i belongs to, or -1 for a scalar kid */
+  long *grp = xreallocarray(NULL, n, sizeof *grp);
+  bool *gscalar = xcalloc(n, sizeof *gscalar);
+  long ng = 0, cur = -1;
+  lshape acc = k[0].sh;
+  if (lscalar(p, acc))
+    grp[0] = -1;
+  else
+    grp[0] = cur = ng++;
+  for (size_t i = 1; i < n; i++) {
+    if (lscalar(p, acc)) {
+      if (cur >= 0)
+        gscalar[cur] = true;
+      acc = k[i].sh;
+      if (lscalar(p, acc)) {
+        grp[i] = -1, cur = -1;
+      } else {
+        grp[i] = cur = ng++;
+      }
+      continue;
+    }
+    if (lscalar(p, k[i].sh)) {
+      grp[i] = -1;
+      continue;
+    }
+    if (lunify(p, acc.c, k[i].sh.r)) {
+      acc.c = k[i].sh.c;
+      grp[i] = cur;
+      continue;
+    }
+    long run = ng++;
+    gscalar[run] = true;
+    lshape rs = k[i].sh;
+    grp[i] = run;
+    size_t j = i + 1;
+    while (j < n && !lscalar(p, rs) &&
+           (lscalar(p, k[j].sh) || lunify(p, rs.c, k[j].sh.r))) {
+      if (lscalar(p, k[j].sh)) {
+        grp[j] = -1;
+      } else {
+        rs.c = k[j].sh.c;
+        grp[j] = run;
+      }
+      j++;
+    }
+    if (!lscalar(p, rs))
+      fail_at(p, "--format numpy: internal error: no reading of %s", e);
+    i = j - 1;
+  }
+  if (cur >= 0 && lscalar(p, acc))
+    gscalar[cur] = true;
+
+  /* emit every kid once, in order, into its group's chain */
+  chain *gc = xreallocarray(NULL, ng ? (size_t)ng : 1, sizeof *gc);
+  for (long g = 0; g < ng; g++)
+    chain_init(&gc[g], PY_PROD);
+  chain all;
+  chain_init(&all, PY_PROD);
+  long matrix = -1;
+  for (size_t i = 0; i < n; i++) {
+    py x = emit_item(p, &k[i]);
+    if (grp[i] < 0) {
+      chain_add(p, &all, " * ", x);
+      continue;
+    }
+    chain_add(p, &gc[grp[i]], " @ ", x);
+    if (!gscalar[grp[i]])
+      matrix = grp[i];
+  }
+  for (long g = 0; g < ng; g++)
+    if (g != matrix)
+      chain_add(p, &all, " * ",
+                wrap("", chain_end(&gc[g]), PY_ATOM, ".item()", PY_ATOM));
+  /* s * (A @ B): the bracket says which product is which */
+  if (matrix >= 0)
+    chain_add(p, &all, " * ", chain_end(&gc[matrix]));
+  free(gc);
+  free(grp);
+  free(gscalar);
+  return chain_end(&all);
+}
+
+/* kron(a, b, ...): scalar kids scale, matrices nest np.kron. */
+static py emit_kron(printer *p, const expr *e, const item *k) {
+  chain all;
+  chain_init(&all, PY_PROD);
+  py m = {NULL, PY_ATOM, 0, false};
+  for (size_t i = 0; i < e->nkids; i++) {
+    py x = emit_item(p, &k[i]);
+    if (lscalar(p, k[i].sh)) {
+      chain_add(p, &all, " * ", x);
+    } else if (!m.s) {
+      m = x;
+    } else {
+      strbuf b;
+      sb_init(&b);
+      int d = 0;
+      sb_puts(&b, "np.kron(");
+      put(&b, m, PY_SUM, &d);
+      sb_puts(&b, ", ");
+      put(&b, x, PY_SUM, &d);
+      sb_putc(&b, ')');
+      m = py_take(&b, PY_ATOM, d + 1);
+      if (m.depth > MAX_NEST)
+        m = to_temp(p, m);
+    }
+  }
+  if (m.s)
+    chain_add(p, &all, " * ", m);
+  return chain_end(&all);
+}
+
+/* softmax(x) = u / sum(u) with u = exp(x - max x); logsumexp(x) =
+ * m + log(sum(exp(x - m))) with m = max x: no overflow for large x. */
+static py emit_softmax(printer *p, py x) {
+  x = named(p, x);
+  strbuf b;
+  sb_init(&b);
+  sb_printf(&b, "np.exp(%s - np.max(%s))", x.s, x.s);
+  py u = to_temp(p, py_take(&b, PY_ATOM, 2));
+  sb_printf(&b, "%s / np.sum(%s)", u.s, u.s);
+  free(x.s);
+  free(u.s);
+  return py_take(&b, PY_PROD, 2);
+}
+
+static py emit_logsumexp(printer *p, py x) {
+  x = named(p, x);
+  strbuf b;
+  sb_init(&b);
+  sb_printf(&b, "np.max(%s)", x.s);
+  py m = to_temp(p, py_take(&b, PY_ATOM, 1));
+  sb_printf(&b, "%s + np.log(np.sum(np.exp(%s - %s)))", m.s, x.s, m.s);
+  free(x.s);
+  free(m.s);
+  return py_take(&b, PY_SUM, 4);
+}
+
+static py emit_call(printer *p, const expr *e, const item *k) {
+  bool scalar = lscalar(p, k[0].sh);
+  if (e->u.fn >= FN_NBUILTIN) {
+    fail(
+        p,
+        "--format numpy: no NumPy form for %s, a function defined with --rules",
+        md_fn_get(p->ctx, e->u.fn)->name);
+    return py_str("None");
+  }
+  py x = emit_item(p, &k[0]);
+  switch ((md_fn)e->u.fn) {
+  case FN_TR:
+    return scalar ? x : call1("np.trace", x);
+  case FN_DET:
+    return scalar ? x : call1("np.linalg.det", x);
+  case FN_LOGDET:
+    /* log |det X|, SPEC 2 fine point 6 */
+    if (scalar)
+      return call1("np.log", call1("np.abs", x));
+    return wrap("np.linalg.slogdet(", x, PY_SUM, ")[1]", PY_ATOM);
+  case FN_DIAG:
+    if (scalar)
+      return x;
+    if (lis_one(p, k[0].sh.c)) /* a vector: the diagonal matrix */
+      return call1("np.diag", call1("np.ravel", x));
+    return wrap("np.reshape(np.diag(", x, PY_SUM, "), (-1, 1))", PY_ATOM);
+  case FN_VEC:
+    if (scalar || lis_one(p, k[0].sh.c))
+      return x; /* already a column */
+    return wrap("np.reshape(", x, PY_SUM, ", (-1, 1), order='F')", PY_ATOM);
+  case FN_SUM:
+    return call1("np.sum", x);
+  case FN_NORM2:
+    /* the Frobenius norm for matrices, as np.linalg.norm's default */
+    return call1("np.linalg.norm", x);
+  case FN_NORM1:
+    return call1("np.sum", call1("np.abs", x));
+  case FN_SOFTMAX:
+    return emit_softmax(p, x);
+  case FN_LOGSUMEXP:
+    return scalar ? x : emit_logsumexp(p, x);
+  case FN_EXP:
+    return call1("np.exp", x);
+  case FN_LOG:
+    return call1("np.log", x);
+  case FN_SQRT:
+    return call1("np.sqrt", x);
+  case FN_SIN:
+    return call1("np.sin", x);
+  case FN_COS:
+    return call1("np.cos", x);
+  case FN_TAN:
+    return call1("np.tan", x);
+  case FN_TANH:
+    return call1("np.tanh", x);
+  case FN_ABS:
+    return call1("np.abs", x);
+  case FN_SIGN:
+    return call1("np.sign", x);
+  case FN_RELU:
+    return wrap("np.maximum(", x, PY_SUM, ", 0)", PY_ATOM);
+  case FN_SIGMOID:
+    return wrap("1 / (1 + np.exp(-", x, PY_POW, "))", PY_PROD);
+  case FN_SOFTPLUS:
+    return wrap("np.logaddexp(0, ", x, PY_SUM, ")", PY_ATOM);
+  case FN_NBUILTIN:
+    break;
+  }
+  free(x.s);
+  fail_at(p, "--format numpy: cannot write %s", e);
+  return py_str("None");
+}
+
+/* BASE ** EXP.  A Python float to a fractional power is complex when
+ * the float is negative; np.power keeps it real (nan), as arrays are. */
+static py power(printer *p, const item *base, const item *ex) {
+  long n;
+  if (lscalar(p, base->sh) && !expr_is_int(ex->e, &n)) {
+    strbuf b;
+    sb_init(&b);
+    int d = 0;
+    sb_puts(&b, "np.power(");
+    put(&b, emit_item(p, base), PY_SUM, &d);
+    sb_puts(&b, ", ");
+    put(&b, emit_item(p, ex), PY_SUM, &d);
+    sb_putc(&b, ')');
+    return py_take(&b, PY_ATOM, d + 1);
+  }
+  strbuf b;
+  sb_init(&b);
+  int d = 0;
+  put(&b, emit_item(p, base), PY_ATOM, &d);
+  sb_puts(&b, " ** ");
+  put(&b, emit_item(p, ex), PY_UNARY, &d);
+  return py_take(&b, PY_POW, d + 1);
+}
+
+/* E of shape S, its kids K: one operation. */
+static py emit_op(printer *p, const expr *e, lshape s, const item *k) {
+  switch ((expr_op)e->op) {
+  case E_NUM:
+    return py_num(e->u.num);
+  case E_SYM:
+    return emit_sym(p, e);
+  case E_IDENT:
+    return sized(p, "np.eye(", s.r, ")", e);
+  case E_ONES:
+    return sized(p, "np.ones((", s.r, ", 1))", e);
+  case E_ADD: {
+    chain c;
+    chain_init(&c, PY_SUM);
+    for (size_t i = 0; i < e->nkids; i++) {
+      py x = emit_item(p, &k[i]);
+      if (i > 0 && x.neg) {
+        /* a + (-b) is a - b; what follows the sign binds tighter than
+         * a product (see py.neg) */
+        py y = py_copy(x);
+        memmove(y.s, y.s + 1, strlen(y.s));
+        y.prec = PY_PROD;
+        y.neg = false;
+        free(x.s);
+        chain_add(p, &c, " - ", y);
+      } else {
+        chain_add(p, &c, " + ", x);
+      }
+    }
+    return chain_end(&c);
+  }
+  case E_NEG: {
+    /* -a * b is (-a) * b, the same value: the operand needs brackets
+     * only when it is looser than a product, or negative itself */
+    py x = emit_item(p, &k[0]);
+    int prec = x.prec == PY_PROD ? PY_PROD : PY_UNARY;
+    int level = x.neg || x.prec == PY_UNARY ? PY_ATOM : PY_PROD;
+    py r = wrap("-", x, level, "", prec);
+    r.neg = true;
+    return r;
+  }
+  case E_MUL:
+    return emit_mul(p, e, k);
+  case E_DIV:
+  case E_HAD:
+  case E_HDIV: {
+    chain c;
+    chain_init(&c, PY_PROD);
+    const char *op = e->op == E_HAD ? " * " : " / ";
+    for (size_t i = 0; i < e->nkids; i++)
+      chain_add(p, &c, op, emit_item(p, &k[i]));
+    return chain_end(&c);
+  }
+  case E_KRON:
+    return emit_kron(p, e, k);
+  case E_TRANS:
+    if (lscalar(p, s))
+      return emit_item(p, &k[0]);
+    return wrap("", emit_item(p, &k[0]), PY_ATOM, ".T", PY_ATOM);
+  case E_INV:
+    if (lscalar(p, s))
+      return wrap("1 / ", emit_item(p, &k[0]), PY_UNARY, "", PY_PROD);
+    return call1("np.linalg.inv", emit_item(p, &k[0]));
+  case E_POW: {
+    if (lscalar(p, s))
+      return power(p, &k[0], &k[1]);
+    long n;
+    if (!expr_is_int(e->kid[1], &n)) {
+      fail_at(p, "--format numpy: cannot write the matrix power %s", e);
+      return py_str("None");
+    }
+    strbuf b;
+    sb_init(&b);
+    int d = 0;
+    sb_puts(&b, "np.linalg.matrix_power(");
+    put(&b, emit_item(p, &k[0]), PY_SUM, &d);
+    sb_printf(&b, ", %ld)", n);
+    return py_take(&b, PY_ATOM, d + 1);
+  }
+  case E_EPOW:
+    return power(p, &k[0], &k[1]);
+  case E_CALL:
+    return emit_call(p, e, k);
+  case E_INNER: {
+    /* <a, b> = tr(a^T b), the sum of the element-wise product */
+    chain c;
+    chain_init(&c, PY_PROD);
+    chain_add(p, &c, "", emit_item(p, &k[0]));
+    chain_add(p, &c, " * ", emit_item(p, &k[1]));
+    py r = chain_end(&c);
+    return lscalar(p, k[0].sh) ? r : call1("np.sum", r);
+  }
+  default:
+    break;
+  }
+  fail_at(p, "--format numpy: cannot write %s", e);
+  return py_str("None");
+}
+
+/* An occurrence of a closed node: written in place, every time. */
+static py emit_occ(printer *p, size_t idx) {
+  occ o = p->oc[idx];
+  const expr *e = o.e;
+  item small[4] = {{0}};
+  item *k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+  for (size_t i = 0; i < e->nkids; i++) {
+    size_t ki = p->okid[o.kids + i];
+    k[i] = (item){e->kid[i], p->oc[ki].sh, ki};
+  }
+  py r = emit_op(p, e, o.sh, k);
+  if (k != small)
+    free(k);
+  if (r.depth > MAX_NEST)
+    r = to_temp(p, r);
+  return r;
+}
+
+/* Nodes cheap enough to write again wherever they are used. */
+static bool trivial(const expr *e) {
+  while (e->op == E_TRANS)
+    e = e->kid[0];
+  return e->op == E_SYM || e->op == E_NUM;
+}
+
+static md_shape fixed_shape(printer *p, const expr *e) {
+  if (!md_shape_known(p->sh, e) && !md_shape_derive(p->sh, (expr *)e))
+    fail_at(p, "--format numpy: internal error: no shape for %s", e);
+  return md_shape_of(p->sh, e);
+}
+
+/* A node with a symbol inside: its shape is fixed, so it is written once;
+ * a shared one goes into a local. */
+static py emit(printer *p, const expr *e) {
+  if (p->memo[e->id].s)
+    return py_copy(p->memo[e->id]);
+  size_t mark_lv = p->nlv, mark_trail = p->ntrail;
+  size_t mark_oc = p->noc, mark_okid = p->nokid;
+  item small[4] = {{0}};
+  item *k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+  lshape *ks = xreallocarray(NULL, e->nkids ? e->nkids : 1, sizeof *ks);
+  bool closed_kid = false;
+  for (size_t i = 0; i < e->nkids; i++) {
+    const expr *kid = e->kid[i];
+    if (kid->flags & EF_CLOSED) {
+      p->work = 0;
+      size_t ki = linfer(p, kid);
+      k[i] = (item){kid, p->oc[ki].sh, ki};
+      closed_kid = true;
+    } else {
+      k[i] = (item){kid, lbind_shape(p, fixed_shape(p, kid)), NO_OCC};
+    }
+    ks[i] = k[i].sh;
+  }
+  lshape s = lbind_shape(p, fixed_shape(p, e));
+  if (closed_kid && !p->failed) {
+    /* the node's rule, then its known shape, size the closed kids */
+    lshape out;
+    if (!lnode(p, e, ks, &out) || !lunify_shape(p, out, s))
+      fail_at(p, "--format numpy: internal error: no sizes fit %s", e);
+  }
+  free(ks);
+  py r = p->failed ? py_str("None") : emit_op(p, e, s, k);
+  if (k != small)
+    free(k);
+  lpop(p, mark_lv, mark_trail);
+  p->noc = mark_oc, p->nokid = mark_okid;
+  bool shared = p->refs[e->id] >= 2 && !trivial(e);
+  if (shared || r.depth > MAX_NEST)
+    r = to_temp(p, r);
+  if (shared)
+    p->memo[e->id] = py_copy(r);
+  return r;
+}
+
+/* How many parents use each node with a symbol inside. */
+static void count_refs(printer *p, const expr *e) {
+  if (p->seen[e->id])
+    return;
+  p->seen[e->id] = 1;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (!(e->kid[i]->flags & EF_CLOSED)) {
+      p->refs[e->kid[i]->id]++;
+      count_refs(p, e->kid[i]);
+    }
+}
+
+/* The return value: float for a scalar, 1-D for a vector; a scalar
+ * where SHAPE is not one (0 for a gradient) fills an array. */
+static py result(printer *p, py r, lshape es, const expr *e, md_shape shape) {
+  lshape want = lbind_shape(p, shape);
+  bool vector = !lis_one(p, want.r) && lis_one(p, want.c);
+  if (lscalar(p, want))
+    return call1("float", r);
+  if (lscalar(p, es)) {
+    strbuf b;
+    sb_init(&b);
+    int d = 0;
+    bool zero = expr_is_zero(e);
+    sb_puts(&b, zero ? "np.zeros(" : "np.full(");
+    if (!vector)
+      sb_putc(&b, '(');
+    put_size(p, want.r, &b, e);
+    if (!vector) {
+      sb_puts(&b, ", ");
+      put_size(p, want.c, &b, e);
+      sb_putc(&b, ')');
+    }
+    if (zero) {
+      free(r.s);
+    } else {
+      sb_puts(&b, ", ");
+      put(&b, r, PY_SUM, &d);
+    }
+    sb_putc(&b, ')');
+    return py_take(&b, PY_ATOM, d + 1);
+  }
+  return vector ? call1("np.ravel", r) : r;
+}
+
+/* Python names for the parameters: a keyword or a name the code uses
+ * (np, float) gets a trailing _, as PEP 8 suggests, until it is unique. */
+static void name_params(printer *p) {
+  for (size_t i = 0; i < p->nparams; i++) {
+    strbuf b;
+    sb_init(&b);
+    sb_puts(&b, p->params[i]->u.name);
+    for (;;) {
+      bool clash = reserved(b.s);
+      for (size_t j = 0; j < i && !clash; j++)
+        clash = strcmp(p->pname[j], b.s) == 0;
+      for (size_t j = 0; j < p->nparams && !clash; j++)
+        clash = j != i && strcmp(p->params[j]->u.name, b.s) == 0;
+      if (!clash)
+        break;
+      sb_putc(&b, '_');
+    }
+    p->pname[i] = sb_take(&b);
+  }
+}
 
 bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
                     md_shape shape, const expr *const *params, size_t nparams,
                     const char *name, md_errors *err) {
-  (void)out, (void)ctx, (void)shapes, (void)e, (void)shape, (void)params;
-  (void)nparams, (void)name;
-  md_error_at(err, NULL, MD_NOLOC, "--format numpy: not yet");
-  return false;
+  printer p = {.ctx = ctx, .sh = shapes, .err = err};
+  p.params = params;
+  p.nparams = nparams;
+  p.pname = xcalloc(nparams ? nparams : 1, sizeof *p.pname);
+  p.pused = xcalloc(nparams ? nparams : 1, sizeof *p.pused);
+  name_params(&p);
+  sb_init(&p.body);
+  p.nnodes = md_ctx_nnodes(ctx);
+  p.refs = xcalloc(p.nnodes, sizeof *p.refs);
+  p.seen = xcalloc(p.nnodes, sizeof *p.seen);
+  p.memo = xcalloc(p.nnodes, sizeof *p.memo);
+
+  py r;
+  lshape es;
+  if (e->flags & EF_CLOSED) {
+    /* a closed result (I, 0, ones ones^T) takes the expected shape */
+    size_t idx = linfer(&p, e);
+    es = p.oc[idx].sh;
+    if (!p.failed)
+      (void)lunify_shape(&p, es, lbind_shape(&p, shape));
+    r = p.failed ? py_str("None") : emit_occ(&p, idx);
+  } else {
+    /* a derivative's nodes were never unified with anything, so the
+     * expected shape may be the only thing that sizes an I inside */
+    es = lbind_shape(&p, fixed_shape(&p, e));
+    (void)lunify_shape(&p, es, lbind_shape(&p, shape));
+    count_refs(&p, e);
+    r = emit(&p, e);
+  }
+  r = result(&p, r, es, e, shape);
+
+  bool ok = !p.failed;
+  if (ok) {
+    sb_puts(out, "import numpy as np\n\n");
+    sb_printf(out, "def %s(", name);
+    for (size_t i = 0; i < nparams; i++)
+      sb_printf(out, "%s%s", i ? ", " : "", p.pname[i]);
+    sb_puts(out, "):\n");
+    /* vectors may come 1-D; inside, every vector is a column */
+    for (size_t i = 0; i < nparams; i++)
+      if (p.pused[i] &&
+          md_shape_is_vector(shapes, md_shape_of(shapes, params[i])))
+        sb_printf(out, "    %s = np.reshape(%s, (-1, 1))\n", p.pname[i],
+                  p.pname[i]);
+    if (p.body.len)
+      sb_puts(out, p.body.s);
+    sb_printf(out, "    return %s\n", r.s);
+  }
+  free(r.s);
+  for (size_t i = 0; i < p.nnodes; i++)
+    free(p.memo[i].s);
+  for (size_t i = 0; i < nparams; i++)
+    free(p.pname[i]);
+  free(p.pname);
+  free(p.pused);
+  free(p.refs);
+  free(p.seen);
+  free(p.memo);
+  free(p.lv);
+  free(p.lcache);
+  free(p.trail);
+  free(p.oc);
+  free(p.okid);
+  sb_clear(&p.body);
+  return ok;
 }

@@ -6,17 +6,49 @@
  *   import numpy as np
  *
  *   def NAME(P1, P2, ...):
- *       ...
+ *       x = np.reshape(x, (-1, 1))      (each vector parameter it uses)
+ *       t1 = ...                        (each shared subexpression, once)
  *       return <E>
  *
  * whose parameters are PARAMS (symbols, in the order given) and whose
  * result is the value of E, of shape SHAPE (the shape the caller expects
- * of E; it sizes closed results such as 2 I).  Conventions (documented in
- * matdiff(1)): scalars are Python numbers, vectors are accepted as 1-D or
- * n×1 arrays and returned as 1-D arrays, matrices are 2-D arrays.
- * SHAPES must hold the shapes of E's nodes (md_shape_infer / md_simplify).
- * Returns false, after adding one error to ERR, when E cannot be written
- * (a size that no parameter fixes).
+ * of E; it sizes closed results such as 2 I, 0 or ones ones^T).
+ * SHAPES must hold the shapes of E's nodes (md_shape_infer / md_simplify);
+ * the printer may record the shape of a node it lacks (md_shape_derive),
+ * and never changes the DAG.  Output is appended to OUT only on success.
+ * Returns false, after adding one error to ERR, when E cannot be written.
+ *
+ * Conventions (for matdiff(1)):
+ *   - scalars are Python numbers; a scalar result is a float;
+ *   - vectors are accepted as 1-D or n×1 arrays; a vector (k×1) result is
+ *     1-D; a row (1×k, e.g. a gradient in numerator layout) and a matrix
+ *     are 2-D;
+ *   - a parameter that is a Python keyword or a name the code uses (np,
+ *     float) gets a trailing _ (lambda_); locals t1, t2, ... skip the
+ *     parameters' names;
+ *   - sizes come from the parameters (X.shape[0]); a size that none of
+ *     them fixes (tr(I), sum(ones), the 0 gradient by a variable absent
+ *     from the expression) is an error: "the size of I is not fixed by
+ *     any parameter of the function";
+ *   - a function defined with --rules is an error naming it ("no NumPy
+ *     form for nsq"): only built-ins are translated;
+ *   - products follow shape.c's reading of a flat product: @ between
+ *     matrices, * for scalars, and a run that multiplies to 1×1 (x^T A x)
+ *     is taken out as a number with (...).item();
+ *   - logdet is np.linalg.slogdet(X)[1] (log |det X|), norm2 the
+ *     Frobenius norm, norm1 entry-wise, vec column-major (order='F'),
+ *     diag of a matrix a column; softmax and logsumexp subtract the
+ *     maximum first, softplus is np.logaddexp(0, x), relu
+ *     np.maximum(x, 0), a scalar to a fractional or symbolic power
+ *     np.power (nan, not complex, for a negative base);
+ *   - integers of more than 30 digits, and fractions with such parts, are
+ *     written as the nearest double (NumPy computes in doubles; CPython
+ *     rejects literals of more than 4300 digits);
+ *   - a node used more than once (not a symbol or a number) is computed
+ *     once into a local; nests deeper than 20 and chains longer than 50
+ *     operands are split into locals too, so that CPython compiles any
+ *     result (it refuses 200 nested brackets).  Closed terms (I, ones,
+ *     2 I) are written where they occur.
  */
 #pragma once
 
