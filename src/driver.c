@@ -29,7 +29,8 @@ typedef struct session {
   md_errors err;
   char **texts; /* rule files read, alive as long as their rules */
   size_t ntexts;
-  bool refuted; /* --verify found a result false */
+  bool refuted;          /* --verify found a result false */
+  unsigned numpy_blocks; /* NumPy functions printed so far */
   FILE *out, *errf;
 } session;
 
@@ -276,13 +277,29 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
   sb_init(&b);
   bool ok = true;
   if (S->o->format == MD_FORMAT_NUMPY) {
-    const expr *params[256];
+    /* the function takes the symbols of f, and the variable even when f
+     * does not use it (its derivative is then a zero of its size) */
+    size_t cap = md_ctx_nnodes(S->ctx) + 1;
+    const expr **params = xcalloc(cap, sizeof *params);
     uint8_t *seen = xcalloc(md_ctx_nnodes(S->ctx), 1);
-    size_t np = symbols(q->f, params, 0, 256, seen);
+    size_t np = symbols(q->f, params, 0, cap, seen);
     free(seen);
+    const expr *X = !q->x ? NULL : q->x->op == E_SYM ? q->x : q->x->kid[0];
+    bool has = !X;
+    for (size_t i = 0; i < np && !has; i++)
+      has = params[i] == X;
+    if (!has)
+      params[np++] = X;
     char name[160];
     numpy_name(q, S->o->hessian && q->x, name, sizeof name);
-    ok = md_print_numpy(&b, S->ctx, sh, s, q->shape, params, np, name, &S->err);
+    /* functions defined with --rules: NumPy computes their bodies */
+    expr *body = md_rules_inline(&S->rules, S->ctx, s);
+    ok = body && md_shape_infer(sh, body, NULL, NULL, &S->err, NULL);
+    if (ok && S->numpy_blocks++)
+      sb_putc(&b, '\n'); /* a blank line between the functions */
+    ok = ok && md_print_numpy(&b, S->ctx, sh, body, q->shape, params, np, name,
+                              &S->err);
+    free(params);
   } else if (steps) {
     md_steps_finish(steps, &b, s);
   } else if (S->o->steps && !q->x) {
