@@ -1,6 +1,8 @@
 /* share.c - where bindings for repeated parts of a result; see share.h. */
 #include "share.h"
 
+#include "print_text.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,4 +133,18 @@ void md_sharing_clear(md_sharing *s) {
   free(s->names);
   free(s->values);
   *s = (md_sharing){NULL};
+}
+
+void md_print_text_shared(strbuf *out, md_ctx *ctx, md_shapes *shapes,
+                          expr *e) {
+  md_sharing w;
+  md_share(ctx, shapes, e, &w);
+  md_print_text(out, ctx, w.body);
+  for (size_t i = 0; i < w.n; i++) {
+    sb_puts(out, i ? ", " : " where ");
+    md_print_text(out, ctx, w.names[i]);
+    sb_puts(out, " = ");
+    md_print_text(out, ctx, w.values[i]);
+  }
+  md_sharing_clear(&w);
 }

@@ -27,6 +27,7 @@
 
 #include "expr.h"
 #include "shape.h"
+#include "strbuf.h"
 
 enum { MD_SHARE_MIN_SIZE = 8 };
 
@@ -41,3 +42,7 @@ typedef struct md_sharing {
  * E).  SHAPES, if not NULL, gives the kinds of the parts. */
 void md_share(md_ctx *ctx, md_shapes *shapes, expr *e, md_sharing *out);
 void md_sharing_clear(md_sharing *s);
+
+/* E in the text of the language, with where bindings: what matdiff
+ * prints (the CLI's printers do the same in LaTeX and with --unicode). */
+void md_print_text_shared(strbuf *out, md_ctx *ctx, md_shapes *shapes, expr *e);

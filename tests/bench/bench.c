@@ -30,6 +30,7 @@
 #include "parse.h"
 #include "print_text.h"
 #include "rules.h"
+#include "share.h"
 #include "shape.h"
 #include "simplify.h"
 #include "strbuf.h"
@@ -319,7 +320,7 @@ static bool pipeline(const char *wrt, const char *decls, const char *text,
   progress(fd, ST_PRINT);
   strbuf b;
   sb_init(&b);
-  md_print_text(&b, ctx, s);
+  md_print_text_shared(&b, ctx, sh, s); /* as matdiff prints it */
   double t6 = now();
   r->t[ST_PRINT] = t6 - t5;
   getrusage(RUSAGE_SELF, &ru1);
