@@ -859,18 +859,47 @@ static expr *segment(md_nf *N, expr *const *f, size_t n) {
   return r;
 }
 
+/* Whether A B is a product that fits, as far as a run is concerned
+ * (closed factors, such as I, take the size they are given). */
+static bool fits(md_nf *N, expr *a, expr *b) {
+  md_shape sa, sb;
+  if ((a->flags & EF_CLOSED) || (b->flags & EF_CLOSED) || !shape(N, a, &sa) ||
+      !shape(N, b, &sb))
+    return true;
+  /* the factors of a product that shape inference accepted fit, except
+   * where a 1×1 run stands in the chain: there a 1 meets a size that is
+   * not 1 (A c^T); sizes that are products (kron, vec) are not compared */
+  return md_dim_is_one(N->shapes, sa.c) == md_dim_is_one(N->shapes, sb.r);
+}
+
+static bool prod_segment_pass(md_nf *N, prod *P, bool orient);
+
 /* Takes every minimal 1×1 run u^T ... v out of the chain and into the
- * scalar items; ORIENT puts each run into its canonical orientation. */
+ * scalar items; ORIENT puts each run into its canonical orientation.  A
+ * run must be a product that fits: in c^T A (c^T y) A w the run is
+ * c^T y, not c^T A c^T y; and once it is out, c^T A A w is one too, so
+ * the passes go on until none finds a run. */
 static void prod_segment(md_nf *N, prod *P, bool orient) {
+  while (prod_segment_pass(N, P, orient) && P->chain.n > 0 && !N->failed)
+    ;
+}
+
+static bool prod_segment_pass(md_nf *N, prod *P, bool orient) {
   md_nodes rest = {0};
   expr **c = P->chain.v;
   size_t n = P->chain.n;
+  bool found = false;
   for (size_t i = 0; i < n && !N->failed;) {
     if (rows_one(N, c[i])) {
       size_t j = i + 1;
-      while (j < n && !cols_one(N, c[j]))
+      while (j < n && !cols_one(N, c[j]) && fits(N, c[j - 1], c[j]))
         j++;
+      if (j < n && !fits(N, c[j - 1], c[j])) {
+        md_nodes_push(&rest, c[i++]); /* no run starts here */
+        continue;
+      }
       if (j < n) {
+        found = true;
         size_t len = j - i + 1;
         if (orient) {
           md_nodes_push(&P->item, segment(N, c + i, len));
@@ -894,6 +923,7 @@ static void prod_segment(md_nf *N, prod *P, bool orient) {
   }
   md_nodes_clear(&P->chain);
   P->chain = rest;
+  return found;
 }
 
 typedef struct pw {
