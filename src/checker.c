@@ -155,9 +155,14 @@ static bool infer_sides(md_shapes *sh, const md_stmt *st, const md_parsed *p,
   return false;
 }
 
-/* Both sides simplify to the same node (never with derivatives: those
- * are for the numbers to judge). */
-static bool proved(md_ctx *ctx, const md_env *env, const md_stmt *st) {
+/* Both sides simplify to the same node, with the simplification rules of
+ * RULES (never with derivatives: those are for the numbers to judge; nor
+ * when the identity is itself one of the rules, which would prove
+ * itself). */
+static bool proved(md_ctx *ctx, const md_env *env, const md_rules *rules,
+                   const md_stmt *st) {
+  if (md_rules_find_rewrite(rules, st->lhs, st->rhs))
+    return false;
   uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
   bool deriv = has_derivative(st->lhs, seen) || has_derivative(st->rhs, seen);
   free(seen);
@@ -170,8 +175,8 @@ static bool proved(md_ctx *ctx, const md_env *env, const md_stmt *st) {
   bool same, ok = infer_sides(sh, st, NULL, NULL, &err, s, &same, NULL, 0);
   bool eq = false;
   if (ok) {
-    expr *l = md_simplify(ctx, sh, st->lhs);
-    expr *r = md_simplify(ctx, sh, st->rhs);
+    expr *l = md_simplify_with(ctx, sh, rules, st->lhs);
+    expr *r = md_simplify_with(ctx, sh, rules, st->rhs);
     eq = l && l == r;
   }
   md_errors_clear(&err);
@@ -239,7 +244,7 @@ static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
   }
   md_errors_clear(&err);
 
-  bool symbolic = proved(ctx, env, st);
+  bool symbolic = proved(ctx, env, defs, st);
   expr *sides[2] = {st->lhs, st->rhs};
   md_eval *ev = md_eval_new(ctx, sh, sides, 2);
   md_rng rng;

@@ -268,7 +268,7 @@ static void simplify_steps(session *S, md_shapes *sh, strbuf *b, expr *f,
  * STEPS, as the end of the derivation STEPS recorded. */
 static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
                          md_steps *steps) {
-  expr *s = md_simplify(S->ctx, sh, r);
+  expr *s = md_simplify_with(S->ctx, sh, &S->rules, r);
   if (!s)
     s = r;
   if (S->o->verify && !verified(S, q->lhs, s))

@@ -15,6 +15,11 @@ void md_rules_clear(md_rules *r) {
   for (size_t i = 0; i < r->n; i++)
     free(r->v[i].guards);
   free(r->v);
+  for (size_t i = 0; i < r->nrw; i++) {
+    free(r->rw[i].guards);
+    free(r->rw[i].needs);
+  }
+  free(r->rw);
   free(r->defs);
   md_rules_init(r);
 }
@@ -79,6 +84,171 @@ static bool add_rule(md_rules *r, const md_env *env, const md_stmt *st,
       rule->guards[rule->nguards++] = (md_guard){vars[i], d->kind};
   }
   return true;
+}
+
+/* ---- simplification rules: LHS = RHS, used left to right ---- */
+
+/* At most this many pattern variables in a rule (the matcher's bindings). */
+enum { MAX_RW_VARS = 16 };
+
+/* Each node once, as has_derivative below. */
+static bool holds_derivative(const expr *e, uint8_t *seen) {
+  if (seen[e->id])
+    return false;
+  seen[e->id] = 1;
+  if (e->op == E_DIFF || e->op == E_HESS)
+    return true;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (holds_derivative(e->kid[i], seen))
+      return true;
+  return false;
+}
+
+/* Infers the shapes of the rule's two sides in S, the left one alone
+ * first when BOTH is false.  False if they do not fit. */
+static bool rule_shapes(md_shapes *s, const md_stmt *st, bool both) {
+  md_errors err;
+  md_errors_init(&err);
+  md_shape l, r;
+  bool ok = md_shape_infer(s, st->lhs, NULL, NULL, &err, &l);
+  if (ok && both)
+    ok = md_shape_infer(s, st->rhs, NULL, NULL, &err, &r) &&
+         md_shape_unify(s, l, r);
+  md_errors_clear(&err);
+  return ok;
+}
+
+static md_dim side_of(md_shapes *s, const expr *v, unsigned side) {
+  md_shape sh = md_shape_of(s, v);
+  return side ? sh.c : sh.r;
+}
+
+/* The size conditions of a rule: the equalities between the sizes of its
+ * variables (and with 1) that both sides together imply and the left
+ * side alone does not.  A variable without a `let` is a matrix of
+ * unknown sizes, which are never 1: a rule that needs one to be 1 fails
+ * here, and a guard (let x : vector) says so.  False when the sides do
+ * not fit at all. */
+static bool size_conditions(md_ctx *ctx, const md_env *env, const md_stmt *st,
+                            const expr **vars, size_t nv, md_rwrule *rw) {
+  md_env venv;
+  md_env_init(&venv);
+  for (size_t i = 0; i < nv; i++) {
+    const md_decl *d = md_env_find(env, vars[i]->u.name);
+    md_decl any = {.name = vars[i]->u.name, .kind = K_MATRIX, .loc = MD_NOLOC};
+    md_env_add(&venv, d ? d : &any);
+  }
+  md_shapes *alone = md_shapes_new(ctx, &venv);
+  md_shapes *both = md_shapes_new(ctx, &venv);
+  bool ok = rule_shapes(alone, st, false) && rule_shapes(both, st, true);
+  size_t cap = 0;
+  for (size_t i = 0; ok && i < 2 * nv; i++) {
+    const expr *a = vars[i / 2];
+    md_dim da1 = side_of(alone, a, i % 2), da2 = side_of(both, a, i % 2);
+    /* j == 2 nv stands for the size 1 */
+    for (size_t j = i + 1; j <= 2 * nv; j++) {
+      const expr *b = j < 2 * nv ? vars[j / 2] : NULL;
+      bool eq2 = b ? md_dim_equal(both, da2, side_of(both, b, j % 2))
+                   : md_dim_is_one(both, da2);
+      bool eq1 = b ? md_dim_equal(alone, da1, side_of(alone, b, j % 2))
+                   : md_dim_is_one(alone, da1);
+      if (!eq2 || eq1)
+        continue;
+      if (rw->nneeds == cap) {
+        cap = cap ? 2 * cap : 4;
+        rw->needs = xreallocarray(rw->needs, cap, sizeof *rw->needs);
+      }
+      rw->needs[rw->nneeds++] =
+          (md_sizeeq){a, b, (unsigned)(i % 2), (unsigned)(j % 2)};
+    }
+  }
+  md_shapes_free(alone);
+  md_shapes_free(both);
+  md_env_clear(&venv);
+  return ok;
+}
+
+/* LHS = RHS with LHS an operation (not a derivative): a simplification
+ * rule. */
+static bool add_rewrite(md_rules *r, const md_env *env, const md_stmt *st,
+                        const md_parsed *p, const md_source *src,
+                        md_errors *err, unsigned line, md_ctx *ctx,
+                        bool builtin) {
+  expr *l = st->lhs, *rhs = st->rhs;
+  if (l->nkids == 0) {
+    if (l->op == E_SYM)
+      md_error_at(err, src, md_parsed_loc(p, l),
+                  "the left side of a rule cannot be a lone variable (%s "
+                  "would match everything): write an operation, such as "
+                  "log(exp(X)) = X",
+                  l->u.name);
+    else
+      md_error_at(err, src, st->loc,
+                  "the left side of a rule must be an operation, such as "
+                  "log(exp(X)) = X");
+    return false;
+  }
+  uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
+  bool deriv = holds_derivative(l, seen) || holds_derivative(rhs, seen);
+  free(seen);
+  if (deriv) {
+    md_error_at(err, src, st->loc,
+                "a simplification rule may not hold a derivative; a "
+                "derivative rule reads d/dX <G, op(..., X, ...)> = result");
+    return false;
+  }
+  const expr *vars[MAX_RW_VARS + 1], *rvars[MAX_RW_VARS + 1];
+  size_t nv = symbols(l, vars, 0, MAX_RW_VARS + 1);
+  if (nv > MAX_RW_VARS) {
+    md_error_at(err, src, st->loc, "a rule may have at most %d variables",
+                MAX_RW_VARS);
+    return false;
+  }
+  size_t nr = symbols(rhs, rvars, 0, MAX_RW_VARS + 1);
+  for (size_t i = 0; i < nr; i++)
+    if (!contains(l, rvars[i])) {
+      md_error_at(err, src, md_parsed_loc(p, rvars[i]),
+                  "the right side uses %s, which the left side does not "
+                  "bind: every variable of the result must occur on the left",
+                  rvars[i]->u.name);
+      return false;
+    }
+  md_rwrule rw = {.lhs = l,
+                  .rhs = rhs,
+                  .file = md_intern(ctx, src->name, strlen(src->name)),
+                  .line = line};
+  if (!size_conditions(ctx, env, st, vars, nv, &rw)) {
+    free(rw.needs);
+    md_error_at(err, src, st->loc,
+                "the two sides of this rule do not have one shape (a "
+                "variable without a let is a matrix of any size, never 1×1: "
+                "declare vectors and scalars)");
+    return false;
+  }
+  rw.guards = xreallocarray(NULL, nv ? nv : 1, sizeof *rw.guards);
+  for (size_t i = 0; i < nv; i++) {
+    const md_decl *d = md_env_find(env, vars[i]->u.name);
+    if (d)
+      rw.guards[rw.nguards++] = (md_guard){vars[i], d->kind};
+  }
+  if (r->nrw == r->caprw) {
+    r->caprw = r->caprw ? 2 * r->caprw : 32;
+    r->rw = xreallocarray(r->rw, r->caprw, sizeof *r->rw);
+  }
+  /* a user's rule goes before the built-in ones */
+  size_t at = builtin ? r->nrw : r->nrwuser++;
+  memmove(&r->rw[at + 1], &r->rw[at], (r->nrw - at) * sizeof *r->rw);
+  r->nrw++;
+  r->rw[at] = rw;
+  return true;
+}
+
+const md_rwrule *md_rules_find_rewrite(const md_rules *r, const expr *lhs,
+                                       const expr *rhs) {
+  for (size_t i = 0; i < r->nrw; i++)
+    if (r->rw[i].lhs == lhs && r->rw[i].rhs == rhs)
+      return &r->rw[i];
+  return NULL;
 }
 
 /* ---- function definitions ---- */
@@ -366,8 +536,25 @@ void md_rules_print_defs(const md_rules *r, md_ctx *ctx, strbuf *out) {
   }
 }
 
-static bool load(md_rules *r, md_ctx *ctx, const md_source *src, md_errors *err,
-                 bool builtin) {
+/* A line that can be neither a simplification rule nor a let: a
+ * comment, a derivative rule (d/dX <G, ...> = ...) or a definition. */
+static bool not_rewrite(const char *t, size_t n) {
+  while (n && (*t == ' ' || *t == '\t'))
+    t++, n--;
+  if (n == 0 || *t == '#')
+    return true;
+  if (n >= 3 && memcmp(t, "d/d", 3) == 0)
+    return true;
+  for (size_t i = 0; i + 1 < n; i++)
+    if (t[i] == ':' && t[i + 1] == '=')
+      return true;
+  return false;
+}
+
+/* REWRITES_ONLY: the let lines and simplification rules, skipping the
+ * rest unparsed (md_rules_load_rewrites). */
+static bool load_lines(md_rules *r, md_ctx *ctx, const md_source *src,
+                       md_errors *err, bool builtin, bool rewrites_only) {
   md_env env;
   md_env_init(&env);
   bool ok = true;
@@ -377,6 +564,11 @@ static bool load(md_rules *r, md_ctx *ctx, const md_source *src, md_errors *err,
     size_t e = b;
     while (e < src->len && src->text[e] != '\n')
       e++;
+    if (rewrites_only && not_rewrite(src->text + b, e - b)) {
+      b = e + 1;
+      line++;
+      continue;
+    }
     /* each line is its own source, so messages say file:line:col; it
      * lives in the context, as long as the messages that point at it */
     md_source *ls = arena_alloc(md_ctx_arena(ctx), sizeof *ls);
@@ -390,6 +582,8 @@ static bool load(md_rules *r, md_ctx *ctx, const md_source *src, md_errors *err,
         if (st->kind == ST_LET) {
           for (size_t k = 0; k < st->ndecls; k++)
             md_env_add(&env, &st->decls[k]);
+        } else if (st->kind == ST_EQ && st->lhs->op != E_DIFF) {
+          ok &= add_rewrite(r, &env, st, &p, ls, err, line, ctx, builtin);
         } else if (st->kind == ST_EQ) {
           ok &= add_rule(r, &env, st, ls, err, line, ctx, builtin);
         } else if (st->kind == ST_DEF) {
@@ -397,8 +591,8 @@ static bool load(md_rules *r, md_ctx *ctx, const md_source *src, md_errors *err,
         } else if (st->kind != ST_EMPTY) {
           md_error_at(err, ls, st->loc,
                       "a rules file holds let lines, rules "
-                      "d/dX <G, op(..., X, ...)> = result and definitions "
-                      "f(x) := body");
+                      "d/dX <G, op(..., X, ...)> = result, simplification "
+                      "rules LHS = RHS and definitions f(x) := body");
           ok = false;
         }
       }
@@ -408,6 +602,20 @@ static bool load(md_rules *r, md_ctx *ctx, const md_source *src, md_errors *err,
     line++;
   }
   md_env_clear(&env);
+  return ok;
+}
+
+static bool load(md_rules *r, md_ctx *ctx, const md_source *src, md_errors *err,
+                 bool builtin) {
+  return load_lines(r, ctx, src, err, builtin, false);
+}
+
+bool md_rules_load_rewrites(md_rules *r, md_ctx *ctx, md_errors *err) {
+  bool ok = true;
+  for (const md_rule_file *f = md_builtin_rules; f->name; f++) {
+    md_source src = {f->name, f->text, strlen(f->text), 1};
+    ok &= load_lines(r, ctx, &src, err, true, true);
+  }
   return ok;
 }
 

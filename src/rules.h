@@ -12,6 +12,19 @@
  * `let` before a rule declares a variable's kind, which guards the rule
  * (the variable then matches only expressions of that kind).
  *
+ * Any other line LHS = RHS is a simplification rule, an identity used
+ * left to right (SPEC 5):
+ *
+ *   let x : vector
+ *   diag(diag(x)) = x
+ *
+ * Every symbol of it is a pattern variable (a `let` guards it by kind, as
+ * above); closed terms (I, ones, numbers) match themselves.  The sizes
+ * the right side needs that the left side does not imply (A C in
+ * kron(A, B) kron(C, D) = kron(A C, B D)) are found when the rule is
+ * loaded and become conditions of the match (md_sizeeq); rewrite.h
+ * applies the rules.
+ *
  * A rules file may also define a function (SPEC 5):
  *
  *   softsign(x) := x ./ (1 + abs(x))
@@ -59,6 +72,25 @@ typedef struct md_rule {
   unsigned line;
 } md_rule;
 
+/* A size condition of a rewrite rule: dimension SIDE (0 rows, 1 cols) of
+ * what variable A matched equals that of what B matched, or is 1 when B
+ * is NULL. */
+typedef struct md_sizeeq {
+  const expr *a, *b;
+  unsigned aside, bside;
+} md_sizeeq;
+
+/* LHS = RHS, a simplification rule oriented left to right. */
+typedef struct md_rwrule {
+  expr *lhs, *rhs;
+  md_guard *guards;
+  size_t nguards;
+  md_sizeeq *needs; /* size conditions, see above */
+  size_t nneeds;
+  const char *file; /* interned */
+  unsigned line;
+} md_rwrule;
+
 typedef struct md_fndef {
   uint32_t fn;
   expr *param; /* the symbol x of f(x) */
@@ -72,6 +104,8 @@ typedef struct md_rules {
   bool builtin_loaded;
   md_fndef *defs; /* functions defined by rules files, in order */
   size_t ndefs, capdefs;
+  md_rwrule *rw; /* a user's rewrite rules (the first NRWUSER), then ours */
+  size_t nrw, caprw, nrwuser;
 } md_rules;
 
 void md_rules_init(md_rules *r);
@@ -84,6 +118,14 @@ bool md_rules_load(md_rules *r, md_ctx *ctx, const md_source *src,
                    md_errors *err);
 /* Loads every built-in rule file (once: later calls do nothing). */
 bool md_rules_load_builtin(md_rules *r, md_ctx *ctx, md_errors *err);
+/* Loads the simplification rules of the built-in files only (quickly:
+ * the other lines are not parsed), into an md_rules that holds nothing
+ * else; md_simplify() does this on each call. */
+bool md_rules_load_rewrites(md_rules *r, md_ctx *ctx, md_errors *err);
+/* The rewrite rule whose sides are LHS and RHS (nodes of the rules'
+ * context), or NULL: matdiff check never proves a rule by itself. */
+const md_rwrule *md_rules_find_rewrite(const md_rules *r, const expr *lhs,
+                                       const expr *rhs);
 
 /* The definition statement ST (kind ST_DEF) of SRC: registers the
  * function in CTX and adds its definition.  BUILTIN allows a definition

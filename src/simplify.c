@@ -2,6 +2,8 @@
 #include "simplify.h"
 
 #include "normal.h"
+#include "rewrite.h"
+#include "rules.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -630,15 +632,38 @@ static void simp_clear(simp *S) {
 enum { MAX_ROUNDS = 4 };
 
 expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e) {
+  md_rules R;
+  md_rules_init(&R);
+  md_errors err;
+  md_errors_init(&err);
+  /* a built-in file that does not load is caught by meson test 'rules';
+   * here it would only mean simplifying without rules */
+  bool ok = md_rules_load_rewrites(&R, ctx, &err);
+  md_errors_clear(&err);
+  expr *r = md_simplify_with(ctx, shapes, ok ? &R : NULL, e);
+  md_rules_clear(&R);
+  return r;
+}
+
+/* E rewritten by RULES, or E when a rewrite would be too deep. */
+static expr *rewritten(md_ctx *ctx, md_shapes *shapes,
+                       const struct md_rules *rules, expr *e) {
+  expr *w = md_rewrite(ctx, shapes, rules, e);
+  return w ? w : e;
+}
+
+/* The rules rewrite before each normal form is taken (rewrite.h). */
+expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
+                       const struct md_rules *rules, expr *e) {
   md_nf *N = md_nf_new(ctx, shapes, false);
-  expr *n = md_nf_of(N, e), *r = NULL;
+  expr *n = md_nf_of(N, rewritten(ctx, shapes, rules, e)), *r = NULL;
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
     simp S = {.ctx = ctx, .shapes = shapes, .N = N};
     r = present(&S, n);
     if (S.failed)
       r = NULL;
     simp_clear(&S);
-    expr *again = r ? md_nf_of(N, r) : NULL;
+    expr *again = r ? md_nf_of(N, rewritten(ctx, shapes, rules, r)) : NULL;
     if (!again || again == n)
       break;
     n = again;

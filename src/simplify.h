@@ -40,6 +40,15 @@
 
 expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e);
 
+/* The same with the simplification rules of RULES (rules.h: LHS = RHS,
+ * left to right) applied before each normal form is taken (rewrite.h);
+ * NULL: none.  md_simplify() applies the built-in ones, loaded into CTX
+ * for the call: a caller that holds an md_rules (the CLI, with a user's
+ * --rules) passes it here instead. */
+struct md_rules;
+expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
+                       const struct md_rules *rules, expr *e);
+
 /* True when A and B are equal by the identities of the normal form
  * (normal.h), also after distributing products over sums (within a
  * budget).  False means "not proved", not "different".  A and B share

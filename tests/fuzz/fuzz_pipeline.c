@@ -1,18 +1,71 @@
 /*
- * fuzz_pipeline.c - libFuzzer harness: parse -> shapes -> differentiate ->
- * simplify -> print on arbitrary bytes, and the printed input must parse
- * back to the same node.  Build and run with tests/fuzz/run.sh.
+ * fuzz_pipeline.c - libFuzzer harness: parse -> shapes -> differentiate
+ * (with the --steps trace) -> simplify -> print on arbitrary bytes, in
+ * every output form: text (which must parse back to the same node), the
+ * where form and Unicode text (the same), LaTeX and NumPy.  Build and run
+ * with tests/fuzz/run.sh.
  */
 #include "diff.h"
 #include "parse.h"
+#include "print_latex.h"
+#include "print_numpy.h"
 #include "print_text.h"
 #include "shape.h"
+#include "share.h"
 #include "simplify.h"
+#include "steps.h"
+#include "strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+/* TEXT parses to exactly the node E (the printers' contract). */
+static void reparses(md_ctx *ctx, const char *text, expr *e, md_errors *err) {
+  md_source s = {"<printed>", text, strlen(text), 1};
+  md_parsed q;
+  if (!md_parse(ctx, &s, MD_PARSE_PROGRAM, &q, err) || q.n != 1 ||
+      q.stmts[0].lhs != e)
+    abort();
+  md_parsed_clear(&q);
+}
+
+static void text_print(void *arg, strbuf *b, const expr *e) {
+  md_print_text(b, arg, e);
+}
+
+/* R, simplified, in every output form. */
+static void print_all(md_ctx *ctx, md_shapes *sh, expr *r, expr *f,
+                      md_errors *err) {
+  strbuf b;
+  sb_init(&b);
+  md_print_text_shared(&b, ctx, sh, r);
+  char *t = sb_take(&b);
+  reparses(ctx, t, r, err);
+  free(t);
+  sb_init(&b);
+  md_print_text_opts(&b, ctx, r, true);
+  t = sb_take(&b);
+  reparses(ctx, t, r, err);
+  free(t);
+  free(md_print_latex_alloc(ctx, sh, r));
+  const expr *params[64];
+  size_t np = 0;
+  for (const expr *x = f; np < 64 && x;) { /* a few of f's symbols */
+    if (x->op == E_SYM)
+      params[np++] = x;
+    x = x->nkids ? x->kid[x->nkids - 1] : NULL;
+  }
+  if (md_shape_known(sh, r)) {
+    sb_init(&b);
+    md_errors e2;
+    md_errors_init(&e2);
+    md_print_numpy(&b, ctx, sh, r, md_shape_of(sh, r), params, np, "f", &e2);
+    md_errors_clear(&e2);
+    sb_clear(&b);
+  }
+}
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   if (size > 4096)
@@ -41,36 +94,45 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
           continue;
         /* the printer's output re-parses to the same node */
         char *t = md_print_text_alloc(ctx, e);
-        md_source s2 = {"<printed>", t, strlen(t), 1};
-        md_parsed q;
-        if (!md_parse(ctx, &s2, MD_PARSE_PROGRAM, &q, &err) || q.n != 1 ||
-            q.stmts[0].lhs != e)
-          abort();
-        md_parsed_clear(&q);
+        reparses(ctx, t, e, &err);
         free(t);
         md_shapes *sh = md_shapes_new(ctx, &env);
-        md_diff D = {ctx, &rules, sh, &env, MD_SYM_FROBENIUS, &src, &p, &err,
-                     0, NULL};
+        md_diff D = {.ctx = ctx,
+                     .rules = &rules,
+                     .shapes = sh,
+                     .env = &env,
+                     .symmetric = MD_SYM_FROBENIUS,
+                     .src = &src,
+                     .locs = &p,
+                     .err = &err};
         if (md_shape_infer(sh, e, &p, &src, &err, NULL)) {
           /* by the first symbol, as `matdiff EXPR` would */
           const expr *x = e;
           while (x->nkids && x->op != E_SYM)
             x = x->kid[0];
-          if (x->op == E_SYM && md_shape_infer(sh, (expr *)x, NULL, NULL,
-                                               &err, NULL)) {
+          if (x->op == E_SYM &&
+              md_shape_infer(sh, (expr *)x, NULL, NULL, &err, NULL)) {
+            md_steps *steps = md_steps_new(ctx, sh, e, (expr *)x, text_print,
+                                           ctx, false, false);
+            D.trace = md_steps_trace(steps);
             expr *d = md_derivative(&D, e, (expr *)x);
+            D.trace = NULL;
             if (d && md_shape_derive(sh, d)) {
               expr *s = md_simplify(ctx, sh, d);
-              if (s)
-                free(md_print_text_alloc(ctx, s));
+              if (s) {
+                strbuf b;
+                sb_init(&b);
+                md_steps_finish(steps, &b, s);
+                sb_clear(&b);
+                print_all(ctx, sh, s, e, &err);
+              }
             }
+            md_steps_free(steps);
           }
           e = md_eval_derivatives(&D, e);
           expr *r = e ? md_simplify(ctx, sh, e) : NULL;
-          if (r) {
-            char *u = md_print_text_alloc(ctx, r);
-            free(u);
-          }
+          if (r)
+            print_all(ctx, sh, r, e, &err);
         }
         md_shapes_free(sh);
       }

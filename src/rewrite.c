@@ -1,0 +1,444 @@
+/* rewrite.c - simplification rules applied bottom-up; see rewrite.h. */
+#include "rewrite.h"
+
+#include "normal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Rewrites of one node before its result is taken as it is, and results
+ * of rewrites nested in results: a rule set that loops (sin(X) =
+ * sin(sin(X))) stops there rather than build ever deeper nodes. */
+enum { MAX_LOCAL = 64, MAX_NEST = 64 };
+
+#define MAX_BIND 16
+
+typedef struct binding {
+  const expr *var;
+  expr *val;
+} binding;
+
+typedef struct match {
+  binding b[MAX_BIND];
+  size_t n;
+  size_t tries; /* steps of the search for commuting operands */
+} match;
+
+typedef struct rewriter {
+  md_ctx *ctx;
+  md_shapes *shapes;
+  const md_rules *R;
+  md_idmap memo; /* node -> its rewritten form */
+  md_idmap busy; /* nodes being rewritten: a result may hold one */
+  size_t budget; /* rewrites left in this call */
+  unsigned nest; /* results being rewritten, one inside the other */
+  bool failed;   /* a result was too deep */
+} rewriter;
+
+/* The shape of E, derived if E was built after inference; false if it
+ * has none (0^-1 has no value, so no shape). */
+static bool shape(rewriter *W, expr *e, md_shape *out) {
+  if (!md_shape_derive(W->shapes, e) || !md_shape_known(W->shapes, e))
+    return false;
+  *out = md_shape_of(W->shapes, e);
+  return true;
+}
+
+enum { MAX_FACTORS = 16 };
+
+/* The factors of D (roots that are not products) into V; false if there
+ * are more than MAX_FACTORS. */
+static bool factors(rewriter *W, md_dim d, md_dim *v, size_t *n) {
+  md_dim_info x = md_dim_get(W->shapes, d);
+  if (x.kind != MD_DIM_PRODUCT) {
+    if (*n == MAX_FACTORS)
+      return false;
+    v[(*n)++] = x.root;
+    return true;
+  }
+  return factors(W, x.a, v, n) && factors(W, x.b, v, n);
+}
+
+/* A and B are one size: the same, or products of the same factors (kron
+ * builds a new product for m·n each time). */
+static bool dim_same(rewriter *W, md_dim a, md_dim b) {
+  if (md_dim_equal(W->shapes, a, b))
+    return true;
+  md_dim fa[MAX_FACTORS], fb[MAX_FACTORS];
+  size_t na = 0, nb = 0;
+  if (!factors(W, a, fa, &na) || !factors(W, b, fb, &nb) || na != nb)
+    return false;
+  for (size_t i = 0; i < na; i++) {
+    size_t j = 0;
+    while (j < nb && fb[j] != fa[i])
+      j++;
+    if (j == nb)
+      return false;
+    fb[j] = fb[--nb];
+  }
+  return true;
+}
+
+/* ---- matching ---- */
+
+static bool guard_ok(rewriter *W, const md_rwrule *r, const expr *var,
+                     expr *val) {
+  md_shape sh;
+  if (!shape(W, val, &sh))
+    return false;
+  for (size_t i = 0; i < r->nguards; i++) {
+    if (r->guards[i].var != var)
+      continue;
+    switch (r->guards[i].kind) {
+    case K_SCALAR:
+      return md_shape_is_scalar(W->shapes, sh);
+    case K_VECTOR:
+      return md_shape_is_vector(W->shapes, sh);
+    case K_MATRIX:
+      return !md_shape_is_scalar(W->shapes, sh);
+    default: /* symmetric, spd, diagonal: a symbol declared so */
+      return val->op == E_SYM &&
+             md_shape_sym_kind(W->shapes, val) == r->guards[i].kind;
+    }
+  }
+  return true;
+}
+
+static bool bind(rewriter *W, match *m, const md_rwrule *r, const expr *var,
+                 expr *val) {
+  for (size_t i = 0; i < m->n; i++)
+    if (m->b[i].var == var)
+      return m->b[i].val == val;
+  if (m->n == MAX_BIND || !guard_ok(W, r, var, val))
+    return false;
+  m->b[m->n++] = (binding){var, val};
+  return true;
+}
+
+static expr *bound(const match *m, const expr *var) {
+  for (size_t i = 0; i < m->n; i++)
+    if (m->b[i].var == var)
+      return m->b[i].val;
+  return NULL;
+}
+
+static bool same_head(const expr *p, const expr *n) {
+  return p->op == n->op && (p->op != E_CALL || p->u.fn == n->u.fn);
+}
+
+/* P against the whole of N, operand by operand.  On failure the bindings
+ * made are undone. */
+static bool match_whole(rewriter *W, match *m, const md_rwrule *r,
+                        const expr *p, expr *n) {
+  if (p->op == E_SYM)
+    return bind(W, m, r, p, n);
+  if (p->nkids == 0)
+    return p == n; /* I, ones, numbers: interned, so pointers */
+  if (!same_head(p, n) || p->nkids != n->nkids)
+    return false;
+  size_t saved = m->n;
+  for (size_t i = 0; i < p->nkids; i++)
+    if (!match_whole(W, m, r, p->kid[i], n->kid[i])) {
+      m->n = saved;
+      return false;
+    }
+  return true;
+}
+
+/* Operands PK[J..K) of a commuting pattern against unused operands of N,
+ * in any order: PICK[j] is the operand pattern operand j took. */
+static bool match_any(rewriter *W, match *m, const md_rwrule *r,
+                      expr *const *pk, size_t j, size_t k, expr *n,
+                      uint8_t *used, size_t *pick) {
+  if (j == k)
+    return true;
+  for (size_t i = 0; i < n->nkids; i++) {
+    if (used[i])
+      continue;
+    if (++m->tries > MD_REWRITE_TRIES)
+      return false;
+    size_t saved = m->n;
+    if (match_whole(W, m, r, pk[j], n->kid[i])) {
+      used[i] = 1;
+      pick[j] = i;
+      if (match_any(W, m, r, pk, j + 1, k, n, used, pick))
+        return true;
+      used[i] = 0;
+      m->n = saved;
+    }
+  }
+  return false;
+}
+
+/* Where the root of a pattern matched: the whole node, or some of the
+ * operands of an n-ary one (PICK, K of them, in pattern order). */
+typedef struct site {
+  size_t *pick;
+  size_t k;
+  bool whole;
+} site;
+
+static bool commutes(const expr *e) {
+  return e->op == E_ADD || e->op == E_HAD;
+}
+
+static bool ordered(const expr *e) {
+  return e->op == E_MUL || e->op == E_KRON;
+}
+
+static bool match_root(rewriter *W, match *m, const md_rwrule *r, expr *n,
+                       site *at) {
+  const expr *p = r->lhs;
+  at->whole = true;
+  at->k = 0;
+  if (!same_head(p, n))
+    return false;
+  if (p->nkids == n->nkids && !commutes(n))
+    return match_whole(W, m, r, p, n);
+  if (p->nkids > n->nkids || !(ordered(n) || commutes(n)))
+    return false;
+  size_t k = p->nkids;
+  at->whole = false;
+  at->k = k;
+  if (ordered(n)) {
+    for (size_t i = 0; i + k <= n->nkids; i++) {
+      size_t j = 0;
+      while (j < k && match_whole(W, m, r, p->kid[j], n->kid[i + j]))
+        j++;
+      if (j == k) {
+        for (j = 0; j < k; j++)
+          at->pick[j] = i + j;
+        return true;
+      }
+      m->n = 0;
+    }
+    return false;
+  }
+  uint8_t *used = xcalloc(n->nkids, 1);
+  bool ok = match_any(W, m, r, p->kid, 0, k, n, used, at->pick);
+  free(used);
+  at->whole = ok && k == n->nkids;
+  return ok;
+}
+
+/* The size conditions of R hold for what its variables matched. */
+static bool sizes_hold(rewriter *W, const match *m, const md_rwrule *r) {
+  for (size_t i = 0; i < r->nneeds; i++) {
+    const md_sizeeq *q = &r->needs[i];
+    md_shape sa, sb;
+    if (!shape(W, bound(m, q->a), &sa))
+      return false;
+    md_dim da = q->aside ? sa.c : sa.r;
+    if (!q->b) {
+      if (!md_dim_is_one(W->shapes, da))
+        return false;
+      continue;
+    }
+    if (!shape(W, bound(m, q->b), &sb))
+      return false;
+    if (!dim_same(W, da, q->bside ? sb.c : sb.r))
+      return false;
+  }
+  return true;
+}
+
+/* ---- building the result ---- */
+
+/* A node of E's kind with the N operands K (K[0] itself when N is 1). */
+static expr *with_kids(rewriter *W, const expr *e, expr *const *k, size_t n) {
+  if (n == 1)
+    return k[0];
+  switch ((expr_op)e->op) {
+  case E_MUL:
+    return expr_mul_n(W->ctx, k, n);
+  case E_ADD:
+    return expr_add_n(W->ctx, k, n);
+  default:
+    return expr_make(W->ctx, (expr_op)e->op, k, n);
+  }
+}
+
+/* T (a rule's right side) with its variables replaced by what they
+ * matched; NULL if too deep or ill-shaped. */
+static expr *instantiate(rewriter *W, const match *m, const expr *t) {
+  if (t->op == E_SYM)
+    return bound(m, t);
+  if (t->nkids == 0)
+    return (expr *)t;
+  expr *small[4];
+  expr **k = t->nkids <= 4 ? small : xreallocarray(NULL, t->nkids, sizeof *k);
+  expr *e = NULL;
+  size_t i = 0;
+  for (; i < t->nkids; i++)
+    if (!(k[i] = instantiate(W, m, t->kid[i])))
+      break;
+  md_shape sh;
+  if (i == t->nkids && (e = expr_rebuild(W->ctx, t, k)) && !shape(W, e, &sh))
+    e = NULL;
+  if (k != small)
+    free(k);
+  return e;
+}
+
+/* A size of a closed term's shape is a scheme: a free one fits any size
+ * but 1 (free sizes are never 1). */
+static bool dim_fits(rewriter *W, md_dim a, bool aclosed, md_dim b,
+                     bool bclosed) {
+  if (dim_same(W, a, b))
+    return true;
+  bool afree = aclosed && md_dim_get(W->shapes, a).kind == MD_DIM_FREE;
+  bool bfree = bclosed && md_dim_get(W->shapes, b).kind == MD_DIM_FREE;
+  return (afree && !md_dim_is_one(W->shapes, b)) ||
+         (bfree && !md_dim_is_one(W->shapes, a));
+}
+
+/* A and B have one shape: the rewrite assumed no size. */
+static bool same_shape(rewriter *W, expr *a, expr *b) {
+  md_shape sa, sb;
+  if (!shape(W, a, &sa) || !shape(W, b, &sb))
+    return false;
+  bool ca = a->flags & EF_CLOSED, cb = b->flags & EF_CLOSED;
+  return dim_fits(W, sa.r, ca, sb.r, cb) && dim_fits(W, sa.c, ca, sb.c, cb);
+}
+
+/* N rewritten once at its root by the first rule that applies, or N. */
+static expr *rewrite_root(rewriter *W, expr *n) {
+  size_t pick[MAX_BIND];
+  for (size_t i = 0; i < W->R->nrw; i++) {
+    const md_rwrule *r = &W->R->rw[i];
+    if (!same_head(r->lhs, n) || r->lhs->nkids > MAX_BIND)
+      continue;
+    match m = {.n = 0};
+    site at = {.pick = pick};
+    if (!match_root(W, &m, r, n, &at) || !sizes_hold(W, &m, r))
+      continue;
+    expr *inst = instantiate(W, &m, r->rhs);
+    if (!inst)
+      continue;
+    if (at.whole) {
+      if (same_shape(W, inst, n))
+        return inst;
+      continue;
+    }
+    /* the operands matched, as one node, and N with them replaced */
+    expr **k = xreallocarray(NULL, n->nkids, sizeof *k);
+    for (size_t j = 0; j < at.k; j++)
+      k[j] = n->kid[at.pick[j]];
+    expr *part = with_kids(W, n, k, at.k);
+    expr *out = NULL;
+    if (part && same_shape(W, inst, part)) {
+      uint8_t *gone = xcalloc(n->nkids, 1);
+      for (size_t j = 0; j < at.k; j++)
+        gone[at.pick[j]] = 1;
+      size_t nk = 0;
+      for (size_t j = 0; j < n->nkids; j++)
+        if (j == at.pick[0])
+          k[nk++] = inst;
+        else if (!gone[j])
+          k[nk++] = n->kid[j];
+      free(gone);
+      md_shape sh;
+      out = with_kids(W, n, k, nk);
+      if (!out)
+        W->failed = true;
+      else if (!shape(W, out, &sh))
+        out = NULL;
+    }
+    free(k);
+    if (out)
+      return out;
+  }
+  return n;
+}
+
+/* ---- the walk ---- */
+
+static expr *rewrite_rec(rewriter *W, expr *n);
+
+/* N with its operands rewritten. */
+static expr *rewrite_kids(rewriter *W, expr *n) {
+  if (!n->nkids)
+    return n;
+  expr *small[4];
+  expr **k = n->nkids <= 4 ? small : xreallocarray(NULL, n->nkids, sizeof *k);
+  bool changed = false;
+  expr *out = n;
+  for (size_t i = 0; out && i < n->nkids; i++) {
+    /* the variable of d/dX stays as it is written */
+    k[i] = (n->op == E_DIFF || n->op == E_HESS) && i == 1
+               ? n->kid[i]
+               : rewrite_rec(W, n->kid[i]);
+    if (!k[i])
+      out = NULL;
+    else
+      changed |= k[i] != n->kid[i];
+  }
+  if (out && changed) {
+    out = expr_rebuild(W->ctx, n, k);
+    md_shape sh;
+    if (out && !shape(W, out, &sh))
+      out = n; /* cannot happen with rules that keep shapes: be safe */
+  }
+  if (k != small)
+    free(k);
+  if (!out)
+    W->failed = true;
+  return out;
+}
+
+static expr *rewrite_rec(rewriter *W, expr *n) {
+  if (W->failed)
+    return NULL;
+  expr *done = (expr *)md_idmap_get(&W->memo, n);
+  if (done)
+    return done;
+  if (md_idmap_get(&W->busy, n) || W->nest > MAX_NEST)
+    return n; /* a rule's result holds the node it rewrote, or loops */
+  md_idmap_put(&W->busy, n, 1);
+  expr *cur = rewrite_kids(W, n);
+  for (int i = 0; cur && i < MAX_LOCAL && W->budget; i++) {
+    expr *next = rewrite_root(W, cur);
+    if (next == cur)
+      break;
+    W->budget--;
+    /* the result's new operands are rewritten too */
+    W->nest++;
+    cur = next ? rewrite_kids(W, next) : NULL;
+    W->nest--;
+  }
+  md_idmap_put(&W->busy, n, 0);
+  if (!cur) {
+    W->failed = true;
+    return NULL;
+  }
+  md_idmap_put(&W->memo, n, (uintptr_t)cur);
+  if (cur != n && !md_idmap_get(&W->busy, cur) && !md_idmap_get(&W->memo, cur))
+    md_idmap_put(&W->memo, cur, (uintptr_t)cur); /* a fixed point */
+  return cur;
+}
+
+/* The number of distinct nodes under E (SEEN marks them). */
+static size_t dag_size(const expr *e, md_idmap *seen) {
+  if (md_idmap_get(seen, e))
+    return 0;
+  md_idmap_put(seen, e, 1);
+  size_t n = 1;
+  for (size_t i = 0; i < e->nkids; i++)
+    n += dag_size(e->kid[i], seen);
+  return n;
+}
+
+expr *md_rewrite(md_ctx *ctx, md_shapes *shapes, const md_rules *r, expr *e) {
+  if (!r || !r->nrw || !e)
+    return e;
+  rewriter W = {.ctx = ctx, .shapes = shapes, .R = r};
+  md_idmap_init(&W.memo);
+  W.budget = MD_REWRITE_BUDGET * dag_size(e, &W.memo) + 64;
+  md_idmap_clear(&W.memo);
+  md_idmap_init(&W.memo);
+  md_idmap_init(&W.busy);
+  expr *out = rewrite_rec(&W, e);
+  md_idmap_clear(&W.memo);
+  md_idmap_clear(&W.busy);
+  return W.failed ? NULL : out;
+}
