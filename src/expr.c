@@ -43,6 +43,9 @@ struct md_ctx {
   fn_info *fns;
   size_t nfns, capfns;
   expr *ident, *ones;
+  /* a module's data, freed with the context (md_ctx_set_slot) */
+  void *slot;
+  void (*release)(void *);
 };
 
 /* FNV-1a over bytes, then mixed in 32-bit steps. */
@@ -85,6 +88,8 @@ md_ctx *md_ctx_new(void) {
 void md_ctx_free(md_ctx *ctx) {
   if (!ctx)
     return;
+  if (ctx->release)
+    ctx->release(ctx->slot);
   for (size_t i = 0; i < ctx->nnums; i++)
     mpq_clear(ctx->nums[i]->u.num);
   free(ctx->nums);
@@ -93,6 +98,17 @@ void md_ctx_free(md_ctx *ctx) {
   free(ctx->fns);
   arena_clear(&ctx->mem);
   free(ctx);
+}
+
+void *md_ctx_slot(const md_ctx *ctx) {
+  return ctx->slot;
+}
+
+void md_ctx_set_slot(md_ctx *ctx, void *p, void (*release)(void *)) {
+  if (ctx->release)
+    ctx->release(ctx->slot);
+  ctx->slot = p;
+  ctx->release = release;
 }
 
 size_t md_ctx_nnodes(const md_ctx *ctx) {

@@ -127,6 +127,11 @@ md_ctx *md_ctx_new(void);
 void md_ctx_free(md_ctx *ctx);
 size_t md_ctx_nnodes(const md_ctx *ctx);
 arena *md_ctx_arena(md_ctx *ctx);
+/* One slot of data a module keeps with the context (simplify.c keeps the
+ * built-in rewrite rules there, loaded once): RELEASE frees it when the
+ * context is freed or the slot is set again. */
+void *md_ctx_slot(const md_ctx *ctx);
+void md_ctx_set_slot(md_ctx *ctx, void *p, void (*release)(void *));
 
 /* Interned names: equal strings give the same pointer. */
 const char *md_intern(md_ctx *ctx, const char *s, size_t len);

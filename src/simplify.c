@@ -631,18 +631,29 @@ static void simp_clear(simp *S) {
  * nothing. */
 enum { MAX_ROUNDS = 4 };
 
+static void release_rules(void *p) {
+  md_rules_clear(p);
+  free(p);
+}
+
 expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e) {
-  md_rules R;
-  md_rules_init(&R);
-  md_errors err;
-  md_errors_init(&err);
-  /* a built-in file that does not load is caught by meson test 'rules';
-   * here it would only mean simplifying without rules */
-  bool ok = md_rules_load_rewrites(&R, ctx, &err);
-  md_errors_clear(&err);
-  expr *r = md_simplify_with(ctx, shapes, ok ? &R : NULL, e);
-  md_rules_clear(&R);
-  return r;
+  /* the built-in rewrite rules, loaded once per context */
+  md_rules *R = md_ctx_slot(ctx);
+  if (!R) {
+    R = xcalloc(1, sizeof *R);
+    md_rules_init(R);
+    md_errors err;
+    md_errors_init(&err);
+    /* a built-in file that does not load is caught by meson test 'rules';
+     * here it would only mean simplifying without rules */
+    if (!md_rules_load_rewrites(R, ctx, &err)) {
+      md_rules_clear(R);
+      md_rules_init(R);
+    }
+    md_errors_clear(&err);
+    md_ctx_set_slot(ctx, R, release_rules);
+  }
+  return md_simplify_with(ctx, shapes, R, e);
 }
 
 /* E rewritten by RULES, or E when a rewrite would be too deep. */

@@ -43,8 +43,8 @@ expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e);
 /* The same with the simplification rules of RULES (rules.h: LHS = RHS,
  * left to right) applied before each normal form is taken (rewrite.h);
  * NULL: none.  md_simplify() applies the built-in ones, loaded into CTX
- * for the call: a caller that holds an md_rules (the CLI, with a user's
- * --rules) passes it here instead. */
+ * once (kept in its slot, md_ctx_slot): a caller that holds an md_rules
+ * (the CLI, with a user's --rules) passes it here instead. */
 struct md_rules;
 expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
                        const struct md_rules *rules, expr *e);
