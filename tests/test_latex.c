@@ -447,19 +447,6 @@ END_TEST
 
 /* ---- random expressions (the generator of test_print.c) ---- */
 
-static uint64_t rng;
-
-static uint64_t next(void) {
-  uint64_t z = (rng += 0x9E3779B97F4A7C15u);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-  return z ^ (z >> 31);
-}
-
-static unsigned below(unsigned n) {
-  return (unsigned)(next() % n);
-}
-
 /* Every default kind, Greek names of both cases and the lexer's corners
  * (d/delta, ^T, 1e3), and names that become subscripts or words. */
 static const char *const names[] = {
@@ -469,87 +456,9 @@ static const char *const names[] = {
     "F",     "vec1", "x_init", "rate",  "Alpha",   "W1_a_b",  "omicron"};
 #define NNAMES (sizeof names / sizeof names[0])
 
-static expr *gen_num(void) {
-  switch (below(5)) {
-  case 0:
-  case 1:
-    return expr_int(tu_ctx, (long)below(13));
-  case 2:
-    return expr_int(tu_ctx, -(long)below(13) - 1);
-  default:
-    return rat((long)below(41) - 20, (long)below(12) + 1);
-  }
-}
-
-static expr *gen_exponent(void) {
-  if (below(3))
-    return expr_int(tu_ctx, (long)below(12) - 5);
-  return rat((long)below(21) - 10, (long)below(6) + 1);
-}
-
-static expr *gen_wrt(void) {
-  expr *s = sym(names[below(NNAMES)]);
-  return below(4) ? s : expr_call1(tu_ctx, FN_VEC, s);
-}
-
-static expr *gen(int depth) {
-  if (depth == 0 || below(5) == 0) {
-    unsigned k = below(20);
-    if (k < 5)
-      return gen_num();
-    if (k == 5)
-      return expr_ident(tu_ctx);
-    if (k == 6)
-      return expr_ones(tu_ctx);
-    return sym(names[below(NNAMES)]);
-  }
-  depth--;
-  expr *v[4];
-  size_t n = 2 + below(3);
-  switch (below(20)) {
-  case 0:
-    for (size_t i = 0; i < n; i++)
-      v[i] = gen(depth);
-    return expr_add_n(tu_ctx, v, n);
-  case 1:
-    return expr_sub(tu_ctx, gen(depth), gen(depth));
-  case 2:
-    return expr_neg(tu_ctx, gen(depth));
-  case 3:
-    for (size_t i = 0; i < n; i++)
-      v[i] = gen(depth);
-    return expr_mul_n(tu_ctx, v, n);
-  case 4:
-    return expr_div(tu_ctx, gen(depth), gen(depth));
-  case 5:
-    return expr_had(tu_ctx, gen(depth), gen(depth));
-  case 6:
-    return expr_hdiv(tu_ctx, gen(depth), gen(depth));
-  case 7:
-  case 8:
-    return expr_kron(tu_ctx, gen(depth), gen(depth));
-  case 9:
-    return expr_trans(tu_ctx, gen(depth));
-  case 10:
-    return expr_inv(tu_ctx, gen(depth));
-  case 11:
-  case 12:
-    return expr_pow(tu_ctx, gen(depth), gen_exponent());
-  case 13:
-    return expr_epow(tu_ctx, gen(depth), gen_exponent());
-  case 14:
-  case 15:
-    return expr_call1(tu_ctx, below(FN_NBUILTIN), gen(depth));
-  case 16:
-    return expr_inner(tu_ctx, gen(depth), gen(depth));
-  case 17:
-    return expr_diff(tu_ctx, gen(depth), gen_wrt());
-  case 18:
-    return expr_hess(tu_ctx, gen(depth), gen_wrt());
-  default:
-    return expr_call1(tu_ctx, below(2) ? FN_NORM2 : FN_NORM1, gen(depth));
-  }
-}
+/* The generator of testutil.h over these names. */
+static tu_gen G = {
+    .names = names, .nnames = NNAMES, .big_numbers = false, .kron_twice = true};
 
 enum { ROUNDS = 3000, MAX_DEPTH = 6 };
 
@@ -562,9 +471,9 @@ static uint64_t seed_from_env(void) {
 
 START_TEST(unicode_round_trip) {
   uint64_t seed = seed_from_env();
-  rng = seed;
+  G.rng = seed;
   for (unsigned i = 0; i < ROUNDS; i++) {
-    expr *e = gen(1 + (int)(i % MAX_DEPTH));
+    expr *e = tu_gen_expr(&G, 1 + (int)(i % MAX_DEPTH));
     ck_assert_ptr_nonnull(e);
     const char *u = unicode(e);
     /* no ASCII spelling where a Unicode one exists */
@@ -739,9 +648,9 @@ END_TEST
 
 START_TEST(latex_random_well_formed) {
   uint64_t seed = seed_from_env();
-  rng = seed ^ 0x5555;
+  G.rng = seed ^ 0x5555;
   for (unsigned i = 0; i < ROUNDS; i++) {
-    expr *e = gen(1 + (int)(i % MAX_DEPTH));
+    expr *e = tu_gen_expr(&G, 1 + (int)(i % MAX_DEPTH));
     size_t nodes = md_ctx_nnodes(tu_ctx);
     const char *t = keep(md_print_latex_alloc(tu_ctx, NULL, e));
     ck_assert_uint_eq(md_ctx_nnodes(tu_ctx), nodes); /* DAG unchanged */
@@ -786,9 +695,9 @@ static Suite *latex_suite(void) {
  * tests/latex/check.py to compile and render. */
 static int dump(unsigned n) {
   tu_setup();
-  rng = seed_from_env() ^ 0xAAAA;
+  G.rng = seed_from_env() ^ 0xAAAA;
   for (unsigned i = 0; i < n; i++) {
-    expr *e = gen(1 + (int)(i % MAX_DEPTH));
+    expr *e = tu_gen_expr(&G, 1 + (int)(i % MAX_DEPTH));
     char *t = md_print_latex_alloc(tu_ctx, NULL, e);
     puts(t);
     free(t);

@@ -214,20 +214,6 @@ END_TEST
 
 /* ---- the round trip ---- */
 
-static uint64_t rng;
-
-/* splitmix64: small, fast, and the same everywhere */
-static uint64_t next(void) {
-  uint64_t z = (rng += 0x9E3779B97F4A7C15u);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-  return z ^ (z >> 31);
-}
-
-static unsigned below(unsigned n) {
-  return (unsigned)(next() % n);
-}
-
 /* Names of every default kind, and ones that test the lexer's corners:
  * d (of d/dX), delta and elta (d/delta), T (of ^T), e (of 1e3). */
 static const char *const names[] = {
@@ -236,103 +222,9 @@ static const char *const names[] = {
     "dX", "T",     "e",       "e1",      "F",     "vec1"};
 #define NNAMES (sizeof names / sizeof names[0])
 
-static expr *gen_num(void) {
-  switch (below(6)) {
-  case 0:
-  case 1:
-    return expr_int(tu_ctx, (long)below(13));
-  case 2:
-    return expr_int(tu_ctx, -(long)below(13) - 1);
-  case 3:
-  case 4:
-    return rat((long)below(41) - 20, (long)below(12) + 1);
-  default: {
-    /* a big one: 10^k / 7 or -(10^k) */
-    mpq_t q;
-    mpq_init(q);
-    mpz_ui_pow_ui(mpq_numref(q), 10, below(40) + 10);
-    if (below(2))
-      mpz_set_ui(mpq_denref(q), 7);
-    else
-      mpz_neg(mpq_numref(q), mpq_numref(q));
-    mpq_canonicalize(q);
-    expr *e = expr_num(tu_ctx, q);
-    mpq_clear(q);
-    return e;
-  }
-  }
-}
-
-/* An exponent: an integer (negative ones too) or a rational. */
-static expr *gen_exponent(void) {
-  if (below(3))
-    return expr_int(tu_ctx, (long)below(12) - 5);
-  return rat((long)below(21) - 10, (long)below(6) + 1);
-}
-
-static expr *gen_wrt(void) {
-  expr *s = sym(names[below(NNAMES)]);
-  return below(4) ? s : expr_call1(tu_ctx, FN_VEC, s);
-}
-
-static expr *gen(int depth) {
-  if (depth == 0 || below(5) == 0) {
-    unsigned k = below(20);
-    if (k < 5)
-      return gen_num();
-    if (k == 5)
-      return expr_ident(tu_ctx);
-    if (k == 6)
-      return expr_ones(tu_ctx);
-    return sym(names[below(NNAMES)]);
-  }
-  depth--;
-  expr *v[4];
-  size_t n = 2 + below(3);
-  switch (below(19)) {
-  case 0:
-    for (size_t i = 0; i < n; i++)
-      v[i] = gen(depth);
-    return expr_add_n(tu_ctx, v, n);
-  case 1:
-    return expr_sub(tu_ctx, gen(depth), gen(depth));
-  case 2:
-    return expr_neg(tu_ctx, gen(depth));
-  case 3:
-    for (size_t i = 0; i < n; i++)
-      v[i] = gen(depth);
-    return expr_mul_n(tu_ctx, v, n);
-  case 4:
-    return expr_div(tu_ctx, gen(depth), gen(depth));
-  case 5:
-    return expr_had(tu_ctx, gen(depth), gen(depth));
-  case 6:
-    return expr_hdiv(tu_ctx, gen(depth), gen(depth));
-  case 7:
-    return expr_kron(tu_ctx, gen(depth), gen(depth));
-  case 8:
-    return expr_trans(tu_ctx, gen(depth));
-  case 9:
-    return expr_inv(tu_ctx, gen(depth));
-  case 10:
-  case 11:
-    return expr_pow(tu_ctx, gen(depth), gen_exponent());
-  case 12:
-    return expr_epow(tu_ctx, gen(depth), gen_exponent());
-  case 13:
-  case 14:
-    return expr_call1(tu_ctx, below(FN_NBUILTIN), gen(depth));
-  case 15:
-    return expr_inner(tu_ctx, gen(depth), gen(depth));
-  case 16:
-    return expr_diff(tu_ctx, gen(depth), gen_wrt());
-  case 17:
-    return expr_hess(tu_ctx, gen(depth), gen_wrt());
-  default:
-    /* norms, often nested, for the lexer's "||" */
-    return expr_call1(tu_ctx, below(2) ? FN_NORM2 : FN_NORM1, gen(depth));
-  }
-}
+/* The generator of testutil.h over these names. */
+static tu_gen G = {
+    .names = names, .nnames = NNAMES, .big_numbers = true, .kron_twice = false};
 
 enum { ROUNDS = 4000, MAX_DEPTH = 6 };
 
@@ -341,11 +233,11 @@ START_TEST(round_trip) {
   const char *env = getenv("MATDIFF_TEST_SEED");
   if (env && *env)
     seed = strtoull(env, NULL, 0);
-  rng = seed;
+  G.rng = seed;
   size_t chars = 0;
   unsigned ops = 0;
   for (unsigned i = 0; i < ROUNDS; i++) {
-    expr *e = gen(1 + (int)(i % MAX_DEPTH));
+    expr *e = tu_gen_expr(&G, 1 + (int)(i % MAX_DEPTH));
     ck_assert_ptr_nonnull(e);
     ops |= 1u << e->op;
     char *text = md_print_text_alloc(tu_ctx, e);
@@ -400,8 +292,8 @@ END_TEST
 
 /* Printing is deterministic and never changes the DAG. */
 START_TEST(printing_changes_nothing) {
-  rng = 42;
-  expr *e = gen(MAX_DEPTH);
+  G.rng = 42;
+  expr *e = tu_gen_expr(&G, MAX_DEPTH);
   size_t nodes = md_ctx_nnodes(tu_ctx);
   char *a = md_print_text_alloc(tu_ctx, e);
   char *b = md_print_text_alloc(tu_ctx, e);

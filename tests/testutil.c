@@ -116,3 +116,133 @@ const char *tu_print(const expr *e) {
   print_next ^= 1;
   return s;
 }
+
+/* ---- random expressions ---- */
+
+/* splitmix64: small, fast, and the same everywhere */
+static uint64_t next(tu_gen *g) {
+  uint64_t z = (g->rng += 0x9E3779B97F4A7C15u);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+  return z ^ (z >> 31);
+}
+
+unsigned tu_below(tu_gen *g, unsigned n) {
+  return (unsigned)(next(g) % n);
+}
+
+static expr *rat(long p, long q) {
+  mpq_t v;
+  mpq_init(v);
+  mpq_set_si(v, p, (unsigned long)q);
+  mpq_canonicalize(v);
+  expr *e = expr_num(tu_ctx, v);
+  mpq_clear(v);
+  return e;
+}
+
+static expr *gen_num(tu_gen *g) {
+  switch (tu_below(g, g->big_numbers ? 6 : 5)) {
+  case 0:
+  case 1:
+    return expr_int(tu_ctx, (long)tu_below(g, 13));
+  case 2:
+    return expr_int(tu_ctx, -(long)tu_below(g, 13) - 1);
+  case 3:
+  case 4:
+    return rat((long)tu_below(g, 41) - 20, (long)tu_below(g, 12) + 1);
+  default: {
+    /* a big one: 10^k / 7 or -(10^k) */
+    mpq_t q;
+    mpq_init(q);
+    mpz_ui_pow_ui(mpq_numref(q), 10, tu_below(g, 40) + 10);
+    if (tu_below(g, 2))
+      mpz_set_ui(mpq_denref(q), 7);
+    else
+      mpz_neg(mpq_numref(q), mpq_numref(q));
+    mpq_canonicalize(q);
+    expr *e = expr_num(tu_ctx, q);
+    mpq_clear(q);
+    return e;
+  }
+  }
+}
+
+/* An exponent: an integer (negative ones too) or a rational. */
+static expr *gen_exponent(tu_gen *g) {
+  if (tu_below(g, 3))
+    return expr_int(tu_ctx, (long)tu_below(g, 12) - 5);
+  return rat((long)tu_below(g, 21) - 10, (long)tu_below(g, 6) + 1);
+}
+
+static expr *gen_name(tu_gen *g) {
+  return expr_sym(tu_ctx, g->names[tu_below(g, (unsigned)g->nnames)]);
+}
+
+static expr *gen_wrt(tu_gen *g) {
+  expr *s = gen_name(g);
+  return tu_below(g, 4) ? s : expr_call1(tu_ctx, FN_VEC, s);
+}
+
+expr *tu_gen_expr(tu_gen *g, int depth) {
+  if (depth == 0 || tu_below(g, 5) == 0) {
+    unsigned k = tu_below(g, 20);
+    if (k < 5)
+      return gen_num(g);
+    if (k == 5)
+      return expr_ident(tu_ctx);
+    if (k == 6)
+      return expr_ones(tu_ctx);
+    return gen_name(g);
+  }
+  depth--;
+  expr *v[4];
+  size_t n = 2 + tu_below(g, 3);
+  unsigned k = tu_below(g, g->kron_twice ? 20 : 19);
+  if (g->kron_twice && k >= 8)
+    k = k == 8 ? 7 : k - 1; /* 7 and 8 are both kron */
+  switch (k) {
+  case 0:
+    for (size_t i = 0; i < n; i++)
+      v[i] = tu_gen_expr(g, depth);
+    return expr_add_n(tu_ctx, v, n);
+  case 1:
+    return expr_sub(tu_ctx, tu_gen_expr(g, depth), tu_gen_expr(g, depth));
+  case 2:
+    return expr_neg(tu_ctx, tu_gen_expr(g, depth));
+  case 3:
+    for (size_t i = 0; i < n; i++)
+      v[i] = tu_gen_expr(g, depth);
+    return expr_mul_n(tu_ctx, v, n);
+  case 4:
+    return expr_div(tu_ctx, tu_gen_expr(g, depth), tu_gen_expr(g, depth));
+  case 5:
+    return expr_had(tu_ctx, tu_gen_expr(g, depth), tu_gen_expr(g, depth));
+  case 6:
+    return expr_hdiv(tu_ctx, tu_gen_expr(g, depth), tu_gen_expr(g, depth));
+  case 7:
+    return expr_kron(tu_ctx, tu_gen_expr(g, depth), tu_gen_expr(g, depth));
+  case 8:
+    return expr_trans(tu_ctx, tu_gen_expr(g, depth));
+  case 9:
+    return expr_inv(tu_ctx, tu_gen_expr(g, depth));
+  case 10:
+  case 11:
+    return expr_pow(tu_ctx, tu_gen_expr(g, depth), gen_exponent(g));
+  case 12:
+    return expr_epow(tu_ctx, tu_gen_expr(g, depth), gen_exponent(g));
+  case 13:
+  case 14:
+    return expr_call1(tu_ctx, tu_below(g, FN_NBUILTIN), tu_gen_expr(g, depth));
+  case 15:
+    return expr_inner(tu_ctx, tu_gen_expr(g, depth), tu_gen_expr(g, depth));
+  case 16:
+    return expr_diff(tu_ctx, tu_gen_expr(g, depth), gen_wrt(g));
+  case 17:
+    return expr_hess(tu_ctx, tu_gen_expr(g, depth), gen_wrt(g));
+  default:
+    /* norms, often nested, for the lexer's "||" */
+    return expr_call1(tu_ctx, tu_below(g, 2) ? FN_NORM2 : FN_NORM1,
+                      tu_gen_expr(g, depth));
+  }
+}

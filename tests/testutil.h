@@ -18,6 +18,7 @@
 #include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Seconds a test case may run before Check kills it. */
 #define TU_TIMEOUT 60
@@ -56,3 +57,22 @@ void tu_check_parse_error(const char *text, size_t len, const char *msg,
 /* The text of E, in a buffer that lives until the next call but one
  * (or the end of the test). */
 const char *tu_print(const expr *e);
+
+/* ---- random expressions, for the property tests ----
+ *
+ * A seeded generator of every kind of node (numbers, I, ones, symbols of
+ * NAMES, sums, products, quotients, .*, ./, kron, transposes, inverses,
+ * powers, every built-in function, norms, inner products, d/dX, hess),
+ * well-shaped or not: the printers must print anything the constructors
+ * build.  splitmix64, so a seed means the same expressions everywhere. */
+typedef struct tu_gen {
+  uint64_t rng;
+  const char *const *names;
+  size_t nnames;
+  bool big_numbers; /* also 10^k / 7 and -(10^k), k from 10 to 49 */
+  bool kron_twice;  /* Kronecker products twice as often */
+} tu_gen;
+
+unsigned tu_below(tu_gen *g, unsigned n);
+/* An expression at most DEPTH levels deep, in the context tu_ctx. */
+expr *tu_gen_expr(tu_gen *g, int depth);
