@@ -117,18 +117,6 @@ static void counterexample(md_eval *ev, const md_val *shape,
 
 /* ---- one identity ---- */
 
-static bool has_derivative(const expr *e, uint8_t *seen) {
-  if (seen[e->id])
-    return false;
-  seen[e->id] = 1;
-  if (e->op == E_DIFF || e->op == E_HESS)
-    return true;
-  for (size_t i = 0; i < e->nkids; i++)
-    if (has_derivative(e->kid[i], seen))
-      return true;
-  return false;
-}
-
 static bool is_number(md_shapes *sh, const expr *e, md_shape s) {
   return (e->flags & EF_CONST) && md_shape_is_scalar(sh, s);
 }
@@ -164,7 +152,8 @@ static bool proved(md_ctx *ctx, const md_env *env, const md_rules *rules,
   if (md_rules_find_rewrite(rules, st->lhs, st->rhs))
     return false;
   uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
-  bool deriv = has_derivative(st->lhs, seen) || has_derivative(st->rhs, seen);
+  bool deriv =
+      expr_has_derivative(st->lhs, seen) || expr_has_derivative(st->rhs, seen);
   free(seen);
   if (deriv)
     return false;

@@ -643,3 +643,15 @@ const char *expr_op_name(expr_op op) {
   };
   return op < E_NOPS ? names[op] : "?";
 }
+
+bool expr_has_derivative(const expr *e, uint8_t *seen) {
+  if (seen[e->id])
+    return false;
+  seen[e->id] = 1;
+  if (e->op == E_DIFF || e->op == E_HESS)
+    return true;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (expr_has_derivative(e->kid[i], seen))
+      return true;
+  return false;
+}

@@ -179,6 +179,10 @@ bool expr_is_int(const expr *e, long *out); /* integer fitting in a long */
 bool expr_is_zero(const expr *e);
 bool expr_is_one(const expr *e);
 int expr_num_sgn(const expr *e);
+/* Whether a d/dX or hess node occurs in E; SEEN (by node id, zeroed,
+ * at least md_ctx_nnodes long) marks the nodes visited, each once, and
+ * may be shared by several calls. */
+bool expr_has_derivative(const expr *e, uint8_t *seen);
 
 /* Replaces symbols by expressions, memoised over the whole DAG so that
  * the work is linear in its size, however many symbols are bound.  A

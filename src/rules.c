@@ -91,19 +91,6 @@ static bool add_rule(md_rules *r, const md_env *env, const md_stmt *st,
 /* At most this many pattern variables in a rule (the matcher's bindings). */
 enum { MAX_RW_VARS = 16 };
 
-/* Each node once, as has_derivative below. */
-static bool holds_derivative(const expr *e, uint8_t *seen) {
-  if (seen[e->id])
-    return false;
-  seen[e->id] = 1;
-  if (e->op == E_DIFF || e->op == E_HESS)
-    return true;
-  for (size_t i = 0; i < e->nkids; i++)
-    if (holds_derivative(e->kid[i], seen))
-      return true;
-  return false;
-}
-
 /* Infers the shapes of the rule's two sides in S, the left one alone
  * first when BOTH is false.  False if they do not fit. */
 static bool rule_shapes(md_shapes *s, const md_stmt *st, bool both) {
@@ -189,7 +176,7 @@ static bool add_rewrite(md_rules *r, const md_env *env, const md_stmt *st,
     return false;
   }
   uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
-  bool deriv = holds_derivative(l, seen) || holds_derivative(rhs, seen);
+  bool deriv = expr_has_derivative(l, seen) || expr_has_derivative(rhs, seen);
   free(seen);
   if (deriv) {
     md_error_at(err, src, st->loc,
@@ -368,19 +355,6 @@ static const expr *other_symbol(const expr *e, const expr *x, uint8_t *seen) {
   return NULL;
 }
 
-/* Each node once, as above. */
-static bool has_derivative(const expr *e, uint8_t *seen) {
-  if (seen[e->id])
-    return false;
-  seen[e->id] = 1;
-  if (e->op == E_DIFF || e->op == E_HESS)
-    return true;
-  for (size_t i = 0; i < e->nkids; i++)
-    if (has_derivative(e->kid[i], seen))
-      return true;
-  return false;
-}
-
 const md_fndef *md_rules_fndef(const md_rules *r, uint32_t fn) {
   for (size_t i = 0; i < r->ndefs; i++)
     if (r->defs[i].fn == fn)
@@ -428,7 +402,7 @@ bool md_rules_define(md_rules *r, md_ctx *ctx, const md_stmt *st,
   uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
   const expr *other = other_symbol(body, x, seen);
   memset(seen, 0, md_ctx_nnodes(ctx));
-  bool deriv = has_derivative(body, seen);
+  bool deriv = expr_has_derivative(body, seen);
   free(seen);
   if (other) {
     md_error_at(err, src, st->loc,
