@@ -68,13 +68,6 @@ static bool valid_var(const char *v) {
   return strncmp(v, "vec(", 4) == 0 ? strcmp(p, ")") == 0 : *p == '\0';
 }
 
-static int not_yet(const char *what) {
-  fprintf(stderr,
-          "matdiff: error: %s is not implemented in this version (%s)\n", what,
-          MATDIFF_VERSION);
-  return 2;
-}
-
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
       {"wrt", required_argument, NULL, 'x'},
@@ -97,7 +90,6 @@ int main(int argc, char **argv) {
   o.decls = calloc((size_t)argc + 1, sizeof *o.decls);
   o.wrt = calloc((size_t)argc + 1, sizeof *o.wrt);
   o.rules = calloc((size_t)argc + 1, sizeof *o.rules);
-  const char *pending = NULL; /* an option recognised but not built yet */
   bool tap = false;
   int c, rc;
   opterr = 0;
@@ -208,17 +200,12 @@ int main(int argc, char **argv) {
                        "");
       goto done;
     }
-    rc = pending ? not_yet(pending)
-                 : md_cmd_check(&o, (const char *const *)argv + optind,
-                                (size_t)(argc - optind), tap, stdout, stderr);
+    rc = md_cmd_check(&o, (const char *const *)argv + optind,
+                      (size_t)(argc - optind), tap, stdout, stderr);
     goto done;
   }
   if (tap) {
     rc = usage_error("%s--tap applies to 'matdiff check' only", "");
-    goto done;
-  }
-  if (pending) {
-    rc = not_yet(pending);
     goto done;
   }
   if (o.unicode && o.format != MD_FORMAT_TEXT) {
