@@ -98,15 +98,6 @@ static bool bind(md_diff *D, match *m, const md_rule *r, const expr *var,
   return true;
 }
 
-static bool contains(const expr *e, const expr *x) {
-  if (e == x)
-    return true;
-  for (size_t i = 0; i < e->nkids; i++)
-    if (contains(e->kid[i], x))
-      return true;
-  return false;
-}
-
 /* How many times the symbol X occurs in the tree of pattern P. */
 static size_t occurrences(const expr *p, const expr *x) {
   if (p == x)
@@ -149,7 +140,8 @@ static bool match_side(md_diff *D, match *m, const md_rule *r, expr *const *pk,
     /* a variable that only soaks up the rest (the A of A + X in a sum of
      * k terms) need not be built: building every rest would cost k^2 */
     if (pk[0]->op == E_SYM && pk[0] != r->var && pk[0] != r->adj &&
-        !contains(r->result, pk[0]) && occurrences(r->pattern, pk[0]) == 1) {
+        !expr_contains(r->result, pk[0], NULL) &&
+        occurrences(r->pattern, pk[0]) == 1) {
       bool guarded = false;
       for (size_t g = 0; g < r->nguards; g++)
         guarded |= r->guards[g].var == pk[0];
@@ -178,7 +170,7 @@ static bool match_at(md_diff *D, match *m, const md_rule *r, const expr *p,
     return false;
   if (slot >= 0 && is_nary(n)) {
     size_t j = 0;
-    while (j < p->nkids && !contains(p->kid[j], r->var))
+    while (j < p->nkids && !expr_contains(p->kid[j], r->var, NULL))
       j++;
     size_t i = (size_t)slot;
     return j < p->nkids && match_side(D, m, r, p->kid, j, n, 0, i) &&
@@ -188,7 +180,7 @@ static bool match_at(md_diff *D, match *m, const md_rule *r, const expr *p,
   }
   if (p->nkids != n->nkids)
     return false;
-  if (slot >= 0 && !contains(p->kid[slot], r->var))
+  if (slot >= 0 && !expr_contains(p->kid[slot], r->var, NULL))
     return false;
   for (size_t i = 0; i < p->nkids; i++)
     if (!match_at(D, m, r, p->kid[i], n->kid[i], -1))
@@ -587,6 +579,19 @@ static bool lhas(linear *L, const expr *e) {
 
 static expr *lin(linear *L, expr *e);
 
+/* The one operand of E that holds the adjoint; E's number of operands
+ * when none or several do (then E is not linear in it). */
+static size_t linear_kid(linear *L, const expr *e) {
+  size_t j = e->nkids;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (lhas(L, e->kid[i])) {
+      if (j != e->nkids)
+        return e->nkids;
+      j = i;
+    }
+  return j;
+}
+
 /* (A B)^T = B^T A^T and its kin, one level: NULL if E is not of a kind
  * whose transpose moves in. */
 static expr *push_trans(md_diff *D, expr *e) {
@@ -661,13 +666,9 @@ static expr *inner_lin(linear *L, expr *p, expr *M) {
 
 static expr *lin_mul(linear *L, expr *e) {
   md_diff *D = L->D;
-  size_t j = e->nkids;
-  for (size_t i = 0; i < e->nkids; i++)
-    if (lhas(L, e->kid[i])) {
-      if (j != e->nkids)
-        return NULL; /* g twice: not linear */
-      j = i;
-    }
+  size_t j = linear_kid(L, e);
+  if (j == e->nkids)
+    return NULL; /* g twice: not linear */
   expr *f = e->kid[j];
   /* f = h^T a row, and f post a scalar: e = pre (h^T post) = pre post^T h */
   expr *post = f->op == E_TRANS && j + 1 < e->nkids
@@ -744,13 +745,9 @@ static expr *lin_node(linear *L, expr *e) {
   case E_HAD: {
     /* P .* v .* w = diag(v .* w) P for a column P linear in g; a scalar P
      * scales: P v */
-    size_t j = e->nkids;
-    for (size_t i = 0; i < e->nkids; i++)
-      if (lhas(L, e->kid[i])) {
-        if (j != e->nkids)
-          return NULL; /* g twice: not linear */
-        j = i;
-      }
+    size_t j = linear_kid(L, e);
+    if (j == e->nkids)
+      return NULL; /* g twice: not linear */
     expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
     size_t k = 0;
     for (size_t i = 0; i < e->nkids; i++)
@@ -856,13 +853,9 @@ static expr *move_in(linear *L, expr *p, expr *M) {
     return move_in(L, p->kid[0], expr_div(c, M, p->kid[1]));
   case E_HAD:
   case E_HDIV: {
-    size_t j = p->nkids;
-    for (size_t i = 0; i < p->nkids; i++)
-      if (lhas(L, p->kid[i])) {
-        if (j != p->nkids || (p->op == E_HDIV && i > 0))
-          return NULL; /* G twice, or under a quotient */
-        j = i;
-      }
+    size_t j = linear_kid(L, p);
+    if (j == p->nkids || (p->op == E_HDIV && j > 0))
+      return NULL; /* G twice, or under a quotient */
     expr *m = M;
     for (size_t i = 0; i < p->nkids; i++)
       if (i != j)
@@ -873,13 +866,9 @@ static expr *move_in(linear *L, expr *p, expr *M) {
   case E_MUL: {
     /* scalars scale; the matrices before and after the factor with G
      * move over: <L P R, M> = <P, L^T M R^T> */
-    size_t j = p->nkids;
-    for (size_t i = 0; i < p->nkids; i++)
-      if (lhas(L, p->kid[i])) {
-        if (j != p->nkids)
-          return NULL;
-        j = i;
-      }
+    size_t j = linear_kid(L, p);
+    if (j == p->nkids)
+      return NULL; /* G twice, or none: not linear */
     if (is_scalar(D, p->kid[j])) {
       /* <s(G) Q, M> = s(G) <Q, M> */
       expr **v = xreallocarray(NULL, p->nkids, sizeof *v);
@@ -945,13 +934,9 @@ static expr *inner_coeff(linear *L, expr *e) {
   case E_MUL: {
     /* a scalar: one factor holds G; around it scalars scale, or a row
      * L and a column R read it as L P R = <P, L^T R^T> */
-    size_t j = e->nkids;
-    for (size_t i = 0; i < e->nkids; i++)
-      if (lhas(L, e->kid[i])) {
-        if (j != e->nkids)
-          return NULL;
-        j = i;
-      }
+    size_t j = linear_kid(L, e);
+    if (j == e->nkids)
+      return NULL; /* G twice, or none: not linear */
     expr *f = e->kid[j];
     if (is_scalar(D, f)) {
       expr *r = inner_coeff(L, f);
@@ -973,13 +958,9 @@ static expr *inner_coeff(linear *L, expr *e) {
   case E_HAD:
   case E_HDIV: {
     /* scalars here: .* scales, ./ divides (G in the numerator only) */
-    size_t j = e->nkids;
-    for (size_t i = 0; i < e->nkids; i++)
-      if (lhas(L, e->kid[i])) {
-        if (j != e->nkids || (e->op == E_HDIV && i > 0))
-          return NULL;
-        j = i;
-      }
+    size_t j = linear_kid(L, e);
+    if (j == e->nkids || (e->op == E_HDIV && j > 0))
+      return NULL; /* G twice, or under a quotient */
     expr *r = inner_coeff(L, e->kid[j]);
     for (size_t i = 0; r && i < e->nkids; i++)
       if (i != j)
@@ -1081,13 +1062,9 @@ static expr *vlin_mul(vlinear *V, expr *e) {
   e = group_runs(D, e); /* a 1×1 run inside is one factor (shape.c) */
   if (e->op != E_MUL)
     return vlin(V, e);
-  size_t n = e->nkids, j = n;
-  for (size_t i = 0; i < n; i++)
-    if (lhas(&V->L, e->kid[i])) {
-      if (j != n)
-        return NULL; /* G twice: not linear */
-      j = i;
-    }
+  size_t n = e->nkids, j = linear_kid(&V->L, e);
+  if (j == n)
+    return NULL; /* G twice, or none: not linear */
   expr *J = vlin(V, e->kid[j]);
   if (!J)
     return NULL;
@@ -1197,13 +1174,9 @@ static expr *vlin_node(vlinear *V, expr *e) {
   case E_MUL:
     return vlin_mul(V, e);
   case E_HAD: {
-    size_t j = e->nkids;
-    for (size_t i = 0; i < e->nkids; i++)
-      if (lhas(&V->L, e->kid[i])) {
-        if (j != e->nkids)
-          return NULL;
-        j = i;
-      }
+    size_t j = linear_kid(&V->L, e);
+    if (j == e->nkids)
+      return NULL; /* G twice, or none: not linear */
     expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
     size_t k = 0;
     for (size_t i = 0; i < e->nkids; i++)

@@ -655,3 +655,17 @@ bool expr_has_derivative(const expr *e, uint8_t *seen) {
       return true;
   return false;
 }
+
+bool expr_contains(const expr *e, const expr *x, uint8_t *seen) {
+  if (e == x)
+    return true;
+  if (seen) {
+    if (seen[e->id])
+      return false;
+    seen[e->id] = 1;
+  }
+  for (size_t i = 0; i < e->nkids; i++)
+    if (expr_contains(e->kid[i], x, seen))
+      return true;
+  return false;
+}

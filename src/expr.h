@@ -183,6 +183,9 @@ int expr_num_sgn(const expr *e);
  * at least md_ctx_nnodes long) marks the nodes visited, each once, and
  * may be shared by several calls. */
 bool expr_has_derivative(const expr *e, uint8_t *seen);
+/* Whether X occurs in E.  SEEN as above; NULL walks E as a tree, which
+ * is right only for small trees such as the patterns of rules. */
+bool expr_contains(const expr *e, const expr *x, uint8_t *seen);
 
 /* Replaces symbols by expressions, memoised over the whole DAG so that
  * the work is linear in its size, however many symbols are bound.  A

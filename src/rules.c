@@ -39,15 +39,6 @@ static size_t symbols(const expr *e, const expr **v, size_t n, size_t cap) {
   return n;
 }
 
-static bool contains(const expr *e, const expr *x) {
-  if (e == x)
-    return true;
-  for (size_t i = 0; i < e->nkids; i++)
-    if (contains(e->kid[i], x))
-      return true;
-  return false;
-}
-
 /* d/dX <G, P> = R, with X a symbol occurring in P. */
 static bool add_rule(md_rules *r, const md_env *env, const md_stmt *st,
                      const md_source *src, md_errors *err, unsigned line,
@@ -55,7 +46,7 @@ static bool add_rule(md_rules *r, const md_env *env, const md_stmt *st,
   expr *l = st->lhs;
   if (l->op != E_DIFF || l->kid[0]->op != E_INNER || l->kid[1]->op != E_SYM ||
       l->kid[0]->kid[0]->op != E_SYM ||
-      !contains(l->kid[0]->kid[1], l->kid[1])) {
+      !expr_contains(l->kid[0]->kid[1], l->kid[1], NULL)) {
     md_error_at(err, src, st->loc,
                 "a rule reads d/dX <G, op(..., X, ...)> = result");
     return false;
@@ -193,7 +184,7 @@ static bool add_rewrite(md_rules *r, const md_env *env, const md_stmt *st,
   }
   size_t nr = symbols(rhs, rvars, 0, MAX_RW_VARS + 1);
   for (size_t i = 0; i < nr; i++)
-    if (!contains(l, rvars[i])) {
+    if (!expr_contains(l, rvars[i], NULL)) {
       md_error_at(err, src, md_parsed_loc(p, rvars[i]),
                   "the right side uses %s, which the left side does not "
                   "bind: every variable of the result must occur on the left",

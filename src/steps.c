@@ -186,22 +186,10 @@ static void flush(md_steps *s) {
   s->nused = 0;
 }
 
-static bool uses_rec(const expr *e, const expr *sym, uint8_t *seen) {
-  if (e == sym)
-    return true;
-  if (seen[e->id])
-    return false;
-  seen[e->id] = 1;
-  for (size_t i = 0; i < e->nkids; i++)
-    if (uses_rec(e->kid[i], sym, seen))
-      return true;
-  return false;
-}
-
 /* Whether E holds the symbol SYM (each node once). */
 static bool uses(md_steps *s, const expr *e, const expr *sym) {
   uint8_t *seen = xcalloc(md_ctx_nnodes(s->ctx), 1);
-  bool r = uses_rec(e, sym, seen);
+  bool r = expr_contains(e, sym, seen);
   free(seen);
   return r;
 }
