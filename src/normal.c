@@ -961,22 +961,28 @@ static void prod_items(md_nf *N, prod *P) {
   free(w);
 }
 
+/* The factors of P in order: the items (1×1 runs spliced in, factor by
+ * factor), then the chain; still a well-shaped flat product. */
+static void prod_factors(const prod *P, md_nodes *out) {
+  for (size_t i = 0; i < P->item.n; i++) {
+    expr *t = P->item.v[i];
+    if (t->op == E_MUL)
+      for (size_t j = 0; j < t->nkids; j++)
+        md_nodes_push(out, t->kid[j]);
+    else
+      md_nodes_push(out, t);
+  }
+  for (size_t i = 0; i < P->chain.n; i++)
+    md_nodes_push(out, P->chain.v[i]);
+}
+
 static expr *prod_build(md_nf *N, prod *P, bool matrix) {
   if (N->failed)
     return NULL;
   if (mpq_sgn(P->c) == 0)
     return expr_int(N->ctx, 0);
   md_nodes out = {0};
-  for (size_t i = 0; i < P->item.n; i++) {
-    expr *t = P->item.v[i];
-    if (t->op == E_MUL)
-      for (size_t j = 0; j < t->nkids; j++)
-        md_nodes_push(&out, t->kid[j]);
-    else
-      md_nodes_push(&out, t);
-  }
-  for (size_t i = 0; i < P->chain.n; i++)
-    md_nodes_push(&out, P->chain.v[i]);
+  prod_factors(P, &out);
   if (P->chain.n == 0 && matrix)
     md_nodes_push(&out, expr_ident(N->ctx)); /* s I, and A A^-1 = I */
   expr *r;
@@ -1008,17 +1014,8 @@ static expr *prod_build(md_nf *N, prod *P, bool matrix) {
 
 /* With expand: the product distributed over its first sum factor. */
 static expr *distribute(md_nf *N, prod *P, bool matrix) {
-  md_nodes L = {0}; /* runs spliced in first: still a well-shaped product */
-  for (size_t i = 0; i < P->item.n; i++) {
-    expr *t = P->item.v[i];
-    if (t->op == E_MUL)
-      for (size_t j = 0; j < t->nkids; j++)
-        md_nodes_push(&L, t->kid[j]);
-    else
-      md_nodes_push(&L, t);
-  }
-  for (size_t i = 0; i < P->chain.n; i++)
-    md_nodes_push(&L, P->chain.v[i]);
+  md_nodes L = {0};
+  prod_factors(P, &L);
   size_t p = 0;
   while (p < L.n && L.v[p]->op != E_ADD)
     p++;
