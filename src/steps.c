@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* One term <G, dn> of the differential: n with the contributions to its
- * adjoint so far (G is their sum). */
+ * adjoint so far (G is their sum), each simplified once, when it comes. */
 typedef struct term {
   const expr *n;
   expr **v;
@@ -114,11 +114,7 @@ static char *frontier(md_steps *s) {
     if (i)
       sb_puts(&b, " + ");
     sb_puts(&b, s->latex ? "\\left\\langle " : "<");
-    expr **v = xreallocarray(NULL, t->nv, sizeof *v);
-    for (size_t k = 0; k < t->nv; k++)
-      v[k] = readable(s, t->v[k]);
-    show(s, &b, expr_add_n(s->ctx, v, t->nv));
-    free(v);
+    show(s, &b, expr_add_n(s->ctx, t->v, t->nv));
     sb_puts(&b, ", ");
     differential(s, &b, t->n);
     sb_puts(&b, s->latex ? " \\right\\rangle" : ">");
@@ -295,7 +291,7 @@ static void on_edge(void *arg, const expr *n, const expr *kid, const md_rule *r,
     t->cap = t->cap ? 2 * t->cap : 2;
     t->v = xreallocarray(t->v, t->cap, sizeof *t->v);
   }
-  t->v[t->nv++] = c;
+  t->v[t->nv++] = readable(s, c);
   for (size_t i = 0; i < s->nused; i++)
     if (s->used[i] == r)
       return;
