@@ -669,3 +669,60 @@ bool expr_contains(const expr *e, const expr *x, uint8_t *seen) {
       return true;
   return false;
 }
+
+/* ---- md_idmap ---- */
+
+void md_idmap_init(md_idmap *m) {
+  *m = (md_idmap){0};
+}
+
+void md_idmap_clear(md_idmap *m) {
+  free(m->key);
+  free(m->val);
+  md_idmap_init(m);
+}
+
+static size_t id_slot(uint32_t id, size_t cap) {
+  return (size_t)((id * 2654435761u) ^ (id >> 16)) & (cap - 1);
+}
+
+uintptr_t md_idmap_get(const md_idmap *m, const expr *e) {
+  if (!m->cap)
+    return 0;
+  for (size_t j = id_slot(e->id, m->cap);; j = (j + 1) & (m->cap - 1)) {
+    if (m->key[j] == e->id + 1)
+      return m->val[j];
+    if (!m->key[j])
+      return 0;
+  }
+}
+
+void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
+  if (2 * (m->n + 1) > m->cap) {
+    size_t cap = m->cap ? 2 * m->cap : 64;
+    uint32_t *keys = xcalloc(cap, sizeof *keys);
+    uintptr_t *vals = xreallocarray(NULL, cap, sizeof *vals);
+    for (size_t i = 0; i < m->cap; i++) {
+      if (!m->key[i])
+        continue;
+      size_t j = id_slot(m->key[i] - 1, cap);
+      while (keys[j])
+        j = (j + 1) & (cap - 1);
+      keys[j] = m->key[i];
+      vals[j] = m->val[i];
+    }
+    free(m->key);
+    free(m->val);
+    m->key = keys;
+    m->val = vals;
+    m->cap = cap;
+  }
+  size_t j = id_slot(e->id, m->cap);
+  while (m->key[j] && m->key[j] != e->id + 1)
+    j = (j + 1) & (m->cap - 1);
+  if (!m->key[j]) {
+    m->key[j] = e->id + 1;
+    m->n++;
+  }
+  m->val[j] = v;
+}

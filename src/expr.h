@@ -208,3 +208,16 @@ expr *expr_subst_apply(expr_subst *s, expr *e);
 expr *expr_rebuild(md_ctx *ctx, const expr *e, expr *const *kids);
 
 const char *expr_op_name(expr_op op);
+
+/* A map from node ids to values (0 = absent): side tables whose size
+ * follows the work done, not the number of nodes in the context. */
+typedef struct md_idmap {
+  uint32_t *key; /* id + 1; 0 is an empty slot */
+  uintptr_t *val;
+  size_t cap, n;
+} md_idmap;
+
+void md_idmap_init(md_idmap *m);
+void md_idmap_clear(md_idmap *m);
+uintptr_t md_idmap_get(const md_idmap *m, const expr *e);
+void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v);

@@ -40,61 +40,6 @@ void md_nodes_clear(md_nodes *a) {
 
 /* ---- maps keyed by node id ---- */
 
-void md_idmap_init(md_idmap *m) {
-  *m = (md_idmap){0};
-}
-
-void md_idmap_clear(md_idmap *m) {
-  free(m->key);
-  free(m->val);
-  md_idmap_init(m);
-}
-
-static size_t id_slot(uint32_t id, size_t cap) {
-  return (size_t)((id * 2654435761u) ^ (id >> 16)) & (cap - 1);
-}
-
-uintptr_t md_idmap_get(const md_idmap *m, const expr *e) {
-  if (!m->cap)
-    return 0;
-  for (size_t j = id_slot(e->id, m->cap);; j = (j + 1) & (m->cap - 1)) {
-    if (m->key[j] == e->id + 1)
-      return m->val[j];
-    if (!m->key[j])
-      return 0;
-  }
-}
-
-void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
-  if (2 * (m->n + 1) > m->cap) {
-    size_t cap = m->cap ? 2 * m->cap : 64;
-    uint32_t *key = xcalloc(cap, sizeof *key);
-    uintptr_t *val = xreallocarray(NULL, cap, sizeof *val);
-    for (size_t i = 0; i < m->cap; i++) {
-      if (!m->key[i])
-        continue;
-      size_t j = id_slot(m->key[i] - 1, cap);
-      while (key[j])
-        j = (j + 1) & (cap - 1);
-      key[j] = m->key[i];
-      val[j] = m->val[i];
-    }
-    free(m->key);
-    free(m->val);
-    m->key = key;
-    m->val = val;
-    m->cap = cap;
-  }
-  size_t j = id_slot(e->id, m->cap);
-  while (m->key[j] && m->key[j] != e->id + 1)
-    j = (j + 1) & (m->cap - 1);
-  if (!m->key[j]) {
-    m->key[j] = e->id + 1;
-    m->n++;
-  }
-  m->val[j] = v;
-}
-
 static expr *get(const md_idmap *m, const expr *e) {
   return (expr *)md_idmap_get(m, e);
 }

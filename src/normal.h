@@ -122,19 +122,6 @@ void md_nodes_clear(md_nodes *a);
  * order of their coefficient-free parts (md_nf_term_cmp). */
 void md_nf_sort_terms(md_nf *N, expr **terms, size_t n);
 
-/* A map from node ids to values (0 = absent): side tables whose size
- * follows the work done, not the number of nodes in the context. */
-typedef struct md_idmap {
-  uint32_t *key; /* id + 1; 0 is an empty slot */
-  uintptr_t *val;
-  size_t cap, n;
-} md_idmap;
-
-void md_idmap_init(md_idmap *m);
-void md_idmap_clear(md_idmap *m);
-uintptr_t md_idmap_get(const md_idmap *m, const expr *e);
-void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v);
-
 /* The canonical order: < 0, 0 (same node) or > 0. */
 int md_nf_cmp(const md_ctx *ctx, const expr *a, const expr *b);
 /* The order of the terms of a sum (coefficients already stripped). */

@@ -348,6 +348,104 @@ static void print(printer *p, const expr *e) {
   sb_puts(o, "?");
 }
 
+/* ---- the size of the text ----
+ *
+ * Follows print() case by case, counting instead of writing: each name,
+ * number (1/2 too: one coefficient) and operator that the text shows is
+ * one; a function or kron counts once for its name, <a, b> and ||x||
+ * once for the brackets, ^2 is one operator as ^T is; parentheses,
+ * commas and juxtaposition count nothing.  So x + x is larger than 2 x, 2 A + 2
+ * B than 2 (A + B), and C^T B^T A^T than (A B C)^T. */
+
+static size_t text_size(md_idmap *memo, const expr *e);
+
+static size_t add_sat(size_t a, size_t b) {
+  return a > SIZE_MAX / 4 - b ? SIZE_MAX / 4 : a + b;
+}
+
+static size_t text_size_node(md_idmap *memo, const expr *e) {
+  size_t n = 0;
+  switch ((expr_op)e->op) {
+  case E_NUM:
+    return mpq_sgn(e->u.num) < 0 ? 2 : 1;
+  case E_ADD:
+    n = text_size(memo, e->kid[0]);
+    for (size_t i = 1; i < e->nkids; i++) {
+      const expr *t = e->kid[i];
+      if (t->op == E_NEG) /* a - b */
+        n = add_sat(n, 1 + text_size(memo, t->kid[0]));
+      else if (expr_num_sgn(t) < 0) /* a - 1/2 */
+        n = add_sat(n, 2);
+      else
+        n = add_sat(n, 1 + text_size(memo, t));
+    }
+    return n;
+  case E_MUL: /* juxtaposition */
+    for (size_t i = 0; i < e->nkids; i++)
+      n = add_sat(n, text_size(memo, e->kid[i]));
+    return n;
+  case E_DIV:
+  case E_HAD:
+  case E_HDIV:
+  case E_KRON:
+    n = e->op == E_KRON;
+    for (size_t i = 0; i < e->nkids; i++)
+      n = add_sat(n, (i > 0 && e->op != E_KRON) + text_size(memo, e->kid[i]));
+    return n;
+  case E_INV: /* X^-T is one operator */
+    if (e->kid[0]->op == E_TRANS)
+      return add_sat(1, text_size(memo, e->kid[0]->kid[0]));
+    return add_sat(1, text_size(memo, e->kid[0]));
+  case E_POW: /* X^-2 is X^-1 to the 2, but shows one operator */
+    if (e->kid[0]->op == E_INV && e->kid[1]->op == E_NUM &&
+        mpz_cmp_ui(mpq_denref(e->kid[1]->u.num), 1) == 0 &&
+        mpz_cmp_ui(mpq_numref(e->kid[1]->u.num), 2) >= 0)
+      return add_sat(1, text_size(memo, e->kid[0]->kid[0]));
+    /* A^2 is one operator on A, as A^T and A^-1 are */
+    if (e->kid[1]->op == E_NUM && mpq_sgn(e->kid[1]->u.num) > 0 &&
+        mpz_cmp_ui(mpq_denref(e->kid[1]->u.num), 1) == 0)
+      return add_sat(1, text_size(memo, e->kid[0]));
+    break;
+  case E_CALL:
+  case E_INNER:
+  case E_DIFF:
+  case E_HESS:
+  case E_TRANS:
+  case E_NEG:
+  case E_EPOW:
+    break;
+  case E_TUPLE:
+    n = 0;
+    for (size_t i = 0; i < e->nkids; i++)
+      n = add_sat(n, text_size(memo, e->kid[i]));
+    return n;
+  case E_SYM:
+  case E_IDENT:
+  case E_ONES:
+  case E_NOPS:
+    return 1;
+  }
+  /* the operator, then the operands */
+  n = 1;
+  for (size_t i = 0; i < e->nkids; i++)
+    n = add_sat(n, text_size(memo, e->kid[i]));
+  return n;
+}
+
+static size_t text_size(md_idmap *memo, const expr *e) {
+  size_t n = memo ? md_idmap_get(memo, e) : 0;
+  if (n)
+    return n;
+  n = text_size_node(memo, e);
+  if (memo)
+    md_idmap_put(memo, e, n);
+  return n;
+}
+
+size_t md_text_size(md_idmap *memo, const expr *e) {
+  return text_size(memo, e);
+}
+
 void md_print_text(strbuf *out, const md_ctx *ctx, const expr *e) {
   md_print_text_opts(out, ctx, e, false);
 }

@@ -22,5 +22,12 @@ char *md_print_text_alloc(const md_ctx *ctx, const expr *e);
  * is longer.  The work is bounded by MAX, not by the size of E, which as
  * a tree can be exponential in the size of its DAG. */
 char *md_print_text_brief(const md_ctx *ctx, const expr *e, size_t max);
+/* The size of the text of E: the names, numbers and operators it shows
+ * (a function's name, kron, <a, b> and ||x|| count one), not parentheses,
+ * commas or juxtaposition, so that x + x is larger than 2 x, and
+ * C^T B^T A^T than (A B C)^T.  The simplifier's size measure
+ * (simplify.h).  MEMO (may be NULL) keeps the size of each node seen, so
+ * that the work is linear in the size of the DAG. */
+size_t md_text_size(md_idmap *memo, const expr *e);
 /* How much of an expression a message shows. */
 enum { MD_BRIEF_MAX = 200 };

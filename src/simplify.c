@@ -2,6 +2,7 @@
 #include "simplify.h"
 
 #include "normal.h"
+#include "print_text.h"
 #include "rewrite.h"
 #include "rules.h"
 
@@ -47,18 +48,9 @@ static bool dim_one(simp *S, expr *e, bool rows) {
   return md_dim_is_one(S->shapes, rows ? sh.r : sh.c);
 }
 
-/* The size measure: nodes of the expression as a tree (saturating). */
+/* The size measure: what the text shows (md_text_size). */
 static size_t size_of(simp *S, const expr *e) {
-  size_t n = md_idmap_get(&S->size, e);
-  if (n)
-    return n;
-  n = 1;
-  for (size_t i = 0; i < e->nkids; i++) {
-    size_t k = size_of(S, e->kid[i]);
-    n = n > SIZE_MAX / 4 - k ? SIZE_MAX / 4 : n + k;
-  }
-  md_idmap_put(&S->size, e, n);
-  return n;
+  return md_text_size(&S->size, e);
 }
 
 /* ---- building presented terms ---- */
@@ -150,7 +142,12 @@ static expr *pmul1(simp *S, expr *const *f, size_t n) {
   return r;
 }
 
-/* A sum of presented terms, in the term order. */
+static bool negative(const expr *t) {
+  return t->op == E_NEG || expr_num_sgn(t) < 0;
+}
+
+/* A sum of presented terms, in the term order, except that a sum with a
+ * positive term starts with the first of them: y - x, not -x + y. */
 static expr *psum(simp *S, expr **v, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (!v[i]) {
@@ -158,6 +155,14 @@ static expr *psum(simp *S, expr **v, size_t n) {
       return NULL;
     }
   md_nf_sort_terms(S->N, v, n);
+  size_t first = 0;
+  while (first < n && negative(v[first]))
+    first++;
+  if (first > 0 && first < n) {
+    expr *t = v[first];
+    memmove(v + 1, v, first * sizeof *v);
+    v[0] = t;
+  }
   return built(S, expr_add_n(S->ctx, v, n));
 }
 
@@ -189,16 +194,152 @@ static void parts_clear(part *tp, size_t n) {
 
 static expr *smaller(simp *S, expr *best, expr *cand);
 
+/* A sign goes into one of the first this many factors that take it, at
+ * most this deep. */
+enum { MAX_SIGN_IN = 4, MAX_SIGN_DEPTH = 4 };
+
+/* Which run a presented chain factor X can join: 1 transposes (X^-T as
+ * (X^-1)^T), 2 inverses, 0 none; *IN is what the run holds of it. */
+static int run_kind(simp *S, expr *x, expr **in) {
+  if (x && x->op == E_TRANS) {
+    *in = x->kid[0];
+    return 1;
+  }
+  if (x && x->op == E_INV && x->kid[0]->op == E_TRANS) {
+    *in = built(S, expr_inv(S->ctx, x->kid[0]->kid[0]));
+    return 1;
+  }
+  if (x && x->op == E_INV) {
+    *in = x->kid[0];
+    return 2;
+  }
+  *in = x;
+  return 0;
+}
+
+/* The run V[0..N) of kind KIND back as one factor: (M N)^T for N^T M^T,
+ * (B A)^-1 for A^-1 B^-1 (inverses are square, so B A is one). */
+static expr *run_of(simp *S, int kind, expr **v, size_t n) {
+  if (n == 1) {
+    expr *t = v[0];
+    if (kind == 2)
+      return built(S, expr_inv(S->ctx, t));
+    if (t->op == E_INV) /* X^-T */
+      return built(S,
+                   expr_inv(S->ctx, built(S, expr_trans(S->ctx, t->kid[0]))));
+    return built(S, expr_trans(S->ctx, t));
+  }
+  for (size_t j = 0; j < n / 2; j++) {
+    expr *t = v[j];
+    v[j] = v[n - 1 - j];
+    v[n - 1 - j] = t;
+  }
+  expr *m = pmul1(S, v, n);
+  if (!m)
+    return NULL;
+  return built(S, kind == 2 ? expr_inv(S->ctx, m) : expr_trans(S->ctx, m));
+}
+
+/* Pushes the presented factors of the matrix chain F[0..N) onto OUT, a
+ * run of two or more transposes (X^-T too) or inverses as one:
+ * A N^T M^T -> A (M N)^T, X^-T A^T X^-T -> (X^-1 A X^-1)^T,
+ * A^-1 B^-1 -> (B A)^-1. */
+static void push_chain(simp *S, md_nodes *out, expr *const *f, size_t n) {
+  md_nodes run = {0};
+  int kind = 0;
+  for (size_t i = 0; i <= n; i++) {
+    expr *x = i < n ? present(S, f[i]) : NULL, *in = NULL;
+    int k = run_kind(S, x, &in);
+    if (k && k == kind) {
+      md_nodes_push(&run, in);
+      continue;
+    }
+    if (run.n)
+      md_nodes_push(out, run_of(S, kind, run.v, run.n));
+    run.n = 0;
+    kind = k;
+    if (k)
+      md_nodes_push(&run, in);
+    else if (i < n)
+      md_nodes_push(out, x);
+  }
+  md_nodes_clear(&run);
+}
+
+/* How present_mul_as treats the coefficient. */
+typedef enum absorb {
+  KEEP,   /* in front: -1/2 (A - B) N */
+  INTO,   /* into the first sum factor: (1/2 - beta) N */
+  SIGN_IN /* its sign into a sum factor or an odd power or inverse of
+           * one: S^2 (z - ones), (beta - alpha)^-1, 3 / (alpha - 1) */
+} absorb;
+
+/* F with a sign taken in, or NULL when F takes none: a sum negated, or
+ * the operand of a node odd in it (tr, sum, diag, vec, a transpose, an
+ * inverse, an odd power, an operand of .* or ./) taking it in turn:
+ * -(y - z) = z - y, -x .* (y - z) = x .* (z - y).  The result is built
+ * as it stands: the normal form would take the sign out again. */
+static expr *negated_inside(simp *S, expr *f, int depth) {
+  if (f->op == E_ADD) {
+    mpq_t m1;
+    mpq_init(m1);
+    mpq_set_si(m1, -1, 1);
+    expr *r = md_nf_scale(S->N, m1, f);
+    mpq_clear(m1);
+    return r && built(S, r) ? r : NULL;
+  }
+  size_t nk = 0; /* how many operands may take the sign */
+  switch ((expr_op)f->op) {
+  case E_CALL:
+    if (f->nkids == 1 && (f->u.fn == FN_TR || f->u.fn == FN_SUM ||
+                          f->u.fn == FN_DIAG || f->u.fn == FN_VEC))
+      nk = 1;
+    break;
+  case E_TRANS:
+  case E_INV:
+    nk = 1;
+    break;
+  case E_POW:
+    if (f->kid[1]->op == E_NUM &&
+        mpz_cmp_ui(mpq_denref(f->kid[1]->u.num), 1) == 0 &&
+        mpz_odd_p(mpq_numref(f->kid[1]->u.num)))
+      nk = 1;
+    break;
+  case E_HAD:
+  case E_HDIV:
+    nk = f->nkids;
+    break;
+  default:
+    break;
+  }
+  if (depth >= MAX_SIGN_DEPTH)
+    return NULL;
+  for (size_t i = 0; i < nk; i++) {
+    expr *a = negated_inside(S, f->kid[i], depth + 1);
+    if (!a)
+      continue;
+    expr *small[4];
+    expr **k = f->nkids <= 4 ? small : xreallocarray(NULL, f->nkids, sizeof *k);
+    memcpy(k, f->kid, f->nkids * sizeof *k);
+    k[i] = a;
+    expr *r = expr_rebuild(S->ctx, f, k);
+    if (k != small)
+      free(k);
+    return r && built(S, r) ? r : NULL;
+  }
+  return NULL;
+}
+
 /* Presents a normal product: coefficient, scalars, chain; scalar
- * inverses go under a quotient (A / alpha).  ABSORB: the coefficient goes
- * into the first sum factor instead, (1/2 - beta) N, not
- * 1/2 (1 - 2 beta) N. */
-static expr *present_mul_as(simp *S, expr *n, bool absorb) {
+ * inverses go under a quotient (A / alpha).  HOW: where the coefficient
+ * goes (see absorb); for SIGN_IN, into the WHICH-th factor that can take
+ * it.  NULL when it cannot go there. */
+static expr *present_mul_as(simp *S, expr *n, absorb how, size_t which) {
   mpq_t c;
   mpq_init(c);
   md_nf_parts p;
   md_nf_split(S->N, n, c, &p);
-  if (absorb) {
+  if (how == INTO) {
     expr **f = NULL;
     for (size_t i = 0; i < p.nitem && !f; i++)
       if (p.item[i]->op == E_ADD)
@@ -213,6 +354,21 @@ static expr *present_mul_as(simp *S, expr *n, bool absorb) {
     }
     *f = md_nf_scale(S->N, c, *f);
     mpq_set_ui(c, 1, 1);
+  } else if (how == SIGN_IN) {
+    expr *g = NULL;
+    for (size_t i = 0; i < p.nitem + p.nchain && !g && mpq_sgn(c) < 0; i++) {
+      expr **f = i < p.nitem ? &p.item[i] : &p.chain[i - p.nitem];
+      if ((g = negated_inside(S, *f, 0)) && which-- == 0)
+        *f = g;
+      else
+        g = NULL;
+    }
+    if (!g) {
+      md_nf_parts_clear(&p);
+      mpq_clear(c);
+      return NULL;
+    }
+    mpq_neg(c, c);
   }
   md_nodes num = {0}, den = {0};
   for (size_t i = 0; i < p.nitem; i++) {
@@ -229,10 +385,14 @@ static expr *present_mul_as(simp *S, expr *n, bool absorb) {
       md_nodes_push(&num, present(S, t));
     }
   }
-  for (size_t i = 0; i < p.nchain; i++)
-    md_nodes_push(&num, present(S, p.chain[i]));
+  push_chain(S, &num, p.chain, p.nchain);
   expr *r;
-  if (den.n && (num.n || mpq_cmp_ui(c, 1, 1) != 0)) {
+  mpq_t absc;
+  mpq_init(absc);
+  mpq_abs(absc, c);
+  bool unit = mpq_cmp_ui(absc, 1, 1) == 0;
+  mpq_clear(absc);
+  if (den.n && (num.n || !unit)) {
     bool neg = mpq_sgn(c) < 0;
     mpq_abs(c, c);
     expr *a = pmul(S, c, num.v, num.n);
@@ -241,10 +401,14 @@ static expr *present_mul_as(simp *S, expr *n, bool absorb) {
     if (r && neg)
       r = built(S, expr_neg(S->ctx, r));
   } else {
-    /* alpha^-1 alone stays as it is */
-    for (size_t i = 0; i < den.n; i++)
-      md_nodes_push(&num,
-                    den.v[i] ? built(S, expr_inv(S->ctx, den.v[i])) : NULL);
+    /* alpha^-1 and -(1 + alpha)^-2 alone stay as they are */
+    for (size_t i = 0; i < den.n; i++) {
+      expr *d = den.v[i], *b = d && d->op == E_POW ? d->kid[0] : d;
+      expr *v = b ? built(S, expr_inv(S->ctx, b)) : NULL;
+      if (v && d->op == E_POW) /* b^-k, not b^k^-1 */
+        v = built(S, expr_pow(S->ctx, v, d->kid[1]));
+      md_nodes_push(&num, v);
+    }
     r = pmul(S, c, num.v, num.n);
   }
   md_nodes_clear(&num);
@@ -283,20 +447,138 @@ static expr *scalars_outside(simp *S, expr *c, expr *whole) {
   return r && has_shape(S, r) ? r : whole;
 }
 
+/* The base of F as a power with integer exponent *K: b^k, b^-1, b^-k
+ * (F itself with k = 1 when F is no power). */
+static expr *power_base(expr *f, long *k) {
+  *k = 1;
+  if (f->op == E_INV) {
+    *k = -1;
+    return f->kid[0];
+  }
+  if (f->op == E_POW && f->kid[1]->op == E_NUM &&
+      mpz_cmp_ui(mpq_denref(f->kid[1]->u.num), 1) == 0 &&
+      mpz_fits_slong_p(mpq_numref(f->kid[1]->u.num))) {
+    *k = mpz_get_si(mpq_numref(f->kid[1]->u.num));
+    if (f->kid[0]->op == E_INV) {
+      *k = -*k;
+      return f->kid[0]->kid[0];
+    }
+    return f->kid[0];
+  }
+  return f;
+}
+
+/* A normal product whose factors are all powers with one exponent k (at
+ * most one of them a matrix, so that they commute) as a power of their
+ * product: (M N)^-1 / beta -> (beta M N)^-1, 1/4 alpha^-2 X^-2 ->
+ * (2 alpha X)^-2; NULL when it is not one. */
+static expr *present_power(simp *S, expr *n) {
+  mpq_t c;
+  mpq_init(c);
+  md_nf_parts p;
+  md_nf_split(S->N, n, c, &p);
+  expr *r = NULL;
+  long k = 0;
+  md_nodes base = {0}, under = {0}; /* bases with exponent k, -k */
+  size_t nf = p.nitem + p.nchain;
+  bool ok = p.nchain <= 1 && nf >= 1;
+  /* k: the one exponent of all factors; or, when they have k and -k,
+   * the positive one, and (B / beta)^2 */
+  bool same = true;
+  for (size_t i = 0; ok && i < nf; i++) {
+    long ki;
+    power_base(i < p.nitem ? p.item[i] : p.chain[i - p.nitem], &ki);
+    ok = ki != 1 && ki != 0;
+    if (i == 0)
+      k = ki;
+    else if (ki != k)
+      same = false;
+    if (!same)
+      ok = ok && (ki == k || ki == -k) && (k > 1 || k < -1);
+  }
+  if (!same && k < 0)
+    k = -k;
+  for (size_t i = 0; ok && i < nf; i++) {
+    long ki;
+    expr *b = power_base(i < p.nitem ? p.item[i] : p.chain[i - p.nitem], &ki);
+    if (ki == k)
+      md_nodes_push(&base, b);
+    else if (i < p.nitem)
+      md_nodes_push(&under, b);
+    else /* the matrix: its inverse */
+      md_nodes_push(&base, expr_inv(S->ctx, b));
+  }
+  ok = ok && base.n > 0;
+  /* the coefficient must be a k-th power: 1/4 = (1/2)^2 */
+  mpz_t num, den;
+  mpz_inits(num, den, NULL);
+  unsigned long ak = k < 0 ? (unsigned long)-k : (unsigned long)k;
+  if (ok) {
+    bool neg = mpq_sgn(c) < 0;
+    ok = !neg || ak % 2 == 1;
+    ok = ok && mpz_root(num, mpq_numref(c), ak) &&
+         mpz_root(den, mpq_denref(c), ak);
+    if (ok) {
+      if (k < 0)
+        mpz_swap(num, den);
+      mpq_t b;
+      mpq_init(b);
+      mpz_set(mpq_numref(b), num);
+      mpz_set(mpq_denref(b), den);
+      mpq_canonicalize(b);
+      expr **v = xreallocarray(NULL, base.n, sizeof *v);
+      for (size_t i = 0; i < base.n; i++)
+        v[i] = present(S, base.v[i]);
+      expr *m = S->failed ? NULL : pmul(S, b, v, base.n);
+      free(v);
+      if (m && under.n) {
+        v = xreallocarray(NULL, under.n, sizeof *v);
+        for (size_t i = 0; i < under.n; i++)
+          v[i] = present(S, under.v[i]);
+        expr *d = S->failed ? NULL : pmul1(S, v, under.n);
+        free(v);
+        m = d ? built(S, expr_div(S->ctx, m, d)) : NULL;
+      }
+      mpq_clear(b);
+      if (m && k == -1)
+        r = built(S, expr_inv(S->ctx, m));
+      else if (m && k < 0 && (m = built(S, expr_inv(S->ctx, m))))
+        r = built(S, expr_pow(S->ctx, m, expr_int(S->ctx, -k)));
+      else if (m)
+        r = built(S, expr_pow(S->ctx, m, expr_int(S->ctx, k)));
+    }
+  }
+  mpz_clears(num, den, NULL);
+  md_nodes_clear(&base);
+  md_nodes_clear(&under);
+  md_nf_parts_clear(&p);
+  mpq_clear(c);
+  return r;
+}
+
 /* ... or as the transpose of a product, when that is shorter:
  * N^T M^T -> (M N)^T, X^-T A^T B^T X^-T -> (X^-1 B A X^-1)^T. */
 static expr *present_mul(simp *S, expr *n) {
-  expr *r = present_mul_as(S, n, false);
+  expr *r = present_mul_as(S, n, KEEP, 0);
   expr *t = n;
   while (t->op == E_NEG)
     t = t->kid[0];
   if (r && t->op == E_MUL && t->kid[0]->op == E_NUM)
-    r = smaller(S, r, present_mul_as(S, n, true));
+    r = smaller(S, r, present_mul_as(S, n, INTO, 0));
+  if (n->op == E_NEG || (t->op == E_MUL && t->kid[0]->op == E_NUM)) {
+    /* the sign into each of the first few factors that take it */
+    expr *g = r;
+    for (size_t i = 0; g && i < MAX_SIGN_IN; i++)
+      if ((g = present_mul_as(S, n, SIGN_IN, i)))
+        r = smaller(S, r, g);
+  }
+  if (r && (t->op == E_MUL || n->op == E_NEG))
+    r = smaller(S, r, present_power(S, n));
   if (r && t->op == E_MUL && !is_scalar(S, n) && S->nest < MAX_NEST) {
     expr *tt = md_nf_trans(S->N, n);
     if (tt && tt != n) {
       S->nest++;
-      expr *c = present_mul_as(S, tt, false);
+      expr *c = present_mul_as(S, tt, KEEP, 0);
       S->nest--;
       expr *whole = c ? built(S, expr_trans(S->ctx, c)) : NULL;
       if (whole && smaller(S, r, whole) == whole)
@@ -570,6 +852,31 @@ static expr *present_sum(simp *S, expr *n) {
   return best;
 }
 
+/* N with its operands presented. */
+static expr *present_kids(simp *S, expr *n) {
+  if (!n->nkids)
+    return n;
+  expr *small[4];
+  expr **k = n->nkids <= 4 ? small : xreallocarray(NULL, n->nkids, sizeof *k);
+  bool changed = false;
+  for (size_t i = 0; i < n->nkids; i++) {
+    /* the variable of d/dX stays as it is written */
+    k[i] = (n->op == E_DIFF || n->op == E_HESS) && i == 1
+               ? n->kid[i]
+               : present(S, n->kid[i]);
+    if (!k[i])
+      S->failed = true;
+    else
+      changed |= k[i] != n->kid[i];
+  }
+  expr *r = n;
+  if (!S->failed && changed)
+    r = built(S, expr_rebuild(S->ctx, n, k));
+  if (k != small)
+    free(k);
+  return S->failed ? NULL : r;
+}
+
 static expr *present(simp *S, expr *n) {
   if (!n || S->failed) {
     S->failed = true;
@@ -587,26 +894,19 @@ static expr *present(simp *S, expr *n) {
     r = present_mul(S, n);
     break;
   default:
-    r = n;
-    if (n->nkids) {
-      expr *small[4];
-      expr **k =
-          n->nkids <= 4 ? small : xreallocarray(NULL, n->nkids, sizeof *k);
-      bool changed = false;
-      for (size_t i = 0; i < n->nkids; i++) {
-        /* the variable of d/dX stays as it is written */
-        k[i] = (n->op == E_DIFF || n->op == E_HESS) && i == 1
-                   ? n->kid[i]
-                   : present(S, n->kid[i]);
-        if (!k[i])
-          S->failed = true;
+    r = present_kids(S, n);
+    /* an element-wise node whose operands are transposes, as the normal
+     * form writes it, or its transpose, when shorter:
+     * x^T .* z^T -> (x .* z)^T */
+    if (r && !is_scalar(S, n)) {
+      expr *t = md_nf_trans(S->N, n);
+      if (t && t != n && t->op == n->op) {
+        expr *c = present_kids(S, t);
+        if (S->failed) /* only this form is lost */
+          S->failed = false;
         else
-          changed |= k[i] != n->kid[i];
+          r = smaller(S, r, c ? built(S, expr_trans(S->ctx, c)) : NULL);
       }
-      if (!S->failed && changed)
-        r = built(S, expr_rebuild(S->ctx, n, k));
-      if (k != small)
-        free(k);
     }
     break;
   }

@@ -16,12 +16,19 @@
  *   - a sum of transposes is written as a transpose when that is shorter:
  *     x^T A^T - y^T -> (A x - y)^T; so is a product, with its sign and
  *     scalars outside: -X^-T A^T X^-T -> -(X^-1 A X^-1)^T;
- *   - scalar inverses become a quotient: alpha^-1 A -> A / alpha.
+ *   - scalar inverses become a quotient: alpha^-1 A -> A / alpha;
+ *   - a sum starts with its first positive term (y - A x); a sign goes
+ *     into a sum factor, or into what is odd in one, when that is shorter:
+ *     A^T (y - A x), x .* (z - y), (beta - alpha)^-1;
+ *   - a run of transposes or inverses in a chain is written as one:
+ *     u (M z)^T, (A B)^-1 C; so is an element-wise node of transposes,
+ *     (x .* z)^T; and scalars go inside a power: (alpha A)^-1.
  *
- * Of the forms considered the smallest (by number of nodes) is kept; on a
- * tie, the one with less factoring.  A written form can have another
- * normal form than the one it came from (a scalar factored out of a .*
- * operand comes out of the .*), so normal form and writing alternate
+ * Of the forms considered the smallest by md_text_size (print_text.h:
+ * the names, numbers and operators the text shows) is kept; on a tie,
+ * the plainer one.  A written form can have another normal form than the
+ * one it came from (a scalar factored out of a .* operand comes out of
+ * the .*), so normal form and writing alternate
  * until the normal form is stable (a few rounds at most): simplifying the
  * result again gives the same node.  The output depends only on the
  * structure of E, never on pointers or on the order nodes were made.

@@ -291,6 +291,46 @@ START_TEST(round_trip) {
 END_TEST
 
 /* Printing is deterministic and never changes the DAG. */
+/* ---- the size measure (md_text_size) ---- */
+
+static void check_size(const char *text, size_t want) {
+  md_idmap memo;
+  md_idmap_init(&memo);
+  size_t got = md_text_size(&memo, tu_parse(text));
+  size_t again = md_text_size(&memo, tu_parse(text)); /* from the memo */
+  md_idmap_clear(&memo);
+  ck_assert_msg(got == want && again == want,
+                "'%s' has size %zu (then %zu), expected %zu", text, got, again,
+                want);
+}
+
+START_TEST(text_size) {
+  check_size("x", 1);
+  check_size("x + x", 3);
+  check_size("2 x", 2);
+  check_size("x - y", 3);
+  check_size("-x + y", 4);
+  check_size("x - 1/2", 3);
+  check_size("2 (A + B)", 4);
+  check_size("2 A + 2 B", 5);
+  check_size("(A B C)^T", 4);
+  check_size("C^T B^T A^T", 6);
+  check_size("A^2", 2);
+  check_size("A^-1", 2);
+  check_size("A^-T", 2);
+  check_size("A^-2", 2);
+  check_size("s^(1/2)", 3);
+  check_size("A / alpha", 3);
+  check_size("A .* B ./ C", 5);
+  check_size("kron(A, B)", 3);
+  check_size("<v, u>", 3);
+  check_size("u^T v", 3);
+  check_size("tr(A B)", 3);
+  check_size("||x||_1", 2);
+  check_size("d/dX tr(X)", 4);
+}
+END_TEST
+
 START_TEST(printing_changes_nothing) {
   G.rng = 42;
   expr *e = tu_gen_expr(&G, MAX_DEPTH);
@@ -318,6 +358,7 @@ static Suite *print_suite(void) {
   tc = tu_tcase(s, "round trip");
   tcase_add_test(tc, round_trip);
   tcase_add_test(tc, printing_changes_nothing);
+  tcase_add_test(tc, text_size);
   return s;
 }
 

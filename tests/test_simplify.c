@@ -154,7 +154,10 @@ START_TEST(term_order) {
   check_simplify("A^T + A", "A + A^T");
   check_simplify("A^-1 + A^T + A + A^-T", "A + A^-1 + A^T + A^-T");
   check_simplify("A^T B + A C", "A C + A^T B");
-  check_simplify("y - A x", "-A x + y");
+  check_simplify("y - A x", "y - A x");
+  /* a sum starts with its first positive term */
+  check_simplify("-3 + beta", "beta - 3");
+  check_simplify("-x - y", "-x - y");
   check_simplify("-y + A x", "A x - y");
   check_simplify("b + (A + A^T) x", "(A + A^T) x + b");
   /* upper case sorts before lower case, as in strcmp */
@@ -291,7 +294,13 @@ START_TEST(transposes_to_the_leaves) {
   check_simplify("-2 alpha C^T B^T", "-2 alpha (B C)^T");
   check_simplify("-X^-T A^T B^T X^-T", "-(X^-1 B A X^-1)^T");
   check_simplify("A^T B", "A^T B");
-  check_simplify("A^T B^T C", "A^T B^T C");
+  check_simplify("A^T B^T C", "(B A)^T C");
+  /* a run of transposes in a chain is one transpose */
+  check_simplify("u z^T M^T", "u (M z)^T");
+  check_simplify("alpha x^T M^T M", "alpha (M x)^T M");
+  /* and so is an element-wise node of transposes */
+  check_simplify("(z .* x)^T", "(x .* z)^T");
+  check_simplify("sign(N^T M^T)", "sign((M N)^T)");
   /* the transpose of a sum prints as such when that is shorter */
   check_simplify("(A + B)^T", "(A + B)^T");
   check_simplify("A^T + B^T", "(A + B)^T");
@@ -303,10 +312,10 @@ START_TEST(transposes_to_the_leaves) {
   check_simplify("(A^T)^-1", "A^-T");
   check_simplify("(A^-T)^T", "A^-1");
   check_simplify("(A^2)^T", "A^T^2");
-  check_simplify("(A .* B)^T", "A^T .* B^T");
+  check_simplify("(A .* B)^T", "(A .* B)^T");
   check_simplify("exp(A)^T", "exp(A^T)");
-  check_simplify("kron(A, B)^T", "kron(A^T, B^T)");
-  check_simplify("(A ./ B)^T", "A^T ./ B^T");
+  check_simplify("kron(A, B)^T", "kron(A, B)^T");
+  check_simplify("(A ./ B)^T", "(A ./ B)^T");
   /* declared symmetric, spd and diagonal matrices are their transposes */
   check_simplify("let S : symmetric(n); S^T", "S");
   check_simplify("let S : spd(n); (S^-1)^T", "S^-1");
@@ -320,13 +329,16 @@ START_TEST(transposes_to_the_leaves) {
 END_TEST
 
 START_TEST(inverses) {
-  check_simplify("let A, B : matrix(n, n); (A B)^-1", "B^-1 A^-1");
-  check_simplify("let A, B, C : matrix(n, n); (A B C)^-1 A", "C^-1 B^-1");
+  check_simplify("let A, B : matrix(n, n); (A B)^-1", "(A B)^-1");
+  check_simplify("let A, B : matrix(n, n); B^-1 A^-1 C", "(A B)^-1 C");
+  check_simplify("let A, B, C : matrix(n, n); (A B C)^-1 A", "(B C)^-1");
   /* not square: nothing to split */
   check_simplify("(A B)^-1", "(A B)^-1");
   check_simplify("(2 A)^-1", "1/2 A^-1");
   check_simplify("(-A)^-1", "-A^-1");
-  check_simplify("(alpha A)^-1", "A^-1 / alpha");
+  check_simplify("(alpha A)^-1", "(alpha A)^-1");
+  check_simplify("A^-2 / alpha^2", "(alpha A)^-2");
+  check_simplify("1/4 (alpha A)^-2", "(2 alpha A)^-2");
   check_simplify("A A^-1", "I");
   check_simplify("A^-1 A B", "B");
   check_simplify("x^T A A^-1 y", "x^T y");
@@ -349,7 +361,7 @@ START_TEST(matrix_powers) {
   check_simplify("A B A B", "A B A B");
   check_simplify("(2 A)^2", "4 A^2");
   check_simplify("(-A)^3", "-A^3");
-  check_simplify("(alpha A)^2", "alpha^2 A^2");
+  check_simplify("(alpha A)^2", "(alpha A)^2");
   check_simplify("let A, B : matrix(n, n); (A B)^2", "(A B)^2");
 }
 END_TEST
@@ -434,7 +446,14 @@ START_TEST(factoring) {
   check_simplify("2 A x + 2 A^T x", "2 (A + A^T) x");
   check_simplify("A x y^T + x y^T", "(A + I) x y^T");
   check_simplify("-2 A^T y + 2 A^T A x", "2 A^T (A x - y)");
-  check_simplify("A^T (y - A x)", "-A^T (A x - y)");
+  check_simplify("A^T (y - A x)", "A^T (y - A x)");
+  /* a sign goes into a sum, an odd power of one or a linear function of
+   * one when that is shorter */
+  check_simplify("-S^2 (ones - z)", "S^2 (z - ones)");
+  check_simplify("(beta - alpha)^-1", "(beta - alpha)^-1");
+  check_simplify("3 / (alpha - 1)", "3 / (alpha - 1)");
+  check_simplify("-diag(N u - y)", "diag(y - N u)");
+  check_simplify("-sum(x - y)", "sum(y - x)");
 }
 END_TEST
 
@@ -1274,12 +1293,12 @@ static expr *parse_last(md_ctx *ctx, const char *text, md_parsed *p) {
   return ok && p->n ? p->stmts[p->n - 1].lhs : NULL;
 }
 
-/* The size of E written out as a tree (what the printer writes before
- * sharing), capped: sizes here are small. */
-static size_t tree_size(const expr *e) {
-  size_t n = 1;
-  for (size_t i = 0; i < e->nkids && n < 100000; i++)
-    n += tree_size(e->kid[i]);
+/* The size of E as the simplifier measures it (md_text_size). */
+static size_t text_size(const expr *e) {
+  md_idmap memo;
+  md_idmap_init(&memo);
+  size_t n = md_text_size(&memo, e);
+  md_idmap_clear(&memo);
   return n;
 }
 
@@ -1392,7 +1411,7 @@ START_TEST(property) {
     if (!why) {
       if (md_equal(ctx, sh, e, r))
         proved++;
-      size_t before = tree_size(e), after = tree_size(r);
+      size_t before = text_size(e), after = text_size(r);
       if (after > before) {
         grew++;
         if (after - before > most)
@@ -1427,13 +1446,16 @@ START_TEST(property) {
                 2 * rounds);
   ck_assert_msg(proved >= rounds * 9 / 10, "md_equal proved %u of %u", proved,
                 rounds);
-  /* Simplification keeps the smaller form it finds; a result may gain a
-   * few nodes where a canonical choice costs them (the sign of a sum taken
-   * out, transposes of .* at the leaves), rarely: about 1.5% of rounds,
-   * at most 4 nodes in 6000 rounds.  MATDIFF_TEST_VERBOSE=1 lists them. */
-  ck_assert_msg(grew <= rounds / 40, "%u of %u results larger than the input",
+  /* Simplification keeps the smaller form it finds, by the measure of
+   * md_text_size.  A few results are still larger than their input: an
+   * inner product of products written as a trace (<M N, M N> ->
+   * tr(M N (M N)^T)), a coefficient that could go into a sum inside .*
+   * or into a power, a coefficient shared by some terms of a sum only
+   * (3/2 (S - C) + I).  About 0.15% of rounds (8 to 16 in 6000 for the
+   * seeds tried), a few symbols each.  MATDIFF_TEST_VERBOSE=1 lists them. */
+  ck_assert_msg(grew <= rounds / 200, "%u of %u results larger than the input",
                 grew, rounds);
-  ck_assert_msg(most <= 4, "a result gained %zu nodes", most);
+  ck_assert_msg(most <= 4, "a result gained %zu symbols", most);
 }
 END_TEST
 
