@@ -16,6 +16,9 @@ struct md_nf {
   bool expand;
   bool failed; /* a result was too deep, or the budget ran out */
   long budget;
+  /* while a trace is taken: the size of its matrix when that is an
+   * integer (tr(I) is then that number), else 0 */
+  long tr_size;
   /* by node id */
   md_idmap memo;  /* normal form */
   md_idmap tmemo; /* transpose of a normal node */
@@ -86,6 +89,16 @@ static bool cols_one(md_nf *N, expr *e) {
 static bool is_square(md_nf *N, expr *e) {
   md_shape s;
   return shape(N, e, &s) && md_dim_equal(N->shapes, s.r, s.c);
+}
+
+/* The number of rows (COLS: columns) of E when that is an integer, else
+ * 0. */
+static long int_size(md_nf *N, expr *e, bool cols) {
+  md_shape s;
+  if (!shape(N, e, &s))
+    return 0;
+  md_dim_info d = md_dim_get(N->shapes, cols ? s.c : s.r);
+  return d.kind == MD_DIM_INT ? d.value : 0;
 }
 
 static bool q_is(const mpq_t q, long v) {
@@ -1324,6 +1337,14 @@ static int cmp_rot(const md_ctx *ctx, expr *const *x, size_t sx, expr *const *y,
   return 0;
 }
 
+/* tr(I) of the trace being taken: its size when that is an integer (the
+ * sizes of closed terms are not kept, so 3 is written, not tr(I)). */
+static expr *trace_ident(md_nf *N) {
+  if (N->tr_size > 0)
+    return expr_int(N->ctx, N->tr_size);
+  return call1(N, FN_TR, expr_ident(N->ctx));
+}
+
 /* tr(f[0] ... f[n-1]) of a normal chain: cyclic powers combined, then
  * the canonical rotation of the chain or of its transpose. */
 static expr *trace_chain(md_nf *N, expr **f, size_t n) {
@@ -1347,7 +1368,7 @@ static expr *trace_chain(md_nf *N, expr **f, size_t n) {
   size_t m = hi - lo;
   f += lo;
   if (m == 0)
-    return call1(N, FN_TR, expr_ident(N->ctx));
+    return trace_ident(N);
   md_nodes rot = {0};
   expr *r = NULL;
   for (size_t i = 0; i < m; i++) {
@@ -1429,15 +1450,18 @@ static expr *ntrace(md_nf *N, expr *a) {
     return r;
   }
   case E_IDENT:
-    return call1(N, FN_TR, a);
+    return trace_ident(N);
   case E_KRON:
     if (all_square(N, a->kid, a->nkids)) {
-      /* tr(A ⊗ B) = tr(A) tr(B) */
+      /* tr(A ⊗ B) = tr(A) tr(B), traces of other sizes */
+      long size = N->tr_size;
+      N->tr_size = 0;
       expr **v = xreallocarray(NULL, a->nkids, sizeof *v);
       for (size_t i = 0; i < a->nkids; i++)
         v[i] = ntrace(N, a->kid[i]);
       expr *r = nmul(N, v, a->nkids);
       free(v);
+      N->tr_size = size;
       return r;
     }
     return call1(N, FN_TR, a);
@@ -1451,7 +1475,7 @@ static expr *ntrace(md_nf *N, expr *a) {
     for (size_t i = 0; i < p.nitem; i++)
       md_nodes_push(&f, p.item[i]);
     if (p.nchain == 1 && p.chain[0]->op == E_IDENT)
-      md_nodes_push(&f, call1(N, FN_TR, p.chain[0]));
+      md_nodes_push(&f, trace_ident(N));
     else
       md_nodes_push(&f, trace_chain(N, p.chain, p.nchain));
     expr *r = nmul(N, f.v, f.n);
@@ -1864,12 +1888,23 @@ static expr *normal_node(md_nf *N, expr *e, expr **k) {
     return built(N, expr_pow(N->ctx, k[0], k[1]));
   case E_EPOW:
     return nepow(N, k[0], k[1]);
-  case E_CALL:
-    return ncall(N, e->u.fn, k, e->nkids);
+  case E_CALL: {
+    if (e->u.fn != FN_TR || e->nkids != 1)
+      return ncall(N, e->u.fn, k, e->nkids);
+    long size = N->tr_size;
+    N->tr_size = int_size(N, e->kid[0], false);
+    expr *t = ncall(N, e->u.fn, k, e->nkids);
+    N->tr_size = size;
+    return t;
+  }
   case E_INNER: {
     /* <A, B> = tr(A^T B) */
     expr *f[2] = {ntrans(N, k[0]), k[1]};
-    return ntrace(N, nmul(N, f, 2));
+    long size = N->tr_size;
+    N->tr_size = int_size(N, e->kid[0], true);
+    expr *t = ntrace(N, nmul(N, f, 2));
+    N->tr_size = size;
+    return t;
   }
   case E_DIFF:
   case E_HESS: {
