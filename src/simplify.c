@@ -194,9 +194,13 @@ static void parts_clear(part *tp, size_t n) {
 
 static expr *smaller(simp *S, expr *best, expr *cand);
 
-/* A sign goes into one of the first this many factors that take it, at
- * most this deep. */
+/* A coefficient or sign goes into one of the first this many factors that
+ * take it, at most this deep. */
 enum { MAX_SIGN_IN = 4, MAX_SIGN_DEPTH = 4 };
+
+/* A trace of a chain this long or shorter is cut anywhere to be written as
+ * an inner product (present_inner). */
+enum { MAX_INNER_CUTS = 8 };
 
 /* Which run a presented chain factor X can join: 1 transposes (X^-T as
  * (X^-1)^T), 2 inverses, 0 none; *IN is what the run holds of it. */
@@ -269,26 +273,27 @@ static void push_chain(simp *S, md_nodes *out, expr *const *f, size_t n) {
 /* How present_mul_as treats the coefficient. */
 typedef enum absorb {
   KEEP,   /* in front: -1/2 (A - B) N */
-  INTO,   /* into the first sum factor: (1/2 - beta) N */
-  SIGN_IN /* its sign into a sum factor or an odd power or inverse of
-           * one: S^2 (z - ones), (beta - alpha)^-1, 3 / (alpha - 1) */
+  INTO,   /* into a factor (scaled_inside): (1/2 - beta) N */
+  SIGN_IN /* its sign into a factor: S^2 (z - ones), (beta - alpha)^-1,
+           * 3 / (alpha - 1) */
 } absorb;
 
-/* F with a sign taken in, or NULL when F takes none: a sum negated, or
- * the operand of a node odd in it (tr, sum, diag, vec, a transpose, an
- * inverse, an odd power, an operand of .* or ./) taking it in turn:
- * -(y - z) = z - y, -x .* (y - z) = x .* (z - y).  The result is built
- * as it stands: the normal form would take the sign out again. */
-static expr *negated_inside(simp *S, expr *f, int depth) {
+/* F with the factor Q taken in, or NULL when F takes none: a sum scaled,
+ * or an operand of a node linear in it (tr, sum, diag, vec, a transpose,
+ * an operand of .*, the numerator of ./) taking Q in turn, the
+ * denominator of ./ or an inverse taking 1/Q, an odd power taking a sign:
+ * -(y - z) = z - y, -x .* (y - z) = x .* (z - y),
+ * 1/2 (z .* (z + 2 w)) = z .* (1/2 z + w).  The result is built as it
+ * stands: the normal form would take the factor out again. */
+static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth) {
   if (f->op == E_ADD) {
-    mpq_t m1;
-    mpq_init(m1);
-    mpq_set_si(m1, -1, 1);
-    expr *r = md_nf_scale(S->N, m1, f);
-    mpq_clear(m1);
+    expr *r = md_nf_scale(S->N, q, f);
     return r && built(S, r) ? r : NULL;
   }
-  size_t nk = 0; /* how many operands may take the sign */
+  if (depth >= MAX_SIGN_DEPTH)
+    return NULL;
+  size_t nk = 0;    /* operands that may take it */
+  bool inv = false; /* ... as 1/Q */
   switch ((expr_op)f->op) {
   case E_CALL:
     if (f->nkids == 1 && (f->u.fn == FN_TR || f->u.fn == FN_SUM ||
@@ -296,11 +301,14 @@ static expr *negated_inside(simp *S, expr *f, int depth) {
       nk = 1;
     break;
   case E_TRANS:
-  case E_INV:
     nk = 1;
     break;
+  case E_INV:
+    nk = 1;
+    inv = true;
+    break;
   case E_POW:
-    if (f->kid[1]->op == E_NUM &&
+    if (mpq_cmp_si(q, -1, 1) == 0 && f->kid[1]->op == E_NUM &&
         mpz_cmp_ui(mpq_denref(f->kid[1]->u.num), 1) == 0 &&
         mpz_odd_p(mpq_numref(f->kid[1]->u.num)))
       nk = 1;
@@ -312,22 +320,27 @@ static expr *negated_inside(simp *S, expr *f, int depth) {
   default:
     break;
   }
-  if (depth >= MAX_SIGN_DEPTH)
-    return NULL;
-  for (size_t i = 0; i < nk; i++) {
-    expr *a = negated_inside(S, f->kid[i], depth + 1);
+  mpq_t r1;
+  mpq_init(r1);
+  mpq_inv(r1, q);
+  expr *r = NULL;
+  for (size_t i = 0; i < nk && !r; i++) {
+    bool under = inv || (f->op == E_HDIV && i > 0);
+    expr *a = scaled_inside(S, f->kid[i], under ? r1 : q, depth + 1);
     if (!a)
       continue;
     expr *small[4];
     expr **k = f->nkids <= 4 ? small : xreallocarray(NULL, f->nkids, sizeof *k);
     memcpy(k, f->kid, f->nkids * sizeof *k);
     k[i] = a;
-    expr *r = expr_rebuild(S->ctx, f, k);
+    r = expr_rebuild(S->ctx, f, k);
     if (k != small)
       free(k);
-    return r && built(S, r) ? r : NULL;
+    if (r && !built(S, r))
+      r = NULL;
   }
-  return NULL;
+  mpq_clear(r1);
+  return r;
 }
 
 /* Presents a normal product: coefficient, scalars, chain; scalar
@@ -339,36 +352,31 @@ static expr *present_mul_as(simp *S, expr *n, absorb how, size_t which) {
   mpq_init(c);
   md_nf_parts p;
   md_nf_split(S->N, n, c, &p);
-  if (how == INTO) {
-    expr **f = NULL;
-    for (size_t i = 0; i < p.nitem && !f; i++)
-      if (p.item[i]->op == E_ADD)
-        f = &p.item[i];
-    for (size_t i = 0; i < p.nchain && !f; i++)
-      if (p.chain[i]->op == E_ADD)
-        f = &p.chain[i];
-    if (!f) {
-      md_nf_parts_clear(&p);
-      mpq_clear(c);
-      return NULL;
-    }
-    *f = md_nf_scale(S->N, c, *f);
-    mpq_set_ui(c, 1, 1);
-  } else if (how == SIGN_IN) {
+  if (how != KEEP) {
+    /* INTO takes the whole coefficient, SIGN_IN its sign */
+    mpq_t q;
+    mpq_init(q);
+    if (how == INTO)
+      mpq_set(q, c);
+    else
+      mpq_set_si(q, mpq_sgn(c) < 0 ? -1 : 1, 1);
     expr *g = NULL;
-    for (size_t i = 0; i < p.nitem + p.nchain && !g && mpq_sgn(c) < 0; i++) {
+    for (size_t i = 0; i < p.nitem + p.nchain && !g && mpq_cmp_ui(q, 1, 1);
+         i++) {
       expr **f = i < p.nitem ? &p.item[i] : &p.chain[i - p.nitem];
-      if ((g = negated_inside(S, *f, 0)) && which-- == 0)
+      if ((g = scaled_inside(S, *f, q, 0)) && which-- == 0)
         *f = g;
       else
         g = NULL;
     }
+    if (g)
+      mpq_div(c, c, q);
+    mpq_clear(q);
     if (!g) {
       md_nf_parts_clear(&p);
       mpq_clear(c);
       return NULL;
     }
-    mpq_neg(c, c);
   }
   md_nodes num = {0}, den = {0};
   for (size_t i = 0; i < p.nitem; i++) {
@@ -563,14 +571,15 @@ static expr *present_mul(simp *S, expr *n) {
   expr *t = n;
   while (t->op == E_NEG)
     t = t->kid[0];
-  if (r && t->op == E_MUL && t->kid[0]->op == E_NUM)
-    r = smaller(S, r, present_mul_as(S, n, INTO, 0));
   if (n->op == E_NEG || (t->op == E_MUL && t->kid[0]->op == E_NUM)) {
-    /* the sign into each of the first few factors that take it */
-    expr *g = r;
-    for (size_t i = 0; g && i < MAX_SIGN_IN; i++)
-      if ((g = present_mul_as(S, n, SIGN_IN, i)))
-        r = smaller(S, r, g);
+    /* the sign, or the coefficient, into each of the first few factors
+     * that take it (on a tie, the sign alone) */
+    for (absorb how = SIGN_IN; how >= INTO; how--) {
+      expr *g = r;
+      for (size_t i = 0; g && i < MAX_SIGN_IN; i++)
+        if ((g = present_mul_as(S, n, how, i)))
+          r = smaller(S, r, g);
+    }
   }
   if (r && (t->op == E_MUL || n->op == E_NEG))
     r = smaller(S, r, present_power(S, n));
@@ -877,6 +886,45 @@ static expr *present_kids(simp *S, expr *n) {
   return S->failed ? NULL : r;
 }
 
+/* tr(C) of the normal chain C as an inner product, when that is shorter:
+ * tr(M N (M N)^T) -> <M N, M N>, tr(M M^T) -> <M, M>.  C is cut in two,
+ * L R, and tr(L R) = <L^T, R> = <R^T, L>; every cut is tried when the
+ * chain is short, only the ends otherwise.  NULL when C is no chain. */
+static expr *present_inner(simp *S, expr *c) {
+  if (c->op != E_MUL || c->nkids < 2 || is_scalar(S, c))
+    return NULL;
+  expr *best = NULL;
+  bool was = S->failed;
+  size_t n = c->nkids;
+  for (size_t k = 1; k < n; k++) {
+    if (n > MAX_INNER_CUTS && k != 1 && k != n - 1)
+      continue;
+    expr *l = md_nf_mul(S->N, c->kid, k),
+         *r = md_nf_mul(S->N, c->kid + k, n - k);
+    for (int side = 0; side < 2 && l && r; side++) {
+      expr *t = md_nf_trans(S->N, side ? r : l);
+      expr *a = t ? present(S, t) : NULL;
+      expr *b = present(S, side ? l : r);
+      if (S->failed) {
+        S->failed = was; /* only this form is lost */
+        continue;
+      }
+      /* the smaller side first, <X, A X>; then the canonical order,
+       * <A, B> */
+      if (a && b &&
+          (size_of(S, b) < size_of(S, a) ||
+           (size_of(S, b) == size_of(S, a) && md_nf_cmp(S->ctx, b, a) < 0))) {
+        expr *x = a;
+        a = b;
+        b = x;
+      }
+      best =
+          smaller(S, best, a && b ? built(S, expr_inner(S->ctx, a, b)) : NULL);
+    }
+  }
+  return best;
+}
+
 static expr *present(simp *S, expr *n) {
   if (!n || S->failed) {
     S->failed = true;
@@ -895,6 +943,8 @@ static expr *present(simp *S, expr *n) {
     break;
   default:
     r = present_kids(S, n);
+    if (r && n->op == E_CALL && n->u.fn == FN_TR && n->nkids == 1)
+      r = smaller(S, r, present_inner(S, n->kid[0]));
     /* an element-wise node whose operands are transposes, as the normal
      * form writes it, or its transpose, when shorter:
      * x^T .* z^T -> (x .* z)^T */

@@ -22,7 +22,9 @@
  *     A^T (y - A x), x .* (z - y), (beta - alpha)^-1;
  *   - a run of transposes or inverses in a chain is written as one:
  *     u (M z)^T, (A B)^-1 C; so is an element-wise node of transposes,
- *     (x .* z)^T; and scalars go inside a power: (alpha A)^-1.
+ *     (x .* z)^T; scalars go inside a power: (alpha A)^-1;
+ *   - a trace is written as an inner product when that is shorter:
+ *     tr(X^T A X) -> <X, A X>, tr(M N N^T M^T) -> <M N, M N>.
  *
  * Of the forms considered the smallest by md_text_size (print_text.h:
  * the names, numbers and operators the text shows) is kept; on a tie,

@@ -401,10 +401,12 @@ START_TEST(traces) {
   check_simplify("tr(B A) - tr(A B)", "0");
   check_simplify("tr(A B C) - tr(B C A) + tr(C A B)", "tr(A B C)");
   check_simplify("tr(C^T B^T A^T) - tr(A B C)", "0");
-  check_simplify("tr(X^T A X)", "tr(A X X^T)");
-  check_simplify("tr(A^T B)", "tr(A B^T)");
-  check_simplify("<A, B>", "tr(A B^T)");
-  check_simplify("<A, B> - tr(A^T B) + <B, A>", "tr(A B^T)");
+  check_simplify("tr(X^T A X)", "<X, A X>");
+  check_simplify("tr(A^T B)", "<A, B>");
+  check_simplify("tr(M N N^T M^T)", "<M N, M N>");
+  check_simplify("tr(A B)", "tr(A B)");
+  check_simplify("<A, B>", "<A, B>");
+  check_simplify("<A, B> - tr(A^T B) + <B, A>", "<A, B>");
   check_simplify("<x, A y>", "x^T A y");
   check_simplify("tr(a b^T)", "a^T b");
   check_simplify("tr(A x y^T)", "y^T A x");
@@ -1447,13 +1449,12 @@ START_TEST(property) {
   ck_assert_msg(proved >= rounds * 9 / 10, "md_equal proved %u of %u", proved,
                 rounds);
   /* Simplification keeps the smaller form it finds, by the measure of
-   * md_text_size.  A few results are still larger than their input: an
-   * inner product of products written as a trace (<M N, M N> ->
-   * tr(M N (M N)^T)), a coefficient that could go into a sum inside .*
-   * or into a power, a coefficient shared by some terms of a sum only
-   * (3/2 (S - C) + I).  About 0.15% of rounds (8 to 16 in 6000 for the
+   * md_text_size.  A few results are still larger than their input: a
+   * coefficient shared by some terms of a sum only (3/2 (S - C) + I), a
+   * power of a product with a power inside, a sign that could go into a
+   * Kronecker factor.  About 0.05% of rounds (2 to 6 in 6000 for the
    * seeds tried), a few symbols each.  MATDIFF_TEST_VERBOSE=1 lists them. */
-  ck_assert_msg(grew <= rounds / 200, "%u of %u results larger than the input",
+  ck_assert_msg(grew <= rounds / 500, "%u of %u results larger than the input",
                 grew, rounds);
   ck_assert_msg(most <= 4, "a result gained %zu symbols", most);
 }
