@@ -2,6 +2,8 @@
 #include "diff.h"
 
 #include "print_text.h"
+#include "normal.h"
+#include "simplify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,6 +393,35 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
  * the chain would break (M u^T u N, read as M (u^T u) N: see shape.c).
  * The product rules read a chain, so such a run becomes one factor: its
  * transpose, which is itself and is not spliced into the product. */
+/* Runs of 1×1 inside runs are read this deep (as in shape.c). */
+enum { MAX_RUN_DEPTH = 32 };
+
+/* The index after the run of K[i..n) from K[i] that multiplies to 1×1,
+ * read as shape.c's scalar_run reads it (an inner 1×1 run where the chain
+ * breaks scales); n + 1 when there is none. */
+static size_t run_end(md_diff *D, expr *const *k, size_t n, size_t i,
+                      int depth) {
+  md_shapes *S = D->shapes;
+  md_shape run = shape(D, k[i]);
+  size_t j = i + 1;
+  while (j < n && !md_shape_is_scalar(S, run)) {
+    md_shape g = shape(D, k[j]);
+    size_t inner;
+    if (md_shape_is_scalar(S, g)) {
+      j++;
+    } else if (md_dim_equal(S, run.c, g.r) || !md_dim_is_one(S, g.r)) {
+      run.c = g.c;
+      j++;
+    } else if (depth < MAX_RUN_DEPTH &&
+               (inner = run_end(D, k, n, j, depth + 1)) <= n) {
+      j = inner;
+    } else {
+      break;
+    }
+  }
+  return md_shape_is_scalar(S, run) ? j : n + 1;
+}
+
 static expr *group_runs(md_diff *D, expr *e) {
   size_t n = e->nkids;
   expr **out = xreallocarray(NULL, n, sizeof *out);
@@ -426,16 +457,15 @@ static expr *group_runs(md_diff *D, expr *e) {
       seg[k++] = e->kid[i];
       continue;
     }
-    /* the chain breaks: a run from here multiplies to 1×1 (shape.c) */
-    md_shape run = f;
-    size_t j = i + 1;
-    while (j < n && !md_shape_is_scalar(S, run)) {
-      md_shape g = shape(D, e->kid[j]);
-      if (!md_shape_is_scalar(S, g))
-        run.c = g.c;
-      j++;
-    }
-    seg[k++] = expr_trans(D->ctx, expr_mul_n(D->ctx, e->kid + i, j - i));
+    /* the chain breaks: a run from here multiplies to 1×1 (shape.c),
+     * with runs of its own inside, grouped in turn */
+    size_t j = run_end(D, e->kid, n, i, 0);
+    if (j > n)
+      j = n; /* (shape inference has read it: not reached) */
+    expr *run = expr_mul_n(D->ctx, e->kid + i, j - i);
+    if (run->op == E_MUL && md_shape_derive(S, run))
+      run = group_runs(D, run);
+    seg[k++] = expr_trans(D->ctx, run);
     grouped = true;
     i = j - 1;
   }
@@ -666,6 +696,9 @@ static expr *inner_lin(linear *L, expr *p, expr *M) {
 
 static expr *lin_mul(linear *L, expr *e) {
   md_diff *D = L->D;
+  e = group_runs(D, e); /* a 1×1 run inside is one factor (shape.c) */
+  if (e->op != E_MUL)
+    return lin(L, e);
   size_t j = linear_kid(L, e);
   if (j == e->nkids)
     return NULL; /* g twice: not linear */
@@ -880,11 +913,13 @@ static expr *move_in(linear *L, expr *p, expr *M) {
       free(v);
       return move_in(L, p->kid[j], expr_inner(c, q, M));
     }
+    /* L^T M R^T with L = l1 .. lj and R = r1 .. rk: lj^T .. l1^T M
+     * rk^T .. r1^T, so the nearest factors go on last */
     expr *m = M;
-    for (size_t i = j; i-- > 0;)
+    for (size_t i = 0; i < j; i++)
       m = is_scalar(D, p->kid[i]) ? expr_mul(c, p->kid[i], m)
                                   : expr_mul(c, expr_trans(c, p->kid[i]), m);
-    for (size_t i = j + 1; i < p->nkids; i++)
+    for (size_t i = p->nkids; i-- > j + 1;)
       m = is_scalar(D, p->kid[i]) ? expr_mul(c, p->kid[i], m)
                                   : expr_mul(c, m, expr_trans(c, p->kid[i]));
     return move_in(L, p->kid[j], m);
@@ -1239,11 +1274,60 @@ static expr *vlin(vlinear *V, expr *e) {
 /* F with vec(F) = E, moving vec out of sums, negations and scalings of
  * same-shaped vec(...) terms (vec(A) + 2 vec(B) = vec(A + 2 B)); NULL if
  * E is not such a form. */
+/* The matrix whose vec is K vec(F), for K a Kronecker product of two
+ * matrices, its transpose or a sum of these: (P ⊗ Q) vec(F) =
+ * vec(Q F P^T); NULL for any other K. */
+static expr *kron_applied(md_diff *D, expr *k, expr *F) {
+  md_ctx *c = D->ctx;
+  if (k->op == E_KRON && k->nkids == 2)
+    return expr_mul_n(c, (expr *[]){k->kid[1], F, expr_trans(c, k->kid[0])}, 3);
+  if (k->op == E_TRANS && k->kid[0]->op == E_KRON && k->kid[0]->nkids == 2) {
+    expr *p = k->kid[0]->kid[0], *q = k->kid[0]->kid[1];
+    return expr_mul_n(c, (expr *[]){expr_trans(c, q), F, p}, 3);
+  }
+  if (k->op == E_ADD) {
+    expr **v = xreallocarray(NULL, k->nkids, sizeof *v);
+    expr *r = k;
+    for (size_t i = 0; r && i < k->nkids; i++)
+      if (!(v[i] = kron_applied(D, k->kid[i], F)))
+        r = NULL;
+    if (r)
+      r = expr_add_n(c, v, k->nkids);
+    free(v);
+    return r;
+  }
+  return NULL;
+}
+
 static expr *unvec_form(md_diff *D, expr *e) {
   md_ctx *c = D->ctx;
   switch ((expr_op)e->op) {
+  case E_ONES: /* the all-ones vector of m n entries, as a matrix */
+    return expr_mul(c, expr_ones(c), expr_trans(c, expr_ones(c)));
   case E_CALL:
     return e->u.fn == FN_VEC ? e->kid[0] : NULL;
+  case E_TRANS: { /* (v^T)^T; (u^T K)^T = K^T u */
+    expr *a = e->kid[0];
+    if (a->op == E_TRANS)
+      return unvec_form(D, a->kid[0]);
+    if (a->op != E_MUL)
+      return NULL;
+    expr **v = xreallocarray(NULL, a->nkids, sizeof *v);
+    for (size_t i = 0; i < a->nkids; i++)
+      v[a->nkids - 1 - i] = expr_trans(c, a->kid[i]);
+    expr *p = expr_mul_n(c, v, a->nkids);
+    free(v);
+    return md_shape_derive(D->shapes, p) ? unvec_form(D, p) : NULL;
+  }
+  case E_KRON: {
+    /* vec(c b^T) = kron(b, c) for vectors b and c */
+    if (e->nkids != 2)
+      return NULL;
+    md_shape b = shape(D, e->kid[0]), a = shape(D, e->kid[1]);
+    if (!md_dim_is_one(D->shapes, b.c) || !md_dim_is_one(D->shapes, a.c))
+      return NULL;
+    return expr_mul(c, e->kid[1], expr_trans(c, e->kid[0]));
+  }
   case E_NEG: {
     expr *F = unvec_form(D, e->kid[0]);
     return F ? expr_neg(c, F) : NULL;
@@ -1253,21 +1337,43 @@ static expr *unvec_form(md_diff *D, expr *e) {
     return F ? expr_div(c, F, e->kid[1]) : NULL;
   }
   case E_MUL: {
-    /* scalars and one vec(F) */
-    size_t j = e->nkids;
+    /* scalars and one vec(F), or kron(P, Q) ... vec(F):
+     * (P ⊗ Q) vec(F) = vec(Q F P^T) */
+    size_t j = e->nkids, first = e->nkids;
     for (size_t i = 0; i < e->nkids; i++)
       if (!is_scalar(D, e->kid[i])) {
-        if (j != e->nkids)
-          return NULL;
+        if (first == e->nkids)
+          first = i;
         j = i;
       }
     expr *F = j < e->nkids ? unvec_form(D, e->kid[j]) : NULL;
+    size_t lead = 0; /* kid[0..lead) is a 1×1 run: a scalar */
+    for (size_t i = j; F && i-- > first;) {
+      if (is_scalar(D, e->kid[i]))
+        continue;
+      expr *K = kron_applied(D, e->kid[i], F);
+      if (K) {
+        F = K;
+        continue;
+      }
+      expr *run = expr_mul_n(c, e->kid, i + 1);
+      if (md_shape_derive(D->shapes, run) && is_scalar(D, run))
+        lead = i + 1;
+      else
+        F = NULL;
+      break;
+    }
     if (!F)
       return NULL;
-    expr **v = xreallocarray(NULL, e->nkids, sizeof *v);
-    memcpy(v, e->kid, e->nkids * sizeof *v);
-    v[j] = F;
-    expr *r = expr_mul_n(c, v, e->nkids);
+    expr **v = xreallocarray(NULL, e->nkids + 1, sizeof *v);
+    size_t n = 0;
+    if (lead)
+      v[n++] = expr_mul_n(c, e->kid, lead);
+    for (size_t i = lead; i < e->nkids; i++)
+      if (is_scalar(D, e->kid[i]))
+        v[n++] = e->kid[i];
+    v[n++] = F;
+    expr *r = n == 1 ? F : expr_mul_n(c, v, n);
     free(v);
     return r;
   }
@@ -1398,6 +1504,197 @@ static expr *structured(md_diff *D, expr *x, expr *G) {
   return r;
 }
 
+/* The vec(F) nodes of E whose F depends on X, into OUT (each once). */
+static void vec_nodes(const expr *e, const expr *X, uint8_t *seen, uint8_t *dep,
+                      md_nodes *out) {
+  if (seen[e->id])
+    return;
+  seen[e->id] = 1;
+  if (e->op == E_CALL && e->u.fn == FN_VEC && expr_contains(e->kid[0], X, dep))
+    md_nodes_push(out, (expr *)e);
+  for (size_t i = 0; i < e->nkids; i++)
+    vec_nodes(e->kid[i], X, seen, dep, out);
+}
+
+/* The matrix form of the gradient DV by vec(F) (unvec_form, on DV as it
+ * is or simplified), or NULL. */
+static expr *unvec_of(md_diff *D, expr *dv) {
+  if (!md_shape_is_vector(D->shapes, shape(D, dv)) &&
+      !md_shape_is_scalar(D->shapes, shape(D, dv)))
+    return NULL;
+  expr *F = unvec_form(D, dv);
+  if (!F) {
+    expr *s = md_simplify(D->ctx, D->shapes, dv);
+    F = s ? unvec_form(D, s) : NULL;
+  }
+  return F && md_shape_derive(D->shapes, F) ? F : NULL;
+}
+
+/* d/dX f or d/dvec(X) f where f holds vec(F) nodes with F depending on X.
+ * Each such node becomes a vector variable v_i of its own, f = f'(X, v),
+ * and the derivative is that of f' by X plus, for each v_i, its gradient
+ * passed on into F_i: as it is for d/dvec(X) vec(X), else through its
+ * matrix form M_i, as d/dX <M_i, F_i> (unvec_form: vec(A) is A,
+ * kron(b, c) is c b^T, kron(P, Q) vec(A) is Q A P^T).  A gradient without
+ * such a form (a^T vec(X) by X: the reshaping of a) is an error that says
+ * to differentiate by vec(X). */
+static expr *through_vec(md_diff *D, expr *f, expr *x, expr *X, md_nodes *vn) {
+  md_ctx *c = D->ctx;
+  if (D->trace) {
+    fail(D, f,
+         "--steps cannot show a derivative through vec(%s) yet; leave out "
+         "--steps%s",
+         X->u.name, "");
+    return NULL;
+  }
+  size_t n = vn->n;
+  expr **v = xreallocarray(NULL, n, sizeof *v);
+  expr_subst sub, back;
+  expr_subst_init(&sub, c);
+  expr_subst_init(&back, c);
+  bool ok = true;
+  for (size_t i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "v'%u", ++D->nadjoints);
+    v[i] = expr_sym(c, name);
+    if (!md_shape_derive(D->shapes, vn->v[i]) ||
+        !md_shape_derive(D->shapes, v[i]) ||
+        !md_shape_unify(D->shapes, shape(D, v[i]), shape(D, vn->v[i])))
+      ok = false;
+    expr_subst_bind(&sub, vn->v[i], v[i]);
+    expr_subst_bind(&back, v[i], vn->v[i]);
+  }
+  expr *fv = ok ? expr_subst_apply(&sub, f) : NULL;
+  if (!fv || !md_shape_derive(D->shapes, fv)) {
+    fail(D, f, "internal error: no shape once vec(...) of %s is named%s",
+         X->u.name, "");
+    fv = NULL;
+  }
+  md_kind k = md_shape_sym_kind(D->shapes, X);
+  bool plain = k != K_SYMMETRIC && k != K_SPD && k != K_DIAGONAL;
+  bool scalar = fv && md_shape_is_scalar(D->shapes, shape(D, fv));
+  uint8_t *seen = xcalloc(md_ctx_nnodes(c), 1);
+  bool has_x = fv && expr_contains(fv, X, seen);
+  free(seen);
+  expr *r = NULL;
+  if (fv && has_x && !(r = md_derivative(D, fv, x)))
+    fv = NULL;
+  if (r)
+    r = expr_subst_apply(&back, r);
+  for (size_t i = 0; fv && i < n; i++) {
+    expr *Fi = vn->v[i]->kid[0];
+    expr *dv = md_derivative(D, fv, v[i]);
+    dv = dv ? expr_subst_apply(&back, dv) : NULL;
+    if (!dv) {
+      fv = NULL;
+      break;
+    }
+    expr *part;
+    if (Fi == X && x != X && plain) {
+      part = dv; /* by vec(X), as it is */
+    } else {
+      expr *M = scalar ? unvec_of(D, dv) : NULL;
+      if (!M) {
+        char *a = md_print_text_brief(c, f, MD_BRIEF_MAX);
+        char b[240];
+        if (!scalar)
+          snprintf(b, sizeof b,
+                   "%s%s%s: through vec(...) only a scalar or vec(%s) itself "
+                   "is read",
+                   x == X ? "" : "vec(", X->u.name, x == X ? "" : ")",
+                   X->u.name);
+        else if (x == X || plain)
+          snprintf(b, sizeof b,
+                   "%s%s%s: the gradient by vec(...) of it has no matrix form "
+                   "the engine can read (the language has no unvec)%s",
+                   x == X ? "" : "vec(", X->u.name, x == X ? "" : ")",
+                   Fi == X && x == X ? "; differentiate by vec(X) instead"
+                                     : "");
+        else
+          snprintf(b, sizeof b,
+                   "vec(%s): for a symmetric or diagonal variable the "
+                   "gradient needs its matrix form, which the engine cannot "
+                   "read here (the language has no unvec)",
+                   X->u.name);
+        fail(D, vn->v[i], "cannot form the derivative of %s by %s", a, b);
+        free(a);
+        fv = NULL;
+        break;
+      }
+      if (Fi == X) {
+        part = structured(D, X, M);
+        if (x != X)
+          part = expr_call1(c, FN_VEC, part);
+      } else {
+        /* M is the adjoint of F_i, a constant there: pass it on into F_i,
+         * with X in M frozen as a symbol of its own */
+        char name[48];
+        snprintf(name, sizeof name, "%s'%u", X->u.name, ++D->nadjoints);
+        expr *Xc = expr_sym(c, name);
+        expr_subst fr, th;
+        expr_subst_init(&fr, c);
+        expr_subst_init(&th, c);
+        expr_subst_bind(&fr, X, Xc);
+        expr_subst_bind(&th, Xc, X);
+        expr *in = NULL;
+        if (md_shape_derive(D->shapes, Xc) &&
+            md_shape_unify(D->shapes, shape(D, Xc), shape(D, X))) {
+          expr *Mc = expr_subst_apply(&fr, M);
+          in = Mc ? expr_inner(c, Mc, Fi) : NULL;
+        }
+        part = in && md_shape_derive(D->shapes, in) ? md_derivative(D, in, x)
+                                                    : NULL;
+        if (part)
+          part = expr_subst_apply(&th, part);
+        expr_subst_clear(&fr);
+        expr_subst_clear(&th);
+        if (!part) {
+          if (!D->err->n)
+            fail(D, f, "internal error: no shape for the adjoint of %s%s",
+                 "vec(...)", "");
+          fv = NULL;
+          break;
+        }
+      }
+    }
+    r = r ? expr_add(c, r, part) : part;
+  }
+  expr_subst_clear(&sub);
+  expr_subst_clear(&back);
+  free(v);
+  return fv ? r : NULL;
+}
+
+/* Sizes A and B are equal, or one is still free (a closed term's, as
+ * in 2 I, which takes its size where it stands). */
+static bool may_equal(md_diff *D, md_dim a, md_dim b) {
+  return md_dim_equal(D->shapes, a, b) ||
+         md_dim_get(D->shapes, a).kind == MD_DIM_FREE ||
+         md_dim_get(D->shapes, b).kind == MD_DIM_FREE;
+}
+
+/* The Jacobian J of R = J g, a form linear in the vector g, by X of
+ * shape XS; NULL when it cannot be read. */
+static expr *read_jacobian(md_diff *D, expr *r, const expr *g, md_shape xs) {
+  expr *J = expr_is_zero(r) ? r : jacobian_of(D, r, g);
+  if (!J && md_shape_is_vector(D->shapes, xs)) {
+    /* the general reader: for a column R, vec(R) = R = J g.  Only when
+     * its answer holds no Kronecker product: there the sizes of
+     * identities may be fixed only by a product of sizes. */
+    vlinear V = {{D, g, NULL, NULL, 0}, false, false};
+    J = vlin(&V, r);
+    free(V.L.has);
+    free(V.L.memo);
+    if (J) {
+      uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1);
+      if (holds_kron(J, seen))
+        J = NULL;
+      free(seen);
+    }
+  }
+  return J;
+}
+
 expr *md_derivative(md_diff *D, expr *f, expr *x) {
   const md_diff_trace *trace = D->trace;
   D->trace = NULL; /* derivatives inside F are not the derivation shown */
@@ -1406,6 +1703,30 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
   if (!f)
     return NULL;
   expr *X = sym_of(x);
+  {
+    /* vec(F) of something that depends on X: see through_vec */
+    md_nodes vn = {0};
+    uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1);
+    uint8_t *dep = xcalloc(md_ctx_nnodes(D->ctx), 1);
+    /* d/dvec(X) vec(F) is read through F (vec_jacobian): its vec(...)
+     * forms are not the ones meant here */
+    expr *scan = f;
+    if (x != X && md_shape_is_vector(D->shapes, shape(D, f))) {
+      expr *F = unvec_form(D, f);
+      if (F && md_shape_derive(D->shapes, F))
+        scan = F;
+    }
+    vec_nodes(scan, X, seen, dep, &vn);
+    free(seen);
+    free(dep);
+    /* (a vector or matrix by a matrix X is a tensor: the error below) */
+    bool tensor = x == X && !md_shape_is_scalar(D->shapes, shape(D, f));
+    if (vn.n && !tensor) {
+      expr *r = through_vec(D, f, x, X, &vn);
+      md_nodes_clear(&vn);
+      return r;
+    }
+  }
   md_shape fs = shape(D, f), xs = shape(D, X);
   bool ok;
   expr *r;
@@ -1473,20 +1794,25 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
     }
     return m;
   }
-  expr *J = expr_is_zero(r) ? r : jacobian_of(D, r, g);
-  if (!J && md_shape_is_vector(D->shapes, xs)) {
-    /* the general reader: for a column R, vec(R) = R = J g.  Only when
-     * its answer holds no Kronecker product: there the sizes of
-     * identities may be fixed only by a product of sizes. */
-    vlinear V = {{D, g, NULL, NULL, 0}, false, false};
-    J = vlin(&V, r);
-    free(V.L.has);
-    free(V.L.memo);
+  expr *J = read_jacobian(D, r, g, xs);
+  if (!J && !expr_is_zero(r)) {
+    /* the same form with transposes at the leaves and products
+     * distributed over sums (normal.h), each term then read alone */
+    md_nf *N = md_nf_new(D->ctx, D->shapes, true);
+    expr *n = md_nf_of(N, r);
+    md_nf_free(N);
+    if (n && n != r)
+      J = read_jacobian(D, n, g, xs);
+    /* a reading that does not have the Jacobian's shape is none */
+    if (J && !md_shape_derive(D->shapes, J))
+      J = NULL;
     if (J) {
-      uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1);
-      if (holds_kron(J, seen))
+      md_shape js = shape(D, J);
+      bool rows = md_shape_is_scalar(D->shapes, xs)
+                      ? md_dim_is_one(D->shapes, js.r)
+                      : may_equal(D, js.r, xs.r);
+      if (!rows || !may_equal(D, js.c, fs.r))
         J = NULL;
-      free(seen);
     }
   }
   if (!J) {

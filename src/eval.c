@@ -969,6 +969,53 @@ static bool is_1x1(const md_val *v) {
   return v->r == 1 && v->c == 1;
 }
 
+/* Runs of 1×1 inside runs are read this deep (as in shape.c). */
+enum { MAX_RUN_DEPTH = 32 };
+
+/* The product of the run of V[i..n) from V[i] that multiplies to 1×1, as
+ * shape.c's scalar_run reads it: where its chain breaks, an inner run
+ * that is 1×1 scales.  The product so far in *OUT (1×1 when the run is
+ * one), the index after it in *END. */
+static md_status mul_run(const md_val *const *v, size_t n, size_t i,
+                         size_t *end, md_val *out, int depth) {
+  md_val run;
+  md_val_init_copy(&run, v[i]);
+  size_t j = i + 1;
+  md_status st = MD_OK;
+  while (st == MD_OK && j < n && !is_1x1(&run)) {
+    md_val u;
+    if (is_1x1(v[j]) || run.c == v[j]->r) {
+      st = md_val_mul(&u, &run, v[j++]);
+    } else {
+      md_val inner;
+      size_t k;
+      if (depth >= MAX_RUN_DEPTH)
+        break;
+      st = mul_run(v, n, j, &k, &inner, depth + 1);
+      if (st != MD_OK)
+        break;
+      if (!is_1x1(&inner)) {
+        md_val_clear(&inner);
+        break;
+      }
+      st = md_val_mul(&u, &run, &inner);
+      md_val_clear(&inner);
+      j = k;
+    }
+    if (st != MD_OK)
+      break;
+    md_val_clear(&run);
+    run = u;
+  }
+  if (st != MD_OK) {
+    md_val_clear(&run);
+    return st;
+  }
+  *end = j;
+  *out = run;
+  return MD_OK;
+}
+
 /* A flat product read as shape inference reads it (shape.c): left to
  * right, a 1×1 factor scales, and where the chain breaks, a run of factors
  * that multiplies to 1×1 scales too: M u^T u N is M (u^T u) N. */
@@ -985,17 +1032,8 @@ static md_status mul_chain(md_val *out, const md_val *const *v, size_t n) {
       i++;
     } else {
       md_val run;
-      md_val_init_copy(&run, f);
-      size_t j = i + 1;
-      while (st == MD_OK && j < n && !is_1x1(&run) &&
-             (is_1x1(v[j]) || run.c == v[j]->r)) {
-        md_val u;
-        st = md_val_mul(&u, &run, v[j++]);
-        md_val_clear(&run);
-        if (st != MD_OK)
-          break;
-        run = u;
-      }
+      size_t j;
+      st = mul_run(v, n, i, &j, &run, 0);
       if (st != MD_OK) {
         md_val_clear(&acc);
         return st;

@@ -519,6 +519,36 @@ static bool is_const_scalar(md_shapes *s, const expr *e, md_shape sh) {
 }
 
 /* The rules of SPEC 2 for one node, given its kids' shapes. */
+/* Runs of 1×1 inside runs are read this deep. */
+enum { MAX_RUN_DEPTH = 32 };
+
+/* The factors K[i..n) of a flat product, from K[i]: whether a run of them
+ * multiplies to 1×1, and the index after it in *END.  Where the run's
+ * chain breaks, a run of its own that is 1×1 may start (c^T A (c^T x) y
+ * arrives as c^T A c^T x y): it scales, and the outer run goes on after
+ * it. */
+static bool scalar_run(md_shapes *s, const md_shape *k, size_t n, size_t i,
+                       size_t *end, int depth) {
+  md_shape run = k[i];
+  size_t j = i + 1;
+  while (j < n && !md_shape_is_scalar(s, run)) {
+    size_t inner;
+    if (md_shape_is_scalar(s, k[j])) {
+      j++;
+    } else if (unify(s, run.c, k[j].r)) {
+      run.c = k[j].c;
+      j++;
+    } else if (depth < MAX_RUN_DEPTH &&
+               scalar_run(s, k, n, j, &inner, depth + 1)) {
+      j = inner;
+    } else {
+      break;
+    }
+  }
+  *end = j;
+  return md_shape_is_scalar(s, run);
+}
+
 static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
                        md_shape *out) {
   char a[256], b[256], da[64], db[64];
@@ -597,15 +627,8 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
         acc.c = k[i].c;
         continue;
       }
-      md_shape run = k[i];
-      size_t j = i + 1;
-      while (j < e->nkids && !md_shape_is_scalar(s, run) &&
-             (md_shape_is_scalar(s, k[j]) || unify(s, run.c, k[j].r))) {
-        if (!md_shape_is_scalar(s, k[j]))
-          run.c = k[j].c;
-        j++;
-      }
-      if (md_shape_is_scalar(s, run)) {
+      size_t j;
+      if (scalar_run(s, k, e->nkids, i, &j, 0)) {
         i = j - 1;
         continue;
       }

@@ -2,8 +2,8 @@
 """Random compositions, differentiated by matdiff and judged by `matdiff
 check` (dual numbers, independent of the engine).  SPEC 3 and 5.
 Gradients by a vector and by a matrix, Jacobians of vectors, Hessians,
-Jacobians d/dvec(X) vec(F), Kronecker products and functions defined in a
-rules file (FUNCTIONS below, given to both with --rules).
+Jacobians d/dvec(X) vec(F), Kronecker products, vec(F) inside a scalar
+and functions defined in a rules file (FUNCTIONS below, given to both with --rules).
 
 Usage: diffcheck.py --matdiff PATH [--count N] [--seed S]
 
@@ -121,9 +121,9 @@ class Gen:
             lambda: "(%s) .* C" % self.mat(d),
             lambda: "(%s) (%s)" % (self.mat(d), self.mat(d)),
             lambda: "exp(%s)" % self.mat(d),
-            # a scalar run in the middle of a flat product (one level:
-            # nested runs are a shape error, see README)
-            lambda: "A (a^T (%s) c) C" % self.mat(0),
+            # a scalar run in the middle of a flat product, with runs of
+            # its own inside (README, Shapes)
+            lambda: "A (a^T (%s) c) C" % self.mat(d),
             lambda: "cube(%s)" % self.mat(d),
             lambda: "softsign(%s)" % self.mat(d),
         )
@@ -148,6 +148,9 @@ class Gen:
                 self.k(lambda: "tr(kron(a, %s)^T kron(c, A))" % self.mat(d)),
                 self.k(lambda: "c^T kron(b^T, %s) kron(y, a)" % self.mat(d)),
                 self.k(lambda: "sum(y ⊗ (%s) ⊗ b)" % self.mat(d)),
+                # vec(F) inside: its gradient passes into F as a matrix
+                lambda: "vec(C)^T vec(%s)" % self.mat(d),
+                self.k(lambda: "vec(%s)^T kron(C, A) vec(X)" % self.mat(d)),
             )
         return self.pick(
             lambda: "a^T (%s)" % self.vn(d),
