@@ -19,6 +19,11 @@ void md_errors_clear(md_errors *e) {
   md_errors_init(e);
 }
 
+void md_errors_truncate(md_errors *e, size_t n) {
+  while (e->n > n)
+    free(e->v[--e->n].msg);
+}
+
 void md_error_at(md_errors *e, const md_source *src, md_loc loc,
                  const char *fmt, ...) {
   va_list ap;

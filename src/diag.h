@@ -51,6 +51,8 @@ typedef struct md_errors {
 
 void md_errors_init(md_errors *e);
 void md_errors_clear(md_errors *e);
+/* Drops the messages after the first N. */
+void md_errors_truncate(md_errors *e, size_t n);
 /* Records an error; SRC may be NULL and LOC invalid. printf-style. */
 void md_error_at(md_errors *e, const md_source *src, md_loc loc,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));

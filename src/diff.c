@@ -1856,7 +1856,27 @@ expr *md_hessian(md_diff *D, expr *f, expr *x) {
   md_shape_derive(D->shapes, grad);
   const expr *saved = D->hessian_of;
   D->hessian_of = f; /* messages name f, not its raw gradient */
+  size_t n0 = D->err->n;
   expr *h = md_derivative(D, grad, x);
+  if (!h) {
+    /* again from the gradient simplified, then distributed and
+     * simplified, where Kronecker products with a vector on one side have
+     * become products (kron(I, x^T) kron(a, c) = x^T c a) and transposes
+     * are at the leaves; the first try's message stands if these fail */
+    size_t n1 = D->err->n;
+    for (int expand = 0; !h && expand < 2; expand++) {
+      expr *e = grad;
+      if (expand) { /* distributed, so that rules meet each term */
+        md_nf *N = md_nf_new(D->ctx, D->shapes, true);
+        e = md_nf_of(N, grad);
+        md_nf_free(N);
+      }
+      expr *s = e ? md_simplify(D->ctx, D->shapes, e) : NULL;
+      if (s && s != grad)
+        h = md_derivative(D, s, x);
+    }
+    md_errors_truncate(D->err, h ? n0 : n1);
+  }
   D->hessian_of = saved;
   return h;
 }

@@ -132,6 +132,16 @@ static bool match_whole(rewriter *W, match *m, const md_rwrule *r,
                         const expr *p, expr *n) {
   if (p->op == E_SYM)
     return bind(W, m, r, p, n);
+  md_shape sh;
+  if (p->op == E_TRANS && p->kid[0]->op == E_SYM && n->op != E_TRANS &&
+      shape(W, n, &sh) && md_dim_is_one(W->shapes, sh.r) &&
+      !md_dim_is_one(W->shapes, sh.c)) {
+    /* b^T against a row that is not written as a transpose (x^T .^ 2,
+     * where the normal form put the transpose at the leaves): b is the
+     * row transposed */
+    expr *t = expr_trans(W->ctx, n);
+    return t && bind(W, m, r, p->kid[0], t);
+  }
   if (p->nkids == 0)
     return p == n; /* I, ones, numbers: interned, so pointers */
   if (!same_head(p, n) || p->nkids != n->nkids)

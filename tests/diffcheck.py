@@ -43,9 +43,8 @@ class Gen:
     def __init__(self, rng, var, vec=False, kron=True):
         self.r = rng
         self.var = var  # 'x' or 'X'
-        # Kronecker products, not in Hessians: the gradient holds
-        # kron(I, x^T), whose adjoint with respect to x^T sums blocks (an
-        # error, tested in diff.test)
+        # Kronecker products (in Hessians too: the gradient's kron(I, x^T)
+        # becomes a product once distributed and simplified)
         self.kron = kron
         # for d/dvec(X) vec(F): no transpose of X, whose Jacobian would
         # need the commutation matrix (an error, tested in diff.test)
@@ -196,7 +195,7 @@ def main(argv):
             continue
         var = {"X": "X", "vec": "vec(X)"}.get(kind, "x")
         g = Gen(rng, "X" if kind in ("X", "vec") else "x", kind == "vec",
-                kind != "hess")
+                True)
         e = g.vn(rng.randint(0, 2)) if kind == "jac" else \
             "vec(%s)" % g.mat(rng.randint(0, 2)) if kind == "vec" else \
             g.sc(rng.randint(0, 1 if kind == "hess" else 2))
