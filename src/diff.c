@@ -1504,13 +1504,25 @@ static expr *structured(md_diff *D, expr *x, expr *G) {
   return r;
 }
 
+/* Whether E depends on X, memoised in DEP (0 not known yet, 1 no, 2
+ * yes): one walk serves every vec(F), however they share. */
+static bool holds_x(const expr *e, const expr *X, uint8_t *dep) {
+  if (!dep[e->id]) {
+    bool yes = e == X;
+    for (size_t i = 0; !yes && i < e->nkids; i++)
+      yes = holds_x(e->kid[i], X, dep);
+    dep[e->id] = yes ? 2 : 1;
+  }
+  return dep[e->id] == 2;
+}
+
 /* The vec(F) nodes of E whose F depends on X, into OUT (each once). */
 static void vec_nodes(const expr *e, const expr *X, uint8_t *seen, uint8_t *dep,
                       md_nodes *out) {
   if (seen[e->id])
     return;
   seen[e->id] = 1;
-  if (e->op == E_CALL && e->u.fn == FN_VEC && expr_contains(e->kid[0], X, dep))
+  if (e->op == E_CALL && e->u.fn == FN_VEC && holds_x(e->kid[0], X, dep))
     md_nodes_push(out, (expr *)e);
   for (size_t i = 0; i < e->nkids; i++)
     vec_nodes(e->kid[i], X, seen, dep, out);
@@ -1704,11 +1716,8 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
     return NULL;
   expr *X = sym_of(x);
   {
-    /* vec(F) of something that depends on X: see through_vec */
-    md_nodes vn = {0};
-    uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1);
-    uint8_t *dep = xcalloc(md_ctx_nnodes(D->ctx), 1);
-    /* d/dvec(X) vec(F) is read through F (vec_jacobian): its vec(...)
+    /* vec(F) of something that depends on X: see through_vec.
+     * d/dvec(X) vec(F) is read through F (vec_jacobian): its vec(...)
      * forms are not the ones meant here */
     expr *scan = f;
     if (x != X && md_shape_is_vector(D->shapes, shape(D, f))) {
@@ -1716,16 +1725,19 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
       if (F && md_shape_derive(D->shapes, F))
         scan = F;
     }
+    md_nodes vn = {0};
+    uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1); /* after F is made */
+    uint8_t *dep = xcalloc(md_ctx_nnodes(D->ctx), 1);
     vec_nodes(scan, X, seen, dep, &vn);
     free(seen);
     free(dep);
     /* (a vector or matrix by a matrix X is a tensor: the error below) */
     bool tensor = x == X && !md_shape_is_scalar(D->shapes, shape(D, f));
-    if (vn.n && !tensor) {
-      expr *r = through_vec(D, f, x, X, &vn);
-      md_nodes_clear(&vn);
+    expr *r = vn.n && !tensor ? through_vec(D, f, x, X, &vn) : NULL;
+    bool through = vn.n && !tensor;
+    md_nodes_clear(&vn);
+    if (through)
       return r;
-    }
   }
   md_shape fs = shape(D, f), xs = shape(D, X);
   bool ok;
