@@ -380,10 +380,22 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
     return ok;
   char *t = md_print_text_brief(D->ctx, n, MD_BRIEF_MAX);
   char *o = md_print_text_brief(D->ctx, n->kid[slot], MD_BRIEF_MAX);
-  fail(D, n,
-       "no rule to differentiate %s with respect to %s "
-       "(add one with --rules)",
-       t, o);
+  bool blocks = n->op == E_KRON;
+  for (size_t i = 0; blocks && i < n->nkids; i++) {
+    md_shape s = shape(D, n->kid[i]);
+    blocks = !md_dim_is_one(D->shapes, s.r) && !md_dim_is_one(D->shapes, s.c);
+  }
+  if (blocks) /* no rule can be written: say why */
+    fail(D, n,
+         "cannot differentiate %s with respect to %s: with a matrix on each "
+         "side, the adjoint of a Kronecker product sums blocks of G, which "
+         "the language has no name for (it can with a vector on one side)",
+         t, o);
+  else
+    fail(D, n,
+         "no rule to differentiate %s with respect to %s "
+         "(add one with --rules)",
+         t, o);
   free(t);
   free(o);
   return false;
