@@ -278,22 +278,69 @@ typedef enum absorb {
            * 3 / (alpha - 1) */
 } absorb;
 
+/* R = Q^(1/K) for an integer K other than 0 when that is rational (a sign
+ * only for odd K); false otherwise. */
+static bool rational_root(mpq_t r, const mpq_t q, const mpq_t k) {
+  if (mpz_cmp_ui(mpq_denref(k), 1) != 0 || !mpz_fits_slong_p(mpq_numref(k)))
+    return false;
+  long kk = mpz_get_si(mpq_numref(k));
+  if (kk == 0)
+    return false;
+  unsigned long a = kk < 0 ? (unsigned long)-kk : (unsigned long)kk;
+  if (mpq_sgn(q) < 0 && a % 2 == 0)
+    return false;
+  mpz_t n, d;
+  mpz_inits(n, d, NULL);
+  bool ok = mpz_root(n, mpq_numref(q), a) && mpz_root(d, mpq_denref(q), a);
+  if (ok) {
+    if (mpq_sgn(q) < 0 && mpz_sgn(n) > 0)
+      mpz_neg(n, n);
+    mpz_set(mpq_numref(r), kk < 0 ? d : n);
+    mpz_set(mpq_denref(r), kk < 0 ? n : d);
+    if (mpz_sgn(mpq_denref(r)) < 0) {
+      mpz_neg(mpq_denref(r), mpq_denref(r));
+      mpz_neg(mpq_numref(r), mpq_numref(r));
+    }
+    mpq_canonicalize(r);
+  }
+  mpz_clears(n, d, NULL);
+  return ok;
+}
+
 /* F with the factor Q taken in, or NULL when F takes none: a sum scaled,
  * or an operand of a node linear in it (tr, sum, diag, vec, a transpose,
- * an operand of .*, the numerator of ./) taking Q in turn, the
- * denominator of ./ or an inverse taking 1/Q, an odd power taking a sign:
+ * a factor of a product, .* or kron, the numerator of ./) taking Q in
+ * turn, the denominator of ./ or an inverse taking 1/Q, a k-th power the
+ * k-th root of Q when that is rational:
  * -(y - z) = z - y, -x .* (y - z) = x .* (z - y),
  * 1/2 (z .* (z + 2 w)) = z .* (1/2 z + w).  The result is built as it
  * stands: the normal form would take the factor out again. */
-static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth) {
+/* The size of the sum N as psum writes it (a positive term first). */
+static size_t sum_size(simp *S, expr *n) {
+  size_t sz = size_of(S, n);
+  if (n->op != E_ADD || !negative(n->kid[0]))
+    return sz;
+  for (size_t i = 1; i < n->nkids; i++)
+    if (!negative(n->kid[i]))
+      return sz - 1; /* y - x, not -x + y */
+  return sz;
+}
+
+static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth,
+                           long *gain) {
   if (f->op == E_ADD) {
     expr *r = md_nf_scale(S->N, q, f);
-    return r && built(S, r) ? r : NULL;
+    if (!r || !built(S, r))
+      return NULL;
+    *gain = (long)sum_size(S, f) - (long)sum_size(S, r);
+    return r;
   }
   if (depth >= MAX_SIGN_DEPTH)
     return NULL;
-  size_t nk = 0;    /* operands that may take it */
-  bool inv = false; /* ... as 1/Q */
+  size_t nk = 0; /* operands that may take it */
+  mpq_t qi;      /* ... as this */
+  mpq_init(qi);
+  mpq_set(qi, q);
   switch ((expr_op)f->op) {
   case E_CALL:
     if (f->nkids == 1 && (f->u.fn == FN_TR || f->u.fn == FN_SUM ||
@@ -305,42 +352,51 @@ static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth) {
     break;
   case E_INV:
     nk = 1;
-    inv = true;
+    mpq_inv(qi, q);
     break;
-  case E_POW:
-    if (mpq_cmp_si(q, -1, 1) == 0 && f->kid[1]->op == E_NUM &&
-        mpz_cmp_ui(mpq_denref(f->kid[1]->u.num), 1) == 0 &&
-        mpz_odd_p(mpq_numref(f->kid[1]->u.num)))
+  case E_POW: /* (b^k) q = (b q^(1/k))^k when q has a rational k-th root */
+    if (f->kid[1]->op == E_NUM && rational_root(qi, q, f->kid[1]->u.num))
       nk = 1;
     break;
+  case E_MUL:
   case E_HAD:
   case E_HDIV:
+  case E_KRON: /* linear in each operand: one takes it */
     nk = f->nkids;
     break;
   default:
     break;
   }
-  mpq_t r1;
-  mpq_init(r1);
-  mpq_inv(r1, q);
-  expr *r = NULL;
-  for (size_t i = 0; i < nk && !r; i++) {
-    bool under = inv || (f->op == E_HDIV && i > 0);
-    expr *a = scaled_inside(S, f->kid[i], under ? r1 : q, depth + 1);
-    if (!a)
+  /* of the operands that can take it, the one whose sum gains most (as
+   * it will be written: a sum that comes to start with a positive term
+   * gains) */
+  expr *best = NULL;
+  for (size_t i = 0; i < nk; i++) {
+    mpq_t qk;
+    mpq_init(qk);
+    if (f->op == E_HDIV && i > 0)
+      mpq_inv(qk, qi);
+    else
+      mpq_set(qk, qi);
+    long g = 0;
+    expr *a = scaled_inside(S, f->kid[i], qk, depth + 1, &g);
+    mpq_clear(qk);
+    if (!a || (best && g <= *gain))
       continue;
     expr *small[4];
     expr **k = f->nkids <= 4 ? small : xreallocarray(NULL, f->nkids, sizeof *k);
     memcpy(k, f->kid, f->nkids * sizeof *k);
     k[i] = a;
-    r = expr_rebuild(S->ctx, f, k);
+    expr *r = expr_rebuild(S->ctx, f, k);
     if (k != small)
       free(k);
-    if (r && !built(S, r))
-      r = NULL;
+    if (r && built(S, r)) {
+      best = r;
+      *gain = g;
+    }
   }
-  mpq_clear(r1);
-  return r;
+  mpq_clear(qi);
+  return best;
 }
 
 /* Presents a normal product: coefficient, scalars, chain; scalar
@@ -364,7 +420,8 @@ static expr *present_mul_as(simp *S, expr *n, absorb how, size_t which) {
     for (size_t i = 0; i < p.nitem + p.nchain && !g && mpq_cmp_ui(q, 1, 1);
          i++) {
       expr **f = i < p.nitem ? &p.item[i] : &p.chain[i - p.nitem];
-      if ((g = scaled_inside(S, *f, q, 0)) && which-- == 0)
+      long gain;
+      if ((g = scaled_inside(S, *f, q, 0, &gain)) && which-- == 0)
         *f = g;
       else
         g = NULL;
@@ -504,12 +561,36 @@ static expr *present_power(simp *S, expr *n) {
     if (!same)
       ok = ok && (ki == k || ki == -k) && (k > 1 || k < -1);
   }
+  /* ... or, when they differ but have one sign, their greatest common
+   * divisor: tr(A)^-2 X^-6 = (tr(A) X^3)^-2 */
+  long g = 0;
+  bool one_sign = !same;
+  for (size_t i = 0; one_sign && i < nf; i++) {
+    long ki;
+    power_base(i < p.nitem ? p.item[i] : p.chain[i - p.nitem], &ki);
+    one_sign = ki != 0 && (ki > 0) == (k > 0);
+    for (long a = ki < 0 ? -ki : ki, b = g; one_sign && b;) {
+      long t = a % b;
+      a = b;
+      b = t;
+      g = a;
+    }
+    if (one_sign && !g)
+      g = ki < 0 ? -ki : ki;
+  }
+  if (one_sign && g >= 2) {
+    ok = true;
+    same = true;
+    k = k < 0 ? -g : g;
+  }
   if (!same && k < 0)
     k = -k;
   for (size_t i = 0; ok && i < nf; i++) {
     long ki;
     expr *b = power_base(i < p.nitem ? p.item[i] : p.chain[i - p.nitem], &ki);
-    if (ki == k)
+    if (ki != k && ki % k == 0 && ki / k > 1) /* b^(ki/k) inside */
+      md_nodes_push(&base, expr_pow(S->ctx, b, expr_int(S->ctx, ki / k)));
+    else if (ki == k)
       md_nodes_push(&base, b);
     else if (i < p.nitem)
       md_nodes_push(&under, b);
@@ -571,9 +652,10 @@ static expr *present_mul(simp *S, expr *n) {
   expr *t = n;
   while (t->op == E_NEG)
     t = t->kid[0];
-  if (n->op == E_NEG || (t->op == E_MUL && t->kid[0]->op == E_NUM)) {
+  {
     /* the sign, or the coefficient, into each of the first few factors
-     * that take it (on a tie, the sign alone) */
+     * that take it (on a tie, the sign alone); the coefficient may be
+     * hidden in a factor that is not in normal form */
     for (absorb how = SIGN_IN; how >= INTO; how--) {
       expr *g = r;
       for (size_t i = 0; g && i < MAX_SIGN_IN; i++)
@@ -887,20 +969,25 @@ static expr *present_kids(simp *S, expr *n) {
 }
 
 /* tr(C) of the normal chain C as an inner product, when that is shorter:
- * tr(M N (M N)^T) -> <M N, M N>, tr(M M^T) -> <M, M>.  C is cut in two,
- * L R, and tr(L R) = <L^T, R> = <R^T, L>; every cut is tried when the
- * chain is short, only the ends otherwise.  NULL when C is no chain. */
+ * tr(M N (M N)^T) -> <M N, M N>, tr(M M^T) -> <M, M>.  C, rotated as a
+ * trace allows, is cut in two, L R, and tr(L R) = <L^T, R> = <R^T, L>;
+ * every rotation and cut is tried when the chain is short, only the ends
+ * otherwise.  NULL when C is no chain. */
 static expr *present_inner(simp *S, expr *c) {
   if (c->op != E_MUL || c->nkids < 2 || is_scalar(S, c))
     return NULL;
   expr *best = NULL;
   bool was = S->failed;
   size_t n = c->nkids;
-  for (size_t k = 1; k < n; k++) {
-    if (n > MAX_INNER_CUTS && k != 1 && k != n - 1)
+  expr **rot = xreallocarray(NULL, n, sizeof *rot);
+  for (size_t at = 0; at < n * n; at++) {
+    /* the chain rotated by s (the trace is the same), cut after k */
+    size_t s = at / n, k = at % n;
+    if (k == 0 || (n > MAX_INNER_CUTS && (s != 0 || (k != 1 && k != n - 1))))
       continue;
-    expr *l = md_nf_mul(S->N, c->kid, k),
-         *r = md_nf_mul(S->N, c->kid + k, n - k);
+    for (size_t i = 0; i < n; i++)
+      rot[i] = c->kid[(s + i) % n];
+    expr *l = md_nf_mul(S->N, rot, k), *r = md_nf_mul(S->N, rot + k, n - k);
     for (int side = 0; side < 2 && l && r; side++) {
       expr *t = md_nf_trans(S->N, side ? r : l);
       expr *a = t ? present(S, t) : NULL;
@@ -922,6 +1009,7 @@ static expr *present_inner(simp *S, expr *c) {
           smaller(S, best, a && b ? built(S, expr_inner(S->ctx, a, b)) : NULL);
     }
   }
+  free(rot);
   return best;
 }
 
