@@ -246,6 +246,11 @@ static bool sizes_hold(rewriter *W, const match *m, const md_rwrule *r) {
     }
     if (!shape(W, bound(m, q->b), &sb))
       return false;
+    /* a closed term (I, ones) takes the size where it stands: its
+     * recorded shape is only its most general one */
+    if ((bound(m, q->a)->flags & EF_CLOSED) ||
+        (bound(m, q->b)->flags & EF_CLOSED))
+      continue;
     if (!dim_same(W, da, q->bside ? sb.c : sb.r))
       return false;
   }
