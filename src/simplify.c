@@ -202,6 +202,10 @@ enum { MAX_SIGN_IN = 4, MAX_SIGN_DEPTH = 4 };
  * an inner product (present_inner). */
 enum { MAX_INNER_CUTS = 8 };
 
+/* A coefficient shared by some terms of a sum is taken out for at most
+ * this many coefficients (partial_content). */
+enum { MAX_GROUPS = 4 };
+
 /* Which run a presented chain factor X can join: 1 transposes (X^-T as
  * (X^-1)^T), 2 inverses, 0 none; *IN is what the run holds of it. */
 static int run_kind(simp *S, expr *x, expr **in) {
@@ -904,6 +908,55 @@ static expr *smaller(simp *S, expr *best, expr *cand) {
   return size_of(S, cand) < size_of(S, best) ? cand : best;
 }
 
+/* A coefficient shared by some of the terms of a sum out of them:
+ * 3/2 S - 3/2 C + I -> 3/2 (S - C) + I (content_out takes a common one
+ * out of all).  Terms are grouped by the size of their coefficient, the
+ * first MAX_GROUPS sizes tried. */
+static expr *partial_content(simp *S, part *tp, size_t n) {
+  if (n < 3)
+    return NULL;
+  expr *best = NULL;
+  part *sub = xreallocarray(NULL, n, sizeof *sub);
+  expr **rest = xreallocarray(NULL, n, sizeof *rest);
+  mpq_t a, b;
+  mpq_init(a);
+  mpq_init(b);
+  size_t tried = 0;
+  for (size_t i = 0; i < n && tried < MAX_GROUPS && !S->failed; i++) {
+    mpq_abs(a, tp[i].c);
+    bool seen = mpq_cmp_ui(a, 1, 1) == 0; /* no coefficient to share */
+    for (size_t j = 0; j < i && !seen; j++) {
+      mpq_abs(b, tp[j].c);
+      seen = mpq_equal(a, b);
+    }
+    if (seen)
+      continue;
+    size_t ns = 0, nr = 0;
+    for (size_t j = 0; j < n; j++) {
+      mpq_abs(b, tp[j].c);
+      if (mpq_equal(a, b))
+        sub[ns++] = tp[j]; /* a view: the parts stay tp's */
+      else
+        rest[nr++] = tp[j].t;
+    }
+    if (ns < 2 || nr == 0)
+      continue;
+    tried++;
+    expr *g = content_out(S, sub, ns);
+    if (!g)
+      continue;
+    for (size_t j = 0; j < nr; j++)
+      rest[j] = present(S, rest[j]);
+    rest[nr++] = g;
+    best = smaller(S, best, psum(S, rest, nr));
+  }
+  mpq_clear(a);
+  mpq_clear(b);
+  free(sub);
+  free(rest);
+  return best;
+}
+
 /* A normal sum, factored where that is shorter. */
 static expr *present_core(simp *S, expr *n) {
   expr *done = (expr *)md_idmap_get(&S->core, n);
@@ -917,6 +970,7 @@ static expr *present_core(simp *S, expr *n) {
     best = smaller(S, best, grouped(S, tp, n->nkids, true));
     best = smaller(S, best, grouped(S, tp, n->nkids, false));
     best = smaller(S, best, content_out(S, tp, n->nkids));
+    best = smaller(S, best, partial_content(S, tp, n->nkids));
     parts_clear(tp, n->nkids);
     free(tp);
     S->nest--;
