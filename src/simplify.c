@@ -656,11 +656,20 @@ static expr *present_mul(simp *S, expr *n) {
   expr *t = n;
   while (t->op == E_NEG)
     t = t->kid[0];
-  {
+  /* the coefficient, which may be hidden in a factor that is not in
+   * normal form */
+  mpq_t coef;
+  mpq_init(coef);
+  md_nf_parts p;
+  md_nf_split(S->N, n, coef, &p);
+  md_nf_parts_clear(&p);
+  bool unit = mpq_cmp_ui(coef, 1, 1) == 0;
+  bool sign = mpq_cmp_si(coef, -1, 1) == 0;
+  mpq_clear(coef);
+  if (!unit) {
     /* the sign, or the coefficient, into each of the first few factors
-     * that take it (on a tie, the sign alone); the coefficient may be
-     * hidden in a factor that is not in normal form */
-    for (absorb how = SIGN_IN; how >= INTO; how--) {
+     * that take it (on a tie, the sign alone; for -1 they are one) */
+    for (absorb how = SIGN_IN; how >= (sign ? SIGN_IN : INTO); how--) {
       expr *g = r;
       for (size_t i = 0; g && i < MAX_SIGN_IN; i++)
         if ((g = present_mul_as(S, n, how, i)))
