@@ -1006,6 +1006,37 @@ static expr *present_sum(simp *S, expr *n) {
   return best;
 }
 
+/* The functions whose value a transpose of their operand keeps. */
+static bool transpose_free(uint32_t fn) {
+  return fn == FN_TR || fn == FN_DET || fn == FN_LOGDET || fn == FN_SUM ||
+         fn == FN_NORM1 || fn == FN_NORM2 || fn == FN_LOGSUMEXP;
+}
+
+/* The presented Hadamard product H with its operands that are transposes
+ * (two or more) as one: M^T .* M^T .* N -> (M .* M)^T .* N; NULL when
+ * fewer than two are. */
+static expr *had_transposes(simp *S, expr *h) {
+  size_t nt = 0;
+  for (size_t i = 0; i < h->nkids; i++)
+    nt += h->kid[i]->op == E_TRANS;
+  if (nt < 2 || nt == h->nkids)
+    return NULL; /* (all of them: the transpose of the whole, above) */
+  expr **in = xreallocarray(NULL, nt, sizeof *in);
+  expr **out = xreallocarray(NULL, h->nkids - nt + 1, sizeof *out);
+  size_t a = 0, b = 0;
+  for (size_t i = 0; i < h->nkids; i++)
+    if (h->kid[i]->op == E_TRANS)
+      in[a++] = h->kid[i]->kid[0];
+    else
+      out[b++] = h->kid[i];
+  expr *t = built(S, expr_make(S->ctx, E_HAD, in, a));
+  out[b++] = t ? built(S, expr_trans(S->ctx, t)) : NULL;
+  expr *r = out[b - 1] ? built(S, expr_make(S->ctx, E_HAD, out, b)) : NULL;
+  free(in);
+  free(out);
+  return r && has_shape(S, r) ? r : NULL;
+}
+
 /* N with its operands presented. */
 static expr *present_kids(simp *S, expr *n) {
   if (!n->nkids)
@@ -1109,6 +1140,11 @@ static expr *present(simp *S, expr *n) {
           r = smaller(S, r, c ? built(S, expr_trans(S->ctx, c)) : NULL);
       }
     }
+    if (r && r->op == E_HAD)
+      r = smaller(S, r, had_transposes(S, r));
+    if (r && r->op == E_CALL && r->nkids == 1 && r->kid[0]->op == E_TRANS &&
+        transpose_free(r->u.fn)) /* tr(X^T) = tr(X), sum, det, ... */
+      r = built(S, expr_call1(S->ctx, r->u.fn, r->kid[0]->kid[0]));
     break;
   }
   if (!r || S->failed || !built(S, r)) {

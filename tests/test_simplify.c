@@ -300,6 +300,9 @@ START_TEST(transposes_to_the_leaves) {
   check_simplify("alpha x^T M^T M", "alpha (M x)^T M");
   /* and so is an element-wise node of transposes */
   check_simplify("(z .* x)^T", "(x .* z)^T");
+  check_simplify("M^T .* M^T .* N", "N .* (M .* M)^T");
+  /* a transpose under tr, sum, det and norms is dropped */
+  check_simplify("tr((M .* N)^T) + sum((M .* N)^T)", "sum(M .* N) + tr(M .* N)");
   check_simplify("sign(N^T M^T)", "sign((M N)^T)");
   /* the transpose of a sum prints as such when that is shorter */
   check_simplify("(A + B)^T", "(A + B)^T");
