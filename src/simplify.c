@@ -649,6 +649,59 @@ static expr *present_power(simp *S, expr *n) {
   return r;
 }
 
+/* Some factors of the normal product N as a power, the others outside:
+ * ||D||_1 (M N)^-2 / beta^2 -> ||D||_1 (beta M N)^-2.  The power is that
+ * of a matrix factor of the chain, which the power replaces; the scalars
+ * with that exponent (or its negative) go in, with the coefficient or
+ * without.  NULL when there is nothing to group. */
+static expr *present_power_part(simp *S, expr *n) {
+  mpq_t c, one;
+  mpq_init(c);
+  mpq_init(one);
+  mpq_set_ui(one, 1, 1);
+  md_nf_parts p;
+  md_nf_split(S->N, n, c, &p);
+  expr *best = NULL;
+  for (size_t j = 0; j < p.nchain && j < MAX_GROUPS && !S->failed; j++) {
+    long kc;
+    power_base(p.chain[j], &kc);
+    if (kc == 1 || kc == 0)
+      continue;
+    md_nodes in = {0}, out = {0};
+    for (size_t i = 0; i < p.nitem; i++) {
+      long ki;
+      power_base(p.item[i], &ki);
+      bool fits = ki == kc || (ki == -kc && (kc > 1 || kc < -1));
+      md_nodes_push(fits ? &in : &out, p.item[i]);
+    }
+    md_nodes_push(&in, p.chain[j]);
+    for (int withc = 0; in.n >= 2 && withc < 2 && !S->failed; withc++) {
+      md_nodes g = {0};
+      md_nodes_push(&g, expr_num(S->ctx, withc ? c : one));
+      for (size_t i = 0; i < in.n; i++)
+        md_nodes_push(&g, in.v[i]);
+      expr *group = md_nf_mul(S->N, g.v, g.n);
+      md_nodes_clear(&g);
+      expr *pw = group && group->op == E_MUL ? present_power(S, group) : NULL;
+      if (!pw || (!out.n && p.nchain == 1))
+        continue; /* (all of it: present_power's own form) */
+      md_nodes f = {0};
+      for (size_t i = 0; i < out.n; i++)
+        md_nodes_push(&f, present(S, out.v[i]));
+      for (size_t i = 0; i < p.nchain; i++)
+        md_nodes_push(&f, i == j ? pw : present(S, p.chain[i]));
+      best = smaller(S, best, pmul(S, withc ? one : c, f.v, f.n));
+      md_nodes_clear(&f);
+    }
+    md_nodes_clear(&in);
+    md_nodes_clear(&out);
+  }
+  md_nf_parts_clear(&p);
+  mpq_clear(c);
+  mpq_clear(one);
+  return best;
+}
+
 /* ... or as the transpose of a product, when that is shorter:
  * N^T M^T -> (M N)^T, X^-T A^T B^T X^-T -> (X^-1 B A X^-1)^T. */
 static expr *present_mul(simp *S, expr *n) {
@@ -677,7 +730,8 @@ static expr *present_mul(simp *S, expr *n) {
     }
   }
   if (r && (t->op == E_MUL || n->op == E_NEG))
-    r = smaller(S, r, present_power(S, n));
+    r = smaller(S, smaller(S, r, present_power(S, n)),
+                present_power_part(S, n));
   if (r && t->op == E_MUL && !is_scalar(S, n) && S->nest < MAX_NEST) {
     expr *tt = md_nf_trans(S->N, n);
     if (tt && tt != n) {

@@ -342,6 +342,9 @@ START_TEST(inverses) {
   check_simplify("(alpha A)^-1", "(alpha A)^-1");
   check_simplify("A^-2 / alpha^2", "(alpha A)^-2");
   check_simplify("1/4 (alpha A)^-2", "(2 alpha A)^-2");
+  /* some factors as a power, the others outside */
+  check_simplify("||D||_1 (M N)^-2 / beta^2", "||D||_1 (beta M N)^-2");
+  check_simplify("(M N)^-3 relu(3 M N) / beta^3", "(beta M N)^-3 relu(3 M N)");
   check_simplify("A A^-1", "I");
   check_simplify("A^-1 A B", "B");
   check_simplify("x^T A A^-1 y", "x^T y");
