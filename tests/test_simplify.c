@@ -302,7 +302,8 @@ START_TEST(transposes_to_the_leaves) {
   check_simplify("(z .* x)^T", "(x .* z)^T");
   check_simplify("M^T .* M^T .* N", "N .* (M .* M)^T");
   /* a transpose under tr, sum, det and norms is dropped */
-  check_simplify("tr((M .* N)^T) + sum((M .* N)^T)", "sum(M .* N) + tr(M .* N)");
+  check_simplify("tr((M .* N)^T) + sum((M .* N)^T)",
+                 "sum(M .* N) + tr(M .* N)");
   check_simplify("sign(N^T M^T)", "sign((M N)^T)");
   /* the transpose of a sum prints as such when that is shorter */
   check_simplify("(A + B)^T", "(A + B)^T");
@@ -1458,12 +1459,14 @@ START_TEST(property) {
   ck_assert_msg(proved >= rounds * 9 / 10, "md_equal proved %u of %u", proved,
                 rounds);
   /* Simplification keeps the smaller form it finds, by the measure of
-   * md_text_size.  A few results are still larger than their input: a
-   * coefficient shared by some terms of a sum only (3/2 (S - C) + I), a
-   * power of a product with a power inside, a sign that could go into a
-   * Kronecker factor.  About 0.05% of rounds (2 to 6 in 6000 for the
-   * seeds tried), a few symbols each.  MATDIFF_TEST_VERBOSE=1 lists them. */
-  ck_assert_msg(grew <= rounds / 500, "%u of %u results larger than the input",
+   * md_text_size.  A few results are still larger than their input, by
+   * one or two symbols: a 1×1 chain written the other way round
+   * (relu(2 u^T) (N .* N)^T M^T u), a sign that could go into the base
+   * of a power, scalars that could go into a trace, some terms of a sum
+   * that could be one transpose (1/2 M^T + (M A)^T - N).  About 0.02% of
+   * rounds (0 to 3 in 6000 for the eight seeds tried).
+   * MATDIFF_TEST_VERBOSE=1 lists them. */
+  ck_assert_msg(grew <= rounds / 1000, "%u of %u results larger than the input",
                 grew, rounds);
   ck_assert_msg(most <= 4, "a result gained %zu symbols", most);
 }
