@@ -702,6 +702,80 @@ static expr *present_power_part(simp *S, expr *n) {
   return best;
 }
 
+/* The factors of a 1×1 chain F[0..N) the other way round, transposed,
+ * pushed onto OUT; false if one has no transpose. */
+static bool push_reversed(simp *S, md_nodes *out, expr *const *f, size_t n) {
+  expr **t = xreallocarray(NULL, n, sizeof *t);
+  bool ok = true;
+  for (size_t i = 0; i < n && ok; i++)
+    ok = (t[i] = md_nf_trans(S->N, f[n - 1 - i])) != NULL;
+  /* one by one, as present_mul_as writes a run: x^T A^T y, not
+   * (A x)^T y */
+  for (size_t i = 0; i < n && ok; i++)
+    md_nodes_push(out, present(S, t[i]));
+  free(t);
+  return ok;
+}
+
+/* The size of the presented factors V[0..N). */
+static size_t sizes(simp *S, expr *const *v, size_t n) {
+  size_t z = 0;
+  for (size_t i = 0; i < n; i++)
+    z += v[i] ? size_of(S, v[i]) : SIZE_MAX / 8;
+  return z;
+}
+
+/* The normal product N with its 1×1 runs (and its chain, when N is 1×1)
+ * written the other way round where that is shorter: x^T A^T y ->
+ * y^T A x (the normal form picks one orientation for every scalar).
+ * Scalar inverses stay as they are; NULL when nothing turns. */
+static expr *present_reversed(simp *S, expr *n) {
+  mpq_t c;
+  mpq_init(c);
+  md_nf_parts p;
+  md_nf_split(S->N, n, c, &p);
+  md_nodes f = {0};
+  bool turned = false;
+  for (size_t i = 0; i < p.nitem && !S->failed; i++) {
+    expr *t = p.item[i];
+    if (t->op != E_MUL) {
+      md_nodes_push(&f, present(S, t));
+      continue;
+    }
+    md_nodes a = {0}, b = {0};
+    for (size_t j = 0; j < t->nkids; j++)
+      md_nodes_push(&a, present(S, t->kid[j]));
+    bool ok = push_reversed(S, &b, t->kid, t->nkids);
+    bool rev = ok && sizes(S, b.v, b.n) < sizes(S, a.v, a.n);
+    md_nodes *w = rev ? &b : &a;
+    for (size_t j = 0; j < w->n; j++)
+      md_nodes_push(&f, w->v[j]);
+    turned |= rev;
+    md_nodes_clear(&a);
+    md_nodes_clear(&b);
+  }
+  if (p.nchain >= 2 && is_scalar(S, n)) {
+    md_nodes a = {0}, b = {0};
+    for (size_t j = 0; j < p.nchain; j++)
+      md_nodes_push(&a, present(S, p.chain[j]));
+    bool ok = push_reversed(S, &b, p.chain, p.nchain);
+    bool rev = ok && sizes(S, b.v, b.n) < sizes(S, a.v, a.n);
+    md_nodes *w = rev ? &b : &a;
+    for (size_t j = 0; j < w->n; j++)
+      md_nodes_push(&f, w->v[j]);
+    turned |= rev;
+    md_nodes_clear(&a);
+    md_nodes_clear(&b);
+  } else {
+    push_chain(S, &f, p.chain, p.nchain);
+  }
+  expr *r = turned && !S->failed ? pmul(S, c, f.v, f.n) : NULL;
+  md_nodes_clear(&f);
+  md_nf_parts_clear(&p);
+  mpq_clear(c);
+  return r && has_shape(S, r) ? r : NULL;
+}
+
 /* ... or as the transpose of a product, when that is shorter:
  * N^T M^T -> (M N)^T, X^-T A^T B^T X^-T -> (X^-1 B A X^-1)^T. */
 static expr *present_mul(simp *S, expr *n) {
@@ -732,6 +806,11 @@ static expr *present_mul(simp *S, expr *n) {
   if (r && (t->op == E_MUL || n->op == E_NEG))
     r = smaller(S, smaller(S, r, present_power(S, n)),
                 present_power_part(S, n));
+  if (r && t->op == E_MUL && S->nest < MAX_NEST) {
+    S->nest++;
+    r = smaller(S, r, present_reversed(S, n));
+    S->nest--;
+  }
   if (r && t->op == E_MUL && !is_scalar(S, n) && S->nest < MAX_NEST) {
     expr *tt = md_nf_trans(S->N, n);
     if (tt && tt != n) {

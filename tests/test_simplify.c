@@ -343,6 +343,10 @@ START_TEST(inverses) {
   check_simplify("(alpha A)^-1", "(alpha A)^-1");
   check_simplify("A^-2 / alpha^2", "(alpha A)^-2");
   check_simplify("1/4 (alpha A)^-2", "(2 alpha A)^-2");
+  /* a scalar chain the other way round, when shorter */
+  check_simplify("x^T A^T y", "y^T A x");
+  check_simplify("relu(2 u^T) (N .* N)^T M^T u", "u^T M (N .* N) relu(2 u)");
+  check_simplify("x^T A^T B A x", "x^T A^T B A x");
   /* some factors as a power, the others outside */
   check_simplify("||D||_1 (M N)^-2 / beta^2", "||D||_1 (beta M N)^-2");
   check_simplify("(M N)^-3 relu(3 M N) / beta^3", "(beta M N)^-3 relu(3 M N)");
