@@ -380,16 +380,19 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
     return ok;
   char *t = md_print_text_brief(D->ctx, n, MD_BRIEF_MAX);
   char *o = md_print_text_brief(D->ctx, n->kid[slot], MD_BRIEF_MAX);
+  /* a Kronecker product with a matrix on the other side: no rule can be
+   * written, say why */
   bool blocks = n->op == E_KRON;
   for (size_t i = 0; blocks && i < n->nkids; i++) {
     md_shape s = shape(D, n->kid[i]);
-    blocks = !md_dim_is_one(D->shapes, s.r) && !md_dim_is_one(D->shapes, s.c);
+    blocks = i == slot ||
+             (!md_dim_is_one(D->shapes, s.r) && !md_dim_is_one(D->shapes, s.c));
   }
-  if (blocks) /* no rule can be written: say why */
+  if (blocks)
     fail(D, n,
-         "cannot differentiate %s with respect to %s: with a matrix on each "
-         "side, the adjoint of a Kronecker product sums blocks of G, which "
-         "the language has no name for (it can with a vector on one side)",
+         "cannot differentiate %s with respect to %s: with a matrix on the "
+         "other side, the adjoint of a Kronecker product sums blocks of G, "
+         "which the language has no name for (it can with a vector there)",
          t, o);
   else
     fail(D, n,
@@ -1437,7 +1440,9 @@ static expr *vec_jacobian(md_diff *D, expr *f, expr *X) {
            md_shape_is_vector(D->shapes, fs) ? "g" : "G", ++D->nadjoints);
   expr *G = expr_sym(c, name);
   if (!md_shape_derive(D->shapes, expr_inner(c, G, F))) {
-    fail(D, f, "internal error: no shape for the adjoint of %s%s", "", "");
+    char *a = md_print_text_brief(D->ctx, f, MD_BRIEF_MAX);
+    fail(D, f, "internal error: no shape for the adjoint of %s%s", a, "");
+    free(a);
     return NULL;
   }
   bool ok;
@@ -1618,6 +1623,17 @@ static expr *through_vec(md_diff *D, expr *f, expr *x, expr *X, md_nodes *vn) {
       part = dv; /* by vec(X), as it is */
     } else {
       expr *M = scalar ? unvec_of(D, dv) : NULL;
+      if (!M && scalar && x != X && plain && Fi != X) {
+        /* by vec(X) the chain rule needs no matrix form: the Jacobian of
+         * vec(F_i) (Kronecker form) times the gradient by vec(F_i) */
+        size_t n0 = D->err->n;
+        expr *J = md_derivative(D, vn->v[i], x);
+        if (J) {
+          r = r ? expr_add(c, r, expr_mul(c, J, dv)) : expr_mul(c, J, dv);
+          continue;
+        }
+        md_errors_truncate(D->err, n0); /* the message below says more */
+      }
       if (!M) {
         char *a = md_print_text_brief(c, f, MD_BRIEF_MAX);
         char b[240];
@@ -1790,6 +1806,13 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
     free(b);
     return NULL;
   }
+  /* a row by a scalar: no symbol can be 1×k (unknown sizes are never 1),
+   * so through the column: the element-wise derivative of f is that of
+   * f^T, transposed, which the layout table writes as the row it is */
+  if (md_dim_is_one(D->shapes, fs.r) && md_shape_is_scalar(D->shapes, xs)) {
+    expr *ft = expr_trans(D->ctx, f);
+    return md_shape_derive(D->shapes, ft) ? md_derivative(D, ft, x) : NULL;
+  }
   /* a fresh symbol that no input can name, of f's kind */
   char name[32];
   snprintf(name, sizeof name, "%s'%u",
@@ -1797,7 +1820,9 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
   expr *g = expr_sym(D->ctx, name);
   expr *gi = expr_inner(D->ctx, g, f);
   if (!md_shape_derive(D->shapes, gi)) {
-    fail(D, f, "internal error: no shape for the adjoint of %s%s", "", "");
+    char *a = md_print_text_brief(D->ctx, f, MD_BRIEF_MAX);
+    fail(D, f, "internal error: no shape for the adjoint of %s%s", a, "");
+    free(a);
     return NULL;
   }
   r = reverse(D, f, X, g, &ok);

@@ -191,6 +191,8 @@ def main(argv):
             e = g.mat(rng.randint(1, 2)) if big else g.vn(rng.randint(0, 2))
             e = re.sub(r"\bX\b", "(beta A + C)", e) if big else \
                 re.sub(r"\bx\b", "(beta a + c)", e)
+            if not big and rng.random() < 0.3:
+                e = "(%s)^T" % e  # a row: its element-wise derivative
             exprs.append(("beta", e, False))
             continue
         var = {"X": "X", "vec": "vec(X)"}.get(kind, "x")

@@ -355,7 +355,7 @@ END_TEST
 
 START_TEST(errors) {
   check_refused("", "A X B", "X", GRAD, "is a tensor");
-  check_refused("", "sum(kron(X, A))", "X", GRAD, "with a matrix on each side");
+  check_refused("", "sum(kron(X, A))", "X", GRAD, "with a matrix on the other side");
   check_refused("", "a^T vec(X)", "X", GRAD, "differentiate by vec(X) instead");
   check_refused("", "tr(X^100)", "X", GRAD, "more than 64 factors");
   check_refused("", "tr(X^T X)", "X", HESS, "is a tensor");
