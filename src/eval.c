@@ -57,6 +57,7 @@ typedef struct dep_table {
 struct md_eval {
   md_ctx *ctx;
   md_shapes *sh;
+  unsigned shrink; /* entries are drawn divided by 2^shrink (md_eval_sample) */
   /* the nodes under the roots, kids before parents */
   uint32_t *local; /* by node id: local index + 1, 0 if not ours */
   size_t nids;
@@ -359,11 +360,11 @@ void md_eval_format_sizes(md_eval *ev, strbuf *out) {
 
 /* ---- symbol values ---- */
 
-static void draw_num(md_rng *rng, md_num *x, bool positive) {
+static void draw_num(md_rng *rng, md_num *x, bool positive, unsigned shrink) {
   long p = 1 + (long)md_rng_below(rng, 5);
   if (!positive && md_rng_below(rng, 2))
     p = -p;
-  md_num_set_si(x, p, 1 + md_rng_below(rng, 3));
+  md_num_set_si(x, p, (1 + md_rng_below(rng, 3)) << shrink);
 }
 
 static md_status draw_sym(md_eval *ev, size_t s, md_rng *rng, bool positive) {
@@ -381,20 +382,20 @@ static md_status draw_sym(md_eval *ev, size_t s, md_rng *rng, bool positive) {
   case K_SYMMETRIC:
     for (uint32_t i = 0; i < r; i++)
       for (uint32_t j = i; j < c; j++) {
-        draw_num(rng, md_val_at(v, i, j, 0), positive);
+        draw_num(rng, md_val_at(v, i, j, 0), positive, ev->shrink);
         md_num_set(md_val_at(v, j, i, 0), md_val_at(v, i, j, 0));
       }
     break;
   case K_DIAGONAL:
     for (uint32_t i = 0; i < r; i++)
-      draw_num(rng, md_val_at(v, i, i, 0), positive);
+      draw_num(rng, md_val_at(v, i, i, 0), positive, ev->shrink);
     break;
   case K_SPD: {
     /* B B^T + n I: positive definite, and exact */
     md_val b, bt, bbt, id;
     md_val_init(&b, (uint32_t)r, (uint32_t)c, 0);
     for (size_t i = 0; i < r * c; i++)
-      draw_num(rng, &b.x[i], positive);
+      draw_num(rng, &b.x[i], positive, ev->shrink);
     md_val_trans(&bt, &b);
     md_val_mul(&bbt, &b, &bt);
     md_val_identity(&id, (uint32_t)r);
@@ -410,7 +411,7 @@ static md_status draw_sym(md_eval *ev, size_t s, md_rng *rng, bool positive) {
   }
   default:
     for (size_t i = 0; i < r * c; i++)
-      draw_num(rng, &v->x[i], positive);
+      draw_num(rng, &v->x[i], positive, ev->shrink);
     break;
   }
   ev->bound[s] = true;
@@ -1373,6 +1374,10 @@ md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
                          const md_shape *where, size_t n, md_val *out) {
   char why[sizeof ev->why] = "";
   for (unsigned try = 0; try < MD_EVAL_TRIES; try++) {
+    /* after a third of the tries, smaller entries: exp(exp(x)) at an
+     * entry of 5 is beyond double precision, at 5/12 it is not */
+    ev->shrink =
+        try < MD_EVAL_TRIES / 3 ? 0 : 2 * (1 + (try - MD_EVAL_TRIES / 3) / 4);
     md_eval_draw_sizes(ev, rng);
     md_status st = md_eval_draw(ev, rng, try % 2 == 1);
     if (st == MD_OK)
@@ -1382,11 +1387,14 @@ md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
       md_eval_use_doubles(ev);
       st = run_all(ev, e, where, n, out);
     }
-    if (st != MD_DOMAIN)
+    if (st != MD_DOMAIN) {
+      ev->shrink = 0;
       return st;
+    }
     if (!why[0])
       snprintf(why, sizeof why, "%s", ev->why);
   }
+  ev->shrink = 0;
   snprintf(ev->why, sizeof ev->why, "%s", why);
   return MD_DOMAIN;
 }
