@@ -725,6 +725,23 @@ static size_t sizes(simp *S, expr *const *v, size_t n) {
   return z;
 }
 
+/* Pushes onto OUT the presented factors of the 1×1 chain F[0..N), as
+ * they stand or the other way round, whichever is shorter; true when the
+ * other way. */
+static bool push_oriented(simp *S, md_nodes *out, expr *const *f, size_t n) {
+  md_nodes a = {0}, b = {0};
+  for (size_t j = 0; j < n; j++)
+    md_nodes_push(&a, present(S, f[j]));
+  bool rev =
+      push_reversed(S, &b, f, n) && sizes(S, b.v, b.n) < sizes(S, a.v, a.n);
+  md_nodes *w = rev ? &b : &a;
+  for (size_t j = 0; j < w->n; j++)
+    md_nodes_push(out, w->v[j]);
+  md_nodes_clear(&a);
+  md_nodes_clear(&b);
+  return rev;
+}
+
 /* The normal product N with its 1×1 runs (and its chain, when N is 1×1)
  * written the other way round where that is shorter: x^T A^T y ->
  * y^T A x (the normal form picks one orientation for every scalar).
@@ -738,37 +755,15 @@ static expr *present_reversed(simp *S, expr *n) {
   bool turned = false;
   for (size_t i = 0; i < p.nitem && !S->failed; i++) {
     expr *t = p.item[i];
-    if (t->op != E_MUL) {
+    if (t->op == E_MUL)
+      turned |= push_oriented(S, &f, t->kid, t->nkids);
+    else
       md_nodes_push(&f, present(S, t));
-      continue;
-    }
-    md_nodes a = {0}, b = {0};
-    for (size_t j = 0; j < t->nkids; j++)
-      md_nodes_push(&a, present(S, t->kid[j]));
-    bool ok = push_reversed(S, &b, t->kid, t->nkids);
-    bool rev = ok && sizes(S, b.v, b.n) < sizes(S, a.v, a.n);
-    md_nodes *w = rev ? &b : &a;
-    for (size_t j = 0; j < w->n; j++)
-      md_nodes_push(&f, w->v[j]);
-    turned |= rev;
-    md_nodes_clear(&a);
-    md_nodes_clear(&b);
   }
-  if (p.nchain >= 2 && is_scalar(S, n)) {
-    md_nodes a = {0}, b = {0};
-    for (size_t j = 0; j < p.nchain; j++)
-      md_nodes_push(&a, present(S, p.chain[j]));
-    bool ok = push_reversed(S, &b, p.chain, p.nchain);
-    bool rev = ok && sizes(S, b.v, b.n) < sizes(S, a.v, a.n);
-    md_nodes *w = rev ? &b : &a;
-    for (size_t j = 0; j < w->n; j++)
-      md_nodes_push(&f, w->v[j]);
-    turned |= rev;
-    md_nodes_clear(&a);
-    md_nodes_clear(&b);
-  } else {
+  if (p.nchain >= 2 && is_scalar(S, n))
+    turned |= push_oriented(S, &f, p.chain, p.nchain);
+  else
     push_chain(S, &f, p.chain, p.nchain);
-  }
   expr *r = turned && !S->failed ? pmul(S, c, f.v, f.n) : NULL;
   md_nodes_clear(&f);
   md_nf_parts_clear(&p);
