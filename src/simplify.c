@@ -619,10 +619,18 @@ static expr *present_power(simp *S, expr *n) {
       mpz_set(mpq_numref(b), num);
       mpz_set(mpq_denref(b), den);
       mpq_canonicalize(b);
-      expr **v = xreallocarray(NULL, base.n, sizeof *v);
-      for (size_t i = 0; i < base.n; i++)
-        v[i] = present(S, base.v[i]);
-      expr *m = S->failed ? NULL : pmul(S, b, v, base.n);
+      /* the base as a normal product, presented as any product is (a
+       * sign goes into a sum: (alpha (D - A))^-3) */
+      expr **v = xreallocarray(NULL, base.n + 1, sizeof *v);
+      v[0] = expr_num(S->ctx, b);
+      memcpy(v + 1, base.v, base.n * sizeof *v);
+      expr *nb = md_nf_mul(S->N, v, base.n + 1);
+      expr *m = NULL;
+      if (nb && S->nest < MAX_NEST) {
+        S->nest++;
+        m = present(S, nb);
+        S->nest--;
+      }
       free(v);
       if (m && under.n) {
         v = xreallocarray(NULL, under.n, sizeof *v);
@@ -683,7 +691,7 @@ static expr *present_power_part(simp *S, expr *n) {
       expr *group = md_nf_mul(S->N, g.v, g.n);
       md_nodes_clear(&g);
       expr *pw = group && group->op == E_MUL ? present_power(S, group) : NULL;
-      if (!pw || (!out.n && p.nchain == 1))
+      if (!pw || (withc && !out.n && p.nchain == 1))
         continue; /* (all of it: present_power's own form) */
       md_nodes f = {0};
       for (size_t i = 0; i < out.n; i++)
