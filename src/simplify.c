@@ -537,6 +537,16 @@ static expr *power_base(expr *f, long *k) {
   return f;
 }
 
+/* The greatest common divisor of A and B (gcd(0, b) = b). */
+static long gcd(long a, long b) {
+  while (b) {
+    long t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
 /* A normal product whose factors are all powers with one exponent k (at
  * most one of them a matrix, so that they commute) as a power of their
  * product: (M N)^-1 / beta -> (beta M N)^-1, 1/4 alpha^-2 X^-2 ->
@@ -573,14 +583,8 @@ static expr *present_power(simp *S, expr *n) {
     long ki;
     power_base(i < p.nitem ? p.item[i] : p.chain[i - p.nitem], &ki);
     one_sign = ki != 0 && (ki > 0) == (k > 0);
-    for (long a = ki < 0 ? -ki : ki, b = g; one_sign && b;) {
-      long t = a % b;
-      a = b;
-      b = t;
-      g = a;
-    }
-    if (one_sign && !g)
-      g = ki < 0 ? -ki : ki;
+    if (one_sign)
+      g = gcd(g, ki < 0 ? -ki : ki);
   }
   if (one_sign && g >= 2) {
     ok = true;

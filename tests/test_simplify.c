@@ -344,6 +344,8 @@ START_TEST(inverses) {
   check_simplify("A^-2 / alpha^2", "(alpha A)^-2");
   check_simplify("1/4 (alpha A)^-2", "(2 alpha A)^-2");
   check_simplify("(alpha A)^-2 / 3", "1/3 (alpha A)^-2");
+  /* exponents with a common divisor */
+  check_simplify("tr(A)^-2 X^-6", "(tr(A) X^3)^-2");
   check_simplify("inv(alpha (D - A))^3", "(alpha (D - A))^-3");
   /* a scalar chain the other way round, when shorter */
   check_simplify("x^T A^T y", "y^T A x");
