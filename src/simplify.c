@@ -1280,6 +1280,19 @@ static expr *present(simp *S, expr *n) {
           r = smaller(S, r, c ? built(S, expr_trans(S->ctx, c)) : NULL);
       }
     }
+    if (r && n->op == E_INV && !is_scalar(S, n) && S->nest < MAX_NEST) {
+      /* X^-1 as (X^T)^-T, when the transpose of X is shorter:
+       * (N^T M^T)^-1 -> (M N)^-T */
+      expr *kt = md_nf_trans(S->N, n->kid[0]);
+      S->nest++;
+      expr *p = kt && kt != n->kid[0] ? present(S, kt) : NULL;
+      S->nest--;
+      if (S->failed)
+        S->failed = false;
+      else if (p)
+        r = smaller(
+            S, r, built(S, expr_inv(S->ctx, built(S, expr_trans(S->ctx, p)))));
+    }
     if (r && r->op == E_HAD)
       r = smaller(S, r, had_transposes(S, r));
     if (r && r->op == E_CALL && r->nkids == 1 && r->kid[0]->op == E_TRANS &&

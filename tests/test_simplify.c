@@ -334,6 +334,7 @@ END_TEST
 
 START_TEST(inverses) {
   check_simplify("let A, B : matrix(n, n); (A B)^-1", "(A B)^-1");
+  check_simplify("(N^T M^T)^-1", "(M N)^-T");
   check_simplify("let A, B : matrix(n, n); B^-1 A^-1 C", "(A B)^-1 C");
   check_simplify("let A, B, C : matrix(n, n); (A B C)^-1 A", "(B C)^-1");
   /* not square: nothing to split */
