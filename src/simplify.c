@@ -783,6 +783,47 @@ static expr *present_reversed(simp *S, expr *n) {
   return r && has_shape(S, r) ? r : NULL;
 }
 
+/* A scalar product with one trace or sum among its factors as that trace
+ * or sum of the product of the others with its operand, when shorter:
+ * tr((M N)^-2) / beta^2 -> tr((beta M N)^-2).  NULL when N is none. */
+static expr *present_into_call(simp *S, expr *n) {
+  mpq_t c;
+  mpq_init(c);
+  md_nf_parts p;
+  md_nf_split(S->N, n, c, &p);
+  expr *r = NULL;
+  size_t at = p.nitem;
+  for (size_t i = 0; i < p.nitem; i++) {
+    expr *t = p.item[i];
+    if (t->op == E_CALL && t->nkids == 1 &&
+        (t->u.fn == FN_TR || t->u.fn == FN_SUM)) {
+      if (at != p.nitem) {
+        at = p.nitem; /* two: which would be arbitrary */
+        break;
+      }
+      at = i;
+    }
+  }
+  if (at < p.nitem && p.nchain == 0 && p.nitem >= 2 && S->nest < MAX_NEST) {
+    md_nodes f = {0};
+    md_nodes_push(&f, expr_num(S->ctx, c));
+    for (size_t i = 0; i < p.nitem; i++)
+      if (i != at)
+        md_nodes_push(&f, p.item[i]);
+    md_nodes_push(&f, p.item[at]->kid[0]);
+    expr *m = md_nf_mul(S->N, f.v, f.n);
+    md_nodes_clear(&f);
+    S->nest++;
+    expr *pm = m ? present(S, m) : NULL;
+    S->nest--;
+    if (pm)
+      r = built(S, expr_call1(S->ctx, p.item[at]->u.fn, pm));
+  }
+  md_nf_parts_clear(&p);
+  mpq_clear(c);
+  return r && has_shape(S, r) ? r : NULL;
+}
+
 /* ... or as the transpose of a product, when that is shorter:
  * N^T M^T -> (M N)^T, X^-T A^T B^T X^-T -> (X^-1 B A X^-1)^T. */
 static expr *present_mul(simp *S, expr *n) {
@@ -816,6 +857,7 @@ static expr *present_mul(simp *S, expr *n) {
   if (r && t->op == E_MUL && S->nest < MAX_NEST) {
     S->nest++;
     r = smaller(S, r, present_reversed(S, n));
+    r = smaller(S, r, present_into_call(S, n));
     S->nest--;
   }
   if (r && t->op == E_MUL && !is_scalar(S, n) && S->nest < MAX_NEST) {
