@@ -274,13 +274,22 @@ static void push_chain(simp *S, md_nodes *out, expr *const *f, size_t n) {
   md_nodes_clear(&run);
 }
 
-/* How present_mul_as treats the coefficient. */
-typedef enum absorb {
-  KEEP,   /* in front: -1/2 (A - B) N */
-  INTO,   /* into a factor (scaled_inside): (1/2 - beta) N */
-  SIGN_IN /* its sign into a factor: S^2 (z - ones), (beta - alpha)^-1,
-           * 3 / (alpha - 1) */
-} absorb;
+/* A normal product taken apart once (md_nf_split) for all the forms
+ * present_mul tries: coefficient, scalar items, matrix chain. */
+typedef struct split {
+  mpq_t c;
+  md_nf_parts p;
+} split;
+
+static void split_of(simp *S, expr *n, split *sp) {
+  mpq_init(sp->c);
+  md_nf_split(S->N, n, sp->c, &sp->p);
+}
+
+static void split_clear(split *sp) {
+  md_nf_parts_clear(&sp->p);
+  mpq_clear(sp->c);
+}
 
 /* R = Q^(1/K) for an integer K other than 0 when that is rational (a sign
  * only for odd K); false otherwise. */
@@ -311,14 +320,6 @@ static bool rational_root(mpq_t r, const mpq_t q, const mpq_t k) {
   return ok;
 }
 
-/* F with the factor Q taken in, or NULL when F takes none: a sum scaled,
- * or an operand of a node linear in it (tr, sum, diag, vec, a transpose,
- * a factor of a product, .* or kron, the numerator of ./) taking Q in
- * turn, the denominator of ./ or an inverse taking 1/Q, a k-th power the
- * k-th root of Q when that is rational:
- * -(y - z) = z - y, -x .* (y - z) = x .* (z - y),
- * 1/2 (z .* (z + 2 w)) = z .* (1/2 z + w).  The result is built as it
- * stands: the normal form would take the factor out again. */
 /* The size of the sum N as psum writes it (a positive term first). */
 static size_t sum_size(simp *S, expr *n) {
   size_t sz = size_of(S, n);
@@ -330,6 +331,14 @@ static size_t sum_size(simp *S, expr *n) {
   return sz;
 }
 
+/* F with the factor Q taken in, or NULL when F takes none: a sum scaled,
+ * or an operand of a node linear in it (tr, sum, diag, vec, a transpose,
+ * a factor of a product, .* or kron, the numerator of ./) taking Q in
+ * turn, the denominator of ./ or an inverse taking 1/Q, a k-th power the
+ * k-th root of Q when that is rational:
+ * -(y - z) = z - y, -x .* (y - z) = x .* (z - y),
+ * 1/2 (z .* (z + 2 w)) = z .* (1/2 z + w).  The result is built as it
+ * stands: the normal form would take the factor out again. */
 static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth,
                            long *gain) {
   if (f->op == E_ADD) {
@@ -403,41 +412,27 @@ static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth,
   return best;
 }
 
-/* Presents a normal product: coefficient, scalars, chain; scalar
- * inverses go under a quotient (A / alpha).  HOW: where the coefficient
- * goes (see absorb); for SIGN_IN, into the WHICH-th factor that can take
- * it.  NULL when it cannot go there. */
-static expr *present_mul_as(simp *S, expr *n, absorb how, size_t which) {
+/* Presents the product SP with coefficient C and, when AT is a factor's
+ * index (items, then chain), that factor replaced by WITH: the
+ * coefficient, scalars and chain; scalar inverses go under a quotient
+ * (A / alpha). */
+static expr *present_parts(simp *S, const split *sp, size_t at, expr *with,
+                           const mpq_t c0) {
   mpq_t c;
   mpq_init(c);
-  md_nf_parts p;
-  md_nf_split(S->N, n, c, &p);
-  if (how != KEEP) {
-    /* INTO takes the whole coefficient, SIGN_IN its sign */
-    mpq_t q;
-    mpq_init(q);
-    if (how == INTO)
-      mpq_set(q, c);
+  mpq_set(c, c0);
+  md_nf_parts p = sp->p;
+  expr **copy = NULL;
+  if (at < p.nitem + p.nchain) { /* sp's arrays stay as they are */
+    bool item = at < p.nitem;
+    size_t n = item ? p.nitem : p.nchain;
+    copy = xreallocarray(NULL, n, sizeof *copy);
+    memcpy(copy, item ? p.item : p.chain, n * sizeof *copy);
+    copy[item ? at : at - p.nitem] = with;
+    if (item)
+      p.item = copy;
     else
-      mpq_set_si(q, mpq_sgn(c) < 0 ? -1 : 1, 1);
-    expr *g = NULL;
-    for (size_t i = 0; i < p.nitem + p.nchain && !g && mpq_cmp_ui(q, 1, 1);
-         i++) {
-      expr **f = i < p.nitem ? &p.item[i] : &p.chain[i - p.nitem];
-      long gain;
-      if ((g = scaled_inside(S, *f, q, 0, &gain)) && which-- == 0)
-        *f = g;
-      else
-        g = NULL;
-    }
-    if (g)
-      mpq_div(c, c, q);
-    mpq_clear(q);
-    if (!g) {
-      md_nf_parts_clear(&p);
-      mpq_clear(c);
-      return NULL;
-    }
+      p.chain = copy;
   }
   md_nodes num = {0}, den = {0};
   for (size_t i = 0; i < p.nitem; i++) {
@@ -482,7 +477,7 @@ static expr *present_mul_as(simp *S, expr *n, absorb how, size_t which) {
   }
   md_nodes_clear(&num);
   md_nodes_clear(&den);
-  md_nf_parts_clear(&p);
+  free(copy);
   mpq_clear(c);
   return r;
 }
@@ -551,11 +546,9 @@ static long gcd(long a, long b) {
  * most one of them a matrix, so that they commute) as a power of their
  * product: (M N)^-1 / beta -> (beta M N)^-1, 1/4 alpha^-2 X^-2 ->
  * (2 alpha X)^-2; NULL when it is not one. */
-static expr *present_power(simp *S, expr *n) {
-  mpq_t c;
-  mpq_init(c);
-  md_nf_parts p;
-  md_nf_split(S->N, n, c, &p);
+static expr *power_of(simp *S, const split *sp) {
+  mpq_srcptr c = sp->c;
+  const md_nf_parts p = sp->p;
   expr *r = NULL;
   long k = 0;
   md_nodes base = {0}, under = {0}; /* bases with exponent k, -k */
@@ -656,8 +649,24 @@ static expr *present_power(simp *S, expr *n) {
   mpz_clears(num, den, NULL);
   md_nodes_clear(&base);
   md_nodes_clear(&under);
-  md_nf_parts_clear(&p);
-  mpq_clear(c);
+  return r;
+}
+
+/* The same for a normal product N (a part of one, present_power_part). */
+static expr *present_power(simp *S, expr *n) {
+  split sp;
+  split_of(S, n, &sp);
+  expr *r = power_of(S, &sp);
+  split_clear(&sp);
+  return r;
+}
+
+/* N presented as it stands: coefficient in front. */
+static expr *present_plain_mul(simp *S, expr *n) {
+  split sp;
+  split_of(S, n, &sp);
+  expr *r = present_parts(S, &sp, SIZE_MAX, NULL, sp.c);
+  split_clear(&sp);
   return r;
 }
 
@@ -666,13 +675,12 @@ static expr *present_power(simp *S, expr *n) {
  * of a matrix factor of the chain, which the power replaces; the scalars
  * with that exponent (or its negative) go in, with the coefficient or
  * without.  NULL when there is nothing to group. */
-static expr *present_power_part(simp *S, expr *n) {
-  mpq_t c, one;
-  mpq_init(c);
+static expr *present_power_part(simp *S, const split *sp) {
+  mpq_srcptr c = sp->c;
+  const md_nf_parts p = sp->p;
+  mpq_t one;
   mpq_init(one);
   mpq_set_ui(one, 1, 1);
-  md_nf_parts p;
-  md_nf_split(S->N, n, c, &p);
   expr *best = NULL;
   for (size_t j = 0; j < p.nchain && j < MAX_GROUPS && !S->failed; j++) {
     long kc;
@@ -708,8 +716,6 @@ static expr *present_power_part(simp *S, expr *n) {
     md_nodes_clear(&in);
     md_nodes_clear(&out);
   }
-  md_nf_parts_clear(&p);
-  mpq_clear(c);
   mpq_clear(one);
   return best;
 }
@@ -721,7 +727,7 @@ static bool push_reversed(simp *S, md_nodes *out, expr *const *f, size_t n) {
   bool ok = true;
   for (size_t i = 0; i < n && ok; i++)
     ok = (t[i] = md_nf_trans(S->N, f[n - 1 - i])) != NULL;
-  /* one by one, as present_mul_as writes a run: x^T A^T y, not
+  /* one by one, as present_parts writes a run: x^T A^T y, not
    * (A x)^T y */
   for (size_t i = 0; i < n && ok; i++)
     md_nodes_push(out, present(S, t[i]));
@@ -758,11 +764,9 @@ static bool push_oriented(simp *S, md_nodes *out, expr *const *f, size_t n) {
  * written the other way round where that is shorter: x^T A^T y ->
  * y^T A x (the normal form picks one orientation for every scalar).
  * Scalar inverses stay as they are; NULL when nothing turns. */
-static expr *present_reversed(simp *S, expr *n) {
-  mpq_t c;
-  mpq_init(c);
-  md_nf_parts p;
-  md_nf_split(S->N, n, c, &p);
+static expr *present_reversed(simp *S, expr *n, const split *sp) {
+  mpq_srcptr c = sp->c;
+  const md_nf_parts p = sp->p;
   md_nodes f = {0};
   bool turned = false;
   for (size_t i = 0; i < p.nitem && !S->failed; i++) {
@@ -778,19 +782,15 @@ static expr *present_reversed(simp *S, expr *n) {
     push_chain(S, &f, p.chain, p.nchain);
   expr *r = turned && !S->failed ? pmul(S, c, f.v, f.n) : NULL;
   md_nodes_clear(&f);
-  md_nf_parts_clear(&p);
-  mpq_clear(c);
   return r && has_shape(S, r) ? r : NULL;
 }
 
 /* A scalar product with one trace or sum among its factors as that trace
  * or sum of the product of the others with its operand, when shorter:
  * tr((M N)^-2) / beta^2 -> tr((beta M N)^-2).  NULL when N is none. */
-static expr *present_into_call(simp *S, expr *n) {
-  mpq_t c;
-  mpq_init(c);
-  md_nf_parts p;
-  md_nf_split(S->N, n, c, &p);
+static expr *present_into_call(simp *S, const split *sp) {
+  mpq_srcptr c = sp->c;
+  const md_nf_parts p = sp->p;
   expr *r = NULL;
   size_t at = p.nitem;
   for (size_t i = 0; i < p.nitem; i++) {
@@ -819,52 +819,60 @@ static expr *present_into_call(simp *S, expr *n) {
     if (pm)
       r = built(S, expr_call1(S->ctx, p.item[at]->u.fn, pm));
   }
-  md_nf_parts_clear(&p);
-  mpq_clear(c);
   return r && has_shape(S, r) ? r : NULL;
 }
 
 /* ... or as the transpose of a product, when that is shorter:
  * N^T M^T -> (M N)^T, X^-T A^T B^T X^-T -> (X^-1 B A X^-1)^T. */
 static expr *present_mul(simp *S, expr *n) {
-  expr *r = present_mul_as(S, n, KEEP, 0);
+  split sp;
+  split_of(S, n, &sp);
+  expr *r = present_parts(S, &sp, SIZE_MAX, NULL, sp.c);
   expr *t = n;
   while (t->op == E_NEG)
     t = t->kid[0];
-  /* the coefficient, which may be hidden in a factor that is not in
-   * normal form */
-  mpq_t coef;
-  mpq_init(coef);
-  md_nf_parts p;
-  md_nf_split(S->N, n, coef, &p);
-  md_nf_parts_clear(&p);
-  bool unit = mpq_cmp_ui(coef, 1, 1) == 0;
-  bool sign = mpq_cmp_si(coef, -1, 1) == 0;
-  mpq_clear(coef);
-  if (!unit) {
-    /* the sign, or the coefficient, into each of the first few factors
-     * that take it (on a tie, the sign alone; for -1 they are one) */
-    for (absorb how = SIGN_IN; how >= (sign ? SIGN_IN : INTO); how--) {
-      expr *g = r;
-      for (size_t i = 0; g && i < MAX_SIGN_IN; i++)
-        if ((g = present_mul_as(S, n, how, i)))
-          r = smaller(S, r, g);
+  /* the sign, or the coefficient, into each of the first few factors that
+   * take it (on a tie, the sign alone; for -1 they are one); the
+   * coefficient may be hidden in a factor that is not in normal form */
+  bool sign = mpq_cmp_si(sp.c, -1, 1) == 0;
+  mpq_t q, rest;
+  mpq_init(q);
+  mpq_init(rest);
+  for (int k = 0; k < (sign ? 1 : 2) && mpq_cmp_ui(sp.c, 1, 1) != 0; k++) {
+    if (k == 1) /* the whole coefficient: (1/2 - beta) N */
+      mpq_set(q, sp.c);
+    else
+      mpq_set_si(q, mpq_sgn(sp.c) < 0 ? -1 : 1, 1); /* S^2 (z - ones) */
+    if (mpq_cmp_ui(q, 1, 1) == 0)
+      continue;
+    mpq_div(rest, sp.c, q);
+    size_t nf = sp.p.nitem + sp.p.nchain, taken = 0;
+    for (size_t i = 0; i < nf && taken < MAX_SIGN_IN && r; i++) {
+      expr *f = i < sp.p.nitem ? sp.p.item[i] : sp.p.chain[i - sp.p.nitem];
+      long gain;
+      expr *g = scaled_inside(S, f, q, 0, &gain);
+      if (!g)
+        continue;
+      taken++;
+      r = smaller(S, r, present_parts(S, &sp, i, g, rest));
     }
   }
+  mpq_clear(q);
+  mpq_clear(rest);
   if (r && (t->op == E_MUL || n->op == E_NEG))
-    r = smaller(S, smaller(S, r, present_power(S, n)),
-                present_power_part(S, n));
+    r = smaller(S, smaller(S, r, power_of(S, &sp)), present_power_part(S, &sp));
   if (r && t->op == E_MUL && S->nest < MAX_NEST) {
     S->nest++;
-    r = smaller(S, r, present_reversed(S, n));
-    r = smaller(S, r, present_into_call(S, n));
+    r = smaller(S, r, present_reversed(S, n, &sp));
+    r = smaller(S, r, present_into_call(S, &sp));
     S->nest--;
   }
+  split_clear(&sp);
   if (r && t->op == E_MUL && !is_scalar(S, n) && S->nest < MAX_NEST) {
     expr *tt = md_nf_trans(S->N, n);
     if (tt && tt != n) {
       S->nest++;
-      expr *c = present_mul_as(S, tt, KEEP, 0);
+      expr *c = present_plain_mul(S, tt);
       S->nest--;
       expr *whole = c ? built(S, expr_trans(S->ctx, c)) : NULL;
       if (whole && smaller(S, r, whole) == whole)
