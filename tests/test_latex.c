@@ -33,16 +33,6 @@ static expr *sym(const char *name) {
   return expr_sym(tu_ctx, name);
 }
 
-static expr *rat(long p, long q) {
-  mpq_t v;
-  mpq_init(v);
-  mpq_set_si(v, p, (unsigned long)q);
-  mpq_canonicalize(v);
-  expr *e = expr_num(tu_ctx, v);
-  mpq_clear(v);
-  return e;
-}
-
 /* Results of the printers, alive until the next call but three. */
 static char *bufs[4];
 static unsigned nbuf;
@@ -165,9 +155,10 @@ START_TEST(latex_numbers) {
   check_latex("-1/2 A", "-\\frac{1}{2} \\mathbf{A}");
   check_latex("A - 1/2 B", "\\mathbf{A} - \\frac{1}{2} \\mathbf{B}");
   check_latex("a - 1/2", "\\mathbf{a} - \\frac{1}{2}");
-  check_latex_e(expr_mul(tu_ctx, sym("A"), rat(2, 1)), "\\mathbf{A} \\cdot 2");
-  check_latex_e(expr_mul(tu_ctx, rat(2, 1), rat(3, 1)), "2 \\cdot 3");
-  check_latex_e(expr_mul(tu_ctx, sym("A"), rat(1, 2)),
+  check_latex_e(expr_mul(tu_ctx, sym("A"), tu_rat(2, 1)),
+                "\\mathbf{A} \\cdot 2");
+  check_latex_e(expr_mul(tu_ctx, tu_rat(2, 1), tu_rat(3, 1)), "2 \\cdot 3");
+  check_latex_e(expr_mul(tu_ctx, sym("A"), tu_rat(1, 2)),
                 "\\mathbf{A} \\cdot \\frac{1}{2}");
 }
 END_TEST
@@ -366,7 +357,7 @@ START_TEST(latex_derivatives) {
 END_TEST
 
 START_TEST(latex_tuple) {
-  expr *v[3] = {sym("a"), sym("alpha"), rat(1, 2)};
+  expr *v[3] = {sym("a"), sym("alpha"), tu_rat(1, 2)};
   check_latex_e(expr_tuple(tu_ctx, v, 3),
                 "\\left( \\mathbf{a}, \\alpha, \\frac{1}{2} \\right)");
 }

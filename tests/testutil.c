@@ -1,6 +1,7 @@
 /* testutil.c - helpers shared by the Check suites; see testutil.h. */
 #include "testutil.h"
 
+#include "eval.h"
 #include "print_text.h"
 
 #include <stdio.h>
@@ -119,19 +120,20 @@ const char *tu_print(const expr *e) {
 
 /* ---- random expressions ---- */
 
-/* splitmix64: small, fast, and the same everywhere */
+/* The library's generator (eval.h), on the state the tests seed. */
 static uint64_t next(tu_gen *g) {
-  uint64_t z = (g->rng += 0x9E3779B97F4A7C15u);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-  return z ^ (z >> 31);
+  md_rng r;
+  md_rng_seed(&r, g->rng);
+  uint64_t z = md_rng_next(&r);
+  g->rng = r.s;
+  return z;
 }
 
 unsigned tu_below(tu_gen *g, unsigned n) {
   return (unsigned)(next(g) % n);
 }
 
-static expr *rat(long p, long q) {
+expr *tu_rat(long p, long q) {
   mpq_t v;
   mpq_init(v);
   mpq_set_si(v, p, (unsigned long)q);
@@ -150,7 +152,7 @@ static expr *gen_num(tu_gen *g) {
     return expr_int(tu_ctx, -(long)tu_below(g, 13) - 1);
   case 3:
   case 4:
-    return rat((long)tu_below(g, 41) - 20, (long)tu_below(g, 12) + 1);
+    return tu_rat((long)tu_below(g, 41) - 20, (long)tu_below(g, 12) + 1);
   default: {
     /* a big one: 10^k / 7 or -(10^k) */
     mpq_t q;
@@ -172,7 +174,7 @@ static expr *gen_num(tu_gen *g) {
 static expr *gen_exponent(tu_gen *g) {
   if (tu_below(g, 3))
     return expr_int(tu_ctx, (long)tu_below(g, 12) - 5);
-  return rat((long)tu_below(g, 21) - 10, (long)tu_below(g, 6) + 1);
+  return tu_rat((long)tu_below(g, 21) - 10, (long)tu_below(g, 6) + 1);
 }
 
 static expr *gen_name(tu_gen *g) {

@@ -58,13 +58,17 @@ void tu_check_parse_error(const char *text, size_t len, const char *msg,
  * (or the end of the test). */
 const char *tu_print(const expr *e);
 
+/* The number P/Q (Q > 0) as a node of tu_ctx. */
+expr *tu_rat(long p, long q);
+
 /* ---- random expressions, for the property tests ----
  *
  * A seeded generator of every kind of node (numbers, I, ones, symbols of
  * NAMES, sums, products, quotients, .*, ./, kron, transposes, inverses,
  * powers, every built-in function, norms, inner products, d/dX, hess),
  * well-shaped or not: the printers must print anything the constructors
- * build.  splitmix64, so a seed means the same expressions everywhere. */
+ * build.  The library's md_rng (splitmix64), so a seed means the same
+ * expressions everywhere. */
 typedef struct tu_gen {
   uint64_t rng;
   const char *const *names;
