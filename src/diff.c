@@ -12,15 +12,8 @@
 /* A matrix power A^k is expanded to A A ... A for k up to this. */
 enum { MAX_EXPAND_POW = 64 };
 
-#define MAX_BIND 16
-
-typedef struct binding {
-  const expr *var;
-  expr *val;
-} binding;
-
 typedef struct match {
-  binding b[MAX_BIND];
+  md_binding b[MD_MAX_BIND];
   size_t n;
 } match;
 
@@ -94,9 +87,9 @@ static bool bind(md_diff *D, match *m, const md_rule *r, const expr *var,
   for (size_t i = 0; i < m->n; i++)
     if (m->b[i].var == var)
       return m->b[i].val == val;
-  if (m->n == MAX_BIND || !guard_ok(D, r, var, val))
+  if (m->n == MD_MAX_BIND || !guard_ok(D, r, var, val))
     return false;
-  m->b[m->n++] = (binding){var, val};
+  m->b[m->n++] = (md_binding){var, val};
   return true;
 }
 

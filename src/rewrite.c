@@ -11,15 +11,8 @@
  * sin(sin(X))) stops there rather than build ever deeper nodes. */
 enum { MAX_LOCAL = 64, MAX_NEST = 64 };
 
-#define MAX_BIND 16
-
-typedef struct binding {
-  const expr *var;
-  expr *val;
-} binding;
-
 typedef struct match {
-  binding b[MAX_BIND];
+  md_binding b[MD_MAX_BIND];
   size_t n;
   size_t tries; /* steps of the search for commuting operands */
 } match;
@@ -109,9 +102,9 @@ static bool bind(rewriter *W, match *m, const md_rwrule *r, const expr *var,
   for (size_t i = 0; i < m->n; i++)
     if (m->b[i].var == var)
       return m->b[i].val == val;
-  if (m->n == MAX_BIND || !guard_ok(W, r, var, val))
+  if (m->n == MD_MAX_BIND || !guard_ok(W, r, var, val))
     return false;
-  m->b[m->n++] = (binding){var, val};
+  m->b[m->n++] = (md_binding){var, val};
   return true;
 }
 
@@ -318,10 +311,10 @@ static bool same_shape(rewriter *W, expr *a, expr *b) {
 
 /* N rewritten once at its root by the first rule that applies, or N. */
 static expr *rewrite_root(rewriter *W, expr *n) {
-  size_t pick[MAX_BIND];
+  size_t pick[MD_MAX_BIND];
   for (size_t i = 0; i < W->R->nrw; i++) {
     const md_rwrule *r = &W->R->rw[i];
-    if (!same_head(r->lhs, n) || r->lhs->nkids > MAX_BIND)
+    if (!same_head(r->lhs, n) || r->lhs->nkids > MD_MAX_BIND)
       continue;
     match m = {.n = 0};
     site at = {.pick = pick};

@@ -61,6 +61,14 @@ typedef struct md_guard {
   md_kind kind;    /* what it must be */
 } md_guard;
 
+/* What a pattern variable of a rule matched, as the matchers of diff.c
+ * and rewrite.c record it; a match holds at most MD_MAX_BIND of them. */
+enum { MD_MAX_BIND = 16 };
+typedef struct md_binding {
+  const expr *var;
+  expr *val;
+} md_binding;
+
 typedef struct md_rule {
   expr *pattern; /* op(..., X, ...), possibly nested */
   expr *var;     /* X */
