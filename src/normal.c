@@ -8,6 +8,8 @@ enum {
   MAX_FOLD_EXP = 4096,   /* numeric powers beyond this stay unexpanded */
   MAX_ROTATE = 256,      /* longer traces are not rotated */
   EXPAND_BUDGET = 20000, /* terms made by distributing, per md_nf */
+  MAX_UNFOLD = 64,       /* factors of a power of a product unfolded */
+  MAX_PERIOD = 8,        /* longest repeat folded into a power */
 };
 
 struct md_nf {
@@ -631,41 +633,204 @@ static expr *mkpow(md_nf *N, expr *base, const mpq_t e, bool scalar) {
   return built(N, expr_pow(N->ctx, base, num(N, e)));
 }
 
-/* Combines adjacent powers of one base in a matrix chain, in place:
- * A^2 A^3 = A^5, A A^-1 = I (dropped). */
-static void merge_chain(md_nf *N, md_nodes *ch) {
-  size_t n = ch->n, top = 0;
-  if (n < 2)
-    return;
-  mpq_t *ex = xreallocarray(NULL, n, sizeof *ex);
-  expr **base = xreallocarray(NULL, n, sizeof *base);
-  for (size_t i = 0; i < n; i++)
-    mpq_init(ex[i]);
+/* Whether F, a factor of a chain, has a row or a column of one: a power
+ * of a product of such factors is not unfolded, nor a repeat of them
+ * folded, since a 1×1 run would stand across the copies ((x y^T)^2). */
+static bool thin(md_nf *N, expr *f) {
+  return rows_one(N, f) || cols_one(N, f);
+}
+
+/* Whether the factors of the product W may be repeated K times in a
+ * chain: at most MAX_UNFOLD factors, none thin. */
+static bool unfoldable(md_nf *N, expr *const *w, size_t m, long k) {
+  if (k < 1 || m == 0 || (size_t)k > MAX_UNFOLD / m)
+    return false;
+  for (size_t i = 0; i < m; i++)
+    if (thin(N, w[i]))
+      return false;
+  return true;
+}
+
+/* E = E + 1 */
+static void q_inc(mpq_t e) {
+  mpz_add(mpq_numref(e), mpq_numref(e), mpq_denref(e));
+}
+
+/* A chain reduced: a stack of powers of bases. */
+typedef struct stack {
+  expr **base;
+  mpq_t *ex;
+  size_t n, cap;
+} stack;
+
+static void stack_clear(stack *s) {
+  for (size_t i = 0; i < s->cap; i++)
+    mpq_clear(s->ex[i]);
+  free(s->base);
+  free(s->ex);
+}
+
+/* Whether the top M entries of S are the factors of the product W. */
+static bool stack_spells(const stack *s, const expr *w) {
+  size_t m = w->nkids;
+  if (s->n < m)
+    return false;
   mpq_t e;
   mpq_init(e);
-  bool changed = false;
-  for (size_t i = 0; i < n; i++) {
-    expr *b = decompose(ch->v[i], e);
-    if (top && base[top - 1] == b) {
-      mpq_add(ex[top - 1], ex[top - 1], e);
-      if (mpq_sgn(ex[top - 1]) == 0)
-        top--;
-      changed = true;
-      continue;
-    }
-    base[top] = b;
-    mpq_set(ex[top++], e);
-  }
-  if (changed) {
-    for (size_t i = 0; i < top; i++)
-      ch->v[i] = mkpow(N, base[i], ex[i], false);
-    ch->n = top;
+  bool ok = true;
+  for (size_t j = 0; j < m && ok; j++) {
+    expr *b = decompose(w->kid[j], e);
+    ok = s->base[s->n - m + j] == b && mpq_equal(s->ex[s->n - m + j], e);
   }
   mpq_clear(e);
-  for (size_t i = 0; i < n; i++)
-    mpq_clear(ex[i]);
-  free(ex);
-  free(base);
+  return ok;
+}
+
+static void stack_push(md_nf *N, stack *s, expr *f);
+
+/* Pushes B^E onto S: a power of the base on top combines with it
+ * (A^2 A^3 = A^5, A A^-1 = I), a power of a product W with the factors
+ * of W just below it (A B (A B)^-2 = (A B)^-1, and (M N)^-1 after M N is
+ * I); a product to the power 1 goes in factor by factor. */
+static void stack_push_pow(md_nf *N, stack *s, expr *b, mpq_t e) {
+  if (s->n && s->base[s->n - 1] == b) {
+    mpq_add(s->ex[s->n - 1], s->ex[s->n - 1], e);
+    if (mpq_sgn(s->ex[s->n - 1]) == 0)
+      s->n--;
+    return;
+  }
+  if (b->op == E_MUL && !is_scalar(N, b)) {
+    while (mpq_sgn(e) != 0 && stack_spells(s, b)) {
+      s->n -= b->nkids;
+      q_inc(e);
+    }
+    if (mpq_sgn(e) == 0)
+      return;
+    if (q_is(e, 1)) {
+      for (size_t j = 0; j < b->nkids; j++)
+        stack_push(N, s, b->kid[j]);
+      return;
+    }
+  }
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 8;
+    s->base = xreallocarray(s->base, cap, sizeof *s->base);
+    s->ex = xreallocarray(s->ex, cap, sizeof *s->ex);
+    for (size_t i = s->cap; i < cap; i++)
+      mpq_init(s->ex[i]);
+    s->cap = cap;
+  }
+  s->base[s->n] = b;
+  mpq_set(s->ex[s->n++], e);
+}
+
+static void stack_push(md_nf *N, stack *s, expr *f) {
+  mpq_t e;
+  mpq_init(e);
+  expr *b = decompose(f, e);
+  stack_push_pow(N, s, b, e);
+  mpq_clear(e);
+}
+
+/* Whether F[i..n) starts with the factors of the product W. */
+static bool spells(expr *const *f, size_t i, size_t n, const expr *w) {
+  if (n - i < w->nkids)
+    return false;
+  for (size_t j = 0; j < w->nkids; j++)
+    if (f[i + j] != w->kid[j])
+      return false;
+  return true;
+}
+
+/* Combines the powers of one base in a matrix chain, in place: adjacent
+ * powers (A^2 A^3 = A^5, A A^-1 = I, dropped), and a power of a product
+ * next to the product's factors ((M N)^-1 M N = I, (A B)^3 A B =
+ * (A B)^4). */
+static void reduce_chain(md_nf *N, md_nodes *ch) {
+  if (ch->n < 2)
+    return;
+  stack s = {0};
+  mpq_t e;
+  mpq_init(e);
+  for (size_t i = 0; i < ch->n; i++) {
+    expr *b = decompose(ch->v[i], e);
+    if (b->op == E_MUL && !is_scalar(N, b)) /* ... and the factors after */
+      while (mpq_sgn(e) != 0 && spells(ch->v, i + 1, ch->n, b)) {
+        i += b->nkids;
+        q_inc(e);
+      }
+    stack_push_pow(N, &s, b, e);
+  }
+  ch->n = 0;
+  for (size_t i = 0; i < s.n; i++)
+    md_nodes_push(ch, mkpow(N, s.base[i], s.ex[i], false));
+  mpq_clear(e);
+  stack_clear(&s);
+}
+
+/* Whether F[i..i+p) and F[j..j+p) are the same factors. */
+static bool same_run(expr *const *f, size_t i, size_t j, size_t p) {
+  for (size_t k = 0; k < p; k++)
+    if (f[i + k] != f[j + k])
+      return false;
+  return true;
+}
+
+/* Folds repeats in a reduced chain into powers, in place: A B A B C =
+ * (A B)^2 C, leftmost and shortest first, then again over the result
+ * ((A B)^2 C (A B)^2 C = ((A B)^2 C)^2); true when it folded.  A power
+ * of a product is unfolded again wherever it meets another product
+ * (prod_add), so that equal chains fold alike whatever their grouping;
+ * past MAX_UNFOLD factors it is not, and then it combines only with a
+ * power of the same product or with the product's own factors
+ * (reduce_chain). */
+static bool fold_chain(md_nf *N, md_nodes *ch) {
+  bool changed = true, any = false;
+  md_nodes out = {0};
+  while (changed && ch->n >= 4 && !N->failed) {
+    changed = false;
+    out.n = 0;
+    expr **f = ch->v;
+    size_t n = ch->n;
+    for (size_t i = 0; i < n;) {
+      size_t p = 2, k = 0;
+      for (; p <= MAX_PERIOD && i + 2 * p <= n; p++)
+        if (f[i] == f[i + p] && same_run(f, i, i + p, p) &&
+            unfoldable(N, f + i, p, 2))
+          break;
+      if (p <= MAX_PERIOD && i + 2 * p <= n)
+        for (k = 2; i + (k + 1) * p <= n && same_run(f, i, i + k * p, p);)
+          k++;
+      if (k < 2) {
+        md_nodes_push(&out, f[i++]);
+        continue;
+      }
+      expr *w = built(N, expr_make(N->ctx, E_MUL, f + i, p));
+      mpq_t q;
+      mpq_init(q);
+      mpq_set_ui(q, k, 1);
+      md_nodes_push(&out, w ? mkpow(N, w, q, false) : NULL);
+      mpq_clear(q);
+      if (!w)
+        N->failed = true;
+      i += k * p;
+      changed = any = true;
+    }
+    ch->n = 0;
+    for (size_t i = 0; i < out.n; i++)
+      md_nodes_push(ch, out.v[i]);
+  }
+  md_nodes_clear(&out);
+  return any;
+}
+
+/* The factors of a matrix chain combined: reduce_chain and fold_chain,
+ * until neither changes it (a fold may meet a power of its product:
+ * A B A B (A B)^100 = (A B)^102). */
+static void merge_chain(md_nf *N, md_nodes *ch) {
+  reduce_chain(N, ch);
+  for (int round = 0; round < 4 && fold_chain(N, ch); round++)
+    reduce_chain(N, ch);
 }
 
 /* x^k of a number, exactly, when the result is small enough; else NULL. */
@@ -708,6 +873,7 @@ typedef struct prod {
   md_nodes item;  /* scalar factors, and 1×1 runs as MUL nodes */
   md_nodes chain; /* the other factors, in order (I included until
                 prod_segment has seen where it stands) */
+  bool unfold;    /* powers of products go in factor by factor */
 } prod;
 
 static void prod_segment(md_nf *N, prod *P, bool orient);
@@ -716,6 +882,7 @@ static void prod_init(prod *P) {
   mpq_init(P->c);
   mpq_set_ui(P->c, 1, 1);
   P->item = P->chain = (md_nodes){0};
+  P->unfold = false;
 }
 
 static void prod_clear(prod *P) {
@@ -723,6 +890,9 @@ static void prod_clear(prod *P) {
   md_nodes_clear(&P->item);
   md_nodes_clear(&P->chain);
 }
+
+static bool unfold(md_nf *N, prod *P, expr *k);
+static bool all_square(md_nf *N, expr *const *v, size_t n);
 
 static void prod_add(md_nf *N, prod *P, expr *k) {
   if (!k) {
@@ -741,9 +911,10 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     /* a well-shaped chain of its own: its runs are found in it alone */
     prod sub;
     prod_init(&sub);
+    sub.unfold = P->unfold;
     for (size_t i = 0; i < k->nkids; i++)
       prod_add(N, &sub, k->kid[i]);
-    prod_segment(N, &sub, false);
+    prod_segment(N, &sub, P->unfold); /* unfolded: merged anew */
     mpq_mul(P->c, P->c, sub.c);
     for (size_t i = 0; i < sub.item.n; i++)
       md_nodes_push(&P->item, sub.item.v[i]);
@@ -764,6 +935,11 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     }
     break;
   }
+  case E_POW:
+  case E_INV:
+    if (P->unfold && unfold(N, P, k))
+      return;
+    break;
   default:
     break;
   }
@@ -772,6 +948,36 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     return;
   }
   md_nodes_push(&P->chain, k);
+}
+
+/* With P->unfold, a power of a product goes into P as its factors, that
+ * many times over: (A B)^2 as A B A B, (M N)^-2 as (M N)^-1 (M N)^-1
+ * (for square factors the inverses are at the leaves already), so that
+ * merge_chain sees every factor.  False when K is none (or too long). */
+static bool unfold(md_nf *N, prod *P, expr *k) {
+  if (is_scalar(N, k))
+    return false;
+  mpq_t e;
+  mpq_init(e);
+  expr *b = decompose(k, e);
+  long n = 0;
+  if (b->op == E_MUL && q_is_int(e) && mpz_fits_slong_p(mpq_numref(e)))
+    n = mpz_get_si(mpq_numref(e));
+  mpq_clear(e);
+  if (n > 0 && unfoldable(N, b->kid, b->nkids, n)) {
+    for (long i = 0; i < n; i++)
+      for (size_t j = 0; j < b->nkids; j++)
+        prod_add(N, P, b->kid[j]);
+    return true;
+  }
+  /* (M N)^-k: k times the inverse, which is a factor of its own */
+  if (n < -1 && (size_t)-n <= MAX_UNFOLD && !all_square(N, b->kid, b->nkids)) {
+    expr *v = built(N, expr_inv(N->ctx, b));
+    for (long i = 0; i < -n && v; i++)
+      md_nodes_push(&P->chain, v);
+    return v != NULL;
+  }
+  return false;
 }
 
 /* Removes I from a list of factors (A I = A). */
@@ -1009,6 +1215,7 @@ static expr *distribute(md_nf *N, prod *P, bool matrix) {
 static expr *nmul(md_nf *N, expr *const *f, size_t n) {
   prod P;
   prod_init(&P);
+  P.unfold = true;
   for (size_t i = 0; i < n && !N->failed; i++)
     prod_add(N, &P, f[i]);
   expr *r = NULL;
@@ -1189,8 +1396,14 @@ static expr *ninv(md_nf *N, expr *a) {
     mpq_t e;
     mpq_init(e);
     expr *b = decompose(a, e);
-    mpq_neg(e, e);
-    expr *r = mkpow(N, b, e, is_scalar(N, a));
+    expr *r;
+    if (b->op == E_MUL && mpq_sgn(e) > 0 && !is_scalar(N, a) &&
+        all_square(N, b->kid, b->nkids)) {
+      r = npow(N, ninv(N, b), e); /* ((A B)^2)^-1 = (B^-1 A^-1)^2 */
+    } else {
+      mpq_neg(e, e);
+      r = mkpow(N, b, e, is_scalar(N, a));
+    }
     mpq_clear(e);
     return r;
   }
@@ -1345,9 +1558,10 @@ static expr *trace_ident(md_nf *N) {
   return call1(N, FN_TR, expr_ident(N->ctx));
 }
 
-/* tr(f[0] ... f[n-1]) of a normal chain: cyclic powers combined, then
- * the canonical rotation of the chain or of its transpose. */
-static expr *trace_chain(md_nf *N, expr **f, size_t n) {
+/* The trace of a reduced chain F[0..N) (trace_chain): cyclic powers
+ * combined, then the canonical rotation of the chain or of its
+ * transpose, with its repeats folded. */
+static expr *trace_rotated(md_nf *N, expr **f, size_t n) {
   size_t lo = 0, hi = n;
   mpq_t e1, e2;
   mpq_init(e1);
@@ -1407,11 +1621,88 @@ static expr *trace_chain(md_nf *N, expr **f, size_t n) {
   }
   for (size_t i = 0; i < m; i++)
     md_nodes_push(&rot, cand[bo][(bs + i) % m]);
+  fold_chain(N, &rot);
   expr *ch =
       rot.n == 1 ? rot.v[0] : built(N, expr_make(N->ctx, E_MUL, rot.v, rot.n));
   r = ch ? call1(N, FN_TR, ch) : NULL;
   md_nodes_clear(&rot);
   md_nodes_clear(&G);
+  return r;
+}
+
+/* Whether F is a power of the inverse of a product of factors that are
+ * not all square ((M N)^-1). */
+static bool is_letter(md_nf *N, expr *f) {
+  mpq_t e;
+  mpq_init(e);
+  expr *b = decompose(f, e);
+  bool r = b->op == E_MUL && mpq_sgn(e) < 0 && !is_scalar(N, b);
+  mpq_clear(e);
+  return r;
+}
+
+/* Turns the chain C to start with its factor K. */
+static void rotate(md_nodes *c, size_t k) {
+  size_t n = c->n;
+  if (n == 0 || (k %= n) == 0)
+    return;
+  expr **v = xreallocarray(NULL, n, sizeof *v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = c->v[(k + i) % n];
+  memcpy(c->v, v, n * sizeof *v);
+  free(v);
+}
+
+/* tr(f[0] ... f[n-1]) of a normal chain, its powers of products
+ * unfolded (trace_rotated). */
+static expr *trace_chain(md_nf *N, expr **f0, size_t n0) {
+  /* every factor, so that tr((A B)^2) and tr(B A B A) rotate alike */
+  prod P;
+  prod_init(&P);
+  P.unfold = true;
+  for (size_t i = 0; i < n0; i++)
+    prod_add(N, &P, f0[i]);
+  drop_idents(&P.chain);
+  reduce_chain(N, &P.chain);
+  bool whole = !N->failed && P.item.n == 0 && q_is(P.c, 1);
+  /* the inverse of a product may meet the product across the ends of
+   * the chain (tr(N (M N)^-1 M) = tr(I)): the chain turned to start, or
+   * end, with each such inverse is reduced again */
+  for (size_t pass = 0; whole && pass < 2 * MAX_PERIOD; pass++) {
+    size_t nl = 0, at = 0;
+    for (size_t i = 0; i < P.chain.n; i++)
+      if (is_letter(N, P.chain.v[i]) && nl++ == pass / 2)
+        at = i;
+    if (nl <= pass / 2)
+      break;
+    rotate(&P.chain, pass % 2 ? at + 1 : at);
+    size_t n = P.chain.n;
+    expr **keep = xreallocarray(NULL, n, sizeof *keep);
+    memcpy(keep, P.chain.v, n * sizeof *keep);
+    /* if nothing is left, the I is the size of the inverse, which is
+     * not that of the trace's matrix: tr(N (M N)^-1 M) = 2 for a 2×2
+     * M N */
+    long size = int_size(N, P.chain.v[0], false);
+    reduce_chain(N, &P.chain);
+    if (P.chain.n == 0) {
+      if (size > 0) {
+        free(keep);
+        prod_clear(&P);
+        return expr_int(N->ctx, size);
+      }
+      /* tr(I) can't say which I: the trace stays as it came, unrotated
+       * (rotated, the inverse would meet the product again) */
+      free(keep);
+      prod_clear(&P);
+      expr *ch = n0 == 1 ? f0[0] : built(N, expr_make(N->ctx, E_MUL, f0, n0));
+      return ch ? call1(N, FN_TR, ch) : NULL;
+    }
+    free(keep);
+  }
+  expr **f = whole ? P.chain.v : f0;
+  size_t n = whole ? P.chain.n : n0;
+  expr *r = trace_rotated(N, f, n);
+  prod_clear(&P);
   return r;
 }
 

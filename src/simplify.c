@@ -6,6 +6,7 @@
 #include "rewrite.h"
 #include "rules.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -542,114 +543,110 @@ static long gcd(long a, long b) {
   return a;
 }
 
-/* A normal product whose factors are all powers with one exponent k (at
- * most one of them a matrix, so that they commute) as a power of their
- * product: (M N)^-1 / beta -> (beta M N)^-1, 1/4 alpha^-2 X^-2 ->
- * (2 alpha X)^-2; NULL when it is not one. */
-static expr *power_of(simp *S, const split *sp) {
-  mpq_srcptr c = sp->c;
-  const md_nf_parts p = sp->p;
+/* The factor I of the product P. */
+static expr *factor_at(const md_nf_parts *p, size_t i) {
+  return i < p->nitem ? p->item[i] : p->chain[i - p->nitem];
+}
+
+/* The normal product SP as a power with the exponent K, every factor's
+ * own exponent a multiple of K: 1/4 alpha^-2 X^-2 -> (2 alpha X)^-2,
+ * beta^-2 X^2 -> (X / beta)^2; NULL when its coefficient has no rational
+ * K-th root, or when a matrix would have a negative exponent inside a
+ * negative one: X^4 / beta^2, not (beta X^-2)^-2. */
+static expr *power_with(simp *S, const split *sp, long k) {
+  const md_nf_parts *p = &sp->p;
+  size_t nf = p->nitem + p->nchain;
+  long kc = 1;
+  if (p->nchain)
+    power_base(p->chain[0], &kc);
+  if (k < 0 && kc > 0) /* (beta X^-2)^-2: X^4 / beta^2 */
+    return NULL;
+  mpq_t b, kq;
+  mpq_inits(b, kq, NULL);
+  mpq_set_si(kq, k, 1);
   expr *r = NULL;
-  long k = 0;
-  md_nodes base = {0}, under = {0}; /* bases with exponent k, -k */
-  size_t nf = p.nitem + p.nchain;
-  bool ok = p.nchain <= 1 && nf >= 1;
-  /* k: the one exponent of all factors; or, when they have k and -k,
-   * the positive one, and (B / beta)^2 */
-  bool same = true;
-  for (size_t i = 0; ok && i < nf; i++) {
+  if (!rational_root(b, sp->c, kq)) {
+    mpq_clears(b, kq, NULL);
+    return NULL;
+  }
+  /* the base: the factors with exponent ki / k, those of the scalars
+   * that are negative under a quotient, (alpha X^2 / beta)^2 */
+  md_nodes base = {0}, under = {0};
+  md_nodes_push(&base, expr_num(S->ctx, b));
+  for (size_t i = 0; i < nf; i++) {
     long ki;
-    power_base(i < p.nitem ? p.item[i] : p.chain[i - p.nitem], &ki);
-    ok = ki != 1 && ki != 0;
-    if (i == 0)
-      k = ki;
-    else if (ki != k)
-      same = false;
-    if (!same)
-      ok = ok && (ki == k || ki == -k) && (k > 1 || k < -1);
-  }
-  /* ... or, when they differ but have one sign, their greatest common
-   * divisor: tr(A)^-2 X^-6 = (tr(A) X^3)^-2 */
-  long g = 0;
-  bool one_sign = !same;
-  for (size_t i = 0; one_sign && i < nf; i++) {
-    long ki;
-    power_base(i < p.nitem ? p.item[i] : p.chain[i - p.nitem], &ki);
-    one_sign = ki != 0 && (ki > 0) == (k > 0);
-    if (one_sign)
-      g = gcd(g, ki < 0 ? -ki : ki);
-  }
-  if (one_sign && g >= 2) {
-    ok = true;
-    same = true;
-    k = k < 0 ? -g : g;
-  }
-  if (!same && k < 0)
-    k = -k;
-  for (size_t i = 0; ok && i < nf; i++) {
-    long ki;
-    expr *b = power_base(i < p.nitem ? p.item[i] : p.chain[i - p.nitem], &ki);
-    if (ki != k && ki % k == 0 && ki / k > 1) /* b^(ki/k) inside */
-      md_nodes_push(&base, expr_pow(S->ctx, b, expr_int(S->ctx, ki / k)));
-    else if (ki == k)
-      md_nodes_push(&base, b);
-    else if (i < p.nitem)
-      md_nodes_push(&under, b);
-    else /* the matrix: its inverse */
-      md_nodes_push(&base, expr_inv(S->ctx, b));
-  }
-  ok = ok && base.n > 0;
-  /* the coefficient must be a k-th power: 1/4 = (1/2)^2 */
-  mpz_t num, den;
-  mpz_inits(num, den, NULL);
-  unsigned long ak = k < 0 ? (unsigned long)-k : (unsigned long)k;
-  if (ok) {
-    bool neg = mpq_sgn(c) < 0;
-    ok = !neg || ak % 2 == 1;
-    ok = ok && mpz_root(num, mpq_numref(c), ak) &&
-         mpz_root(den, mpq_denref(c), ak);
-    if (ok) {
-      if (k < 0)
-        mpz_swap(num, den);
-      mpq_t b;
-      mpq_init(b);
-      mpz_set(mpq_numref(b), num);
-      mpz_set(mpq_denref(b), den);
-      mpq_canonicalize(b);
-      /* the base as a normal product, presented as any product is (a
-       * sign goes into a sum: (alpha (D - A))^-3) */
-      expr **v = xreallocarray(NULL, base.n + 1, sizeof *v);
-      v[0] = expr_num(S->ctx, b);
-      memcpy(v + 1, base.v, base.n * sizeof *v);
-      expr *nb = md_nf_mul(S->N, v, base.n + 1);
-      expr *m = NULL;
-      if (nb && S->nest < MAX_NEST) {
-        S->nest++;
-        m = present(S, nb);
-        S->nest--;
-      }
-      free(v);
-      if (m && under.n) {
-        v = xreallocarray(NULL, under.n, sizeof *v);
-        for (size_t i = 0; i < under.n; i++)
-          v[i] = present(S, under.v[i]);
-        expr *d = S->failed ? NULL : pmul1(S, v, under.n);
-        free(v);
-        m = d ? built(S, expr_div(S->ctx, m, d)) : NULL;
-      }
-      mpq_clear(b);
-      if (m && k == -1)
-        r = built(S, expr_inv(S->ctx, m));
-      else if (m && k < 0 && (m = built(S, expr_inv(S->ctx, m))))
-        r = built(S, expr_pow(S->ctx, m, expr_int(S->ctx, -k)));
-      else if (m)
-        r = built(S, expr_pow(S->ctx, m, expr_int(S->ctx, k)));
+    expr *f = power_base(factor_at(p, i), &ki), *g;
+    long q = ki / k;
+    bool scalar = i < p->nitem;
+    if (scalar && q < 0) {
+      md_nodes_push(&under,
+                    q == -1 ? f : expr_pow(S->ctx, f, expr_int(S->ctx, -q)));
+      continue;
     }
+    if (q == 1)
+      g = f;
+    else if (q == -1)
+      g = expr_inv(S->ctx, f);
+    else
+      g = expr_pow(S->ctx, f, expr_int(S->ctx, q));
+    md_nodes_push(&base, g);
   }
-  mpz_clears(num, den, NULL);
+  mpq_clears(b, kq, NULL);
+  /* the base as a normal product, presented as any product is (a sign
+   * goes into a sum: (alpha (D - A))^-3) */
+  expr *nb = md_nf_mul(S->N, base.v, base.n);
+  expr *m = NULL;
+  if (nb && S->nest < MAX_NEST) {
+    S->nest++;
+    m = present(S, nb);
+    S->nest--;
+  }
+  if (m && under.n) {
+    expr **v = xreallocarray(NULL, under.n, sizeof *v);
+    for (size_t i = 0; i < under.n; i++)
+      v[i] = present(S, under.v[i]);
+    expr *d = S->failed ? NULL : pmul1(S, v, under.n);
+    free(v);
+    m = d ? built(S, expr_div(S->ctx, m, d)) : NULL;
+  }
+  if (m && k == -1)
+    r = built(S, expr_inv(S->ctx, m));
+  else if (m && k < 0 && (m = built(S, expr_inv(S->ctx, m))))
+    r = built(S, expr_pow(S->ctx, m, expr_int(S->ctx, -k)));
+  else if (m)
+    r = built(S, expr_pow(S->ctx, m, expr_int(S->ctx, k)));
   md_nodes_clear(&base);
   md_nodes_clear(&under);
   return r;
+}
+
+/* A normal product whose factors are all powers (at most one of them a
+ * matrix, so that they commute) as a power of a product: with their one
+ * exponent k ((M N)^-1 / beta -> (beta M N)^-1), or with the greatest
+ * common divisor g >= 2 of their exponents, as g or as -g, whichever is
+ * shorter (tr(A)^-2 X^-6 -> (tr(A) X^3)^-2); NULL when it is none. */
+static expr *power_of(simp *S, const split *sp) {
+  const md_nf_parts *p = &sp->p;
+  size_t nf = p->nitem + p->nchain;
+  if (p->nchain > 1 || nf == 0)
+    return NULL;
+  long k0 = 0, g = 0;
+  bool same = true;
+  for (size_t i = 0; i < nf; i++) {
+    long ki;
+    power_base(factor_at(p, i), &ki);
+    if (ki == 0 || ki == LONG_MIN)
+      return NULL;
+    if (i == 0)
+      k0 = ki;
+    same = same && ki == k0;
+    g = gcd(g, ki < 0 ? -ki : ki);
+  }
+  if (same && k0 != 1)
+    return power_with(S, sp, k0);
+  if (g < 2)
+    return NULL;
+  return smaller(S, power_with(S, sp, g), power_with(S, sp, -g));
 }
 
 /* The same for a normal product N (a part of one, present_power_part). */

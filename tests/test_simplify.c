@@ -377,7 +377,21 @@ START_TEST(matrix_powers) {
   check_simplify("A^-1 A^-1", "A^-2");
   check_simplify("A^3 A^-5", "A^-2");
   check_simplify("(A^-2)^-1", "A^2");
-  check_simplify("A B A B", "A B A B");
+  /* repeats fold into powers, and powers of products meet their
+   * factors */
+  check_simplify("A B A B", "(A B)^2");
+  check_simplify("A B A B C A B A B C", "((A B)^2 C)^2");
+  check_simplify("let A, B : matrix(n, n); (A B)^3 B^-1 A^-1", "(A B)^2");
+  check_simplify("let M : matrix(m, n); let N : matrix(n, m); (M N)^-1 M N",
+                 "I");
+  check_simplify("let M : matrix(m, n); let N : matrix(n, m); (M N)^-2 M N",
+                 "(M N)^-1");
+  check_simplify("let M : matrix(m, n); let N : matrix(n, m); M N (M N)^-2",
+                 "(M N)^-1");
+  check_simplify("let M : matrix(m, n); let N : matrix(n, m); ((M N)^-2)^-1",
+                 "(M N)^2");
+  /* a repeat with a vector in it would put a 1×1 run across the copies */
+  check_simplify("let x, y : vector(n); (A x y^T)^2", "(A x y^T)^2");
   check_simplify("(2 A)^2", "4 A^2");
   check_simplify("(-A)^3", "-A^3");
   check_simplify("(alpha A)^2", "(alpha A)^2");
@@ -432,6 +446,14 @@ START_TEST(traces) {
   check_simplify("tr(x y^T z w^T)", "w^T x y^T z");
   check_simplify("tr(A A^-1)", "tr(I)");
   check_simplify("tr(A B A^-1)", "tr(B)");
+  check_simplify("tr(B A B A)", "tr((A B)^2)");
+  /* the I left of a product's inverse is the product's size */
+  check_simplify("let M : matrix(2, 3); let N : matrix(3, 2); "
+                 "tr(N (M N)^-1 M)",
+                 "2");
+  check_simplify("let M : matrix(m, n); let N : matrix(n, m); "
+                 "tr(N (M N)^-1 M)",
+                 "tr(N (M N)^-1 M)");
   check_simplify("tr(A^-T)", "tr(A^-1)");
   check_simplify("tr(A^T + B^T)", "tr(A + B)");
   check_simplify("tr(2 A + 2 B)", "2 tr(A + B)");
@@ -529,15 +551,30 @@ START_TEST(equal) {
       {"", "(A x - y)^T (A x - y)", "x^T A^T A x - 2 y^T A x + y^T y"},
       {"", "A^2 A^-2", "I"},
       {"", "A / alpha", "alpha^-1 A"},
+      {"", "(A B)^2", "A B A B"},
+      {"", "tr((A B)^2)", "tr(B A B A)"},
+      {"", "tr((A^T B^T)^2)", "tr(B A B A)"},
+      {"", "((A B)^2)^-1", "(A B)^-2"},
+      {"", "(A B C)^2 A B", "A B (C A B)^2"},
+      {"", "tr(A B A B A B A)", "tr(A^2 B A B A B)"},
+      {"let M : matrix(2, 3); let N : matrix(3, 2); ", "tr(N (M N)^-1 M)", "2"},
+      {"let M : matrix(m, n); let N : matrix(n, m); ", "(M N)^-1 M N", "I"},
+      {"let M : matrix(m, n); let N : matrix(n, m); ", "((M N)^-2)^-1",
+       "M N M N"},
   };
   for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
     ck_assert_msg(equal_in(same[i][0], same[i][1], same[i][2]),
                   "%s = %s not proved", same[i][1], same[i][2]);
   static const char *const differ[][3] = {
-      {"", "(A B)^T", "A^T B^T"}, {"", "tr(A B C)", "tr(A C B)"},
-      {"", "x^T A x", "x^T x"},   {"", "A B", "B A"},
-      {"", "2 A", "A"},           {"", "A^T", "A"},
+      {"", "(A B)^T", "A^T B^T"},
+      {"", "tr(A B C)", "tr(A C B)"},
+      {"", "x^T A x", "x^T x"},
+      {"", "A B", "B A"},
+      {"", "2 A", "A"},
+      {"", "A^T", "A"},
       {"", "A .* B", "A B"},
+      {"", "(A B)^2", "A^2 B^2"},
+      {"", "tr(A B A B)", "tr(A A B B)"},
   };
   for (size_t i = 0; i < sizeof differ / sizeof differ[0]; i++)
     ck_assert_msg(!equal_in(differ[i][0], differ[i][1], differ[i][2]),
