@@ -29,6 +29,14 @@
  *                   the chain adjacent powers of one base combine
  *                   (A^2 A^3 = A^5, A A^-1 = I), and I disappears unless
  *                   nothing else is left of a matrix (alpha I);
+ *   repeats         a power of a product is unfolded into its factors
+ *                   (at most 64 of them, none a row or a column), the
+ *                   chain reduced, and its repeats (of up to 8 factors)
+ *                   folded back into powers, leftmost and shortest
+ *                   first: A B A B = (A B)^2, (A B)^3 B^-1 A^-1 =
+ *                   (A B)^2; the inverse of a product of factors that
+ *                   are not square cancels against the product:
+ *                   (M N)^-1 M N = I, (M N)^-2 M N = (M N)^-1;
  *   scalar runs     a 1×1 run equals its transpose; of the two the one
  *                   with fewer transposed factors is kept, on a tie the
  *                   first in the canonical order (x^T A y, not
@@ -43,7 +51,11 @@
  *   traces          tr(A^T) = tr(A), tr(s) = s, scalars out, cyclic
  *                   rotation and transposition to a canonical chain
  *                   (fewest transposes, then the canonical order:
- *                   tr(X^T A X) is tr(A X X^T)); a chain with a row in it
+ *                   tr(X^T A X) is tr(A X X^T)) of the unfolded chain
+ *                   (tr((A B)^2) = tr(B A B A)), where an inverse of a
+ *                   product may also meet the product across the ends
+ *                   (tr(N (M N)^-1 M) = 2 for a 2×2 M N; a symbolic size
+ *                   stays as it is); a chain with a row in it
  *                   rotates to a 1×1 run: tr(a b^T) = a^T b; <A, B> is
  *                   tr(A^T B) (so tr(A B^T));
  *   others          det(A^T) = det(A), det(A^-1) = det(A)^-1, logdet
