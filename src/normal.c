@@ -10,6 +10,8 @@ enum {
   EXPAND_BUDGET = 20000, /* terms made by distributing, per md_nf */
   MAX_UNFOLD = 64,       /* factors of a power of a product unfolded */
   MAX_PERIOD = 8,        /* longest repeat folded into a power */
+  MAX_TRANS_DEPTH = 4,   /* levels searched for transposes (had_oriented) */
+  MAX_TRANS_SEEN = 256,  /* ... and nodes */
 };
 
 struct md_nf {
@@ -1986,6 +1988,55 @@ static int node_order(const void *x, const void *y, void *ctx) {
 
 /* Element-wise and Kronecker products: numbers and scalars come out
  * (s .* A = s A, kron(s, A) = s A); Hadamard factors are sorted. */
+/* Whether one of V[0..N) is diagonal: I, a diagonal symbol, diag(x). */
+static bool any_diagonal(md_nf *N, expr *const *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    expr *x = v[i];
+    if (x->op == E_IDENT ||
+        (x->op == E_SYM && md_shape_sym_kind(N->shapes, x) == K_DIAGONAL) ||
+        (x->op == E_CALL && x->u.fn == FN_DIAG && x->nkids == 1 &&
+         cols_one(N, x->kid[0])))
+      return true;
+  }
+  return false;
+}
+
+/* The transposes in E, looked for DEPTH levels down and at *BUDGET
+ * nodes at most (N^T M^T has two, sign(I - A^T) one). */
+static size_t trans_in(const expr *e, int depth, long *budget) {
+  size_t k = e->op == E_TRANS;
+  if (depth > 0)
+    for (size_t i = 0; i < e->nkids && --*budget > 0; i++)
+      k += trans_in(e->kid[i], depth - 1, budget);
+  return k;
+}
+
+/* A Hadamard product with a diagonal operand is diagonal, so it equals
+ * its transpose: of the sorted operands M and their transposes, those
+ * with fewer transposes, on a tie the first in the canonical order
+ * (A^T .* I = A .* I). */
+static void had_oriented(md_nf *N, md_nodes *m) {
+  md_nodes t = {0};
+  for (size_t i = 0; i < m->n && !N->failed; i++) {
+    expr *x = ntrans(N, m->v[i]);
+    if (!x)
+      N->failed = true;
+    md_nodes_push(&t, x);
+  }
+  if (!N->failed) {
+    msort(t.v, t.n, sizeof *t.v, node_order, N->ctx);
+    size_t tm = 0, tt = 0;
+    long bm = MAX_TRANS_SEEN, bt = MAX_TRANS_SEEN;
+    for (size_t i = 0; i < m->n; i++) {
+      tm += trans_in(m->v[i], MAX_TRANS_DEPTH, &bm);
+      tt += trans_in(t.v[i], MAX_TRANS_DEPTH, &bt);
+    }
+    if (tt < tm || (tt == tm && cmp_seq(N->ctx, t.v, t.n, m->v, m->n) < 0))
+      memcpy(m->v, t.v, m->n * sizeof *m->v);
+  }
+  md_nodes_clear(&t);
+}
+
 static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
   mpq_t c, q;
   mpq_init(c);
@@ -2068,6 +2119,8 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
     } else {
       if (op == E_HAD)
         msort(m.v, m.n, sizeof *m.v, node_order, N->ctx);
+      if (op == E_HAD && any_diagonal(N, m.v, m.n))
+        had_oriented(N, &m);
       h = built(N, expr_make(N->ctx, op, m.v, m.n));
     }
     md_nodes f = {0};

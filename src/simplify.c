@@ -249,15 +249,26 @@ static expr *run_of(simp *S, int kind, expr **v, size_t n) {
   return built(S, kind == 2 ? expr_inv(S->ctx, m) : expr_trans(S->ctx, m));
 }
 
+static void push_presented(simp *S, md_nodes *out, expr *const *f, size_t n);
+
 /* Pushes the presented factors of the matrix chain F[0..N) onto OUT, a
  * run of two or more transposes (X^-T too) or inverses as one:
  * A N^T M^T -> A (M N)^T, X^-T A^T X^-T -> (X^-1 A X^-1)^T,
  * A^-1 B^-1 -> (B A)^-1. */
 static void push_chain(simp *S, md_nodes *out, expr *const *f, size_t n) {
+  expr **v = xreallocarray(NULL, n ? n : 1, sizeof *v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = present(S, f[i]);
+  push_presented(S, out, v, n);
+  free(v);
+}
+
+/* The same for factors F[0..N) presented already. */
+static void push_presented(simp *S, md_nodes *out, expr *const *f, size_t n) {
   md_nodes run = {0};
   int kind = 0;
   for (size_t i = 0; i <= n; i++) {
-    expr *x = i < n ? present(S, f[i]) : NULL, *in = NULL;
+    expr *x = i < n ? f[i] : NULL, *in = NULL;
     int k = run_kind(S, x, &in);
     if (k && k == kind) {
       md_nodes_push(&run, in);
@@ -658,15 +669,6 @@ static expr *present_power(simp *S, expr *n) {
   return r;
 }
 
-/* N presented as it stands: coefficient in front. */
-static expr *present_plain_mul(simp *S, expr *n) {
-  split sp;
-  split_of(S, n, &sp);
-  expr *r = present_parts(S, &sp, SIZE_MAX, NULL, sp.c);
-  split_clear(&sp);
-  return r;
-}
-
 /* Some factors of the normal product N as a power, the others outside:
  * ||D||_1 (M N)^-2 / beta^2 -> ||D||_1 (beta M N)^-2.  The power is that
  * of a matrix factor of the chain, which the power replaces; the scalars
@@ -702,13 +704,15 @@ static expr *present_power_part(simp *S, const split *sp) {
       expr *pw = group && group->op == E_MUL ? present_power(S, group) : NULL;
       if (!pw || (withc && !out.n && p.nchain == 1))
         continue; /* (all of it: present_power's own form) */
-      md_nodes f = {0};
+      md_nodes f = {0}, ch = {0};
       for (size_t i = 0; i < out.n; i++)
         md_nodes_push(&f, present(S, out.v[i]));
       for (size_t i = 0; i < p.nchain; i++)
-        md_nodes_push(&f, i == j ? pw : present(S, p.chain[i]));
+        md_nodes_push(&ch, i == j ? pw : present(S, p.chain[i]));
+      push_presented(S, &f, ch.v, ch.n); /* (M N)^T as one */
       best = smaller(S, best, pmul(S, withc ? one : c, f.v, f.n));
       md_nodes_clear(&f);
+      md_nodes_clear(&ch);
     }
     md_nodes_clear(&in);
     md_nodes_clear(&out);
@@ -819,57 +823,115 @@ static expr *present_into_call(simp *S, const split *sp) {
   return r && has_shape(S, r) ? r : NULL;
 }
 
+/* The product SP presented with its coefficient in front, or with the
+ * sign, or the coefficient, in one of the first few factors that take it
+ * (on a tie, the sign alone; for -1 they are one), whichever is
+ * shortest; the coefficient may be hidden in a factor that is not in
+ * normal form. */
+static expr *coefficient_in(simp *S, const split *sp) {
+  expr *r = present_parts(S, sp, SIZE_MAX, NULL, sp->c);
+  bool sign = mpq_cmp_si(sp->c, -1, 1) == 0;
+  mpq_t q, rest;
+  mpq_init(q);
+  mpq_init(rest);
+  for (int k = 0; k < (sign ? 1 : 2) && mpq_cmp_ui(sp->c, 1, 1) != 0; k++) {
+    if (k == 1) /* the whole coefficient: (1/2 - beta) N */
+      mpq_set(q, sp->c);
+    else
+      mpq_set_si(q, mpq_sgn(sp->c) < 0 ? -1 : 1, 1); /* S^2 (z - ones) */
+    if (mpq_cmp_ui(q, 1, 1) == 0)
+      continue;
+    mpq_div(rest, sp->c, q);
+    size_t nf = sp->p.nitem + sp->p.nchain, taken = 0;
+    for (size_t i = 0; i < nf && taken < MAX_SIGN_IN && r; i++) {
+      long gain;
+      expr *g = scaled_inside(S, factor_at(&sp->p, i), q, 0, &gain);
+      if (!g)
+        continue;
+      taken++;
+      r = smaller(S, r, present_parts(S, sp, i, g, rest));
+    }
+  }
+  mpq_clear(q);
+  mpq_clear(rest);
+  return r;
+}
+
+/* A product whose one matrix factor is a Hadamard or Kronecker product,
+ * with its scalars (and its coefficient, or not) in one operand of it,
+ * when shorter: -beta^-3 (I .* S^3) -> -I .* (S / beta)^3.  NULL when N
+ * is none. */
+static expr *present_into_elem(simp *S, const split *sp) {
+  const md_nf_parts *p = &sp->p;
+  if (p->nchain != 1 || p->nitem == 0 || S->nest >= MAX_NEST)
+    return NULL;
+  expr *h = p->chain[0];
+  if (h->op != E_HAD && h->op != E_KRON)
+    return NULL;
+  mpq_t one;
+  mpq_init(one);
+  mpq_set_ui(one, 1, 1);
+  expr *best = NULL;
+  bool was = S->failed;
+  S->nest++;
+  expr **k = xreallocarray(NULL, h->nkids, sizeof *k);
+  for (size_t j = 0; j < h->nkids && j < MAX_GROUPS; j++) {
+    for (int withc = 0; withc < 2; withc++) {
+      if (withc && mpq_cmp_ui(sp->c, 1, 1) == 0)
+        continue;
+      md_nodes f = {0};
+      md_nodes_push(&f, expr_num(S->ctx, withc ? sp->c : one));
+      for (size_t i = 0; i < p->nitem; i++)
+        md_nodes_push(&f, p->item[i]);
+      md_nodes_push(&f, h->kid[j]);
+      expr *m = md_nf_mul(S->N, f.v, f.n);
+      md_nodes_clear(&f);
+      for (size_t i = 0; i < h->nkids; i++)
+        k[i] = present(S, i == j ? m : h->kid[i]);
+      expr *e =
+          S->failed ? NULL : built(S, expr_make(S->ctx, h->op, k, h->nkids));
+      if (e && !withc)
+        e = pmul(S, sp->c, &e, 1);
+      if (S->failed)
+        S->failed = was; /* only this form is lost */
+      else
+        best = smaller(S, best, e && has_shape(S, e) ? e : NULL);
+    }
+  }
+  free(k);
+  S->nest--;
+  mpq_clear(one);
+  return best;
+}
+
 /* ... or as the transpose of a product, when that is shorter:
  * N^T M^T -> (M N)^T, X^-T A^T B^T X^-T -> (X^-1 B A X^-1)^T. */
 static expr *present_mul(simp *S, expr *n) {
   split sp;
   split_of(S, n, &sp);
-  expr *r = present_parts(S, &sp, SIZE_MAX, NULL, sp.c);
+  expr *r = coefficient_in(S, &sp);
   expr *t = n;
   while (t->op == E_NEG)
     t = t->kid[0];
-  /* the sign, or the coefficient, into each of the first few factors that
-   * take it (on a tie, the sign alone; for -1 they are one); the
-   * coefficient may be hidden in a factor that is not in normal form */
-  bool sign = mpq_cmp_si(sp.c, -1, 1) == 0;
-  mpq_t q, rest;
-  mpq_init(q);
-  mpq_init(rest);
-  for (int k = 0; k < (sign ? 1 : 2) && mpq_cmp_ui(sp.c, 1, 1) != 0; k++) {
-    if (k == 1) /* the whole coefficient: (1/2 - beta) N */
-      mpq_set(q, sp.c);
-    else
-      mpq_set_si(q, mpq_sgn(sp.c) < 0 ? -1 : 1, 1); /* S^2 (z - ones) */
-    if (mpq_cmp_ui(q, 1, 1) == 0)
-      continue;
-    mpq_div(rest, sp.c, q);
-    size_t nf = sp.p.nitem + sp.p.nchain, taken = 0;
-    for (size_t i = 0; i < nf && taken < MAX_SIGN_IN && r; i++) {
-      expr *f = i < sp.p.nitem ? sp.p.item[i] : sp.p.chain[i - sp.p.nitem];
-      long gain;
-      expr *g = scaled_inside(S, f, q, 0, &gain);
-      if (!g)
-        continue;
-      taken++;
-      r = smaller(S, r, present_parts(S, &sp, i, g, rest));
-    }
-  }
-  mpq_clear(q);
-  mpq_clear(rest);
   if (r && (t->op == E_MUL || n->op == E_NEG))
     r = smaller(S, smaller(S, r, power_of(S, &sp)), present_power_part(S, &sp));
   if (r && t->op == E_MUL && S->nest < MAX_NEST) {
     S->nest++;
     r = smaller(S, r, present_reversed(S, n, &sp));
     r = smaller(S, r, present_into_call(S, &sp));
+    r = smaller(S, r, present_into_elem(S, &sp));
     S->nest--;
   }
   split_clear(&sp);
-  if (r && t->op == E_MUL && !is_scalar(S, n) && S->nest < MAX_NEST) {
+  if (r && (t->op == E_MUL || n->op == E_NEG) && !is_scalar(S, n) &&
+      S->nest < MAX_NEST) {
     expr *tt = md_nf_trans(S->N, n);
     if (tt && tt != n) {
       S->nest++;
-      expr *c = present_plain_mul(S, tt);
+      split st;
+      split_of(S, tt, &st);
+      expr *c = coefficient_in(S, &st);
+      split_clear(&st);
       S->nest--;
       expr *whole = c ? built(S, expr_trans(S->ctx, c)) : NULL;
       if (whole && smaller(S, r, whole) == whole)
@@ -1178,8 +1240,63 @@ static expr *present_core(simp *S, expr *n) {
 
 /* ... or as the transpose of a sum, when that is shorter:
  * x^T A^T - y^T -> (A x - y)^T. */
+/* The normal sum N with the terms that are shorter transposed written as
+ * one transposed sum (their own sum presented as any sum is):
+ * 1/2 M^T + A^T M^T - N -> (1/2 M + M A)^T - N.  All of them negative,
+ * the sign stands outside.  NULL when fewer than two terms gain, or all
+ * do (the whole sum's transpose, present_sum). */
+static expr *transposed_part(simp *S, expr *n) {
+  size_t k = n->nkids, ng = 0, nneg = 0;
+  md_nodes in = {0}, out = {0};
+  for (size_t i = 0; i < k && !S->failed; i++) {
+    expr *a = present(S, n->kid[i]);
+    expr *t = md_nf_trans(S->N, n->kid[i]);
+    expr *b = t && t != n->kid[i] ? present(S, t) : NULL;
+    if (S->failed) {
+      S->failed = false; /* only this form is lost */
+      b = NULL;
+    }
+    if (a && b && size_of(S, b) < size_of(S, a)) {
+      md_nodes_push(&in, t);
+      ng++;
+      nneg += negative(a);
+    } else {
+      md_nodes_push(&out, a);
+    }
+  }
+  expr *r = NULL;
+  if (ng >= 2 && ng < k && !S->failed) {
+    bool neg = nneg == ng; /* -(x + y)^T */
+    if (neg) {
+      mpq_t m1;
+      mpq_init(m1);
+      mpq_set_si(m1, -1, 1);
+      for (size_t i = 0; i < in.n; i++)
+        in.v[i] = md_nf_scale(S->N, m1, in.v[i]);
+      mpq_clear(m1);
+    }
+    expr *s = md_nf_sum(S->N, in.v, in.n);
+    expr *c = s && s->op == E_ADD ? present_core(S, s) : NULL;
+    expr *g = c ? built(S, expr_trans(S->ctx, c)) : NULL;
+    if (g && neg)
+      g = built(S, expr_neg(S->ctx, g));
+    if (g) {
+      md_nodes_push(&out, g);
+      r = psum(S, out.v, out.n);
+    }
+  }
+  md_nodes_clear(&in);
+  md_nodes_clear(&out);
+  return r && has_shape(S, r) ? r : NULL;
+}
+
 static expr *present_sum(simp *S, expr *n) {
   expr *best = present_core(S, n);
+  if (best && !is_scalar(S, n) && n->nkids >= 3 && S->nest < MAX_NEST) {
+    S->nest++;
+    best = smaller(S, best, transposed_part(S, n));
+    S->nest--;
+  }
   if (best && !is_scalar(S, n) && S->nest < MAX_NEST) {
     expr *t = md_nf_trans(S->N, n);
     if (t && t->op == E_ADD && t != n) {
