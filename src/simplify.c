@@ -13,6 +13,10 @@
 /* Nested factoring deeper than this is not tried (the plain form is). */
 enum { MAX_NEST = 64 };
 
+/* A coefficient or sign goes into one of the first this many factors that
+ * take it, at most this deep. */
+enum { MAX_SIGN_IN = 4, MAX_SIGN_DEPTH = 4 };
+
 typedef struct simp {
   md_ctx *ctx;
   md_shapes *shapes;
@@ -92,6 +96,47 @@ static void take_apart(simp *S, expr *x, mpq_t c, md_nodes *lead,
 /* c f[0] f[1] ...: numbers and signs gathered in front, products
  * flattened with their scalars first (A (x^T y B) is x^T y A B: the flat
  * A x^T y B would be ill-shaped). */
+static expr *psum(simp *S, expr **v, size_t n);
+static bool negative(const expr *t);
+
+/* The presented sum S negated term by term: A - C -> C - A. */
+static expr *flipped(simp *S, expr *s) {
+  expr **v = xreallocarray(NULL, s->nkids, sizeof *v);
+  for (size_t i = 0; i < s->nkids; i++) {
+    expr *t = s->kid[i];
+    if (t->op == E_NEG) {
+      v[i] = t->kid[0];
+    } else if (t->op == E_NUM) {
+      mpq_t q;
+      mpq_init(q);
+      mpq_neg(q, t->u.num);
+      v[i] = expr_num(S->ctx, q);
+      mpq_clear(q);
+    } else {
+      v[i] = built(S, expr_neg(S->ctx, t));
+    }
+  }
+  expr *r = psum(S, v, s->nkids);
+  free(v);
+  return r;
+}
+
+/* With a negative coefficient *C, the sign into the first of the
+ * presented factors V[0..N) that is a sum and comes out no longer for
+ * it: -A (B - C) -> A (C - B), in whatever form the product was found. */
+static void sign_into_sum(simp *S, expr **v, size_t n, mpq_t c) {
+  for (size_t i = 0; i < n; i++) {
+    if (v[i]->op != E_ADD)
+      continue;
+    expr *f = flipped(S, v[i]);
+    if (f && size_of(S, f) <= size_of(S, v[i])) {
+      v[i] = f;
+      mpq_neg(c, c);
+      return;
+    }
+  }
+}
+
 static expr *pmul(simp *S, const mpq_t c0, expr *const *f, size_t n) {
   mpq_t c;
   mpq_init(c);
@@ -107,6 +152,8 @@ static expr *pmul(simp *S, const mpq_t c0, expr *const *f, size_t n) {
   for (size_t i = 0; i < rest.n; i++)
     md_nodes_push(&v, rest.v[i]);
   md_nodes_clear(&rest);
+  if (mpq_sgn(c) < 0 && !S->failed)
+    sign_into_sum(S, v.v, v.n, c);
   expr *r = NULL;
   if (S->failed) {
     r = NULL;
@@ -194,10 +241,6 @@ static void parts_clear(part *tp, size_t n) {
 }
 
 static expr *smaller(simp *S, expr *best, expr *cand);
-
-/* A coefficient or sign goes into one of the first this many factors that
- * take it, at most this deep. */
-enum { MAX_SIGN_IN = 4, MAX_SIGN_DEPTH = 4 };
 
 /* A trace of a chain this long or shorter is cut anywhere to be written as
  * an inner product (present_inner). */
