@@ -807,12 +807,21 @@ static bool fold_chain(md_nf *N, md_nodes *ch) {
         md_nodes_push(&out, f[i++]);
         continue;
       }
-      expr *w = built(N, expr_make(N->ctx, E_MUL, f + i, p));
-      mpq_t q;
-      mpq_init(q);
+      /* the repeated factors folded in turn: (X (M N)^2)^2 */
+      md_nodes u = {0};
+      for (size_t j = 0; j < p; j++)
+        md_nodes_push(&u, f[i + j]);
+      fold_chain(N, &u);
+      mpq_t q, e;
+      mpq_inits(q, e, NULL);
       mpq_set_ui(q, k, 1);
+      expr *w = u.n == 1 ? decompose(u.v[0], e) /* (can't be) */
+                         : built(N, expr_make(N->ctx, E_MUL, u.v, u.n));
+      if (u.n == 1)
+        mpq_mul(q, q, e);
+      md_nodes_clear(&u);
       md_nodes_push(&out, w ? mkpow(N, w, q, false) : NULL);
-      mpq_clear(q);
+      mpq_clears(q, e, NULL);
       if (!w)
         N->failed = true;
       i += k * p;

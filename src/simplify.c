@@ -252,10 +252,19 @@ enum { MAX_GROUPS = 4 };
 
 /* Which run a presented chain factor X can join: 1 transposes (X^-T as
  * (X^-1)^T), 2 inverses, 0 none; *IN is what the run holds of it. */
-static int run_kind(simp *S, expr *x, expr **in) {
+static int run_kind(simp *S, expr *x, expr **in, bool *soft) {
+  *soft = false;
   if (x && x->op == E_TRANS) {
     *in = x->kid[0];
     return 1;
+  }
+  if (x && x->op == E_CALL && x->nkids == 1 && x->kid[0]->op == E_TRANS &&
+      md_fn_get(S->ctx, x->u.fn)->cls == FC_ELEMWISE) {
+    /* f(X^T) = f(X)^T for an element-wise f: a transpose in a run of
+     * them, alone it stays as it is (*SOFT) */
+    *in = built(S, expr_call1(S->ctx, x->u.fn, x->kid[0]->kid[0]));
+    *soft = true;
+    return *in ? 1 : 0;
   }
   if (x && x->op == E_INV && x->kid[0]->op == E_TRANS) {
     *in = built(S, expr_inv(S->ctx, x->kid[0]->kid[0]));
@@ -310,17 +319,21 @@ static void push_chain(simp *S, md_nodes *out, expr *const *f, size_t n) {
 static void push_presented(simp *S, md_nodes *out, expr *const *f, size_t n) {
   md_nodes run = {0};
   int kind = 0;
+  bool soft = false, was_soft = false;
   for (size_t i = 0; i <= n; i++) {
     expr *x = i < n ? f[i] : NULL, *in = NULL;
-    int k = run_kind(S, x, &in);
+    int k = run_kind(S, x, &in, &soft);
     if (k && k == kind) {
       md_nodes_push(&run, in);
       continue;
     }
-    if (run.n)
+    if (run.n == 1 && was_soft) /* relu(M^T) alone stays */
+      md_nodes_push(out, f[i - 1]);
+    else if (run.n)
       md_nodes_push(out, run_of(S, kind, run.v, run.n));
     run.n = 0;
     kind = k;
+    was_soft = soft;
     if (k)
       md_nodes_push(&run, in);
     else if (i < n)
@@ -1502,9 +1515,22 @@ static expr *present(simp *S, expr *n) {
     }
     if (r && r->op == E_HAD)
       r = smaller(S, r, had_transposes(S, r));
-    if (r && r->op == E_CALL && r->nkids == 1 && r->kid[0]->op == E_TRANS &&
-        transpose_free(r->u.fn)) /* tr(X^T) = tr(X), sum, det, ... */
-      r = built(S, expr_call1(S->ctx, r->u.fn, r->kid[0]->kid[0]));
+    if (r && r->op == E_CALL && r->nkids == 1 && transpose_free(r->u.fn)) {
+      /* tr(X^T) = tr(X), sum, det, ...: of X and its transpose, the
+       * shorter, tr((N M .* S)^T - D) -> tr(N M .* S - D^T) */
+      if (r->kid[0]->op == E_TRANS)
+        r = built(S, expr_call1(S->ctx, r->u.fn, r->kid[0]->kid[0]));
+      expr *t = md_nf_trans(S->N, n->kid[0]);
+      if (t && t != n->kid[0] && S->nest < MAX_NEST) {
+        S->nest++;
+        expr *c = present(S, t);
+        S->nest--;
+        if (S->failed) /* only this form is lost */
+          S->failed = false;
+        else if (c)
+          r = smaller(S, r, built(S, expr_call1(S->ctx, r->u.fn, c)));
+      }
+    }
     break;
   }
   if (!r || S->failed || !built(S, r)) {
