@@ -2332,6 +2332,15 @@ expr *md_nf_trans(md_nf *N, expr *a) {
   return N->failed ? NULL : r;
 }
 
+expr *md_nf_pow(md_nf *N, expr *a, long k) {
+  mpq_t q;
+  mpq_init(q);
+  mpq_set_si(q, k, 1);
+  expr *r = npow(N, a, q);
+  mpq_clear(q);
+  return N->failed ? NULL : r;
+}
+
 expr *md_nf_scale(md_nf *N, const mpq_t c, expr *a) {
   expr *r = nscale(N, c, a);
   return N->failed ? NULL : r;

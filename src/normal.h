@@ -109,6 +109,8 @@ expr *md_nf_sum(md_nf *N, expr *const *terms, size_t n);
 expr *md_nf_mul(md_nf *N, expr *const *factors, size_t n);
 expr *md_nf_trans(md_nf *N, expr *a);
 expr *md_nf_scale(md_nf *N, const mpq_t c, expr *a);
+/* a^k for an integer k (A^-1 for -1, I for 0). */
+expr *md_nf_pow(md_nf *N, expr *a, long k);
 
 /* A normal product (or any normal term) taken apart: coefficient, scalar
  * factors (each 1×1 run as one MUL node) and the matrix chain, as

@@ -623,11 +623,6 @@ static expr *factor_at(const md_nf_parts *p, size_t i) {
 static expr *power_with(simp *S, const split *sp, long k) {
   const md_nf_parts *p = &sp->p;
   size_t nf = p->nitem + p->nchain;
-  long kc = 1;
-  if (p->nchain)
-    power_base(p->chain[0], &kc);
-  if (k < 0 && kc > 0) /* (beta X^-2)^-2: X^4 / beta^2 */
-    return NULL;
   mpq_t b, kq;
   mpq_inits(b, kq, NULL);
   mpq_set_si(kq, k, 1);
@@ -640,28 +635,26 @@ static expr *power_with(simp *S, const split *sp, long k) {
    * that are negative under a quotient, (alpha X^2 / beta)^2 */
   md_nodes base = {0}, under = {0};
   md_nodes_push(&base, expr_num(S->ctx, b));
-  for (size_t i = 0; i < nf; i++) {
-    long ki;
-    expr *f = power_base(factor_at(p, i), &ki), *g;
+  mpq_clears(b, kq, NULL);
+  bool ok = true;
+  for (size_t i = 0; i < nf && ok; i++) {
+    long ki, kg;
+    expr *f = power_base(factor_at(p, i), &ki);
     long q = ki / k;
-    bool scalar = i < p->nitem;
-    if (scalar && q < 0) {
+    if (i < p->nitem && q < 0) {
       md_nodes_push(&under,
                     q == -1 ? f : expr_pow(S->ctx, f, expr_int(S->ctx, -q)));
       continue;
     }
-    if (q == 1)
-      g = f;
-    else if (q == -1)
-      g = expr_inv(S->ctx, f);
-    else
-      g = expr_pow(S->ctx, f, expr_int(S->ctx, q));
+    expr *g = q == 1 ? f : md_nf_pow(S->N, f, q);
+    /* not a matrix with a negative exponent inside a negative one:
+     * X^4 / beta^2, not (beta X^-2)^-2 */
+    ok = g && !(k < 0 && power_base(g, &kg) != g && kg < 0);
     md_nodes_push(&base, g);
   }
-  mpq_clears(b, kq, NULL);
   /* the base as a normal product, presented as any product is (a sign
    * goes into a sum: (alpha (D - A))^-3) */
-  expr *nb = md_nf_mul(S->N, base.v, base.n);
+  expr *nb = ok ? md_nf_mul(S->N, base.v, base.n) : NULL;
   expr *m = NULL;
   if (nb && S->nest < MAX_NEST) {
     S->nest++;
