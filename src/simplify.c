@@ -342,6 +342,29 @@ static void push_presented(simp *S, md_nodes *out, expr *const *f, size_t n) {
   md_nodes_clear(&run);
 }
 
+/* The size of the presented factors V[0..N). */
+static size_t sizes(simp *S, expr *const *v, size_t n) {
+  size_t z = 0;
+  for (size_t i = 0; i < n; i++)
+    z += v[i] ? size_of(S, v[i]) : SIZE_MAX / 8;
+  return z;
+}
+
+/* Pushes the presented factors of the 1×1 run F[0..N) onto OUT, one by
+ * one (x^T A^T y, not (A x)^T y) unless push_chain's runs of transposes
+ * are shorter: (N u)^T N u. */
+static void push_run(simp *S, md_nodes *out, expr *const *f, size_t n) {
+  md_nodes a = {0}, b = {0};
+  for (size_t j = 0; j < n; j++)
+    md_nodes_push(&a, present(S, f[j]));
+  push_chain(S, &b, f, n);
+  md_nodes *w = sizes(S, b.v, b.n) < sizes(S, a.v, a.n) ? &b : &a;
+  for (size_t j = 0; j < w->n; j++)
+    md_nodes_push(out, w->v[j]);
+  md_nodes_clear(&a);
+  md_nodes_clear(&b);
+}
+
 /* A normal product taken apart once (md_nf_split) for all the forms
  * present_mul tries: coefficient, scalar items, matrix chain. */
 typedef struct split {
@@ -505,9 +528,8 @@ static expr *present_parts(simp *S, const split *sp, size_t at, expr *with,
   md_nodes num = {0}, den = {0};
   for (size_t i = 0; i < p.nitem; i++) {
     expr *t = p.item[i];
-    if (t->op == E_MUL) { /* a 1×1 run: its factors one by one */
-      for (size_t j = 0; j < t->nkids; j++)
-        md_nodes_push(&num, present(S, t->kid[j]));
+    if (t->op == E_MUL) { /* a 1×1 run */
+      push_run(S, &num, t->kid, t->nkids);
     } else if (t->op == E_INV && t->kid[0]->op != E_NUM) {
       md_nodes_push(&den, present(S, t->kid[0]));
     } else if (t->op == E_POW && t->kid[0]->op == E_INV) {
@@ -777,20 +799,10 @@ static bool push_reversed(simp *S, md_nodes *out, expr *const *f, size_t n) {
   bool ok = true;
   for (size_t i = 0; i < n && ok; i++)
     ok = (t[i] = md_nf_trans(S->N, f[n - 1 - i])) != NULL;
-  /* one by one, as present_parts writes a run: x^T A^T y, not
-   * (A x)^T y */
-  for (size_t i = 0; i < n && ok; i++)
-    md_nodes_push(out, present(S, t[i]));
+  if (ok) /* as present_parts writes a run */
+    push_run(S, out, t, n);
   free(t);
   return ok;
-}
-
-/* The size of the presented factors V[0..N). */
-static size_t sizes(simp *S, expr *const *v, size_t n) {
-  size_t z = 0;
-  for (size_t i = 0; i < n; i++)
-    z += v[i] ? size_of(S, v[i]) : SIZE_MAX / 8;
-  return z;
 }
 
 /* Pushes onto OUT the presented factors of the 1×1 chain F[0..N), as
@@ -798,8 +810,7 @@ static size_t sizes(simp *S, expr *const *v, size_t n) {
  * other way. */
 static bool push_oriented(simp *S, md_nodes *out, expr *const *f, size_t n) {
   md_nodes a = {0}, b = {0};
-  for (size_t j = 0; j < n; j++)
-    md_nodes_push(&a, present(S, f[j]));
+  push_run(S, &a, f, n);
   bool rev =
       push_reversed(S, &b, f, n) && sizes(S, b.v, b.n) < sizes(S, a.v, a.n);
   md_nodes *w = rev ? &b : &a;
@@ -924,19 +935,34 @@ static expr *present_into_elem(simp *S, const split *sp) {
   bool was = S->failed;
   S->nest++;
   expr **k = xreallocarray(NULL, h->nkids, sizeof *k);
+  bool unit = mpq_cmp_ui(sp->c, 1, 1) == 0;
   for (size_t j = 0; j < h->nkids && j < MAX_GROUPS; j++) {
-    for (int withc = 0; withc < 2; withc++) {
-      if (withc && mpq_cmp_ui(sp->c, 1, 1) == 0)
+    /* the coefficient outside, with the scalars, or in another operand
+     * that takes it: (alpha M N)^2 .* (N^T M^T - M N .* (M N)) */
+    for (int withc = 0; withc < 3; withc++) {
+      if (withc && unit)
         continue;
       md_nodes f = {0};
-      md_nodes_push(&f, expr_num(S->ctx, withc ? sp->c : one));
+      md_nodes_push(&f, expr_num(S->ctx, withc == 1 ? sp->c : one));
       for (size_t i = 0; i < p->nitem; i++)
         md_nodes_push(&f, p->item[i]);
       md_nodes_push(&f, h->kid[j]);
       expr *m = md_nf_mul(S->N, f.v, f.n);
       md_nodes_clear(&f);
+      size_t took = h->nkids;
+      for (size_t i = 0; withc == 2 && i < h->nkids && took == h->nkids; i++) {
+        long gain;
+        expr *g = i == j ? NULL : scaled_inside(S, h->kid[i], sp->c, 0, &gain);
+        if (g) {
+          took = i;
+          k[i] = present(S, g);
+        }
+      }
+      if (withc == 2 && took == h->nkids)
+        continue;
       for (size_t i = 0; i < h->nkids; i++)
-        k[i] = present(S, i == j ? m : h->kid[i]);
+        if (i != took)
+          k[i] = present(S, i == j ? m : h->kid[i]);
       expr *e =
           S->failed ? NULL : built(S, expr_make(S->ctx, h->op, k, h->nkids));
       if (e && !withc)

@@ -354,7 +354,9 @@ START_TEST(inverses) {
   /* a scalar chain the other way round, when shorter */
   check_simplify("x^T A^T y", "y^T A x");
   check_simplify("relu(2 u^T) (N .* N)^T M^T u", "u^T M (N .* N) relu(2 u)");
-  check_simplify("x^T A^T B A x", "x^T A^T B A x");
+  /* a run's transposes as one, when shorter */
+  check_simplify("x^T A^T B A x", "(A x)^T B A x");
+  check_simplify("y (N u)^T N u", "(N u)^T N u y");
   /* some factors as a power, the others outside */
   check_simplify("||D||_1 (M N)^-2 / beta^2", "||D||_1 (beta M N)^-2");
   check_simplify("(M N)^-3 relu(3 M N) / beta^3", "(beta M N)^-3 relu(3 M N)");
@@ -1508,16 +1510,15 @@ START_TEST(property) {
   ck_assert_msg(proved >= rounds * 9 / 10, "md_equal proved %u of %u", proved,
                 rounds);
   /* Simplification keeps the smaller form it finds, by the measure of
-   * md_text_size.  A few results are still larger than their input, by
-   * one or two symbols (a sign or a scalar that could go deeper into a
-   * power of a product, some terms of a sum that could be one transpose:
-   * 1/2 M^T + (M A)^T - N is longer than (1/2 M + M A)^T - N, but
-   * A + A^T - A^T .* I reads better than A + (A - A .* I)^T, so such
-   * groups are not formed).  About 0.01% of rounds (0 to 3 in 6000 for
-   * the sixteen seeds tried).  MATDIFF_TEST_VERBOSE=1 lists them. */
-  ck_assert_msg(grew <= rounds / 500, "%u of %u results larger than the input",
+   * md_text_size.  One kind of result is still larger than its input,
+   * by one symbol, on purpose: a matrix power is not written with a
+   * negative exponent inside a negative one, X^4 / beta^2 rather than
+   * (beta X^-2)^-2, kron(u, u^T)^4 / <M, M>^2 rather than
+   * (<M, M> kron(u, u^T)^-2)^-2.  1 in 192 000 rounds (seeds 1 to 32,
+   * 6000 each).  MATDIFF_TEST_VERBOSE=1 lists them. */
+  ck_assert_msg(grew <= rounds / 3000, "%u of %u results larger than the input",
                 grew, rounds);
-  ck_assert_msg(most <= 4, "a result gained %zu symbols", most);
+  ck_assert_msg(most <= 1, "a result gained %zu symbols", most);
 }
 END_TEST
 
