@@ -398,49 +398,28 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
 }
 
 /* A flat product may hold a run of factors that multiplies to 1×1 where
- * the chain would break (M u^T u N, read as M (u^T u) N: see shape.c).
+ * the chain would break (M u^T u N, read as M (u^T u) N: md_shape_runs).
  * The product rules read a chain, so such a run becomes one factor: its
  * transpose, which is itself and is not spliced into the product. */
-/* Runs of 1×1 inside runs are read this deep (as in shape.c). */
-enum { MAX_RUN_DEPTH = 32 };
-
-/* The index after the run of K[i..n) from K[i] that multiplies to 1×1,
- * read as shape.c's scalar_run reads it (an inner 1×1 run where the chain
- * breaks scales); n + 1 when there is none. */
-static size_t run_end(md_diff *D, expr *const *k, size_t n, size_t i,
-                      int depth) {
-  md_shapes *S = D->shapes;
-  md_shape run = shape(D, k[i]);
-  size_t j = i + 1;
-  while (j < n && !md_shape_is_scalar(S, run)) {
-    md_shape g = shape(D, k[j]);
-    size_t inner;
-    if (md_shape_is_scalar(S, g)) {
-      j++;
-    } else if (md_dim_equal(S, run.c, g.r) || !md_dim_is_one(S, g.r)) {
-      run.c = g.c;
-      j++;
-    } else if (depth < MAX_RUN_DEPTH &&
-               (inner = run_end(D, k, n, j, depth + 1)) <= n) {
-      j = inner;
-    } else {
-      break;
-    }
-  }
-  return md_shape_is_scalar(S, run) ? j : n + 1;
-}
-
 static expr *group_runs(md_diff *D, expr *e) {
   size_t n = e->nkids;
+  md_shapes *S = D->shapes;
+  md_shape *sh = xreallocarray(NULL, n, sizeof *sh);
+  size_t *run = xreallocarray(NULL, n, sizeof *run);
+  for (size_t i = 0; i < n; i++)
+    sh[i] = shape(D, e->kid[i]);
+  if (!md_shape_runs(S, sh, n, run)) { /* (not reached: E was inferred) */
+    free(sh);
+    free(run);
+    return e;
+  }
   expr **out = xreallocarray(NULL, n, sizeof *out);
   expr **seg = xreallocarray(NULL, n, sizeof *seg);
   size_t m = 0, k = 0;
   bool grouped = false;
-  md_shapes *S = D->shapes;
-  md_shape acc = shape(D, e->kid[0]);
+  md_shape acc = sh[0];
   seg[k++] = e->kid[0];
   for (size_t i = 1; i < n; i++) {
-    md_shape f = shape(D, e->kid[i]);
     if (md_shape_is_scalar(S, acc)) {
       /* the segment so far is 1×1: one factor, so the chain after it is
        * not read into it (x^T A x B) */
@@ -452,28 +431,22 @@ static expr *group_runs(md_diff *D, expr *e) {
       }
       k = 0;
       seg[k++] = e->kid[i];
-      acc = f;
+      acc = sh[i];
       continue;
     }
-    /* only a run that starts with a row can multiply to 1×1; a size not
-     * known equal may be that of a closed factor (kron(I, b^T) G), whose
-     * recorded shape is only its most general one */
-    if (md_shape_is_scalar(S, f) || md_dim_equal(S, acc.c, f.r) ||
-        !md_dim_is_one(S, f.r)) {
-      if (!md_shape_is_scalar(S, f))
-        acc.c = f.c;
+    if (!run[i]) {
+      if (!md_shape_is_scalar(S, sh[i]))
+        acc.c = sh[i].c;
       seg[k++] = e->kid[i];
       continue;
     }
-    /* the chain breaks: a run from here multiplies to 1×1 (shape.c),
-     * with runs of its own inside, grouped in turn */
-    size_t j = run_end(D, e->kid, n, i, 0);
-    if (j > n)
-      j = n; /* (shape inference has read it: not reached) */
-    expr *run = expr_mul_n(D->ctx, e->kid + i, j - i);
-    if (run->op == E_MUL && md_shape_derive(S, run))
-      run = group_runs(D, run);
-    seg[k++] = expr_trans(D->ctx, run);
+    /* the chain breaks: the run from here scales, with runs of its own
+     * inside, grouped in turn */
+    size_t j = run[i];
+    expr *r = expr_mul_n(D->ctx, e->kid + i, j - i);
+    if (r->op == E_MUL && md_shape_derive(S, r))
+      r = group_runs(D, r);
+    seg[k++] = expr_trans(D->ctx, r);
     grouped = true;
     i = j - 1;
   }
@@ -482,6 +455,8 @@ static expr *group_runs(md_diff *D, expr *e) {
   expr *r = grouped ? expr_mul_n(D->ctx, out, m) : e;
   free(out);
   free(seg);
+  free(sh);
+  free(run);
   return r;
 }
 

@@ -966,90 +966,52 @@ static md_status fold(md_val *out, const md_val *const *v, size_t n,
   return MD_OK;
 }
 
-static bool is_1x1(const md_val *v) {
-  return v->r == 1 && v->c == 1;
-}
-
-/* Runs of 1×1 inside runs are read this deep (as in shape.c). */
-enum { MAX_RUN_DEPTH = 32 };
-
-/* The product of the run of V[i..n) from V[i] that multiplies to 1×1, as
- * shape.c's scalar_run reads it: where its chain breaks, an inner run
- * that is 1×1 scales.  The product so far in *OUT (1×1 when the run is
- * one), the index after it in *END. */
-static md_status mul_run(const md_val *const *v, size_t n, size_t i,
-                         size_t *end, md_val *out, int depth) {
-  md_val run;
-  md_val_init_copy(&run, v[i]);
-  size_t j = i + 1;
-  md_status st = MD_OK;
-  while (st == MD_OK && j < n && !is_1x1(&run)) {
-    md_val u;
-    if (is_1x1(v[j]) || run.c == v[j]->r) {
-      st = md_val_mul(&u, &run, v[j++]);
-    } else {
-      md_val inner;
-      size_t k;
-      if (depth >= MAX_RUN_DEPTH)
-        break;
-      st = mul_run(v, n, j, &k, &inner, depth + 1);
-      if (st != MD_OK)
-        break;
-      if (!is_1x1(&inner)) {
-        md_val_clear(&inner);
-        break;
-      }
-      st = md_val_mul(&u, &run, &inner);
-      md_val_clear(&inner);
-      j = k;
-    }
-    if (st != MD_OK)
-      break;
-    md_val_clear(&run);
-    run = u;
-  }
-  if (st != MD_OK) {
-    md_val_clear(&run);
-    return st;
-  }
-  *end = j;
-  *out = run;
-  return MD_OK;
-}
-
-/* A flat product read as shape inference reads it (shape.c): left to
- * right, a 1×1 factor scales, and where the chain breaks, a run of factors
- * that multiplies to 1×1 scales too: M u^T u N is M (u^T u) N. */
-static md_status mul_chain(md_val *out, const md_val *const *v, size_t n) {
+/* The product of the factors V[i..end) of a flat product, left to right,
+ * where a run that multiplies to 1×1 (RUN, from md_shape_runs) is
+ * multiplied out first and scales. */
+static md_status mul_factors(md_val *out, const md_val *const *v,
+                             const size_t *run, size_t i, size_t end) {
   md_val acc;
-  md_val_init_copy(&acc, v[0]);
-  size_t i = 1;
-  md_status st = MD_OK;
-  while (st == MD_OK && i < n) {
-    const md_val *f = v[i];
-    md_val t;
-    if (is_1x1(f) || is_1x1(&acc) || acc.c == f->r) {
+  md_val_init_copy(&acc, v[i]);
+  for (size_t j = i + 1; j < end;) {
+    const md_val *f = v[j];
+    size_t next = j + 1;
+    md_val inner, t;
+    md_status st = MD_OK;
+    if (run[j]) {
+      st = mul_factors(&inner, v, run, j, run[j]);
+      f = &inner;
+      next = run[j];
+    }
+    if (st == MD_OK) {
       st = md_val_mul(&t, &acc, f);
-      i++;
-    } else {
-      md_val run;
-      size_t j;
-      st = mul_run(v, n, i, &j, &run, 0);
-      if (st != MD_OK) {
-        md_val_clear(&acc);
-        return st;
-      }
-      /* not a scalar run: the product's own error */
-      st = md_val_mul(&t, &acc, is_1x1(&run) ? &run : f);
-      md_val_clear(&run);
-      i = j;
+      if (f == &inner)
+        md_val_clear(&inner);
     }
     md_val_clear(&acc);
     if (st != MD_OK)
       return st;
     acc = t;
+    j = next;
   }
   *out = acc;
+  return MD_OK;
+}
+
+/* The flat product E of the values V, grouped as shape inference reads
+ * it (shape.h): M u^T u N is M (u^T u) N. */
+static md_status mul_chain(md_eval *ev, const expr *e, const md_val *const *v,
+                           md_val *out) {
+  size_t n = e->nkids;
+  md_shape *k = xreallocarray(NULL, n, sizeof *k);
+  size_t *run = xreallocarray(NULL, n, sizeof *run);
+  for (size_t i = 0; i < n; i++)
+    k[i] = md_shape_of(ev->sh, e->kid[i]);
+  if (!md_shape_runs(ev->sh, k, n, run)) /* (not reached: E was inferred) */
+    memset(run, 0, n * sizeof *run);     /* the product's own error */
+  md_status st = mul_factors(out, v, run, 0, n);
+  free(k);
+  free(run);
   return st;
 }
 
@@ -1254,7 +1216,7 @@ static md_status compute(md_eval *ev, frame *F, const expr *e, uint64_t pr,
   case E_MUL:
     st = eval_product_kids(ev, F, e, pr, pc, v);
     if (st == MD_OK)
-      st = mul_chain(out, v, n);
+      st = mul_chain(ev, e, v, out);
     break;
   case E_DIV:
     st = eval(ev, F, e->kid[0], pr, pc, &v[0]);

@@ -518,37 +518,103 @@ static bool is_const_scalar(md_shapes *s, const expr *e, md_shape sh) {
   return (e->flags & EF_CONST) && md_shape_is_scalar(s, sh);
 }
 
-/* The rules of SPEC 2 for one node, given its kids' shapes. */
+/* ---- reading a product ----
+ *
+ * Left to right; a scalar scales.  A product is flat, so M (u^T u) N
+ * arrives as M u^T u N: where the chain breaks, a run of factors that
+ * multiplies to 1×1 scales too, and runs nest (c^T A (c^T x) y arrives as
+ * c^T A c^T x y).  This is the one reader of that structure: inference
+ * reads a product with it, unifying sizes as factors join, and
+ * md_shape_runs reads an inferred product again, only comparing sizes,
+ * for the evaluator and the differentiator. */
+
 /* Runs of 1×1 inside runs are read this deep. */
 enum { MAX_RUN_DEPTH = 32 };
 
-/* The factors K[i..n) of a flat product, from K[i]: whether a run of them
- * multiplies to 1×1, and the index after it in *END.  Where the run's
- * chain breaks, a run of its own that is 1×1 may start (c^T A (c^T x) y
- * arrives as c^T A c^T x y): it scales, and the outer run goes on after
- * it. */
-static bool scalar_run(md_shapes *s, const md_shape *k, size_t n, size_t i,
-                       size_t *end, int depth) {
+typedef struct reader {
+  md_shapes *s;
+  const md_shape *k; /* the factors' shapes */
+  size_t n;
+  bool infer;  /* unify sizes (inference), or only compare them */
+  size_t *run; /* NULL, or where each run ends (md_shape_runs) */
+} reader;
+
+/* Whether a factor of R rows continues a chain of C columns. */
+static bool joins(reader *R, md_dim c, md_dim r) {
+  if (R->infer)
+    return unify(R->s, c, r);
+  /* Inference has unified what joins, and a chain it read breaks only
+   * before a factor with one row (where a 1×1 run starts).  A size not
+   * known equal may be that of a closed factor (kron(I, b^T) G), whose
+   * recorded shape is only its most general one. */
+  return md_dim_equal(R->s, c, r) || !md_dim_is_one(R->s, r);
+}
+
+/* The factors K[i..n) from K[i]: whether a run of them multiplies to 1×1,
+ * and the index after it in *END.  Where the run's chain breaks, a run of
+ * its own that is 1×1 may start: it scales, and the outer run goes on
+ * after it. */
+static bool scalar_run(reader *R, size_t i, size_t *end, int depth) {
+  md_shapes *s = R->s;
+  const md_shape *k = R->k;
   md_shape run = k[i];
   size_t j = i + 1;
-  while (j < n && !md_shape_is_scalar(s, run)) {
+  while (j < R->n && !md_shape_is_scalar(s, run)) {
     size_t inner;
     if (md_shape_is_scalar(s, k[j])) {
       j++;
-    } else if (unify(s, run.c, k[j].r)) {
+    } else if (joins(R, run.c, k[j].r)) {
       run.c = k[j].c;
       j++;
-    } else if (depth < MAX_RUN_DEPTH &&
-               scalar_run(s, k, n, j, &inner, depth + 1)) {
+    } else if (depth < MAX_RUN_DEPTH && scalar_run(R, j, &inner, depth + 1)) {
       j = inner;
     } else {
       break;
     }
   }
   *end = j;
-  return md_shape_is_scalar(s, run);
+  if (!md_shape_is_scalar(s, run))
+    return false;
+  if (R->run)
+    R->run[i] = j;
+  return true;
 }
 
+/* Reads the product of R's factors into *ACC; the index of the factor at
+ * which its chain breaks with no 1×1 run there, or n when none does (*ACC
+ * is then what the factors before that one multiply to). */
+static size_t read_product(reader *R, md_shape *acc) {
+  md_shapes *s = R->s;
+  const md_shape *k = R->k;
+  *acc = k[0];
+  for (size_t i = 1; i < R->n; i++) {
+    if (md_shape_is_scalar(s, *acc)) {
+      *acc = k[i];
+      continue;
+    }
+    if (md_shape_is_scalar(s, k[i]))
+      continue;
+    if (joins(R, acc->c, k[i].r)) {
+      acc->c = k[i].c;
+      continue;
+    }
+    size_t j;
+    if (!scalar_run(R, i, &j, 0))
+      return i;
+    i = j - 1;
+  }
+  return R->n;
+}
+
+bool md_shape_runs(md_shapes *s, const md_shape *k, size_t n, size_t *run) {
+  for (size_t i = 0; i < n; i++)
+    run[i] = 0;
+  reader R = {s, k, n, false, run};
+  md_shape acc;
+  return n == 0 || read_product(&R, &acc) == n;
+}
+
+/* The rules of SPEC 2 for one node, given its kids' shapes. */
 static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
                        md_shape *out) {
   char a[256], b[256], da[64], db[64];
@@ -612,26 +678,11 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
     *out = e->op == E_TRANS ? (md_shape){k[0].c, k[0].r} : k[0];
     return true;
   case E_MUL: {
-    /* Left to right; a scalar scales.  A product is flat, so M (u^T u) N
-     * arrives as M u^T u N: where the chain breaks, a run of factors that
-     * multiplies to 1×1 scales too. */
-    md_shape acc = k[0];
-    for (size_t i = 1; i < e->nkids; i++) {
-      if (md_shape_is_scalar(s, acc)) {
-        acc = k[i];
-        continue;
-      }
-      if (md_shape_is_scalar(s, k[i]))
-        continue;
-      if (unify(s, acc.c, k[i].r)) {
-        acc.c = k[i].c;
-        continue;
-      }
-      size_t j;
-      if (scalar_run(s, k, e->nkids, i, &j, 0)) {
-        i = j - 1;
-        continue;
-      }
+    /* left to right, with 1×1 runs inside: see read_product */
+    reader R = {s, k, e->nkids, true, NULL};
+    md_shape acc;
+    size_t i = read_product(&R, &acc);
+    if (i < e->nkids) {
       md_loc l0 = loc_of(s, e->kid[0], loc);
       md_loc li = loc_of(s, e->kid[i - 1], loc);
       md_loc lk = loc_of(s, e->kid[i], loc);

@@ -58,6 +58,19 @@ bool md_shape_known(const md_shapes *s, const expr *e);
  * false if the kids do not fit. */
 bool md_shape_derive(md_shapes *s, expr *e);
 
+/* How a flat product groups, as inference reads it: left to right, a
+ * scalar scales, and where the chain breaks a run of factors that
+ * multiplies to 1×1 scales too, with runs of its own inside (M u^T u N is
+ * M (u^T u) N; c^T A c^T x y in a longer product is c^T A (c^T x) y).
+ * K[0..n) are the shapes of an inferred product's factors (md_shape_of).
+ * Sets RUN[i] to the index after the run that starts at factor i, or to
+ * 0 where none starts: factors i .. RUN[i] - 1 multiply to 1×1, and a
+ * RUN[j] set for i < j < RUN[i] is a run inside that one.  Only compares
+ * sizes, never unifies them, so the recorded (most general) shapes of
+ * closed factors may be given.  False if the factors do not multiply
+ * (not an inferred product). */
+bool md_shape_runs(md_shapes *s, const md_shape *k, size_t n, size_t *run);
+
 bool md_shape_is_scalar(md_shapes *s, md_shape sh);
 bool md_shape_is_vector(md_shapes *s, md_shape sh); /* k×1, k not 1 */
 bool md_dim_is_one(md_shapes *s, md_dim d);
