@@ -779,7 +779,8 @@ static bool same_run(expr *const *f, size_t i, size_t j, size_t p) {
 }
 
 /* Folds repeats in a reduced chain into powers, in place: A B A B C =
- * (A B)^2 C, leftmost and shortest first, then again over the result
+ * (A B)^2 C, leftmost first, and of those the one that covers the most
+ * factors, then the shortest; then again over the result
  * ((A B)^2 C (A B)^2 C = ((A B)^2 C)^2); true when it folded.  A power
  * of a product is unfolded again wherever it meets another product
  * (prod_add), so that equal chains fold alike whatever their grouping;
@@ -795,14 +796,21 @@ static bool fold_chain(md_nf *N, md_nodes *ch) {
     expr **f = ch->v;
     size_t n = ch->n;
     for (size_t i = 0; i < n;) {
-      size_t p = 2, k = 0;
-      for (; p <= MAX_PERIOD && i + 2 * p <= n; p++)
-        if (f[i] == f[i + p] && same_run(f, i, i + p, p) &&
-            unfoldable(N, f + i, p, 2))
-          break;
-      if (p <= MAX_PERIOD && i + 2 * p <= n)
-        for (k = 2; i + (k + 1) * p <= n && same_run(f, i, i + k * p, p);)
-          k++;
+      /* of the repeats that start here, the one that covers most, on a
+       * tie the shortest: ((A B)^2 C)^3, not (A B)^2 (C (A B)^2)^2 C */
+      size_t p = 0, k = 0;
+      for (size_t q = 2; q <= MAX_PERIOD && i + 2 * q <= n; q++) {
+        if (f[i] != f[i + q] || !same_run(f, i, i + q, q) ||
+            !unfoldable(N, f + i, q, 2))
+          continue;
+        size_t kq = 2;
+        while (i + (kq + 1) * q <= n && same_run(f, i, i + kq * q, q))
+          kq++;
+        if (kq * q > k * p) {
+          p = q;
+          k = kq;
+        }
+      }
       if (k < 2) {
         md_nodes_push(&out, f[i++]);
         continue;
