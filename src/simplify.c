@@ -436,7 +436,17 @@ static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth,
     expr *r = md_nf_scale(S->N, q, f);
     if (!r || !built(S, r))
       return NULL;
-    *gain = (long)sum_size(S, f) - (long)sum_size(S, r);
+    /* as the two will be written (a sum that comes to start with a
+     * positive term gains, and so may one whose own products take the
+     * sign in turn) */
+    bool was = S->failed;
+    expr *a = S->nest < MAX_NEST && !was ? present(S, f) : NULL;
+    expr *b = a ? present(S, r) : NULL;
+    S->failed = was; /* only the estimate is lost */
+    if (a && b)
+      *gain = (long)size_of(S, a) - (long)size_of(S, b);
+    else
+      *gain = (long)sum_size(S, f) - (long)sum_size(S, r);
     return r;
   }
   if (depth >= MAX_SIGN_DEPTH)
@@ -1378,8 +1388,12 @@ static expr *present_sum(simp *S, expr *n) {
       S->nest++;
       expr *c = present_core(S, t);
       S->nest--;
-      if (c && c->op == E_ADD)
-        best = smaller(S, best, built(S, expr_trans(S->ctx, c)));
+      /* the sign outside: -((N M)^3 + y y^T) N)^T */
+      bool neg = c && c->op == E_NEG;
+      expr *w = c ? built(S, expr_trans(S->ctx, neg ? c->kid[0] : c)) : NULL;
+      if (w && neg)
+        w = built(S, expr_neg(S->ctx, w));
+      best = smaller(S, best, w && has_shape(S, w) ? w : NULL);
     }
   }
   return best;
