@@ -744,12 +744,32 @@ static bool spells(expr *const *f, size_t i, size_t n, const expr *w) {
   return true;
 }
 
+/* The base of F as decompose() finds it. */
+static const expr *base_of(const expr *f) {
+  if (f->op == E_POW && f->kid[1]->op == E_NUM)
+    f = f->kid[0];
+  return f->op == E_INV ? f->kid[0] : f;
+}
+
+/* Whether reduce_chain would leave CH as it is: no two adjacent factors
+ * with one base, and no power of a product (most chains; no work). */
+static bool reduced(const md_nodes *ch) {
+  const expr *prev = NULL;
+  for (size_t i = 0; i < ch->n; i++) {
+    const expr *b = base_of(ch->v[i]);
+    if (b == prev || b->op == E_MUL)
+      return false;
+    prev = b;
+  }
+  return true;
+}
+
 /* Combines the powers of one base in a matrix chain, in place: adjacent
  * powers (A^2 A^3 = A^5, A A^-1 = I, dropped), and a power of a product
  * next to the product's factors ((M N)^-1 M N = I, (A B)^3 A B =
  * (A B)^4). */
 static void reduce_chain(md_nf *N, md_nodes *ch) {
-  if (ch->n < 2)
+  if (ch->n < 2 || reduced(ch))
     return;
   stack s = {0};
   mpq_t e;
@@ -778,6 +798,16 @@ static bool same_run(expr *const *f, size_t i, size_t j, size_t p) {
   return true;
 }
 
+/* Whether a factor of CH recurs within MAX_PERIOD places (else nothing
+ * repeats: no work). */
+static bool may_repeat(const md_nodes *ch) {
+  for (size_t i = 0; i + 2 < ch->n; i++)
+    for (size_t p = 2; p <= MAX_PERIOD && i + p < ch->n; p++)
+      if (ch->v[i] == ch->v[i + p])
+        return true;
+  return false;
+}
+
 /* Folds repeats in a reduced chain into powers, in place: A B A B C =
  * (A B)^2 C, leftmost first, and of those the one that covers the most
  * factors, then the shortest; then again over the result
@@ -790,7 +820,7 @@ static bool same_run(expr *const *f, size_t i, size_t j, size_t p) {
 static bool fold_chain(md_nf *N, md_nodes *ch) {
   bool changed = true, any = false;
   md_nodes out = {0};
-  while (changed && ch->n >= 4 && !N->failed) {
+  while (changed && ch->n >= 4 && !N->failed && may_repeat(ch)) {
     changed = false;
     out.n = 0;
     expr **f = ch->v;
