@@ -790,14 +790,6 @@ static void reduce_chain(md_nf *N, md_nodes *ch) {
   stack_clear(&s);
 }
 
-/* Whether F[i..i+p) and F[j..j+p) are the same factors. */
-static bool same_run(expr *const *f, size_t i, size_t j, size_t p) {
-  for (size_t k = 0; k < p; k++)
-    if (f[i + k] != f[j + k])
-      return false;
-  return true;
-}
-
 /* Whether a factor of CH recurs within MAX_PERIOD places (else nothing
  * repeats: no work). */
 static bool may_repeat(const md_nodes *ch) {
@@ -817,9 +809,54 @@ static bool may_repeat(const md_nodes *ch) {
  * past MAX_UNFOLD factors it is not, and then it combines only with a
  * power of the same product or with the product's own factors
  * (reduce_chain). */
+/* Factors F[0..n) read with F[0] as FIRST (a power's last factor, when
+ * a repeat starts inside it). */
+typedef struct seq {
+  expr *first;
+  expr *const *f;
+  size_t n;
+} seq;
+
+static expr *seq_at(const seq *s, size_t j) {
+  return j ? s->f[j] : s->first;
+}
+
+/* Whether the factors of S at I.. and J.. are the same for P places. */
+static bool seq_same(const seq *s, size_t i, size_t j, size_t p) {
+  for (size_t t = 0; t < p; t++)
+    if (seq_at(s, i + t) != seq_at(s, j + t))
+      return false;
+  return true;
+}
+
+/* Of the repeats at the start of S, the one that covers most factors, on
+ * a tie the shortest: its length in *P, its count in *K (*K < 2 when
+ * none). */
+static void best_repeat(md_nf *N, const seq *s, size_t *p, size_t *k) {
+  *p = *k = 0;
+  expr *u[MAX_PERIOD];
+  for (size_t q = 2; q <= MAX_PERIOD && 2 * q <= s->n; q++) {
+    if (seq_at(s, 0) != seq_at(s, q) || !seq_same(s, 0, q, q))
+      continue;
+    for (size_t t = 0; t < q; t++)
+      u[t] = seq_at(s, t);
+    if (!unfoldable(N, u, q, 2))
+      continue;
+    size_t kq = 2;
+    while ((kq + 1) * q <= s->n && seq_same(s, 0, kq * q, q))
+      kq++;
+    if (kq * q > *k * *p) {
+      *p = q;
+      *k = kq;
+    }
+  }
+}
+
 static bool fold_chain(md_nf *N, md_nodes *ch) {
   bool changed = true, any = false;
   md_nodes out = {0};
+  mpq_t e, q;
+  mpq_inits(e, q, NULL);
   while (changed && ch->n >= 4 && !N->failed && may_repeat(ch)) {
     changed = false;
     out.n = 0;
@@ -828,30 +865,37 @@ static bool fold_chain(md_nf *N, md_nodes *ch) {
     for (size_t i = 0; i < n;) {
       /* of the repeats that start here, the one that covers most, on a
        * tie the shortest: ((A B)^2 C)^3, not (A B)^2 (C (A B)^2)^2 C */
-      size_t p = 0, k = 0;
-      for (size_t q = 2; q <= MAX_PERIOD && i + 2 * q <= n; q++) {
-        if (f[i] != f[i + q] || !same_run(f, i, i + q, q) ||
-            !unfoldable(N, f + i, q, 2))
-          continue;
-        size_t kq = 2;
-        while (i + (kq + 1) * q <= n && same_run(f, i, i + kq * q, q))
-          kq++;
-        if (kq * q > k * p) {
-          p = q;
-          k = kq;
+      seq s = {f[i], f + i, n - i};
+      size_t p, k;
+      best_repeat(N, &s, &p, &k);
+      /* ... or inside a power, at its last factor: B^2 A B A B A is
+       * B (B A)^3 */
+      expr *b = decompose(f[i], e), *rest = NULL;
+      if (q_is_int(e) && mpz_cmpabs_ui(mpq_numref(e), 2) >= 0 &&
+          !is_scalar(N, f[i])) {
+        mpq_set_si(q, mpq_sgn(e), 1);
+        seq v = {mkpow(N, b, q, false), f + i, n - i};
+        size_t pv, kv;
+        best_repeat(N, &v, &pv, &kv);
+        if (kv >= 2 && kv * pv > k * p) {
+          s = v;
+          p = pv;
+          k = kv;
+          mpq_sub(q, e, q);
+          rest = mkpow(N, b, q, false);
         }
       }
       if (k < 2) {
         md_nodes_push(&out, f[i++]);
         continue;
       }
+      if (rest)
+        md_nodes_push(&out, rest);
       /* the repeated factors folded in turn: (X (M N)^2)^2 */
       md_nodes u = {0};
       for (size_t j = 0; j < p; j++)
-        md_nodes_push(&u, f[i + j]);
+        md_nodes_push(&u, seq_at(&s, j));
       fold_chain(N, &u);
-      mpq_t q, e;
-      mpq_inits(q, e, NULL);
       mpq_set_ui(q, k, 1);
       expr *w = u.n == 1 ? decompose(u.v[0], e) /* (can't be) */
                          : built(N, expr_make(N->ctx, E_MUL, u.v, u.n));
@@ -859,7 +903,6 @@ static bool fold_chain(md_nf *N, md_nodes *ch) {
         mpq_mul(q, q, e);
       md_nodes_clear(&u);
       md_nodes_push(&out, w ? mkpow(N, w, q, false) : NULL);
-      mpq_clears(q, e, NULL);
       if (!w)
         N->failed = true;
       i += k * p;
@@ -869,6 +912,7 @@ static bool fold_chain(md_nf *N, md_nodes *ch) {
     for (size_t i = 0; i < out.n; i++)
       md_nodes_push(ch, out.v[i]);
   }
+  mpq_clears(e, q, NULL);
   md_nodes_clear(&out);
   return any;
 }

@@ -35,7 +35,9 @@
  *                   folded back into powers (leftmost first, then the
  *                   one covering most factors, then the shortest):
  *                   A B A B = (A B)^2, (A B)^3 B^-1 A^-1 = (A B)^2,
- *                   A B A B C A B A B C = ((A B)^2 C)^2; the inverse of a product of factors that
+ *                   A B A B C A B A B C = ((A B)^2 C)^2, B^2 A B A B A =
+ *                   B (B A)^3 (a repeat may start inside a power); the
+ *                   inverse of a product of factors that
  *                   are not square cancels against the product:
  *                   (M N)^-1 M N = I, (M N)^-2 M N = (M N)^-1;
  *   scalar runs     a 1×1 run equals its transpose; of the two the one

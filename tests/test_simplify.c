@@ -385,6 +385,7 @@ START_TEST(matrix_powers) {
   check_simplify("A B A B C A B A B C", "((A B)^2 C)^2");
   check_simplify("((A B)^2 C)^3", "((A B)^2 C)^3");
   check_simplify("A B A B A B A B", "(A B)^4");
+  check_simplify("B (B A)^3", "B (B A)^3"); /* not B^2 (A B)^2 A */
   check_simplify("let A, B : matrix(n, n); (A B)^3 B^-1 A^-1", "(A B)^2");
   check_simplify("let M : matrix(m, n); let N : matrix(n, m); (M N)^-1 M N",
                  "I");
