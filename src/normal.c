@@ -9,6 +9,7 @@ enum {
   MAX_ROTATE = 256,      /* longer traces are not rotated */
   EXPAND_BUDGET = 20000, /* terms made by distributing, per md_nf */
   MAX_UNFOLD = 64,       /* factors of a power of a product unfolded */
+  MAX_UNFOLD_ALL = 256,  /* ... of all of them in one product */
   MAX_PERIOD = 8,        /* longest repeat folded into a power */
   MAX_TRANS_DEPTH = 4,   /* levels searched for transposes (had_oriented) */
   MAX_TRANS_SEEN = 256,  /* ... and nodes */
@@ -966,7 +967,8 @@ typedef struct prod {
   md_nodes item;  /* scalar factors, and 1×1 runs as MUL nodes */
   md_nodes chain; /* the other factors, in order (I included until
                 prod_segment has seen where it stands) */
-  bool unfold;    /* powers of products go in factor by factor */
+  bool unfold;    /* powers of products go in factor by factor, */
+  long budget;    /* ... that many factors at most */
 } prod;
 
 static void prod_segment(md_nf *N, prod *P, bool orient);
@@ -976,6 +978,7 @@ static void prod_init(prod *P) {
   mpq_set_ui(P->c, 1, 1);
   P->item = P->chain = (md_nodes){0};
   P->unfold = false;
+  P->budget = 0;
 }
 
 static void prod_clear(prod *P) {
@@ -1005,8 +1008,10 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     prod sub;
     prod_init(&sub);
     sub.unfold = P->unfold;
+    sub.budget = P->budget;
     for (size_t i = 0; i < k->nkids; i++)
       prod_add(N, &sub, k->kid[i]);
+    P->budget = sub.budget;
     prod_segment(N, &sub, P->unfold); /* unfolded: merged anew */
     mpq_mul(P->c, P->c, sub.c);
     for (size_t i = 0; i < sub.item.n; i++)
@@ -1057,20 +1062,25 @@ static bool unfold(md_nf *N, prod *P, expr *k) {
   if (b->op == E_MUL && q_is_int(e) && mpz_fits_slong_p(mpq_numref(e)))
     n = mpz_get_si(mpq_numref(e));
   mpq_clear(e);
-  if (n > 0 && unfoldable(N, b->kid, b->nkids, n)) {
+  bool power = n > 0 && unfoldable(N, b->kid, b->nkids, n);
+  /* (M N)^-k: k times the inverse, which is a factor of its own */
+  bool letters = n < -1 && !all_square(N, b->kid, b->nkids);
+  /* nested powers unfold within one budget: ((A B)^2 C)^2 ... would
+   * make 2^depth factors */
+  long cost = power ? n * (long)b->nkids : -n;
+  if ((!power && !letters) || cost > P->budget)
+    return false;
+  P->budget -= cost;
+  if (power) {
     for (long i = 0; i < n; i++)
       for (size_t j = 0; j < b->nkids; j++)
         prod_add(N, P, b->kid[j]);
     return true;
   }
-  /* (M N)^-k: k times the inverse, which is a factor of its own */
-  if (n < -1 && (size_t)-n <= MAX_UNFOLD && !all_square(N, b->kid, b->nkids)) {
-    expr *v = built(N, expr_inv(N->ctx, b));
-    for (long i = 0; i < -n && v; i++)
-      md_nodes_push(&P->chain, v);
-    return v != NULL;
-  }
-  return false;
+  expr *v = built(N, expr_inv(N->ctx, b));
+  for (long i = 0; i < -n && v; i++)
+    md_nodes_push(&P->chain, v);
+  return v != NULL;
 }
 
 /* Removes I from a list of factors (A I = A). */
@@ -1309,6 +1319,7 @@ static expr *nmul(md_nf *N, expr *const *f, size_t n) {
   prod P;
   prod_init(&P);
   P.unfold = true;
+  P.budget = MAX_UNFOLD_ALL;
   for (size_t i = 0; i < n && !N->failed; i++)
     prod_add(N, &P, f[i]);
   expr *r = NULL;
@@ -1753,6 +1764,7 @@ static expr *trace_chain(md_nf *N, expr **f0, size_t n0) {
   prod P;
   prod_init(&P);
   P.unfold = true;
+  P.budget = MAX_UNFOLD_ALL;
   for (size_t i = 0; i < n0; i++)
     prod_add(N, &P, f0[i]);
   drop_idents(&P.chain);
