@@ -927,6 +927,91 @@ static expr *coefficient_in(simp *S, const split *sp) {
   return r;
 }
 
+/* What the coefficient C adds to a product's text: a number unless 1, a
+ * sign when negative. */
+static long coef_cost(const mpq_t c) {
+  mpq_t a;
+  mpq_init(a);
+  mpq_abs(a, c);
+  long k = (mpq_cmp_ui(a, 1, 1) != 0) + (mpq_sgn(c) < 0);
+  mpq_clear(a);
+  return k;
+}
+
+/* The product SP with its coefficient shared out among its sum factors,
+ * each taking the scale that writes it (and what is left of the
+ * coefficient) shortest, among those that make one of its terms' own
+ * coefficient 1 or -1: -1/4 (1 - 2 beta) (1 + 2 beta) ->
+ * (1/2 - beta) (1/2 + beta).  NULL when it has fewer than two sums (one
+ * takes the coefficient in coefficient_in). */
+static expr *coefficient_shared(simp *S, const split *sp) {
+  size_t nf = sp->p.nitem + sp->p.nchain, nsum = 0;
+  for (size_t i = 0; i < nf; i++)
+    nsum += factor_at(&sp->p, i)->op == E_ADD;
+  if (nsum < 2 || S->nest >= MAX_NEST)
+    return NULL;
+  split s2;
+  mpq_init(s2.c);
+  mpq_set(s2.c, sp->c);
+  s2.p = sp->p;
+  expr **item = xreallocarray(NULL, sp->p.nitem + 1, sizeof *item);
+  expr **chain = xreallocarray(NULL, sp->p.nchain + 1, sizeof *chain);
+  memcpy(item, sp->p.item, sp->p.nitem * sizeof *item);
+  memcpy(chain, sp->p.chain, sp->p.nchain * sizeof *chain);
+  s2.p.item = item;
+  s2.p.chain = chain;
+  mpq_t q, a, rest;
+  mpq_inits(q, a, rest, NULL);
+  bool was = S->failed, changed = false;
+  S->nest++;
+  for (size_t i = 0, seen = 0; i < nf && seen < MAX_SIGN_IN && !S->failed;
+       i++) {
+    expr *f = factor_at(&s2.p, i);
+    if (f->op != E_ADD)
+      continue;
+    seen++;
+    expr *pf = present(S, f), *best = f;
+    long cost = pf ? (long)size_of(S, pf) + coef_cost(s2.c) : LONG_MAX;
+    mpq_set_ui(rest, 1, 1); /* the scale taken */
+    for (size_t j = 0; j < 2 * f->nkids && j < 2 * MAX_SIGN_IN; j++) {
+      expr *b;
+      md_nf_coef(S->N, f->kid[j / 2], a, &b);
+      if (mpq_sgn(a) == 0)
+        continue;
+      mpq_inv(q, a);
+      if (j % 2)
+        mpq_neg(q, q);
+      expr *g = md_nf_scale(S->N, q, f);
+      expr *pg = g ? present(S, g) : NULL;
+      if (!pg)
+        break;
+      mpq_div(a, s2.c, q);
+      long cg = (long)size_of(S, pg) + coef_cost(a);
+      if (cg < cost) {
+        cost = cg;
+        best = g;
+        mpq_set(rest, q);
+      }
+    }
+    if (best != f) {
+      mpq_div(s2.c, s2.c, rest);
+      if (i < s2.p.nitem)
+        item[i] = best;
+      else
+        chain[i - s2.p.nitem] = best;
+      changed = true;
+    }
+  }
+  expr *r = changed && !S->failed ? present_parts(S, &s2, SIZE_MAX, NULL, s2.c)
+                                  : NULL;
+  S->nest--;
+  S->failed = was; /* only this form is lost */
+  mpq_clears(q, a, rest, s2.c, NULL);
+  free(item);
+  free(chain);
+  return r;
+}
+
 /* A product whose one matrix factor is a Hadamard or Kronecker product,
  * with its scalars (and its coefficient, or not) in one operand of it,
  * when shorter: -beta^-3 (I .* S^3) -> -I .* (S / beta)^3.  NULL when N
@@ -1005,6 +1090,7 @@ static expr *present_mul(simp *S, expr *n) {
     r = smaller(S, r, present_reversed(S, n, &sp));
     r = smaller(S, r, present_into_call(S, &sp));
     r = smaller(S, r, present_into_elem(S, &sp));
+    r = smaller(S, r, coefficient_shared(S, &sp));
     S->nest--;
   }
   split_clear(&sp);

@@ -495,6 +495,9 @@ START_TEST(factoring) {
   check_simplify("A x y^T + x y^T", "(A + I) x y^T");
   check_simplify("-2 A^T y + 2 A^T A x", "2 A^T (A x - y)");
   check_simplify("A^T (y - A x)", "A^T (y - A x)");
+  /* a coefficient shared out among sum factors */
+  check_simplify("(1/2 - beta) (1/2 + beta) A", "(1/2 + beta) (1/2 - beta) A");
+  check_simplify("-1/4 (1 - 2 beta) (1 + 2 beta)", "(1/2 + beta) (beta - 1/2)");
   /* a coefficient some terms share */
   check_simplify("3/2 S - 3/2 C + I", "I + 3/2 (S - C)");
   check_simplify("1/2 C + 1/2 N M + A", "A + 1/2 (C + N M)");
