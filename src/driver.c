@@ -271,16 +271,6 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
   expr *s = md_simplify_with(S->ctx, sh, &S->rules, r);
   if (!s)
     s = r;
-  if (!q->x && r == q->f && s != r) {
-    /* matdiff simplify never lengthens what it is given: when no form
-     * the simplifier considers is shorter than the expression as given
-     * (md_text_size), that is kept (matdiff(1)) */
-    md_idmap memo;
-    md_idmap_init(&memo);
-    if (md_text_size(&memo, s) > md_text_size(&memo, r))
-      s = r;
-    md_idmap_clear(&memo);
-  }
   if (S->o->verify && !verified(S, q->lhs, s))
     return true; /* reported; the run goes on, exit status 1 */
   strbuf b;
