@@ -309,7 +309,7 @@ static bool pipeline(const char *wrt, const char *decls, const char *text,
   }
 
   progress(fd, ST_SIMPLIFY);
-  expr *s = md_simplify(ctx, sh, d);
+  expr *s = md_simplify_with(ctx, sh, &rules, d); /* as matdiff does */
   double t5 = now();
   r->t[ST_SIMPLIFY] = t5 - t4;
   if (!s) {
