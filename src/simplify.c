@@ -956,8 +956,10 @@ static expr *coefficient_shared(simp *S, const split *sp) {
   s2.p = sp->p;
   expr **item = xreallocarray(NULL, sp->p.nitem + 1, sizeof *item);
   expr **chain = xreallocarray(NULL, sp->p.nchain + 1, sizeof *chain);
-  memcpy(item, sp->p.item, sp->p.nitem * sizeof *item);
-  memcpy(chain, sp->p.chain, sp->p.nchain * sizeof *chain);
+  if (sp->p.nitem) /* (an empty list may be NULL) */
+    memcpy(item, sp->p.item, sp->p.nitem * sizeof *item);
+  if (sp->p.nchain)
+    memcpy(chain, sp->p.chain, sp->p.nchain * sizeof *chain);
   s2.p.item = item;
   s2.p.chain = chain;
   mpq_t q, a, rest;
