@@ -1781,28 +1781,20 @@ static expr *trace_chain(md_nf *N, expr **f0, size_t n0) {
     if (nl <= pass / 2)
       break;
     rotate(&P.chain, pass % 2 ? at + 1 : at);
-    size_t n = P.chain.n;
-    expr **keep = xreallocarray(NULL, n, sizeof *keep);
-    memcpy(keep, P.chain.v, n * sizeof *keep);
     /* if nothing is left, the I is the size of the inverse, which is
      * not that of the trace's matrix: tr(N (M N)^-1 M) = 2 for a 2×2
      * M N */
     long size = int_size(N, P.chain.v[0], false);
     reduce_chain(N, &P.chain);
-    if (P.chain.n == 0) {
-      if (size > 0) {
-        free(keep);
-        prod_clear(&P);
-        return expr_int(N->ctx, size);
-      }
-      /* tr(I) can't say which I: the trace stays as it came, unrotated
-       * (rotated, the inverse would meet the product again) */
-      free(keep);
-      prod_clear(&P);
-      expr *ch = n0 == 1 ? f0[0] : built(N, expr_make(N->ctx, E_MUL, f0, n0));
-      return ch ? call1(N, FN_TR, ch) : NULL;
-    }
-    free(keep);
+    if (P.chain.n > 0)
+      continue;
+    prod_clear(&P);
+    if (size > 0)
+      return expr_int(N->ctx, size);
+    /* tr(I) can't say which I: the trace stays as it came, unrotated
+     * (rotated, the inverse would meet the product again) */
+    expr *ch = n0 == 1 ? f0[0] : built(N, expr_make(N->ctx, E_MUL, f0, n0));
+    return ch ? call1(N, FN_TR, ch) : NULL;
   }
   expr **f = whole ? P.chain.v : f0;
   size_t n = whole ? P.chain.n : n0;

@@ -128,6 +128,13 @@ static void sign_into_sum(simp *S, expr **v, size_t n, mpq_t c) {
   for (size_t i = 0; i < n; i++) {
     if (v[i]->op != E_ADD)
       continue;
+    /* with no negative term, every term would take a sign: longer, so
+     * not built (pmul runs for every form tried) */
+    bool any = false;
+    for (size_t j = 0; j < v[i]->nkids && !any; j++)
+      any = negative(v[i]->kid[j]);
+    if (!any)
+      continue;
     expr *f = flipped(S, v[i]);
     if (f && size_of(S, f) <= size_of(S, v[i])) {
       v[i] = f;
