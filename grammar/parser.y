@@ -485,8 +485,8 @@ static expr *list_close(struct md_pstate *st, struct exlist *l) {
 static expr *note(struct md_pstate *st, expr *e, md_loc loc) {
   if (!e) {
     md_error_at(st->err, st->src, loc,
-                "expression nested too deeply (more than %d levels)",
-                MD_MAX_DEPTH);
+                "expression nested too deeply (more than %u levels)",
+                md_ctx_max_depth(st->ctx));
     return NULL;
   }
   md_parsed *p = st->out;
@@ -585,8 +585,8 @@ static bool is_bound(const struct md_pstate *st, const expr *sym) {
 
 static bool too_deep(struct md_pstate *st, md_loc loc) {
   md_error_at(st->err, st->src, loc,
-              "expression nested too deeply (more than %d levels)",
-              MD_MAX_DEPTH);
+              "expression nested too deeply (more than %u levels)",
+              md_ctx_max_depth(st->ctx));
   return false;
 }
 

@@ -53,8 +53,8 @@ static bool fail(md_diff *D, const expr *at, const char *fmt, const char *a,
 
 static bool too_deep(md_diff *D) {
   md_error_at(D->err, D->src, MD_NOLOC,
-              "the derivative is nested too deeply (more than %d levels)",
-              MD_MAX_DEPTH);
+              "the derivative is nested too deeply (more than %u levels)",
+              md_ctx_max_depth(D->ctx));
   return false;
 }
 
@@ -259,10 +259,16 @@ static void contribute(pass *P, const expr *to, expr *c) {
   a->v[a->n++] = c;
 }
 
-static expr *adjoint(pass *P, const expr *e) {
+/* The sum of E's contributions into *G: NULL when there are none.  False
+ * (an error reported) when the sum cannot be built: past MD_MAX_DEPTH a
+ * constructor returns NULL too, and reading that as "no contribution"
+ * would drop a term and print a wrong answer. */
+static bool adjoint(pass *P, const expr *e, expr **G) {
+  *G = NULL;
   if (e->id >= P->nadj || P->adj[e->id].n == 0)
-    return NULL;
-  return expr_add_n(P->D->ctx, P->adj[e->id].v, P->adj[e->id].n);
+    return true;
+  *G = expr_add_n(P->D->ctx, P->adj[e->id].v, P->adj[e->id].n);
+  return *G ? true : too_deep(P->D);
 }
 
 static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
@@ -534,7 +540,9 @@ static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
       expr *n = (expr *)P.order[i];
       if (n == target)
         continue;
-      expr *G = adjoint(&P, n);
+      expr *G;
+      if (!(*ok = adjoint(&P, n, &G)))
+        break;
       if (!G)
         continue;
       if (P.trace)
@@ -544,7 +552,7 @@ static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
           *ok = propagate(&P, n, k, G);
     }
     if (*ok)
-      result = adjoint(&P, target);
+      *ok = adjoint(&P, target, &result);
   }
   for (size_t i = 0; i < P.nadj; i++)
     free(P.adj[i].v);

@@ -155,12 +155,12 @@ static bool verified(session *S, expr *lhs, expr *result) {
   md_rules_print_defs(&S->rules, S->ctx, &b); /* user functions */
   decl_lines(&S->env, &b);
   /* both sides share their where bindings: a large result stays linear */
-  expr *sides[2] = {lhs, result};
+  expr *sides[2] = {lhs, result}, *body[2];
   md_sharing w;
-  md_share(S->ctx, NULL, expr_tuple(S->ctx, sides, 2), &w);
-  md_print_text(&b, S->ctx, w.body->kid[0]);
+  md_share_n(S->ctx, NULL, sides, 2, body, &w);
+  md_print_text(&b, S->ctx, body[0]);
   sb_puts(&b, " = ");
-  md_print_text(&b, S->ctx, w.body->kid[1]);
+  md_print_text(&b, S->ctx, body[1]);
   for (size_t i = 0; i < w.n; i++) {
     sb_puts(&b, i ? ", " : " where ");
     md_print_text(&b, S->ctx, w.names[i]);

@@ -43,6 +43,7 @@ struct md_ctx {
   fn_info *fns;
   size_t nfns, capfns;
   expr *ident, *ones;
+  unsigned max_depth; /* md_ctx_max_depth */
   /* a module's data, freed with the context (md_ctx_set_slot) */
   void *slot;
   void (*release)(void *);
@@ -76,6 +77,14 @@ md_ctx *md_ctx_new(void) {
   ctx->slots = xcalloc(ctx->nslots, sizeof *ctx->slots);
   ctx->nnames_slots = 256;
   ctx->names = xcalloc(ctx->nnames_slots, sizeof *ctx->names);
+  ctx->max_depth = MD_MAX_DEPTH;
+  const char *knob = getenv("MATDIFF_MAX_DEPTH");
+  if (knob) {
+    char *end;
+    unsigned long v = strtoul(knob, &end, 10);
+    if (*knob && !*end && v >= 16 && v < MD_MAX_DEPTH)
+      ctx->max_depth = (unsigned)v;
+  }
   ctx->capfns = FN_NBUILTIN + 16;
   ctx->fns = xreallocarray(NULL, ctx->capfns, sizeof *ctx->fns);
   memcpy(ctx->fns, builtin_fns, sizeof builtin_fns);
@@ -113,6 +122,9 @@ void md_ctx_set_slot(md_ctx *ctx, void *p, void (*release)(void *)) {
 
 size_t md_ctx_nnodes(const md_ctx *ctx) {
   return ctx->nnodes;
+}
+unsigned md_ctx_max_depth(const md_ctx *ctx) {
+  return ctx->max_depth;
 }
 arena *md_ctx_arena(md_ctx *ctx) {
   return &ctx->mem;
@@ -251,7 +263,7 @@ static expr *intern(md_ctx *ctx, const key *k) {
       depth = c->depth;
     flags &= c->flags;
   }
-  if (++depth > MD_MAX_DEPTH)
+  if (++depth > ctx->max_depth)
     return NULL;
   switch (k->op) {
   case E_NUM:

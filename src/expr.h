@@ -126,6 +126,11 @@ typedef struct md_ctx md_ctx;
 md_ctx *md_ctx_new(void);
 void md_ctx_free(md_ctx *ctx);
 size_t md_ctx_nnodes(const md_ctx *ctx);
+/* The depth past which constructors return NULL: MD_MAX_DEPTH, or less
+ * when the environment variable MATDIFF_MAX_DEPTH (read once, by
+ * md_ctx_new) asks for less.  The tests lower it to force every caller's
+ * too-deep path with small inputs. */
+unsigned md_ctx_max_depth(const md_ctx *ctx);
 arena *md_ctx_arena(md_ctx *ctx);
 /* One slot of data a module keeps with the context (simplify.c keeps the
  * built-in rewrite rules there, loaded once): RELEASE frees it when the

@@ -72,7 +72,9 @@ typedef enum md_parse_mode {
 } md_parse_mode;
 
 /* Limits on input, each with its own message. */
-#define MD_MAX_NESTING 1000 /* brackets, calls and norms open at once */
+/* Brackets, calls and norms open at once: as deep as a node may be, so
+ * that whatever the printer writes parses back (--verify re-reads it). */
+#define MD_MAX_NESTING MD_MAX_DEPTH
 /* Digits in one number: enough for any constant the printer can write
  * (1e1000 has 1001 digits; exact folding stops at 65536 bits), so output
  * always parses back, and few enough to refuse a 100000-digit number. */

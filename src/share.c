@@ -10,7 +10,8 @@
 typedef struct sharer {
   md_ctx *ctx;
   md_shapes *shapes;
-  const expr *root;
+  expr *const *roots; /* never named themselves */
+  size_t nroots;
   uint32_t *refs;    /* by id: uses of the node from distinct parent slots */
   uint32_t *size;    /* by id: nodes of its tree, capped at the threshold */
   uint8_t *seen;     /* by id */
@@ -76,6 +77,13 @@ static void bind(sharer *s, expr *name, expr *value) {
 
 /* E with its named parts replaced; binds E itself when it is one.  Kids
  * come first, so each binding uses only the ones before it. */
+static bool is_root(const sharer *s, const expr *e) {
+  for (size_t i = 0; i < s->nroots; i++)
+    if (s->roots[i] == e)
+      return true;
+  return false;
+}
+
 static expr *rewrite(sharer *s, expr *e) {
   if (e->id < s->n && s->image[e->id])
     return s->image[e->id];
@@ -96,7 +104,7 @@ static expr *rewrite(sharer *s, expr *e) {
     if (k != small)
       free(k);
   }
-  if (e != s->root && s->refs[e->id] >= 2 &&
+  if (s->refs[e->id] >= 2 && !is_root(s, e) &&
       s->size[e->id] >= MD_SHARE_MIN_SIZE) {
     expr *name = fresh(s, kind_of(s, e));
     bind(s, name, r);
@@ -107,20 +115,39 @@ static expr *rewrite(sharer *s, expr *e) {
 }
 
 void md_share(md_ctx *ctx, md_shapes *shapes, expr *e, md_sharing *out) {
-  *out = (md_sharing){.body = e};
+  expr *body;
+  md_share_n(ctx, shapes, &e, 1, &body, out);
+  out->body = body;
+}
+
+void md_share_n(md_ctx *ctx, md_shapes *shapes, expr *const *roots,
+                size_t nroots, expr **bodies, md_sharing *out) {
+  *out = (md_sharing){.body = NULL};
   size_t n = md_ctx_nnodes(ctx);
-  sharer s = {.ctx = ctx, .shapes = shapes, .root = e, .n = n, .out = out};
+  sharer s = {.ctx = ctx,
+              .shapes = shapes,
+              .roots = roots,
+              .nroots = nroots,
+              .n = n,
+              .out = out};
   s.refs = xcalloc(n, sizeof *s.refs);
   s.size = xcalloc(n, sizeof *s.size);
   s.seen = xcalloc(n, 1);
   s.used = xcalloc(n, 1);
-  count(&s, e);
+  for (size_t i = 0; i < nroots; i++) {
+    count(&s, roots[i]);
+    bodies[i] = roots[i];
+  }
+  if (nroots > 1) /* each root is used once more, by the tuple they form */
+    for (size_t i = 0; i < nroots; i++)
+      s.refs[roots[i]->id]++;
   bool any = false;
   for (size_t i = 0; i < n && !any; i++)
     any = s.refs[i] >= 2 && s.size[i] >= MD_SHARE_MIN_SIZE;
   if (any) {
     s.image = xcalloc(n, sizeof *s.image);
-    out->body = rewrite(&s, e);
+    for (size_t i = 0; i < nroots; i++)
+      bodies[i] = rewrite(&s, roots[i]);
     free(s.image);
   }
   free(s.refs);

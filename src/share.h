@@ -41,6 +41,11 @@ typedef struct md_sharing {
 /* Finds the parts of E to name (none when nothing qualifies: then body is
  * E).  SHAPES, if not NULL, gives the kinds of the parts. */
 void md_share(md_ctx *ctx, md_shapes *shapes, expr *e, md_sharing *out);
+/* The same for several results at once (both sides of an equation): one
+ * set of bindings, BODIES[i] the body of ROOTS[i]; OUT's body is unset.
+ * No node is built above the roots, so this works at any depth. */
+void md_share_n(md_ctx *ctx, md_shapes *shapes, expr *const *roots,
+                size_t nroots, expr **bodies, md_sharing *out);
 void md_sharing_clear(md_sharing *s);
 
 /* E in the text of the language, with where bindings: what matdiff

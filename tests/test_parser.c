@@ -565,21 +565,21 @@ static void check_too_deep(char *text, const char *msg, unsigned col) {
 }
 
 START_TEST(nesting_too_deep) {
-  const char *msg = "expression nested too deeply (more than 1000 levels)";
-  /* the 1001st bracket is the error, whichever kind it is */
-  check_too_deep(nest(1001, "(", "x", ")"), msg, 1001);
-  check_too_deep(nest(1001, "tr(", "X", ")"), msg, 1001 * 3);
-  check_too_deep(nest(1001, "<", "x, y", ", z>"), msg, 1001);
-  check_too_deep(nest(600, "(|| ", "x", "||)"), msg, 500 * 4 + 1);
+  const char *msg = "expression nested too deeply (more than 2000 levels)";
+  /* the 2001st bracket is the error, whichever kind it is */
+  check_too_deep(nest(2001, "(", "x", ")"), msg, 2001);
+  check_too_deep(nest(2001, "tr(", "X", ")"), msg, 2001 * 3);
+  check_too_deep(nest(2001, "<", "x, y", ", z>"), msg, 2001);
+  check_too_deep(nest(1200, "(|| ", "x", "||)"), msg, 1000 * 4 + 1);
   /* x (x (x ...)): the brackets count, not the products */
-  check_too_deep(nest(1001, "x (", "x", ")"), msg, 1001 * 3);
+  check_too_deep(nest(2001, "x (", "x", ")"), msg, 2001 * 3);
 }
 END_TEST
 
 START_TEST(huge_nesting_is_a_clean_error) {
-  const char *msg = "expression nested too deeply (more than 1000 levels)";
-  check_too_deep(nest(100000, "(", "x", ")"), msg, 1001);
-  check_too_deep(nest(100000, "||", "x", "||"), msg, 2001);
+  const char *msg = "expression nested too deeply (more than 2000 levels)";
+  check_too_deep(nest(100000, "(", "x", ")"), msg, 2001);
+  check_too_deep(nest(100000, "||", "x", "||"), msg, 4001);
   /* unary minus nests without brackets: the parser's stack is the limit */
   char *text = nest(100000, "-", "x", "");
   tu_error r = tu_parse_fail(text, strlen(text), MD_PARSE_PROGRAM);
