@@ -1,6 +1,7 @@
 /* simplify.c - compact output from the normal form; see simplify.h. */
 #include "simplify.h"
 
+#include "ewise.h"
 #include "normal.h"
 #include "print_text.h"
 #include "rewrite.h"
@@ -1714,22 +1715,30 @@ static expr *rewritten(md_ctx *ctx, md_shapes *shapes,
   return w ? w : e;
 }
 
+/* The normal form of E with its element-wise islands reduced (ewise.h). */
+static expr *normal_of(md_nf *N, md_ew *W, expr *e) {
+  expr *n = md_nf_of(N, e);
+  return n ? md_ew_apply(W, n) : NULL;
+}
+
 /* The rules rewrite before each normal form is taken (rewrite.h). */
 expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
                        const struct md_rules *rules, expr *e) {
   md_nf *N = md_nf_new(ctx, shapes, false);
-  expr *n = md_nf_of(N, rewritten(ctx, shapes, rules, e)), *r = NULL;
+  md_ew *W = md_ew_new(ctx, shapes, N, false);
+  expr *n = normal_of(N, W, rewritten(ctx, shapes, rules, e)), *r = NULL;
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
     simp S = {.ctx = ctx, .shapes = shapes, .N = N};
     r = present(&S, n);
     if (S.failed)
       r = NULL;
     simp_clear(&S);
-    expr *again = r ? md_nf_of(N, rewritten(ctx, shapes, rules, r)) : NULL;
+    expr *again = r ? normal_of(N, W, rewritten(ctx, shapes, rules, r)) : NULL;
     if (!again || again == n)
       break;
     n = again;
   }
+  md_ew_free(W);
   md_nf_free(N);
   return r;
 }
@@ -1740,6 +1749,13 @@ bool md_equal(md_ctx *ctx, md_shapes *shapes, expr *a, expr *b) {
   md_nf *N = md_nf_new(ctx, shapes, false);
   expr *na = md_nf_of(N, a), *nb = md_nf_of(N, b);
   bool eq = na && na == nb;
+  if (!eq && na && nb) {
+    /* element-wise islands as reduced quotients (ewise.h) */
+    md_ew *W = md_ew_new(ctx, shapes, N, true);
+    expr *wa = md_ew_apply(W, na), *wb = md_ew_apply(W, nb);
+    eq = wa && wa == wb;
+    md_ew_free(W);
+  }
   if (!eq && na && nb) {
     /* the compact forms may meet where the normal forms differ only by
      * factoring: (A + A^T) x and A x + A^T x */

@@ -227,7 +227,7 @@ END_TEST
 
 START_TEST(hadamard) {
   check_diff("", "sum(A .* X .* B)", "X", "A .* B");
-  check_diff("", "sum(A ./ X)", "X", "-A ./ (X .* X)");
+  check_diff("", "sum(A ./ X)", "X", "-A ./ X .^ 2");
   check_diff("", "sum(x .^ 3)", "x", "3 x .^ 2");
 }
 END_TEST

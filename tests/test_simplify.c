@@ -300,7 +300,7 @@ START_TEST(transposes_to_the_leaves) {
   check_simplify("alpha x^T M^T M", "alpha (M x)^T M");
   /* and so is an element-wise node of transposes */
   check_simplify("(z .* x)^T", "(x .* z)^T");
-  check_simplify("M^T .* M^T .* N", "N .* (M .* M)^T");
+  check_simplify("M^T .* M^T .* N", "M^T .^ 2 .* N");
   /* scalars into a trace, when shorter */
   check_simplify("tr((M N)^-2) / beta^2", "tr((beta M N)^-2)");
   check_simplify("2 alpha tr(A)", "2 alpha tr(A)");
@@ -353,7 +353,7 @@ START_TEST(inverses) {
   check_simplify("inv(alpha (D - A))^3", "(alpha (D - A))^-3");
   /* a scalar chain the other way round, when shorter */
   check_simplify("x^T A^T y", "y^T A x");
-  check_simplify("relu(2 u^T) (N .* N)^T M^T u", "u^T M (N .* N) relu(2 u)");
+  check_simplify("relu(2 u^T) (N .* N)^T M^T u", "u^T M N .^ 2 relu(2 u)");
   /* a run's transposes as one, when shorter */
   check_simplify("x^T A^T B A x", "(A x)^T B A x");
   check_simplify("y (N u)^T N u", "(N u)^T N u y");
@@ -1180,6 +1180,26 @@ static mat *eval_node(evaluator *ev, const expr *e) {
     long k;
     if (expr_is_int(e->kid[1], &k) && k > -4096 && k < 4096)
       r = mat_pow(a, k);
+    break;
+  }
+  case E_EPOW: { /* an integer power, entry by entry */
+    long k;
+    if (!a->lazy && expr_is_int(e->kid[1], &k) && k > -64 && k < 64) {
+      r = mat_copy(a);
+      for (int i = 0; r && i < a->r * a->c; i++) {
+        if (k < 0 && mpq_sgn(a->a[i]) == 0) {
+          mat_free(r);
+          r = NULL;
+          break;
+        }
+        mpz_pow_ui(mpq_numref(r->a[i]), mpq_numref(a->a[i]),
+                   (unsigned long)(k < 0 ? -k : k));
+        mpz_pow_ui(mpq_denref(r->a[i]), mpq_denref(a->a[i]),
+                   (unsigned long)(k < 0 ? -k : k));
+        if (k < 0)
+          mpq_inv(r->a[i], r->a[i]);
+      }
+    }
     break;
   }
   case E_KRON: {

@@ -1,0 +1,882 @@
+/* ewise.c - the element-wise algebra; see ewise.h. */
+#include "ewise.h"
+
+#include "print_text.h"
+
+#include <flint/fmpq.h>
+#include <flint/fmpq_mpoly.h>
+#include <flint/fmpq_mpoly_factor.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct md_ew {
+  md_ctx *ctx;
+  md_shapes *shapes;
+  md_nf *N;
+  bool canonical;
+  bool failed;   /* a result was too deep */
+  md_idmap memo; /* by id: the node's image */
+  md_idmap size; /* md_text_size */
+};
+
+/* One island being read: its atoms (numbered in the canonical order) and
+ * the quotient of each node (memoised: an island is a DAG too). */
+typedef struct island {
+  md_ew *W;
+  md_shape shape;
+  md_nodes atoms; /* images of the atoms, in variable order */
+  md_idmap var;   /* by image id: variable + 1 */
+  md_idmap image; /* by id of an atom as found: its image + 1 */
+  md_idmap seen;  /* by id: collected */
+  bool *scalar;   /* by variable: the atom is 1×1 */
+  fmpq_mpoly_ctx_t m;
+  bool has_ctx;
+  /* quotients of the island's nodes, by id: index + 1 into num/den */
+  md_idmap rat;
+  md_idmap was; /* by id: the node with its atoms reduced (as_was) */
+  fmpq_mpoly_struct *num, *den;
+  size_t nrat, caprat;
+  bool failed;
+  bool elementwise; /* holds a .*, ./ or .^ */
+  bool split;       /* writing: a coefficient p/q as p N ./ (q D) */
+  size_t ident;     /* variable + 1 of the atom I, or 0 */
+} island;
+
+static expr *ew(md_ew *W, expr *e);
+
+static bool known_shape(md_ew *W, expr *e, md_shape *sh) {
+  if (!md_shape_derive(W->shapes, e) || !md_shape_known(W->shapes, e))
+    return false;
+  *sh = md_shape_of(W->shapes, e);
+  return true;
+}
+
+static bool is_scalar(md_ew *W, expr *e) {
+  md_shape sh;
+  if (e->op == E_NUM)
+    return true;
+  return known_shape(W, e, &sh) && md_shape_is_scalar(W->shapes, sh);
+}
+
+static bool small_int(const expr *e, long lo, long hi, long *k) {
+  return expr_is_int(e, k) && *k >= lo && *k <= hi;
+}
+
+/* Whether E is an operation of the algebra (not an atom), at a
+ * non-scalar shape. */
+static bool is_op(md_ew *W, expr *e) {
+  long k;
+  switch ((expr_op)e->op) {
+  case E_ADD:
+  case E_NEG:
+  case E_HAD:
+  case E_HDIV:
+    break;
+  case E_EPOW:
+    if (!small_int(e->kid[1], -MD_EW_MAX_POW, MD_EW_MAX_POW, &k))
+      return false;
+    break;
+  case E_MUL: {
+    /* scaling: one factor of the chain, the others scalars */
+    size_t chain = 0;
+    for (size_t i = 0; i < e->nkids; i++)
+      chain += !is_scalar(W, e->kid[i]);
+    if (chain != 1)
+      return false;
+    break;
+  }
+  default:
+    return false;
+  }
+  return !is_scalar(W, e);
+}
+
+/* ---- collecting the atoms ---- */
+
+/* A scalar factor F as an atom to an integer power (alpha^-2). */
+static expr *scalar_base(expr *f, long *k) {
+  long p;
+  *k = 1;
+  if (f->op == E_INV) {
+    *k = -1;
+    return f->kid[0];
+  }
+  if (f->op == E_POW &&
+      small_int(f->kid[1], -MD_EW_MAX_POW, MD_EW_MAX_POW, &p) && p != 0) {
+    *k = p;
+    return f->kid[0];
+  }
+  return f;
+}
+
+static void add_atom(island *I, expr *a) {
+  if (md_idmap_get(&I->image, a))
+    return;
+  expr *img = ew(I->W, a);
+  if (!img) {
+    I->failed = true;
+    return;
+  }
+  md_idmap_put(&I->image, a, (uintptr_t)img);
+  if (!md_idmap_get(&I->var, img)) {
+    md_idmap_put(&I->var, img, 1); /* numbered once sorted */
+    md_nodes_push(&I->atoms, img);
+  }
+}
+
+static void collect(island *I, expr *e) {
+  if (I->failed || md_idmap_get(&I->seen, e))
+    return;
+  md_idmap_put(&I->seen, e, 1);
+  md_ew *W = I->W;
+  if (e->op == E_NUM || (e->op == E_ONES && !is_scalar(W, e)))
+    return;
+  if (!is_op(W, e)) {
+    add_atom(I, e);
+    return;
+  }
+  if (e->op == E_HAD || e->op == E_HDIV || e->op == E_EPOW)
+    I->elementwise = true;
+  if (e->op == E_EPOW) {
+    collect(I, e->kid[0]);
+    return;
+  }
+  for (size_t i = 0; i < e->nkids; i++) {
+    expr *k = e->kid[i];
+    if (e->op == E_MUL && is_scalar(W, k) && k->op != E_NUM) {
+      long p;
+      add_atom(I, scalar_base(k, &p));
+    } else {
+      collect(I, k);
+    }
+  }
+}
+
+static int atom_order(const void *x, const void *y, void *ctx) {
+  return md_nf_cmp(ctx, *(expr *const *)x, *(expr *const *)y);
+}
+
+/* qsort_r is not portable: a small insertion sort (islands are small). */
+static void sort_atoms(md_ctx *ctx, expr **v, size_t n) {
+  for (size_t i = 1; i < n; i++) {
+    expr *x = v[i];
+    size_t j = i;
+    while (j > 0 && atom_order(&v[j - 1], &x, ctx) > 0) {
+      v[j] = v[j - 1];
+      j--;
+    }
+    v[j] = x;
+  }
+}
+
+/* ---- quotients ---- */
+
+static size_t new_rat(island *I) {
+  if (I->nrat == I->caprat) {
+    I->caprat = I->caprat ? 2 * I->caprat : 16;
+    I->num = xreallocarray(I->num, I->caprat, sizeof *I->num);
+    I->den = xreallocarray(I->den, I->caprat, sizeof *I->den);
+  }
+  fmpq_mpoly_init(&I->num[I->nrat], I->m);
+  fmpq_mpoly_init(&I->den[I->nrat], I->m);
+  fmpq_mpoly_one(&I->den[I->nrat], I->m);
+  return I->nrat++;
+}
+
+static bool too_big(island *I, const fmpq_mpoly_struct *p) {
+  if (fmpq_mpoly_length(p, I->m) > MD_EW_MAX_TERMS)
+    I->failed = true;
+  return I->failed;
+}
+
+/* Cancels the common factor of N / D and makes D primitive with a
+ * positive leading coefficient. */
+static void reduce(island *I, fmpq_mpoly_struct *n, fmpq_mpoly_struct *d) {
+  if (fmpq_mpoly_is_zero(d, I->m)) {
+    I->failed = true; /* 1 ./ 0: leave the island as it was */
+    return;
+  }
+  if (fmpq_mpoly_is_zero(n, I->m)) {
+    fmpq_mpoly_one(d, I->m);
+    return;
+  }
+  if (!fmpq_mpoly_is_fmpq(d, I->m)) {
+    fmpq_mpoly_t g;
+    fmpq_mpoly_init(g, I->m);
+    if (!fmpq_mpoly_gcd(g, n, d, I->m)) {
+      I->failed = true;
+    } else if (!fmpq_mpoly_is_one(g, I->m)) {
+      fmpq_mpoly_div(n, n, g, I->m);
+      fmpq_mpoly_div(d, d, g, I->m);
+    }
+    fmpq_mpoly_clear(g, I->m);
+  }
+}
+
+static void make_primitive(island *I, fmpq_mpoly_struct *n,
+                           fmpq_mpoly_struct *d) {
+  fmpq_t c, lead;
+  fmpq_init(c);
+  fmpq_init(lead);
+  fmpq_mpoly_content(c, d, I->m);
+  fmpq_mpoly_get_term_coeff_fmpq(lead, d, 0, I->m);
+  if (fmpq_sgn(lead) < 0)
+    fmpq_neg(c, c);
+  if (!fmpq_is_one(c)) {
+    fmpq_mpoly_scalar_div_fmpq(n, n, c, I->m);
+    fmpq_mpoly_scalar_div_fmpq(d, d, c, I->m);
+  }
+  fmpq_clear(c);
+  fmpq_clear(lead);
+}
+
+static void normalise(island *I, fmpq_mpoly_struct *n, fmpq_mpoly_struct *d) {
+  reduce(I, n, d);
+  if (!I->failed)
+    make_primitive(I, n, d);
+}
+
+/* R = A + B (S = -1: A - B), as quotients. */
+static void rat_add(island *I, size_t r, size_t a, size_t b, int s) {
+  fmpq_mpoly_struct *rn = &I->num[r], *rd = &I->den[r];
+  if (fmpq_mpoly_equal(&I->den[a], &I->den[b], I->m)) {
+    if (s > 0)
+      fmpq_mpoly_add(rn, &I->num[a], &I->num[b], I->m);
+    else
+      fmpq_mpoly_sub(rn, &I->num[a], &I->num[b], I->m);
+    fmpq_mpoly_set(rd, &I->den[a], I->m);
+  } else {
+    fmpq_mpoly_t t;
+    fmpq_mpoly_init(t, I->m);
+    fmpq_mpoly_mul(rn, &I->num[a], &I->den[b], I->m);
+    fmpq_mpoly_mul(t, &I->num[b], &I->den[a], I->m);
+    if (s > 0)
+      fmpq_mpoly_add(rn, rn, t, I->m);
+    else
+      fmpq_mpoly_sub(rn, rn, t, I->m);
+    fmpq_mpoly_mul(rd, &I->den[a], &I->den[b], I->m);
+    fmpq_mpoly_clear(t, I->m);
+  }
+  if (!too_big(I, rn) && !too_big(I, rd))
+    normalise(I, rn, rd);
+}
+
+/* R = A B (INV: A / B). */
+static void rat_mul(island *I, size_t r, size_t a, size_t b, bool inv) {
+  fmpq_mpoly_struct *bn = inv ? &I->den[b] : &I->num[b];
+  fmpq_mpoly_struct *bd = inv ? &I->num[b] : &I->den[b];
+  fmpq_mpoly_t n, d;
+  fmpq_mpoly_init(n, I->m);
+  fmpq_mpoly_init(d, I->m);
+  fmpq_mpoly_mul(n, &I->num[a], bn, I->m);
+  fmpq_mpoly_mul(d, &I->den[a], bd, I->m);
+  fmpq_mpoly_swap(&I->num[r], n, I->m);
+  fmpq_mpoly_swap(&I->den[r], d, I->m);
+  fmpq_mpoly_clear(n, I->m);
+  fmpq_mpoly_clear(d, I->m);
+  if (!too_big(I, &I->num[r]) && !too_big(I, &I->den[r]))
+    normalise(I, &I->num[r], &I->den[r]);
+}
+
+static void rat_pow(island *I, size_t r, size_t a, long k) {
+  unsigned long u = (unsigned long)(k < 0 ? -k : k);
+  fmpq_mpoly_struct *an = k < 0 ? &I->den[a] : &I->num[a];
+  fmpq_mpoly_struct *ad = k < 0 ? &I->num[a] : &I->den[a];
+  slong la = fmpq_mpoly_length(an, I->m), lb = fmpq_mpoly_length(ad, I->m);
+  if ((la > 1 && u * (unsigned long)la > MD_EW_MAX_TERMS) ||
+      (lb > 1 && u * (unsigned long)lb > MD_EW_MAX_TERMS)) {
+    I->failed = true;
+    return;
+  }
+  if (!fmpq_mpoly_pow_ui(&I->num[r], an, u, I->m) ||
+      !fmpq_mpoly_pow_ui(&I->den[r], ad, u, I->m)) {
+    I->failed = true;
+    return;
+  }
+  if (!too_big(I, &I->num[r]) && !too_big(I, &I->den[r]))
+    normalise(I, &I->num[r], &I->den[r]);
+}
+
+/* The quotient of an atom's image to the power K. */
+static size_t rat_atom(island *I, expr *img, long k) {
+  size_t r = new_rat(I);
+  slong v = (slong)md_idmap_get(&I->var, img) - 1;
+  fmpq_mpoly_struct *p = k < 0 ? &I->den[r] : &I->num[r];
+  if (k < 0)
+    fmpq_mpoly_one(&I->num[r], I->m);
+  fmpq_mpoly_gen(p, v, I->m);
+  if (k < 0)
+    k = -k;
+  if (k != 1)
+    fmpq_mpoly_pow_ui(p, p, (ulong)k, I->m);
+  return r;
+}
+
+static size_t rat_num(island *I, const mpq_t q) {
+  size_t r = new_rat(I);
+  fmpq_t c;
+  fmpq_init(c);
+  fmpq_set_mpq(c, q);
+  fmpq_mpoly_set_fmpq(&I->num[r], c, I->m);
+  fmpq_clear(c);
+  return r;
+}
+
+static size_t rat_of(island *I, expr *e);
+
+static size_t rat_image(island *I, expr *a, long k) {
+  expr *img = (expr *)md_idmap_get(&I->image, a);
+  return rat_atom(I, img, k);
+}
+
+static size_t rat_node(island *I, expr *e) {
+  md_ew *W = I->W;
+  if (e->op == E_NUM)
+    return rat_num(I, e->u.num);
+  if (e->op == E_ONES && !is_scalar(W, e)) {
+    size_t r = new_rat(I);
+    fmpq_mpoly_one(&I->num[r], I->m);
+    return r;
+  }
+  if (!is_op(W, e))
+    return rat_image(I, e, 1);
+  size_t r = new_rat(I);
+  switch ((expr_op)e->op) {
+  case E_NEG: {
+    size_t a = rat_of(I, e->kid[0]);
+    fmpq_mpoly_neg(&I->num[r], &I->num[a], I->m);
+    fmpq_mpoly_set(&I->den[r], &I->den[a], I->m);
+    break;
+  }
+  case E_ADD:
+  case E_MUL:
+  case E_HAD: {
+    fmpq_mpoly_set_si(&I->num[r], e->op == E_ADD ? 0 : 1, I->m);
+    for (size_t i = 0; i < e->nkids && !I->failed; i++) {
+      expr *k = e->kid[i];
+      size_t a;
+      if (e->op == E_MUL && is_scalar(W, k) && k->op != E_NUM) {
+        long p;
+        expr *b = scalar_base(k, &p);
+        a = rat_image(I, b, p);
+      } else {
+        a = rat_of(I, k);
+      }
+      if (I->failed)
+        break;
+      if (e->op == E_ADD)
+        rat_add(I, r, r, a, 1);
+      else
+        rat_mul(I, r, r, a, false);
+    }
+    break;
+  }
+  case E_HDIV: {
+    size_t a = rat_of(I, e->kid[0]);
+    size_t b = I->failed ? 0 : rat_of(I, e->kid[1]);
+    if (!I->failed) {
+      if (fmpq_mpoly_is_zero(&I->num[b], I->m))
+        I->failed = true;
+      else
+        rat_mul(I, r, a, b, true);
+    }
+    break;
+  }
+  case E_EPOW: {
+    long k;
+    expr_is_int(e->kid[1], &k);
+    size_t a = rat_of(I, e->kid[0]);
+    if (!I->failed) {
+      if (k < 0 && fmpq_mpoly_is_zero(&I->num[a], I->m))
+        I->failed = true;
+      else
+        rat_pow(I, r, a, k);
+    }
+    break;
+  }
+  default:
+    I->failed = true;
+  }
+  return r;
+}
+
+static size_t rat_of(island *I, expr *e) {
+  uintptr_t got = md_idmap_get(&I->rat, e);
+  if (got)
+    return (size_t)got - 1;
+  size_t r = rat_node(I, e);
+  md_idmap_put(&I->rat, e, r + 1);
+  return r;
+}
+
+/* ---- writing a quotient ---- */
+
+/* Whether P uses only scalar atoms (or none). */
+static bool scalar_poly(island *I, const fmpq_mpoly_struct *p) {
+  size_t n = I->atoms.n;
+  if (n == 0)
+    return true;
+  slong *deg = xreallocarray(NULL, n, sizeof *deg);
+  fmpq_mpoly_degrees_si(deg, p, I->m);
+  bool s = true;
+  for (size_t i = 0; i < n && s; i++)
+    s = I->scalar[i] || deg[i] <= 0;
+  free(deg);
+  return s;
+}
+
+/* The term of P at index T: its coefficient times its monomial.  In a
+ * polynomial with non-scalar atoms (VEC) a term of scalar atoms only
+ * needs `ones` to have the island's shape (a number broadcasts). */
+static expr *term_expr(island *I, const fmpq_mpoly_struct *p, slong t,
+                       bool vec) {
+  md_ctx *ctx = I->W->ctx;
+  size_t n = I->atoms.n;
+  ulong *ex = xreallocarray(NULL, n ? n : 1, sizeof *ex);
+  fmpq_mpoly_get_term_exp_ui(ex, p, t, I->m);
+  md_nodes sc = {0}, el = {0};
+  for (size_t i = 0; i < n; i++) {
+    if (!ex[i])
+      continue;
+    expr *a = I->atoms.v[i];
+    expr *f = a;
+    if (ex[i] > 1) {
+      expr *k = expr_int(ctx, (long)ex[i]);
+      f = I->scalar[i] ? expr_pow(ctx, a, k) : expr_epow(ctx, a, k);
+    }
+    md_nodes_push(I->scalar[i] ? &sc : &el, f);
+  }
+  free(ex);
+  fmpq_t c;
+  mpq_t q;
+  fmpq_init(c);
+  mpq_init(q);
+  fmpq_mpoly_get_term_coeff_fmpq(c, p, t, I->m);
+  fmpq_get_mpq(q, c);
+  expr *r = NULL;
+  bool bad = false;
+  if (el.n == 0 && vec && sc.n) {
+    /* c ones, alpha ones: the island's shape needs a vector */
+    md_shapes *S = I->W->shapes;
+    if (md_dim_is_one(S, I->shape.c))
+      md_nodes_push(&el, expr_ones(ctx));
+    else if (md_dim_is_one(S, I->shape.r))
+      md_nodes_push(&el, expr_trans(ctx, expr_ones(ctx)));
+    else
+      bad = true; /* a matrix of ones has no name */
+  }
+  if (!bad) {
+    md_nodes f = {0};
+    bool one = mpq_cmp_ui(q, 1, 1) == 0;
+    if (!one || (sc.n == 0 && el.n == 0))
+      md_nodes_push(&f, expr_num(ctx, q));
+    for (size_t i = 0; i < sc.n; i++)
+      md_nodes_push(&f, sc.v[i]);
+    if (el.n)
+      md_nodes_push(&f,
+                    el.n == 1 ? el.v[0] : expr_make(ctx, E_HAD, el.v, el.n));
+    r = f.n == 1 ? f.v[0] : expr_mul_n(ctx, f.v, f.n);
+    md_nodes_clear(&f);
+  }
+  md_nodes_clear(&sc);
+  md_nodes_clear(&el);
+  fmpq_clear(c);
+  mpq_clear(q);
+  return r;
+}
+
+/* P written out as a sum of terms. */
+static expr *poly_expr(island *I, const fmpq_mpoly_struct *p) {
+  bool vec = !scalar_poly(I, p);
+  md_ctx *ctx = I->W->ctx;
+  slong n = fmpq_mpoly_length(p, I->m);
+  if (n == 0)
+    return expr_int(ctx, 0);
+  md_nodes t = {0};
+  expr *r = NULL;
+  bool ok = true;
+  for (slong i = 0; i < n && ok; i++) {
+    expr *x = term_expr(I, p, i, vec);
+    ok = x != NULL;
+    md_nodes_push(&t, x);
+  }
+  if (ok)
+    r = t.n == 1 ? t.v[0] : expr_add_n(ctx, t.v, t.n);
+  md_nodes_clear(&t);
+  return r;
+}
+
+/* A product of polynomials F[i]^K[i], scalar ones apart: the scalar part
+ * goes into *SC (a list of factors), the rest is the .* of *EL. */
+typedef struct written {
+  md_nodes sc, el;
+  bool bad;
+} written;
+
+static void write_factor(island *I, written *w, const fmpq_mpoly_struct *f,
+                         long k) {
+  md_ctx *ctx = I->W->ctx;
+  if (fmpq_mpoly_is_one(f, I->m) || k == 0)
+    return;
+  bool s = scalar_poly(I, f);
+  if (fmpq_mpoly_length(f, I->m) > 1 && I->ident &&
+      fmpq_mpoly_degree_si(f, (slong)I->ident - 1, I->m) > 0) {
+    /* I in a sum (2 - I: a matrix of twos less I) reads as no author
+     * writes it: I .* stays a mask of the diagonal */
+    w->bad = true;
+    return;
+  }
+  expr *x = poly_expr(I, f);
+  if (!x) {
+    w->bad = true;
+    return;
+  }
+  if (k != 1) {
+    expr *p = expr_int(ctx, k);
+    x = s ? expr_pow(ctx, x, p) : expr_epow(ctx, x, p);
+  }
+  md_nodes_push(s ? &w->sc : &w->el, x);
+}
+
+static void written_clear(written *w) {
+  md_nodes_clear(&w->sc);
+  md_nodes_clear(&w->el);
+}
+
+/* C N / D, from the written numerator and denominator. */
+static expr *assemble(island *I, const fmpq_t c, written *n, written *d) {
+  md_ctx *ctx = I->W->ctx;
+  if (n->bad || d->bad)
+    return NULL;
+  mpq_t q;
+  mpq_init(q);
+  fmpq_get_mpq(q, c);
+  md_nodes f = {0};
+  expr *qden = NULL; /* with split: the coefficient's denominator */
+  if (I->split && d->el.n && mpz_cmp_ui(mpq_denref(q), 1) != 0) {
+    mpq_t t;
+    mpq_init(t);
+    mpz_set(mpq_numref(t), mpq_denref(q));
+    qden = expr_num(ctx, t);
+    mpz_set_ui(mpq_denref(q), 1);
+    mpq_clear(t);
+  }
+  if (mpq_cmp_ui(q, 1, 1) != 0)
+    md_nodes_push(&f, expr_num(ctx, q));
+  mpq_clear(q);
+  for (size_t i = 0; i < n->sc.n; i++)
+    md_nodes_push(&f, n->sc.v[i]);
+  for (size_t i = 0; i < d->sc.n; i++)
+    md_nodes_push(&f, expr_inv(ctx, d->sc.v[i]));
+  expr *num = n->el.n == 0   ? NULL
+              : n->el.n == 1 ? n->el.v[0]
+                             : expr_make(ctx, E_HAD, n->el.v, n->el.n);
+  expr *den = d->el.n == 0   ? NULL
+              : d->el.n == 1 ? d->el.v[0]
+                             : expr_make(ctx, E_HAD, d->el.v, d->el.n);
+  if (den && qden)
+    den = expr_mul(ctx, qden, den);
+  expr *core = NULL;
+  md_shapes *S = I->W->shapes;
+  if (den) {
+    core = expr_hdiv(ctx, num ? num : expr_int(ctx, 1), den);
+  } else if (num) {
+    core = num;
+  } else if (md_dim_is_one(S, I->shape.c)) {
+    core = expr_ones(ctx);
+  } else if (md_dim_is_one(S, I->shape.r)) {
+    core = expr_trans(ctx, expr_ones(ctx));
+  }
+  expr *r = NULL;
+  if (core) {
+    md_nodes_push(&f, core);
+    r = f.n == 1 ? f.v[0] : expr_mul_n(ctx, f.v, f.n);
+  }
+  md_nodes_clear(&f);
+  return r;
+}
+
+/* The expanded quotient: P ./ Q. */
+static expr *form_expanded(island *I, const fmpq_mpoly_struct *p,
+                           const fmpq_mpoly_struct *q) {
+  written wn = {0}, wd = {0};
+  fmpq_t c;
+  fmpq_init(c);
+  fmpq_set_si(c, 1, 1);
+  write_factor(I, &wn, p, 1);
+  write_factor(I, &wd, q, 1);
+  expr *r = assemble(I, c, &wn, &wd);
+  written_clear(&wn);
+  written_clear(&wd);
+  fmpq_clear(c);
+  return r;
+}
+
+/* The factored quotient: each of P and Q factored over the rationals;
+ * with MONOMIAL only their common monomials taken out. */
+static expr *form_factored(island *I, const fmpq_mpoly_struct *p,
+                           const fmpq_mpoly_struct *q, bool monomial) {
+  written wn = {0}, wd = {0};
+  fmpq_t c;
+  fmpq_init(c);
+  fmpq_set_si(c, 1, 1);
+  bool ok = true;
+  const fmpq_mpoly_struct *side[2] = {p, q};
+  written *w[2] = {&wn, &wd};
+  for (int s = 0; s < 2 && ok; s++) {
+    if (monomial) {
+      fmpq_mpoly_t m, r;
+      fmpq_mpoly_init(m, I->m);
+      fmpq_mpoly_init(r, I->m);
+      fmpq_mpoly_term_content(m, side[s], I->m);
+      fmpq_mpoly_div(r, side[s], m, I->m);
+      /* the content's coefficient is 1: the numbers stay in R */
+      write_factor(I, w[s], m, 1);
+      write_factor(I, w[s], r, 1);
+      fmpq_mpoly_clear(m, I->m);
+      fmpq_mpoly_clear(r, I->m);
+      continue;
+    }
+    fmpq_mpoly_factor_t f;
+    fmpq_mpoly_factor_init(f, I->m);
+    ok = fmpq_mpoly_factor(f, side[s], I->m);
+    if (ok) {
+      if (s == 0)
+        fmpq_mul(c, c, f->constant);
+      else
+        fmpq_div(c, c, f->constant);
+      for (slong i = 0; i < f->num; i++)
+        write_factor(I, w[s], &f->poly[i], fmpz_get_si(&f->exp[i]));
+    }
+    fmpq_mpoly_factor_clear(f, I->m);
+  }
+  expr *r = ok ? assemble(I, c, &wn, &wd) : NULL;
+  written_clear(&wn);
+  written_clear(&wd);
+  fmpq_clear(c);
+  return r;
+}
+
+/* ---- the pass ---- */
+
+static expr *normal(md_ew *W, expr *raw) {
+  if (!raw || !md_shape_derive(W->shapes, raw))
+    return NULL;
+  return md_nf_of(W->N, raw);
+}
+
+static size_t size_of(md_ew *W, const expr *e) {
+  return md_text_size(&W->size, e);
+}
+
+/* Keeps CAND in *BEST when it is normal, of E's shape, and smaller. */
+static void consider(md_ew *W, island *I, expr **best, expr *cand) {
+  expr *n = normal(W, cand);
+  md_shape sh;
+  if (!n || !known_shape(W, n, &sh))
+    return;
+  /* a closed term (ones) takes the sizes its place gives it */
+  if (!(n->flags & EF_CLOSED) && !(md_dim_equal(W->shapes, sh.r, I->shape.r) &&
+                                   md_dim_equal(W->shapes, sh.c, I->shape.c)))
+    return;
+  if (!*best || size_of(W, n) < size_of(W, *best))
+    *best = n;
+}
+
+static void island_clear(island *I) {
+  for (size_t i = 0; i < I->nrat; i++) {
+    fmpq_mpoly_clear(&I->num[i], I->m);
+    fmpq_mpoly_clear(&I->den[i], I->m);
+  }
+  free(I->num);
+  free(I->den);
+  if (I->has_ctx)
+    fmpq_mpoly_ctx_clear(I->m);
+  free(I->scalar);
+  md_nodes_clear(&I->atoms);
+  md_idmap_clear(&I->var);
+  md_idmap_clear(&I->image);
+  md_idmap_clear(&I->seen);
+  md_idmap_clear(&I->rat);
+  md_idmap_clear(&I->was);
+}
+
+/* The island as it was, with its atoms replaced by their images. */
+static expr *as_was(island *I, expr *e) {
+  md_ew *W = I->W;
+  expr *r = (expr *)md_idmap_get(&I->was, e);
+  if (r)
+    return r;
+  if (e->op == E_NUM || (e->op == E_ONES && !is_scalar(W, e))) {
+    r = e;
+  } else if (!is_op(W, e)) {
+    r = (expr *)md_idmap_get(&I->image, e);
+  } else {
+    expr *small[4];
+    expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+    r = e;
+    for (size_t i = 0; i < e->nkids && r; i++) {
+      expr *x = e->kid[i];
+      if (e->op == E_MUL && is_scalar(W, x) && x->op != E_NUM) {
+        long p;
+        expr *img = (expr *)md_idmap_get(&I->image, scalar_base(x, &p));
+        k[i] = p == 1    ? img
+               : p == -1 ? expr_inv(W->ctx, img)
+                         : expr_pow(W->ctx, img, expr_int(W->ctx, p));
+      } else if (e->op == E_EPOW && i == 1) {
+        k[i] = x;
+      } else {
+        k[i] = as_was(I, x);
+      }
+      if (!k[i])
+        r = NULL;
+    }
+    if (r)
+      r = expr_rebuild(W->ctx, e, k);
+    if (k != small)
+      free(k);
+  }
+  if (r)
+    md_idmap_put(&I->was, e, (uintptr_t)r);
+  return r;
+}
+
+/* The island rooted at E in its reduced form; NULL when it cannot be
+ * read (too large, a division by zero), and *SKIP then. */
+static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
+  island I = {.W = W};
+  *skip = false;
+  md_idmap_init(&I.var);
+  md_idmap_init(&I.image);
+  md_idmap_init(&I.seen);
+  md_idmap_init(&I.rat);
+  md_idmap_init(&I.was);
+  expr *best = NULL;
+  if (!known_shape(W, e, &I.shape)) {
+    *skip = true;
+    goto done;
+  }
+  collect(&I, e);
+  if (I.failed || W->failed || !I.elementwise || I.atoms.n > MD_EW_MAX_ATOMS) {
+    *skip = !W->failed;
+    goto done;
+  }
+  sort_atoms(W->ctx, I.atoms.v, I.atoms.n);
+  I.scalar = xcalloc(I.atoms.n ? I.atoms.n : 1, sizeof *I.scalar);
+  for (size_t i = 0; i < I.atoms.n; i++) {
+    md_idmap_put(&I.var, I.atoms.v[i], i + 1);
+    I.scalar[i] = is_scalar(W, I.atoms.v[i]);
+    if (I.atoms.v[i]->op == E_IDENT)
+      I.ident = i + 1;
+  }
+  fmpq_mpoly_ctx_init(I.m, I.atoms.n ? (slong)I.atoms.n : 1, ORD_LEX);
+  I.has_ctx = true;
+  size_t r = rat_of(&I, e);
+  if (I.failed) {
+    *skip = true;
+    goto done;
+  }
+  const fmpq_mpoly_struct *p = &I.num[r], *q = &I.den[r];
+  if (fmpq_mpoly_is_zero(p, I.m)) {
+    best = expr_int(W->ctx, 0);
+    goto done;
+  }
+  if (W->canonical) {
+    best = normal(W, form_expanded(&I, p, q));
+  } else {
+    /* numbers go into a quotient first (a ./ (2 sqrt(x))) */
+    for (int split = 1; split >= 0; split--) {
+      I.split = split;
+      consider(W, &I, &best, form_factored(&I, p, q, false));
+      consider(W, &I, &best, form_factored(&I, p, q, true));
+      consider(W, &I, &best, form_expanded(&I, p, q));
+    }
+    /* the island as it was when that is smaller: a sum of products that
+     * neither expands nor factors shorter ((a + b) .* (c + d) + e) */
+    expr *was = as_was(&I, e);
+    if (was) {
+      expr *w = normal(W, was);
+      if (w && best && size_of(W, w) < size_of(W, best))
+        best = w;
+    }
+  }
+  if (!best)
+    *skip = true;
+done:
+  island_clear(&I);
+  return best;
+}
+
+/* E's kids through the pass, E rebuilt when one changed. */
+static expr *rebuild(md_ew *W, expr *e) {
+  if (!e->nkids)
+    return e;
+  expr *small[4];
+  expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+  bool changed = false;
+  expr *r = e;
+  for (size_t i = 0; i < e->nkids; i++) {
+    if (!(k[i] = ew(W, e->kid[i]))) {
+      r = NULL;
+      break;
+    }
+    changed |= k[i] != e->kid[i];
+  }
+  if (r && changed) {
+    expr *raw = e->op == E_DIFF || e->op == E_HESS
+                    ? expr_make(W->ctx, (expr_op)e->op, k, e->nkids)
+                    : expr_rebuild(W->ctx, e, k);
+    if (!raw)
+      r = NULL; /* too deep */
+    else if (md_shape_derive(W->shapes, raw))
+      r = md_nf_of(W->N, raw);
+    else
+      r = e; /* no value (0^-1 below): left as it was */
+  }
+  if (k != small)
+    free(k);
+  return r;
+}
+
+static expr *ew(md_ew *W, expr *e) {
+  if (W->failed)
+    return NULL;
+  expr *r = (expr *)md_idmap_get(&W->memo, e);
+  if (r)
+    return r;
+  r = NULL;
+  bool skip = true;
+  if (is_op(W, e)) {
+    r = reduce_island(W, e, &skip);
+  }
+  if (!r && skip)
+    r = rebuild(W, e);
+  if (!r) {
+    W->failed = true;
+    return NULL;
+  }
+  md_idmap_put(&W->memo, e, (uintptr_t)r);
+  return r;
+}
+
+/* ---- the interface ---- */
+
+md_ew *md_ew_new(md_ctx *ctx, md_shapes *shapes, md_nf *N, bool canonical) {
+  md_ew *W = xcalloc(1, sizeof *W);
+  *W = (md_ew){.ctx = ctx, .shapes = shapes, .N = N, .canonical = canonical};
+  md_idmap_init(&W->memo);
+  md_idmap_init(&W->size);
+  return W;
+}
+
+void md_ew_free(md_ew *W) {
+  if (!W)
+    return;
+  md_idmap_clear(&W->memo);
+  md_idmap_clear(&W->size);
+  free(W);
+}
+
+expr *md_ew_apply(md_ew *W, expr *e) {
+  return e ? ew(W, e) : NULL;
+}
