@@ -2081,6 +2081,33 @@ static int node_order(const void *x, const void *y, void *ctx) {
   return cmp_stream(ctx, *(expr *const *)x, *(expr *const *)y);
 }
 
+/* Whether an element-wise function's value is a factor of F, looking
+ * through the operations of the element-wise algebra (not into a
+ * function's argument or a matrix product): exp(-z) and 1 - sigmoid(z)
+ * are, 1 - z and W^T r are not. */
+static bool has_fn_value(const md_ctx *ctx, const expr *f, int depth) {
+  if (f->op == E_CALL)
+    return md_fn_get(ctx, f->u.fn)->cls == FC_ELEMWISE;
+  if (depth == 0 || !(f->op == E_ADD || f->op == E_NEG || f->op == E_HAD ||
+                      f->op == E_HDIV || f->op == E_EPOW))
+    return false;
+  for (size_t i = 0; i < f->nkids; i++)
+    if (has_fn_value(ctx, f->kid[i], depth - 1))
+      return true;
+  return false;
+}
+
+/* The order of the factors of a .*: factors without a function's value
+ * first, as authors write them ((1 - z) .* exp(-z), c .* step(M v)),
+ * then the canonical order (sigmoid(z) .* (1 - sigmoid(z))). */
+static int had_order(const void *x, const void *y, void *ctx) {
+  const expr *a = *(expr *const *)x, *b = *(expr *const *)y;
+  int fa = has_fn_value(ctx, a, 4), fb = has_fn_value(ctx, b, 4);
+  if (fa != fb)
+    return fa - fb;
+  return cmp_stream(ctx, a, b);
+}
+
 /* Element-wise and Kronecker products: numbers and scalars come out
  * (s .* A = s A, kron(s, A) = s A); Hadamard factors are sorted. */
 /* Whether one of V[0..N) is diagonal: I, a diagonal symbol, diag(x). */
@@ -2213,7 +2240,7 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
       h = m.v[0];
     } else {
       if (op == E_HAD)
-        msort(m.v, m.n, sizeof *m.v, node_order, N->ctx);
+        msort(m.v, m.n, sizeof *m.v, had_order, N->ctx);
       if (op == E_HAD && any_diagonal(N, m.v, m.n))
         had_oriented(N, &m);
       h = built(N, expr_make(N->ctx, op, m.v, m.n));

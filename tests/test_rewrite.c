@@ -304,7 +304,7 @@ END_TEST
 START_TEST(test_simplify_builtin) {
   check_simplify("X .* (ones ones^T)", "X", "X .* (ones ones^T)");
   check_simplify("exp(X) .* (ones ones^T) + Y", "Y + exp(X)",
-                 "Y + exp(X) .* (ones ones^T)");
+                 "Y + ones ones^T .* exp(X)");
   check_simplify("diag(ones)", "I", "diag(ones)");
   check_simplify("diag(diag(x))", "x", "diag(diag(x))");
   check_simplify("A diag(x) ones", "A x", "A diag(x) ones");
