@@ -241,7 +241,10 @@ static void print(printer *p, const expr *e) {
     }
     return;
   case E_TRANS:
-    sub(p, e->kid[0], P_POST, false);
+    /* a transposed power is (X^2)^T, never X^2^T */
+    sub(p, e->kid[0],
+        e->kid[0]->op == E_POW || e->kid[0]->op == E_EPOW ? P_ATOM + 1 : P_POST,
+        false);
     sb_puts(o, p->unicode ? "ᵀ" : "^T");
     return;
   case E_INV:

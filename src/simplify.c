@@ -1596,6 +1596,12 @@ static expr *present_inner(simp *S, expr *c) {
   return best;
 }
 
+/* Whether N is an element-wise function of one operand. */
+static bool transposed_outside(simp *S, const expr *n) {
+  return n->op == E_CALL && n->nkids == 1 &&
+         md_fn_get(S->ctx, n->u.fn)->cls == FC_ELEMWISE;
+}
+
 static expr *present(simp *S, expr *n) {
   if (!n || S->failed) {
     S->failed = true;
@@ -1623,10 +1629,19 @@ static expr *present(simp *S, expr *n) {
       expr *t = md_nf_trans(S->N, n);
       if (t && t != n && t->op == n->op) {
         expr *c = present_kids(S, t);
-        if (S->failed) /* only this form is lost */
+        if (S->failed) { /* only this form is lost */
           S->failed = false;
-        else
+        } else if (c && (transposed_outside(S, n) || n->op == E_POW ||
+                         n->op == E_EPOW)) {
+          /* a transpose stays outside an element-wise function and a
+           * power, as authors write them: tanh(z)^T, (X^2)^T, not
+           * tanh(z^T), X^T^2 (on a tie too) */
+          expr *o = built(S, expr_trans(S->ctx, c));
+          if (o && size_of(S, o) <= size_of(S, r))
+            r = o;
+        } else {
           r = smaller(S, r, c ? built(S, expr_trans(S->ctx, c)) : NULL);
+        }
       }
     }
     if (r && n->op == E_INV && !is_scalar(S, n) && S->nest < MAX_NEST) {

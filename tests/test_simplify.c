@@ -300,14 +300,14 @@ START_TEST(transposes_to_the_leaves) {
   check_simplify("alpha x^T M^T M", "alpha (M x)^T M");
   /* and so is an element-wise node of transposes */
   check_simplify("(z .* x)^T", "(x .* z)^T");
-  check_simplify("M^T .* M^T .* N", "M^T .^ 2 .* N");
+  check_simplify("M^T .* M^T .* N", "(M .^ 2)^T .* N");
   /* scalars into a trace, when shorter */
   check_simplify("tr((M N)^-2) / beta^2", "tr((beta M N)^-2)");
   check_simplify("2 alpha tr(A)", "2 alpha tr(A)");
   /* a transpose under tr, sum, det and norms is dropped */
   check_simplify("tr((M .* N)^T) + sum((M .* N)^T)",
                  "sum(M .* N) + tr(M .* N)");
-  check_simplify("sign(N^T M^T)", "sign((M N)^T)");
+  check_simplify("sign(N^T M^T)", "sign(M N)^T");
   /* the transpose of a sum prints as such when that is shorter */
   check_simplify("(A + B)^T", "(A + B)^T");
   check_simplify("A^T + B^T", "(A + B)^T");
@@ -318,9 +318,9 @@ START_TEST(transposes_to_the_leaves) {
   check_simplify("(A^-1)^T", "A^-T");
   check_simplify("(A^T)^-1", "A^-T");
   check_simplify("(A^-T)^T", "A^-1");
-  check_simplify("(A^2)^T", "A^T^2");
+  check_simplify("(A^2)^T", "(A^2)^T");
   check_simplify("(A .* B)^T", "(A .* B)^T");
-  check_simplify("exp(A)^T", "exp(A^T)");
+  check_simplify("exp(A)^T", "exp(A)^T");
   check_simplify("kron(A, B)^T", "kron(A, B)^T");
   check_simplify("(A ./ B)^T", "(A ./ B)^T");
   /* declared symmetric, spd and diagonal matrices are their transposes */
