@@ -1095,6 +1095,8 @@ static void drop_idents(md_nodes *v) {
 /* A 1×1 run f[0] ... f[n-1] (u^T ... v) in its canonical orientation:
  * it equals its transpose; keep the one with fewer transposed factors,
  * then the first in the canonical order. */
+static expr *nlinear(md_nf *N, uint32_t fn, expr *a);
+
 static expr *segment(md_nf *N, expr *const *f, size_t n) {
   md_nodes F = {0}, G = {0};
   for (size_t i = 0; i < n; i++)
@@ -1118,8 +1120,19 @@ static expr *segment(md_nf *N, expr *const *f, size_t n) {
     md_nodes *best = &F;
     if (tg < tf || (tg == tf && cmp_seq(N->ctx, G.v, G.n, F.v, F.n) < 0))
       best = &G;
-    r = best->n == 1 ? best->v[0]
-                     : built(N, expr_make(N->ctx, E_MUL, best->v, best->n));
+    expr **v = best->v;
+    size_t m = best->n;
+    if (m >= 2 && v[0]->op == E_TRANS && v[0]->kid[0]->op == E_ONES &&
+        !(m == 2 && v[1]->op == E_ONES)) {
+      /* ones^T v is sum(v), and ones^T A ones sum(A) */
+      if (m >= 3 && v[m - 1]->op == E_ONES)
+        m--;
+      expr *s =
+          m == 2 ? v[1] : built(N, expr_make(N->ctx, E_MUL, v + 1, m - 1));
+      r = s ? nlinear(N, FN_SUM, s) : NULL;
+    } else {
+      r = m == 1 ? v[0] : built(N, expr_make(N->ctx, E_MUL, v, m));
+    }
   }
   md_nodes_clear(&F);
   md_nodes_clear(&G);
