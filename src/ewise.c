@@ -2,6 +2,7 @@
 #include "ewise.h"
 
 #include "print_text.h"
+#include "rewrite.h"
 
 #include <flint/fmpq.h>
 #include <flint/fmpq_mpoly.h>
@@ -13,6 +14,8 @@ struct md_ew {
   md_ctx *ctx;
   md_shapes *shapes;
   md_nf *N;
+  const md_rules *R; /* the substitutions of rules/algebra.rules */
+  unsigned nest;     /* substitutions inside substitutions */
   bool canonical;
   bool failed;   /* a result was too deep */
   md_idmap memo; /* by id: the node's image */
@@ -43,6 +46,8 @@ typedef struct island {
 } island;
 
 static expr *ew(md_ew *W, expr *e);
+static expr *normal(md_ew *W, expr *raw);
+static size_t size_of(md_ew *W, const expr *e);
 
 static bool known_shape(md_ew *W, expr *e, md_shape *sh) {
   if (!md_shape_derive(W->shapes, e) || !md_shape_known(W->shapes, e))
@@ -701,16 +706,19 @@ static void island_clear(island *I) {
   md_idmap_clear(&I->was);
 }
 
-/* The island as it was, with its atoms replaced by their images. */
-static expr *as_was(island *I, expr *e) {
+/* The island at E as it was, with its atoms replaced by their images,
+ * and the image FROM (if not NULL) by TO; MEMO by node id. */
+static expr *rebuilt(island *I, expr *e, md_idmap *memo, expr *from, expr *to) {
   md_ew *W = I->W;
-  expr *r = (expr *)md_idmap_get(&I->was, e);
+  expr *r = (expr *)md_idmap_get(memo, e);
   if (r)
     return r;
   if (e->op == E_NUM || (e->op == E_ONES && !is_scalar(W, e))) {
     r = e;
   } else if (!is_op(W, e)) {
     r = (expr *)md_idmap_get(&I->image, e);
+    if (r && r == from)
+      r = to;
   } else {
     expr *small[4];
     expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
@@ -720,13 +728,16 @@ static expr *as_was(island *I, expr *e) {
       if (e->op == E_MUL && is_scalar(W, x) && x->op != E_NUM) {
         long p;
         expr *img = (expr *)md_idmap_get(&I->image, scalar_base(x, &p));
-        k[i] = p == 1    ? img
+        if (img && img == from)
+          img = to;
+        k[i] = !img      ? NULL
+               : p == 1  ? img
                : p == -1 ? expr_inv(W->ctx, img)
                          : expr_pow(W->ctx, img, expr_int(W->ctx, p));
       } else if (e->op == E_EPOW && i == 1) {
         k[i] = x;
       } else {
-        k[i] = as_was(I, x);
+        k[i] = rebuilt(I, x, memo, from, to);
       }
       if (!k[i])
         r = NULL;
@@ -737,7 +748,118 @@ static expr *as_was(island *I, expr *e) {
       free(k);
   }
   if (r)
-    md_idmap_put(&I->was, e, (uintptr_t)r);
+    md_idmap_put(memo, e, (uintptr_t)r);
+  return r;
+}
+
+static expr *as_was(island *I, expr *e) {
+  return rebuilt(I, e, &I->was, NULL, NULL);
+}
+
+/* Substitutions at most this deep inside one another. */
+enum { MAX_SUB_NEST = 2 };
+
+/* Each rule of rules/algebra.rules whose left side matches the atom FROM
+ * gives a candidate, made by REPLACE (FROM by the right side), taken as
+ * reduced; the smallest goes into *BEST when smaller than it:
+ * exp(-z) ./ (1 + exp(-z)) .^ 2 is sigmoid(z) .* (1 - sigmoid(z)) by
+ * exp(-X) = (1 - sigmoid(X)) ./ sigmoid(X). */
+typedef expr *(*replace_fn)(void *arg, expr *from, expr *to);
+
+static void try_subs(md_ew *W, expr *from, replace_fn replace, void *arg,
+                     expr **best) {
+  if (!W->R || W->canonical || W->nest >= MAX_SUB_NEST)
+    return;
+  for (size_t j = 0; j < W->R->nrw && !W->failed; j++) {
+    const md_rwrule *r = &W->R->rw[j];
+    if (!r->sub)
+      continue;
+    expr *to = md_rewrite_one(W->ctx, W->shapes, r, from);
+    expr *n = to ? normal(W, replace(arg, from, to)) : NULL;
+    if (!n)
+      continue;
+    W->nest++;
+    expr *c = ew(W, n);
+    W->nest--;
+    if (W->failed)
+      return;
+    if (c && (!*best || size_of(W, c) < size_of(W, *best)))
+      *best = c;
+  }
+}
+
+typedef struct island_sub {
+  island *I;
+  expr *e;
+} island_sub;
+
+static expr *replace_in_island(void *arg, expr *from, expr *to) {
+  island_sub *s = arg;
+  md_idmap memo;
+  md_idmap_init(&memo);
+  expr *r = rebuilt(s->I, s->e, &memo, from, to);
+  md_idmap_clear(&memo);
+  return r;
+}
+
+typedef struct product_sub {
+  md_ctx *ctx;
+  expr *p;
+} product_sub;
+
+/* The product with its factor FROM replaced by TO. */
+static expr *replace_in_product(void *arg, expr *from, expr *to) {
+  product_sub *s = arg;
+  expr *p = s->p;
+  expr **k = xreallocarray(NULL, p->nkids, sizeof *k);
+  for (size_t i = 0; i < p->nkids; i++)
+    k[i] = p->kid[i] == from ? to : p->kid[i];
+  expr *r = expr_rebuild(s->ctx, p, k);
+  free(k);
+  return r;
+}
+
+/* The 1×1 run u^T v as sum(u .* v) when the .* reduces so far that this
+ * is smaller: (c ./ s)^T s is sum(c); NULL if it is not. */
+static expr *inner_sum(md_ew *W, expr *run) {
+  if (run->op != E_MUL || run->nkids != 2 || is_scalar(W, run->kid[1]))
+    return NULL;
+  expr *u = md_nf_trans(W->N, run->kid[0]);
+  expr *w = u ? normal(W, expr_had(W->ctx, u, run->kid[1])) : NULL;
+  w = w ? ew(W, w) : NULL;
+  expr *c = w ? normal(W, expr_call1(W->ctx, FN_SUM, w)) : NULL;
+  return c && size_of(W, c) < size_of(W, run) ? c : NULL;
+}
+
+/* The product P with its 1×1 runs written as inner_sum does. */
+static expr *inner_sums(md_ew *W, expr *p) {
+  mpq_t c;
+  mpq_init(c);
+  md_nf_parts parts;
+  md_nf_split(W->N, p, c, &parts);
+  bool changed = false;
+  for (size_t i = 0; i < parts.nitem && !W->failed; i++) {
+    expr *s = inner_sum(W, parts.item[i]);
+    if (s) {
+      parts.item[i] = s;
+      changed = true;
+    }
+  }
+  expr *r = p;
+  if (changed && !W->failed) {
+    md_nodes f = {0};
+    md_nodes_push(&f, expr_num(W->ctx, c));
+    for (size_t i = 0; i < parts.nitem; i++)
+      md_nodes_push(&f, parts.item[i]);
+    for (size_t i = 0; i < parts.nchain; i++)
+      md_nodes_push(&f, parts.chain[i]);
+    expr *n = normal(W, expr_mul_n(W->ctx, f.v, f.n));
+    if (n && size_of(W, n) < size_of(W, p))
+      r = n;
+    md_nodes_clear(&f);
+  }
+  md_nf_parts_clear(&parts);
+  mpq_clear(c);
   return r;
 }
 
@@ -757,8 +879,23 @@ static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
     goto done;
   }
   collect(&I, e);
-  if (I.failed || W->failed || !I.elementwise || I.atoms.n > MD_EW_MAX_ATOMS) {
+  if (I.failed || W->failed || I.atoms.n > MD_EW_MAX_ATOMS) {
     *skip = !W->failed;
+    goto done;
+  }
+  if (!I.elementwise) {
+    /* a sum or scaling alone is the normal form's, but for what a
+     * substitution makes of it (exp(z) / sum(exp(z)) is softmax(z)) */
+    expr *w = normal(W, as_was(&I, e));
+    if (w) {
+      island_sub is = {&I, e};
+      expr *sub = NULL;
+      for (size_t i = 0; i < I.atoms.n && !W->failed; i++)
+        try_subs(W, I.atoms.v[i], replace_in_island, &is, &sub);
+      if (sub && size_of(W, sub) < size_of(W, w))
+        best = sub;
+    }
+    *skip = !best && !W->failed;
     goto done;
   }
   sort_atoms(W->ctx, I.atoms.v, I.atoms.n);
@@ -799,6 +936,9 @@ static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
       if (w && best && size_of(W, w) < size_of(W, best))
         best = w;
     }
+    island_sub is = {&I, e};
+    for (size_t i = 0; i < I.atoms.n && !W->failed; i++)
+      try_subs(W, I.atoms.v[i], replace_in_island, &is, &best);
   }
   if (!best)
     *skip = true;
@@ -849,8 +989,17 @@ static expr *ew(md_ew *W, expr *e) {
   if (is_op(W, e)) {
     r = reduce_island(W, e, &skip);
   }
-  if (!r && skip)
+  if (!r && skip) {
     r = rebuild(W, e);
+    if (r && r->op == E_MUL && !W->canonical)
+      r = inner_sums(W, r);
+    if (r && r->op == E_MUL) { /* M^T exp(M v) / sum(exp(M v)) */
+      product_sub ps = {W->ctx, r};
+      for (size_t i = 0; i < ps.p->nkids && !W->failed; i++)
+        if (ps.p->kid[i]->op == E_CALL)
+          try_subs(W, ps.p->kid[i], replace_in_product, &ps, &r);
+    }
+  }
   if (!r) {
     W->failed = true;
     return NULL;
@@ -861,9 +1010,11 @@ static expr *ew(md_ew *W, expr *e) {
 
 /* ---- the interface ---- */
 
-md_ew *md_ew_new(md_ctx *ctx, md_shapes *shapes, md_nf *N, bool canonical) {
+md_ew *md_ew_new(md_ctx *ctx, md_shapes *shapes, md_nf *N, const md_rules *R,
+                 bool canonical) {
   md_ew *W = xcalloc(1, sizeof *W);
-  *W = (md_ew){.ctx = ctx, .shapes = shapes, .N = N, .canonical = canonical};
+  *W = (md_ew){
+      .ctx = ctx, .shapes = shapes, .N = N, .R = R, .canonical = canonical};
   md_idmap_init(&W->memo);
   md_idmap_init(&W->size);
   return W;

@@ -53,8 +53,12 @@ enum { MD_EW_MAX_ATOMS = 48, MD_EW_MAX_TERMS = 256, MD_EW_MAX_POW = 32 };
 
 typedef struct md_ew md_ew;
 
-/* N is the normal form the results are taken in (not owned). */
-md_ew *md_ew_new(md_ctx *ctx, md_shapes *shapes, md_nf *N, bool canonical);
+/* N is the normal form the results are taken in, R the rules whose
+ * substitutions (rules/algebra.rules) are tried; neither is owned, R may
+ * be NULL. */
+struct md_rules;
+md_ew *md_ew_new(md_ctx *ctx, md_shapes *shapes, md_nf *N,
+                 const struct md_rules *R, bool canonical);
 void md_ew_free(md_ew *W);
 
 /* E (a normal node) with every island in its reduced form; NULL when a

@@ -314,7 +314,7 @@ static expr *rewrite_root(rewriter *W, expr *n) {
   size_t pick[MD_MAX_BIND];
   for (size_t i = 0; i < W->R->nrw; i++) {
     const md_rwrule *r = &W->R->rw[i];
-    if (!same_head(r->lhs, n) || r->lhs->nkids > MD_MAX_BIND)
+    if (r->sub || !same_head(r->lhs, n) || r->lhs->nkids > MD_MAX_BIND)
       continue;
     match m = {.n = 0};
     site at = {.pick = pick};
@@ -449,4 +449,18 @@ expr *md_rewrite(md_ctx *ctx, md_shapes *shapes, const md_rules *r, expr *e) {
   md_idmap_clear(&W.memo);
   md_idmap_clear(&W.busy);
   return W.failed ? NULL : out;
+}
+
+expr *md_rewrite_one(md_ctx *ctx, md_shapes *shapes, const md_rwrule *r,
+                     expr *e) {
+  if (!same_head(r->lhs, e) || r->lhs->nkids > MD_MAX_BIND)
+    return NULL;
+  rewriter W = {.ctx = ctx, .shapes = shapes};
+  size_t pick[MD_MAX_BIND];
+  match m = {.n = 0};
+  site at = {.pick = pick};
+  if (!match_root(&W, &m, r, e, &at) || !at.whole || !sizes_hold(&W, &m, r))
+    return NULL;
+  expr *inst = instantiate(&W, &m, r->rhs);
+  return inst && same_shape(&W, inst, e) ? inst : NULL;
 }

@@ -46,3 +46,9 @@
 /* E rewritten by the rules of R (E itself when none applies); NULL only
  * when a result would be too deep. */
 expr *md_rewrite(md_ctx *ctx, md_shapes *shapes, const md_rules *r, expr *e);
+
+/* The right side of R where its left side matches all of E (at the root,
+ * no part of a longer product or sum), with E's shape; NULL when it does
+ * not match.  The element-wise algebra's substitutions (ewise.h). */
+expr *md_rewrite_one(md_ctx *ctx, md_shapes *shapes, const md_rwrule *r,
+                     expr *e);

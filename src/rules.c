@@ -194,7 +194,8 @@ static bool add_rewrite(md_rules *r, const md_env *env, const md_stmt *st,
   md_rwrule rw = {.lhs = l,
                   .rhs = rhs,
                   .file = md_intern(ctx, src->name, strlen(src->name)),
-                  .line = line};
+                  .line = line,
+                  .sub = builtin && strcmp(src->name, "algebra.rules") == 0};
   if (!size_conditions(ctx, env, st, vars, nv, &rw)) {
     free(rw.needs);
     md_error_at(err, src, st->loc,

@@ -97,6 +97,10 @@ typedef struct md_rwrule {
   size_t nneeds;
   const char *file; /* interned */
   unsigned line;
+  /* A rule of rules/algebra.rules: an identity the element-wise algebra
+   * substitutes for an atom when the result is smaller (ewise.h), never
+   * a rewrite of its own. */
+  bool sub;
 } md_rwrule;
 
 typedef struct md_fndef {

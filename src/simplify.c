@@ -1740,7 +1740,7 @@ static expr *normal_of(md_nf *N, md_ew *W, expr *e) {
 expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
                        const struct md_rules *rules, expr *e) {
   md_nf *N = md_nf_new(ctx, shapes, false);
-  md_ew *W = md_ew_new(ctx, shapes, N, false);
+  md_ew *W = md_ew_new(ctx, shapes, N, rules, false);
   expr *n = normal_of(N, W, rewritten(ctx, shapes, rules, e)), *r = NULL;
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
     simp S = {.ctx = ctx, .shapes = shapes, .N = N};
@@ -1766,7 +1766,7 @@ bool md_equal(md_ctx *ctx, md_shapes *shapes, expr *a, expr *b) {
   bool eq = na && na == nb;
   if (!eq && na && nb) {
     /* element-wise islands as reduced quotients (ewise.h) */
-    md_ew *W = md_ew_new(ctx, shapes, N, true);
+    md_ew *W = md_ew_new(ctx, shapes, N, NULL, true);
     expr *wa = md_ew_apply(W, na), *wb = md_ew_apply(W, nb);
     eq = wa && wa == wb;
     md_ew_free(W);
