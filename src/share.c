@@ -77,6 +77,14 @@ static void bind(sharer *s, expr *name, expr *value) {
 
 /* E with its named parts replaced; binds E itself when it is one.  Kids
  * come first, so each binding uses only the ones before it. */
+/* A part used twice and large, or used three times and not tiny
+ * (share.h). */
+static bool worth_naming(const sharer *s, const expr *e) {
+  uint32_t r = s->refs[e->id], n = s->size[e->id];
+  return (r >= 2 && n >= MD_SHARE_MIN_SIZE) ||
+         (r >= 3 && n >= MD_SHARE_MIN_USED && e->op != E_SYM);
+}
+
 static bool is_root(const sharer *s, const expr *e) {
   for (size_t i = 0; i < s->nroots; i++)
     if (s->roots[i] == e)
@@ -104,8 +112,7 @@ static expr *rewrite(sharer *s, expr *e) {
     if (k != small)
       free(k);
   }
-  if (s->refs[e->id] >= 2 && !is_root(s, e) &&
-      s->size[e->id] >= MD_SHARE_MIN_SIZE) {
+  if (worth_naming(s, e) && !is_root(s, e)) {
     expr *name = fresh(s, kind_of(s, e));
     bind(s, name, r);
     r = name;
@@ -143,7 +150,7 @@ void md_share_n(md_ctx *ctx, md_shapes *shapes, expr *const *roots,
       s.refs[roots[i]->id]++;
   bool any = false;
   for (size_t i = 0; i < n && !any; i++)
-    any = s.refs[i] >= 2 && s.size[i] >= MD_SHARE_MIN_SIZE;
+    any = s.refs[i] >= 2 && s.size[i] >= MD_SHARE_MIN_USED;
   if (any) {
     s.image = xcalloc(n, sizeof *s.image);
     for (size_t i = 0; i < nroots; i++)

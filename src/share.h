@@ -10,8 +10,10 @@
  *
  * (SPEC 2, Sharing): each node used more than once whose tree has at
  * least MD_SHARE_MIN_SIZE nodes gets a name, and the printed text is
- * linear in the size of the DAG.  Smaller repeats (A^T, sigmoid(x)) read
- * better in place and are left there.
+ * linear in the size of the DAG; so does one used three times or more
+ * whose tree has at least MD_SHARE_MIN_USED nodes (softmax(K q) in
+ * K^T (t1 .* v - t1^T v t1) where t1 = softmax(K q)).  Smaller repeats
+ * (A^T, sigmoid(x)) read better in place and are left there.
  *
  * Names follow the kind of what they stand for, so that they read (and
  * typeset) as the naming convention of the language would: tau1, tau2
@@ -29,7 +31,7 @@
 #include "shape.h"
 #include "strbuf.h"
 
-enum { MD_SHARE_MIN_SIZE = 8 };
+enum { MD_SHARE_MIN_SIZE = 8, MD_SHARE_MIN_USED = 4 };
 
 typedef struct md_sharing {
   expr *body;    /* the result, with the names in place of the parts */
