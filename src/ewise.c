@@ -17,9 +17,10 @@ struct md_ew {
   const md_rules *R; /* the substitutions of rules/algebra.rules */
   unsigned nest;     /* substitutions inside substitutions */
   bool canonical;
-  bool failed;   /* a result was too deep */
-  md_idmap memo; /* by id: the node's image */
-  md_idmap size; /* md_text_size */
+  bool failed;     /* a result was too deep */
+  md_idmap memo;   /* by id: the node's image */
+  md_idmap size;   /* md_text_size */
+  md_idmap leaves; /* leaves() */
 };
 
 /* One island being read: its atoms (numbered in the canonical order) and
@@ -48,6 +49,7 @@ typedef struct island {
 static expr *ew(md_ew *W, expr *e);
 static expr *normal(md_ew *W, expr *raw);
 static size_t size_of(md_ew *W, const expr *e);
+static bool better(md_ew *W, const expr *a, const expr *b);
 
 static bool known_shape(md_ew *W, expr *e, md_shape *sh) {
   if (!md_shape_derive(W->shapes, e) || !md_shape_known(W->shapes, e))
@@ -67,52 +69,39 @@ static bool small_int(const expr *e, long lo, long hi, long *k) {
   return expr_is_int(e, k) && *k >= lo && *k <= hi;
 }
 
-/* Whether E is an operation of the algebra (not an atom), at a
- * non-scalar shape. */
+/* Whether E is an operation of the algebra (not an atom).  At a shape
+ * other than 1×1: sums, negation, .*, ./, .^ with a small integer, and
+ * products that scale one factor.  At 1×1: sums, negation, products of
+ * scalars (not a run u^T v), inverses and small integer powers. */
 static bool is_op(md_ew *W, expr *e) {
   long k;
+  bool scalar = is_scalar(W, e);
   switch ((expr_op)e->op) {
   case E_ADD:
   case E_NEG:
+    return true;
   case E_HAD:
   case E_HDIV:
-    break;
+    return !scalar;
   case E_EPOW:
-    if (!small_int(e->kid[1], -MD_EW_MAX_POW, MD_EW_MAX_POW, &k))
-      return false;
-    break;
+    return !scalar && small_int(e->kid[1], -MD_EW_MAX_POW, MD_EW_MAX_POW, &k);
+  case E_INV:
+    return scalar;
+  case E_POW:
+    return scalar && small_int(e->kid[1], -MD_EW_MAX_POW, MD_EW_MAX_POW, &k);
   case E_MUL: {
-    /* scaling: one factor of the chain, the others scalars */
+    /* scaling: at most one factor of the chain, the others scalars */
     size_t chain = 0;
     for (size_t i = 0; i < e->nkids; i++)
       chain += !is_scalar(W, e->kid[i]);
-    if (chain != 1)
-      return false;
-    break;
+    return chain == !scalar;
   }
   default:
     return false;
   }
-  return !is_scalar(W, e);
 }
 
 /* ---- collecting the atoms ---- */
-
-/* A scalar factor F as an atom to an integer power (alpha^-2). */
-static expr *scalar_base(expr *f, long *k) {
-  long p;
-  *k = 1;
-  if (f->op == E_INV) {
-    *k = -1;
-    return f->kid[0];
-  }
-  if (f->op == E_POW &&
-      small_int(f->kid[1], -MD_EW_MAX_POW, MD_EW_MAX_POW, &p) && p != 0) {
-    *k = p;
-    return f->kid[0];
-  }
-  return f;
-}
 
 static void add_atom(island *I, expr *a) {
   if (md_idmap_get(&I->image, a))
@@ -140,21 +129,17 @@ static void collect(island *I, expr *e) {
     add_atom(I, e);
     return;
   }
-  if (e->op == E_HAD || e->op == E_HDIV || e->op == E_EPOW)
+  /* what the algebra can reduce: a product or quotient of its own (a
+   * scalar's inverse is a quotient) */
+  if (e->op == E_HAD || e->op == E_HDIV || e->op == E_EPOW || e->op == E_INV ||
+      (e->op == E_POW && expr_num_sgn(e->kid[1]) < 0))
     I->elementwise = true;
-  if (e->op == E_EPOW) {
+  if (e->op == E_EPOW || e->op == E_POW) {
     collect(I, e->kid[0]);
     return;
   }
-  for (size_t i = 0; i < e->nkids; i++) {
-    expr *k = e->kid[i];
-    if (e->op == E_MUL && is_scalar(W, k) && k->op != E_NUM) {
-      long p;
-      add_atom(I, scalar_base(k, &p));
-    } else {
-      collect(I, k);
-    }
-  }
+  for (size_t i = 0; i < e->nkids; i++)
+    collect(I, e->kid[i]);
 }
 
 static int atom_order(const void *x, const void *y, void *ctx) {
@@ -358,15 +343,7 @@ static size_t rat_node(island *I, expr *e) {
   case E_HAD: {
     fmpq_mpoly_set_si(&I->num[r], e->op == E_ADD ? 0 : 1, I->m);
     for (size_t i = 0; i < e->nkids && !I->failed; i++) {
-      expr *k = e->kid[i];
-      size_t a;
-      if (e->op == E_MUL && is_scalar(W, k) && k->op != E_NUM) {
-        long p;
-        expr *b = scalar_base(k, &p);
-        a = rat_image(I, b, p);
-      } else {
-        a = rat_of(I, k);
-      }
+      size_t a = rat_of(I, e->kid[i]);
       if (I->failed)
         break;
       if (e->op == E_ADD)
@@ -387,6 +364,20 @@ static size_t rat_node(island *I, expr *e) {
     }
     break;
   }
+  case E_INV: {
+    size_t a = rat_of(I, e->kid[0]);
+    if (!I->failed) {
+      if (fmpq_mpoly_is_zero(&I->num[a], I->m)) {
+        I->failed = true;
+      } else {
+        fmpq_mpoly_set(&I->num[r], &I->den[a], I->m);
+        fmpq_mpoly_set(&I->den[r], &I->num[a], I->m);
+        make_primitive(I, &I->num[r], &I->den[r]);
+      }
+    }
+    break;
+  }
+  case E_POW:
   case E_EPOW: {
     long k;
     expr_is_int(e->kid[1], &k);
@@ -445,7 +436,7 @@ static expr *term_expr(island *I, const fmpq_mpoly_struct *p, slong t,
       continue;
     expr *a = I->atoms.v[i];
     expr *f = a;
-    if (ex[i] > 1) {
+    if (ex[i] > 1 && a->op != E_IDENT) { /* I .^ k is I */
       expr *k = expr_int(ctx, (long)ex[i]);
       f = I->scalar[i] ? expr_pow(ctx, a, k) : expr_epow(ctx, a, k);
     }
@@ -587,16 +578,18 @@ static expr *assemble(island *I, const fmpq_t c, written *n, written *d) {
     core = expr_hdiv(ctx, num ? num : expr_int(ctx, 1), den);
   } else if (num) {
     core = num;
+  } else if (md_shape_is_scalar(S, I->shape)) {
+    core = f.n ? NULL : expr_int(ctx, 1); /* a scalar is its factors */
   } else if (md_dim_is_one(S, I->shape.c)) {
     core = expr_ones(ctx);
   } else if (md_dim_is_one(S, I->shape.r)) {
     core = expr_trans(ctx, expr_ones(ctx));
   }
   expr *r = NULL;
-  if (core) {
+  if (core)
     md_nodes_push(&f, core);
+  if (f.n)
     r = f.n == 1 ? f.v[0] : expr_mul_n(ctx, f.v, f.n);
-  }
   md_nodes_clear(&f);
   return r;
 }
@@ -674,6 +667,31 @@ static size_t size_of(md_ew *W, const expr *e) {
   return md_text_size(&W->size, e);
 }
 
+/* The names E shows (as a tree, saturated; + 1, so never 0 in the memo):
+ * of two forms of
+ * one size the one that names its parts fewer times reads better,
+ * x .^ 2 rather than x .* x, x - x / alpha rather than
+ * (alpha x - x) / alpha. */
+static size_t leaves(md_ew *W, const expr *e) {
+  uintptr_t got = md_idmap_get(&W->leaves, e);
+  if (got)
+    return (size_t)got - 1;
+  /* an exponent is not a name of a part */
+  size_t k = e->op == E_POW || e->op == E_EPOW ? 1 : e->nkids;
+  size_t n = e->nkids == 0 && e->op != E_NUM ? 1 : 0;
+  for (size_t i = 0; i < k && n < SIZE_MAX / 4; i++)
+    n += leaves(W, e->kid[i]);
+  md_idmap_put(&W->leaves, e, n + 1);
+  return n;
+}
+
+/* Whether A is a better form than B: smaller, or as small with fewer
+ * names shown. */
+static bool better(md_ew *W, const expr *a, const expr *b) {
+  size_t sa = size_of(W, a), sb = size_of(W, b);
+  return sa < sb || (sa == sb && leaves(W, a) < leaves(W, b));
+}
+
 /* Keeps CAND in *BEST when it is normal, of E's shape, and smaller. */
 static void consider(md_ew *W, island *I, expr **best, expr *cand) {
   expr *n = normal(W, cand);
@@ -684,7 +702,7 @@ static void consider(md_ew *W, island *I, expr **best, expr *cand) {
   if (!(n->flags & EF_CLOSED) && !(md_dim_equal(W->shapes, sh.r, I->shape.r) &&
                                    md_dim_equal(W->shapes, sh.c, I->shape.c)))
     return;
-  if (!*best || size_of(W, n) < size_of(W, *best))
+  if (!*best || better(W, n, *best))
     *best = n;
 }
 
@@ -725,16 +743,7 @@ static expr *rebuilt(island *I, expr *e, md_idmap *memo, expr *from, expr *to) {
     r = e;
     for (size_t i = 0; i < e->nkids && r; i++) {
       expr *x = e->kid[i];
-      if (e->op == E_MUL && is_scalar(W, x) && x->op != E_NUM) {
-        long p;
-        expr *img = (expr *)md_idmap_get(&I->image, scalar_base(x, &p));
-        if (img && img == from)
-          img = to;
-        k[i] = !img      ? NULL
-               : p == 1  ? img
-               : p == -1 ? expr_inv(W->ctx, img)
-                         : expr_pow(W->ctx, img, expr_int(W->ctx, p));
-      } else if (e->op == E_EPOW && i == 1) {
+      if ((e->op == E_EPOW || e->op == E_POW) && i == 1) {
         k[i] = x;
       } else {
         k[i] = rebuilt(I, x, memo, from, to);
@@ -783,7 +792,7 @@ static void try_subs(md_ew *W, expr *from, replace_fn replace, void *arg,
     W->nest--;
     if (W->failed)
       return;
-    if (c && (!*best || size_of(W, c) < size_of(W, *best)))
+    if (c && (!*best || better(W, c, *best)))
       *best = c;
   }
 }
@@ -863,6 +872,37 @@ static expr *inner_sums(md_ew *W, expr *p) {
   return r;
 }
 
+/* A product of a chain: its scalar factors reduced as one scalar island,
+ * so that 2 A x nu^-1 (1 + q / nu)^-1 is 2 A x / (nu + q). */
+static expr *scalars_together(md_ew *W, expr *p) {
+  mpq_t c;
+  mpq_init(c);
+  md_nf_parts parts;
+  md_nf_split(W->N, p, c, &parts);
+  expr *r = p;
+  if (parts.nitem >= 1 && parts.nchain >= 1) {
+    md_nodes f = {0};
+    md_nodes_push(&f, expr_num(W->ctx, c));
+    for (size_t i = 0; i < parts.nitem; i++)
+      md_nodes_push(&f, parts.item[i]);
+    expr *sc = f.n == 1 ? f.v[0] : normal(W, expr_mul_n(W->ctx, f.v, f.n));
+    expr *red = sc && is_op(W, sc) ? ew(W, sc) : NULL;
+    if (red && red != sc) {
+      f.n = 0;
+      md_nodes_push(&f, red);
+      for (size_t i = 0; i < parts.nchain; i++)
+        md_nodes_push(&f, parts.chain[i]);
+      expr *n = normal(W, expr_mul_n(W->ctx, f.v, f.n));
+      if (n && size_of(W, n) < size_of(W, p))
+        r = n;
+    }
+    md_nodes_clear(&f);
+  }
+  md_nf_parts_clear(&parts);
+  mpq_clear(c);
+  return r;
+}
+
 /* The island rooted at E in its reduced form; NULL when it cannot be
  * read (too large, a division by zero), and *SKIP then. */
 static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
@@ -933,7 +973,7 @@ static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
     expr *was = as_was(&I, e);
     if (was) {
       expr *w = normal(W, was);
-      if (w && best && size_of(W, w) < size_of(W, best))
+      if (w && best && better(W, w, best))
         best = w;
     }
     island_sub is = {&I, e};
@@ -993,6 +1033,8 @@ static expr *ew(md_ew *W, expr *e) {
     r = rebuild(W, e);
     if (r && r->op == E_MUL && !W->canonical)
       r = inner_sums(W, r);
+    if (r && r->op == E_MUL && !is_op(W, r))
+      r = scalars_together(W, r);
     if (r && r->op == E_MUL) { /* M^T exp(M v) / sum(exp(M v)) */
       product_sub ps = {W->ctx, r};
       for (size_t i = 0; i < ps.p->nkids && !W->failed; i++)
@@ -1017,6 +1059,7 @@ md_ew *md_ew_new(md_ctx *ctx, md_shapes *shapes, md_nf *N, const md_rules *R,
       .ctx = ctx, .shapes = shapes, .N = N, .R = R, .canonical = canonical};
   md_idmap_init(&W->memo);
   md_idmap_init(&W->size);
+  md_idmap_init(&W->leaves);
   return W;
 }
 
@@ -1025,6 +1068,7 @@ void md_ew_free(md_ew *W) {
     return;
   md_idmap_clear(&W->memo);
   md_idmap_clear(&W->size);
+  md_idmap_clear(&W->leaves);
   free(W);
 }
 

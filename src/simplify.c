@@ -778,8 +778,12 @@ static expr *present_power_part(simp *S, const split *sp) {
     md_nodes in = {0}, out = {0};
     for (size_t i = 0; i < p.nitem; i++) {
       long ki;
-      power_base(p.item[i], &ki);
-      bool fits = ki == kc || (ki == -kc && (kc > 1 || kc < -1));
+      expr *b = power_base(p.item[i], &ki);
+      /* only a symbol goes in: a sum or a function would hide a
+       * quotient, 2 Sigma^-1 t / (nu + t^T Sigma^-1 t), not
+       * 2 ((nu + t^T Sigma^-1 t) Sigma)^-1 t */
+      bool fits =
+          b->op == E_SYM && (ki == kc || (ki == -kc && (kc > 1 || kc < -1)));
       md_nodes_push(fits ? &in : &out, p.item[i]);
     }
     md_nodes_push(&in, p.chain[j]);

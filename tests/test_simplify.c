@@ -1142,6 +1142,10 @@ static mat *eval_node(evaluator *ev, const expr *e) {
     r = mat_lazy(q);
     break;
   case E_ONES:
+    /* its size is what its place gives it, which this evaluator does not
+     * see: 3, and a mismatch is "unsized" (the simplifier writes alpha
+     * ones in a sum of vectors of any size) */
+    ev->unsized = true;
     r = mat_new(3, 1);
     for (int i = 0; i < 3; i++)
       mpq_set_ui(r->a[i], 1, 1);
@@ -1543,10 +1547,14 @@ START_TEST(property) {
    * quotient (-u^T M / beta^2, not beta^-2 (-u^T M)).  1 in 192 000
    * rounds (seeds 1 to 32, 6000 each), and 2 in 48 000 at
    * MATDIFF_TEST_DEPTH=6 (seeds 1 to 16, 3000 each).
-   * MATDIFF_TEST_VERBOSE=1 lists them. */
+   * MATDIFF_TEST_VERBOSE=1 lists them.  A third, by two symbols: a
+   * scalar that is not a symbol is not folded into a power, where it
+   * would hide a quotient (issue 16: 2 t diag(x)^-2 / (1 + 2 alpha)^2, not
+   * 2 t ((1 + 2 alpha) diag(x))^-2).  With the element-wise algebra, 5
+   * in 30 000 rounds of seed 1. */
   ck_assert_msg(grew <= rounds / 3000, "%u of %u results larger than the input",
                 grew, rounds);
-  ck_assert_msg(most <= 1, "a result gained %zu symbols", most);
+  ck_assert_msg(most <= 2, "a result gained %zu symbols", most);
 }
 END_TEST
 
