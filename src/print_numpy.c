@@ -1037,6 +1037,9 @@ static py emit_call(printer *p, const expr *e, const item *k) {
     return call1("np.abs", x);
   case FN_SIGN:
     return call1("np.sign", x);
+  case FN_STEP:
+    /* 0 at 0, as SPEC 2 defines it */
+    return wrap("np.heaviside(", x, PY_SUM, ", 0.0)", PY_ATOM);
   case FN_RELU:
     return wrap("np.maximum(", x, PY_SUM, ", 0)", PY_ATOM);
   case FN_SIGMOID:

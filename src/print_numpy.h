@@ -39,8 +39,9 @@
  *     Frobenius norm, norm1 entry-wise, vec column-major (order='F'),
  *     diag of a matrix a column; softmax and logsumexp subtract the
  *     maximum first, softplus is np.logaddexp(0, x), relu
- *     np.maximum(x, 0), a scalar to a fractional or symbolic power
- *     np.power (nan, not complex, for a negative base);
+ *     np.maximum(x, 0), step np.heaviside(x, 0.0) (0 at 0), a scalar to
+ *     a fractional or symbolic power np.power (nan, not complex, for a
+ *     negative base);
  *   - integers of more than 30 digits, and fractions with such parts, are
  *     written as the nearest double (NumPy computes in doubles; CPython
  *     rejects literals of more than 4300 digits);
