@@ -555,6 +555,7 @@ EXTRA = [
     ("vec(X)", "vec(X^2)"),
     ("x", "sum(kron(a, x .* x))"),
     ("x", "x .^ 3 ./ (1 + x .* x)"),
+    ("x", "a^T relu(A x) + sum(relu(x) .^ 2) + sum(step(x) .* x)"),
 ]
 
 
