@@ -731,6 +731,7 @@ static const char *call_hint(const char *name) {
       {"inverse", "; did you mean inv?"},
       {"ln", "; did you mean log?"},
       {"logistic", "; did you mean sigmoid?"},
+      {"heaviside", "; did you mean step?"},
   };
   for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++)
     if (strcmp(hints[i].name, name) == 0)

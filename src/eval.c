@@ -527,6 +527,9 @@ static md_status undefined(md_eval *ev, const expr *e) {
     case FN_NORM2:
       what = "a derivative at a kink (0)";
       break;
+    case FN_STEP:
+      what = "a derivative at the jump of step (0)";
+      break;
     case FN_DET:
       what = "the derivative of det at a singular matrix";
       break;

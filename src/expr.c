@@ -24,6 +24,7 @@ static const fn_info builtin_fns[FN_NBUILTIN] = {
     [FN_TANH] = {"tanh", 1, FC_ELEMWISE},
     [FN_ABS] = {"abs", 1, FC_ELEMWISE},
     [FN_SIGN] = {"sign", 1, FC_ELEMWISE},
+    [FN_STEP] = {"step", 1, FC_ELEMWISE},
     [FN_RELU] = {"relu", 1, FC_ELEMWISE},
     [FN_SIGMOID] = {"sigmoid", 1, FC_ELEMWISE},
     [FN_SOFTPLUS] = {"softplus", 1, FC_ELEMWISE},

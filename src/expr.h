@@ -77,6 +77,7 @@ typedef enum md_fn {
   FN_TANH,
   FN_ABS,
   FN_SIGN,
+  FN_STEP, /* Heaviside: 1 where positive, else 0 */
   FN_RELU,
   FN_SIGMOID,
   FN_SOFTPLUS,

@@ -410,6 +410,7 @@ static const char *const fn_tex[FN_NBUILTIN] = {
     /* |A| would read as a determinant */
     [FN_ABS] = "\\operatorname{abs}",
     [FN_SIGN] = "\\operatorname{sign}",
+    [FN_STEP] = "\\operatorname{step}",
     [FN_RELU] = "\\operatorname{relu}",
     [FN_SIGMOID] = "\\operatorname{sigmoid}",
     [FN_SOFTPLUS] = "\\operatorname{softplus}",

@@ -18,6 +18,24 @@
  * product that multiplies to 1×1 is taken out with .item()), vectors are
  * n×1 columns, matrices 2-D arrays.  Only the return statement converts to
  * the documented conventions (float, 1-D vector).
+ *
+ * Scaled exponentials.  exp(u) overflows once an entry of u passes 709,
+ * and the gradient of logsumexp, exp(u) / sum(exp(u)), is then inf / inf.
+ * Whatever form the simplifier gave such a quotient (A^T exp(u) / sum(
+ * exp(u)), diag(exp(u)) (I / sum(exp(u)) - ones exp(u^T) / sum(exp(u))^2),
+ * exp(u) ./ (2 sum(exp(u))), ...), its value does not change when exp(u)
+ * is multiplied by any c > 0: it is homogeneous of degree 0 in exp(u).
+ * So the printer computes each such node, a "root", with exp(u - max(u))
+ * in place of exp(u) (c = exp(-max(u))): entries in (0, 1], and their sum
+ * at least 1.  A pass before printing gives every node its degree in the
+ * exp(u) below it: 1 for exp(u) and exp(u^T) (u a vector or matrix), the
+ * sum of the degrees for products, their difference for quotients, and so
+ * on for what is positively homogeneous (sums of terms of one degree,
+ * tr, sum, diag, vec, norms, abs, relu, integer powers); anything else,
+ * or two different u, has none.  Below a root, the nodes of non-zero
+ * degree are written scaled (a second memo: the same node may be needed
+ * both ways), the others as they are.  softmax(u) is written with the same
+ * local exp(u - max(u)), and log(sum(exp(u))) as logsumexp(u).
  */
 #include "print_numpy.h"
 
@@ -107,8 +125,19 @@ typedef struct printer {
   /* by node id, for nodes with a symbol inside */
   size_t nnodes;
   uint32_t *refs; /* parents that use the node (with multiplicity) */
-  uint8_t *seen;
-  py *memo; /* the fragment of a shared node: its local's name */
+  uint8_t *seen;  /* SEEN_COUNTED, SEEN_SCANNED */
+  py *memo;       /* the fragment of a shared node: its local's name */
+  /* exponentials scaled by their maximum (see "Scaled exponentials") */
+  const expr **sbase; /* the base u of a node of degree sdeg != 0 */
+  int *sdeg;
+  const expr **sroot;  /* a node of degree 0 in exp(u) whose kids are not */
+  const expr *scale;   /* the base being scaled, or NULL */
+  py *memo_sc;         /* a shared node's fragment, scaled */
+  py *sexp;            /* by base u: the local exp(u - max(u)) */
+  py *smax;            /* by base u: the local max(u), if logsumexp made it */
+  const expr **salias; /* a base that stands for this one, its transpose */
+  uint8_t *sparity;    /* 1: the base is the transpose of its alias */
+  size_t cmpwork;      /* steps of is_transpose so far */
   /* scratch, used as stacks: a node's entries are popped after it */
   lvar *lv;
   size_t nlv, caplv;
@@ -806,6 +835,7 @@ static py py_num(const mpq_t q) {
 /* ---- the emitter ---- */
 
 static py emit(printer *p, const expr *e);
+static py emit_node(printer *p, const expr *e);
 static py emit_occ(printer *p, size_t idx);
 
 static py emit_item(printer *p, const item *k) {
@@ -952,27 +982,56 @@ static py emit_kron(printer *p, const expr *e, const item *k) {
   return chain_end(&all);
 }
 
-/* softmax(x) = u / sum(u) with u = exp(x - max x); logsumexp(x) =
+static md_shape fixed_shape(printer *p, const expr *e);
+static py scaled_exp(printer *p, const expr *u, const py *x);
+static const expr *canon(const printer *p, const expr *b, bool *t);
+
+/* softmax(x) = u / sum(u) with u = exp(x - max x) (the local that a
+ * scaled exp(x) uses too, when X has a symbol inside); logsumexp(x) =
  * m + log(sum(exp(x - m))) with m = max x: no overflow for large x. */
-static py emit_softmax(printer *p, py x) {
-  x = named(p, x);
+static py emit_softmax(printer *p, const item *x) {
+  py u;
+  if (x->occ == NO_OCC) {
+    u = scaled_exp(p, x->e, NULL);
+  } else {
+    py v = named(p, emit_item(p, x));
+    strbuf b;
+    sb_init(&b);
+    sb_printf(&b, "np.exp(%s - np.max(%s))", v.s, v.s);
+    free(v.s);
+    u = to_temp(p, py_take(&b, PY_ATOM, 2));
+  }
   strbuf b;
   sb_init(&b);
-  sb_printf(&b, "np.exp(%s - np.max(%s))", x.s, x.s);
-  py u = to_temp(p, py_take(&b, PY_ATOM, 2));
   sb_printf(&b, "%s / np.sum(%s)", u.s, u.s);
-  free(x.s);
   free(u.s);
   return py_take(&b, PY_PROD, 2);
 }
 
-static py emit_logsumexp(printer *p, py x) {
+/* U: the node of X when it has a symbol inside; then the locals max(x)
+ * and exp(x - max(x)) are those of the scaled exponentials of x. */
+static py emit_logsumexp(printer *p, const expr *u, py x) {
   x = named(p, x);
   strbuf b;
   sb_init(&b);
-  sb_printf(&b, "np.max(%s)", x.s);
-  py m = to_temp(p, py_take(&b, PY_ATOM, 1));
-  sb_printf(&b, "%s + np.log(np.sum(np.exp(%s - %s)))", m.s, x.s, m.s);
+  bool transposed;
+  const expr *c = u ? canon(p, u, &transposed) : NULL; /* max(u^T) = max(u) */
+  py m;
+  if (c && p->smax[c->id].s) {
+    m = py_copy(p->smax[c->id]);
+  } else {
+    sb_printf(&b, "np.max(%s)", x.s);
+    m = to_temp(p, py_take(&b, PY_ATOM, 1));
+    if (c)
+      p->smax[c->id] = py_copy(m);
+  }
+  if (u && !md_shape_is_scalar(p->sh, fixed_shape(p, u))) {
+    py t = scaled_exp(p, u, &x);
+    sb_printf(&b, "%s + np.log(np.sum(%s))", m.s, t.s);
+    free(t.s);
+  } else {
+    sb_printf(&b, "%s + np.log(np.sum(np.exp(%s - %s)))", m.s, x.s, m.s);
+  }
   free(x.s);
   free(m.s);
   return py_take(&b, PY_SUM, 4);
@@ -987,6 +1046,14 @@ static py emit_call(printer *p, const expr *e, const item *k) {
         md_fn_get(p->ctx, e->u.fn)->name);
     return py_str("None");
   }
+  if (e->u.fn == FN_SOFTMAX)
+    return emit_softmax(p, &k[0]);
+  /* log(sum(exp(v))) is logsumexp(v), and overflows as little */
+  const expr *s = k[0].e;
+  if (e->u.fn == FN_LOG && k[0].occ == NO_OCC && s->op == E_CALL &&
+      s->u.fn == FN_SUM && s->kid[0]->op == E_CALL &&
+      s->kid[0]->u.fn == FN_EXP && !(s->kid[0]->kid[0]->flags & EF_CLOSED))
+    return emit_logsumexp(p, s->kid[0]->kid[0], emit(p, s->kid[0]->kid[0]));
   py x = emit_item(p, &k[0]);
   switch ((md_fn)e->u.fn) {
   case FN_TR:
@@ -1015,10 +1082,11 @@ static py emit_call(printer *p, const expr *e, const item *k) {
     return call1("np.linalg.norm", x);
   case FN_NORM1:
     return call1("np.sum", call1("np.abs", x));
-  case FN_SOFTMAX:
-    return emit_softmax(p, x);
+  case FN_SOFTMAX: /* above */
+    break;
   case FN_LOGSUMEXP:
-    return scalar ? x : emit_logsumexp(p, x);
+    return scalar ? x
+                  : emit_logsumexp(p, k[0].occ == NO_OCC ? k[0].e : NULL, x);
   case FN_EXP:
     return call1("np.exp", x);
   case FN_LOG:
@@ -1037,6 +1105,9 @@ static py emit_call(printer *p, const expr *e, const item *k) {
     return call1("np.abs", x);
   case FN_SIGN:
     return call1("np.sign", x);
+  case FN_STEP:
+    /* 0 at 0, as SPEC 2 defines it */
+    return wrap("np.heaviside(", x, PY_SUM, ", 0.0)", PY_ATOM);
   case FN_RELU:
     return wrap("np.maximum(", x, PY_SUM, ", 0)", PY_ATOM);
   case FN_SIGMOID:
@@ -1205,11 +1276,326 @@ static md_shape fixed_shape(printer *p, const expr *e) {
   return md_shape_of(p->sh, e);
 }
 
+/* ---- scaled exponentials (see the top of the file) ---- */
+
+enum { SEEN_COUNTED = 1, SEEN_SCANNED = 2 };
+
+/* No degree beyond this: exp(u)^2000 is no formula anyone writes. */
+#define MAX_DEGREE 1000
+/* Steps of all the comparisons of bases (is_transpose) in one printing:
+ * past it, bases that differ stay apart (the code is then unscaled, not
+ * wrong). */
+#define MAX_COMPARE_WORK 100000
+
+static bool is_scalar_node(printer *p, const expr *e) {
+  if (e->op == E_NUM)
+    return true;
+  return !(e->flags & EF_CLOSED) &&
+         md_shape_is_scalar(p->sh, fixed_shape(p, e));
+}
+
+/* The u of exp(u) or exp(u^T), u a vector or a matrix with a symbol
+ * inside; else NULL. */
+static const expr *exp_base(printer *p, const expr *e) {
+  if (e->op != E_CALL || e->u.fn != FN_EXP || e->nkids != 1 ||
+      (e->flags & EF_CLOSED))
+    return NULL;
+  const expr *u = e->kid[0];
+  if (u->op == E_TRANS)
+    u = u->kid[0];
+  if ((u->flags & EF_CLOSED) || is_scalar_node(p, u))
+    return NULL;
+  return u;
+}
+
+/* Whether A is B^T as written, up to the order of scalar factors
+ * (alpha x^T and alpha x; x^T W^T and W x): then max(A) = max(B), and
+ * exp(A) and exp(B) scale together. */
+static bool is_transpose(printer *p, const expr *a, const expr *b) {
+  if (++p->cmpwork > MAX_COMPARE_WORK)
+    return false;
+  if ((a->op == E_TRANS && a->kid[0] == b) ||
+      (b->op == E_TRANS && b->kid[0] == a))
+    return true;
+  if (a == b) {
+    md_kind k = a->op == E_SYM ? md_shape_sym_kind(p->sh, a) : K_MATRIX;
+    return a->op == E_IDENT || is_scalar_node(p, a) || k == K_SYMMETRIC ||
+           k == K_SPD || k == K_DIAGONAL;
+  }
+  if (a->op != b->op || a->nkids != b->nkids)
+    return false;
+  switch ((expr_op)a->op) {
+  case E_CALL:
+    if (a->u.fn != b->u.fn || md_fn_get(p->ctx, a->u.fn)->cls != FC_ELEMWISE)
+      return false;
+    /* fall through */
+  case E_NEG:
+  case E_TRANS:
+  case E_INV:
+  case E_ADD:
+  case E_HAD:
+  case E_HDIV:
+    for (size_t i = 0; i < a->nkids; i++)
+      if (!is_transpose(p, a->kid[i], b->kid[i]))
+        return false;
+    return true;
+  case E_DIV:
+  case E_POW:
+  case E_EPOW:
+    return a->kid[1] == b->kid[1] && is_transpose(p, a->kid[0], b->kid[0]);
+  case E_MUL: {
+    /* scalars in the same order, the other factors reversed */
+    size_t i = 0, j = b->nkids;
+    for (;;) {
+      while (i < a->nkids && is_scalar_node(p, a->kid[i]))
+        i++;
+      while (j > 0 && is_scalar_node(p, b->kid[j - 1]))
+        j--;
+      if (i == a->nkids || j == 0)
+        break;
+      if (!is_transpose(p, a->kid[i], b->kid[j - 1]))
+        return false;
+      i++, j--;
+    }
+    if (i != a->nkids || j != 0)
+      return false;
+    for (i = 0, j = 0; i < a->nkids; i++) {
+      if (!is_scalar_node(p, a->kid[i]))
+        continue;
+      while (j < b->nkids && !is_scalar_node(p, b->kid[j]))
+        j++;
+      if (j == b->nkids || a->kid[i] != b->kid[j++])
+        return false;
+    }
+    while (j < b->nkids && !is_scalar_node(p, b->kid[j]))
+      j++;
+    return j == b->nkids;
+  }
+  default:
+    return false;
+  }
+}
+
+/* The base that stands for base B (bases found to be transposes of one
+ * another are one); *T: B is its transpose. */
+static const expr *canon(const printer *p, const expr *b, bool *t) {
+  *t = false;
+  while (p->salias[b->id]) {
+    *t ^= p->sparity[b->id];
+    b = p->salias[b->id];
+  }
+  return b;
+}
+
+/* The base of K (canonical), or NULL. */
+static const expr *base_of(const printer *p, const expr *k) {
+  bool t;
+  if ((k->flags & EF_CLOSED) || !p->sbase[k->id])
+    return NULL;
+  return canon(p, p->sbase[k->id], &t);
+}
+
+/* K's degree in exp(BASE): 0 when it has none. */
+static long kid_degree(const printer *p, const expr *k, const expr *base) {
+  return base_of(p, k) == base ? p->sdeg[k->id] : 0;
+}
+
+/* *D times the number X, when X is one and the product an integer. */
+static bool times_number(const expr *x, long *d) {
+  if (x->op != E_NUM)
+    return false;
+  mpq_t t;
+  mpq_init(t);
+  mpq_set_si(t, *d, 1);
+  mpq_mul(t, t, x->u.num);
+  bool ok = mpz_cmp_ui(mpq_denref(t), 1) == 0 &&
+            mpz_cmpabs_ui(mpq_numref(t), MAX_DEGREE) <= 0;
+  if (ok)
+    *d = mpz_get_si(mpq_numref(t));
+  mpq_clear(t);
+  return ok;
+}
+
+/* E's degree in exp(BASE) from its kids': false when E is not
+ * homogeneous in it (exp(u) + 1, log(exp(u)), det(exp(U))). */
+static bool degree(const printer *p, const expr *e, const expr *base,
+                   long *out) {
+  long d = kid_degree(p, e->kid[0], base);
+  switch ((expr_op)e->op) {
+  case E_ADD:
+    for (size_t i = 1; i < e->nkids; i++)
+      if (kid_degree(p, e->kid[i], base) != d)
+        return false;
+    break;
+  case E_NEG:
+  case E_TRANS:
+    break;
+  case E_MUL:
+  case E_HAD:
+  case E_KRON:
+  case E_INNER:
+    for (size_t i = 1; i < e->nkids && labs(d) <= MAX_DEGREE; i++)
+      d += kid_degree(p, e->kid[i], base);
+    break;
+  case E_DIV:
+  case E_HDIV:
+    d -= kid_degree(p, e->kid[1], base);
+    break;
+  case E_INV:
+    d = -d;
+    break;
+  case E_POW:
+  case E_EPOW:
+    if (!times_number(e->kid[1], &d))
+      return false;
+    break;
+  case E_CALL:
+    switch (e->u.fn) {
+    case FN_TR:
+    case FN_SUM:
+    case FN_VEC:
+    case FN_DIAG:
+    case FN_NORM1:
+    case FN_NORM2:
+    case FN_ABS:
+    case FN_RELU:
+      /* linear, or positively homogeneous: c > 0 */
+      break;
+    case FN_SQRT:
+      if (d % 2)
+        return false;
+      d /= 2;
+      break;
+    default:
+      return false;
+    }
+    break;
+  default:
+    return false;
+  }
+  *out = d;
+  return labs(d) <= MAX_DEGREE;
+}
+
+/* Makes base B stand for base A, its transpose (a column rather than a
+ * row stands for both). */
+static void alias(printer *p, const expr *a, const expr *b) {
+  md_shape sa = fixed_shape(p, a);
+  if (md_dim_is_one(p->sh, sa.r)) {
+    const expr *t = a;
+    a = b;
+    b = t;
+  }
+  p->salias[b->id] = a;
+  p->sparity[b->id] = 1;
+}
+
+/* Gives E and the nodes below it their degree (sbase, sdeg) or marks
+ * them roots (sroot). */
+static void scan(printer *p, const expr *e) {
+  if (p->seen[e->id] & SEEN_SCANNED)
+    return;
+  p->seen[e->id] |= SEEN_SCANNED;
+  const expr *base = NULL;
+  bool mixed = false;
+  for (size_t i = 0; i < e->nkids; i++) {
+    const expr *k = e->kid[i];
+    if (k->flags & EF_CLOSED)
+      continue;
+    scan(p, k);
+    const expr *c = base_of(p, k);
+    if (c && base && c != base) {
+      if (is_transpose(p, c, base))
+        alias(p, base, c);
+      else
+        mixed = true;
+    }
+    if (c)
+      base = base_of(p, k);
+  }
+  const expr *u = exp_base(p, e);
+  long d;
+  if (u) {
+    p->sbase[e->id] = u;
+    p->sdeg[e->id] = 1;
+  } else if (base && !mixed && degree(p, e, base, &d)) {
+    if (d == 0) {
+      p->sroot[e->id] = base;
+    } else {
+      p->sbase[e->id] = base;
+      p->sdeg[e->id] = (int)d;
+    }
+  }
+}
+
+/* exp(u - max(u)) for base U, written as a local at its first use (for
+ * the base that stands for U, transposed if U is its transpose).  X, if
+ * not NULL, is U already written as a name. */
+static py scaled_exp(printer *p, const expr *u, const py *x) {
+  bool t;
+  const expr *c = canon(p, u, &t);
+  if (!p->sexp[c->id].s) {
+    const expr *scale = p->scale;
+    p->scale = NULL;
+    py v = x && c == u ? py_copy(*x) : named(p, emit(p, c));
+    p->scale = scale;
+    strbuf b;
+    sb_init(&b);
+    if (p->smax[c->id].s)
+      sb_printf(&b, "np.exp(%s - %s)", v.s, p->smax[c->id].s);
+    else
+      sb_printf(&b, "np.exp(%s - np.max(%s))", v.s, v.s);
+    free(v.s);
+    p->sexp[c->id] = to_temp(p, py_take(&b, PY_ATOM, 2));
+  }
+  py r = py_copy(p->sexp[c->id]);
+  return t ? wrap("", r, PY_ATOM, ".T", PY_ATOM) : r;
+}
+
 /* A node with a symbol inside: its shape is fixed, so it is written once;
- * a shared one goes into a local. */
+ * a shared one goes into a local.  While a root is written (p->scale is
+ * its base), the nodes of non-zero degree in it are written scaled. */
 static py emit(printer *p, const expr *e) {
-  if (p->memo[e->id].s)
-    return py_copy(p->memo[e->id]);
+  const expr *scale = p->scale;
+  if (scale && base_of(p, e) != scale) {
+    p->scale = NULL;
+    py r = emit(p, e);
+    p->scale = scale;
+    return r;
+  }
+  py *memo = scale ? p->memo_sc : p->memo;
+  if (memo[e->id].s)
+    return py_copy(memo[e->id]);
+  const expr *u = scale ? exp_base(p, e) : NULL;
+  if (u) {
+    /* exp(u) or exp(u^T), u the base or its transpose */
+    bool t;
+    canon(p, u, &t);
+    py r = scaled_exp(p, scale, NULL);
+    if (t != (e->kid[0]->op == E_TRANS))
+      r = wrap("", r, PY_ATOM, ".T", PY_ATOM);
+    if (p->refs[e->id] >= 2 && !is_name(&r)) {
+      r = to_temp(p, r);
+      memo[e->id] = py_copy(r);
+    }
+    return r;
+  }
+  if (!scale && p->sroot[e->id]) {
+    bool t;
+    p->scale = canon(p, p->sroot[e->id], &t);
+  }
+  py r = emit_node(p, e);
+  p->scale = scale;
+  bool shared = p->refs[e->id] >= 2 && !trivial(e);
+  if (shared || r.depth > MAX_NEST)
+    r = to_temp(p, r);
+  if (shared)
+    memo[e->id] = py_copy(r);
+  return r;
+}
+
+/* E written with its kids (see emit). */
+static py emit_node(printer *p, const expr *e) {
   size_t mark_lv = p->nlv, mark_trail = p->ntrail;
   size_t mark_oc = p->noc, mark_okid = p->nokid;
   item small[4] = {{0}};
@@ -1241,19 +1627,14 @@ static py emit(printer *p, const expr *e) {
     free(k);
   lpop(p, mark_lv, mark_trail);
   p->noc = mark_oc, p->nokid = mark_okid;
-  bool shared = p->refs[e->id] >= 2 && !trivial(e);
-  if (shared || r.depth > MAX_NEST)
-    r = to_temp(p, r);
-  if (shared)
-    p->memo[e->id] = py_copy(r);
   return r;
 }
 
 /* How many parents use each node with a symbol inside. */
 static void count_refs(printer *p, const expr *e) {
-  if (p->seen[e->id])
+  if (p->seen[e->id] & SEEN_COUNTED)
     return;
-  p->seen[e->id] = 1;
+  p->seen[e->id] |= SEEN_COUNTED;
   for (size_t i = 0; i < e->nkids; i++)
     if (!(e->kid[i]->flags & EF_CLOSED)) {
       p->refs[e->kid[i]->id]++;
@@ -1329,6 +1710,14 @@ bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
   p.refs = xcalloc(p.nnodes, sizeof *p.refs);
   p.seen = xcalloc(p.nnodes, sizeof *p.seen);
   p.memo = xcalloc(p.nnodes, sizeof *p.memo);
+  p.sbase = xcalloc(p.nnodes, sizeof *p.sbase);
+  p.sdeg = xcalloc(p.nnodes, sizeof *p.sdeg);
+  p.sroot = xcalloc(p.nnodes, sizeof *p.sroot);
+  p.memo_sc = xcalloc(p.nnodes, sizeof *p.memo_sc);
+  p.sexp = xcalloc(p.nnodes, sizeof *p.sexp);
+  p.smax = xcalloc(p.nnodes, sizeof *p.smax);
+  p.salias = xcalloc(p.nnodes, sizeof *p.salias);
+  p.sparity = xcalloc(p.nnodes, sizeof *p.sparity);
 
   py r;
   lshape es;
@@ -1345,6 +1734,7 @@ bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
     es = lbind_shape(&p, fixed_shape(&p, e));
     (void)lunify_shape(&p, es, lbind_shape(&p, shape));
     count_refs(&p, e);
+    scan(&p, e);
     r = emit(&p, e);
   }
   r = result(&p, r, es, e, shape);
@@ -1367,8 +1757,12 @@ bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
     sb_printf(out, "    return %s\n", r.s);
   }
   free(r.s);
-  for (size_t i = 0; i < p.nnodes; i++)
+  for (size_t i = 0; i < p.nnodes; i++) {
     free(p.memo[i].s);
+    free(p.memo_sc[i].s);
+    free(p.sexp[i].s);
+    free(p.smax[i].s);
+  }
   for (size_t i = 0; i < nparams; i++)
     free(p.pname[i]);
   free(p.pname);
@@ -1376,6 +1770,14 @@ bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
   free(p.refs);
   free(p.seen);
   free(p.memo);
+  free(p.sbase);
+  free(p.sdeg);
+  free(p.sroot);
+  free(p.memo_sc);
+  free(p.sexp);
+  free(p.smax);
+  free(p.salias);
+  free(p.sparity);
   free(p.lv);
   free(p.lcache);
   free(p.trail);

@@ -37,10 +37,17 @@
  *     is taken out as a number with (...).item();
  *   - logdet is np.linalg.slogdet(X)[1] (log |det X|), norm2 the
  *     Frobenius norm, norm1 entry-wise, vec column-major (order='F'),
- *     diag of a matrix a column; softmax and logsumexp subtract the
- *     maximum first, softplus is np.logaddexp(0, x), relu
- *     np.maximum(x, 0), a scalar to a fractional or symbolic power
- *     np.power (nan, not complex, for a negative base);
+ *     diag of a matrix a column; softplus is np.logaddexp(0, x), relu
+ *     np.maximum(x, 0), step np.heaviside(x, 0.0) (0 at 0), a scalar to
+ *     a fractional or symbolic power np.power (nan, not complex, for a
+ *     negative base);
+ *   - nothing overflows for want of subtracting a maximum: softmax(u)
+ *     is e / sum(e) with e = exp(u - max(u)), logsumexp(u) (and
+ *     log(sum(exp(u)))) m + log(sum(exp(u - m))) with m = max(u), and
+ *     a node whose value does not change when exp(u) is scaled (degree
+ *     0 in it: exp(u) / sum(exp(u)), A^T exp(u) / (2 sum(exp(u))), the
+ *     Hessian of logsumexp...) is computed with exp(u - max(u)) in place
+ *     of exp(u), u a vector or matrix (exp(u^T) is its transpose);
  *   - integers of more than 30 digits, and fractions with such parts, are
  *     written as the nearest double (NumPy computes in doubles; CPython
  *     rejects literals of more than 4300 digits);

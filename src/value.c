@@ -404,14 +404,18 @@ static md_status fn_coefs(md_num *c, md_fn fn, const md_num *x0, unsigned k,
   switch (fn) {
   case FN_ABS:
   case FN_SIGN:
+  case FN_STEP:
   case FN_RELU: {
-    /* exact: piecewise linear, not differentiable at 0 */
+    /* exact: piecewise linear (sign and step constant), not
+     * differentiable at 0 */
     if (sx == 0 && eps)
       return MD_DOMAIN;
     for (unsigned j = 0; j <= k; j++)
       num_zero(&c[j]);
     if (fn == FN_SIGN) {
       md_num_set_si(&c[0], sx, 1);
+    } else if (fn == FN_STEP) {
+      md_num_set_si(&c[0], sx > 0, 1);
     } else if (fn == FN_ABS || sx > 0) {
       if (sx < 0)
         num_neg(&c[0], x0);

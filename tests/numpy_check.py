@@ -462,6 +462,28 @@ class Checker:
             return
         self.no_point(what, "f is finite", ffn)
 
+    def at(self, args, name, vals, want, what):
+        """The function of ARGS at the point VALS gives WANT, with no
+        overflow, division by zero or invalid operation on the way."""
+        fn, out = self.function(args, name, what)
+        if fn is None:
+            if out != "bad":
+                self.fail(what, "no function: " + out)
+            return
+        try:
+            with np.errstate(all="raise", under="ignore"):
+                got = fn(*[vals[p.rstrip("_") or p] for p in
+                           param_names(fn)])
+        except Exception as e:
+            self.fail(what, "%s: %s\n%s" % (type(e).__name__, e, out))
+            return
+        ok, err = close(got, want, 1e-9)
+        if not ok or not np.all(np.isfinite(got)):
+            self.fail(what, "gave %s, want %s (error %.3g)\n%s"
+                      % (got, want, err, out))
+            return
+        self.verified += 1
+
     def compare(self, decls, a_args, a_name, rhs, must_equal, what):
         text = a_args[-1]
         """The function of A_ARGS (named A_NAME) against `simplify RHS`:
@@ -555,6 +577,59 @@ EXTRA = [
     ("vec(X)", "vec(X^2)"),
     ("x", "sum(kron(a, x .* x))"),
     ("x", "x .^ 3 ./ (1 + x .* x)"),
+    ("x", "a^T relu(A x) + sum(relu(x) .^ 2) + sum(step(x) .* x)"),
+]
+
+
+def softmax(v):
+    e = np.exp(v - np.max(v))
+    return e / np.sum(e)
+
+
+def lse(v):
+    m = np.max(v)
+    return float(m + np.log(np.sum(np.exp(v - m))))
+
+
+# Softmax and logsumexp, and their derivatives, where exp overflows:
+# (matdiff's arguments, the function's name, the point, the value there
+# computed stably).  The generated code must give that value, finite.
+BIG_X = np.array([1000.0, 1001.0, 1002.0])
+BIG_Y = np.array([0.5, -1.0, 2.0])
+BIG_M = np.array([[1000.0, 1001.0], [1002.0, 999.0], [998.0, 1003.0]])
+BIG_W = np.array([[1.0, 0.5], [0.25, 1.0], [-0.5, 2.0]])
+BIG_V = np.array([700.0, 710.0])
+S = softmax(BIG_X)
+LARGE = [
+    (["simplify", "--", "softmax(x)"], "f", {"x": BIG_X}, S),
+    (["simplify", "--", "logsumexp(x)"], "f", {"x": BIG_X}, lse(BIG_X)),
+    (["simplify", "--", "logsumexp(M)"], "f", {"M": BIG_M}, lse(BIG_M)),
+    (["simplify", "--", "log(sum(exp(x)))"], "f", {"x": BIG_X}, lse(BIG_X)),
+    (["simplify", "--", "exp(x) / sum(exp(x))"], "f", {"x": BIG_X}, S),
+    (["simplify", "--", "exp(x) ./ (2 sum(exp(x)))"], "f", {"x": BIG_X},
+     S / 2),
+    (["simplify", "--", "y^T exp(x) / sum(exp(x))"], "f",
+     {"x": BIG_X, "y": BIG_Y}, float(BIG_Y @ S)),
+    (["--wrt", "x", "--", "logsumexp(x)"], "df_dx", {"x": BIG_X}, S),
+    (["--wrt", "M", "--", "logsumexp(M)"], "df_dM", {"M": BIG_M},
+     softmax(BIG_M)),
+    (["--wrt", "x", "--", "softmax(x)"], "df_dx", {"x": BIG_X},
+     np.diag(S) - np.outer(S, S)),
+    (["--hessian", "--wrt", "x", "--", "logsumexp(x)"], "d2f_dx2",
+     {"x": BIG_X}, np.diag(S) - np.outer(S, S)),
+    (["--wrt", "x", "--", "2 logsumexp(x) - y^T x"], "df_dx",
+     {"x": BIG_X, "y": BIG_Y}, 2 * S - BIG_Y),
+    (["--wrt", "x", "--", "logsumexp(x)^2"], "df_dx", {"x": BIG_X},
+     2 * lse(BIG_X) * S),
+    (["--wrt", "x", "--", "y^T log(softmax(x))"], "df_dx",
+     {"x": BIG_X, "y": BIG_Y}, BIG_Y - np.sum(BIG_Y) * S),
+    (["--wrt", "v", "--", "logsumexp(W v)"], "df_dv",
+     {"W": BIG_W, "v": BIG_V}, BIG_W.T @ softmax(BIG_W @ BIG_V)),
+    (["--wrt", "W", "--", "logsumexp(W v) - y^T W v"], "df_dW",
+     {"W": BIG_W, "v": BIG_V, "y": BIG_Y},
+     np.outer(softmax(BIG_W @ BIG_V) - BIG_Y, BIG_V)),
+    (["--wrt", "alpha", "--", "logsumexp(alpha x)"], "df_dalpha",
+     {"alpha": 1.0, "x": BIG_X}, float(BIG_X @ S)),
 ]
 
 
@@ -691,6 +766,12 @@ def main(argv):
     for var, e in EXTRA:
         ck4.derivative(extra, var, e)
     tests.append(("constructs beyond the identity files", ck4))
+
+    ck5 = Checker(a.matdiff, a.seed + 4)
+    for args, name, vals, want in LARGE:
+        ck5.at(args, name, vals, want,
+               "%s at entries near 1000" % " ".join(args))
+    tests.append(("softmax and logsumexp where exp overflows", ck5))
 
     ck3 = Checker(a.matdiff, a.seed + 2)
     for var, e, kind in randoms:

@@ -243,7 +243,11 @@ START_TEST(elementwise) {
   check_diff("", "sum(abs(x))", "x", "sign(x)");
   /* a zero, but one that a rule gave: never a silent one */
   check_diff("", "sum(sign(x))", "x", "0");
-  check_diff("", "sum(relu(x))", "x", "1/2 + 1/2 sign(x)");
+  check_diff("", "sum(step(x))", "x", "0");
+  check_diff("", "sum(relu(x))", "x", "step(x)");
+  /* relu's derivative meets relu: 2 relu(z) .* step(z) is 2 relu(z) */
+  check_diff("", "sum(relu(x) .^ 2)", "x", "2 relu(x)");
+  check_diff("", "c^T relu(M v)", "v", "M^T (c .* step(M v))");
   /* sigmoid and softplus: rules/functions.rules */
   check_diff("", "sum(sigmoid(x))", "x", "sigmoid(x) .* (1 - sigmoid(x))");
   check_diff("", "sum(softplus(x))", "x", "sigmoid(x)");

@@ -311,6 +311,15 @@ START_TEST(test_simplify_builtin) {
   check_simplify("ones^T diag(x) A", "x^T A", "ones^T diag(x) A");
   check_simplify("tr(diag(x))", "sum(x)", "tr(diag(x))");
   check_simplify("log(exp(X)) + X", "2 X", "X + log(exp(X))");
+  check_simplify("X .* step(X)", "relu(X)", "X .* step(X)");
+  check_simplify("step(A x) .* relu(A x)", "relu(A x)",
+                 "relu(A x) .* step(A x)");
+  check_simplify("Y .* abs(X) .* step(X)", "Y .* relu(X)",
+                 "Y .* abs(X) .* step(X)");
+  check_simplify("step(x) .^ 2 + sign(x) .* step(x)", "2 step(x)",
+                 "sign(x) .* step(x) + step(x) .^ 2");
+  check_simplify("relu(x) .* (1 + sign(x))", "2 relu(x)",
+                 "relu(x) .* (1 + sign(x))");
   check_simplify("kron(I, b^T) kron(x, b)", "b^T b x",
                  "kron(I, b^T) kron(x, b)");
 }
@@ -341,9 +350,24 @@ static void put(gen *g, const char *t) {
 static void vec(gen *g, int d);
 static void mat(gen *g, int d);
 
+/* PRE S MID S POST, S one matrix written twice: the left sides of rules
+ * that use a variable twice (X .* step(X)).  S is exact: step and sign
+ * jump at 0, where log(exp(A)) in doubles is not A. */
+static void twice(gen *g, const char *pre, const char *mid, const char *post) {
+  static const char *const s[] = {"A", "B", "(A B)", "(A - B^T)", "(A .* B)"};
+  const char *x = s[below(g, 5)];
+  put(g, pre);
+  put(g, x);
+  put(g, mid);
+  put(g, x);
+  put(g, post);
+}
+
 /* An n×n matrix, in parentheses unless a symbol. */
 static void mat(gen *g, int d) {
-  unsigned k = d <= 0 ? below(g, 2) : below(g, 11);
+  unsigned k = d <= 0 ? below(g, 2) : below(g, 14);
+  static const char *const by_step[] = {"(", "(relu(", "(abs(", "(sign(",
+                                        "(step("};
   static const char *const op[] = {" ", " + ", " .* "};
   switch (k) {
   case 0:
@@ -385,6 +409,16 @@ static void mat(gen *g, int d) {
     put(g, "(diag(ones) ");
     mat(g, d - 1);
     put(g, ")");
+    return;
+  case 10:
+  case 11: {
+    /* X .* step(X), relu(X) .* step(X), ... */
+    unsigned f = below(g, 5);
+    twice(g, by_step[f], f ? ") .* step(" : " .* step(", "))");
+    return;
+  }
+  case 12:
+    twice(g, "(step(", ") .* step(", "))");
     return;
   default:
     put(g, "(");

@@ -142,7 +142,8 @@ class Translator:
             arg = self.sum()
             self.take(")")
             return ("Trace(%s)" if tok == "tr" else "Inverse(%s)") % arg, None
-        if tok in ("relu", "sign", "exp", "log", "diag", "det", "logdet"):
+        if tok in ("relu", "sign", "step", "exp", "log", "diag", "det",
+                   "logdet"):
             raise Untranslatable("SymPy has no matrix %s()" % tok)
         self.names.add(tok)
         return tok, None
