@@ -594,6 +594,18 @@ static expr *assemble(island *I, const fmpq_t c, written *n, written *d) {
   return r;
 }
 
+/* Whether the terms of P (two or more) share a monomial other than 1. */
+static bool has_monomial(island *I, const fmpq_mpoly_struct *p) {
+  if (fmpq_mpoly_length(p, I->m) < 2)
+    return false;
+  fmpq_mpoly_t m;
+  fmpq_mpoly_init(m, I->m);
+  fmpq_mpoly_term_content(m, p, I->m);
+  bool r = !fmpq_mpoly_is_one(m, I->m);
+  fmpq_mpoly_clear(m, I->m);
+  return r;
+}
+
 /* The expanded quotient: P ./ Q. */
 static expr *form_expanded(island *I, const fmpq_mpoly_struct *p,
                            const fmpq_mpoly_struct *q) {
@@ -966,7 +978,11 @@ static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
       I.split = split;
       consider(W, &I, &best, form_factored(&I, p, q, false));
       consider(W, &I, &best, form_factored(&I, p, q, true));
-      consider(W, &I, &best, form_expanded(&I, p, q));
+      /* expanding a common monomial into a sum collects nothing: then
+       * it stays out, as authors write it (2 tanh(x) .* (1 - tanh(x) .^
+       * 2), not 2 (tanh(x) - tanh(x) .^ 3)) */
+      if (!has_monomial(&I, p) && !has_monomial(&I, q))
+        consider(W, &I, &best, form_expanded(&I, p, q));
     }
     /* the island as it was when that is smaller: a sum of products that
      * neither expands nor factors shorter ((a + b) .* (c + d) + e) */
