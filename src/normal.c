@@ -341,9 +341,24 @@ static const expr *lead(const expr *e) {
   }
 }
 
+/* 1 for a symbol (I, ones) alone, 2 for an element-wise function's value
+ * alone, 0 for any other term. */
+static int term_kind(const md_ctx *ctx, const expr *t) {
+  if (t->op == E_SYM || t->op == E_IDENT || t->op == E_ONES)
+    return 1;
+  if (t->op == E_CALL && md_fn_get(ctx, t->u.fn)->cls == FC_ELEMWISE)
+    return 2;
+  return 0;
+}
+
 int md_nf_term_cmp(const md_ctx *ctx, const expr *a, const expr *b) {
   if (a == b)
     return 0;
+  /* a function's value before a symbol, as authors write a derivative
+   * term by term: 1 - sigmoid(z) - c, sigmoid(z) + x */
+  int ka = term_kind(ctx, a), kb = term_kind(ctx, b);
+  if (ka && kb && ka != kb)
+    return ka == 2 ? -1 : 1;
   const expr *la = lead(a), *lb = lead(b);
   int ca = base_class(la), cb = base_class(lb);
   int c = ca != cb ? (ca < cb ? -1 : 1) : 0;
