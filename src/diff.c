@@ -259,6 +259,103 @@ static void contribute(pass *P, const expr *to, expr *c) {
   a->v[a->n++] = c;
 }
 
+/* A contribution taken apart: a number times the operands of a .* (or
+ * the contribution itself as one operand). */
+typedef struct hterm {
+  mpq_t c;
+  expr *const *f;
+  size_t n;
+  expr *one; /* the storage of F when it is a single operand */
+} hterm;
+
+static void hterm_of(hterm *t, expr *x) {
+  mpq_init(t->c);
+  mpq_set_ui(t->c, 1, 1);
+  for (;;) {
+    if (x->op == E_NEG) {
+      mpq_neg(t->c, t->c);
+      x = x->kid[0];
+    } else if (x->op == E_MUL && x->nkids == 2 && x->kid[0]->op == E_NUM) {
+      mpq_mul(t->c, t->c, x->kid[0]->u.num);
+      x = x->kid[1];
+    } else {
+      break;
+    }
+  }
+  if (x->op == E_HAD) {
+    t->f = x->kid;
+    t->n = x->nkids;
+  } else {
+    t->one = x;
+    t->f = &t->one;
+    t->n = 1;
+  }
+}
+
+/* The sum of the contributions V[0..N) with an operand of .* that all of
+ * them share taken out: G .* cos(t) + G is G .* (cos(t) + 1).  So the
+ * adjoint of t_k = t_(k-1) + sin(t_(k-1)), k times over, is a product of
+ * k such factors, not a sum that grows by a term at each step (output
+ * quadratic in k).  NULL when no operand is shared (or too deep: the
+ * plain sum is tried then, and fails in turn). */
+static expr *common_factor(md_diff *D, expr **v, size_t n) {
+  md_ctx *ctx = D->ctx;
+  hterm *t = xreallocarray(NULL, n, sizeof *t);
+  for (size_t i = 0; i < n; i++)
+    hterm_of(&t[i], v[i]);
+  expr *shared = NULL;
+  for (size_t j = 0; j < t[0].n && !shared; j++) {
+    expr *f = t[0].f[j];
+    bool all = !is_scalar(D, f);
+    for (size_t i = 1; i < n && all; i++) {
+      all = false;
+      for (size_t k = 0; k < t[i].n && !all; k++)
+        all = t[i].f[k] == f;
+    }
+    if (all)
+      shared = f;
+  }
+  expr *r = NULL;
+  if (shared) {
+    expr **terms = xreallocarray(NULL, n, sizeof *terms);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+      /* the operands but one copy of SHARED, times the number */
+      expr **rest = xreallocarray(NULL, t[i].n, sizeof *rest);
+      size_t m = 0;
+      bool taken = false;
+      for (size_t k = 0; k < t[i].n; k++) {
+        if (!taken && t[i].f[k] == shared)
+          taken = true;
+        else
+          rest[m++] = t[i].f[k];
+      }
+      expr *x = m == 0   ? NULL
+                : m == 1 ? rest[0]
+                         : expr_make(ctx, E_HAD, rest, m);
+      free(rest);
+      if (!x)
+        terms[i] = expr_num(ctx, t[i].c); /* a number broadcasts */
+      else if (mpq_cmp_ui(t[i].c, 1, 1) == 0)
+        terms[i] = x;
+      else if (mpq_cmp_si(t[i].c, -1, 1) == 0)
+        terms[i] = expr_neg(ctx, x);
+      else
+        terms[i] = expr_mul(ctx, expr_num(ctx, t[i].c), x);
+      ok = terms[i] != NULL;
+    }
+    expr *sum = ok ? expr_add_n(ctx, terms, n) : NULL;
+    r = sum ? expr_had(ctx, shared, sum) : NULL;
+    if (r && !md_shape_derive(D->shapes, r))
+      r = NULL;
+    free(terms);
+  }
+  for (size_t i = 0; i < n; i++)
+    mpq_clear(t[i].c);
+  free(t);
+  return r;
+}
+
 /* The sum of E's contributions into *G: NULL when there are none.  False
  * (an error reported) when the sum cannot be built: past MD_MAX_DEPTH a
  * constructor returns NULL too, and reading that as "no contribution"
@@ -267,7 +364,10 @@ static bool adjoint(pass *P, const expr *e, expr **G) {
   *G = NULL;
   if (e->id >= P->nadj || P->adj[e->id].n == 0)
     return true;
-  *G = expr_add_n(P->D->ctx, P->adj[e->id].v, P->adj[e->id].n);
+  contribs *a = &P->adj[e->id];
+  *G = a->n >= 2 ? common_factor(P->D, a->v, a->n) : NULL;
+  if (!*G)
+    *G = expr_add_n(P->D->ctx, a->v, a->n);
   return *G ? true : too_deep(P->D);
 }
 
@@ -466,6 +566,51 @@ static expr *group_runs(md_diff *D, expr *e) {
   return r;
 }
 
+/* A .* or + whose operands repeat, with each repeat as one operand: x .*
+ * x .* x is x .^ 3, x + x is 2 x.  The product rule passes the adjoint
+ * to every operand, each time through all the others: so a .* of k
+ * copies (t = t .* t, k times over, flattened) costs k^2, and as a power
+ * it costs one rule.  E itself when nothing repeats (or, past the depth
+ * limit, when the merged node cannot be built). */
+static expr *merge_repeats(md_diff *D, expr *e) {
+  size_t n = e->nkids;
+  md_idmap count; /* kid -> repeats */
+  md_idmap_init(&count);
+  bool rep = false;
+  for (size_t i = 0; i < n; i++) {
+    uintptr_t c = md_idmap_get(&count, e->kid[i]);
+    rep |= c != 0;
+    md_idmap_put(&count, e->kid[i], c + 1);
+  }
+  expr *r = e;
+  if (rep) {
+    expr **v = xreallocarray(NULL, n, sizeof *v);
+    size_t m = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+      uintptr_t c = md_idmap_get(&count, e->kid[i]);
+      if (!c)
+        continue; /* placed with its first occurrence */
+      md_idmap_put(&count, e->kid[i], 0);
+      expr *k = e->kid[i];
+      if (c > 1) {
+        expr *num = expr_int(D->ctx, (long)c);
+        k = e->op == E_HAD ? expr_epow(D->ctx, k, num)
+                           : expr_mul(D->ctx, num, k);
+      }
+      ok = k && md_shape_derive(D->shapes, k);
+      v[m++] = k;
+    }
+    if (ok)
+      r = m == 1 ? v[0] : expr_make(D->ctx, (expr_op)e->op, v, m);
+    if (!r || !md_shape_derive(D->shapes, r))
+      r = e;
+    free(v);
+  }
+  md_idmap_clear(&count);
+  return r;
+}
+
 /* Expands integer matrix powers into products, the form the rules know.
  * NULL after an error (reported). */
 static expr *expand(md_diff *D, expr *e, expr **memo) {
@@ -487,6 +632,8 @@ static expr *expand(md_diff *D, expr *e, expr **memo) {
     if (k != small)
       free(k);
   }
+  if (r && (r->op == E_HAD || r->op == E_ADD))
+    r = merge_repeats(D, r);
   if (r && r->op == E_MUL)
     r = group_runs(D, r);
   long n;

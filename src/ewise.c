@@ -16,6 +16,7 @@ struct md_ew {
   md_nf *N;
   const md_rules *R; /* the substitutions of rules/algebra.rules */
   unsigned nest;     /* substitutions inside substitutions */
+  unsigned subs;     /* substitutions still to be tried (MD_EW_MAX_SUBS) */
   bool canonical;
   bool failed;     /* a result was too deep */
   md_idmap memo;   /* by id: the node's image */
@@ -786,17 +787,38 @@ enum { MAX_SUB_NEST = 2 };
  * exp(-z) ./ (1 + exp(-z)) .^ 2 is sigmoid(z) .* (1 - sigmoid(z)) by
  * exp(-X) = (1 - sigmoid(X)) ./ sigmoid(X). */
 typedef expr *(*replace_fn)(void *arg, expr *from, expr *to);
+/* Whether a substitution of TO for FROM can make something cancel. */
+typedef bool (*helps_fn)(void *arg, expr *from, expr *to);
 
-static void try_subs(md_ew *W, expr *from, replace_fn replace, void *arg,
-                     expr **best) {
+/* Whether a node of TO, at most DEPTH levels down and other than FROM,
+ * is one that HAS (an atom of the island, a factor of the product):
+ * then the substitution brings in something to cancel against
+ * (sum(exp(z)) in exp(z) = sum(exp(z)) softmax(z)). */
+static bool brings(const expr *to, const expr *from, int depth,
+                   bool (*has)(void *arg, const expr *e), void *arg) {
+  if (to == from)
+    return false;
+  if (has(arg, to))
+    return true;
+  for (size_t i = 0; depth > 0 && i < to->nkids; i++)
+    if (brings(to->kid[i], from, depth - 1, has, arg))
+      return true;
+  return false;
+}
+
+static void try_subs(md_ew *W, expr *from, replace_fn replace, helps_fn helps,
+                     void *arg, expr **best) {
   if (!W->R || W->canonical || W->nest >= MAX_SUB_NEST)
     return;
-  for (size_t j = 0; j < W->R->nrw && !W->failed; j++) {
+  for (size_t j = 0; j < W->R->nrw && !W->failed && W->subs; j++) {
     const md_rwrule *r = &W->R->rw[j];
     if (!r->sub)
       continue;
     expr *to = md_rewrite_one(W->ctx, W->shapes, r, from);
-    expr *n = to ? normal(W, replace(arg, from, to)) : NULL;
+    if (!to || !helps(arg, from, to))
+      continue;
+    W->subs--;
+    expr *n = normal(W, replace(arg, from, to));
     if (!n)
       continue;
     W->nest++;
@@ -812,7 +834,24 @@ static void try_subs(md_ew *W, expr *from, replace_fn replace, void *arg,
 typedef struct island_sub {
   island *I;
   expr *e;
+  const fmpq_mpoly_struct *den; /* the island's denominator, or NULL */
 } island_sub;
+
+static bool island_has(void *arg, const expr *e) {
+  island_sub *s = arg;
+  return md_idmap_get(&s->I->var, e) != 0;
+}
+
+/* A substitution helps an island when the atom is in its denominator
+ * (exp(-z) in 1 + exp(-z)) or brings in one of its atoms. */
+static bool island_helps(void *arg, expr *from, expr *to) {
+  island_sub *s = arg;
+  island *I = s->I;
+  uintptr_t v = md_idmap_get(&I->var, from);
+  if (s->den && v && fmpq_mpoly_degree_si(s->den, (slong)v - 1, I->m) > 0)
+    return true;
+  return brings(to, from, 4, island_has, arg);
+}
 
 static expr *replace_in_island(void *arg, expr *from, expr *to) {
   island_sub *s = arg;
@@ -827,6 +866,22 @@ typedef struct product_sub {
   md_ctx *ctx;
   expr *p;
 } product_sub;
+
+/* Whether E is a factor of the product, or the base of one (S in
+ * S^-1). */
+static bool product_has(void *arg, const expr *e) {
+  product_sub *s = arg;
+  for (size_t i = 0; i < s->p->nkids; i++) {
+    const expr *k = s->p->kid[i];
+    if (k == e || ((k->op == E_INV || k->op == E_POW) && k->kid[0] == e))
+      return true;
+  }
+  return false;
+}
+
+static bool product_helps(void *arg, expr *from, expr *to) {
+  return brings(to, from, 4, product_has, arg);
+}
 
 /* The product with its factor FROM replaced by TO. */
 static expr *replace_in_product(void *arg, expr *from, expr *to) {
@@ -849,7 +904,7 @@ static expr *inner_sum(md_ew *W, expr *run) {
   expr *w = u ? normal(W, expr_had(W->ctx, u, run->kid[1])) : NULL;
   w = w ? ew(W, w) : NULL;
   expr *c = w ? normal(W, expr_call1(W->ctx, FN_SUM, w)) : NULL;
-  return c && size_of(W, c) < size_of(W, run) ? c : NULL;
+  return c && better(W, c, run) ? c : NULL;
 }
 
 /* The product P with its 1×1 runs written as inner_sum does. */
@@ -875,7 +930,7 @@ static expr *inner_sums(md_ew *W, expr *p) {
     for (size_t i = 0; i < parts.nchain; i++)
       md_nodes_push(&f, parts.chain[i]);
     expr *n = normal(W, expr_mul_n(W->ctx, f.v, f.n));
-    if (n && size_of(W, n) < size_of(W, p))
+    if (n && better(W, n, p))
       r = n;
     md_nodes_clear(&f);
   }
@@ -940,12 +995,11 @@ static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
      * substitution makes of it (exp(z) / sum(exp(z)) is softmax(z)) */
     expr *w = normal(W, as_was(&I, e));
     if (w) {
-      island_sub is = {&I, e};
+      island_sub is = {&I, e, NULL};
       expr *sub = NULL;
       for (size_t i = 0; i < I.atoms.n && !W->failed; i++)
-        try_subs(W, I.atoms.v[i], replace_in_island, &is, &sub);
-      if (sub && size_of(W, sub) < size_of(W, w))
-        best = sub;
+        try_subs(W, I.atoms.v[i], replace_in_island, island_helps, &is, &sub);
+      best = sub && size_of(W, sub) < size_of(W, w) ? sub : w;
     }
     *skip = !best && !W->failed;
     goto done;
@@ -962,7 +1016,10 @@ static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
   I.has_ctx = true;
   size_t r = rat_of(&I, e);
   if (I.failed) {
-    *skip = true;
+    /* too large (or a quotient by 0): as it was, its atoms reduced, not
+     * taken apart into smaller islands that would each fail in turn */
+    best = normal(W, as_was(&I, e));
+    *skip = !best && !W->failed;
     goto done;
   }
   const fmpq_mpoly_struct *p = &I.num[r], *q = &I.den[r];
@@ -992,9 +1049,9 @@ static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
       if (w && best && better(W, w, best))
         best = w;
     }
-    island_sub is = {&I, e};
+    island_sub is = {&I, e, q};
     for (size_t i = 0; i < I.atoms.n && !W->failed; i++)
-      try_subs(W, I.atoms.v[i], replace_in_island, &is, &best);
+      try_subs(W, I.atoms.v[i], replace_in_island, island_helps, &is, &best);
   }
   if (!best)
     *skip = true;
@@ -1055,7 +1112,7 @@ static expr *ew(md_ew *W, expr *e) {
       product_sub ps = {W->ctx, r};
       for (size_t i = 0; i < ps.p->nkids && !W->failed; i++)
         if (ps.p->kid[i]->op == E_CALL)
-          try_subs(W, ps.p->kid[i], replace_in_product, &ps, &r);
+          try_subs(W, ps.p->kid[i], replace_in_product, product_helps, &ps, &r);
     }
   }
   if (!r) {
@@ -1071,8 +1128,12 @@ static expr *ew(md_ew *W, expr *e) {
 md_ew *md_ew_new(md_ctx *ctx, md_shapes *shapes, md_nf *N, const md_rules *R,
                  bool canonical) {
   md_ew *W = xcalloc(1, sizeof *W);
-  *W = (md_ew){
-      .ctx = ctx, .shapes = shapes, .N = N, .R = R, .canonical = canonical};
+  *W = (md_ew){.ctx = ctx,
+               .shapes = shapes,
+               .N = N,
+               .R = R,
+               .subs = MD_EW_MAX_SUBS,
+               .canonical = canonical};
   md_idmap_init(&W->memo);
   md_idmap_init(&W->size);
   md_idmap_init(&W->leaves);

@@ -49,7 +49,12 @@
 #include "normal.h"
 #include "shape.h"
 
-enum { MD_EW_MAX_ATOMS = 48, MD_EW_MAX_TERMS = 256, MD_EW_MAX_POW = 32 };
+enum {
+  MD_EW_MAX_ATOMS = 48,
+  MD_EW_MAX_TERMS = 64,
+  MD_EW_MAX_POW = 32,
+  MD_EW_MAX_SUBS = 256 /* substitutions tried, in all, by one md_ew */
+};
 
 typedef struct md_ew md_ew;
 

@@ -44,7 +44,8 @@ struct md_ctx {
   fn_info *fns;
   size_t nfns, capfns;
   expr *ident, *ones;
-  unsigned max_depth; /* md_ctx_max_depth */
+  unsigned max_depth;   /* md_ctx_max_depth */
+  struct cmp_slot *cmp; /* md_ctx_cmp_get: CMP_SLOTS, made on first use */
   /* a module's data, freed with the context (md_ctx_set_slot) */
   void *slot;
   void (*release)(void *);
@@ -103,6 +104,7 @@ void md_ctx_free(md_ctx *ctx) {
   for (size_t i = 0; i < ctx->nnums; i++)
     mpq_clear(ctx->nums[i]->u.num);
   free(ctx->nums);
+  free(ctx->cmp);
   free(ctx->slots);
   free(ctx->names);
   free(ctx->fns);
@@ -126,6 +128,38 @@ size_t md_ctx_nnodes(const md_ctx *ctx) {
 }
 unsigned md_ctx_max_depth(const md_ctx *ctx) {
   return ctx->max_depth;
+}
+
+enum { CMP_SLOTS = 1 << 16 };
+
+struct cmp_slot {
+  uint32_t a, b; /* ids + 1; 0: empty */
+  int c;
+};
+
+static struct cmp_slot *cmp_slot(const expr *a, const expr *b,
+                                 struct cmp_slot *t) {
+  uint32_t h = (a->id * 2654435761u) ^ (b->id * 40503u + 0x9e3779b9u);
+  return &t[(h ^ (h >> 16)) & (CMP_SLOTS - 1)];
+}
+
+bool md_ctx_cmp_get(const md_ctx *ctx, const expr *a, const expr *b, int *c) {
+  if (!ctx->cmp)
+    return false;
+  struct cmp_slot *s = cmp_slot(a, b, ctx->cmp);
+  if (s->a != a->id + 1 || s->b != b->id + 1)
+    return false;
+  *c = s->c;
+  return true;
+}
+
+void md_ctx_cmp_put(const md_ctx *ctx, const expr *a, const expr *b, int c) {
+  /* the table is the context's own: filling it changes no value */
+  md_ctx *m = (md_ctx *)ctx;
+  if (!m->cmp)
+    m->cmp = xcalloc(CMP_SLOTS, sizeof *m->cmp);
+  struct cmp_slot *s = cmp_slot(a, b, m->cmp);
+  *s = (struct cmp_slot){a->id + 1, b->id + 1, c};
 }
 arena *md_ctx_arena(md_ctx *ctx) {
   return &ctx->mem;
@@ -336,7 +370,9 @@ static expr *make_fn(md_ctx *ctx, expr_op op, uint32_t fn, expr *const *kids,
       total++;
     }
   }
-  if (flat)
+  /* a DAG of sums of sums (t2 = t1 + t1, t3 = t2 + t2, ...) would flatten
+   * into a tree of 2^k operands: past MD_MAX_FLAT the kids stay whole */
+  if (flat || total > MD_MAX_FLAT)
     return intern(ctx, &k);
   expr **v = xreallocarray(NULL, total, sizeof *v);
   size_t m = 0;

@@ -9,7 +9,8 @@
  * The constructors keep a few invariants that make the printed text
  * re-parse to the very same node:
  *   - sums, products, Hadamard and Kronecker products are flat (n-ary,
- *     associative: (A B) C and A (B C) are one node); order is kept;
+ *     associative: (A B) C and A (B C) are one node), up to MD_MAX_FLAT
+ *     operands; order is kept;
  *   - a - b is the sum a + (-b); -c of a number c is the number -c;
  *   - p / q of two numbers is the rational p/q (division by 0 stays);
  *   - a product never starts with a negative number: (-2) A is -(2 A);
@@ -30,6 +31,11 @@
 
 /* No node is deeper than this, so every recursive walk is bounded. */
 #define MD_MAX_DEPTH 2000
+
+/* An n-ary node is flattened only up to this many operands: a sum of a
+ * sum with itself, again and again, is a DAG whose flat form would have
+ * exponentially many (such a node keeps a kid of its own kind). */
+#define MD_MAX_FLAT (1u << 16)
 
 typedef enum expr_op {
   E_NUM,   /* exact rational constant (value in num) */
@@ -133,6 +139,11 @@ size_t md_ctx_nnodes(const md_ctx *ctx);
  * too-deep path with small inputs. */
 unsigned md_ctx_max_depth(const md_ctx *ctx);
 arena *md_ctx_arena(md_ctx *ctx);
+/* A cache of comparisons of two nodes by the canonical order (normal.c),
+ * which depends only on their structure: a result holds for the life of
+ * the context.  Direct-mapped: a lookup may miss what was put. */
+bool md_ctx_cmp_get(const md_ctx *ctx, const expr *a, const expr *b, int *c);
+void md_ctx_cmp_put(const md_ctx *ctx, const expr *a, const expr *b, int c);
 /* One slot of data a module keeps with the context (simplify.c keeps the
  * built-in rewrite rules there, loaded once): RELEASE frees it when the
  * context is freed or the slot is set again. */

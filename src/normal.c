@@ -282,9 +282,25 @@ static int cmp_exponent(const md_ctx *ctx, const expr *p, const expr *q) {
   return md_nf_term_cmp(ctx, p, q);
 }
 
+static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g);
+
+/* Compound factors are compared once: nested sums compare their kids,
+ * which compare theirs, and without the cache the terms of the sums of
+ * t_k = t_(k-1) + sin(t_(k-1)) cost k^3. */
 static int cmp_factor(const md_ctx *ctx, const expr *f, const expr *g) {
   if (f == g)
     return 0;
+  if (!f->nkids || !g->nkids)
+    return cmp_factor_of(ctx, f, g);
+  int c;
+  if (md_ctx_cmp_get(ctx, f, g, &c))
+    return c;
+  c = cmp_factor_of(ctx, f, g);
+  md_ctx_cmp_put(ctx, f, g, c);
+  return c;
+}
+
+static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g) {
   const expr *bf0[16], *bg0[16], *bf, *bg;
   size_t nf, ng;
   const expr **df = decor_list(f, bf0, 16, &nf, &bf);
@@ -536,6 +552,23 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
       t[kept].b = t[i].b;
     }
     kept++;
+  }
+  /* c ones beside a vector that is not closed is the number c, which
+   * broadcasts: 1 + x, never ones + x */
+  bool open = false;
+  for (size_t i = 0; i < kept && !open; i++)
+    open = !(t[i].b->flags & EF_CLOSED);
+  for (size_t i = 0; open && i < kept; i++) {
+    const expr *b = t[i].b;
+    if (b->op == E_TRANS)
+      b = b->kid[0];
+    if (b->op == E_ONES) {
+      mpq_add(k0, k0, t[i].c);
+      mpq_swap(t[i].c, t[kept - 1].c);
+      t[i].b = t[kept - 1].b;
+      kept--;
+      i--;
+    }
   }
   msort(t, kept, sizeof *t, term_order, N->ctx);
   expr **out = xreallocarray(NULL, kept + 1, sizeof *out);
@@ -2187,6 +2220,67 @@ static void had_oriented(md_nf *N, md_nodes *m) {
   md_nodes_clear(&t);
 }
 
+/* The factors of a .* with one base combined into one power: x .* x is
+ * x .^ 2, x .^ 2 .* x .^ -1 is x (integer exponents).  So a .* of a .*
+ * with itself, again and again, stays one power, not a list of 2^k
+ * factors. */
+static void had_powers(md_nf *N, md_nodes *m) {
+  if (m->n < 2)
+    return;
+  md_idmap at; /* base -> index + 1 into the lists below */
+  md_idmap_init(&at);
+  expr **base = xreallocarray(NULL, m->n, sizeof *base);
+  mpz_t *k = xreallocarray(NULL, m->n, sizeof *k);
+  size_t nb = 0;
+  bool merged = false;
+  for (size_t i = 0; i < m->n; i++) {
+    expr *f = m->v[i], *b = f;
+    mpz_t e;
+    mpz_init_set_ui(e, 1);
+    if (f->op == E_EPOW && f->kid[1]->op == E_NUM &&
+        mpz_cmp_ui(mpq_denref(f->kid[1]->u.num), 1) == 0) {
+      b = f->kid[0];
+      mpz_set(e, mpq_numref(f->kid[1]->u.num));
+    }
+    size_t j = (size_t)md_idmap_get(&at, b);
+    if (j) {
+      mpz_add(k[j - 1], k[j - 1], e);
+      merged = true;
+    } else {
+      base[nb] = b;
+      mpz_init_set(k[nb], e);
+      md_idmap_put(&at, b, ++nb);
+    }
+    mpz_clear(e);
+  }
+  if (merged) {
+    m->n = 0;
+    for (size_t i = 0; i < nb && !N->failed; i++) {
+      if (mpz_sgn(k[i]) == 0)
+        continue; /* x .^ 0 is ones */
+      if (mpz_cmp_ui(k[i], 1) == 0) {
+        md_nodes_push(m, base[i]);
+        continue;
+      }
+      mpq_t q;
+      mpq_init(q);
+      mpz_set(mpq_numref(q), k[i]);
+      expr *p = nepow(N, base[i], num(N, q));
+      mpq_clear(q);
+      if (!p)
+        N->failed = true;
+      md_nodes_push(m, p);
+    }
+    if (m->n == 0)
+      md_nodes_push(m, expr_ones(N->ctx));
+  }
+  for (size_t i = 0; i < nb; i++)
+    mpz_clear(k[i]);
+  free(k);
+  free(base);
+  md_idmap_clear(&at);
+}
+
 static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
   mpq_t c, q;
   mpq_init(c);
@@ -2237,6 +2331,7 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
     if (kept == 0 && m.n)
       kept = 1; /* ones .* ones */
     m.n = kept;
+    had_powers(N, &m);
   }
   expr *r = NULL;
   if (N->failed) {
@@ -2334,6 +2429,15 @@ static expr *nepow(md_nf *N, expr *a, expr *p) {
       return f;
   } else if (is_scalar(N, a)) {
     return npow(N, a, p->u.num);
+  } else if (a->op == E_EPOW && a->kid[1]->op == E_NUM &&
+             q_is_int(a->kid[1]->u.num) && q_is_int(p->u.num)) {
+    /* (x .^ j) .^ k = x .^ (j k) for integers */
+    mpq_t q;
+    mpq_init(q);
+    mpq_mul(q, a->kid[1]->u.num, p->u.num);
+    expr *r = nepow(N, a->kid[0], num(N, q));
+    mpq_clear(q);
+    return r;
   }
   return built(N, expr_epow(N->ctx, a, p));
 }

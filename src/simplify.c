@@ -27,8 +27,20 @@ typedef struct simp {
   md_idmap core; /* of a normal sum, without the transposed alternative */
   md_idmap size; /* size_of */
   unsigned nest;
+  size_t work, budget; /* presentations made; past BUDGET no more forms
+                        * are tried, only the plain one (may_try) */
   bool failed;
 } simp;
+
+/* Forms this deep in each other, or past this many presentations per
+ * node of the input (plus a floor), are not tried: each alternative
+ * presents new nodes, and nested sums of scaled sums would make that
+ * quadratic or worse (t_k = t_(k-1) + sin(t_(k-1)) / 10). */
+enum { WORK_PER_NODE = 64, WORK_FLOOR = 20000 };
+
+static bool may_try(const simp *S) {
+  return S->nest < MAX_NEST && S->work < S->budget;
+}
 
 static expr *built(simp *S, expr *e) {
   if (!e) {
@@ -440,6 +452,8 @@ static size_t sum_size(simp *S, expr *n) {
  * stands: the normal form would take the factor out again. */
 static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth,
                            long *gain) {
+  if (!may_try(S))
+    return NULL; /* past the budget: the coefficient stays outside */
   if (f->op == E_ADD) {
     expr *r = md_nf_scale(S->N, q, f);
     if (!r || !built(S, r))
@@ -448,7 +462,7 @@ static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth,
      * positive term gains, and so may one whose own products take the
      * sign in turn) */
     bool was = S->failed;
-    expr *a = S->nest < MAX_NEST && !was ? present(S, f) : NULL;
+    expr *a = may_try(S) && !was ? present(S, f) : NULL;
     expr *b = a ? present(S, r) : NULL;
     S->failed = was; /* only the estimate is lost */
     if (a && b)
@@ -696,7 +710,7 @@ static expr *power_with(simp *S, const split *sp, long k) {
    * goes into a sum: (alpha (D - A))^-3) */
   expr *nb = ok ? md_nf_mul(S->N, base.v, base.n) : NULL;
   expr *m = NULL;
-  if (nb && S->nest < MAX_NEST) {
+  if (nb && may_try(S)) {
     S->nest++;
     m = present(S, nb);
     S->nest--;
@@ -887,7 +901,7 @@ static expr *present_into_call(simp *S, const split *sp) {
       at = i;
     }
   }
-  if (at < p.nitem && p.nchain == 0 && p.nitem >= 2 && S->nest < MAX_NEST) {
+  if (at < p.nitem && p.nchain == 0 && p.nitem >= 2 && may_try(S)) {
     md_nodes f = {0};
     md_nodes_push(&f, expr_num(S->ctx, c));
     for (size_t i = 0; i < p.nitem; i++)
@@ -1099,7 +1113,7 @@ static expr *present_mul(simp *S, expr *n) {
     t = t->kid[0];
   if (r && (t->op == E_MUL || n->op == E_NEG))
     r = smaller(S, smaller(S, r, power_of(S, &sp)), present_power_part(S, &sp));
-  if (r && t->op == E_MUL && S->nest < MAX_NEST) {
+  if (r && t->op == E_MUL && may_try(S)) {
     S->nest++;
     r = smaller(S, r, present_reversed(S, n, &sp));
     r = smaller(S, r, present_into_call(S, &sp));
@@ -1109,7 +1123,7 @@ static expr *present_mul(simp *S, expr *n) {
   }
   split_clear(&sp);
   if (r && (t->op == E_MUL || n->op == E_NEG) && !is_scalar(S, n) &&
-      S->nest < MAX_NEST) {
+      may_try(S)) {
     expr *tt = md_nf_trans(S->N, n);
     if (tt && tt != n) {
       S->nest++;
@@ -1406,7 +1420,7 @@ static expr *present_core(simp *S, expr *n) {
   if (done)
     return done;
   expr *best = plain_sum(S, n);
-  if (S->nest < MAX_NEST && !S->failed) {
+  if (may_try(S) && !S->failed) {
     S->nest++;
     part *tp = xreallocarray(NULL, n->nkids, sizeof *tp);
     parts_of(S, n, tp);
@@ -1477,12 +1491,12 @@ static expr *transposed_part(simp *S, expr *n) {
 
 static expr *present_sum(simp *S, expr *n) {
   expr *best = present_core(S, n);
-  if (best && !is_scalar(S, n) && n->nkids >= 3 && S->nest < MAX_NEST) {
+  if (best && !is_scalar(S, n) && n->nkids >= 3 && may_try(S)) {
     S->nest++;
     best = smaller(S, best, transposed_part(S, n));
     S->nest--;
   }
-  if (best && !is_scalar(S, n) && S->nest < MAX_NEST) {
+  if (best && !is_scalar(S, n) && may_try(S)) {
     expr *t = md_nf_trans(S->N, n);
     if (t && t->op == E_ADD && t != n) {
       S->nest++;
@@ -1614,6 +1628,7 @@ static expr *present(simp *S, expr *n) {
   expr *r = (expr *)md_idmap_get(&S->memo, n);
   if (r)
     return r;
+  S->work += 1 + n->nkids; /* a sum of k terms costs k */
   switch ((expr_op)n->op) {
   case E_ADD:
     r = present_sum(S, n);
@@ -1648,7 +1663,7 @@ static expr *present(simp *S, expr *n) {
         }
       }
     }
-    if (r && n->op == E_INV && !is_scalar(S, n) && S->nest < MAX_NEST) {
+    if (r && n->op == E_INV && !is_scalar(S, n) && may_try(S)) {
       /* X^-1 as (X^T)^-T, when the transpose of X is shorter:
        * (N^T M^T)^-1 -> (M N)^-T */
       expr *kt = md_nf_trans(S->N, n->kid[0]);
@@ -1669,7 +1684,7 @@ static expr *present(simp *S, expr *n) {
       if (r->kid[0]->op == E_TRANS)
         r = built(S, expr_call1(S->ctx, r->u.fn, r->kid[0]->kid[0]));
       expr *t = md_nf_trans(S->N, n->kid[0]);
-      if (t && t != n->kid[0] && S->nest < MAX_NEST) {
+      if (t && t != n->kid[0] && may_try(S)) {
         S->nest++;
         expr *c = present(S, t);
         S->nest--;
@@ -1734,6 +1749,29 @@ static expr *rewritten(md_ctx *ctx, md_shapes *shapes,
   return w ? w : e;
 }
 
+/* The nodes of the DAG under E (0 for NULL). */
+static size_t dag_nodes(const expr *e) {
+  if (!e)
+    return 0;
+  md_idmap seen;
+  md_idmap_init(&seen);
+  md_nodes todo = {0};
+  md_nodes_push(&todo, (expr *)e);
+  size_t n = 0;
+  while (todo.n) {
+    expr *x = todo.v[--todo.n];
+    if (md_idmap_get(&seen, x))
+      continue;
+    md_idmap_put(&seen, x, 1);
+    n++;
+    for (size_t i = 0; i < x->nkids; i++)
+      md_nodes_push(&todo, x->kid[i]);
+  }
+  md_nodes_clear(&todo);
+  md_idmap_clear(&seen);
+  return n;
+}
+
 /* The normal form of E with its element-wise islands reduced (ewise.h). */
 static expr *normal_of(md_nf *N, md_ew *W, expr *e) {
   expr *n = md_nf_of(N, e);
@@ -1746,8 +1784,9 @@ expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
   md_nf *N = md_nf_new(ctx, shapes, false);
   md_ew *W = md_ew_new(ctx, shapes, N, rules, false);
   expr *n = normal_of(N, W, rewritten(ctx, shapes, rules, e)), *r = NULL;
+  size_t budget = WORK_FLOOR + WORK_PER_NODE * dag_nodes(n);
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
-    simp S = {.ctx = ctx, .shapes = shapes, .N = N};
+    simp S = {.ctx = ctx, .shapes = shapes, .N = N, .budget = budget};
     r = present(&S, n);
     if (S.failed)
       r = NULL;
@@ -1778,7 +1817,11 @@ bool md_equal(md_ctx *ctx, md_shapes *shapes, expr *a, expr *b) {
   if (!eq && na && nb) {
     /* the compact forms may meet where the normal forms differ only by
      * factoring: (A + A^T) x and A x + A^T x */
-    simp S = {.ctx = ctx, .shapes = shapes, .N = N};
+    simp S = {.ctx = ctx,
+              .shapes = shapes,
+              .N = N,
+              .budget =
+                  WORK_FLOOR + WORK_PER_NODE * (dag_nodes(na) + dag_nodes(nb))};
     expr *pa = present(&S, na), *pb = present(&S, nb);
     eq = !S.failed && pa == pb;
     simp_clear(&S);
