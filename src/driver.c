@@ -4,6 +4,7 @@
 
 #include "checker.h"
 #include "diff.h"
+#include "input.h"
 #include "parse.h"
 #include "print_latex.h"
 #include "print_numpy.h"
@@ -15,7 +16,6 @@
 #include "steps.h"
 #include "strbuf.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,30 +33,6 @@ typedef struct session {
   unsigned numpy_blocks; /* NumPy functions printed so far */
   FILE *out, *errf;
 } session;
-
-/* Reads a whole file; NULL and errno on failure. */
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  size_t cap = 4096, n = 0;
-  char *buf = xmalloc(cap);
-  size_t k;
-  while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
-    n += k;
-    if (n == cap)
-      buf = xrealloc(buf, cap *= 2);
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    errno = EIO;
-    return NULL;
-  }
-  *len = n;
-  return buf;
-}
 
 static bool session_init(session *S, const md_options *o, FILE *out,
                          FILE *errf) {
@@ -81,10 +57,13 @@ static bool session_init(session *S, const md_options *o, FILE *out,
   S->texts = xcalloc(o->nrules + 1, sizeof *S->texts);
   for (size_t i = 0; i < o->nrules; i++) {
     size_t len;
-    char *t = read_file(o->rules[i], &len);
+    strbuf what;
+    sb_init(&what);
+    sb_printf(&what, "rules '%s'", o->rules[i]);
+    char *t = md_read_file(o->rules[i], what.s, &len, &S->err);
+    sb_clear(&what);
     if (!t) {
-      fprintf(errf, "matdiff: error: cannot read rules '%s': %s\n", o->rules[i],
-              strerror(errno));
+      md_errors_print(errf, &S->err);
       return false;
     }
     S->texts[S->ntexts++] = t;
@@ -529,23 +508,21 @@ static int run_stream(const md_options *o, run_mode mode, FILE *in, FILE *out,
     return 2;
   }
   int rc = 0;
-  char *line = NULL;
-  size_t cap = 0;
-  ssize_t len;
-  unsigned lineno = 0;
-  while ((len = getline(&line, &cap, in)) >= 0) {
-    lineno++;
-    if (len > 0 && line[len - 1] == '\n')
-      len--;
-    md_source src = {"<stdin>", line, (size_t)len, lineno};
+  md_lines lines;
+  md_lines_init(&lines, in, "<stdin>", "standard input");
+  const md_source *line;
+  while ((line = md_lines_next(&lines, &S.err))) {
     bool printed = false;
-    if (!run_source(&S, mode, &src, &printed))
+    if (!run_source(&S, mode, line, &printed))
       rc = 2;
     md_errors_print(err, &S.err);
     md_errors_clear(&S.err);
     fflush(out);
   }
-  free(line);
+  if (S.err.n) /* the input could not be read to its end */
+    rc = 2;
+  md_errors_print(err, &S.err);
+  md_lines_clear(&lines);
   if (rc == 0 && S.refuted)
     rc = 1;
   session_clear(&S);
