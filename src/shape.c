@@ -3,6 +3,7 @@
 
 #include "print_text.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -760,6 +761,12 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
     }
     long n;
     operand(s, e->kid[0], loc_of(s, e->kid[0], loc), k[0], a, sizeof a);
+    if (!expr_is_int(e->kid[1], &n) && expr_is_num(e->kid[1]) &&
+        mpz_cmp_ui(mpq_denref(e->kid[1]->u.num), 1) == 0)
+      FAIL(loc_of(s, e->kid[1], loc),
+           "the exponent of a matrix power is too large (at most %ld in "
+           "magnitude)",
+           LONG_MAX);
     if (!expr_is_int(e->kid[1], &n))
       FAIL(loc,
            "the power of a matrix needs an integer exponent; %s is not a "

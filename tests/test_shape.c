@@ -453,6 +453,14 @@ START_TEST(exponents) {
               "the power of a matrix needs an integer exponent; A (m×n) is "
               "not a scalar (for element-wise powers use .^)",
               1);
+  /* an integer, too large: not "needs an integer exponent" */
+  const char *big = "the exponent of a matrix power is too large (at most "
+                    "9223372036854775807 in magnitude)";
+  check_error("X^9223372036854775808", big, 1);
+  check_error("X^-9223372036854775808", big, 1);
+  check_error("X^1e19", big, 1);
+  check_shape("X^9223372036854775807", "m×m");
+  check_shape("X^-9223372036854775807", "m×m");
 }
 END_TEST
 
