@@ -351,6 +351,22 @@ static void put_lines(FILE *out, const char *prefix, const char *text) {
   }
 }
 
+/* The N bytes at S as messages show text (md_put_printable: a control
+ * byte of the file would act on the terminal, or end a TAP line); in TAP,
+ * '#' as "\\#", since it starts a directive ("# SKIP" would hide a
+ * failure). */
+static void put_text(FILE *out, const char *s, size_t n, bool tap) {
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && !(tap && s[j] == '#'))
+      j++;
+    md_put_printable(out, s + i, j - i);
+    if (j < n)
+      fputs("\\#", out);
+    i = j + 1;
+  }
+}
+
 static void report(checker *C, const char *file, unsigned line,
                    const char *ident, size_t len, bool cut, verdict *v) {
   bool ok = passes(v);
@@ -365,8 +381,11 @@ static void report(checker *C, const char *file, unsigned line,
   if (C->tap) {
     if (C->n == 1)
       fprintf(C->out, "TAP version 13\n");
-    fprintf(C->out, "%s %zu - %s:%u: %.*s%s: %s\n", ok ? "ok" : "not ok", C->n,
-            file, line, (int)len, ident, cut ? "..." : "", vt);
+    fprintf(C->out, "%s %zu - ", ok ? "ok" : "not ok", C->n);
+    put_text(C->out, file, strlen(file), true);
+    fprintf(C->out, ":%u: ", line);
+    put_text(C->out, ident, len, true);
+    fprintf(C->out, "%s: %s\n", cut ? "..." : "", vt);
     put_lines(C->out, "# ", v->located ? v->located : detail);
     return;
   }
@@ -379,8 +398,10 @@ static void report(checker *C, const char *file, unsigned line,
       put_lines(C->out, "  ", nl + 1);
     return;
   }
-  fprintf(C->out, "%s:%u: %s: %.*s%s\n", file, line, vt, (int)len, ident,
-          cut ? "..." : "");
+  put_text(C->out, file, strlen(file), false);
+  fprintf(C->out, ":%u: %s: ", line, vt);
+  put_text(C->out, ident, len, false);
+  fprintf(C->out, "%s\n", cut ? "..." : "");
   put_lines(C->out, "  ", detail);
 }
 
