@@ -162,6 +162,7 @@ typedef struct request {
   expr *f;   /* the expression asked about */
   expr *x;   /* the variable, NULL for simplify */
   md_shape shape;
+  const md_source *src; /* where f was read */
 } request;
 
 /* E in the format asked (not NumPy, which writes whole functions). */
@@ -248,8 +249,14 @@ static void simplify_steps(session *S, md_shapes *sh, strbuf *b, expr *f,
 static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
                          md_steps *steps) {
   expr *s = md_simplify_with(S->ctx, sh, &S->rules, r);
-  if (!s)
-    s = r;
+  if (!s) {
+    /* R as it is would print forms no output shows (1 ones, 3^T G) */
+    md_error_at(&S->err, q->src, MD_NOLOC,
+                "the %s is nested too deeply to simplify (more than %u "
+                "levels)",
+                q->x ? "derivative" : "expression", md_ctx_max_depth(S->ctx));
+    return false;
+  }
   if (S->o->verify && !verified(S, q->lhs, s))
     return true; /* reported; the run goes on, exit status 1 */
   strbuf b;
@@ -393,7 +400,8 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
       /* what --verify checks: the derivative in denominator layout */
       expr *lhs = o->hessian ? expr_hess(S->ctx, e, xs[i])
                              : expr_diff(S->ctx, e, xs[i]);
-      request q = {lhs, e, xs[i], result_shape(sh, fsh, xsh, o->hessian)};
+      request q = {lhs, e, xs[i], result_shape(sh, fsh, xsh, o->hessian),
+                   src};
       if (o->layout == MD_LAYOUT_NUMERATOR ||
           (o->layout == MD_LAYOUT_MIXED && !gradient)) {
         q.lhs = expr_trans(S->ctx, lhs), r = expr_trans(S->ctx, r);
@@ -429,7 +437,7 @@ static bool run_expr(session *S, run_mode mode, const md_source *src,
     expr *r = md_eval_derivatives(&D, e);
     ok = r != NULL;
     if (ok) {
-      request q = {e, e, NULL, md_shape_of(sh, e)};
+      request q = {e, e, NULL, md_shape_of(sh, e), src};
       ok = print_result(S, sh, &q, r, NULL);
     }
   }
