@@ -104,6 +104,7 @@ static expr *list_close(struct md_pstate *st, struct exlist *l);
 #define list_push(l, e, loc) list_push_(st, l, e, loc)
 
 static expr *note(struct md_pstate *st, expr *e, md_loc loc);
+static bool too_big(struct md_pstate *st, md_loc loc);
 static void add_stmt(struct md_pstate *st, md_stmt_kind kind, expr *lhs,
                      expr *rhs, md_loc loc);
 static bool add_decls(struct md_pstate *st, const struct exlist *names,
@@ -478,9 +479,7 @@ static expr *list_close(struct md_pstate *st, struct exlist *l) {
 
 static expr *note(struct md_pstate *st, expr *e, md_loc loc) {
   if (!e) {
-    md_error_at(st->err, st->src, loc,
-                "expression nested too deeply (more than %u levels)",
-                md_ctx_max_depth(st->ctx));
+    too_big(st, loc);
     return NULL;
   }
   md_parsed *p = st->out;
@@ -576,10 +575,11 @@ static bool is_bound(const struct md_pstate *st, const expr *sym) {
   return sym->id < st->nbound && st->bound[sym->id];
 }
 
-static bool too_deep(struct md_pstate *st, md_loc loc) {
-  md_error_at(st->err, st->src, loc,
-              "expression nested too deeply (more than %u levels)",
-              md_ctx_max_depth(st->ctx));
+/* A constructor returned NULL: the limit it ran into. */
+static bool too_big(struct md_pstate *st, md_loc loc) {
+  char why[96];
+  md_ctx_limit_text(st->ctx, why, sizeof why);
+  md_error_at(st->err, st->src, loc, "expression %s", why);
   return false;
 }
 
@@ -594,7 +594,7 @@ static bool add_binding(struct md_pstate *st, const char *name, expr *value,
   /* A binding may use the bindings before it. */
   expr *v = expr_subst_apply(&st->bind, value);
   if (!v)
-    return too_deep(st, loc);
+    return too_big(st, loc);
   expr_subst_bind(&st->bind, sym, v);
   if (sym->id >= st->nbound) {
     size_t n = md_ctx_nnodes(st->ctx);
@@ -642,7 +642,7 @@ static bool apply_bindings(struct md_pstate *st, md_loc loc) {
     *sides[i] = expr_subst_apply(&st->bind, *sides[i]);
     const char *late = *sides[i] ? bound_left(st, *sides[i]) : NULL;
     if (!*sides[i]) {
-      ok = too_deep(st, loc);
+      ok = too_big(st, loc);
     } else if (late) {
       md_error_at(st->err, st->src, loc,
                   "'%s' is used before its binding in 'where'; bind it "
@@ -802,6 +802,7 @@ static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
 bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
               md_parsed *out, md_errors *err) {
   *out = (md_parsed){0};
+  md_ctx_mark(ctx); /* the budget of the work on SRC */
   if (src->len > MD_MAX_INPUT) {
     md_error_at(err, src, MD_NOLOC, "input too long (more than %u bytes)",
                 MD_MAX_INPUT);

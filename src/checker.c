@@ -167,7 +167,7 @@ static bool proved(md_ctx *ctx, const md_env *env, const md_rules *rules,
   if (ok) {
     expr *l = md_simplify_with(ctx, sh, rules, st->lhs);
     expr *r = md_simplify_with(ctx, sh, rules, st->rhs);
-    eq = l && l == r;
+    eq = l && l == r && !md_shapes_full(sh);
   }
   md_errors_clear(&err);
   md_shapes_free(sh);
@@ -212,8 +212,12 @@ static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
   inlined.rhs = inlined.lhs ? md_rules_inline(defs, ctx, given->rhs) : NULL;
   if (!inlined.rhs) {
     v->kind = V_ERROR;
-    sb_puts(&v->detail, "cannot evaluate: the functions' bodies nest too "
-                        "deeply");
+    char why[96];
+    md_ctx_limit_text(ctx, why, sizeof why);
+    sb_printf(&v->detail,
+              "cannot evaluate: with the functions' bodies it is "
+              "%s",
+              why);
     return;
   }
   md_shapes *sh = md_shapes_new(ctx, env);
@@ -307,6 +311,14 @@ static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
   } else {
     v->kind = exact ? V_EXACT : V_NUMERIC;
     v->err = maxerr;
+  }
+  if (md_shapes_full(sh)) {
+    /* nothing decided with sizes past their limit is sure */
+    v->kind = V_ERROR;
+    sb_clear(&v->detail);
+    sb_init(&v->detail);
+    sb_printf(&v->detail, "cannot evaluate: too large (more than %zu sizes)",
+              (size_t)MD_MAX_DIMS);
   }
   md_eval_free(ev);
   md_shapes_free(sh);

@@ -249,12 +249,17 @@ static void simplify_steps(session *S, md_shapes *sh, strbuf *b, expr *f,
 static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
                          md_steps *steps) {
   expr *s = md_simplify_with(S->ctx, sh, &S->rules, r);
-  if (!s) {
-    /* R as it is would print forms no output shows (1 ones, 3^T G) */
-    md_error_at(&S->err, q->src, MD_NOLOC,
-                "the %s is nested too deeply to simplify (more than %u "
-                "levels)",
-                q->x ? "derivative" : "expression", md_ctx_max_depth(S->ctx));
+  if (!s || md_shapes_full(sh)) {
+    /* R as it is would print forms no output shows (1 ones, 3^T G); with
+     * sizes past their limit, nothing decided with them is sure */
+    char why[96];
+    if (md_shapes_full(sh))
+      snprintf(why, sizeof why, "too large (more than %zu sizes)",
+               (size_t)MD_MAX_DIMS);
+    else
+      md_ctx_limit_text(S->ctx, why, sizeof why);
+    md_error_at(&S->err, q->src, MD_NOLOC, "cannot simplify the %s: it is %s",
+                q->x ? "derivative" : "expression", why);
     return false;
   }
   if (S->o->verify && !verified(S, q->lhs, s))
@@ -391,8 +396,17 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
       }
     }
     if (ok) {
+      size_t nerr = S->err.n;
       r = o->hessian ? md_hessian(D, e, xs[i]) : md_derivative(D, e, xs[i]);
       ok = r != NULL;
+      if (md_shapes_full(sh)) {
+        /* whatever the engine said, it said it without sizes */
+        md_errors_truncate(&S->err, nerr);
+        md_error_at(&S->err, src, MD_NOLOC,
+                    "the derivative is too large (more than %zu sizes)",
+                    (size_t)MD_MAX_DIMS);
+        ok = false;
+      }
     }
     if (ok) {
       md_shape fsh = md_shape_of(sh, e);
@@ -400,8 +414,7 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
       /* what --verify checks: the derivative in denominator layout */
       expr *lhs = o->hessian ? expr_hess(S->ctx, e, xs[i])
                              : expr_diff(S->ctx, e, xs[i]);
-      request q = {lhs, e, xs[i], result_shape(sh, fsh, xsh, o->hessian),
-                   src};
+      request q = {lhs, e, xs[i], result_shape(sh, fsh, xsh, o->hessian), src};
       if (o->layout == MD_LAYOUT_NUMERATOR ||
           (o->layout == MD_LAYOUT_MIXED && !gradient)) {
         q.lhs = expr_trans(S->ctx, lhs), r = expr_trans(S->ctx, r);

@@ -17,7 +17,10 @@
  * Nothing else is simplified here; that is simplify.c's work.
  *
  * Constructors return NULL only when the result would be deeper than
- * MD_MAX_DEPTH: callers turn that into an error.
+ * MD_MAX_DEPTH, or past the size budget (MD_MAX_SIZE nodes and operands
+ * made since md_ctx_mark: flat nodes unfold a DAG, kron(t, t) being twice
+ * as wide as t, and a derivative of n factors of x has n terms of n
+ * factors); callers turn that into an error (md_ctx_limit_text).
  */
 #pragma once
 
@@ -30,6 +33,9 @@
 
 /* No node is deeper than this, so every recursive walk is bounded. */
 #define MD_MAX_DEPTH 2000
+/* Nodes and operands (kids) one piece of work may make: 8 Mi, some
+ * 100 MB, three times what a sum of 500000 terms takes to simplify. */
+#define MD_MAX_SIZE ((size_t)1 << 23)
 
 typedef enum expr_op {
   E_NUM,   /* exact rational constant (value in num) */
@@ -131,6 +137,18 @@ size_t md_ctx_nnodes(const md_ctx *ctx);
  * md_ctx_new) asks for less.  The tests lower it to force every caller's
  * too-deep path with small inputs. */
 unsigned md_ctx_max_depth(const md_ctx *ctx);
+/* The size budget: MD_MAX_SIZE, or less when MATDIFF_MAX_SIZE asks for
+ * less (as MATDIFF_MAX_DEPTH does for the depth). */
+size_t md_ctx_max_size(const md_ctx *ctx);
+/* Starts the size budget of a new piece of work (md_parse does, for each
+ * source: the work for a line does not depend on the lines before it). */
+void md_ctx_mark(md_ctx *ctx);
+/* What the last NULL from a constructor ran into, and that limit as
+ * messages say it: "nested too deeply (more than 2000 levels)" or "too
+ * large (more than 8388608 nodes and operands)". */
+typedef enum md_limit { MD_LIMIT_DEPTH, MD_LIMIT_SIZE } md_limit;
+md_limit md_ctx_limit(const md_ctx *ctx);
+void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size);
 arena *md_ctx_arena(md_ctx *ctx);
 /* One slot of data a module keeps with the context (simplify.c keeps the
  * built-in rewrite rules there, loaded once): RELEASE frees it when the

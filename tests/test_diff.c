@@ -388,8 +388,8 @@ START_TEST(too_deep_to_simplify) {
       ck_assert_str_eq(out, "");
       char want[160];
       snprintf(want, sizeof want,
-               "matdiff: <expr>: error: the derivative is nested too deeply "
-               "to simplify (more than %d levels)\n",
+               "matdiff: <expr>: error: cannot simplify the derivative: it "
+               "is nested too deeply (more than %d levels)\n",
                depth);
       ck_assert_str_eq(msg, want);
     } else {

@@ -637,8 +637,7 @@ START_TEST(brackets_fit_on_the_stack) {
     ck_assert_msg(!strstr(r.msg, "operators"), "%s: %s", levels[i], r.msg);
     free(text);
     text = nest(MD_MAX_NESTING + 1, levels[i], "x", "");
-    check_too_deep(text, "expression nested too deeply (more than 2000 "
-                         "levels)",
+    check_too_deep(text, "expression nested too deeply (more than 2000 levels)",
                    0);
   }
 }
@@ -679,6 +678,35 @@ START_TEST(long_lists) {
 }
 END_TEST
 
+/* kron(t, t) is twice as wide as t, flat: a tower of 24 is 2^24 factors,
+ * past the size budget of one parse (MD_MAX_SIZE), an error where the
+ * binding is; the next parse has a budget of its own. */
+START_TEST(too_large) {
+  strbuf b;
+  sb_init(&b);
+  sb_puts(&b, "sum(t24) where t1 = kron(x, x)");
+  for (int i = 2; i <= 24; i++)
+    sb_printf(&b, ", t%d = kron(t%d, t%d)", i, i - 1, i - 1);
+  tu_error r = tu_parse_fail(b.s, b.len, MD_PARSE_PROGRAM);
+  ck_assert(!r.parsed);
+  ck_assert_str_eq(r.msg, "expression too large (more than 8388608 nodes and "
+                          "operands)");
+  /* t22 is where the operands made so far (2^23 - 2 in t1 ... t22)
+   * pass 2^23 */
+  ck_assert_uint_eq(r.col, strstr(b.s, "t22 = ") - b.s + 1);
+  sb_clear(&b);
+  /* three towers of 4 Mi operands each, in three parses */
+  for (const char *v = "xyz"; *v; v++) {
+    sb_init(&b);
+    sb_printf(&b, "sum(t21) where t1 = kron(%c, %c)", *v, *v);
+    for (int i = 2; i <= 21; i++)
+      sb_printf(&b, ", t%d = kron(t%d, t%d)", i, i - 1, i - 1);
+    ck_assert_ptr_nonnull(tu_parse(b.s));
+    sb_clear(&b);
+  }
+}
+END_TEST
+
 START_TEST(errors_leave_nothing) {
   /* after an error the context still works, and equal input gives the
    * same nodes as before */
@@ -714,6 +742,7 @@ static Suite *parser_suite(void) {
   tcase_add_test(tc, huge_nesting_is_a_clean_error);
   tcase_add_test(tc, brackets_fit_on_the_stack);
   tcase_add_test(tc, long_lists);
+  tcase_add_test(tc, too_large);
   tcase_add_test(tc, errors_leave_nothing);
   return s;
 }
