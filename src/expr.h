@@ -33,9 +33,10 @@
 
 /* No node is deeper than this, so every recursive walk is bounded. */
 #define MD_MAX_DEPTH 2000
-/* Nodes and operands (kids) one piece of work may make: 8 Mi, some
- * 100 MB, three times what a sum of 500000 terms takes to simplify. */
-#define MD_MAX_SIZE ((size_t)1 << 23)
+/* Nodes and operands (kids) one piece of work may make: 16 Mi, some
+ * 200 MB, twice what the benchmark's largest chain takes to simplify
+ * (tr((A1 + X) ... (A1499 + X)) by X: 9 Mi). */
+#define MD_MAX_SIZE ((size_t)1 << 24)
 
 typedef enum expr_op {
   E_NUM,   /* exact rational constant (value in num) */
@@ -145,7 +146,7 @@ size_t md_ctx_max_size(const md_ctx *ctx);
 void md_ctx_mark(md_ctx *ctx);
 /* What the last NULL from a constructor ran into, and that limit as
  * messages say it: "nested too deeply (more than 2000 levels)" or "too
- * large (more than 8388608 nodes and operands)". */
+ * large (more than 16777216 nodes and operands)". */
 typedef enum md_limit { MD_LIMIT_DEPTH, MD_LIMIT_SIZE } md_limit;
 md_limit md_ctx_limit(const md_ctx *ctx);
 void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size);

@@ -689,17 +689,17 @@ START_TEST(too_large) {
     sb_printf(&b, ", t%d = kron(t%d, t%d)", i, i - 1, i - 1);
   tu_error r = tu_parse_fail(b.s, b.len, MD_PARSE_PROGRAM);
   ck_assert(!r.parsed);
-  ck_assert_str_eq(r.msg, "expression too large (more than 8388608 nodes and "
-                          "operands)");
-  /* t22 is where the operands made so far (2^23 - 2 in t1 ... t22)
-   * pass 2^23 */
-  ck_assert_uint_eq(r.col, strstr(b.s, "t22 = ") - b.s + 1);
+  ck_assert_str_eq(r.msg, "expression too large (more than 16777216 nodes "
+                          "and operands)");
+  /* t23 is where the operands made so far (2^24 - 2 in t1 ... t23)
+   * pass 2^24 */
+  ck_assert_uint_eq(r.col, strstr(b.s, "t23 = ") - b.s + 1);
   sb_clear(&b);
-  /* three towers of 4 Mi operands each, in three parses */
+  /* three towers of 8 Mi operands each, in three parses */
   for (const char *v = "xyz"; *v; v++) {
     sb_init(&b);
-    sb_printf(&b, "sum(t21) where t1 = kron(%c, %c)", *v, *v);
-    for (int i = 2; i <= 21; i++)
+    sb_printf(&b, "sum(t22) where t1 = kron(%c, %c)", *v, *v);
+    for (int i = 2; i <= 22; i++)
       sb_printf(&b, ", t%d = kron(t%d, t%d)", i, i - 1, i - 1);
     ck_assert_ptr_nonnull(tu_parse(b.s));
     sb_clear(&b);
