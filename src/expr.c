@@ -47,7 +47,7 @@ struct md_ctx {
   unsigned max_depth; /* md_ctx_max_depth */
   /* the size budget: nodes and operands made since md_ctx_mark */
   size_t size, mark, max_size;
-  md_limit limit; /* what the last NULL ran into */
+  enum { LIMIT_DEPTH, LIMIT_SIZE } limit; /* what the last NULL met */
   /* a module's data, freed with the context (md_ctx_set_slot) */
   void *slot;
   void (*release)(void *);
@@ -135,17 +135,11 @@ size_t md_ctx_nnodes(const md_ctx *ctx) {
 unsigned md_ctx_max_depth(const md_ctx *ctx) {
   return ctx->max_depth;
 }
-size_t md_ctx_max_size(const md_ctx *ctx) {
-  return ctx->max_size;
-}
 void md_ctx_mark(md_ctx *ctx) {
   ctx->mark = ctx->size;
 }
-md_limit md_ctx_limit(const md_ctx *ctx) {
-  return ctx->limit;
-}
 void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size) {
-  if (ctx->limit == MD_LIMIT_SIZE)
+  if (ctx->limit == LIMIT_SIZE)
     snprintf(buf, size, "too large (more than %zu nodes and operands)",
              ctx->max_size);
   else
@@ -282,7 +276,7 @@ static void grow_slots(md_ctx *ctx) {
 static bool too_large(md_ctx *ctx, size_t n) {
   if (n < ctx->max_size && ctx->size - ctx->mark < ctx->max_size - n)
     return false;
-  ctx->limit = MD_LIMIT_SIZE;
+  ctx->limit = LIMIT_SIZE;
   return true;
 }
 
@@ -298,7 +292,7 @@ static expr *intern(md_ctx *ctx, const key *k) {
     flags &= c->flags;
   }
   if (++depth > ctx->max_depth) {
-    ctx->limit = MD_LIMIT_DEPTH;
+    ctx->limit = LIMIT_DEPTH;
     return NULL;
   }
   switch (k->op) {

@@ -138,17 +138,14 @@ size_t md_ctx_nnodes(const md_ctx *ctx);
  * md_ctx_new) asks for less.  The tests lower it to force every caller's
  * too-deep path with small inputs. */
 unsigned md_ctx_max_depth(const md_ctx *ctx);
-/* The size budget: MD_MAX_SIZE, or less when MATDIFF_MAX_SIZE asks for
- * less (as MATDIFF_MAX_DEPTH does for the depth). */
-size_t md_ctx_max_size(const md_ctx *ctx);
-/* Starts the size budget of a new piece of work (md_parse does, for each
- * source: the work for a line does not depend on the lines before it). */
+/* Starts the size budget of a new piece of work: MD_MAX_SIZE, or less
+ * when MATDIFF_MAX_SIZE asks for less (read by md_ctx_new, as
+ * MATDIFF_MAX_DEPTH is).  md_parse does, for each source: the work for a
+ * line does not depend on the lines before it. */
 void md_ctx_mark(md_ctx *ctx);
-/* What the last NULL from a constructor ran into, and that limit as
- * messages say it: "nested too deeply (more than 2000 levels)" or "too
- * large (more than 16777216 nodes and operands)". */
-typedef enum md_limit { MD_LIMIT_DEPTH, MD_LIMIT_SIZE } md_limit;
-md_limit md_ctx_limit(const md_ctx *ctx);
+/* The limit the last NULL from a constructor ran into, as messages say
+ * it: "nested too deeply (more than 2000 levels)" or "too large (more
+ * than 16777216 nodes and operands)". */
 void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size);
 arena *md_ctx_arena(md_ctx *ctx);
 /* One slot of data a module keeps with the context (simplify.c keeps the
