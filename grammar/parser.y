@@ -77,6 +77,9 @@ struct md_pstate {
 %code {
 #include "lexer.h"
 
+/* The parser's stack, in symbols: see yyerror. */
+#define YYMAXDEPTH MD_MAX_PARSE_STACK
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,11 +104,12 @@ static expr *list_close(struct md_pstate *st, struct exlist *l);
 #define list_push(l, e, loc) list_push_(st, l, e, loc)
 
 static expr *note(struct md_pstate *st, expr *e, md_loc loc);
+static bool too_big(struct md_pstate *st, md_loc loc);
 static void add_stmt(struct md_pstate *st, md_stmt_kind kind, expr *lhs,
                      expr *rhs, md_loc loc);
-static bool add_decls(struct md_pstate *st, expr *names, const char *kind,
-                      md_loc kloc, md_dimspec *dims, size_t ndims,
-                      md_loc loc);
+static bool add_decls(struct md_pstate *st, const struct exlist *names,
+                      const char *kind, md_loc kloc, md_dimspec *dims,
+                      size_t ndims, md_loc loc);
 static bool add_binding(struct md_pstate *st, const char *name, expr *value,
                         md_loc loc);
 static bool apply_bindings(struct md_pstate *st, md_loc loc);
@@ -147,8 +151,8 @@ static expr *make_var(struct md_pstate *st, const char *name, md_loc loc);
 %token NE "!=" DEFINE ":="
 %token START_PROGRAM START_DECL
 
-%type <e> expr term kron postfix primary exponent args wrt names
-%type <list> sum product kronlist
+%type <e> expr term kron postfix primary exponent args wrt
+%type <list> sum product kronlist arglist names
 %type <dim> dim
 
 /* d/dX takes the whole sum to its right (SPEC 2, fine point 1). */
@@ -232,21 +236,11 @@ decl
     }
   ;
 
-/* The names being declared, kept as a tuple of symbols. */
+/* The names being declared, a list of symbols (a tuple grown by one
+ * name at a time was copied once per name: quadratic). */
 names
-  : IDENT               { $$ = expr_sym(st->ctx, $1); }
-  | names ',' IDENT     {
-      expr *v[2] = {$1, expr_sym(st->ctx, $3)};
-      $$ = $1->op == E_TUPLE ? NULL : expr_tuple(st->ctx, v, 2);
-      if ($1->op == E_TUPLE) {
-        size_t n = $1->nkids;
-        expr **w = xreallocarray(NULL, n + 1, sizeof *w);
-        memcpy(w, $1->kid, n * sizeof *w);
-        w[n] = v[1];
-        $$ = expr_tuple(st->ctx, w, n + 1);
-        free(w);
-      }
-    }
+  : IDENT               { $$ = list_new(E_TUPLE, expr_sym(st->ctx, $1), @1); }
+  | names ',' IDENT     { $$ = list_push($1, expr_sym(st->ctx, $3), @3); }
   ;
 
 dim
@@ -420,20 +414,21 @@ primary
   | '<' expr ',' expr '>' { NODE($$, expr_inner(st->ctx, $2, $4), @$); }
   ;
 
-/* Function arguments: one expression, or a tuple of several. */
+/* Function arguments: one expression, or a tuple of several.  They are
+ * collected left to right: a right-recursive list held every argument on
+ * the parser's stack, and copied the tuple once per argument. */
 args
-  : expr
-  | expr ',' args       {
-      size_t n = $3->op == E_TUPLE ? $3->nkids : 1;
-      expr **w = xreallocarray(NULL, n + 1, sizeof *w);
-      w[0] = $1;
-      if ($3->op == E_TUPLE)
-        memcpy(w + 1, $3->kid, n * sizeof *w);
+  : arglist             {
+      if ($1->n == 1)
+        $$ = $1->v[0];
       else
-        w[1] = $3;
-      NODE($$, expr_tuple(st->ctx, w, n + 1), @$);
-      free(w);
+        NODE($$, expr_tuple(st->ctx, $1->v, $1->n), @$);
     }
+  ;
+
+arglist
+  : expr                { $$ = list_new(E_TUPLE, $1, @1); }
+  | arglist ',' expr    { $$ = list_push($1, $3, @3); }
   ;
 
 wrt
@@ -484,9 +479,7 @@ static expr *list_close(struct md_pstate *st, struct exlist *l) {
 
 static expr *note(struct md_pstate *st, expr *e, md_loc loc) {
   if (!e) {
-    md_error_at(st->err, st->src, loc,
-                "expression nested too deeply (more than %u levels)",
-                md_ctx_max_depth(st->ctx));
+    too_big(st, loc);
     return NULL;
   }
   md_parsed *p = st->out;
@@ -535,9 +528,9 @@ static bool kind_from_name(const char *name, md_kind *k) {
   return false;
 }
 
-static bool add_decls(struct md_pstate *st, expr *names, const char *kind,
-                      md_loc kloc, md_dimspec *dims, size_t ndims,
-                      md_loc loc) {
+static bool add_decls(struct md_pstate *st, const struct exlist *names,
+                      const char *kind, md_loc kloc, md_dimspec *dims,
+                      size_t ndims, md_loc loc) {
   md_kind k;
   if (!kind_from_name(kind, &k)) {
     md_error_at(st->err, st->src, kloc,
@@ -562,9 +555,8 @@ static bool add_decls(struct md_pstate *st, expr *names, const char *kind,
                 want == 1 ? "" : "s", forms[k]);
     return false;
   }
-  size_t n = names->op == E_TUPLE ? names->nkids : 1;
-  for (size_t i = 0; i < n; i++) {
-    expr *s = names->op == E_TUPLE ? names->kid[i] : names;
+  for (size_t i = 0; i < names->n; i++) {
+    expr *s = names->v[i];
     if (st->ndecls == st->capdecls) {
       st->capdecls = st->capdecls ? 2 * st->capdecls : 4;
       st->decls = xreallocarray(st->decls, st->capdecls, sizeof *st->decls);
@@ -583,10 +575,11 @@ static bool is_bound(const struct md_pstate *st, const expr *sym) {
   return sym->id < st->nbound && st->bound[sym->id];
 }
 
-static bool too_deep(struct md_pstate *st, md_loc loc) {
-  md_error_at(st->err, st->src, loc,
-              "expression nested too deeply (more than %u levels)",
-              md_ctx_max_depth(st->ctx));
+/* A constructor returned NULL: the limit it ran into. */
+static bool too_big(struct md_pstate *st, md_loc loc) {
+  char why[96];
+  md_ctx_limit_text(st->ctx, why, sizeof why);
+  md_error_at(st->err, st->src, loc, "expression %s", why);
   return false;
 }
 
@@ -601,7 +594,7 @@ static bool add_binding(struct md_pstate *st, const char *name, expr *value,
   /* A binding may use the bindings before it. */
   expr *v = expr_subst_apply(&st->bind, value);
   if (!v)
-    return too_deep(st, loc);
+    return too_big(st, loc);
   expr_subst_bind(&st->bind, sym, v);
   if (sym->id >= st->nbound) {
     size_t n = md_ctx_nnodes(st->ctx);
@@ -649,7 +642,7 @@ static bool apply_bindings(struct md_pstate *st, md_loc loc) {
     *sides[i] = expr_subst_apply(&st->bind, *sides[i]);
     const char *late = *sides[i] ? bound_left(st, *sides[i]) : NULL;
     if (!*sides[i]) {
-      ok = too_deep(st, loc);
+      ok = too_big(st, loc);
     } else if (late) {
       md_error_at(st->err, st->src, loc,
                   "'%s' is used before its binding in 'where'; bind it "
@@ -708,10 +701,15 @@ static expr *make_var(struct md_pstate *st, const char *name, md_loc loc) {
 
 static void yyerror(const YYLTYPE *loc, struct md_pstate *st,
                     const char *msg) {
+  /* Bison's stack is full: brackets are limited before it fills (each
+   * holds fewer than MD_MAX_PARSE_STACK / MD_MAX_NESTING entries), so
+   * what fills it is a chain of prefix operators (- - - x, d/dx d/dx f,
+   * d/dx a + d/dx b + ...), each waiting for the whole rest. */
   if (strcmp(msg, "memory exhausted") == 0)
     md_error_at(st->err, st->src, *loc,
-                "expression nested too deeply (more than %d levels)",
-                MD_MAX_NESTING);
+                "expression nested too deeply (more than %d operators "
+                "waiting for their operands)",
+                MD_MAX_PARSE_STACK);
   else
     md_error_at(st->err, st->src, *loc, "%s", msg);
 }
@@ -805,6 +803,7 @@ static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
 bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
               md_parsed *out, md_errors *err) {
   *out = (md_parsed){0};
+  md_ctx_mark(ctx); /* the budget of the work on SRC */
   if (src->len > MD_MAX_INPUT) {
     md_error_at(err, src, MD_NOLOC, "input too long (more than %u bytes)",
                 MD_MAX_INPUT);

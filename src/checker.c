@@ -2,6 +2,7 @@
 #include "checker.h"
 
 #include "eval.h"
+#include "input.h"
 #include "parse.h"
 #include "rules.h"
 #include "shape.h"
@@ -166,7 +167,7 @@ static bool proved(md_ctx *ctx, const md_env *env, const md_rules *rules,
   if (ok) {
     expr *l = md_simplify_with(ctx, sh, rules, st->lhs);
     expr *r = md_simplify_with(ctx, sh, rules, st->rhs);
-    eq = l && l == r;
+    eq = l && l == r && !md_shapes_full(sh);
   }
   md_errors_clear(&err);
   md_shapes_free(sh);
@@ -211,8 +212,12 @@ static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
   inlined.rhs = inlined.lhs ? md_rules_inline(defs, ctx, given->rhs) : NULL;
   if (!inlined.rhs) {
     v->kind = V_ERROR;
-    sb_puts(&v->detail, "cannot evaluate: the functions' bodies nest too "
-                        "deeply");
+    char why[96];
+    md_ctx_limit_text(ctx, why, sizeof why);
+    sb_printf(&v->detail,
+              "cannot evaluate: with the functions' bodies it is "
+              "%s",
+              why);
     return;
   }
   md_shapes *sh = md_shapes_new(ctx, env);
@@ -307,6 +312,14 @@ static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
     v->kind = exact ? V_EXACT : V_NUMERIC;
     v->err = maxerr;
   }
+  if (md_shapes_full(sh)) {
+    /* nothing decided with sizes past their limit is sure */
+    v->kind = V_ERROR;
+    sb_clear(&v->detail);
+    sb_init(&v->detail);
+    sb_printf(&v->detail, "cannot evaluate: too large (more than %zu sizes)",
+              (size_t)MD_MAX_DIMS);
+  }
   md_eval_free(ev);
   md_shapes_free(sh);
 }
@@ -350,6 +363,22 @@ static void put_lines(FILE *out, const char *prefix, const char *text) {
   }
 }
 
+/* The N bytes at S as messages show text (md_put_printable: a control
+ * byte of the file would act on the terminal, or end a TAP line); in TAP,
+ * '#' as "\\#", since it starts a directive ("# SKIP" would hide a
+ * failure). */
+static void put_text(FILE *out, const char *s, size_t n, bool tap) {
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && !(tap && s[j] == '#'))
+      j++;
+    md_put_printable(out, s + i, j - i);
+    if (j < n)
+      fputs("\\#", out);
+    i = j + 1;
+  }
+}
+
 static void report(checker *C, const char *file, unsigned line,
                    const char *ident, size_t len, bool cut, verdict *v) {
   bool ok = passes(v);
@@ -364,8 +393,11 @@ static void report(checker *C, const char *file, unsigned line,
   if (C->tap) {
     if (C->n == 1)
       fprintf(C->out, "TAP version 13\n");
-    fprintf(C->out, "%s %zu - %s:%u: %.*s%s: %s\n", ok ? "ok" : "not ok", C->n,
-            file, line, (int)len, ident, cut ? "..." : "", vt);
+    fprintf(C->out, "%s %zu - ", ok ? "ok" : "not ok", C->n);
+    put_text(C->out, file, strlen(file), true);
+    fprintf(C->out, ":%u: ", line);
+    put_text(C->out, ident, len, true);
+    fprintf(C->out, "%s: %s\n", cut ? "..." : "", vt);
     put_lines(C->out, "# ", v->located ? v->located : detail);
     return;
   }
@@ -378,8 +410,10 @@ static void report(checker *C, const char *file, unsigned line,
       put_lines(C->out, "  ", nl + 1);
     return;
   }
-  fprintf(C->out, "%s:%u: %s: %.*s%s\n", file, line, vt, (int)len, ident,
-          cut ? "..." : "");
+  put_text(C->out, file, strlen(file), false);
+  fprintf(C->out, ":%u: %s: ", line, vt);
+  put_text(C->out, ident, len, false);
+  fprintf(C->out, "%s\n", cut ? "..." : "");
   put_lines(C->out, "  ", detail);
 }
 
@@ -475,31 +509,6 @@ static void check_line(checker *C, md_ctx *ctx, md_env *env, md_rules *defs,
 
 /* ---- files ---- */
 
-/* The whole of F into *BUF; false (errno set) on a read error. */
-static bool slurp(FILE *f, char **buf, size_t *len) {
-  size_t cap = 4096, n = 0;
-  char *b = xmalloc(cap);
-  for (;;) {
-    if (n == cap) {
-      cap *= 2;
-      b = xrealloc(b, cap);
-    }
-    size_t got = fread(b + n, 1, cap - n, f);
-    n += got;
-    if (got == 0)
-      break;
-  }
-  if (ferror(f)) {
-    int e = errno;
-    free(b);
-    errno = e ? e : EIO;
-    return false;
-  }
-  *buf = b;
-  *len = n;
-  return true;
-}
-
 /* Declarations given with -D, for every file. */
 static bool add_cli_decls(const md_options *o, md_ctx *ctx, md_env *env,
                           FILE *err) {
@@ -522,8 +531,6 @@ static bool add_cli_decls(const md_options *o, md_ctx *ctx, md_env *env,
   return true;
 }
 
-/* Checks one file; 2 on a usage error, else 0. */
-/* Checks the lines of BUF, LEN bytes, named NAME in messages. */
 /* The functions of rules/ and of --rules files, defined in CTX: the
  * rules themselves are not needed (nothing here differentiates), but
  * they are read, so a bad rules file is reported.  TEXTS keeps the files
@@ -534,17 +541,16 @@ static bool load_defs(const md_options *o, md_ctx *ctx, md_rules *defs,
   md_errors_init(&e);
   bool ok = true;
   for (size_t i = 0; ok && i < o->nrules; i++) {
-    FILE *f = fopen(o->rules[i], "rb");
     size_t len;
-    if (!f || !slurp(f, &texts[i], &len)) {
-      fprintf(err, "matdiff: error: cannot read rules '%s': %s\n", o->rules[i],
-              strerror(errno));
-      if (f)
-        fclose(f);
+    strbuf what;
+    sb_init(&what);
+    sb_printf(&what, "rules '%s'", o->rules[i]);
+    texts[i] = md_read_file(o->rules[i], what.s, &len, &e);
+    sb_clear(&what);
+    if (!texts[i]) {
       ok = false;
       break;
     }
-    fclose(f);
     md_source *src = arena_alloc(md_ctx_arena(ctx), sizeof *src);
     *src = (md_source){o->rules[i], texts[i], len, 1};
     ok = md_rules_load(defs, ctx, src, &e);
@@ -555,8 +561,10 @@ static bool load_defs(const md_options *o, md_ctx *ctx, md_rules *defs,
   return ok;
 }
 
-static int check_buffer(checker *C, const md_options *o, const char *name,
-                        const char *buf, size_t len, FILE *err) {
+/* Checks the lines of IN; 2 when the rules or declarations are bad or
+ * IN cannot be read to its end, else 0. */
+static int check_lines(checker *C, const md_options *o, md_lines *in,
+                       FILE *err) {
   md_ctx *ctx = md_ctx_new();
   md_env env;
   md_env_init(&env);
@@ -568,18 +576,21 @@ static int check_buffer(checker *C, const md_options *o, const char *name,
       !load_defs(o, ctx, &defs, texts, err)) {
     rc = 2;
   } else {
-    unsigned lineno = 0;
-    for (size_t at = 0; at < len;) {
-      const char *nl = memchr(buf + at, '\n', len - at);
-      size_t end = nl ? (size_t)(nl - buf) : len, n = end - at;
-      lineno++;
-      if (n > 0 && buf[at + n - 1] == '\r')
-        n--;
-      md_source src = {name, buf + at, n, lineno};
+    md_errors e;
+    md_errors_init(&e);
+    const md_source *line;
+    while ((line = md_lines_next(in, &e))) {
+      md_source src = *line;
+      if (src.len > 0 && src.text[src.len - 1] == '\r')
+        src.len--;
       check_line(C, ctx, &env, &defs, &src);
-      at = end + 1;
       fflush(C->out);
     }
+    if (e.n) {
+      md_errors_print(err, &e);
+      rc = 2;
+    }
+    md_errors_clear(&e);
   }
   md_rules_clear(&defs);
   md_env_clear(&env);
@@ -598,7 +609,10 @@ int md_check_text(const char *name, const char *text, size_t len, FILE *err) {
     return 2;
   checker C = {.tap = false, .out = out};
   md_options o = {0};
-  int rc = check_buffer(&C, &o, name, text, len, err);
+  md_lines in;
+  md_lines_init_mem(&in, text, len, name);
+  int rc = check_lines(&C, &o, &in, err);
+  md_lines_clear(&in);
   fclose(out);
   if (rc == 0 && C.failed) {
     rc = 1;
@@ -608,28 +622,29 @@ int md_check_text(const char *name, const char *text, size_t len, FILE *err) {
   return rc;
 }
 
+/* Checks one file; 2 when it cannot be read (to its end), else 0. */
 static int check_file(checker *C, const md_options *o, const char *path,
                       FILE *err) {
   bool is_stdin = strcmp(path, "-") == 0;
-  const char *name = is_stdin ? "<stdin>" : path;
   FILE *f = is_stdin ? stdin : fopen(path, "rb");
   if (!f) {
     fprintf(err, "matdiff: error: cannot open '%s': %s\n", path,
             strerror(errno));
     return 2;
   }
-  char *buf;
-  size_t len;
-  bool ok = slurp(f, &buf, &len);
-  int e = errno;
+  strbuf what;
+  sb_init(&what);
+  if (is_stdin)
+    sb_puts(&what, "standard input");
+  else
+    sb_printf(&what, "'%s'", path);
+  md_lines in;
+  md_lines_init(&in, f, is_stdin ? "<stdin>" : path, what.s);
+  int rc = check_lines(C, o, &in, err);
+  md_lines_clear(&in);
+  sb_clear(&what);
   if (!is_stdin)
     fclose(f);
-  if (!ok) {
-    fprintf(err, "matdiff: error: cannot read '%s': %s\n", path, strerror(e));
-    return 2;
-  }
-  int rc = check_buffer(C, o, name, buf, len, err);
-  free(buf);
   return rc;
 }
 
@@ -672,7 +687,7 @@ int md_cmd_check(const md_options *o, const char *const *files, size_t nfiles,
     else
       nread++;
   }
-  if (nread == 0)
+  if (nread == 0 && C.n == 0)
     return rc; /* nothing was checked: no summary */
   if (tap)
     fprintf(out, "%s1..%zu\n", C.n ? "" : "TAP version 13\n", C.n);

@@ -64,6 +64,39 @@ void md_source_linecol(const md_source *src, uint32_t off, unsigned *line,
   *col = c;
 }
 
+/* The length of the character at S (N bytes left) when it is printable
+ * as it is: a tab, printable ASCII, or valid multi-byte UTF-8; else 0
+ * (anything a terminal would act on, a stray byte). */
+static size_t printable_len(const char *s, size_t n) {
+  unsigned char ch = (unsigned char)s[0];
+  if (ch == '\t' || (ch >= 0x20 && ch < 0x7F))
+    return 1;
+  if (ch < 0xC2 || ch > 0xF4)
+    return 0;
+  size_t len = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : 2;
+  size_t k = 1;
+  while (k < len && k < n && is_cont((unsigned char)s[k]))
+    k++;
+  /* overlong forms, surrogates and code points past U+10FFFF are
+   * invalid too */
+  unsigned char c1 = k > 1 ? (unsigned char)s[1] : 0;
+  if (k < len || (ch == 0xE0 && c1 < 0xA0) || (ch == 0xED && c1 >= 0xA0) ||
+      (ch == 0xF0 && c1 < 0x90) || (ch == 0xF4 && c1 >= 0x90))
+    return 0;
+  return len;
+}
+
+void md_put_printable(FILE *out, const char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    size_t len = printable_len(s + i, n - i);
+    if (len)
+      fwrite(s + i, 1, len, out);
+    else
+      fputc('?', out);
+    i += len ? len : 1;
+  }
+}
+
 /* Longest line shown around a caret; longer lines are cut around it. */
 enum { SHOW_MAX = 160 };
 
@@ -86,33 +119,13 @@ static void print_caret(FILE *out, const md_source *src, uint32_t off) {
   size_t nc = 0;
   if (from > b)
     fputs("...", out);
-  for (size_t i = from; i < to; i++) {
+  for (size_t i = from; i < to;) {
     unsigned char ch = (unsigned char)src->text[i];
-    /* Valid multi-byte characters print as they are; anything a terminal
-     * would act on, or a stray byte, prints as '?'. */
-    size_t len = 1;
-    if (ch >= 0xC2 && ch <= 0xF4) {
-      len = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : 2;
-      size_t k = 1;
-      while (k < len && i + k < to && is_cont((unsigned char)src->text[i + k]))
-        k++;
-      /* overlong forms, surrogates and code points past U+10FFFF are
-       * invalid too: they print as '?' */
-      unsigned char c1 = k > 1 ? (unsigned char)src->text[i + 1] : 0;
-      if (k < len || (ch == 0xE0 && c1 < 0xA0) || (ch == 0xED && c1 >= 0xA0) ||
-          (ch == 0xF0 && c1 < 0x90) || (ch == 0xF4 && c1 >= 0x90))
-        len = 1;
-    }
-    if (len > 1) {
-      fwrite(src->text + i, 1, len, out);
-      i += len - 1;
-    } else if (ch == '\t' || (ch >= 0x20 && ch < 0x7F)) {
-      fputc(ch, out);
-    } else {
-      fputc('?', out);
-    }
-    if (i - (len - 1) < off)
+    size_t len = printable_len(src->text + i, to - i);
+    md_put_printable(out, src->text + i, len ? len : 1);
+    if (i < off)
       caret[nc++] = ch == '\t' ? '\t' : ' ';
+    i += len ? len : 1;
   }
   if (to < e)
     fputs("...", out);

@@ -61,6 +61,10 @@ void md_error_at(md_errors *e, const md_source *src, md_loc loc,
 void md_errors_print(FILE *out, const md_errors *e);
 void md_error_print(FILE *out, const md_error *err);
 
+/* Writes the N bytes at S as messages show text: tabs and valid UTF-8
+ * as they are, control characters and invalid bytes as '?'. */
+void md_put_printable(FILE *out, const char *s, size_t n);
+
 /* 1-based line and column (in characters) of byte offset OFF. */
 void md_source_linecol(const md_source *src, uint32_t off, unsigned *line,
                        unsigned *col);

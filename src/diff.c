@@ -15,6 +15,7 @@ enum { MAX_EXPAND_POW = 64 };
 typedef struct match {
   md_binding b[MD_MAX_BIND];
   size_t n;
+  bool limit; /* a part of the node could not be built (md_ctx_limit) */
 } match;
 
 /* Contributions to one node's adjoint, summed when the node is reached. */
@@ -51,10 +52,11 @@ static bool fail(md_diff *D, const expr *at, const char *fmt, const char *a,
   return false;
 }
 
+/* A constructor returned NULL: the limit it ran into. */
 static bool too_deep(md_diff *D) {
-  md_error_at(D->err, D->src, MD_NOLOC,
-              "the derivative is nested too deeply (more than %u levels)",
-              md_ctx_max_depth(D->ctx));
+  char why[96];
+  md_ctx_limit_text(D->ctx, why, sizeof why);
+  md_error_at(D->err, D->src, MD_NOLOC, "the derivative is %s", why);
   return false;
 }
 
@@ -143,7 +145,12 @@ static bool match_side(md_diff *D, match *m, const md_rule *r, expr *const *pk,
       if (!guarded)
         return true;
     }
-    return match_at(D, m, r, pk[0], part(D, n, a, b), -1);
+    expr *rest = part(D, n, a, b);
+    if (!rest) {
+      m->limit = true;
+      return false;
+    }
+    return match_at(D, m, r, pk[0], rest, -1);
   }
   if (np != b - a)
     return false;
@@ -445,8 +452,13 @@ static bool try_rules(pass *P, expr *n, size_t slot, expr *G, const md_rule *v,
     if (!same_head(r->pattern, n))
       continue;
     match m = {.n = 0};
-    if (!match_at(D, &m, r, r->pattern, n, (long)slot))
+    if (!match_at(D, &m, r, r->pattern, n, (long)slot)) {
+      if (m.limit) {
+        *ok = too_deep(D); /* not "no rule" */
+        return true;
+      }
       continue;
+    }
     const expr *x = NULL;
     for (size_t k = 0; k < m.n; k++)
       if (m.b[k].var == r->var)

@@ -4,6 +4,7 @@
 
 #include "checker.h"
 #include "diff.h"
+#include "input.h"
 #include "parse.h"
 #include "print_latex.h"
 #include "print_numpy.h"
@@ -15,7 +16,6 @@
 #include "steps.h"
 #include "strbuf.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,30 +33,6 @@ typedef struct session {
   unsigned numpy_blocks; /* NumPy functions printed so far */
   FILE *out, *errf;
 } session;
-
-/* Reads a whole file; NULL and errno on failure. */
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  size_t cap = 4096, n = 0;
-  char *buf = xmalloc(cap);
-  size_t k;
-  while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
-    n += k;
-    if (n == cap)
-      buf = xrealloc(buf, cap *= 2);
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    errno = EIO;
-    return NULL;
-  }
-  *len = n;
-  return buf;
-}
 
 static bool session_init(session *S, const md_options *o, FILE *out,
                          FILE *errf) {
@@ -81,10 +57,13 @@ static bool session_init(session *S, const md_options *o, FILE *out,
   S->texts = xcalloc(o->nrules + 1, sizeof *S->texts);
   for (size_t i = 0; i < o->nrules; i++) {
     size_t len;
-    char *t = read_file(o->rules[i], &len);
+    strbuf what;
+    sb_init(&what);
+    sb_printf(&what, "rules '%s'", o->rules[i]);
+    char *t = md_read_file(o->rules[i], what.s, &len, &S->err);
+    sb_clear(&what);
     if (!t) {
-      fprintf(errf, "matdiff: error: cannot read rules '%s': %s\n", o->rules[i],
-              strerror(errno));
+      md_errors_print(errf, &S->err);
       return false;
     }
     S->texts[S->ntexts++] = t;
@@ -183,6 +162,7 @@ typedef struct request {
   expr *f;   /* the expression asked about */
   expr *x;   /* the variable, NULL for simplify */
   md_shape shape;
+  const md_source *src; /* where f was read */
 } request;
 
 /* E in the format asked (not NumPy, which writes whole functions). */
@@ -269,8 +249,19 @@ static void simplify_steps(session *S, md_shapes *sh, strbuf *b, expr *f,
 static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
                          md_steps *steps) {
   expr *s = md_simplify_with(S->ctx, sh, &S->rules, r);
-  if (!s)
-    s = r;
+  if (!s || md_shapes_full(sh)) {
+    /* R as it is would print forms no output shows (1 ones, 3^T G); with
+     * sizes past their limit, nothing decided with them is sure */
+    char why[96];
+    if (md_shapes_full(sh))
+      snprintf(why, sizeof why, "too large (more than %zu sizes)",
+               (size_t)MD_MAX_DIMS);
+    else
+      md_ctx_limit_text(S->ctx, why, sizeof why);
+    md_error_at(&S->err, q->src, MD_NOLOC, "cannot simplify the %s: it is %s",
+                q->x ? "derivative" : "expression", why);
+    return false;
+  }
   if (S->o->verify && !verified(S, q->lhs, s))
     return true; /* reported; the run goes on, exit status 1 */
   strbuf b;
@@ -405,8 +396,17 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
       }
     }
     if (ok) {
+      size_t nerr = S->err.n;
       r = o->hessian ? md_hessian(D, e, xs[i]) : md_derivative(D, e, xs[i]);
       ok = r != NULL;
+      if (md_shapes_full(sh)) {
+        /* whatever the engine said, it said it without sizes */
+        md_errors_truncate(&S->err, nerr);
+        md_error_at(&S->err, src, MD_NOLOC,
+                    "the derivative is too large (more than %zu sizes)",
+                    (size_t)MD_MAX_DIMS);
+        ok = false;
+      }
     }
     if (ok) {
       md_shape fsh = md_shape_of(sh, e);
@@ -414,7 +414,7 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
       /* what --verify checks: the derivative in denominator layout */
       expr *lhs = o->hessian ? expr_hess(S->ctx, e, xs[i])
                              : expr_diff(S->ctx, e, xs[i]);
-      request q = {lhs, e, xs[i], result_shape(sh, fsh, xsh, o->hessian)};
+      request q = {lhs, e, xs[i], result_shape(sh, fsh, xsh, o->hessian), src};
       if (o->layout == MD_LAYOUT_NUMERATOR ||
           (o->layout == MD_LAYOUT_MIXED && !gradient)) {
         q.lhs = expr_trans(S->ctx, lhs), r = expr_trans(S->ctx, r);
@@ -450,7 +450,7 @@ static bool run_expr(session *S, run_mode mode, const md_source *src,
     expr *r = md_eval_derivatives(&D, e);
     ok = r != NULL;
     if (ok) {
-      request q = {e, e, NULL, md_shape_of(sh, e)};
+      request q = {e, e, NULL, md_shape_of(sh, e), src};
       ok = print_result(S, sh, &q, r, NULL);
     }
   }
@@ -529,23 +529,21 @@ static int run_stream(const md_options *o, run_mode mode, FILE *in, FILE *out,
     return 2;
   }
   int rc = 0;
-  char *line = NULL;
-  size_t cap = 0;
-  ssize_t len;
-  unsigned lineno = 0;
-  while ((len = getline(&line, &cap, in)) >= 0) {
-    lineno++;
-    if (len > 0 && line[len - 1] == '\n')
-      len--;
-    md_source src = {"<stdin>", line, (size_t)len, lineno};
+  md_lines lines;
+  md_lines_init(&lines, in, "<stdin>", "standard input");
+  const md_source *line;
+  while ((line = md_lines_next(&lines, &S.err))) {
     bool printed = false;
-    if (!run_source(&S, mode, &src, &printed))
+    if (!run_source(&S, mode, line, &printed))
       rc = 2;
     md_errors_print(err, &S.err);
     md_errors_clear(&S.err);
     fflush(out);
   }
-  free(line);
+  if (S.err.n) /* the input could not be read to its end */
+    rc = 2;
+  md_errors_print(err, &S.err);
+  md_lines_clear(&lines);
   if (rc == 0 && S.refuted)
     rc = 1;
   session_clear(&S);

@@ -69,7 +69,8 @@ struct md_eval {
   md_val *symval;
   bool *bound;
   size_t nsym;
-  /* sizes by dimension (roots only); 0: none yet */
+  /* sizes by dimension (roots only); 0: none yet; a product's too large
+   * to evaluate: UINT32_MAX */
   uint32_t *size;
   size_t nsize;
   md_dim *symdims; /* free and named dimensions of the symbols */
@@ -243,8 +244,15 @@ uint64_t md_eval_size(md_eval *ev, md_dim d) {
     return in.value > 0 && (uint64_t)in.value < SIZE_CAP ? (uint64_t)in.value
                                                          : 0;
   case MD_DIM_PRODUCT: {
+    /* kept: a product's factors are shared (a tower of kron(t, t) has
+     * 2^k of them), so each is computed once */
+    grow_sizes(ev);
+    if (ev->size[in.root])
+      return ev->size[in.root] == UINT32_MAX ? 0 : ev->size[in.root];
     uint64_t a = md_eval_size(ev, in.a), b = md_eval_size(ev, in.b);
-    return a && b && a < SIZE_CAP / b ? a * b : 0;
+    uint64_t v = a && b && a < (SIZE_CAP - 1) / b ? a * b : 0;
+    ev->size[in.root] = v ? (uint32_t)v : UINT32_MAX;
+    return v;
   }
   case MD_DIM_NAME:
   case MD_DIM_FREE:
@@ -258,36 +266,59 @@ uint64_t md_eval_size(md_eval *ev, md_dim d) {
 
 void md_eval_set_size(md_eval *ev, md_dim d, uint32_t size) {
   grow_sizes(ev);
+  /* the products kept may have D as a factor */
+  for (size_t i = 0; i < ev->nsize; i++)
+    if (md_dim_get(ev->sh, (md_dim)i).kind == MD_DIM_PRODUCT)
+      ev->size[i] = 0;
   ev->size[md_dim_get(ev->sh, d).root] = size;
   forget_all(ev);
 }
 
 /* Adds the named and free roots under D to ev->symdims, the integers to
- * INTS. */
-static void note_dims(md_eval *ev, md_dim d, long *ints, size_t *nints) {
-  md_dim_info in = md_dim_get(ev->sh, d);
-  switch (in.kind) {
-  case MD_DIM_INT:
-    for (size_t i = 0; i < *nints; i++)
-      if (ints[i] == in.value)
-        return;
-    if (*nints < 16)
-      ints[(*nints)++] = in.value;
-    return;
-  case MD_DIM_PRODUCT:
-    note_dims(ev, in.a, ints, nints);
-    note_dims(ev, in.b, ints, nints);
-    return;
-  case MD_DIM_NAME:
-  case MD_DIM_FREE:
-    for (size_t i = 0; i < ev->nsymdims; i++)
-      if (ev->symdims[i] == in.root)
-        return;
-    ev->symdims =
-        xreallocarray(ev->symdims, ev->nsymdims + 1, sizeof *ev->symdims);
-    ev->symdims[ev->nsymdims++] = in.root;
-    return;
+ * INTS: a walk over the DAG of D's factors, each product once (SEEN, by
+ * dimension; a tower of kron(t, t) has 2^k factors). */
+static void note_dims(md_eval *ev, md_dim d, long *ints, size_t *nints,
+                      uint8_t *seen) {
+  md_dim small[64], *stack = small;
+  size_t n = 0, cap = 64;
+  stack[n++] = d;
+  while (n) {
+    md_dim_info in = md_dim_get(ev->sh, stack[--n]);
+    switch (in.kind) {
+    case MD_DIM_INT:
+      for (size_t i = 0; i < *nints; i++)
+        if (ints[i] == in.value)
+          goto next;
+      if (*nints < 16)
+        ints[(*nints)++] = in.value;
+      break;
+    case MD_DIM_PRODUCT:
+      if (seen[in.root])
+        break;
+      seen[in.root] = 1;
+      if (n + 2 > cap) {
+        cap *= 2;
+        stack = stack == small
+                    ? memcpy(xmalloc(cap * sizeof *stack), small, sizeof small)
+                    : xreallocarray(stack, cap, sizeof *stack);
+      }
+      stack[n++] = in.b;
+      stack[n++] = in.a;
+      break;
+    case MD_DIM_NAME:
+    case MD_DIM_FREE:
+      for (size_t i = 0; i < ev->nsymdims; i++)
+        if (ev->symdims[i] == in.root)
+          goto next;
+      ev->symdims =
+          xreallocarray(ev->symdims, ev->nsymdims + 1, sizeof *ev->symdims);
+      ev->symdims[ev->nsymdims++] = in.root;
+      break;
+    }
+  next:;
   }
+  if (stack != small)
+    free(stack);
 }
 
 void md_eval_draw_sizes(md_eval *ev, md_rng *rng) {
@@ -298,11 +329,13 @@ void md_eval_draw_sizes(md_eval *ev, md_rng *rng) {
   ev->nsymdims = 0;
   long ints[16];
   size_t nints = 0;
+  uint8_t *seen = xcalloc(ev->nsize ? ev->nsize : 1, 1);
   for (size_t s = 0; s < ev->nsym; s++) {
     md_shape sh = md_shape_of(ev->sh, ev->sym[s]);
-    note_dims(ev, sh.r, ints, &nints);
-    note_dims(ev, sh.c, ints, &nints);
+    note_dims(ev, sh.r, ints, &nints, seen);
+    note_dims(ev, sh.c, ints, &nints, seen);
   }
+  free(seen);
   /* The pool: 2..5, or up to 9 for many dimensions, without the
    * integer sizes in use as long as enough remain. */
   size_t taken = 0;

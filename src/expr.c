@@ -1,6 +1,7 @@
 /* expr.c - hash-consed expression nodes; see expr.h for the invariants. */
 #include "expr.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,9 @@ struct md_ctx {
   expr *ident, *ones;
   unsigned max_depth;   /* md_ctx_max_depth */
   struct cmp_slot *cmp; /* md_ctx_cmp_get: CMP_SLOTS, made on first use */
+  /* the size budget: nodes and operands made since md_ctx_mark */
+  size_t size, mark, max_size;
+  enum { LIMIT_DEPTH, LIMIT_SIZE } limit; /* what the last NULL met */
   /* a module's data, freed with the context (md_ctx_set_slot) */
   void *slot;
   void (*release)(void *);
@@ -72,6 +76,17 @@ static uint32_t hash_mpz(uint32_t h, const mpz_t z) {
   return h;
 }
 
+/* The environment variable NAME as a limit from LO to below DFLT, or
+ * DFLT: the tests lower limits to reach them with small inputs. */
+static size_t knob(const char *name, size_t lo, size_t dflt) {
+  const char *v = getenv(name);
+  if (!v || !*v)
+    return dflt;
+  char *end;
+  unsigned long n = strtoul(v, &end, 10);
+  return !*end && n >= lo && n < dflt ? n : dflt;
+}
+
 md_ctx *md_ctx_new(void) {
   md_ctx *ctx = xcalloc(1, sizeof *ctx);
   arena_init(&ctx->mem);
@@ -79,14 +94,8 @@ md_ctx *md_ctx_new(void) {
   ctx->slots = xcalloc(ctx->nslots, sizeof *ctx->slots);
   ctx->nnames_slots = 256;
   ctx->names = xcalloc(ctx->nnames_slots, sizeof *ctx->names);
-  ctx->max_depth = MD_MAX_DEPTH;
-  const char *knob = getenv("MATDIFF_MAX_DEPTH");
-  if (knob) {
-    char *end;
-    unsigned long v = strtoul(knob, &end, 10);
-    if (*knob && !*end && v >= 16 && v < MD_MAX_DEPTH)
-      ctx->max_depth = (unsigned)v;
-  }
+  ctx->max_depth = (unsigned)knob("MATDIFF_MAX_DEPTH", 16, MD_MAX_DEPTH);
+  ctx->max_size = knob("MATDIFF_MAX_SIZE", 1024, MD_MAX_SIZE);
   ctx->capfns = FN_NBUILTIN + 16;
   ctx->fns = xreallocarray(NULL, ctx->capfns, sizeof *ctx->fns);
   memcpy(ctx->fns, builtin_fns, sizeof builtin_fns);
@@ -160,6 +169,18 @@ void md_ctx_cmp_put(const md_ctx *ctx, const expr *a, const expr *b, int c) {
     m->cmp = xcalloc(CMP_SLOTS, sizeof *m->cmp);
   struct cmp_slot *s = cmp_slot(a, b, m->cmp);
   *s = (struct cmp_slot){a->id + 1, b->id + 1, c};
+}
+
+void md_ctx_mark(md_ctx *ctx) {
+  ctx->mark = ctx->size;
+}
+void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size) {
+  if (ctx->limit == LIMIT_SIZE)
+    snprintf(buf, size, "too large (more than %zu nodes and operands)",
+             ctx->max_size);
+  else
+    snprintf(buf, size, "nested too deeply (more than %u levels)",
+             ctx->max_depth);
 }
 arena *md_ctx_arena(md_ctx *ctx) {
   return &ctx->mem;
@@ -287,6 +308,14 @@ static void grow_slots(md_ctx *ctx) {
   ctx->nslots = n;
 }
 
+/* Whether a new node of N operands goes past the size budget. */
+static bool too_large(md_ctx *ctx, size_t n) {
+  if (n < ctx->max_size && ctx->size - ctx->mark < ctx->max_size - n)
+    return false;
+  ctx->limit = LIMIT_SIZE;
+  return true;
+}
+
 static expr *intern(md_ctx *ctx, const key *k) {
   unsigned depth = 0;
   uint8_t flags = EF_CLOSED | EF_CONST;
@@ -298,8 +327,10 @@ static expr *intern(md_ctx *ctx, const key *k) {
       depth = c->depth;
     flags &= c->flags;
   }
-  if (++depth > ctx->max_depth)
+  if (++depth > ctx->max_depth) {
+    ctx->limit = LIMIT_DEPTH;
     return NULL;
+  }
   switch (k->op) {
   case E_NUM:
     break;
@@ -322,8 +353,9 @@ static expr *intern(md_ctx *ctx, const key *k) {
   for (; ctx->slots[j]; j = (j + 1) & mask)
     if (key_eq(k, h, ctx->slots[j]))
       return ctx->slots[j];
-  if (k->n > UINT32_MAX || ctx->nnodes >= UINT32_MAX)
+  if (too_large(ctx, k->n) || ctx->nnodes >= UINT32_MAX)
     return NULL;
+  ctx->size += 1 + k->n;
   expr *e = arena_alloc(&ctx->mem, sizeof *e + k->n * sizeof e->kid[0]);
   e->id = (uint32_t)ctx->nnodes++;
   e->op = (uint8_t)k->op;
@@ -374,6 +406,10 @@ static expr *make_fn(md_ctx *ctx, expr_op op, uint32_t fn, expr *const *kids,
    * into a tree of 2^k operands: past MD_MAX_FLAT the kids stay whole */
   if (flat || total > MD_MAX_FLAT)
     return intern(ctx, &k);
+  /* splicing shared kids unfolds the DAG (kron(t, t) twice as wide as
+   * t): past the budget before anything is copied */
+  if (too_large(ctx, total))
+    return NULL;
   expr **v = xreallocarray(NULL, total, sizeof *v);
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {

@@ -18,7 +18,10 @@
  * Nothing else is simplified here; that is simplify.c's work.
  *
  * Constructors return NULL only when the result would be deeper than
- * MD_MAX_DEPTH: callers turn that into an error.
+ * MD_MAX_DEPTH, or past the size budget (MD_MAX_SIZE nodes and operands
+ * made since md_ctx_mark: flat nodes unfold a DAG, kron(t, t) being twice
+ * as wide as t, and a derivative of n factors of x has n terms of n
+ * factors); callers turn that into an error (md_ctx_limit_text).
  */
 #pragma once
 
@@ -31,6 +34,10 @@
 
 /* No node is deeper than this, so every recursive walk is bounded. */
 #define MD_MAX_DEPTH 2000
+/* Nodes and operands (kids) one piece of work may make: 16 Mi, some
+ * 200 MB, twice what the benchmark's largest chain takes to simplify
+ * (tr((A1 + X) ... (A1499 + X)) by X: 9 Mi). */
+#define MD_MAX_SIZE ((size_t)1 << 24)
 
 /* An n-ary node is flattened only up to this many operands: a sum of a
  * sum with itself, again and again, is a DAG whose flat form would have
@@ -138,6 +145,15 @@ size_t md_ctx_nnodes(const md_ctx *ctx);
  * md_ctx_new) asks for less.  The tests lower it to force every caller's
  * too-deep path with small inputs. */
 unsigned md_ctx_max_depth(const md_ctx *ctx);
+/* Starts the size budget of a new piece of work: MD_MAX_SIZE, or less
+ * when MATDIFF_MAX_SIZE asks for less (read by md_ctx_new, as
+ * MATDIFF_MAX_DEPTH is).  md_parse does, for each source: the work for a
+ * line does not depend on the lines before it. */
+void md_ctx_mark(md_ctx *ctx);
+/* The limit the last NULL from a constructor ran into, as messages say
+ * it: "nested too deeply (more than 2000 levels)" or "too large (more
+ * than 16777216 nodes and operands)". */
+void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size);
 arena *md_ctx_arena(md_ctx *ctx);
 /* A cache of comparisons of two nodes by the canonical order (normal.c),
  * which depends only on their structure: a result holds for the life of

@@ -55,6 +55,43 @@ static int usage_error(const char *fmt, const char *arg) {
   return 2;
 }
 
+/* Why getopt_long refused ARG, "--NAME" or "--NAME=VALUE": NAME is no
+ * option's name or the start of one, starts the names of several, or
+ * names an option that takes no value. */
+static int long_option_error(const struct option *opts, const char *arg) {
+  const char *name = arg + 2;
+  size_t len = strcspn(name, "=");
+  const struct option *exact = NULL, *match[8];
+  size_t n = 0;
+  for (const struct option *o = opts; o->name; o++) {
+    if (strncmp(o->name, name, len) != 0)
+      continue;
+    if (strlen(o->name) == len)
+      exact = o;
+    if (n < sizeof match / sizeof match[0])
+      match[n++] = o;
+  }
+  if (exact || n == 1) {
+    const struct option *o = exact ? exact : match[0];
+    if (name[len] == '=' && o->has_arg == no_argument)
+      return usage_error("option '--%s' takes no value", o->name);
+  }
+  if (exact || n < 2)
+    return usage_error("unknown option '%s'", arg);
+  fprintf(stderr,
+          "matdiff: error: option '--%.*s' is ambiguous; did you "
+          "mean ",
+          (int)len, name);
+  for (size_t i = 0; i < n; i++)
+    fprintf(stderr, "%s--%s",
+            i == 0      ? ""
+            : i + 1 < n ? ", "
+                        : " or ",
+            match[i]->name);
+  fputs("?\nTry 'matdiff --help'.\n", stderr);
+  return 2;
+}
+
 /* A name, or vec(name), as --wrt takes. */
 static bool valid_var(const char *v) {
   const char *p = v;
@@ -174,6 +211,11 @@ int main(int argc, char **argv) {
       rc = usage_error("option '%s' needs a value", argv[optind - 1]);
       goto done;
     default: {
+      const char *arg = argv[optind - 1];
+      if (strncmp(arg, "--", 2) == 0 && arg[2]) {
+        rc = long_option_error(longopts, arg);
+        goto done;
+      }
       /* An expression such as "-2 A" looks like options to getopt. */
       char opt[3] = {'-', (char)optopt, '\0'};
       bool letter =

@@ -75,6 +75,11 @@ typedef enum md_parse_mode {
 /* Brackets, calls and norms open at once: as deep as a node may be, so
  * that whatever the printer writes parses back (--verify re-reads it). */
 #define MD_MAX_NESTING MD_MAX_DEPTH
+/* Symbols on the parser's stack: more than MD_MAX_NESTING brackets ever
+ * need (one holds at most 15: a + - d/dvec(X) b * c ⊗ (a, b, ...; see
+ * tests/test_parser.c), so that only chains of prefix operators fill it
+ * (- - - x, d/dx a + d/dx b + ...). */
+#define MD_MAX_PARSE_STACK (20 * MD_MAX_NESTING)
 /* Digits in one number: enough for any constant the printer can write
  * (1e1000 has 1001 digits; exact folding stops at 65536 bits), so output
  * always parses back, and few enough to refuse a 100000-digit number. */

@@ -39,19 +39,6 @@ static bool shape(rewriter *W, expr *e, md_shape *out) {
 
 enum { MAX_FACTORS = 16 };
 
-/* The factors of D (roots that are not products) into V; false if there
- * are more than MAX_FACTORS. */
-static bool factors(rewriter *W, md_dim d, md_dim *v, size_t *n) {
-  md_dim_info x = md_dim_get(W->shapes, d);
-  if (x.kind != MD_DIM_PRODUCT) {
-    if (*n == MAX_FACTORS)
-      return false;
-    v[(*n)++] = x.root;
-    return true;
-  }
-  return factors(W, x.a, v, n) && factors(W, x.b, v, n);
-}
-
 /* A and B are one size: the same, or products of the same factors (kron
  * builds a new product for m·n each time). */
 static bool dim_same(rewriter *W, md_dim a, md_dim b) {
@@ -59,7 +46,8 @@ static bool dim_same(rewriter *W, md_dim a, md_dim b) {
     return true;
   md_dim fa[MAX_FACTORS], fb[MAX_FACTORS];
   size_t na = 0, nb = 0;
-  if (!factors(W, a, fa, &na) || !factors(W, b, fb, &nb) || na != nb)
+  if (!md_dim_factors(W->shapes, a, fa, &na, MAX_FACTORS) ||
+      !md_dim_factors(W->shapes, b, fb, &nb, MAX_FACTORS) || na != nb)
     return false;
   for (size_t i = 0; i < na; i++) {
     size_t j = 0;

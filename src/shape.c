@@ -3,6 +3,7 @@
 
 #include "print_text.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,10 @@ struct md_shapes {
   md_dim one;
   md_dim *consts; /* the integer and named sizes, each made once */
   size_t nconsts, capconsts;
+  /* products by their factors (the roots they had when it was made):
+   * open addressing, 0 an empty slot (dimension 0 is 1, no product) */
+  md_dim *prods;
+  size_t nprods, capprods;
   md_shape *node; /* by node id */
   uint8_t *known; /* by node id */
   size_t nnode;
@@ -61,6 +66,19 @@ struct md_shapes {
   const char **names;
   size_t nnames, capnames;
   bool env_named; /* the names of the declarations are in the set */
+  bool full;      /* past MD_MAX_DIMS: md_shapes_full */
+  /* Walks over the DAG of dimensions (kron(t, t) makes t's size twice,
+   * a tower of them 2^k times): a mark per dimension, MARK[d] == GEN when
+   * D was reached in the current walk, with a result in MEMO[d]; a stack
+   * of dimensions still to visit; pairs still to unify. */
+  uint32_t *mark;
+  md_dim *memo;
+  size_t nmark;
+  uint32_t gen;
+  md_dim *stack;
+  size_t nstack, capstack;
+  struct dim_pair *pairs;
+  size_t npairs, cappairs;
   /* the inference in progress */
   const md_parsed *locs;
   const md_source *src;
@@ -68,6 +86,8 @@ struct md_shapes {
 };
 
 static md_dim dim_new(md_shapes *s, dim_rec r) {
+  if (s->nd >= MD_MAX_DIMS)
+    s->full = true; /* this node is finished, no other is inferred */
   if (s->nd == s->capd) {
     s->capd = s->capd ? 2 * s->capd : 64;
     s->d = xreallocarray(s->d, s->capd, sizeof *s->d);
@@ -118,6 +138,17 @@ static md_dim dim_name(md_shapes *s, const char *name) {
   return dim_const(s, (dim_rec){.kind = D_NAME, .name = name});
 }
 
+/* The slot of the product A·B in s->prods: its own, or the empty one
+ * where it goes. */
+static size_t prod_slot(const md_shapes *s, md_dim a, md_dim b) {
+  size_t mask = s->capprods - 1;
+  uint64_t h = ((uint64_t)a << 32 | b) * 0x9E3779B97F4A7C15u;
+  size_t i = (size_t)(h ^ h >> 29) & mask;
+  while (s->prods[i] && (s->d[s->prods[i]].a != a || s->d[s->prods[i]].b != b))
+    i = (i + 1) & mask;
+  return i;
+}
+
 static md_dim dim_mul(md_shapes *s, md_dim a, md_dim b) {
   a = find(s, a);
   b = find(s, b);
@@ -128,47 +159,145 @@ static md_dim dim_mul(md_shapes *s, md_dim a, md_dim b) {
   if (s->d[a].kind == D_INT && s->d[b].kind == D_INT &&
       s->d[a].value <= 1000000000L / s->d[b].value)
     return dim_int(s, s->d[a].value * s->d[b].value);
-  return dim_new(s, (dim_rec){.kind = D_MUL, .a = a, .b = b});
+  /* a product of the same two sizes is made once: kron of n equal
+   * factors makes log n sizes, not n */
+  if (2 * (s->nprods + 1) > s->capprods) {
+    md_dim *old = s->prods;
+    size_t oldcap = s->capprods;
+    s->capprods = oldcap ? 2 * oldcap : 64;
+    s->prods = xcalloc(s->capprods, sizeof *s->prods);
+    for (size_t i = 0; i < oldcap; i++)
+      if (old[i])
+        s->prods[prod_slot(s, s->d[old[i]].a, s->d[old[i]].b)] = old[i];
+    free(old);
+  }
+  size_t i = prod_slot(s, a, b);
+  if (s->prods[i])
+    return find(s, s->prods[i]);
+  md_dim p = dim_new(s, (dim_rec){.kind = D_MUL, .a = a, .b = b});
+  s->prods[i] = p;
+  s->nprods++;
+  return p;
 }
 
+/* ---- walks over the DAG of dimensions ----
+ *
+ * A size is shared by every product built from it, so the dimensions form
+ * a DAG whose tree can be exponential (a tower of kron(t, t)); every walk
+ * is a loop with a mark per dimension, never a recursion over the tree. */
+
+/* Starts a walk: no dimension is marked. */
+static void walk_begin(md_shapes *s) {
+  if (++s->gen == 0) {
+    memset(s->mark, 0, s->nmark * sizeof *s->mark);
+    s->gen = 1;
+  }
+  s->nstack = 0;
+}
+
+/* Marks D (which may be newer than the walk); false if it was marked. */
+static bool walk_mark(md_shapes *s, md_dim d) {
+  if (d >= s->nmark) {
+    size_t n = s->capd > d ? s->capd : (size_t)d + 1;
+    s->mark = xreallocarray(s->mark, n, sizeof *s->mark);
+    s->memo = xreallocarray(s->memo, n, sizeof *s->memo);
+    memset(s->mark + s->nmark, 0, (n - s->nmark) * sizeof *s->mark);
+    s->nmark = n;
+  }
+  if (s->mark[d] == s->gen)
+    return false;
+  s->mark[d] = s->gen;
+  return true;
+}
+
+static bool walk_marked(const md_shapes *s, md_dim d) {
+  return d < s->nmark && s->mark[d] == s->gen;
+}
+
+static void push(md_shapes *s, md_dim d) {
+  if (s->nstack == s->capstack) {
+    s->capstack = s->capstack ? 2 * s->capstack : 64;
+    s->stack = xreallocarray(s->stack, s->capstack, sizeof *s->stack);
+  }
+  s->stack[s->nstack++] = d;
+}
+
+/* Whether the unknown V occurs in T. */
 static bool occurs(md_shapes *s, md_dim v, md_dim t) {
-  t = find(s, t);
-  if (t == v)
-    return true;
-  if (s->d[t].kind == D_MUL)
-    return occurs(s, v, s->d[t].a) || occurs(s, v, s->d[t].b);
+  walk_begin(s);
+  push(s, t);
+  while (s->nstack) {
+    md_dim d = find(s, s->stack[--s->nstack]);
+    if (d == v)
+      return true;
+    if (walk_mark(s, d) && s->d[d].kind == D_MUL) {
+      push(s, s->d[d].a);
+      push(s, s->d[d].b);
+    }
+  }
   return false;
 }
 
-static bool unify(md_shapes *s, md_dim a, md_dim b);
-
 enum { MAX_FACTORS = 16 };
 
-/* The factors of D, a product, into V: roots that are not products.
- * False if there are more than MAX_FACTORS. */
-static bool factors(md_shapes *s, md_dim d, md_dim *v, size_t *n) {
-  d = find(s, d);
-  if (s->d[d].kind != D_MUL) {
-    if (*n == MAX_FACTORS)
+bool md_dim_factors(md_shapes *s, md_dim d, md_dim *v, size_t *n, size_t cap) {
+  /* a tree of CAP leaves has 2 CAP - 1 nodes: a walk that visits more
+   * has more leaves, however deep the first one is */
+  md_dim st[4 * MAX_FACTORS];
+  size_t ns = 0, visits = 0;
+  if (cap > MAX_FACTORS)
+    cap = MAX_FACTORS;
+  st[ns++] = d;
+  while (ns) {
+    md_dim x = find(s, st[--ns]);
+    if (++visits >= 2 * cap)
       return false;
-    v[(*n)++] = d;
-    return true;
+    if (s->d[x].kind == D_MUL) {
+      st[ns++] = s->d[x].b; /* then a, so that factors come in order */
+      st[ns++] = s->d[x].a;
+    } else if (*n == cap) {
+      return false;
+    } else {
+      v[(*n)++] = x;
+    }
   }
-  md_dim a = s->d[d].a, b = s->d[d].b;
-  return factors(s, a, v, n) && factors(s, b, v, n);
+  return true;
+}
+
+/* Pairs of sizes to make the same; MERGE: the two products whose factors
+ * the pairs above it unified, made one (so that meeting them again costs
+ * nothing: two towers of products are unified in time linear in their
+ * DAGs, not their trees). */
+typedef struct dim_pair {
+  md_dim a, b;
+  bool merge;
+} dim_pair;
+
+static void push_pair(md_shapes *s, md_dim a, md_dim b, bool merge) {
+  if (s->npairs == s->cappairs) {
+    s->cappairs = s->cappairs ? 2 * s->cappairs : 32;
+    s->pairs = xreallocarray(s->pairs, s->cappairs, sizeof *s->pairs);
+  }
+  s->pairs[s->npairs++] = (dim_pair){a, b, merge};
 }
 
 /* Products are equal as multisets of factors, in any order or grouping
  * (kron and vec build m·p·n and (m·n)·p for one size): common factors
  * cancel, and a lone unknown left on one side is the product of the
  * other side.  What stays ambiguous (two unknowns against two) is
- * unified factor by factor, as the products were built. */
+ * unified factor by factor, as the products were built.  Pushes what
+ * remains to unify; false if A and B cannot be the same. */
 static bool unify_products(md_shapes *s, md_dim a, md_dim b) {
   md_dim fa[MAX_FACTORS], fb[MAX_FACTORS];
   size_t na = 0, nb = 0;
   md_dim a1 = s->d[a].a, a2 = s->d[a].b, b1 = s->d[b].a, b2 = s->d[b].b;
-  if (!factors(s, a, fa, &na) || !factors(s, b, fb, &nb))
-    return unify(s, a1, b1) && unify(s, a2, b2);
+  push_pair(s, a, b, true);
+  if (!md_dim_factors(s, a, fa, &na, MAX_FACTORS) ||
+      !md_dim_factors(s, b, fb, &nb, MAX_FACTORS)) {
+    push_pair(s, a2, b2, false);
+    push_pair(s, a1, b1, false);
+    return true;
+  }
   for (size_t i = 0; i < na; i++)
     for (size_t j = 0; j < nb; j++)
       if (fa[i] == fb[j]) {
@@ -178,8 +307,10 @@ static bool unify_products(md_shapes *s, md_dim a, md_dim b) {
       }
   if (na == 0 || nb == 0)
     return na == nb; /* a size left over would have to be 1 */
-  if (na == 1 && nb == 1)
-    return unify(s, fa[0], fb[0]);
+  if (na == 1 && nb == 1) {
+    push_pair(s, fa[0], fb[0], false);
+    return true;
+  }
   md_dim *lone = na == 1 ? fa : nb == 1 ? fb : NULL;
   if (lone && s->d[lone[0]].kind == D_VAR) {
     md_dim *other = lone == fa ? fb : fa;
@@ -187,36 +318,50 @@ static bool unify_products(md_shapes *s, md_dim a, md_dim b) {
     md_dim p = other[0];
     for (size_t i = 1; i < no; i++)
       p = dim_mul(s, p, other[i]);
-    return unify(s, lone[0], p);
+    push_pair(s, lone[0], p, false);
+    return true;
   }
-  return unify(s, a1, b1) && unify(s, a2, b2);
+  push_pair(s, a2, b2, false);
+  push_pair(s, a1, b1, false);
+  return true;
 }
 
 /* Makes A and B the same size, or says they cannot be. */
-static bool unify(md_shapes *s, md_dim a, md_dim b) {
-  a = find(s, a);
-  b = find(s, b);
-  if (a == b)
-    return true;
-  dim_rec *ra = &s->d[a], *rb = &s->d[b];
-  if (rb->kind == D_VAR) {
-    md_dim t = a;
-    a = b;
-    b = t;
-    ra = &s->d[a];
-    rb = &s->d[b];
+static bool unify(md_shapes *s, md_dim a0, md_dim b0) {
+  size_t base = s->npairs;
+  push_pair(s, a0, b0, false);
+  while (s->npairs > base) {
+    dim_pair p = s->pairs[--s->npairs];
+    md_dim a = find(s, p.a), b = find(s, p.b);
+    if (a == b)
+      continue;
+    if (p.merge) {
+      /* both products, their factors unified: one size */
+      s->d[a > b ? a : b].parent = a > b ? b : a;
+      continue;
+    }
+    if (s->d[b].kind == D_VAR) {
+      md_dim t = a;
+      a = b;
+      b = t;
+    }
+    dim_rec *ra = &s->d[a], *rb = &s->d[b];
+    if (ra->kind == D_VAR) {
+      /* Unknown sizes are never 1 (a matrix stays a matrix). */
+      if (b == s->one || occurs(s, a, b))
+        goto fail;
+      s->d[a].parent = b;
+    } else if (ra->kind == D_MUL && rb->kind == D_MUL) {
+      if (!unify_products(s, a, b))
+        goto fail;
+    } else if (!(ra->kind == D_INT && rb->kind == D_INT &&
+                 ra->value == rb->value)) {
+      goto fail;
+    }
   }
-  if (ra->kind == D_VAR) {
-    /* Unknown sizes are never 1 (a matrix stays a matrix). */
-    if (b == s->one || occurs(s, a, b))
-      return false;
-    ra->parent = b;
-    return true;
-  }
-  if (ra->kind == D_MUL && rb->kind == D_MUL)
-    return unify_products(s, a, b);
-  if (ra->kind == D_INT && rb->kind == D_INT)
-    return ra->value == rb->value;
+  return true;
+fail:
+  s->npairs = base;
   return false;
 }
 
@@ -278,43 +423,67 @@ static bool name_taken(md_shapes *s, const char *nm) {
   return s->names[name_slot(s, nm)] != NULL;
 }
 
-static void dim_format(md_shapes *s, md_dim d, char *buf, size_t size) {
-  d = find(s, d);
+/* The name of D, not a product, into BUF (32 bytes). */
+static void leaf_name(md_shapes *s, md_dim d, char *buf) {
   dim_rec *r = &s->d[d];
-  switch (r->kind) {
-  case D_INT:
-    snprintf(buf, size, "%ld", r->value);
+  if (r->kind == D_INT) {
+    snprintf(buf, 32, "%ld", r->value);
     return;
-  case D_NAME:
-    snprintf(buf, size, "%s", r->name);
-    return;
-  case D_VAR:
-    if (!r->name) {
-      char tmp[32];
-      for (;;) {
-        unsigned i = s->nextname++;
-        if (i < sizeof pool / sizeof pool[0])
-          snprintf(tmp, sizeof tmp, "%s", pool[i]);
-        else
-          snprintf(tmp, sizeof tmp, "d%u",
-                   i - (unsigned)(sizeof pool / sizeof pool[0]) + 1);
-        if (!name_taken(s, tmp))
-          break;
-      }
-      r = &s->d[d];
-      r->name = md_intern(s->ctx, tmp, strlen(tmp));
-      name_add(s, r->name);
+  }
+  if (r->kind == D_VAR && !r->name) {
+    char tmp[32];
+    for (;;) {
+      unsigned i = s->nextname++;
+      if (i < sizeof pool / sizeof pool[0])
+        snprintf(tmp, sizeof tmp, "%s", pool[i]);
+      else
+        snprintf(tmp, sizeof tmp, "d%u",
+                 i - (unsigned)(sizeof pool / sizeof pool[0]) + 1);
+      if (!name_taken(s, tmp))
+        break;
     }
-    snprintf(buf, size, "%s", r->name);
-    return;
-  case D_MUL: {
-    char a[30], b[30];
-    dim_format(s, r->a, a, sizeof a);
-    dim_format(s, s->d[d].b, b, sizeof b);
-    snprintf(buf, size, "%s·%s", a, b);
-    return;
+    r = &s->d[d];
+    r->name = md_intern(s->ctx, tmp, strlen(tmp));
+    name_add(s, r->name);
   }
+  snprintf(buf, 32, "%.31s", r->name);
+}
+
+/* "m·n·p" into BUF, its factors left to right.  A product can have more
+ * factors than its DAG has nodes (a tower of kron(t, t) has 2^k): the
+ * text stops where BUF is full, with "…", after work proportional to
+ * SIZE and the depth of D, never to its factors. */
+static void dim_format(md_shapes *s, md_dim d, char *buf, size_t size) {
+  static const char dot[] = "·", more[] = "…";
+  if (size == 0)
+    return;
+  size_t len = 0;
+  bool cut = false;
+  buf[0] = '\0';
+  walk_begin(s);
+  push(s, d);
+  while (s->nstack && !cut) {
+    md_dim x = find(s, s->stack[--s->nstack]);
+    if (s->d[x].kind == D_MUL) {
+      push(s, s->d[x].b);
+      push(s, s->d[x].a);
+      continue;
+    }
+    char name[32];
+    leaf_name(s, x, name);
+    size_t n = strlen(name), sep = len ? sizeof dot - 1 : 0;
+    /* room for the name, and for "…" after it unless it is the last */
+    size_t room = s->nstack ? sizeof more - 1 : 0;
+    if (len + sep + n + room + 1 > size) {
+      cut = true;
+      break;
+    }
+    memcpy(buf + len, dot, sep);
+    memcpy(buf + len + sep, name, n + 1);
+    len += sep + n;
   }
+  if (cut && len + sizeof more <= size)
+    memcpy(buf + len, more, sizeof more);
 }
 
 void md_shape_format(md_shapes *s, md_shape sh, char *buf, size_t size) {
@@ -403,9 +572,14 @@ void md_shapes_free(md_shapes *s) {
     return;
   free(s->d);
   free(s->consts);
+  free(s->prods);
   free(s->node);
   free(s->known);
   free(s->names);
+  free(s->mark);
+  free(s->memo);
+  free(s->stack);
+  free(s->pairs);
   free(s);
 }
 
@@ -421,6 +595,10 @@ static void ensure_nodes(md_shapes *s) {
   s->nnode = n;
 }
 
+bool md_shapes_full(const md_shapes *s) {
+  return s->full;
+}
+
 bool md_shape_known(const md_shapes *s, const expr *e) {
   return e->id < s->nnode && s->known[e->id];
 }
@@ -431,38 +609,38 @@ md_shape md_shape_of(md_shapes *s, const expr *e) {
   return (md_shape){s->one, s->one};
 }
 
-/* A fresh copy of a closed term's shape: its unknowns renamed. */
-static md_dim inst_dim(md_shapes *s, md_dim d, md_dim *from, md_dim *to,
-                       size_t *n) {
-  d = find(s, d);
-  switch (s->d[d].kind) {
-  case D_VAR:
-    for (size_t i = 0; i < *n; i++)
-      if (from[i] == d)
-        return to[i];
-    if (*n < 8) {
-      from[*n] = d;
-      to[*n] = dim_var(s);
-      return to[(*n)++];
-    }
-    return dim_var(s);
-  case D_MUL: {
-    md_dim a = inst_dim(s, s->d[d].a, from, to, n);
-    md_dim b = inst_dim(s, s->d[d].b, from, to, n);
-    return dim_mul(s, a, b);
-  }
-  default:
-    return d;
-  }
-}
-
+/* A fresh copy of a closed term's shape: its unknowns renamed, each to
+ * one new unknown, products rebuilt over them.  A walk in post-order over
+ * the DAG of its sizes (MEMO[d]: the copy of D), not over their tree. */
 static md_shape instantiate(md_shapes *s, md_shape sh) {
-  md_dim from[8], to[8];
-  size_t n = 0;
-  md_shape r;
-  r.r = inst_dim(s, sh.r, from, to, &n);
-  r.c = inst_dim(s, sh.c, from, to, &n);
-  return r;
+  walk_begin(s);
+  push(s, sh.c);
+  push(s, sh.r);
+  while (s->nstack) {
+    md_dim d = find(s, s->stack[s->nstack - 1]);
+    if (walk_marked(s, d)) {
+      s->nstack--;
+      continue;
+    }
+    md_dim copy = d;
+    if (s->d[d].kind == D_MUL) {
+      md_dim a = find(s, s->d[d].a), b = find(s, s->d[d].b);
+      if (!walk_marked(s, a) || !walk_marked(s, b)) {
+        if (!walk_marked(s, b))
+          push(s, b);
+        if (!walk_marked(s, a))
+          push(s, a);
+        continue;
+      }
+      copy = dim_mul(s, s->memo[a], s->memo[b]);
+    } else if (s->d[d].kind == D_VAR) {
+      copy = dim_var(s);
+    }
+    s->nstack--;
+    walk_mark(s, d);
+    s->memo[d] = copy;
+  }
+  return (md_shape){s->memo[find(s, sh.r)], s->memo[find(s, sh.c)]};
 }
 
 /* Text of E for a message: its source if we have it, else printed. */
@@ -614,6 +792,17 @@ bool md_shape_runs(md_shapes *s, const md_shape *k, size_t n, size_t *run) {
   return n == 0 || read_product(&R, &acc) == n;
 }
 
+/* The rows (COLS: columns) of a Kronecker product of the factors of
+ * shapes K[i..j): their product, as a balanced tree, so that a product
+ * of n factors (a tower of kron(t, t) flattened) is log n deep, not n. */
+static md_dim kron_dim(md_shapes *s, const md_shape *k, size_t i, size_t j,
+                       bool cols) {
+  if (j - i == 1)
+    return cols ? k[i].c : k[i].r;
+  size_t mid = i + (j - i) / 2;
+  return dim_mul(s, kron_dim(s, k, i, mid, cols), kron_dim(s, k, mid, j, cols));
+}
+
 /* The rules of SPEC 2 for one node, given its kids' shapes. */
 static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
                        md_shape *out) {
@@ -732,13 +921,10 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
     *out = acc;
     return true;
   }
-  case E_KRON: {
-    md_shape acc = k[0];
-    for (size_t i = 1; i < e->nkids; i++)
-      acc = (md_shape){dim_mul(s, acc.r, k[i].r), dim_mul(s, acc.c, k[i].c)};
-    *out = acc;
+  case E_KRON:
+    *out = (md_shape){kron_dim(s, k, 0, e->nkids, false),
+                      kron_dim(s, k, 0, e->nkids, true)};
     return true;
-  }
   case E_INV:
     if (expr_is_zero(strip_signs(e->kid[0])))
       FAIL(loc, "division by zero: 0 has no inverse");
@@ -760,6 +946,12 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
     }
     long n;
     operand(s, e->kid[0], loc_of(s, e->kid[0], loc), k[0], a, sizeof a);
+    if (!expr_is_int(e->kid[1], &n) && expr_is_num(e->kid[1]) &&
+        mpz_cmp_ui(mpq_denref(e->kid[1]->u.num), 1) == 0)
+      FAIL(loc_of(s, e->kid[1], loc),
+           "the exponent of a matrix power is too large (at most %ld in "
+           "magnitude)",
+           LONG_MAX);
     if (!expr_is_int(e->kid[1], &n))
       FAIL(loc,
            "the power of a matrix needs an integer exponent; %s is not a "
@@ -773,22 +965,27 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
   case E_CALL: {
     const fn_info *f = md_fn_get(s->ctx, e->u.fn);
     md_loc l0 = loc_of(s, e->kid[0], loc);
-    operand(s, e->kid[0], l0, k[0], a, sizeof a);
+    /* the argument as messages show it, made only for one */
+#define ARG operand(s, e->kid[0], l0, k[0], a, sizeof a)
     switch (f->cls) {
     case FC_ELEMWISE:
       *out = k[0];
       return true;
     case FC_SQUARE_TO_SC:
-      if (!unify(s, k[0].r, k[0].c))
+      if (!unify(s, k[0].r, k[0].c)) {
+        ARG;
         FAIL(l0, "%s needs a square matrix, not %s", f->name, a);
+      }
       *out = one;
       return true;
     case FC_ANY_TO_SC:
       *out = one;
       return true;
     case FC_VEC_TO_VEC:
-      if (md_shape_is_scalar(s, k[0]) || !unify(s, k[0].c, s->one))
+      if (md_shape_is_scalar(s, k[0]) || !unify(s, k[0].c, s->one)) {
+        ARG;
         FAIL(l0, "%s needs a vector, not %s", f->name, a);
+      }
       *out = k[0];
       return true;
     case FC_DIAG:
@@ -800,8 +997,10 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
         *out = (md_shape){k[0].r, k[0].r};
         return true;
       }
-      if (!unify(s, k[0].r, k[0].c))
+      if (!unify(s, k[0].r, k[0].c)) {
+        ARG;
         FAIL(l0, "diag needs a vector or a square matrix, not %s", a);
+      }
       *out = (md_shape){k[0].r, s->one};
       return true;
     case FC_VEC:
@@ -811,6 +1010,7 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
       *out = (md_shape){dim_mul(s, k[0].c, k[0].r), s->one};
       return true;
     }
+#undef ARG
     return false;
   }
   case E_INNER:
@@ -871,6 +1071,8 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
 
 static bool infer(md_shapes *s, expr *e, md_loc ploc, md_shape *out) {
   md_loc loc = loc_of(s, e, ploc);
+  if (s->full)
+    FAIL(loc, "too many sizes to infer (more than %zu)", (size_t)MD_MAX_DIMS);
   if (e->id < s->nnode && s->known[e->id]) {
     *out = (e->flags & EF_CLOSED) ? instantiate(s, s->node[e->id])
                                   : s->node[e->id];

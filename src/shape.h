@@ -43,8 +43,17 @@ const md_decl *md_env_find(const md_env *env, const char *name);
 
 typedef struct md_shapes md_shapes;
 
+/* Sizes one md_shapes may make.  Every use of a closed term copies its
+ * sizes (a Kronecker product of n copies of ones has n of them), so a
+ * simplifier that builds many nodes over a wide closed one makes n sizes
+ * for each: past this many, no node is inferred any more (an error), and
+ * md_shapes_full says that whatever was decided with these shapes since
+ * cannot be trusted. */
+#define MD_MAX_DIMS ((size_t)1 << 22)
+
 md_shapes *md_shapes_new(md_ctx *ctx, const md_env *env);
 void md_shapes_free(md_shapes *s);
+bool md_shapes_full(const md_shapes *s);
 
 /* Infers the shape of E and everything below it.  LOCS (may be NULL)
  * places errors in SRC.  Returns false after adding one error to ERR. */
@@ -109,6 +118,11 @@ typedef struct md_dim_info {
   long value;  /* MD_DIM_INT */
   md_dim a, b; /* MD_DIM_PRODUCT: the factors */
 } md_dim_info;
+
+/* The factors of D, roots that are not products, appended to V[*N..)
+ * left to right; false when there are more than CAP (at most 16) of them,
+ * found without walking further (a product can have 2^k factors). */
+bool md_dim_factors(md_shapes *s, md_dim d, md_dim *v, size_t *n, size_t cap);
 
 /* What D stands for now (the information of its root). */
 md_dim_info md_dim_get(md_shapes *s, md_dim d);

@@ -21,6 +21,7 @@
 
 #include "checker.h"
 #include "diff.h"
+#include "driver.h"
 #include "print_text.h"
 #include "rules.h"
 #include "shape.h"
@@ -366,6 +367,45 @@ START_TEST(errors) {
 }
 END_TEST
 
+/* At the depth limit the simplifier gives up: that is an error, never
+ * the derivative as the rules wrote it, in forms no output shows
+ * (t22 = 1 ones .* sin(t20) .* t21 + 3^T (...) was printed). */
+START_TEST(too_deep_to_simplify) {
+  const char *f = "sum(t8) where t1 = x, t2 = sin(3 t1) .* exp(t1), "
+                  "t3 = sin(3 t2) .* exp(t2), t4 = tanh(3 t3) .* exp(t3), "
+                  "t5 = sin(3 t4) .* exp(t4), t6 = sin(3 t5) .* exp(t5), "
+                  "t7 = sin(3 t6) .* exp(t6), t8 = sin(3 t7) .* exp(t7)";
+  const char *wrt[] = {"x"};
+  md_options o = {.wrt = wrt, .nwrt = 1};
+  for (int depth = 42; depth <= 44; depth++) {
+    char knob[16], *out = NULL, *msg = NULL;
+    size_t nout = 0, nmsg = 0;
+    snprintf(knob, sizeof knob, "%d", depth);
+    setenv("MATDIFF_MAX_DEPTH", knob, 1);
+    FILE *fo = open_memstream(&out, &nout), *fe = open_memstream(&msg, &nmsg);
+    int rc = md_cmd_diff(&o, f, fo, fe);
+    fclose(fo);
+    fclose(fe);
+    unsetenv("MATDIFF_MAX_DEPTH");
+    if (depth < 44) {
+      ck_assert_int_eq(rc, 2);
+      ck_assert_str_eq(out, "");
+      char want[160];
+      snprintf(want, sizeof want,
+               "matdiff: <expr>: error: cannot simplify the derivative: it "
+               "is nested too deeply (more than %d levels)\n",
+               depth);
+      ck_assert_str_eq(msg, want);
+    } else {
+      ck_assert_int_eq(rc, 0);
+      ck_assert_msg(!strstr(out, "1 ones") && !strstr(out, "3^T"), "%s", out);
+    }
+    free(out);
+    free(msg);
+  }
+}
+END_TEST
+
 /* The second assertion of each case can fail: the checker refutes a
  * gradient that misses a transpose and a Kronecker form with its
  * factors transposed. */
@@ -406,6 +446,7 @@ static Suite *diff_suite(void) {
   tcase_add_test(tu_tcase(s, "symmetric_frobenius"), symmetric_frobenius);
   tcase_add_test(tu_tcase(s, "symmetric_cookbook"), symmetric_cookbook);
   tcase_add_test(tu_tcase(s, "errors"), errors);
+  tcase_add_test(tu_tcase(s, "too_deep_to_simplify"), too_deep_to_simplify);
   tcase_add_test(tu_tcase(s, "checker_refutes"), checker_refutes);
   return s;
 }

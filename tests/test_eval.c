@@ -517,6 +517,32 @@ START_TEST(distinct_sizes) {
 }
 END_TEST
 
+/* Sizes of 2^60 factors in 60 dimensions (kron(vec(t), vec(t)), sixty
+ * times): each product's size is computed once, and found too large (it
+ * was computed over the tree of factors, 2^60 steps). */
+START_TEST(sizes_of_towers) {
+  char text[4096];
+  int n = snprintf(text, sizeof text,
+                   "let x : vector(2); t60 where t1 = kron(x, x)");
+  for (int i = 2; i <= 60; i++)
+    n += snprintf(text + n, sizeof text - (size_t)n,
+                  ", t%d = kron(vec(t%d), vec(t%d))", i, i - 1, i - 1);
+  prepare(text);
+  md_rng rng;
+  md_rng_seed(&rng, 1);
+  md_eval_draw_sizes(cur.ev, &rng);
+  ck_assert_uint_eq(md_eval_size(cur.ev, md_shape_of(cur.sh, cur.e).r), 0);
+  md_val r;
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r), MD_FAIL);
+  ck_assert_ptr_nonnull(strstr(md_eval_why(cur.ev), "too large"));
+  /* a small one: 2^(2^4) */
+  prepare("let x : vector(2); t4 where t1 = kron(x, x), t2 = kron(vec(t1), "
+          "vec(t1)), t3 = kron(vec(t2), vec(t2)), t4 = kron(vec(t3), vec(t3))");
+  md_eval_draw_sizes(cur.ev, &rng);
+  ck_assert_uint_eq(md_eval_size(cur.ev, md_shape_of(cur.sh, cur.e).r), 65536);
+}
+END_TEST
+
 START_TEST(domain_retries) {
   md_rng rng;
   md_rng_seed(&rng, 7);
@@ -584,6 +610,7 @@ static Suite *eval_suite(void) {
   tcase_add_test(tc, hessian);
   tcase_add_test(tc, closed_terms_sized_by_context);
   tcase_add_test(tc, distinct_sizes);
+  tcase_add_test(tc, sizes_of_towers);
   tcase_add_test(tc, domain_retries);
   tcase_add_test(tc, huge_exact_numbers_go_double);
   return s;

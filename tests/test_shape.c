@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include "shape.h"
+#include "strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -306,7 +307,8 @@ START_TEST(kron_and_vec_sizes) {
   check_shape("let A : matrix(2, 3), B : matrix(4, 5); kron(A, B)", "8×15");
   check_shape("let A : matrix(2, 3), B : matrix(4, 5); A ⊗ B ⊗ A", "16×45");
   /* vec stacks columns: the column index is the outer one */
-  check_shape("vec(A)", "n·m×1");
+  /* (unknown sizes are named as messages show them: A is n×m) */
+  check_shape("vec(A)", "m·n×1");
   check_shape("let X : matrix(2, 3); vec(X)", "6×1");
   check_shape("let X : matrix(m, n); vec(X)", "n·m×1");
   check_shape("let X : matrix(m, n); vec(X^T)", "m·n×1");
@@ -453,6 +455,14 @@ START_TEST(exponents) {
               "the power of a matrix needs an integer exponent; A (m×n) is "
               "not a scalar (for element-wise powers use .^)",
               1);
+  /* an integer, too large: not "needs an integer exponent" */
+  const char *big = "the exponent of a matrix power is too large (at most "
+                    "9223372036854775807 in magnitude)";
+  check_error("X^9223372036854775808", big, 1);
+  check_error("X^-9223372036854775808", big, 1);
+  check_error("X^1e19", big, 1);
+  check_shape("X^9223372036854775807", "m×m");
+  check_shape("X^-9223372036854775807", "m×m");
 }
 END_TEST
 
@@ -524,6 +534,99 @@ START_TEST(format) {
 }
 END_TEST
 
+/* ---- towers: sizes whose tree is exponential in their DAG ---- */
+
+/* "TOP where t1 = kron(V, V), t2 = kron(vec(t1), vec(t1)), ..." up to tN
+ * (and the same for s over W when W is not NULL): rows of t_k are the
+ * rows of t_{k-1} squared, a product of 2^k sizes in k dimensions. */
+static char *tower(const char *top, int n, const char *v, const char *w) {
+  strbuf b;
+  sb_init(&b);
+  sb_printf(&b, "%s where t1 = kron(%s, %s)", top, v, v);
+  for (int i = 2; i <= n; i++)
+    sb_printf(&b, ", t%d = kron(vec(t%d), vec(t%d))", i, i - 1, i - 1);
+  if (w) {
+    sb_printf(&b, ", s1 = kron(%s, %s)", w, w);
+    for (int i = 2; i <= n; i++)
+      sb_printf(&b, ", s%d = kron(vec(s%d), vec(s%d))", i, i - 1, i - 1);
+  }
+  return sb_take(&b);
+}
+
+/* Unifying two towers of 2^40 factors, the occurs check in one, a
+ * message about one, and copying a closed one: each a walk over the DAG
+ * of sizes (they recursed over the tree: 2^40 steps). */
+START_TEST(towers_of_sizes) {
+  char *t = tower("t40 + s40", 40, "x", "y");
+  ck_assert_msg(infer(t), "%s", cur.msg);
+  ck_assert(same_dim(sym_shape("x").r, sym_shape("y").r));
+  free(t);
+
+  /* n = n^(2^40) only if n = 1, which an unknown size never is */
+  t = tower("t40 + x", 40, "x", NULL);
+  ck_assert(!infer(t));
+  ck_assert_str_eq(cur.msg, "cannot add kron(vec(kron(vec(kron(vec(kron(vec("
+                            "kron(vec... (m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·"
+                            "m·m…×1) and x (m×1)");
+  free(t);
+
+  t = tower("t40 + A", 40, "x", NULL);
+  ck_assert(!infer(t));
+  ck_assert(strstr(cur.msg, "m…×1) and A (m·m·"));
+  ck_assert_uint_lt(strlen(cur.msg), 400);
+  free(t);
+
+  /* a closed tower gets fresh sizes at each use: 2^k of them, all
+   * independent, which no walk can spare; past MD_MAX_DIMS, an error */
+  t = tower("t16 + t16 + ones", 16, "ones", NULL);
+  ck_assert_msg(infer(t), "%s", cur.msg);
+  free(t);
+  t = tower("t40 + t40 + ones", 40, "ones", NULL);
+  reset();
+  md_env_init(&cur.env);
+  md_errors_init(&cur.err);
+  cur.src = (md_source){"<test>", t, strlen(t), 1};
+  ck_assert(md_parse(tu_ctx, &cur.src, MD_PARSE_PROGRAM, &cur.p, &cur.err));
+  cur.sh = md_shapes_new(tu_ctx, &cur.env);
+  ck_assert(!md_shape_infer(cur.sh, cur.p.stmts[0].lhs, &cur.p, &cur.src,
+                            &cur.err, NULL));
+  ck_assert(md_shapes_full(cur.sh));
+  ck_assert_str_eq(cur.err.v[0].msg,
+                   "too many sizes to infer (more than 4194304)");
+  free(t);
+}
+END_TEST
+
+/* A flat Kronecker product of n factors: its size is a balanced product,
+ * log n deep (a chain n deep overflowed the stack of every walk). */
+START_TEST(wide_kron) {
+  enum { N = 1 << 17 };
+  strbuf b;
+  sb_init(&b);
+  sb_puts(&b, "x");
+  for (int i = 1; i < N; i++)
+    sb_puts(&b, " ⊗ x");
+  /* y^8 = x^(2^17): y is x^(2^14) */
+  sb_puts(&b, " + y ⊗ y ⊗ y ⊗ y ⊗ y ⊗ y ⊗ y ⊗ y");
+  ck_assert_msg(infer(b.s), "%s", cur.msg);
+  sb_puts(&b, " + A");
+  ck_assert_msg(!infer(b.s), "inferred");
+  ck_assert_msg(strstr(cur.msg, " (m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m…×1) "
+                                "and A (m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·m·"
+                                "m…×n)"),
+                "%s", cur.msg);
+  sb_clear(&b);
+
+  md_dim v[16];
+  size_t n = 0;
+  check_shape("x ⊗ x ⊗ x ⊗ x", "m·m·m·m×1");
+  ck_assert(md_dim_factors(cur.sh, cur.out.r, v, &n, 16));
+  ck_assert_uint_eq(n, 4);
+  n = 0;
+  ck_assert(!md_dim_factors(cur.sh, cur.out.r, v, &n, 3));
+}
+END_TEST
+
 static void teardown(void) {
   reset();
 }
@@ -548,6 +651,8 @@ static Suite *shape_suite(void) {
   tcase_add_test(tc, derivative_shapes);
   tcase_add_test(tc, derive_after_inference);
   tcase_add_test(tc, format);
+  tcase_add_test(tc, towers_of_sizes);
+  tcase_add_test(tc, wide_kron);
   tc = tu_tcase(s, "errors");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, derivative_errors);

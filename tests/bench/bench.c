@@ -313,7 +313,9 @@ static bool pipeline(const char *wrt, const char *decls, const char *text,
   double t5 = now();
   r->t[ST_SIMPLIFY] = t5 - t4;
   if (!s) {
-    snprintf(r->error, sizeof r->error, "simplify: result too deep");
+    char why[96];
+    md_ctx_limit_text(ctx, why, sizeof why);
+    snprintf(r->error, sizeof r->error, "simplify: the result is %s", why);
     goto out;
   }
 
