@@ -39,8 +39,10 @@
  * the shapes of the nodes it builds in the same md_shapes (a result
  * without a value, such as 0^-1 from inv(A - A), has none).  It returns
  * a node of the context, never NULL except when a result would be too
- * deep.  The work is linear in the size of the DAG apart from sorting
- * the terms of sums and the bounded rotations of traces.
+ * deep or past the size budget (md_ctx_limit_text says which).  The work
+ * is linear in the size of the DAG apart from sorting the terms of sums
+ * and the bounded rotations of traces; the forms tried beside the plain
+ * one are bounded by a budget per node of the input.
  */
 #pragma once
 
