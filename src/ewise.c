@@ -585,6 +585,8 @@ static expr *assemble(island *I, const fmpq_t c, written *n, written *d) {
     core = expr_ones(ctx);
   } else if (md_dim_is_one(S, I->shape.r)) {
     core = expr_trans(ctx, expr_ones(ctx));
+  } else { /* a matrix of ones: ones ones^T (each ones takes its size) */
+    core = expr_mul(ctx, expr_ones(ctx), expr_trans(ctx, expr_ones(ctx)));
   }
   expr *r = NULL;
   if (core)
@@ -710,6 +712,11 @@ static void consider(md_ew *W, island *I, expr **best, expr *cand) {
   expr *n = normal(W, cand);
   md_shape sh;
   if (!n || !known_shape(W, n, &sh))
+    return;
+  /* a number is no value of a vector or matrix (but 0, the zero of any
+   * shape): a matrix of twos is 2 ones ones^T */
+  if (n->op == E_NUM && mpq_sgn(n->u.num) &&
+      !md_shape_is_scalar(W->shapes, I->shape))
     return;
   /* a closed term (ones) takes the sizes its place gives it */
   if (!(n->flags & EF_CLOSED) && !(md_dim_equal(W->shapes, sh.r, I->shape.r) &&

@@ -42,7 +42,7 @@
 /* An n-ary node is flattened only up to this many operands: a sum of a
  * sum with itself, again and again, is a DAG whose flat form would have
  * exponentially many (such a node keeps a kid of its own kind). */
-#define MD_MAX_FLAT (1u << 16)
+#define MD_MAX_FLAT (1u << 12)
 
 typedef enum expr_op {
   E_NUM,   /* exact rational constant (value in num) */

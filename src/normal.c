@@ -2515,6 +2515,29 @@ static expr *normal_node(md_nf *N, expr *e, expr **k) {
   }
 }
 
+/* R, the normal form of E, when it is a scalar constant other than 0 (a
+ * number, sigmoid(0)) and E is a vector or a matrix, times ones of E's
+ * shape: 3 + z - z is 3 ones, exp(x - x) is ones, not the number 1
+ * (which tr, sum or a product would read as a scalar: exp(x - x)^T y is
+ * sum(y), not y).  0 stays 0, the zero of any shape. */
+static expr *shaped_constant(md_nf *N, expr *e, expr *r) {
+  md_shape sh;
+  if (!(r->flags & EF_CLOSED) || expr_is_zero(r) || !is_scalar(N, r) ||
+      !shape(N, e, &sh) || md_shape_is_scalar(N->shapes, sh))
+    return r;
+  md_ctx *ctx = N->ctx;
+  expr *ones = expr_ones(ctx), *c;
+  if (md_dim_is_one(N->shapes, sh.c))
+    c = ones;
+  else if (md_dim_is_one(N->shapes, sh.r))
+    c = expr_trans(ctx, ones);
+  else
+    c = expr_mul(ctx, ones, expr_trans(ctx, ones));
+  expr *f[2] = {r, c};
+  expr *m = c ? expr_mul_n(ctx, f, 2) : NULL;
+  return m && md_shape_derive(N->shapes, m) ? m : r;
+}
+
 static expr *normal_rec(md_nf *N, expr *e) {
   if (!e || N->failed)
     return NULL;
@@ -2526,6 +2549,8 @@ static expr *normal_rec(md_nf *N, expr *e) {
   for (size_t i = 0; i < e->nkids && !N->failed; i++)
     k[i] = normal_rec(N, e->kid[i]);
   r = N->failed ? NULL : built(N, normal_node(N, e, k));
+  if (r)
+    r = shaped_constant(N, e, r);
   if (k != small)
     free(k);
   if (!r) {
