@@ -547,14 +547,17 @@ END_TEST
  * of it a number or a scalar: exp(x - x) is 1, 1 - (A - A) is 1.  In a
  * product, under tr or in a sum the value or the shape is then wrong:
  * exp(x - x)^T y is sum(y), not y; tr(exp(A - A)) and tr(1 + A - A) are
- * n, not 1; (1 - (A - A)) B has the column sums of B in every row, not
- * B; sigmoid(Y .* X - Y .* X) + X becomes X + sigmoid(0), which has no
- * shape (a scalar that is not a number in a sum of matrices). */
+ * n, not 1; sum(3 + z - z) is 3 n, not 3; (3 + z - z)^T y is 3 sum(y),
+ * not the vector 3 y; (1 - (A - A)) B has the column sums of B in every
+ * row, not B; sigmoid(Y .* X - Y .* X) + X becomes X + sigmoid(0), which
+ * has no shape (a scalar that is not a number in a sum of matrices). */
 START_TEST(bug_constant_of_zero) {
   check_not("exp(x - x)^T y", "y");
   check_not("(1 + x - x)^T y", "y");
   check_not("tr(exp(A - A))", "1");
   check_not("tr(1 + A - A)", "1");
+  check_not("sum(3 + z - z)", "3");
+  check_not("(3 + z - z)^T y", "3 y");
   check_not("(1 - (A - A)) B", "B");
 }
 END_TEST
