@@ -707,6 +707,14 @@ static bool better(md_ew *W, const expr *a, const expr *b) {
   return sa < sb || (sa == sb && leaves(W, a) < leaves(W, b));
 }
 
+/* Whether a size A of a candidate fits the island's size B: the same,
+ * or free (the fresh size of ones or I) where B is not 1. */
+static bool dim_fits(md_ew *W, md_dim a, md_dim b) {
+  return md_dim_equal(W->shapes, a, b) ||
+         (md_dim_get(W->shapes, a).kind == MD_DIM_FREE &&
+          !md_dim_is_one(W->shapes, b));
+}
+
 /* Keeps CAND in *BEST when it is normal, of E's shape, and smaller. */
 static void consider(md_ew *W, island *I, expr **best, expr *cand) {
   expr *n = normal(W, cand);
@@ -718,9 +726,10 @@ static void consider(md_ew *W, island *I, expr **best, expr *cand) {
   if (n->op == E_NUM && mpq_sgn(n->u.num) &&
       !md_shape_is_scalar(W->shapes, I->shape))
     return;
-  /* a closed term (ones) takes the sizes its place gives it */
-  if (!(n->flags & EF_CLOSED) && !(md_dim_equal(W->shapes, sh.r, I->shape.r) &&
-                                   md_dim_equal(W->shapes, sh.c, I->shape.c)))
+  /* a closed term (ones) takes the sizes its place gives it, and so
+   * does one scaled by a scalar (alpha ones): a free size fits */
+  if (!(n->flags & EF_CLOSED) &&
+      !(dim_fits(W, sh.r, I->shape.r) && dim_fits(W, sh.c, I->shape.c)))
     return;
   if (!*best || better(W, n, *best))
     *best = n;
@@ -1053,7 +1062,7 @@ static expr *reduce_island(md_ew *W, expr *e, bool *skip) {
     expr *was = as_was(&I, e);
     if (was) {
       expr *w = normal(W, was);
-      if (w && best && better(W, w, best))
+      if (w && (!best || better(W, w, best)))
         best = w;
     }
     island_sub is = {&I, e, q};
@@ -1090,6 +1099,8 @@ static expr *rebuild(md_ew *W, expr *e) {
       r = NULL; /* too deep */
     else if (md_shape_derive(W->shapes, raw))
       r = md_nf_of(W->N, raw);
+    if (r && r != e)
+      r = md_nf_shaped(W->N, e, r); /* sigmoid(X - X) is no scalar */
     else
       r = e; /* no value (0^-1 below): left as it was */
   }

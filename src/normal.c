@@ -357,24 +357,20 @@ static const expr *lead(const expr *e) {
   }
 }
 
-/* 1 for a symbol (I, ones) alone, 2 for an element-wise function's value
- * alone, 0 for any other term. */
-static int term_kind(const md_ctx *ctx, const expr *t) {
-  if (t->op == E_SYM || t->op == E_IDENT || t->op == E_ONES)
-    return 1;
-  if (t->op == E_CALL && md_fn_get(ctx, t->u.fn)->cls == FC_ELEMWISE)
-    return 2;
-  return 0;
+/* Whether T is an element-wise function's value alone. */
+static bool fn_value(const md_ctx *ctx, const expr *t) {
+  return t->op == E_CALL && md_fn_get(ctx, t->u.fn)->cls == FC_ELEMWISE;
 }
 
 int md_nf_term_cmp(const md_ctx *ctx, const expr *a, const expr *b) {
   if (a == b)
     return 0;
-  /* a function's value before a symbol, as authors write a derivative
-   * term by term: 1 - sigmoid(z) - c, sigmoid(z) + x */
-  int ka = term_kind(ctx, a), kb = term_kind(ctx, b);
-  if (ka && kb && ka != kb)
-    return ka == 2 ? -1 : 1;
+  /* a function's value before the other terms, whatever the names, as
+   * authors write a derivative term by term: 1 - sigmoid(z) - c,
+   * exp(x) + a (the class first, then the lead: a total order) */
+  int ka = fn_value(ctx, a), kb = fn_value(ctx, b);
+  if (ka != kb)
+    return kb - ka;
   const expr *la = lead(a), *lb = lead(b);
   int ca = base_class(la), cb = base_class(lb);
   int c = ca != cb ? (ca < cb ? -1 : 1) : 0;
@@ -2253,13 +2249,17 @@ static void had_powers(md_nf *N, md_nodes *m) {
     }
     mpz_clear(e);
   }
-  if (merged) {
+  bool all_cancel = merged;
+  for (size_t i = 0; i < nb && all_cancel; i++)
+    all_cancel = mpz_sgn(k[i]) == 0;
+  if (merged && !all_cancel) { /* (all cancel: ones of which shape?) */
     m->n = 0;
     for (size_t i = 0; i < nb && !N->failed; i++) {
       if (mpz_sgn(k[i]) == 0)
         continue; /* x .^ 0 is ones */
-      if (mpz_cmp_ui(k[i], 1) == 0) {
-        md_nodes_push(m, base[i]);
+      if (mpz_cmp_ui(k[i], 1) == 0 ||
+          (base[i]->op == E_IDENT && mpz_sgn(k[i]) > 0)) {
+        md_nodes_push(m, base[i]); /* I .* I is I */
         continue;
       }
       mpq_t q;
@@ -2271,8 +2271,6 @@ static void had_powers(md_nf *N, md_nodes *m) {
         N->failed = true;
       md_nodes_push(m, p);
     }
-    if (m->n == 0)
-      md_nodes_push(m, expr_ones(N->ctx));
   }
   for (size_t i = 0; i < nb; i++)
     mpz_clear(k[i]);
@@ -2520,10 +2518,11 @@ static expr *normal_node(md_nf *N, expr *e, expr **k) {
  * shape: 3 + z - z is 3 ones, exp(x - x) is ones, not the number 1
  * (which tr, sum or a product would read as a scalar: exp(x - x)^T y is
  * sum(y), not y).  0 stays 0, the zero of any shape. */
-static expr *shaped_constant(md_nf *N, expr *e, expr *r) {
+expr *md_nf_shaped(md_nf *N, expr *e, expr *r) {
   md_shape sh;
-  if (!(r->flags & EF_CLOSED) || expr_is_zero(r) || !is_scalar(N, r) ||
-      !shape(N, e, &sh) || md_shape_is_scalar(N->shapes, sh))
+  if (!(r->flags & EF_CLOSED) || r->op == E_IDENT || r->op == E_ONES ||
+      expr_is_zero(r) || !is_scalar(N, r) || !shape(N, e, &sh) ||
+      md_shape_is_scalar(N->shapes, sh))
     return r;
   md_ctx *ctx = N->ctx;
   expr *ones = expr_ones(ctx), *c;
@@ -2550,7 +2549,7 @@ static expr *normal_rec(md_nf *N, expr *e) {
     k[i] = normal_rec(N, e->kid[i]);
   r = N->failed ? NULL : built(N, normal_node(N, e, k));
   if (r)
-    r = shaped_constant(N, e, r);
+    r = md_nf_shaped(N, e, r);
   if (k != small)
     free(k);
   if (!r) {

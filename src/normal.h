@@ -107,6 +107,11 @@ void md_nf_free(md_nf *N);
 /* The normal form of E (whose shape must be inferred in the md_shapes). */
 expr *md_nf_of(md_nf *N, expr *e);
 
+/* R, a normal form of E, when it is a scalar constant other than 0 (3,
+ * sigmoid(0)) and E is a vector or a matrix: R times ones of E's shape
+ * (3 ones, sigmoid(0) ones ones^T), never the scalar; else R. */
+expr *md_nf_shaped(md_nf *N, expr *e, expr *r);
+
 /* Constructors on normal nodes, returning normal nodes. */
 expr *md_nf_sum(md_nf *N, expr *const *terms, size_t n);
 expr *md_nf_mul(md_nf *N, expr *const *factors, size_t n);

@@ -3,6 +3,7 @@
 
 #include "eval.h"
 #include "print_text.h"
+#include "simplify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,84 @@ static uint64_t next(tu_gen *g) {
 
 unsigned tu_below(tu_gen *g, unsigned n) {
   return (unsigned)(next(g) % n);
+}
+
+/* ---- simplification ---- */
+
+expr *tu_simplify_in(const char *text, md_shapes **shapes_out, md_env *env) {
+  md_source src = {"<test>", text, strlen(text), 1};
+  md_parsed p;
+  md_errors err;
+  md_errors_init(&err);
+  bool ok = md_parse(tu_ctx, &src, MD_PARSE_PROGRAM, &p, &err);
+  ck_assert_msg(ok, "'%s' does not parse: %s", text, err.n ? err.v[0].msg : "");
+  for (size_t i = 0; i + 1 < p.n; i++)
+    for (size_t k = 0; k < p.stmts[i].ndecls; k++)
+      md_env_add(env, &p.stmts[i].decls[k]);
+  expr *e = p.stmts[p.n - 1].lhs;
+  ck_assert_ptr_nonnull(e);
+  md_shapes *sh = md_shapes_new(tu_ctx, env);
+  ok = md_shape_infer(sh, e, &p, &src, &err, NULL);
+  char msg[512] = "";
+  if (err.n)
+    snprintf(msg, sizeof msg, "%s", err.v[0].msg);
+  md_errors_clear(&err);
+  md_parsed_clear(&p);
+  if (!ok) {
+    md_shapes_free(sh);
+    ck_abort_msg("'%s': shape error: %s", text, msg);
+  }
+  expr *r = md_simplify(tu_ctx, sh, e);
+  ck_assert_ptr_nonnull(r);
+  /* every node the simplifier returns has a shape */
+  ck_assert_msg(md_shape_known(sh, r), "'%s': result %s has no shape", text,
+                tu_print(r));
+  *shapes_out = sh;
+  return r;
+}
+
+void tu_check_simplify(const char *text, const char *want) {
+  md_env env;
+  md_env_init(&env);
+  md_shapes *sh;
+  expr *r = tu_simplify_in(text, &sh, &env);
+  const char *got = tu_print(r);
+  bool match = strcmp(got, want) == 0;
+  expr *again = md_simplify(tu_ctx, sh, r);
+  md_shapes_free(sh);
+  md_env_clear(&env);
+  ck_assert_msg(match, "'%s' simplified to \"%s\", expected \"%s\"", text, got,
+                want);
+  ck_assert_msg(again == r, "'%s': simplifying %s again gives %s", text,
+                tu_print(r), tu_print(again));
+}
+
+bool tu_equal_in(const char *decls, const char *lhs, const char *rhs) {
+  char text[1024];
+  snprintf(text, sizeof text, "%s%s = %s", decls, lhs, rhs);
+  md_source src = {"<test>", text, strlen(text), 1};
+  md_parsed p;
+  md_errors err;
+  md_errors_init(&err);
+  bool ok = md_parse(tu_ctx, &src, MD_PARSE_PROGRAM, &p, &err);
+  ck_assert_msg(ok, "'%s' does not parse: %s", text, err.n ? err.v[0].msg : "");
+  md_env env;
+  md_env_init(&env);
+  for (size_t i = 0; i + 1 < p.n; i++)
+    for (size_t k = 0; k < p.stmts[i].ndecls; k++)
+      md_env_add(&env, &p.stmts[i].decls[k]);
+  md_stmt *st = &p.stmts[p.n - 1];
+  ck_assert_int_eq(st->kind, ST_EQ);
+  md_shapes *sh = md_shapes_new(tu_ctx, &env);
+  ok = md_shape_infer(sh, st->lhs, &p, &src, &err, NULL) &&
+       md_shape_infer(sh, st->rhs, &p, &src, &err, NULL);
+  ck_assert_msg(ok, "'%s': shape error: %s", text, err.n ? err.v[0].msg : "");
+  bool eq = md_equal(tu_ctx, sh, st->lhs, st->rhs);
+  md_shapes_free(sh);
+  md_env_clear(&env);
+  md_errors_clear(&err);
+  md_parsed_clear(&p);
+  return eq;
 }
 
 expr *tu_rat(long p, long q) {

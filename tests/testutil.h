@@ -14,6 +14,7 @@
 #include "diag.h"
 #include "expr.h"
 #include "parse.h"
+#include "shape.h"
 
 #include <check.h>
 #include <stdbool.h>
@@ -60,6 +61,25 @@ const char *tu_print(const expr *e);
 
 /* The number P/Q (Q > 0) as a node of tu_ctx. */
 expr *tu_rat(long p, long q);
+
+/* ---- simplification (simplify.h) ----
+ *
+ * TEXT is a program: declarations ("let s : scalar; ") then the
+ * expression, in tu_ctx. */
+
+/* The simplified expression of TEXT, which must parse, infer its shapes
+ * and have a result with a shape.  The declarations go into ENV;
+ * *SHAPES_OUT receives the inference, which the caller frees
+ * (md_shapes_free, then md_env_clear). */
+expr *tu_simplify_in(const char *text, md_shapes **shapes_out, md_env *env);
+
+/* TEXT simplifies to WANT (its printed text), and simplifying that
+ * changes nothing. */
+void tu_check_simplify(const char *text, const char *want);
+
+/* md_equal on "DECLS LHS = RHS", the two sides inferred together, as
+ * matdiff check infers them. */
+bool tu_equal_in(const char *decls, const char *lhs, const char *rhs);
 
 /* ---- random expressions, for the property tests ----
  *
