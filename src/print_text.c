@@ -154,7 +154,10 @@ static void print_exponent(printer *p, const expr *k) {
 }
 
 static void print_chain(printer *p, const expr *e, const char *op) {
-  sub(p, e->kid[0], P_PROD, true);
+  /* a first operand of the same n-ary kind is bracketed: the node kept it
+   * whole (MD_MAX_FLAT), and so does the parser, given the brackets */
+  bool same = e->kid[0]->op == e->op && (e->op == E_MUL || e->op == E_HAD);
+  sub(p, e->kid[0], same ? P_KRON : P_PROD, !same);
   for (size_t i = 1; i < e->nkids; i++) {
     sb_puts(p->out, op);
     /* A B ⊗ C is A (B ⊗ C): in Unicode mode a Kronecker product needs
@@ -181,7 +184,8 @@ static void print(printer *p, const expr *e) {
     sb_puts(o, "ones");
     return;
   case E_ADD:
-    sub(p, e->kid[0], P_SUM, false);
+    /* (a + b) + c: a sum kept whole (MD_MAX_FLAT), see print_chain */
+    sub(p, e->kid[0], e->kid[0]->op == E_ADD ? P_NEG : P_SUM, false);
     for (size_t i = 1; i < e->nkids; i++) {
       const expr *t = e->kid[i];
       if (t->op == E_NEG) {

@@ -294,6 +294,48 @@ static void check_size(const char *text, size_t want) {
                 want);
 }
 
+/* A product of products past MD_MAX_FLAT operands keeps its kids whole;
+ * the printer brackets them, and the text parses back to the same node
+ * (for .* and + as well; kron of thousands of operands prints as nested
+ * calls, deeper than the parser takes). */
+START_TEST(round_trip_unflattened) {
+  static const char *const ops[] = {"P P", "P .* P", "P + P"};
+  for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+    strbuf b;
+    sb_init(&b);
+    sb_puts(&b, "t14 where t1 = X");
+    for (int i = 2; i <= 14; i++) {
+      sb_printf(&b, ", t%d = ", i);
+      for (const char *c = ops[o]; *c; c++)
+        if (*c == 'P')
+          sb_printf(&b, "t%d", i - 1);
+        else
+          sb_putc(&b, *c);
+    }
+    expr *e = tu_parse(b.s);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_le(e->nkids, MD_MAX_FLAT); /* not 2^13 operands */
+    char *t = md_print_text_alloc(tu_ctx, e);
+    md_source src = {"<printed>", t, strlen(t), 1};
+    md_parsed q;
+    md_errors err;
+    md_errors_init(&err);
+    bool ok = md_parse(tu_ctx, &src, MD_PARSE_PROGRAM, &q, &err);
+    if (ok)
+      md_parsed_clear(&q);
+    const char *why = ok ? "" : err.v[0].msg;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", why);
+    md_errors_clear(&err);
+    ck_assert_msg(ok, "%s: printed form does not parse: %s", ops[o], msg);
+    ck_assert_msg(tu_parse(t) == e, "%s: printed form parses to another node",
+                  ops[o]);
+    free(t);
+    sb_clear(&b);
+  }
+}
+END_TEST
+
 START_TEST(text_size) {
   check_size("x", 1);
   check_size("x + x", 3);
@@ -347,6 +389,7 @@ static Suite *print_suite(void) {
   tcase_add_test(tc, print_into_a_buffer);
   tc = tu_tcase(s, "round trip");
   tcase_add_test(tc, round_trip);
+  tcase_add_test(tc, round_trip_unflattened);
   tcase_add_test(tc, printing_changes_nothing);
   tcase_add_test(tc, text_size);
   return s;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses with clang (ASan + UBSan) and runs each for
 # SECONDS (default 60) on a corpus seeded from the tests.
-#   tests/fuzz/run.sh [SECONDS] [HARNESS...]   (default: parse pipeline check)
+#   tests/fuzz/run.sh [SECONDS] [HARNESS...]   (default: parse pipeline check dag)
+# Each input has at most 4096 bytes, 5 s and 1 GB (issue 15).
 # Needs clang and the generated lexer/parser in build/ (meson compile -C build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,7 +12,7 @@ mkdir -p "$out/corpus"
 [ -f build/parser.c ] || meson compile -C build
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(parse pipeline check)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(parse pipeline check dag)
 [ -f build/rules_data.c ] || meson compile -C build
 # the library's sources (not main.c), with the generated ones
 srcs=()
@@ -20,7 +21,7 @@ srcs+=(build/lexer.c build/parser.c build/rules_data.c)
 for h in "${harnesses[@]}"; do
   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -D_POSIX_C_SOURCE=200809L -Isrc -Ibuild -o "$out/fuzz_$h" \
-    "tests/fuzz/fuzz_$h.c" "${srcs[@]}" -lgmp -lm
+    -Itests/fuzz "tests/fuzz/fuzz_$h.c" "${srcs[@]}" -lflint -lgmp -lm
 done
 # Seeds: every expression of the golden tests, one per file.
 if [ -z "$(ls -A "$out/corpus")" ]; then
@@ -42,7 +43,11 @@ fi
 for h in "${harnesses[@]}"; do
   mkdir -p "$out/corpus-$h"
   cp -n "$out"/corpus/* "$out/corpus-$h/" 2>/dev/null || true
-  "$out/fuzz_$h" -max_total_time="$secs" -max_len=512 \
-    -dict=tests/fuzz/matdiff.dict -timeout=10 -rss_limit_mb=2048 \
+  # a harness's own seeds (the DAG templates of fuzz_dag.c)
+  if [ -d "tests/fuzz/seeds-$h" ]; then
+    cp -n "tests/fuzz/seeds-$h"/* "$out/corpus-$h/" 2>/dev/null || true
+  fi
+  "$out/fuzz_$h" -max_total_time="$secs" -max_len=4096 \
+    -dict=tests/fuzz/matdiff.dict -timeout=5 -rss_limit_mb=1024 \
     -artifact_prefix="$out/$h-" "$out/corpus-$h" tests/fuzz/regress
 done
