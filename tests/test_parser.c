@@ -110,6 +110,12 @@ static const struct {
     {"t^T t where t = A x - y", "(A x - y)^T (A x - y)"},
     {"x where x = y", "y"},
     {"t where t = x, u = t", "x"},
+    /* NumPy spellings (SPEC 4) */
+    {"x.T @ A @ x", "x^T A x"},
+    {"(A @ B).T", "(A B)^T"},
+    {"W2 @ relu(W1 @ x)", "W2 relu(W1 x)"},
+    {"A**-1 @ B", "A^-1 B"},
+    {"s**2 * x.T @ y", "(s^2) x^T y"},
 };
 
 START_TEST(same_expression) {
