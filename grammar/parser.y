@@ -118,6 +118,8 @@ static expr *make_call(struct md_pstate *st, uint32_t fn, expr *args,
 static expr *make_exponent(struct md_pstate *st, expr *k, md_loc loc);
 static expr *make_wrt(struct md_pstate *st, expr *x, md_loc loc);
 static expr *make_var(struct md_pstate *st, const char *name, md_loc loc);
+static void unknown_function(struct md_pstate *st, const md_source *src,
+                             md_loc at, const char *name, bool call);
 
 #define ERROR_AT(loc, ...)                                                  \
   do {                                                                      \
@@ -382,8 +384,10 @@ primary
       /* f(a, b) with f not a function: name it rather than complain
        * about the comma. */
       for (size_t i = 0; i < st->ncp; i++)
-        if (st->cp[i].offset == @1.begin)
-          ERROR_AT(st->cp[i].at, "unknown function '%s'", st->cp[i].name);
+        if (st->cp[i].offset == @1.begin) {
+          unknown_function(st, st->src, st->cp[i].at, st->cp[i].name, false);
+          YYABORT;
+        }
       ERROR_AT(@$, "a list in parentheses is only allowed as the arguments "
                    "of a function");
     }
@@ -714,12 +718,98 @@ static void yyerror(const YYLTYPE *loc, struct md_pstate *st,
     md_error_at(st->err, st->src, *loc, "%s", msg);
 }
 
-static bool looks_like_call(const char *name) {
-  return name[0] >= 'a' && name[0] <= 'z' && name[1] != '\0';
+/* The functions the lexer reads as keywords, not in the function table. */
+static const char *const keyword_fns[] = {"inv", "kron", "diff", "grad",
+                                          "hess"};
+
+/* NAME lower-cased is a function (Tr, Sigmoid). */
+static bool lower_is_function(const struct md_pstate *st, const char *name) {
+  char low[MD_MAX_IDENT + 1];
+  size_t n = strlen(name);
+  if (n > MD_MAX_IDENT)
+    return false;
+  for (size_t i = 0; i <= n; i++)
+    low[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] - 'A' + 'a')
+                                               : name[i];
+  for (size_t i = 0; i < sizeof keyword_fns / sizeof keyword_fns[0]; i++)
+    if (strcmp(low, keyword_fns[i]) == 0)
+      return true;
+  return md_fn_lookup(st->ctx, low, n) >= 0;
 }
 
-/* A hint for the names people reach for first. */
-static const char *call_hint(const char *name) {
+/* name( is meant as a call: a lower-case name of two or more letters
+ * (trace(A)), or a capitalised function name (Tr(A)). */
+static bool looks_like_call(const struct md_pstate *st, const char *name) {
+  return (name[0] >= 'a' && name[0] <= 'z' && name[1] != '\0') ||
+         (name[0] >= 'A' && name[0] <= 'Z' && lower_is_function(st, name));
+}
+
+/* The edit distance of A and B, letters compared without case, with a
+ * swap of neighbours as one edit (optimal string alignment); names
+ * longer than 32 bytes are never close. */
+static size_t edit_distance(const char *a, const char *b) {
+  enum { MAXN = 32 };
+  size_t na = strlen(a), nb = strlen(b);
+  if (na > MAXN || nb > MAXN)
+    return SIZE_MAX;
+  size_t d[MAXN + 1][MAXN + 1];
+  for (size_t i = 0; i <= na; i++)
+    d[i][0] = i;
+  for (size_t j = 0; j <= nb; j++)
+    d[0][j] = j;
+  for (size_t i = 1; i <= na; i++)
+    for (size_t j = 1; j <= nb; j++) {
+      int ca = a[i - 1] | 0x20, cb = b[j - 1] | 0x20; /* ASCII letters */
+      size_t best = d[i - 1][j - 1] + (ca != cb);
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && ca == (b[j - 2] | 0x20) &&
+          (a[i - 2] | 0x20) == cb && d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  return d[na][nb];
+}
+
+/* A's letters appear in B in order (sgn in sign). */
+static bool subsequence(const char *a, const char *b) {
+  for (; *a && *b; b++)
+    if ((*a | 0x20) == (*b | 0x20))
+      a++;
+  return *a == '\0';
+}
+
+/* The known function closest to NAME, built-in or defined in rules, if
+ * it is close enough: one edit for names of up to four letters, two for
+ * longer ones (sigmod, softmx, Tr). */
+static const char *closest_function(const struct md_pstate *st,
+                                    const char *name) {
+  size_t n = strlen(name), limit = n <= 4 ? 1 : 2, best = SIZE_MAX;
+  const char *pick = NULL;
+  size_t nfn = md_fn_count(st->ctx), nkw = sizeof keyword_fns /
+                                            sizeof keyword_fns[0];
+  for (size_t i = 0; i < nkw + nfn; i++) {
+    const char *f = i < nkw ? keyword_fns[i]
+                            : md_fn_get(st->ctx, (uint32_t)(i - nkw))->name;
+    size_t d = edit_distance(name, f);
+    /* a distance of the length itself is no likeness (ln and tr); of two
+     * as close, one that only adds letters wins (sgn: sign, not sin) */
+    if (d <= limit && d < strlen(f) &&
+        2 * d + !subsequence(name, f) < best) {
+      best = 2 * d + !subsequence(name, f);
+      pick = f;
+    }
+  }
+  return pick;
+}
+
+/* The message for an unknown function NAME, with a hint: first for the
+ * names people reach for first, then the closest known name; else, when
+ * CALL (name( read as a call), that there is none. */
+static void unknown_function(struct md_pstate *st, const md_source *src,
+                             md_loc at, const char *name, bool call) {
   static const struct {
     const char *name, *hint;
   } hints[] = {
@@ -730,11 +820,26 @@ static const char *call_hint(const char *name) {
       {"ln", "; did you mean log?"},
       {"logistic", "; did you mean sigmoid?"},
       {"heaviside", "; did you mean step?"},
+      {"sigma", "; did you mean sigmoid? (sigma (x), with a space, is a "
+                "product)"},
   };
   for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++)
-    if (strcmp(hints[i].name, name) == 0)
-      return hints[i].hint;
-  return "";
+    if (strcmp(hints[i].name, name) == 0) {
+      md_error_at(st->err, src, at, "unknown function '%s'%s", name,
+                  hints[i].hint);
+      return;
+    }
+  const char *f = closest_function(st, name);
+  if (f)
+    md_error_at(st->err, src, at, "unknown function '%s'; did you mean %s?",
+                name, f);
+  else if (!call)
+    md_error_at(st->err, src, at, "unknown function '%s'", name);
+  else
+    md_error_at(st->err, src, at,
+                "unknown function '%s'; there is no such function "
+                "(matdiff(1) lists them, --rules FILE adds one)",
+                name);
 }
 
 /* The scanner, plus the start token, bracket depth and the norm state. */
@@ -770,12 +875,13 @@ static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
   default:
     break;
   }
-  /* trace(A), norm(x): a lower-case name of two or more letters right
-   * before '(' is meant as a function, not a product (README, Functions).
+  /* trace(A), norm(x), Tr(A): a lower-case name of two or more letters,
+   * or a capitalised function name, right before '(' is meant as a
+   * function, not a product (README, Functions).
    * Checked after the parse: the left side of f(x) := ... may do it. */
   if (tok == '(' && st->last_tok == IDENT &&
       st->last_ident_loc.end == lloc->begin && st->before_ident != ':' &&
-      looks_like_call(st->last_ident)) {
+      looks_like_call(st, st->last_ident)) {
     if (st->nsus == st->capsus) {
       st->capsus = st->capsus ? 2 * st->capsus : 4;
       st->sus = xreallocarray(st->sus, st->capsus, sizeof *st->sus);
@@ -830,8 +936,7 @@ bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
       in_def |= st.sus[i].offset >= st.deflhs[j].begin &&
                 st.sus[i].offset < st.deflhs[j].end;
     if (!in_def) {
-      md_error_at(err, src, st.sus[i].at, "unknown function '%s'%s",
-                  st.sus[i].name, call_hint(st.sus[i].name));
+      unknown_function(&st, src, st.sus[i].at, st.sus[i].name, true);
       rc = 1;
     }
   }

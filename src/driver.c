@@ -104,6 +104,77 @@ static size_t symbols(const expr *e, const expr **v, size_t n, size_t cap,
   return n;
 }
 
+static int by_name(const void *a, const void *b) {
+  return strcmp((*(const expr *const *)a)->u.name,
+                (*(const expr *const *)b)->u.name);
+}
+
+/* S is symbols run together with X: "AX" or "XA" or "AXB" for X, each
+ * part a name ("X1" is not X then 1).  The parts spaced out go to B. */
+static bool run_together(const char *s, const char *x, strbuf *b) {
+  size_t n = strlen(x);
+  for (const char *p = strstr(s, x); p; p = strstr(p + 1, x)) {
+    /* what comes before starts with a letter, as S does */
+    const char *after = p + n;
+    bool name_after = *after == '\0' || (*after >= 'a' && *after <= 'z') ||
+                      (*after >= 'A' && *after <= 'Z');
+    if (p == s && *after == '\0')
+      return false;
+    if (!name_after)
+      continue;
+    sb_printf(b, "%.*s%s%s%s%s", (int)(p - s), s, p == s ? "" : " ", x,
+              *after ? " " : "", after);
+    return true;
+  }
+  return false;
+}
+
+/* SPEC 4: differentiating by a symbol that does not occur gives 0 and a
+ * warning naming the symbols that do, with "A X" for a run-together "AX". */
+static void warn_absent(session *S, const expr *e, const expr *x) {
+  enum { SHOWN = 10 };
+  const expr *v[SHOWN + 1];
+  if (x->op == E_CALL)
+    x = x->kid[0]; /* vec(X) */
+  uint8_t *seen = xcalloc(md_ctx_nnodes(S->ctx), 1);
+  size_t k = symbols(e, v, 0, SHOWN + 1, seen);
+  bool occurs = x->id < md_ctx_nnodes(S->ctx) && seen[x->id];
+  free(seen);
+  if (occurs)
+    return;
+  qsort(v, k < SHOWN ? k : SHOWN, sizeof *v, by_name);
+  strbuf b;
+  sb_init(&b);
+  sb_printf(&b,
+            "matdiff: warning: %s does not occur in the expression, so "
+            "the derivative is 0; ",
+            x->u.name);
+  if (k == 0)
+    sb_puts(&b, "it has no symbol");
+  for (size_t i = 0; i < k && i < SHOWN; i++)
+    sb_printf(&b, "%s%s",
+              i > 0    ? (i + 1 == k ? " and " : ", ")
+              : k == 1 ? "its symbol is "
+                       : "its symbols are ",
+              v[i]->u.name);
+  if (k > SHOWN)
+    sb_puts(&b, ", ...");
+  sb_putc(&b, '\n');
+  for (size_t i = 0; i < k && i < SHOWN; i++) {
+    strbuf t;
+    sb_init(&t);
+    bool found = run_together(v[i]->u.name, x->u.name, &t);
+    if (found)
+      sb_printf(&b, "matdiff: note: %s is one symbol; for a product write %s\n",
+                v[i]->u.name, t.s);
+    sb_clear(&t);
+    if (found)
+      break;
+  }
+  fputs(b.s, S->errf);
+  sb_clear(&b);
+}
+
 /* "let A : matrix(m, n)" for each declaration in force. */
 static void decl_lines(const md_env *env, strbuf *b) {
   for (size_t i = 0; i < env->n; i++) {
@@ -397,6 +468,7 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
     }
     if (ok) {
       size_t nerr = S->err.n;
+      warn_absent(S, e, xs[i]);
       r = o->hessian ? md_hessian(D, e, xs[i]) : md_derivative(D, e, xs[i]);
       ok = r != NULL;
       if (md_shapes_full(sh)) {

@@ -233,6 +233,10 @@ int md_fn_lookup(const md_ctx *ctx, const char *name, size_t len) {
   return -1;
 }
 
+size_t md_fn_count(const md_ctx *ctx) {
+  return ctx->nfns;
+}
+
 uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity,
                    fn_class cls) {
   if (ctx->nfns == ctx->capfns) {

@@ -171,6 +171,8 @@ const char *md_intern(md_ctx *ctx, const char *s, size_t len);
 
 /* Functions: built-ins, then any added by md_fn_add(). */
 const fn_info *md_fn_get(const md_ctx *ctx, uint32_t fn);
+/* The number of functions: ids run from 0 to md_fn_count() - 1. */
+size_t md_fn_count(const md_ctx *ctx);
 /* Returns the id of function NAME, or -1. */
 int md_fn_lookup(const md_ctx *ctx, const char *name, size_t len);
 uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity, fn_class cls);

@@ -33,7 +33,8 @@ static const char usage[] =
     "  -h, --help           this help\n"
     "  -V, --version        the version\n"
     "\n"
-    "An EXPR that starts with '-' follows '--': matdiff simplify -- '-x'.\n"
+    "An EXPR may start with '-' ('-y^T log(p)'); an argument that reads as\n"
+    "options is options: write '-x' as matdiff simplify -- '-x'.\n"
     "See matdiff(1) for the language.\n";
 
 enum {
@@ -105,6 +106,73 @@ static bool valid_var(const char *v) {
   return strncmp(v, "vec(", 4) == 0 ? strcmp(p, ")") == 0 : *p == '\0';
 }
 
+static bool all_letters(const char *s) {
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+      return false;
+  return true;
+}
+
+/* SPEC 4: an argument that begins with '-' is an option only when it
+ * reads as options; otherwise it is the expression ('-y^T log(p)').
+ * ARG reads as options when it is
+ *  - "--NAME" or "--NAME=VALUE", NAME made of letters and '-';
+ *  - a cluster of flags (-h, -V) ending with at most one option that
+ *    takes a value (-x, -D, -f), whose value is the next argument or is
+ *    attached and reads as one: a variable for -x (-xw, -xvec(X)),
+ *    letters for -f (-flatex), a declaration, with its ':', for -D;
+ *  - only letters (-q, -yz): an unknown option, an error, since a
+ *    mistyped option is likelier than the negation of a lone symbol.
+ * Anything else (a space, a digit, ^ ( * ' ...) makes it an expression.
+ * *TAKES_NEXT: the next argument is the option's value. */
+static bool reads_as_options(const char *arg, const struct option *longopts,
+                             bool *takes_next) {
+  *takes_next = false;
+  if (arg[0] != '-' || arg[1] == '\0')
+    return false;
+  if (arg[1] == '-') {
+    const char *name = arg + 2;
+    size_t len = strcspn(name, "=");
+    if (len == 0 && name[0] != '\0')
+      return false; /* "--=..." */
+    for (size_t i = 0; i < len; i++)
+      if (!((name[i] >= 'a' && name[i] <= 'z') || name[i] == '-'))
+        return false;
+    const struct option *match = NULL;
+    size_t n = 0;
+    for (const struct option *o = longopts; o->name; o++) {
+      if (strncmp(o->name, name, len) != 0)
+        continue;
+      if (strlen(o->name) == len) {
+        match = o;
+        n = 1;
+        break;
+      }
+      match = o;
+      n++;
+    }
+    *takes_next =
+        n == 1 && name[len] != '=' && match->has_arg == required_argument;
+    return true;
+  }
+  for (const char *p = arg + 1; *p; p++) {
+    if (*p == 'h' || *p == 'V')
+      continue;
+    if (*p == 'x' || *p == 'D' || *p == 'f') {
+      const char *v = p + 1;
+      if (*v == '\0') {
+        *takes_next = true;
+        return true;
+      }
+      return *p == 'x'   ? valid_var(v)
+             : *p == 'f' ? all_letters(v)
+                         : strchr(v, ':') != NULL;
+    }
+    return all_letters(p);
+  }
+  return true;
+}
+
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
       {"wrt", required_argument, NULL, 'x'},
@@ -123,6 +191,45 @@ int main(int argc, char **argv) {
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
   };
+  /* getopt sees the arguments that read as options, then "--", then the
+   * rest: the command word, the expression or check's files.  'check'
+   * takes files, not an expression: its arguments go as they came. */
+  static char dashdash[] = "--";
+  char **args = calloc((size_t)argc + 2, sizeof *args);
+  char **rest = calloc((size_t)argc + 1, sizeof *rest);
+  int nargs = 0, nrest = 0;
+  bool dangling = false; /* the last option lacks its value */
+  args[nargs++] = argv[0];
+  for (int i = 1; i < argc; i++) {
+    bool takes_next;
+    if (strcmp(argv[i], "--") == 0) {
+      while (++i < argc)
+        rest[nrest++] = argv[i];
+    } else if (reads_as_options(argv[i], longopts, &takes_next)) {
+      args[nargs++] = argv[i];
+      if (takes_next && i + 1 < argc)
+        args[nargs++] = argv[++i];
+      else if (takes_next)
+        dangling = true;
+    } else {
+      rest[nrest++] = argv[i];
+    }
+  }
+  bool is_check = nrest > 0 && strcmp(rest[0], "check") == 0;
+  bool has_cmd = is_check || (nrest > 0 && strcmp(rest[0], "simplify") == 0);
+  /* no EXPR: a '-x' that is taken as an option may have been meant as one */
+  bool no_expr = !is_check && nrest == has_cmd;
+  if (!is_check) {
+    /* getopt would take "--" for the missing value */
+    if (!dangling) {
+      args[nargs++] = dashdash;
+      memcpy(args + nargs, rest, (size_t)nrest * sizeof *rest);
+      nargs += nrest;
+    }
+    argv = args;
+    argc = nargs;
+  }
+  free(rest);
   md_options o = {0};
   o.decls = calloc((size_t)argc + 1, sizeof *o.decls);
   o.wrt = calloc((size_t)argc + 1, sizeof *o.wrt);
@@ -135,9 +242,7 @@ int main(int argc, char **argv) {
     case 'x':
       /* "-x^T A x" is an expression, not -x with the value "^T A x" */
       if (!valid_var(optarg)) {
-        rc = usage_error("'%s' is not a variable to differentiate by; an "
-                         "expression that starts with '-' goes after '--'",
-                         optarg);
+        rc = usage_error("'%s' is not a variable to differentiate by", optarg);
         goto done;
       }
       o.wrt[o.nwrt++] = optarg;
@@ -208,7 +313,12 @@ int main(int argc, char **argv) {
       rc = 0;
       goto done;
     case ':':
-      rc = usage_error("option '%s' needs a value", argv[optind - 1]);
+      if (no_expr && argv[optind - 1][1] != '-')
+        rc = usage_error("option '%s' needs a value; an expression that "
+                         "reads as options goes after '--'",
+                         argv[optind - 1]);
+      else
+        rc = usage_error("option '%s' needs a value", argv[optind - 1]);
       goto done;
     default: {
       const char *arg = argv[optind - 1];
@@ -216,14 +326,12 @@ int main(int argc, char **argv) {
         rc = long_option_error(longopts, arg);
         goto done;
       }
-      /* An expression such as "-2 A" looks like options to getopt. */
+      /* "-y" alone reads as options (reads_as_options) */
       char opt[3] = {'-', (char)optopt, '\0'};
-      bool letter =
-          (optopt >= 'a' && optopt <= 'z') || (optopt >= 'A' && optopt <= 'Z');
-      if (optopt && !letter)
-        rc = usage_error("unknown option '%s'; an expression that starts "
-                         "with '-' goes after '--'",
-                         opt);
+      if (no_expr)
+        rc = usage_error("unknown option '%s'; an expression that reads as "
+                         "options goes after '--'",
+                         optopt ? opt : argv[optind - 1]);
       else
         rc =
             usage_error("unknown option '%s'", optopt ? opt : argv[optind - 1]);
@@ -290,6 +398,7 @@ int main(int argc, char **argv) {
     rc = usage_error("%sno expression given", "");
   }
 done:
+  free(args);
   free(o.decls);
   free(o.wrt);
   free(o.rules);

@@ -958,7 +958,10 @@ static bool infer_node(md_shapes *s, expr *e, md_loc loc, md_shape *k,
            "scalar (for element-wise powers use .^)",
            a);
     if (!unify(s, k[0].r, k[0].c))
-      FAIL(loc, "cannot raise %s to a power: it is not square", a);
+      FAIL(loc,
+           "cannot raise %s to a power: it is not square (for an "
+           "element-wise power use .^)",
+           a);
     *out = k[0];
     return true;
   }

@@ -153,6 +153,14 @@ START_TEST(transpose_spellings) {
   check_parses_to("A^{T}", at);
   check_parses_to("A^{\\top}", at);
   check_parses_to("A''", expr_trans(tu_ctx, at));
+  /* NumPy's .T (SPEC 4), which leaves .* ./ .^ and decimals alone */
+  check_parses_to("A.T", at);
+  check_parses_to("A.T.T", expr_trans(tu_ctx, at));
+  check_parses_to("(A B).T",
+                  expr_trans(tu_ctx, expr_mul(tu_ctx, sym("A"), sym("B"))));
+  check_parses_to("A.T B", expr_mul(tu_ctx, at, sym("B")));
+  check_parses_to("A.T.*B", expr_had(tu_ctx, at, sym("B")));
+  check_parses_to("2.5", tu_rat(5, 2));
 }
 END_TEST
 
@@ -169,6 +177,16 @@ START_TEST(inverse_spellings) {
   check_parses_to("Aᵀ⁻¹", ait);
   /* ^-10 is one token, not ^-1 then 0 */
   check_parses_to("A^-10", expr_pow(tu_ctx, ai, tu_rat(10, 1)));
+  /* NumPy's ** is ^ */
+  check_parses_to("A**-1", ai);
+  check_parses_to("A.T**-1", ait);
+  check_parses_to("A**-10", expr_pow(tu_ctx, ai, tu_rat(10, 1)));
+  check_parses_to("A**2", expr_pow(tu_ctx, sym("A"), tu_rat(2, 1)));
+  check_parses_to("A ** 2", expr_pow(tu_ctx, sym("A"), tu_rat(2, 1)));
+  check_parses_to("s**(1/2)", expr_pow(tu_ctx, sym("s"), tu_rat(1, 2)));
+  /* binding tightest, as ^: -A**2 is -(A^2), 2 A**2 is 2 (A^2) */
+  check_parses_to("-A**2", tu_parse("-(A^2)"));
+  check_parses_to("2 A**2 B", tu_parse("2 (A^2) B"));
 }
 END_TEST
 
@@ -189,6 +207,14 @@ START_TEST(product_spellings) {
   check_parses_to("kron(A, B)", kr);
   check_parses_to("A .^ 2", expr_epow(tu_ctx, sym("A"), tu_rat(2, 1)));
   check_parses_to("A .^ -1", expr_epow(tu_ctx, sym("A"), tu_rat(-1, 1)));
+  /* NumPy's @ is the product, at the product level */
+  check_parses_to("A @ B", ab);
+  check_parses_to("A@B", ab);
+  check_parses_to("x.T @ A @ x", tu_parse("x^T A x"));
+  check_parses_to("x.T@A@x", tu_parse("x^T A x"));
+  check_parses_to("A @ B + C", tu_parse("A B + C"));
+  check_parses_to("A @ B .* C", tu_parse("(A B) .* C"));
+  check_parses_to("A.T@B.T", tu_parse("A^T B^T"));
 }
 END_TEST
 
@@ -289,7 +315,11 @@ END_TEST
 
 START_TEST(unexpected_characters) {
   tu_check_parse_error("a $ b", 5, "unexpected character '$'", 3);
-  tu_check_parse_error("x^T@", 4, "unexpected character '@'", 4);
+  tu_check_parse_error("x^T?", 4, "unexpected character '?'", 4);
+  tu_check_parse_error("A.Tx", 4,
+                       "unexpected '.Tx'; the transpose .T is followed by a "
+                       "space or an operator (x.T y)",
+                       2);
   tu_check_parse_error("a ~ b", 5, "unexpected character '~'", 3);
   tu_check_parse_error("a\\b", 3, "unexpected character '\\'", 2);
   tu_check_parse_error("5.", 2, "unexpected character '.'", 2);

@@ -110,6 +110,12 @@ static const struct {
     {"t^T t where t = A x - y", "(A x - y)^T (A x - y)"},
     {"x where x = y", "y"},
     {"t where t = x, u = t", "x"},
+    /* NumPy spellings (SPEC 4) */
+    {"x.T @ A @ x", "x^T A x"},
+    {"(A @ B).T", "(A B)^T"},
+    {"W2 @ relu(W1 @ x)", "W2 relu(W1 x)"},
+    {"A**-1 @ B", "A^-1 B"},
+    {"s**2 * x.T @ y", "(s^2) x^T y"},
 };
 
 START_TEST(same_expression) {
@@ -521,6 +527,22 @@ static const struct {
      "can only differentiate with respect to a symbol or vec(X)", 9},
     {"diff(f, vec(A B))",
      "can only differentiate with respect to a symbol or vec(X)", 9},
+    /* unknown functions: the closest known name, built-in or defined in
+     * rules, by edit distance; a capitalised function name right before
+     * '(' is a call (issue 18) */
+    {"sigmod(x)", "unknown function 'sigmod'; did you mean sigmoid?", 1},
+    {"softmx(x)", "unknown function 'softmx'; did you mean softmax?", 1},
+    {"x + sgn(x)", "unknown function 'sgn'; did you mean sign?", 5},
+    {"lgo(x)", "unknown function 'lgo'; did you mean log?", 1},
+    {"kronn(A, B)", "unknown function 'kronn'; did you mean kron?", 1},
+    {"Tr(A X)", "unknown function 'Tr'; did you mean tr?", 1},
+    {"2 Sigmoid(x)", "unknown function 'Sigmoid'; did you mean sigmoid?", 3},
+    {"Inv(A)", "unknown function 'Inv'; did you mean inv?", 1},
+    {"trace(A)", "unknown function 'trace'; did you mean tr?", 1},
+    {"arcsin(x)",
+     "unknown function 'arcsin'; there is no such function (matdiff(1) "
+     "lists them, --rules FILE adds one)",
+     1},
 };
 
 START_TEST(parse_error) {

@@ -478,7 +478,9 @@ START_TEST(not_square) {
   check_error("let A : matrix(m, n); A^-1",
               "cannot invert A (m×n): it is not square", 23);
   check_error("let A : matrix(m, n); A^2",
-              "cannot raise A (m×n) to a power: it is not square", 23);
+              "cannot raise A (m×n) to a power: it is not square (for an "
+              "element-wise power use .^)",
+              23);
   check_error("let A : matrix(m, n); diag(A)",
               "diag needs a vector or a square matrix, not A (m×n)", 28);
   check_error("tr(x)", "tr needs a square matrix, not x (m×1)", 4);
