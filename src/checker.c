@@ -212,7 +212,7 @@ static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
   inlined.rhs = inlined.lhs ? md_rules_inline(defs, ctx, given->rhs) : NULL;
   if (!inlined.rhs) {
     v->kind = V_ERROR;
-    char why[96];
+    char why[320];
     md_ctx_limit_text(ctx, why, sizeof why);
     sb_printf(&v->detail,
               "cannot evaluate: with the functions' bodies it is "

@@ -54,7 +54,7 @@ static bool fail(md_diff *D, const expr *at, const char *fmt, const char *a,
 
 /* A constructor returned NULL: the limit it ran into. */
 static bool too_deep(md_diff *D) {
-  char why[96];
+  char why[320];
   md_ctx_limit_text(D->ctx, why, sizeof why);
   md_error_at(D->err, D->src, MD_NOLOC, "the derivative is %s", why);
   return false;

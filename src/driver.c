@@ -323,7 +323,7 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
   if (!s || md_shapes_full(sh)) {
     /* R as it is would print forms no output shows (1 ones, 3^T G); with
      * sizes past their limit, nothing decided with them is sure */
-    char why[96];
+    char why[320];
     if (md_shapes_full(sh))
       snprintf(why, sizeof why, "too large (more than %zu sizes)",
                (size_t)MD_MAX_DIMS);

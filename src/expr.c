@@ -49,7 +49,9 @@ struct md_ctx {
   struct cmp_slot *cmp; /* md_ctx_cmp_get: CMP_SLOTS, made on first use */
   /* the size budget: nodes and operands made since md_ctx_mark */
   size_t size, mark, max_size;
-  enum { LIMIT_DEPTH, LIMIT_SIZE } limit; /* what the last NULL met */
+  enum { LIMIT_DEPTH, LIMIT_SIZE, LIMIT_RULE } limit; /* the last NULL's */
+  const char *limit_file; /* LIMIT_RULE: the rule's place */
+  unsigned limit_line;
   /* a module's data, freed with the context (md_ctx_set_slot) */
   void *slot;
   void (*release)(void *);
@@ -174,8 +176,19 @@ void md_ctx_cmp_put(const md_ctx *ctx, const expr *a, const expr *b, int c) {
 void md_ctx_mark(md_ctx *ctx) {
   ctx->mark = ctx->size;
 }
+void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line) {
+  ctx->limit = LIMIT_RULE;
+  ctx->limit_file = file;
+  ctx->limit_line = line;
+}
+bool md_ctx_limit_is_rule(const md_ctx *ctx) {
+  return ctx->limit == LIMIT_RULE;
+}
 void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size) {
-  if (ctx->limit == LIMIT_SIZE)
+  if (ctx->limit == LIMIT_RULE)
+    snprintf(buf, size, "rewritten without end by the rule at %s:%u",
+             ctx->limit_file, ctx->limit_line);
+  else if (ctx->limit == LIMIT_SIZE)
     snprintf(buf, size, "too large (more than %zu nodes and operands)",
              ctx->max_size);
   else

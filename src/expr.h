@@ -154,6 +154,10 @@ void md_ctx_mark(md_ctx *ctx);
  * it: "nested too deeply (more than 2000 levels)" or "too large (more
  * than 16777216 nodes and operands)". */
 void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size);
+/* A user's rewrite rule that went on rewriting past the rewriter's
+ * budget (rewrite.h): the next md_ctx_limit_text names it. */
+void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line);
+bool md_ctx_limit_is_rule(const md_ctx *ctx);
 arena *md_ctx_arena(md_ctx *ctx);
 /* A cache of comparisons of two nodes by the canonical order (normal.c),
  * which depends only on their structure: a result holds for the life of

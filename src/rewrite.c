@@ -21,11 +21,13 @@ typedef struct rewriter {
   md_ctx *ctx;
   md_shapes *shapes;
   const md_rules *R;
-  md_idmap memo; /* node -> its rewritten form */
-  md_idmap busy; /* nodes being rewritten: a result may hold one */
-  size_t budget; /* rewrites left in this call */
-  unsigned nest; /* results being rewritten, one inside the other */
-  bool failed;   /* a result was too deep */
+  md_idmap memo;            /* node -> its rewritten form */
+  md_idmap busy;            /* nodes being rewritten: a result may hold one */
+  size_t budget;            /* rewrites left in this call */
+  unsigned nest;            /* results being rewritten, one inside the other */
+  bool failed;              /* a result was too deep */
+  const md_rwrule *last;    /* the rule applied last */
+  const md_rwrule *runaway; /* a user's rule still applying at a limit */
 } rewriter;
 
 /* The shape of E, derived if E was built after inference; false if it
@@ -302,6 +304,7 @@ static expr *rewrite_root(rewriter *W, expr *n) {
   size_t pick[MD_MAX_BIND];
   for (size_t i = 0; i < W->R->nrw; i++) {
     const md_rwrule *r = &W->R->rw[i];
+    W->last = r; /* (the rule that applied, when one does) */
     if (r->sub || !same_head(r->lhs, n) || r->lhs->nkids > MD_MAX_BIND)
       continue;
     match m = {.n = 0};
@@ -382,20 +385,41 @@ static expr *rewrite_kids(rewriter *W, expr *n) {
   return out;
 }
 
+/* A limit met while a rule still applies: a user's rule (the first
+ * nrwuser) that rewrites without end is an error naming it; the
+ * built-in ones stop there, with an expression still equal to the
+ * input. */
+static void runaway(rewriter *W) {
+  const md_rwrule *r = W->last;
+  if (r && (size_t)(r - W->R->rw) < W->R->nrwuser && !W->runaway) {
+    W->runaway = r;
+    W->failed = true;
+  }
+}
+
 static expr *rewrite_rec(rewriter *W, expr *n) {
   if (W->failed)
     return NULL;
   expr *done = (expr *)md_idmap_get(&W->memo, n);
   if (done)
     return done;
-  if (md_idmap_get(&W->busy, n) || W->nest > MAX_NEST)
-    return n; /* a rule's result holds the node it rewrote, or loops */
+  if (W->nest > MAX_NEST) {
+    runaway(W); /* results nested in results: sin(X) = sin(sin(X)) */
+    return n;
+  }
+  if (md_idmap_get(&W->busy, n))
+    return n; /* a rule's result holds the node it rewrote */
   md_idmap_put(&W->busy, n, 1);
   expr *cur = rewrite_kids(W, n);
+  bool settled = false;
+  const md_rwrule *applied = NULL;
   for (int i = 0; cur && i < MAX_LOCAL && W->budget; i++) {
     expr *next = rewrite_root(W, cur);
-    if (next == cur)
+    if (next == cur) {
+      settled = true;
       break;
+    }
+    applied = W->last;
     W->budget--;
     /* the result's new operands are rewritten too */
     W->nest++;
@@ -403,6 +427,10 @@ static expr *rewrite_rec(rewriter *W, expr *n) {
     W->nest--;
   }
   md_idmap_put(&W->busy, n, 0);
+  if (cur && !settled && !W->failed) {
+    W->last = applied;
+    runaway(W); /* still rewriting at MAX_LOCAL or the budget */
+  }
   if (!cur) {
     W->failed = true;
     return NULL;
@@ -436,6 +464,8 @@ expr *md_rewrite(md_ctx *ctx, md_shapes *shapes, const md_rules *r, expr *e) {
   expr *out = rewrite_rec(&W, e);
   md_idmap_clear(&W.memo);
   md_idmap_clear(&W.busy);
+  if (W.runaway)
+    md_ctx_limit_rule(ctx, W.runaway->file, W.runaway->line);
   return W.failed ? NULL : out;
 }
 

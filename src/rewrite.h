@@ -24,11 +24,14 @@
  *
  * Work is linear in the size of the DAG: each node is rewritten once
  * (memoised by node), and the number of rewrites in one call is bounded
- * by MD_REWRITE_BUDGET per node of the input (plus 64).  A rule set that
- * loops (A B = B A, sin(X) = sin(sin(X))) therefore stops, with an
- * expression that is still equal to E, since every step is an identity;
- * the rewrites of one node, and of results nested in results, are bounded
- * as well (64 each), so that a loop does not build ever deeper nodes.
+ * by MD_REWRITE_BUDGET per node of the input (plus 64); the rewrites of
+ * one node, and of results nested in results, are bounded as well (64
+ * each), so that a loop does not build ever deeper nodes.  A rule that
+ * still applies when a bound is met loops (A B = B A, sin(X) =
+ * sin(sin(X))): a user's rule (R's first nrwuser) makes md_rewrite
+ * return NULL with md_ctx_limit_rule set to its place, an error the
+ * callers report; the built-in ones stop there, with an expression still
+ * equal to E, since every step is an identity.
  *
  * Ownership: nodes belong to the context, which must be the one the rules
  * were loaded in (patterns are compared by pointer).  Shapes of the nodes

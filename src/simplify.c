@@ -1746,6 +1746,8 @@ expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e) {
 static expr *rewritten(md_ctx *ctx, md_shapes *shapes,
                        const struct md_rules *rules, expr *e) {
   expr *w = md_rewrite(ctx, shapes, rules, e);
+  if (!w && md_ctx_limit_is_rule(ctx))
+    return NULL; /* a user's rule rewrites without end: an error */
   return w ? w : e;
 }
 
