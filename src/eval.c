@@ -997,6 +997,12 @@ static md_status fold(md_val *out, const md_val *const *v, size_t n,
     if (st != MD_OK)
       return st;
     acc = t;
+    /* exact numbers past their bound within one node (a .* of 4096
+     * factors): stop here, not after the last factor (eval's check) */
+    if (md_val_too_big(&acc)) {
+      md_val_clear(&acc);
+      return MD_HUGE;
+    }
   }
   *out = acc;
   return MD_OK;

@@ -166,6 +166,20 @@ static void print_chain(printer *p, const expr *e, const char *op) {
   }
 }
 
+/* The operands LO .. HI - 1 of the Kronecker product E, as kron calls. */
+static void print_kron(printer *p, const expr *e, size_t lo, size_t hi) {
+  if (hi - lo == 1) {
+    bracketed(p, e->kid[lo]);
+    return;
+  }
+  size_t mid = lo + (hi - lo + 1) / 2;
+  sb_puts(p->out, "kron(");
+  print_kron(p, e, lo, mid);
+  sb_puts(p->out, ", ");
+  print_kron(p, e, mid, hi);
+  sb_putc(p->out, ')');
+}
+
 static void print(printer *p, const expr *e) {
   strbuf *o = p->out;
   if (p->limit && o->len > p->limit)
@@ -234,15 +248,10 @@ static void print(printer *p, const expr *e) {
       }
       return;
     }
-    /* kron(kron(a, b), c) re-parses to the flat a ⊗ b ⊗ c */
-    for (size_t i = 1; i < e->nkids; i++)
-      sb_puts(o, "kron(");
-    bracketed(p, e->kid[0]);
-    for (size_t i = 1; i < e->nkids; i++) {
-      sb_puts(o, ", ");
-      bracketed(p, e->kid[i]);
-      sb_putc(o, ')');
-    }
+    /* kron(kron(a, b), c) re-parses to the flat a ⊗ b ⊗ c; the calls
+     * nest as a balanced tree, log n deep (n nested calls would pass the
+     * parser's limit past 2000 operands) */
+    print_kron(p, e, 0, e->nkids);
     return;
   case E_TRANS:
     /* a transposed power is (X^2)^T, never X^2^T */
