@@ -828,3 +828,30 @@ void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
   }
   m->val[j] = v;
 }
+
+size_t expr_dag_size(const expr *e) {
+  if (!e)
+    return 0;
+  md_idmap seen;
+  md_idmap_init(&seen);
+  size_t n = 0, ntodo = 0, cap = 64;
+  const expr **todo = xreallocarray(NULL, cap, sizeof *todo);
+  todo[ntodo++] = e;
+  while (ntodo) {
+    const expr *x = todo[--ntodo];
+    if (md_idmap_get(&seen, x))
+      continue;
+    md_idmap_put(&seen, x, 1);
+    n++;
+    for (size_t i = 0; i < x->nkids; i++) {
+      if (ntodo == cap) {
+        cap *= 2;
+        todo = xreallocarray(todo, cap, sizeof *todo);
+      }
+      todo[ntodo++] = x->kid[i];
+    }
+  }
+  free(todo);
+  md_idmap_clear(&seen);
+  return n;
+}

@@ -225,6 +225,9 @@ bool expr_has_derivative(const expr *e, uint8_t *seen);
 /* Whether X occurs in E.  SEEN as above; NULL walks E as a tree, which
  * is right only for small trees such as the patterns of rules. */
 bool expr_contains(const expr *e, const expr *x, uint8_t *seen);
+/* The number of distinct nodes under E (0 for NULL), walked as the DAG it
+ * is, without recursion. */
+size_t expr_dag_size(const expr *e);
 
 /* Replaces symbols by expressions, memoised over the whole DAG so that
  * the work is linear in its size, however many symbols are bound.  A

@@ -441,24 +441,11 @@ static expr *rewrite_rec(rewriter *W, expr *n) {
   return cur;
 }
 
-/* The number of distinct nodes under E (SEEN marks them). */
-static size_t dag_size(const expr *e, md_idmap *seen) {
-  if (md_idmap_get(seen, e))
-    return 0;
-  md_idmap_put(seen, e, 1);
-  size_t n = 1;
-  for (size_t i = 0; i < e->nkids; i++)
-    n += dag_size(e->kid[i], seen);
-  return n;
-}
-
 expr *md_rewrite(md_ctx *ctx, md_shapes *shapes, const md_rules *r, expr *e) {
   if (!r || !r->nrw || !e)
     return e;
   rewriter W = {.ctx = ctx, .shapes = shapes, .R = r};
-  md_idmap_init(&W.memo);
-  W.budget = MD_REWRITE_BUDGET * dag_size(e, &W.memo) + 64;
-  md_idmap_clear(&W.memo);
+  W.budget = MD_REWRITE_BUDGET * expr_dag_size(e) + 64;
   md_idmap_init(&W.memo);
   md_idmap_init(&W.busy);
   expr *out = rewrite_rec(&W, e);

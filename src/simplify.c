@@ -1751,29 +1751,6 @@ static expr *rewritten(md_ctx *ctx, md_shapes *shapes,
   return w ? w : e;
 }
 
-/* The nodes of the DAG under E (0 for NULL). */
-static size_t dag_nodes(const expr *e) {
-  if (!e)
-    return 0;
-  md_idmap seen;
-  md_idmap_init(&seen);
-  md_nodes todo = {0};
-  md_nodes_push(&todo, (expr *)e);
-  size_t n = 0;
-  while (todo.n) {
-    expr *x = todo.v[--todo.n];
-    if (md_idmap_get(&seen, x))
-      continue;
-    md_idmap_put(&seen, x, 1);
-    n++;
-    for (size_t i = 0; i < x->nkids; i++)
-      md_nodes_push(&todo, x->kid[i]);
-  }
-  md_nodes_clear(&todo);
-  md_idmap_clear(&seen);
-  return n;
-}
-
 /* The normal form of E with its element-wise islands reduced (ewise.h). */
 static expr *normal_of(md_nf *N, md_ew *W, expr *e) {
   expr *n = md_nf_of(N, e);
@@ -1786,7 +1763,7 @@ expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
   md_nf *N = md_nf_new(ctx, shapes, false);
   md_ew *W = md_ew_new(ctx, shapes, N, rules, false);
   expr *n = normal_of(N, W, rewritten(ctx, shapes, rules, e)), *r = NULL;
-  size_t budget = WORK_FLOOR + WORK_PER_NODE * dag_nodes(n);
+  size_t budget = WORK_FLOOR + WORK_PER_NODE * expr_dag_size(n);
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
     simp S = {.ctx = ctx, .shapes = shapes, .N = N, .budget = budget};
     r = present(&S, n);
@@ -1822,8 +1799,8 @@ bool md_equal(md_ctx *ctx, md_shapes *shapes, expr *a, expr *b) {
     simp S = {.ctx = ctx,
               .shapes = shapes,
               .N = N,
-              .budget =
-                  WORK_FLOOR + WORK_PER_NODE * (dag_nodes(na) + dag_nodes(nb))};
+              .budget = WORK_FLOOR + WORK_PER_NODE * (expr_dag_size(na) +
+                                                      expr_dag_size(nb))};
     expr *pa = present(&S, na), *pb = present(&S, nb);
     eq = !S.failed && pa == pb;
     simp_clear(&S);
