@@ -81,6 +81,9 @@ struct md_eval {
   dep_table *deps;
   size_t ndeps;
   bool doubles;
+  /* arithmetic done since md_eval_new, in entry operations (jet parts
+   * times the work per entry), against MD_EVAL_WORK */
+  uint64_t work;
   char why[320];
 };
 
@@ -515,6 +518,19 @@ static md_status fail(md_eval *ev, md_status st, const expr *e,
   return st;
 }
 
+/* Counts UNITS entry operations against the budget; false past it (the
+ * caller fails: an identity whose evaluation would take minutes is an
+ * error, not a wait). */
+static bool charge(md_eval *ev, uint64_t units) {
+  ev->work += units;
+  return ev->work <= MD_EVAL_WORK;
+}
+
+static md_status over_budget(md_eval *ev, const expr *e) {
+  return fail(ev, MD_FAIL, e,
+              "too much arithmetic (over 2^23 operations on entries)");
+}
+
 /* A closed term whose size nothing in the identity determines, as in
  * tr(I) = 3. */
 static md_status unsized(md_eval *ev, const expr *e) {
@@ -638,6 +654,19 @@ static md_status eval_closed(md_eval *ev, const expr *e, uint64_t r, uint64_t c,
   return MD_OK;
 }
 
+/* The entry operations that computed V, the value of E at jet ORDER:
+ * one per entry and operand, and a cube for an inverse or a power of a
+ * matrix (products charge theirs in mul_factors, det and logdet in
+ * eval_call). */
+static uint64_t node_work(const expr *e, const md_val *v, unsigned order) {
+  uint64_t w = (((uint64_t)v->r * v->c) << order) * (e->nkids + 1);
+  if (e->op == E_INV || (e->op == E_POW && v->r > 1)) {
+    uint64_t n = v->r; /* X^k: at most 64 squarings and products */
+    w += (n * n * n << order) * (e->op == E_POW ? 128 : 1);
+  }
+  return w;
+}
+
 static md_status eval(md_eval *ev, frame *F, const expr *e, uint64_t hr,
                       uint64_t hc, const md_val **out) {
   uint32_t li = lidx(ev, e);
@@ -668,6 +697,10 @@ static md_status eval(md_eval *ev, frame *F, const expr *e, uint64_t hr,
     return fail(ev, MD_FAIL, e, "too large to evaluate");
   md_val *v = xmalloc(sizeof *v);
   md_status st = compute(ev, F, e, r, c, v);
+  if (st == MD_OK && !charge(ev, node_work(e, v, F->order))) {
+    md_val_clear(v);
+    st = over_budget(ev, e);
+  }
   if (st == MD_OK && (v->r != r || v->c != c)) {
     md_val_clear(v);
     st = fail(ev, MD_FAIL, e, "internal error: a value of the wrong size");
@@ -1011,8 +1044,9 @@ static md_status fold(md_val *out, const md_val *const *v, size_t n,
 /* The product of the factors V[i..end) of a flat product, left to right,
  * where a run that multiplies to 1×1 (RUN, from md_shape_runs) is
  * multiplied out first and scales. */
-static md_status mul_factors(md_val *out, const md_val *const *v,
-                             const size_t *run, size_t i, size_t end) {
+static md_status mul_factors(md_eval *ev, const expr *e, md_val *out,
+                             const md_val *const *v, const size_t *run,
+                             size_t i, size_t end) {
   md_val acc;
   md_val_init_copy(&acc, v[i]);
   for (size_t j = i + 1; j < end;) {
@@ -1021,9 +1055,17 @@ static md_status mul_factors(md_val *out, const md_val *const *v,
     md_val inner, t;
     md_status st = MD_OK;
     if (run[j]) {
-      st = mul_factors(&inner, v, run, j, run[j]);
+      st = mul_factors(ev, e, &inner, v, run, j, run[j]);
       f = &inner;
       next = run[j];
+    }
+    if (st == MD_OK &&
+        !charge(ev, ((uint64_t)acc.r * acc.c * f->c)
+                        << (acc.order > f->order ? acc.order : f->order))) {
+      if (f == &inner)
+        md_val_clear(&inner);
+      md_val_clear(&acc);
+      return over_budget(ev, e);
     }
     if (st == MD_OK) {
       st = md_val_mul(&t, &acc, f);
@@ -1051,7 +1093,7 @@ static md_status mul_chain(md_eval *ev, const expr *e, const md_val *const *v,
     k[i] = md_shape_of(ev->sh, e->kid[i]);
   if (!md_shape_runs(ev->sh, k, n, run)) /* (not reached: E was inferred) */
     memset(run, 0, n * sizeof *run);     /* the product's own error */
-  md_status st = mul_factors(out, v, run, 0, n);
+  md_status st = mul_factors(ev, e, out, v, run, 0, n);
   free(k);
   free(run);
   return st;
@@ -1132,6 +1174,9 @@ static md_status eval_call(md_eval *ev, frame *F, const expr *e, uint64_t pr,
   st = eval(ev, F, a, hr, hc, &v);
   if (st != MD_OK)
     return st;
+  if ((e->u.fn == FN_DET || e->u.fn == FN_LOGDET) &&
+      !charge(ev, ((uint64_t)v->r * v->r * v->r) << v->order))
+    return over_budget(ev, e);
   switch ((md_fn)e->u.fn) {
   case FN_TR:
     st = md_val_tr(out, v);

@@ -34,6 +34,13 @@
 /* Points drawn, at most, to find one where an identity is defined. */
 #define MD_EVAL_TRIES 24
 
+/* The arithmetic one md_eval may do, in operations on entries (a product
+ * of an a×b and a b×c matrix counts a b c, an inverse or det of n×n n^3):
+ * past it evaluation fails with "too much arithmetic".  Every identity of
+ * the tests needs under 2^20 (the most, 875 198); a file of Kronecker towers
+ * and products of them would otherwise take minutes of exact arithmetic. */
+#define MD_EVAL_WORK (UINT64_C(1) << 23)
+
 /* A small reproducible random generator (splitmix64). */
 typedef struct md_rng {
   uint64_t s;

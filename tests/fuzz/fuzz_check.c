@@ -12,7 +12,7 @@
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
-  if (size > 2048)
+  if (size > 4096)
     return 0;
   static char path[64];
   if (!path[0])
