@@ -3,6 +3,7 @@
 
 #include "print_text.h"
 
+#include <fenv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1408,8 +1409,17 @@ md_status md_eval_run(md_eval *ev, const expr *e, const md_shape *where,
  * holds nothing. */
 static md_status run_all(md_eval *ev, expr *const *e, const md_shape *where,
                          size_t n, md_val *out) {
+  /* A double that underflows is a nonzero value made 0 or denormal:
+   * x .^ 1048576 and 2 x .^ 1048576 are both 0 at every entry below 1,
+   * and a point where they agree only by underflow proves nothing.  Such
+   * a point is beyond double precision, as one that overflows is. */
+  feclearexcept(FE_UNDERFLOW);
   for (size_t i = 0; i < n; i++) {
     md_status st = md_eval_run(ev, e[i], where ? &where[i] : NULL, &out[i]);
+    if (st == MD_OK && fetestexcept(FE_UNDERFLOW)) {
+      md_val_clear(&out[i]);
+      st = fail(ev, MD_DOMAIN, e[i], "a value below double precision");
+    }
     if (st != MD_OK) {
       while (i > 0)
         md_val_clear(&out[--i]);
