@@ -36,7 +36,8 @@
  *     was).
  *
  * Work is linear in the DAG outside islands (memoised by node); inside one
- * it is bounded: islands of more than MD_EW_MAX_ATOMS atoms, polynomials
+ * it is bounded: islands of more than MD_EW_MAX_ATOMS atoms or
+ * MD_EW_MAX_NODES nodes (found without walking further), polynomials
  * of more than MD_EW_MAX_TERMS terms and powers above MD_EW_MAX_POW are
  * left as they are.
  *
@@ -51,6 +52,7 @@
 
 enum {
   MD_EW_MAX_ATOMS = 48,
+  MD_EW_MAX_NODES = 1024, /* distinct nodes of one island */
   MD_EW_MAX_TERMS = 64,
   MD_EW_MAX_POW = 32,
   MD_EW_MAX_SUBS = 256 /* substitutions tried, in all, by one md_ew */

@@ -35,8 +35,11 @@ typedef struct simp {
 /* Forms this deep in each other, or past this many presentations per
  * node of the input (plus a floor), are not tried: each alternative
  * presents new nodes, and nested sums of scaled sums would make that
- * quadratic or worse (t_k = t_(k-1) + sin(t_(k-1)) / 10). */
-enum { WORK_PER_NODE = 64, WORK_FLOOR = 20000 };
+ * quadratic or worse (t_k = t_(k-1) + sin(t_(k-1)) / 10).  Presenting
+ * the results of the tests, of the identity files and of a 10-layer
+ * network takes at most 20000 (the floor), or 3 to 6 per node: 16 leaves
+ * room. */
+enum { WORK_PER_NODE = 16, WORK_FLOOR = 20000 };
 
 static bool may_try(const simp *S) {
   return S->nest < MAX_NEST && S->work < S->budget;
