@@ -62,6 +62,21 @@ void arena_clear(arena *a) {
   arena_init(a);
 }
 
+arena_mark arena_get_mark(const arena *a) {
+  return (arena_mark){a->head, a->head ? a->head->used : 0, a->used};
+}
+
+void arena_reset(arena *a, arena_mark m) {
+  while (a->head != m.head) {
+    arena_chunk *next = a->head->next;
+    free(a->head);
+    a->head = next;
+  }
+  if (a->head)
+    a->head->used = m.head_used;
+  a->used = m.used;
+}
+
 void *arena_alloc(arena *a, size_t size) {
   const size_t align = alignof(max_align_t);
   if (size > SIZE_MAX - align)

@@ -19,6 +19,16 @@ typedef struct arena {
 void arena_init(arena *a);
 void arena_clear(arena *a);
 
+/* A point in an arena's life: arena_reset() frees every block handed out
+ * after it (a context rolls back a line's nodes so). */
+typedef struct arena_mark {
+  arena_chunk *head;
+  size_t head_used, used;
+} arena_mark;
+
+arena_mark arena_get_mark(const arena *a);
+void arena_reset(arena *a, arena_mark m);
+
 /* Returns SIZE bytes aligned for any object, uninitialised. */
 void *arena_alloc(arena *a, size_t size);
 /* Copies the N bytes at S into the arena and adds a terminating NUL. */

@@ -583,8 +583,11 @@ static int check_lines(checker *C, const md_options *o, md_lines *in,
       md_source src = *line;
       if (src.len > 0 && src.text[src.len - 1] == '\r')
         src.len--;
+      /* a line's nodes go with it, unless it defines a function */
+      md_ctx_point before = md_ctx_save(ctx);
       check_line(C, ctx, &env, &defs, &src);
       fflush(C->out);
+      md_ctx_restore(ctx, &before);
     }
     if (e.n) {
       md_errors_print(err, &e);

@@ -605,12 +605,16 @@ static int run_stream(const md_options *o, run_mode mode, FILE *in, FILE *out,
   md_lines_init(&lines, in, "<stdin>", "standard input");
   const md_source *line;
   while ((line = md_lines_next(&lines, &S.err))) {
+    /* a line's nodes go with it: the work for a line does not grow with
+     * the lines before it (declarations stay, and hold no nodes) */
+    md_ctx_point before = md_ctx_save(S.ctx);
     bool printed = false;
     if (!run_source(&S, mode, line, &printed))
       rc = 2;
     md_errors_print(err, &S.err);
     md_errors_clear(&S.err);
     fflush(out);
+    md_ctx_restore(S.ctx, &before);
   }
   if (S.err.n) /* the input could not be read to its end */
     rc = 2;

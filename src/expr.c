@@ -32,11 +32,18 @@ static const fn_info builtin_fns[FN_NBUILTIN] = {
 };
 
 struct md_ctx {
-  arena mem;
-  /* node interning table: open addressing, power-of-two size */
+  arena mem;   /* names, and what modules keep with the context */
+  arena nodes; /* the nodes: rolled back by md_ctx_restore */
+  /* node interning table: open addressing (linear probing), power-of-two
+   * size, filled in id order, so that removing the newest nodes first
+   * leaves it as it was before they were made */
   expr **slots;
   size_t nslots, nnodes;
-  expr **nums; /* E_NUM nodes, whose mpq_t must be cleared */
+  expr **byid; /* by id: the node */
+  size_t capids;
+  size_t pins;      /* md_ctx_pin calls */
+  uint32_t cmp_gen; /* md_ctx_cmp_get: entries of this generation hold */
+  expr **nums;      /* E_NUM nodes, whose mpq_t must be cleared */
   size_t nnums, capnums;
   /* string interning table */
   const char **names;
@@ -92,6 +99,7 @@ static size_t knob(const char *name, size_t lo, size_t dflt) {
 md_ctx *md_ctx_new(void) {
   md_ctx *ctx = xcalloc(1, sizeof *ctx);
   arena_init(&ctx->mem);
+  arena_init(&ctx->nodes);
   ctx->nslots = 1024;
   ctx->slots = xcalloc(ctx->nslots, sizeof *ctx->slots);
   ctx->nnames_slots = 256;
@@ -115,11 +123,13 @@ void md_ctx_free(md_ctx *ctx) {
   for (size_t i = 0; i < ctx->nnums; i++)
     mpq_clear(ctx->nums[i]->u.num);
   free(ctx->nums);
+  free(ctx->byid);
   free(ctx->cmp);
   free(ctx->slots);
   free(ctx->names);
   free(ctx->fns);
   arena_clear(&ctx->mem);
+  arena_clear(&ctx->nodes);
   free(ctx);
 }
 
@@ -128,6 +138,7 @@ void *md_ctx_slot(const md_ctx *ctx) {
 }
 
 void md_ctx_set_slot(md_ctx *ctx, void *p, void (*release)(void *)) {
+  md_ctx_pin(ctx);
   if (ctx->release)
     ctx->release(ctx->slot);
   ctx->slot = p;
@@ -145,6 +156,8 @@ enum { CMP_SLOTS = 1 << 16 };
 
 struct cmp_slot {
   uint32_t a, b; /* ids + 1; 0: empty */
+  uint32_t gen;  /* ctx->cmp_gen when it was put (ids are given out again
+                  * after md_ctx_restore) */
   int c;
 };
 
@@ -158,7 +171,7 @@ bool md_ctx_cmp_get(const md_ctx *ctx, const expr *a, const expr *b, int *c) {
   if (!ctx->cmp)
     return false;
   struct cmp_slot *s = cmp_slot(a, b, ctx->cmp);
-  if (s->a != a->id + 1 || s->b != b->id + 1)
+  if (s->a != a->id + 1 || s->b != b->id + 1 || s->gen != ctx->cmp_gen)
     return false;
   *c = s->c;
   return true;
@@ -170,7 +183,39 @@ void md_ctx_cmp_put(const md_ctx *ctx, const expr *a, const expr *b, int c) {
   if (!m->cmp)
     m->cmp = xcalloc(CMP_SLOTS, sizeof *m->cmp);
   struct cmp_slot *s = cmp_slot(a, b, m->cmp);
-  *s = (struct cmp_slot){a->id + 1, b->id + 1, c};
+  *s = (struct cmp_slot){a->id + 1, b->id + 1, m->cmp_gen, c};
+}
+
+void md_ctx_pin(md_ctx *ctx) {
+  ctx->pins++;
+}
+
+md_ctx_point md_ctx_save(const md_ctx *ctx) {
+  return (md_ctx_point){ctx->nnodes, ctx->nnums, ctx->pins,
+                        arena_get_mark(&ctx->nodes)};
+}
+
+/* The slot of E in the interning table. */
+static size_t slot_of(const md_ctx *ctx, const expr *e) {
+  size_t mask = ctx->nslots - 1, j = e->hash & mask;
+  while (ctx->slots[j] != e)
+    j = (j + 1) & mask;
+  return j;
+}
+
+bool md_ctx_restore(md_ctx *ctx, const md_ctx_point *p) {
+  if (ctx->pins != p->pins || p->nnodes > ctx->nnodes)
+    return false;
+  /* newest first: each removal undoes one insertion (see slots) */
+  for (size_t id = ctx->nnodes; id-- > p->nnodes;)
+    ctx->slots[slot_of(ctx, ctx->byid[id])] = NULL;
+  for (size_t i = p->nnums; i < ctx->nnums; i++)
+    mpq_clear(ctx->nums[i]->u.num);
+  ctx->nnums = p->nnums;
+  ctx->nnodes = p->nnodes;
+  arena_reset(&ctx->nodes, p->mem);
+  ctx->cmp_gen++; /* the ids of removed nodes will name new ones */
+  return true;
 }
 
 void md_ctx_mark(md_ctx *ctx) {
@@ -252,6 +297,7 @@ size_t md_fn_count(const md_ctx *ctx) {
 
 uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity,
                    fn_class cls) {
+  md_ctx_pin(ctx);
   if (ctx->nfns == ctx->capfns) {
     ctx->capfns *= 2;
     ctx->fns = xreallocarray(ctx->fns, ctx->capfns, sizeof *ctx->fns);
@@ -311,10 +357,8 @@ static bool key_eq(const key *k, uint32_t h, const expr *e) {
 static void grow_slots(md_ctx *ctx) {
   size_t n = 2 * ctx->nslots;
   expr **t = xcalloc(n, sizeof *t);
-  for (size_t i = 0; i < ctx->nslots; i++) {
-    expr *e = ctx->slots[i];
-    if (!e)
-      continue;
+  for (size_t i = 0; i < ctx->nnodes; i++) { /* in id order (see slots) */
+    expr *e = ctx->byid[i];
     size_t j = e->hash & (n - 1);
     while (t[j])
       j = (j + 1) & (n - 1);
@@ -373,7 +417,12 @@ static expr *intern(md_ctx *ctx, const key *k) {
   if (too_large(ctx, k->n) || ctx->nnodes >= UINT32_MAX)
     return NULL;
   ctx->size += 1 + k->n;
-  expr *e = arena_alloc(&ctx->mem, sizeof *e + k->n * sizeof e->kid[0]);
+  expr *e = arena_alloc(&ctx->nodes, sizeof *e + k->n * sizeof e->kid[0]);
+  if (ctx->nnodes == ctx->capids) {
+    ctx->capids = ctx->capids ? 2 * ctx->capids : 1024;
+    ctx->byid = xreallocarray(ctx->byid, ctx->capids, sizeof *ctx->byid);
+  }
+  ctx->byid[ctx->nnodes] = e;
   e->id = (uint32_t)ctx->nnodes++;
   e->op = (uint8_t)k->op;
   e->flags = flags;

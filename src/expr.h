@@ -159,6 +159,25 @@ void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size);
 void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line);
 bool md_ctx_limit_is_rule(const md_ctx *ctx);
 arena *md_ctx_arena(md_ctx *ctx);
+
+/* Per-line scratch.  md_ctx_save() marks the nodes made so far;
+ * md_ctx_restore() then removes every node made after the mark (their
+ * memory is returned, their ids are given out again), so that the tables
+ * of the next line, sized by md_ctx_nnodes(), do not grow with the lines
+ * before it.  It does nothing, and returns false, when something made
+ * since the mark may be kept beyond it: a function, a rule, a module's
+ * slot (each calls md_ctx_pin).  Names (md_intern) are never removed.
+ * The caller must hold no node made after the mark. */
+typedef struct md_ctx_point {
+  size_t nnodes, nnums, pins;
+  arena_mark mem;
+} md_ctx_point;
+
+md_ctx_point md_ctx_save(const md_ctx *ctx);
+bool md_ctx_restore(md_ctx *ctx, const md_ctx_point *p);
+/* Says that nodes made so far are kept by something that outlives the
+ * current line (see md_ctx_restore). */
+void md_ctx_pin(md_ctx *ctx);
 /* A cache of comparisons of two nodes by the canonical order (normal.c),
  * which depends only on their structure: a result holds for the life of
  * the context.  Direct-mapped: a lookup may miss what was put. */

@@ -51,6 +51,7 @@ static bool add_rule(md_rules *r, const md_env *env, const md_stmt *st,
                 "a rule reads d/dX <G, op(..., X, ...)> = result");
     return false;
   }
+  md_ctx_pin(ctx); /* the rule's nodes outlive the line (expr.h) */
   if (r->n == r->cap) {
     r->cap = r->cap ? 2 * r->cap : 64;
     r->v = xreallocarray(r->v, r->cap, sizeof *r->v);
@@ -210,6 +211,7 @@ static bool add_rewrite(md_rules *r, const md_env *env, const md_stmt *st,
     if (d)
       rw.guards[rw.nguards++] = (md_guard){vars[i], d->kind};
   }
+  md_ctx_pin(ctx); /* the rule's nodes outlive the line (expr.h) */
   if (r->nrw == r->caprw) {
     r->caprw = r->caprw ? 2 * r->caprw : 32;
     r->rw = xreallocarray(r->rw, r->caprw, sizeof *r->rw);

@@ -1,0 +1,124 @@
+/*
+ * test_expr.c - the context's per-line scratch (expr.h: md_ctx_save,
+ * md_ctx_restore): nodes made after a mark are removed, interning goes on
+ * as if they had never been made, and nothing kept beyond the line is
+ * removed.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+
+/* A chain of N new nodes: sin(sin(... NAME ...)). */
+static expr *chain(const char *name, size_t n) {
+  expr *e = expr_sym(tu_ctx, name);
+  for (size_t i = 0; i < n; i++)
+    e = expr_call1(tu_ctx, FN_SIN, e);
+  return e;
+}
+
+START_TEST(restore_removes_the_line) {
+  expr *kept = tu_parse("x^T A x + 3/4");
+  size_t n0 = md_ctx_nnodes(tu_ctx);
+  md_ctx_point p = md_ctx_save(tu_ctx);
+  expr *line = tu_parse("tr(B X^T C) + 1/3");
+  ck_assert_uint_gt(md_ctx_nnodes(tu_ctx), n0);
+  ck_assert(md_ctx_restore(tu_ctx, &p));
+  ck_assert_uint_eq(md_ctx_nnodes(tu_ctx), n0);
+  /* what was kept is found again, not made twice */
+  ck_assert_ptr_eq(tu_parse("x^T A x + 3/4"), kept);
+  ck_assert_uint_eq(md_ctx_nnodes(tu_ctx), n0);
+  /* the line's text makes new nodes with the ids given out again */
+  expr *again = tu_parse("tr(B X^T C) + 1/3");
+  ck_assert_uint_eq(again->id, line->id);
+  ck_assert_str_eq(tu_print(again), "tr(B X^T C) + 1/3");
+}
+END_TEST
+
+/* A line that grows the interning table (rehashed in id order) and is
+ * then removed leaves a table in which every kept node is found. */
+START_TEST(restore_after_the_table_grew) {
+  expr *kept[64];
+  char name[16];
+  for (int i = 0; i < 64; i++) {
+    snprintf(name, sizeof name, "k%d", i);
+    kept[i] = chain(name, 3);
+  }
+  size_t n0 = md_ctx_nnodes(tu_ctx);
+  for (int round = 0; round < 3; round++) {
+    md_ctx_point p = md_ctx_save(tu_ctx);
+    for (int i = 0; i < 100; i++) { /* past several doublings of the table */
+      snprintf(name, sizeof name, "line%d", i);
+      ck_assert_ptr_nonnull(chain(name, 500));
+    }
+    ck_assert_uint_ge(md_ctx_nnodes(tu_ctx), n0 + 50000);
+    ck_assert(md_ctx_restore(tu_ctx, &p));
+    ck_assert_uint_eq(md_ctx_nnodes(tu_ctx), n0);
+    for (int i = 0; i < 64; i++) {
+      snprintf(name, sizeof name, "k%d", i);
+      ck_assert_ptr_eq(chain(name, 3), kept[i]);
+    }
+    ck_assert_uint_eq(md_ctx_nnodes(tu_ctx), n0);
+  }
+}
+END_TEST
+
+/* A function (or a rule, or a module's slot) made during the line pins
+ * it: its nodes stay. */
+START_TEST(pinned_lines_stay) {
+  md_ctx_point p = md_ctx_save(tu_ctx);
+  expr *e = chain("x", 5);
+  size_t n = md_ctx_nnodes(tu_ctx);
+  md_fn_add(tu_ctx, "myfn", 1, FC_ELEMWISE);
+  ck_assert(!md_ctx_restore(tu_ctx, &p));
+  ck_assert_uint_eq(md_ctx_nnodes(tu_ctx), n);
+  ck_assert_ptr_eq(chain("x", 5), e);
+  /* a mark taken after the pin may be restored */
+  p = md_ctx_save(tu_ctx);
+  chain("y", 5);
+  ck_assert(md_ctx_restore(tu_ctx, &p));
+  ck_assert_uint_eq(md_ctx_nnodes(tu_ctx), n);
+}
+END_TEST
+
+/* The comparison cache names nodes by id: after a restore the ids name
+ * other nodes, and what was put before is not found. */
+START_TEST(comparisons_forgotten) {
+  md_ctx_point p = md_ctx_save(tu_ctx);
+  expr *a = expr_sym(tu_ctx, "a"), *b = expr_sym(tu_ctx, "b");
+  md_ctx_cmp_put(tu_ctx, a, b, -1);
+  int c = 0;
+  ck_assert(md_ctx_cmp_get(tu_ctx, a, b, &c));
+  ck_assert_int_eq(c, -1);
+  ck_assert(md_ctx_restore(tu_ctx, &p));
+  expr *u = expr_sym(tu_ctx, "u"), *v = expr_sym(tu_ctx, "v");
+  ck_assert_uint_eq(u->id, a->id);
+  ck_assert_uint_eq(v->id, b->id);
+  ck_assert(!md_ctx_cmp_get(tu_ctx, u, v, &c));
+}
+END_TEST
+
+/* Numbers made during the line are released (valgrind and ASan see a
+ * leak otherwise) and made again afterwards. */
+START_TEST(numbers_released) {
+  md_ctx_point p = md_ctx_save(tu_ctx);
+  tu_parse("123456789012345678901234567890 x + 1/7");
+  ck_assert(md_ctx_restore(tu_ctx, &p));
+  ck_assert_str_eq(tu_print(tu_parse("123456789012345678901234567890 x + 1/7")),
+                   "123456789012345678901234567890 x + 1/7");
+}
+END_TEST
+
+static Suite *expr_suite(void) {
+  Suite *s = suite_create("expr");
+  TCase *tc = tu_tcase(s, "scratch");
+  tcase_add_test(tc, restore_removes_the_line);
+  tcase_add_test(tc, restore_after_the_table_grew);
+  tcase_add_test(tc, pinned_lines_stay);
+  tcase_add_test(tc, comparisons_forgotten);
+  tcase_add_test(tc, numbers_released);
+  return s;
+}
+
+int main(void) {
+  return tu_run(expr_suite());
+}
