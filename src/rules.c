@@ -1,6 +1,7 @@
 /* rules.c - reading rules/ into rule records; see rules.h. */
 #include "rules.h"
 
+#include "frozen.h"
 #include "print_text.h"
 #include "shape.h"
 
@@ -578,7 +579,112 @@ static bool load(md_rules *r, md_ctx *ctx, const md_source *src, md_errors *err,
   return load_lines(r, ctx, src, err, builtin, false);
 }
 
+/* ---- the frozen rules (frozen.h) ---- */
+
+static md_guard *thaw_guards(const md_frozen *z, expr **node, uint32_t first,
+                             uint32_t n) {
+  md_guard *g = xreallocarray(NULL, n ? n : 1, sizeof *g);
+  for (uint32_t i = 0; i < n; i++)
+    g[i] = (md_guard){node[z->guards[first + i].var],
+                      (md_kind)z->guards[first + i].kind};
+  return g;
+}
+
+/* The rules of Z, as the parser would have made them, after any a user's
+ * file added (they are the built-in ones); the derivative rules only
+ * unless REWRITES_ONLY.  False when a node cannot be made (too deep: a
+ * build with MATDIFF_MAX_DEPTH that low cannot hold the rules). */
+static bool thaw(md_rules *r, md_ctx *ctx, const md_frozen *z,
+                 bool rewrites_only) {
+  expr **node = xreallocarray(NULL, z->nnodes ? z->nnodes : 1, sizeof *node);
+  bool ok = true;
+  for (size_t i = 0; ok && i < z->nnodes; i++) {
+    const md_fnode *f = &z->nodes[i];
+    expr *small[4];
+    expr **k = f->nkids <= 4 ? small : xreallocarray(NULL, f->nkids, sizeof *k);
+    for (uint32_t j = 0; j < f->nkids; j++)
+      k[j] = node[z->kids[f->first + j]];
+    switch ((expr_op)f->op) {
+    case E_NUM: {
+      mpq_t q;
+      mpq_init(q);
+      mpq_set_str(q, z->texts[f->text], 10);
+      mpq_canonicalize(q);
+      node[i] = expr_num(ctx, q);
+      mpq_clear(q);
+      break;
+    }
+    case E_SYM:
+      node[i] = expr_sym(ctx, z->texts[f->text]);
+      break;
+    case E_IDENT:
+      node[i] = expr_ident(ctx);
+      break;
+    case E_ONES:
+      node[i] = expr_ones(ctx);
+      break;
+    case E_CALL:
+      node[i] = expr_call(ctx, f->fn, k, f->nkids);
+      break;
+    default:
+      node[i] = expr_make(ctx, (expr_op)f->op, k, f->nkids);
+      break;
+    }
+    if (k != small)
+      free(k);
+    ok = node[i] != NULL;
+  }
+  if (ok) {
+    md_ctx_pin(ctx); /* the rules' nodes outlive any line (expr.h) */
+    for (size_t i = 0; !rewrites_only && i < z->nrules; i++) {
+      const md_frule *f = &z->rules[i];
+      if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 64;
+        r->v = xreallocarray(r->v, r->cap, sizeof *r->v);
+      }
+      r->v[r->n++] = (md_rule){
+          .pattern = node[f->pattern],
+          .var = node[f->var],
+          .adj = node[f->adj],
+          .result = node[f->result],
+          .guards = thaw_guards(z, node, f->guards, f->nguards),
+          .nguards = f->nguards,
+          .file = md_intern(ctx, z->texts[f->file], strlen(z->texts[f->file])),
+          .line = f->line};
+    }
+    for (size_t i = 0; i < z->nrw; i++) {
+      const md_frw *f = &z->rw[i];
+      md_sizeeq *needs =
+          xreallocarray(NULL, f->nneeds ? f->nneeds : 1, sizeof *needs);
+      for (uint32_t j = 0; j < f->nneeds; j++) {
+        const md_fsizeeq *q = &z->needs[f->needs + j];
+        needs[j] =
+            (md_sizeeq){node[q->a], q->b == MD_FROZEN_NONE ? NULL : node[q->b],
+                        q->aside, q->bside};
+      }
+      if (r->nrw == r->caprw) {
+        r->caprw = r->caprw ? 2 * r->caprw : 32;
+        r->rw = xreallocarray(r->rw, r->caprw, sizeof *r->rw);
+      }
+      r->rw[r->nrw++] = (md_rwrule){
+          .lhs = node[f->lhs],
+          .rhs = node[f->rhs],
+          .guards = thaw_guards(z, node, f->guards, f->nguards),
+          .nguards = f->nguards,
+          .needs = needs,
+          .nneeds = f->nneeds,
+          .file = md_intern(ctx, z->texts[f->file], strlen(z->texts[f->file])),
+          .line = f->line,
+          .sub = f->sub};
+    }
+  }
+  free(node);
+  return ok;
+}
+
 bool md_rules_load_rewrites(md_rules *r, md_ctx *ctx, md_errors *err) {
+  if (md_frozen_builtin && thaw(r, ctx, md_frozen_builtin, true))
+    return true;
   bool ok = true;
   for (const md_rule_file *f = md_builtin_rules; f->name; f++) {
     md_source src = {f->name, f->text, strlen(f->text), 1};
@@ -595,9 +701,7 @@ bool md_rules_load(md_rules *r, md_ctx *ctx, const md_source *src,
   return md_rules_load_builtin(r, ctx, err) && load(r, ctx, src, err, false);
 }
 
-bool md_rules_load_builtin(md_rules *r, md_ctx *ctx, md_errors *err) {
-  if (r->builtin_loaded)
-    return true;
+bool md_rules_parse_builtin(md_rules *r, md_ctx *ctx, md_errors *err) {
   r->builtin_loaded = true;
   bool ok = true;
   for (const md_rule_file *f = md_builtin_rules; f->name; f++) {
@@ -605,4 +709,13 @@ bool md_rules_load_builtin(md_rules *r, md_ctx *ctx, md_errors *err) {
     ok &= load(r, ctx, &src, err, true);
   }
   return ok;
+}
+
+bool md_rules_load_builtin(md_rules *r, md_ctx *ctx, md_errors *err) {
+  if (r->builtin_loaded)
+    return true;
+  r->builtin_loaded = true;
+  if (md_frozen_builtin && thaw(r, ctx, md_frozen_builtin, false))
+    return true;
+  return md_rules_parse_builtin(r, ctx, err);
 }

@@ -128,8 +128,12 @@ void md_rules_clear(md_rules *r);
  * false; the rules before stay. */
 bool md_rules_load(md_rules *r, md_ctx *ctx, const md_source *src,
                    md_errors *err);
-/* Loads every built-in rule file (once: later calls do nothing). */
+/* Loads every built-in rule file (once: later calls do nothing), from the
+ * tables made at build time (frozen.h). */
 bool md_rules_load_builtin(md_rules *r, md_ctx *ctx, md_errors *err);
+/* The same by parsing the embedded text of rules/, as the build-time
+ * generator does (and the tests, to compare). */
+bool md_rules_parse_builtin(md_rules *r, md_ctx *ctx, md_errors *err);
 /* Loads the simplification rules of the built-in files only (quickly:
  * the other lines are not parsed), into an md_rules that holds nothing
  * else; md_simplify() does this on each call. */

@@ -163,6 +163,69 @@ START_TEST(test_load) {
 }
 END_TEST
 
+/* The rules made at build time (frozen.h) are the rules parsed from
+ * rules/, node for node: the same records, in the same order. */
+static void same_guards(const md_guard *a, size_t na, const md_guard *b,
+                        size_t nb) {
+  ck_assert_uint_eq(na, nb);
+  for (size_t i = 0; i < na; i++) {
+    ck_assert_ptr_eq(a[i].var, b[i].var);
+    ck_assert_int_eq(a[i].kind, b[i].kind);
+  }
+}
+
+START_TEST(test_frozen_as_parsed) {
+  md_rules parsed, frozen, rewrites;
+  md_rules_init(&parsed);
+  md_rules_init(&frozen);
+  md_rules_init(&rewrites);
+  md_errors err;
+  md_errors_init(&err);
+  ck_assert(md_rules_parse_builtin(&parsed, tu_ctx, &err));
+  ck_assert(md_rules_load_builtin(&frozen, tu_ctx, &err));
+  ck_assert(md_rules_load_rewrites(&rewrites, tu_ctx, &err));
+  ck_assert_uint_gt(parsed.n, 50);
+  ck_assert_uint_gt(parsed.nrw, 20);
+  ck_assert_uint_eq(frozen.n, parsed.n);
+  ck_assert_uint_eq(frozen.nrw, parsed.nrw);
+  ck_assert_uint_eq(rewrites.n, 0);
+  ck_assert_uint_eq(rewrites.nrw, parsed.nrw);
+  for (size_t i = 0; i < parsed.n; i++) {
+    const md_rule *a = &parsed.v[i], *b = &frozen.v[i];
+    ck_assert_ptr_eq(a->pattern, b->pattern);
+    ck_assert_ptr_eq(a->var, b->var);
+    ck_assert_ptr_eq(a->adj, b->adj);
+    ck_assert_ptr_eq(a->result, b->result);
+    ck_assert_ptr_eq(a->file, b->file);
+    ck_assert_uint_eq(a->line, b->line);
+    same_guards(a->guards, a->nguards, b->guards, b->nguards);
+  }
+  for (size_t i = 0; i < parsed.nrw; i++) {
+    const md_rwrule *a = &parsed.rw[i];
+    for (int k = 0; k < 2; k++) {
+      const md_rwrule *b = k ? &rewrites.rw[i] : &frozen.rw[i];
+      ck_assert_ptr_eq(a->lhs, b->lhs);
+      ck_assert_ptr_eq(a->rhs, b->rhs);
+      ck_assert_ptr_eq(a->file, b->file);
+      ck_assert_uint_eq(a->line, b->line);
+      ck_assert_int_eq(a->sub, b->sub);
+      same_guards(a->guards, a->nguards, b->guards, b->nguards);
+      ck_assert_uint_eq(a->nneeds, b->nneeds);
+      for (size_t j = 0; j < a->nneeds; j++) {
+        ck_assert_ptr_eq(a->needs[j].a, b->needs[j].a);
+        ck_assert_ptr_eq(a->needs[j].b, b->needs[j].b);
+        ck_assert_uint_eq(a->needs[j].aside, b->needs[j].aside);
+        ck_assert_uint_eq(a->needs[j].bside, b->needs[j].bside);
+      }
+    }
+  }
+  md_errors_clear(&err);
+  md_rules_clear(&parsed);
+  md_rules_clear(&frozen);
+  md_rules_clear(&rewrites);
+}
+END_TEST
+
 START_TEST(test_load_errors) {
   check_load_error("X = X^T^T",
                    "the left side of a rule cannot be a lone variable (X "
@@ -608,6 +671,7 @@ static Suite *rewrite_suite(void) {
   Suite *s = suite_create("rewrite");
   TCase *tc = tu_tcase(s, "load");
   tcase_add_test(tc, test_load);
+  tcase_add_test(tc, test_frozen_as_parsed);
   tcase_add_test(tc, test_load_errors);
   tc = tu_tcase(s, "match");
   tcase_add_test(tc, test_whole);

@@ -13,11 +13,11 @@ mkdir -p "$out/corpus"
 shift || true
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(parse pipeline check dag)
-[ -f build/rules_data.c ] || meson compile -C build
+[ -f build/rules_frozen.c ] || meson compile -C build
 # the library's sources (not main.c), with the generated ones
 srcs=()
 for f in src/*.c; do [ "$f" = src/main.c ] || srcs+=("$f"); done
-srcs+=(build/lexer.c build/parser.c build/rules_data.c)
+srcs+=(build/lexer.c build/parser.c build/rules_data.c build/rules_frozen.c)
 for h in "${harnesses[@]}"; do
   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -D_POSIX_C_SOURCE=200809L -Isrc -Ibuild -o "$out/fuzz_$h" \
