@@ -32,7 +32,7 @@ done
 ok "installed: include/matdiff/matdiff.h, matdiff.pc, libmatdiff.so.0"
 
 pc() {
-  PKG_CONFIG_PATH="$dest$libdir/pkgconfig" PKG_CONFIG_LIBDIR= \
+  PKG_CONFIG_PATH="$dest$libdir/pkgconfig" PKG_CONFIG_LIBDIR="" \
     pkg-config --define-variable=prefix="$dest$prefix" "$@" matdiff
 }
 flags=$(pc --cflags --libs)
@@ -59,8 +59,11 @@ case $lib in
 *"$dest"*) ;;
 *) out="not the installed library: $lib" ;;
 esac
-[ "$out" = "B A" ] && ok "derivative 'tr(A X^T B)' X: B A" ||
+if [ "$out" = "B A" ]; then
+  ok "derivative 'tr(A X^T B)' X: B A"
+else
   fail "derivative 'tr(A X^T B)' X: $out"
+fi
 
 # an error: the message, the line and a caret; exit status 2
 err=$(LD_LIBRARY_PATH="$dest$libdir" "$work/derivative" 'A x +' x 2>&1) && rc=0 || rc=$?
