@@ -213,3 +213,10 @@ def test_version():
 def test_docstring_examples():
     import doctest
     assert doctest.testmod(matdiff).failed == 0
+
+
+def test_doc_library_md():
+    doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                       "doc", "library.md")
+    import doctest
+    assert doctest.testfile(doc, module_relative=False).failed == 0
