@@ -28,6 +28,7 @@ typedef struct verdict {
   bool ne;       /* a != line */
   strbuf detail; /* lines shown under the verdict */
   char *located; /* an error with file:line:col and a caret */
+  md_error at;   /* that error, its message owned (for md_check_each) */
 } verdict;
 
 /* Identities longer than this are cut in verdict lines. */
@@ -37,6 +38,8 @@ typedef struct checker {
   bool tap;
   FILE *out;
   size_t n, passed, failed;
+  md_check_fn *fn; /* md_check_each: each verdict, as well */
+  void *arg;
 } checker;
 
 /* ---- comparing two values ---- */
@@ -199,6 +202,15 @@ static char *located(const md_error *e) {
   return buf;
 }
 
+/* V fails with the error E: its text for the report, and a copy for
+ * md_check_each. */
+static void set_located(verdict *v, const md_error *e) {
+  v->located = located(e);
+  size_t n = strlen(e->msg);
+  v->at = *e;
+  v->at.msg = memcpy(xmalloc(n + 1), e->msg, n + 1);
+}
+
 static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
                            const md_source *src, const md_parsed *p,
                            const md_stmt *given, verdict *v) {
@@ -227,7 +239,8 @@ static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
   if (!infer_sides(sh, st, p, src, &err, s, &same, diff, sizeof diff)) {
     if (same) {
       v->kind = V_ERROR;
-      v->located = err.n ? located(&err.v[0]) : NULL;
+      if (err.n)
+        set_located(v, &err.v[0]);
     } else {
       v->kind = v->ne ? V_PROVED : V_FALSE;
       sb_puts(&v->detail, diff);
@@ -390,6 +403,12 @@ static void report(checker *C, const char *file, unsigned line,
   char vt[96];
   verdict_text(v, vt, sizeof vt);
   const char *detail = v->detail.len ? v->detail.s : "";
+  if (C->fn) {
+    md_check_verdict cv = {file, line,   ident,
+                           len,  cut,    ok,
+                           vt,   detail, v->located ? &v->at : NULL};
+    C->fn(C->arg, &cv);
+  }
   if (C->tap) {
     if (C->n == 1)
       fprintf(C->out, "TAP version 13\n");
@@ -420,6 +439,7 @@ static void report(checker *C, const char *file, unsigned line,
 static void verdict_clear(verdict *v) {
   sb_clear(&v->detail);
   free(v->located);
+  free(v->at.msg);
 }
 
 /* The text of a statement, without surrounding blanks, cut to SHOW_MAX
@@ -456,7 +476,8 @@ static void check_line(checker *C, md_ctx *ctx, md_env *env, md_rules *defs,
   if (!md_parse(ctx, src, MD_PARSE_PROGRAM, &p, &err)) {
     verdict v = {.kind = V_ERROR};
     sb_init(&v.detail);
-    v.located = err.n ? located(&err.v[0]) : NULL;
+    if (err.n)
+      set_located(&v, &err.v[0]);
     stmt_text(src, MD_NOLOC, &text, &len, &cut);
     report(C, src->name, src->line0, text, len, cut, &v);
     verdict_clear(&v);
@@ -482,14 +503,14 @@ static void check_line(checker *C, md_ctx *ctx, md_env *env, md_rules *defs,
     case ST_EXPR:
       md_error_at(&err, src, st->loc,
                   "not an identity: write LHS = RHS, or LHS != RHS");
-      v.located = located(&err.v[err.n - 1]);
+      set_located(&v, &err.v[err.n - 1]);
       break;
     case ST_DEF: {
       /* a new function holds from here on, as a let does; a definition
        * of a built-in is the identity f(x) = body */
       bool identity;
       if (!md_rules_define(defs, ctx, st, src, &err, true, &identity)) {
-        v.located = located(&err.v[err.n - 1]);
+        set_located(&v, &err.v[err.n - 1]);
         break;
       }
       if (!identity)
@@ -513,12 +534,13 @@ static void check_line(checker *C, md_ctx *ctx, md_env *env, md_rules *defs,
 static bool add_cli_decls(const md_options *o, md_ctx *ctx, md_env *env,
                           FILE *err) {
   for (size_t i = 0; i < o->ndecls; i++) {
-    md_source src = {"<-D>", o->decls[i], strlen(o->decls[i]), 1};
+    md_source src = {o->decl_source ? o->decl_source : "<-D>", o->decls[i],
+                     strlen(o->decls[i]), 1};
     md_parsed p;
     md_errors e;
     md_errors_init(&e);
     if (!md_parse(ctx, &src, MD_PARSE_DECL, &p, &e)) {
-      md_errors_print(err, &e);
+      md_report_errors(o, err, &e);
       md_errors_clear(&e);
       return false;
     }
@@ -556,7 +578,7 @@ static bool load_defs(const md_options *o, md_ctx *ctx, md_rules *defs,
     ok = md_rules_load(defs, ctx, src, &e);
   }
   ok = ok && md_rules_load_builtin(defs, ctx, &e);
-  md_errors_print(err, &e);
+  md_report_errors(o, err, &e);
   md_errors_clear(&e);
   return ok;
 }
@@ -590,7 +612,7 @@ static int check_lines(checker *C, const md_options *o, md_lines *in,
       md_ctx_restore(ctx, &before);
     }
     if (e.n) {
-      md_errors_print(err, &e);
+      md_report_errors(o, err, &e);
       rc = 2;
     }
     md_errors_clear(&e);
@@ -631,8 +653,12 @@ static int check_file(checker *C, const md_options *o, const char *path,
   bool is_stdin = strcmp(path, "-") == 0;
   FILE *f = is_stdin ? stdin : fopen(path, "rb");
   if (!f) {
-    fprintf(err, "matdiff: error: cannot open '%s': %s\n", path,
-            strerror(errno));
+    md_errors e;
+    md_errors_init(&e);
+    md_error_at(&e, NULL, MD_NOLOC, "cannot open '%s': %s", path,
+                strerror(errno));
+    md_report_errors(o, err, &e);
+    md_errors_clear(&e);
     return 2;
   }
   strbuf what;
@@ -695,6 +721,27 @@ int md_cmd_check(const md_options *o, const char *const *files, size_t nfiles,
   if (tap)
     fprintf(out, "%s1..%zu\n", C.n ? "" : "TAP version 13\n", C.n);
   else
+    fprintf(out, "%zu identit%s: %zu passed, %zu failed\n", C.n,
+            C.n == 1 ? "y" : "ies", C.passed, C.failed);
+  if (rc == 0 && C.failed)
+    rc = 1;
+  return rc;
+}
+
+int md_check_each(const md_options *o, const char *path, const char *text,
+                  size_t len, md_check_fn *fn, void *arg, FILE *out,
+                  FILE *err) {
+  checker C = {.out = out, .fn = fn, .arg = arg};
+  int rc;
+  if (text) {
+    md_lines in;
+    md_lines_init_mem(&in, text, len, path);
+    rc = check_lines(&C, o, &in, err);
+    md_lines_clear(&in);
+  } else {
+    rc = check_file(&C, o, path, err);
+  }
+  if (rc != 2 || C.n)
     fprintf(out, "%zu identit%s: %zu passed, %zu failed\n", C.n,
             C.n == 1 ? "y" : "ies", C.passed, C.failed);
   if (rc == 0 && C.failed)

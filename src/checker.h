@@ -40,6 +40,29 @@
 int md_cmd_check(const md_options *o, const char *const *files, size_t nfiles,
                  bool tap, FILE *out, FILE *err);
 
+/* One verdict of matdiff check, for the library (src/api.c).  Its
+ * pointers last as long as the call that receives it. */
+typedef struct md_check_verdict {
+  const char *file; /* the file as named in messages */
+  unsigned line;
+  const char *ident; /* the identity as written, LEN bytes, not terminated */
+  size_t len;
+  bool cut;                     /* IDENT was cut: the identity goes on */
+  bool passes;                  /* = holds, != does not, both as they should */
+  const char *verdict;          /* "proved", "verified exactly", ... */
+  const char *detail;           /* the counterexample, why; "" when none */
+  const struct md_error *error; /* a located error (a bad line), or NULL */
+} md_check_verdict;
+
+typedef void md_check_fn(void *arg, const md_check_verdict *v);
+
+/* matdiff check on one input, each verdict to FN too: the identity file
+ * PATH, or, when TEXT is not NULL, the LEN bytes at TEXT, named PATH in
+ * messages.  The report and summary go to OUT, as md_cmd_check writes
+ * them; returns as md_cmd_check does. */
+int md_check_each(const md_options *o, const char *path, const char *text,
+                  size_t len, md_check_fn *fn, void *arg, FILE *out, FILE *err);
+
 /* Checks the identity file TEXT (LEN bytes) quietly, for --verify: 0 if
  * every identity passes; else 1, or 2 for a line in error, with the
  * verdicts of the lines that failed written to ERR. */

@@ -21,6 +21,28 @@
 
 typedef enum { RUN_SIMPLIFY, RUN_DIFF } run_mode;
 
+/* A name, or vec(name), as --wrt takes. */
+bool md_valid_var(const char *v) {
+  const char *p = v;
+  if (strncmp(p, "vec(", 4) == 0)
+    p += 4;
+  if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+    return false;
+  while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+         (*p >= '0' && *p <= '9') || *p == '_')
+    p++;
+  return strncmp(v, "vec(", 4) == 0 ? strcmp(p, ")") == 0 : *p == '\0';
+}
+
+void md_report_errors(const md_options *o, FILE *err, const md_errors *e) {
+  if (!o->on_error) {
+    md_errors_print(err, e);
+    return;
+  }
+  for (size_t i = 0; i < e->n; i++)
+    o->on_error(o->on_error_arg, &e->v[i]);
+}
+
 typedef struct session {
   const md_options *o;
   md_ctx *ctx;
@@ -42,10 +64,11 @@ static bool session_init(session *S, const md_options *o, FILE *out,
   md_rules_init(&S->rules);
   md_errors_init(&S->err);
   for (size_t i = 0; i < o->ndecls; i++) {
-    md_source src = {"<-D>", o->decls[i], strlen(o->decls[i]), 1};
+    md_source src = {o->decl_source ? o->decl_source : "<-D>", o->decls[i],
+                     strlen(o->decls[i]), 1};
     md_parsed p;
     if (!md_parse(S->ctx, &src, MD_PARSE_DECL, &p, &S->err)) {
-      md_errors_print(errf, &S->err);
+      md_report_errors(o, errf, &S->err);
       return false;
     }
     for (size_t j = 0; j < p.n; j++)
@@ -63,19 +86,19 @@ static bool session_init(session *S, const md_options *o, FILE *out,
     char *t = md_read_file(o->rules[i], what.s, &len, &S->err);
     sb_clear(&what);
     if (!t) {
-      md_errors_print(errf, &S->err);
+      md_report_errors(o, errf, &S->err);
       return false;
     }
     S->texts[S->ntexts++] = t;
     md_source *src = arena_alloc(md_ctx_arena(S->ctx), sizeof *src);
     *src = (md_source){o->rules[i], t, len, 1};
     if (!md_rules_load(&S->rules, S->ctx, src, &S->err)) {
-      md_errors_print(errf, &S->err);
+      md_report_errors(o, errf, &S->err);
       return false;
     }
   }
   if (!md_rules_load_builtin(&S->rules, S->ctx, &S->err)) {
-    md_errors_print(errf, &S->err); /* a broken build: rules/ is checked */
+    md_report_errors(o, errf, &S->err); /* a broken build: rules/ is checked */
     return false;
   }
   return true;
@@ -588,7 +611,7 @@ static int run_text(const md_options *o, run_mode mode, const char *text,
   }
   if (rc == 0 && S.refuted)
     rc = 1;
-  md_errors_print(err, &S.err);
+  md_report_errors(o, err, &S.err);
   session_clear(&S);
   return rc;
 }
@@ -611,14 +634,14 @@ static int run_stream(const md_options *o, run_mode mode, FILE *in, FILE *out,
     bool printed = false;
     if (!run_source(&S, mode, line, &printed))
       rc = 2;
-    md_errors_print(err, &S.err);
+    md_report_errors(o, err, &S.err);
     md_errors_clear(&S.err);
     fflush(out);
     md_ctx_restore(S.ctx, &before);
   }
   if (S.err.n) /* the input could not be read to its end */
     rc = 2;
-  md_errors_print(err, &S.err);
+  md_report_errors(o, err, &S.err);
   md_lines_clear(&lines);
   if (rc == 0 && S.refuted)
     rc = 1;

@@ -5,11 +5,19 @@
  * them in-process.  Each returns the process exit status (0 success,
  * 1 a check failed, 2 bad usage or bad input) and writes results to OUT,
  * messages to ERR.
+ *
+ * Errors as values (the library, src/api.c): with on_error set, each
+ * error goes to on_error instead of being printed on ERR, while its
+ * source is still alive (its line and column can be computed then, not
+ * after the call).  Warnings and notes still go to ERR.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stdio.h>
+
+struct md_error;
+struct md_errors;
 
 typedef enum md_layout {
   MD_LAYOUT_DENOMINATOR,
@@ -38,7 +46,19 @@ typedef struct md_options {
   bool unicode;  /* --unicode: text with Unicode symbols */
   bool equation; /* --equation: print LHS = result */
   bool steps;    /* --steps: the derivation, then the result */
+  /* where declarations are placed in messages; NULL: "<-D>" */
+  const char *decl_source;
+  /* NULL: errors are printed on ERR */
+  void (*on_error)(void *arg, const struct md_error *e);
+  void *on_error_arg;
 } md_options;
+
+/* VAR is a name, or vec(name), as --wrt takes. */
+bool md_valid_var(const char *var);
+
+/* The errors of E, to O's on_error or printed on ERR. */
+void md_report_errors(const md_options *o, FILE *err,
+                      const struct md_errors *e);
 
 /* matdiff [--wrt X] EXPR: derivatives of EXPR, one line per variable. */
 int md_cmd_diff(const md_options *o, const char *text, FILE *out, FILE *err);

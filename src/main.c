@@ -93,19 +93,6 @@ static int long_option_error(const struct option *opts, const char *arg) {
   return 2;
 }
 
-/* A name, or vec(name), as --wrt takes. */
-static bool valid_var(const char *v) {
-  const char *p = v;
-  if (strncmp(p, "vec(", 4) == 0)
-    p += 4;
-  if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
-    return false;
-  while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-         (*p >= '0' && *p <= '9') || *p == '_')
-    p++;
-  return strncmp(v, "vec(", 4) == 0 ? strcmp(p, ")") == 0 : *p == '\0';
-}
-
 static bool all_letters(const char *s) {
   for (; *s; s++)
     if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
@@ -164,7 +151,7 @@ static bool reads_as_options(const char *arg, const struct option *longopts,
         *takes_next = true;
         return true;
       }
-      return *p == 'x'   ? valid_var(v)
+      return *p == 'x'   ? md_valid_var(v)
              : *p == 'f' ? all_letters(v)
                          : strchr(v, ':') != NULL;
     }
@@ -241,7 +228,7 @@ int main(int argc, char **argv) {
     switch (c) {
     case 'x':
       /* "-x^T A x" is an expression, not -x with the value "^T A x" */
-      if (!valid_var(optarg)) {
+      if (!md_valid_var(optarg)) {
         rc = usage_error("'%s' is not a variable to differentiate by", optarg);
         goto done;
       }
