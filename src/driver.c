@@ -527,9 +527,149 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
 }
 
 /* One expression statement: shapes, derivatives, simplification, output. */
+/* ---- kinds from use (SPEC 4) ----
+ *
+ * An undeclared symbol takes the kind of its name unless its use needs
+ * another: in ||X theta - y||^2 theta is a vector, in x - mu mu is one.
+ * When E's shapes do not fit with the names' kinds, an undeclared Greek
+ * name (a scalar by its name; theta, mu, beta are vectors in every ML
+ * text) is tried as a vector, then two of them at once, as long as no
+ * undeclared matrix becomes a row or a column by it.
+ * The first assignment that fits, in order of first occurrence, is taken,
+ * with a note on stderr; if none does, the error is the names' own.
+ * Other names keep their kinds: a vector taken as a scalar or a matrix
+ * would change what x^2 or a x mean (x^2 is an error that suggests
+ * x .^ 2), and upper-case names are matrices of free size already. */
+
+enum { USE_SYMBOLS = 8 };
+
+typedef struct use_try {
+  const expr *sym[USE_SYMBOLS];
+  size_t n;
+} use_try;
+
+static void undeclared(const md_env *env, const expr *e, use_try *u,
+                       uint8_t *seen) {
+  if (seen[e->id] || u->n == USE_SYMBOLS)
+    return;
+  seen[e->id] = 1;
+  if (e->op == E_SYM && !md_env_find(env, e->u.name) &&
+      md_default_kind(e->u.name) == K_SCALAR) {
+    u->sym[u->n++] = e;
+    return;
+  }
+  for (size_t i = 0; i < e->nkids; i++)
+    undeclared(env, e->kid[i], u, seen);
+}
+
+/* The kinds a Greek name may take instead of a scalar's: ALT[0..n).  A
+ * matrix is written with a capital (Sigma, Lambda): A + alpha stays the
+ * error that says a scalar does not broadcast. */
+static size_t other_kinds(md_kind *alt) {
+  alt[0] = K_VECTOR;
+  return 1;
+}
+
+/* Whether an undeclared matrix (by its name) under E became a row or a
+ * column in SH: Lambda + alpha, alpha a vector, would make Lambda one. */
+static bool matrix_collapsed(md_shapes *sh, const md_env *env, const expr *e,
+                             uint8_t *seen) {
+  if (seen[e->id])
+    return false;
+  seen[e->id] = 1;
+  if (e->op == E_SYM) {
+    if (md_env_find(env, e->u.name) || md_default_kind(e->u.name) != K_MATRIX)
+      return false;
+    md_shape s = md_shape_of(sh, e);
+    return md_dim_is_one(sh, s.r) || md_dim_is_one(sh, s.c);
+  }
+  for (size_t i = 0; i < e->nkids; i++)
+    if (matrix_collapsed(sh, env, e->kid[i], seen))
+      return true;
+  return false;
+}
+
+/* Whether E's shapes fit in ENV (a scratch inference, nothing kept). */
+static bool fits(session *S, md_env *env, const md_source *src,
+                 const md_parsed *p, expr *e) {
+  md_shapes *t = md_shapes_new(S->ctx, env);
+  md_errors err;
+  md_errors_init(&err);
+  bool ok = md_shape_infer(t, e, p, src, &err, NULL);
+  if (ok) {
+    uint8_t *seen = xcalloc(md_ctx_nnodes(S->ctx), 1);
+    ok = !matrix_collapsed(t, env, e, seen);
+    free(seen);
+  }
+  md_errors_clear(&err);
+  md_shapes_free(t);
+  return ok;
+}
+
+static void env_with(md_env *to, const md_env *from, const expr *const *sym,
+                     const md_kind *kind, size_t n) {
+  md_env_init(to);
+  for (size_t i = 0; i < from->n; i++)
+    md_env_add(to, &from->v[i]);
+  for (size_t i = 0; i < n; i++)
+    md_env_add(to, &(md_decl){.name = sym[i]->u.name, .kind = kind[i]});
+}
+
+/* S->env with kinds from E's use when the names' kinds do not fit: true
+ * and *ENV set (the caller clears it) when some do. */
+static bool kinds_from_use(session *S, const md_source *src, const md_parsed *p,
+                           expr *e, md_env *env) {
+  use_try u = {.n = 0};
+  uint8_t *seen = xcalloc(md_ctx_nnodes(S->ctx), 1);
+  undeclared(&S->env, e, &u, seen);
+  free(seen);
+  const expr *sym[2];
+  md_kind kind[2], alt[2][2];
+  /* one symbol, then two */
+  for (size_t width = 1; width <= 2; width++)
+    for (size_t i = 0; i < u.n; i++)
+      for (size_t j = i + 1; j < (width == 1 ? i + 2 : u.n); j++) {
+        size_t na = other_kinds(alt[0]);
+        size_t nb = width == 1 ? 1 : other_kinds(alt[1]);
+        for (size_t a = 0; a < na; a++)
+          for (size_t b = 0; b < nb; b++) {
+            sym[0] = u.sym[i], kind[0] = alt[0][a];
+            if (width == 2)
+              sym[1] = u.sym[j], kind[1] = alt[1][b];
+            env_with(env, &S->env, sym, kind, width);
+            if (fits(S, env, src, p, e)) {
+              for (size_t k = 0; k < width; k++)
+                fprintf(S->errf,
+                        "matdiff: note: %s is taken as a %s, as its use "
+                        "needs (its name makes it a %s); declare it to "
+                        "choose: -D '%s : %s'\n",
+                        sym[k]->u.name, md_kind_name(kind[k]),
+                        md_kind_name(md_default_kind(sym[k]->u.name)),
+                        sym[k]->u.name, md_kind_name(kind[k]));
+              return true;
+            }
+            md_env_clear(env);
+          }
+      }
+  return false;
+}
+
 static bool run_expr(session *S, run_mode mode, const md_source *src,
                      const md_parsed *p, expr *e) {
   md_shapes *sh = md_shapes_new(S->ctx, &S->env);
+  size_t nerr = S->err.n;
+  bool ok = md_shape_infer(sh, e, p, src, &S->err, NULL);
+  /* kinds from use: the expression is run in an environment that
+   * declares them (so --verify's identity declares them too) */
+  md_env by_use, saved = S->env;
+  bool used = !ok && kinds_from_use(S, src, p, e, &by_use);
+  if (used) {
+    md_errors_truncate(&S->err, nerr);
+    S->env = by_use;
+    md_shapes_free(sh);
+    sh = md_shapes_new(S->ctx, &S->env);
+    ok = md_shape_infer(sh, e, p, src, &S->err, NULL);
+  }
   md_diff D = {.ctx = S->ctx,
                .rules = &S->rules,
                .shapes = sh,
@@ -538,7 +678,6 @@ static bool run_expr(session *S, run_mode mode, const md_source *src,
                .src = src,
                .locs = p,
                .err = &S->err};
-  bool ok = md_shape_infer(sh, e, p, src, &S->err, NULL);
   if (ok && mode == RUN_DIFF) {
     ok = run_diff(S, src, p, sh, &D, e);
   } else if (ok) {
@@ -550,6 +689,10 @@ static bool run_expr(session *S, run_mode mode, const md_source *src,
     }
   }
   md_shapes_free(sh);
+  if (used) {
+    md_env_clear(&S->env);
+    S->env = saved;
+  }
   return ok;
 }
 
