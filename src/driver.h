@@ -9,6 +9,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef enum md_layout {
@@ -38,6 +39,7 @@ typedef struct md_options {
   bool unicode;  /* --unicode: text with Unicode symbols */
   bool equation; /* --equation: print LHS = result */
   bool steps;    /* --steps: the derivation, then the result */
+  uint64_t seed; /* check --seed: the random points' seed (checker.h) */
 } md_options;
 
 /* matdiff [--wrt X] EXPR: derivatives of EXPR, one line per variable. */
