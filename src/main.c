@@ -160,8 +160,8 @@ static void print_usage(FILE *out) {
   }
   fputs("\n"
         "With no EXPR, matdiff and matdiff simplify read one expression a "
-        "line\n"
-        "from stdin.\n"
+        "line:\n"
+        "at a prompt on a terminal, else from stdin as a filter.\n"
         "An EXPR may start with '-' ('-y^T log(p)'); an argument that reads "
         "as\n"
         "options is options: write '-x' as matdiff simplify -- '-x'.\n"
@@ -808,15 +808,15 @@ int main(int argc, char **argv) {
                      stray->name);
     goto done;
   }
-  if (optind < argc) {
+  if (optind < argc)
     rc = cmd ? md_cmd_simplify(&o, argv[optind], stdout, stderr)
              : md_cmd_diff(&o, argv[optind], stdout, stderr);
-  } else if (!isatty(STDIN_FILENO)) {
+  else if (isatty(STDIN_FILENO))
+    rc = cmd ? md_cmd_simplify_prompt(&o, stdout, stderr)
+             : md_cmd_diff_prompt(&o, stdout, stderr);
+  else
     rc = cmd ? md_cmd_simplify_stream(&o, stdin, stdout, stderr)
              : md_cmd_diff_stream(&o, stdin, stdout, stderr);
-  } else {
-    rc = usage_error("%sno expression given", "");
-  }
 done:
   free(args);
   free(o.decls);
