@@ -36,6 +36,8 @@ enum { SHOW_MAX = 160 };
 
 typedef struct checker {
   bool tap;
+  uint64_t seed;  /* --seed: mixed into each identity's own seed */
+  bool show_seed; /* a counterexample names it (not in --verify) */
   FILE *out;
   size_t n, passed, failed;
   md_check_fn *fn; /* md_check_each: each verdict, as well */
@@ -96,8 +98,9 @@ static void compare(const md_val *a, const md_val *b, comparison *cmp) {
     }
 }
 
-/* "n = 3; entry (2, 1): left 7/2, right -3" */
-static void counterexample(md_eval *ev, const md_val *shape,
+/* "n = 3; entry (2, 1): left 7/2, right -3", then the value of every
+ * symbol at the point, which the seed draws again. */
+static void counterexample(const checker *C, md_eval *ev, const md_val *shape,
                            const comparison *cmp, strbuf *out) {
   char l[96], r[96];
   strbuf sizes;
@@ -108,15 +111,26 @@ static void counterexample(md_eval *ev, const md_val *shape,
   sb_clear(&sizes);
   if (!cmp->left) {
     sb_puts(out, "the sides have different sizes");
-    return;
+  } else {
+    md_num_format(cmp->left, l, sizeof l);
+    md_num_format(cmp->right, r, sizeof r);
+    if (shape->r == 1 && shape->c == 1)
+      sb_printf(out, "left %s, right %s", l, r);
+    else
+      sb_printf(out, "entry (%u, %u): left %s, right %s", cmp->i + 1,
+                cmp->j + 1, l, r);
   }
-  md_num_format(cmp->left, l, sizeof l);
-  md_num_format(cmp->right, r, sizeof r);
-  if (shape->r == 1 && shape->c == 1)
-    sb_printf(out, "left %s, right %s", l, r);
-  else
-    sb_printf(out, "entry (%u, %u): left %s, right %s", cmp->i + 1, cmp->j + 1,
-              l, r);
+  strbuf vals;
+  sb_init(&vals);
+  md_eval_format_values(ev, "  ", &vals);
+  if (vals.len && C->show_seed)
+    sb_printf(out, "\nvalues (drawn with --seed %llu):\n%s",
+              (unsigned long long)C->seed, vals.s);
+  else if (vals.len)
+    sb_printf(out, "\nvalues:\n%s", vals.s);
+  if (out->len && out->s[out->len - 1] == '\n')
+    out->s[--out->len] = '\0';
+  sb_clear(&vals);
 }
 
 /* ---- one identity ---- */
@@ -211,9 +225,10 @@ static void set_located(verdict *v, const md_error *e) {
   v->at.msg = memcpy(xmalloc(n + 1), e->msg, n + 1);
 }
 
-static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
-                           const md_source *src, const md_parsed *p,
-                           const md_stmt *given, verdict *v) {
+static void check_identity(const checker *C, md_ctx *ctx, const md_env *env,
+                           const md_rules *defs, const md_source *src,
+                           const md_parsed *p, const md_stmt *given,
+                           verdict *v) {
   v->ne = given->kind == ST_NE;
   md_errors err;
   md_errors_init(&err);
@@ -255,8 +270,12 @@ static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
   expr *sides[2] = {st->lhs, st->rhs};
   md_eval *ev = md_eval_new(ctx, sh, sides, 2);
   md_rng rng;
+  /* the identity's text makes the seed: the same line draws the same
+   * points in any file, at any place; --seed N gives others (0: as
+   * ever) */
   md_rng_seed(
-      &rng, text_hash(src->text + st->loc.begin, st->loc.end - st->loc.begin));
+      &rng, text_hash(src->text + st->loc.begin, st->loc.end - st->loc.begin) ^
+                C->seed * 0x9E3779B97F4A7C15u);
   bool exact = true, differ = false;
   double maxerr = 0;
   md_status st_num = MD_OK;
@@ -282,8 +301,9 @@ static void check_identity(md_ctx *ctx, const md_env *env, const md_rules *defs,
       sb_init(&v->detail);
     } else {
       if (!v->ne && streak == 0)
-        counterexample(ev, val[0].r == 1 && val[0].c == 1 ? &val[1] : &val[0],
-                       &cmp, &v->detail);
+        counterexample(C, ev,
+                       val[0].r == 1 && val[0].c == 1 ? &val[1] : &val[0], &cmp,
+                       &v->detail);
       differ = cmp.exact || ++streak >= MD_CHECK_CONFIRM;
     }
     md_val_clear(&val[0]);
@@ -498,7 +518,7 @@ static void check_line(checker *C, md_ctx *ctx, md_env *env, md_rules *defs,
       continue;
     case ST_EQ:
     case ST_NE:
-      check_identity(ctx, env, defs, src, &p, st, &v);
+      check_identity(C, ctx, env, defs, src, &p, st, &v);
       break;
     case ST_EXPR:
       md_error_at(&err, src, st->loc,
@@ -517,7 +537,7 @@ static void check_line(checker *C, md_ctx *ctx, md_env *env, md_rules *defs,
         continue;
       md_stmt eq = *st;
       eq.kind = ST_EQ;
-      check_identity(ctx, env, defs, src, &p, &eq, &v);
+      check_identity(C, ctx, env, defs, src, &p, &eq, &v);
       break;
     }
     }
@@ -707,7 +727,7 @@ int md_cmd_check(const md_options *o, const char *const *files, size_t nfiles,
   md_ctx_free(ctx);
   if (!decls_ok)
     return 2;
-  checker C = {.tap = tap, .out = out};
+  checker C = {.tap = tap, .seed = o->seed, .show_seed = true, .out = out};
   int rc = 0;
   size_t nread = 0;
   for (size_t i = 0; i < nfiles; i++) {

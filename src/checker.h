@@ -12,8 +12,10 @@
  * counterexample.  LHS != RHS passes when the identity is false, or when the
  * sides have different shapes.
  *
- * The random points are drawn from a seed made of the identity's text:
- * every run gives the same verdicts and counterexamples.
+ * The random points are drawn from a seed made of the identity's text and
+ * of --seed N (md_options.seed, 0 by default): every run with the same N
+ * gives the same verdicts and counterexamples, and a counterexample shows
+ * the value of every symbol at its point, with the N that draws it.
  */
 #pragma once
 

@@ -9,6 +9,7 @@
 #include "print_latex.h"
 #include "print_numpy.h"
 #include "print_text.h"
+#include "prompt.h"
 #include "rules.h"
 #include "shape.h"
 #include "share.h"
@@ -759,18 +760,30 @@ static int run_text(const md_options *o, run_mode mode, const char *text,
   return rc;
 }
 
-static int run_stream(const md_options *o, run_mode mode, FILE *in, FILE *out,
-                      FILE *err) {
+/* Where the lines of a stream come from: md_lines (a filter) or
+ * md_prompt (a terminal). */
+typedef struct line_source {
+  md_lines *lines;
+  md_prompt *prompt;
+} line_source;
+
+static const md_source *next_line(line_source *in, md_errors *err) {
+  return in->prompt ? md_prompt_next(in->prompt, err)
+                    : md_lines_next(in->lines, err);
+}
+
+/* Answers each line of IN; at a prompt a line in error is shown and
+ * forgotten, in a filter it makes the exit status 2. */
+static int run_lines(const md_options *o, run_mode mode, line_source *in,
+                     FILE *out, FILE *err) {
   session S;
   if (!session_init(&S, o, out, err)) {
     session_clear(&S);
     return 2;
   }
   int rc = 0;
-  md_lines lines;
-  md_lines_init(&lines, in, "<stdin>", "standard input");
   const md_source *line;
-  while ((line = md_lines_next(&lines, &S.err))) {
+  while ((line = next_line(in, &S.err))) {
     /* a line's nodes go with it: the work for a line does not grow with
      * the lines before it (declarations stay, and hold no nodes) */
     md_ctx_point before = md_ctx_save(S.ctx);
@@ -782,13 +795,36 @@ static int run_stream(const md_options *o, run_mode mode, FILE *in, FILE *out,
     fflush(out);
     md_ctx_restore(S.ctx, &before);
   }
-  if (S.err.n) /* the input could not be read to its end */
-    rc = 2;
+  bool unread = S.err.n > 0; /* the input could not be read to its end */
   md_report_errors(o, err, &S.err);
-  md_lines_clear(&lines);
-  if (rc == 0 && S.refuted)
-    rc = 1;
+  bool refuted = S.refuted;
   session_clear(&S);
+  if (unread)
+    return 2;
+  if (in->prompt) /* the session's errors were shown as they came */
+    return 0;
+  return rc ? rc : refuted ? 1 : 0;
+}
+
+static int run_stream(const md_options *o, run_mode mode, FILE *in, FILE *out,
+                      FILE *err) {
+  md_lines lines;
+  md_lines_init(&lines, in, "<stdin>", "standard input");
+  line_source src = {.lines = &lines};
+  int rc = run_lines(o, mode, &src, out, err);
+  md_lines_clear(&lines);
+  return rc;
+}
+
+static int run_prompt(const md_options *o, run_mode mode, FILE *out,
+                      FILE *err) {
+  fprintf(err, "matdiff: an expression a line to %s; Ctrl-D ends.\n",
+          mode == RUN_DIFF ? "differentiate" : "simplify");
+  md_prompt *p =
+      md_prompt_new(mode == RUN_DIFF ? "matdiff> " : "simplify> ", stdin, err);
+  line_source src = {.prompt = p};
+  int rc = run_lines(o, mode, &src, out, err);
+  md_prompt_free(p);
   return rc;
 }
 
@@ -808,4 +844,12 @@ int md_cmd_diff(const md_options *o, const char *text, FILE *out, FILE *err) {
 
 int md_cmd_diff_stream(const md_options *o, FILE *in, FILE *out, FILE *err) {
   return run_stream(o, RUN_DIFF, in, out, err);
+}
+
+int md_cmd_simplify_prompt(const md_options *o, FILE *out, FILE *err) {
+  return run_prompt(o, RUN_SIMPLIFY, out, err);
+}
+
+int md_cmd_diff_prompt(const md_options *o, FILE *out, FILE *err) {
+  return run_prompt(o, RUN_DIFF, out, err);
 }

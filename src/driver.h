@@ -14,6 +14,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct md_error;
@@ -51,6 +52,7 @@ typedef struct md_options {
   /* NULL: errors are printed on ERR */
   void (*on_error)(void *arg, const struct md_error *e);
   void *on_error_arg;
+  uint64_t seed; /* check --seed: the random points' seed (checker.h) */
 } md_options;
 
 /* VAR is a name, or vec(name), as --wrt takes. */
@@ -65,8 +67,15 @@ int md_cmd_diff(const md_options *o, const char *text, FILE *out, FILE *err);
 /* matdiff with no EXPR: one expression per line of IN. */
 int md_cmd_diff_stream(const md_options *o, FILE *in, FILE *out, FILE *err);
 
+/* matdiff with no EXPR and a terminal on stdin: a prompt (prompt.h) for
+ * one expression a line, each answered in turn; errors are shown and the
+ * session goes on.  0 at the end of the input (2 if it cannot be read). */
+int md_cmd_diff_prompt(const md_options *o, FILE *out, FILE *err);
+
 /* matdiff simplify EXPR: EXPR is the text of one argument. */
 int md_cmd_simplify(const md_options *o, const char *text, FILE *out,
                     FILE *err);
 /* matdiff simplify with no EXPR: one expression per line of IN. */
 int md_cmd_simplify_stream(const md_options *o, FILE *in, FILE *out, FILE *err);
+/* matdiff simplify at a prompt, as md_cmd_diff_prompt. */
+int md_cmd_simplify_prompt(const md_options *o, FILE *out, FILE *err);

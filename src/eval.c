@@ -69,6 +69,8 @@ struct md_eval {
   const expr **sym;
   md_val *symval;
   bool *bound;
+  md_val *drawn; /* the exact values, kept when symval is in doubles */
+  bool *has_drawn;
   size_t nsym;
   /* sizes by dimension (roots only); 0: none yet; a product's too large
    * to evaluate: UINT32_MAX */
@@ -189,17 +191,24 @@ md_eval *md_eval_new(md_ctx *ctx, md_shapes *sh, expr *const *roots,
   collect(ev, roots, nroots);
   ev->symval = xcalloc(ev->nsym ? ev->nsym : 1, sizeof *ev->symval);
   ev->bound = xcalloc(ev->nsym ? ev->nsym : 1, sizeof *ev->bound);
+  ev->drawn = xcalloc(ev->nsym ? ev->nsym : 1, sizeof *ev->drawn);
+  ev->has_drawn = xcalloc(ev->nsym ? ev->nsym : 1, sizeof *ev->has_drawn);
   ev->closed = xcalloc(ev->n ? ev->n : 1, sizeof *ev->closed);
   frame_init(ev, &ev->root, NULL, NULL, NULL);
   return ev;
 }
 
 static void unbind_all(md_eval *ev) {
-  for (size_t s = 0; s < ev->nsym; s++)
+  for (size_t s = 0; s < ev->nsym; s++) {
     if (ev->bound[s]) {
       md_val_clear(&ev->symval[s]);
       ev->bound[s] = false;
     }
+    if (ev->has_drawn[s]) {
+      md_val_clear(&ev->drawn[s]);
+      ev->has_drawn[s] = false;
+    }
+  }
 }
 
 void md_eval_free(md_eval *ev) {
@@ -214,6 +223,8 @@ void md_eval_free(md_eval *ev) {
   free(ev->closed);
   free(ev->symval);
   free(ev->bound);
+  free(ev->drawn);
+  free(ev->has_drawn);
   free(ev->sym);
   free(ev->symidx);
   free(ev->node);
@@ -474,9 +485,15 @@ bool md_eval_bind(md_eval *ev, const char *name, const md_val *v) {
     forget_all(ev);
     if (ev->bound[s])
       md_val_clear(&ev->symval[s]);
+    if (ev->has_drawn[s])
+      md_val_clear(&ev->drawn[s]);
+    ev->has_drawn[s] = false;
     md_val_init_copy(&ev->symval[s], v);
-    if (ev->doubles)
+    if (ev->doubles) {
+      md_val_init_copy(&ev->drawn[s], v);
+      ev->has_drawn[s] = true;
       md_val_to_double(&ev->symval[s]);
+    }
     ev->bound[s] = true;
     return true;
   }
@@ -487,8 +504,78 @@ void md_eval_use_doubles(md_eval *ev) {
   forget_all(ev);
   ev->doubles = true;
   for (size_t s = 0; s < ev->nsym; s++)
-    if (ev->bound[s])
+    if (ev->bound[s]) {
+      if (!ev->has_drawn[s]) {
+        md_val_init_copy(&ev->drawn[s], &ev->symval[s]);
+        ev->has_drawn[s] = true;
+      }
       md_val_to_double(&ev->symval[s]);
+    }
+}
+
+/* V in rows, [1, -2/3; 5, 1/2], [1; 2] for a vector, the number alone
+ * for 1×1; past MAX_SHOWN rows or columns, the first CUT_SHOWN of them,
+ * then "...".  When one line would pass 78 columns, a row a line, its
+ * columns aligned, the lines after the first indented by PAD (the
+ * report indents them all by 2 more). */
+static void format_value(const md_val *v, size_t pad, strbuf *out) {
+  enum { MAX_SHOWN = 8, CUT_SHOWN = 4, WIDTH = 78, ENTRY = 96 };
+  if (v->r == 1 && v->c == 1) {
+    char buf[ENTRY];
+    md_num_format(&v->x[0], buf, sizeof buf);
+    sb_puts(out, buf);
+    return;
+  }
+  uint32_t r = v->r <= MAX_SHOWN ? v->r : CUT_SHOWN;
+  uint32_t c = v->c <= MAX_SHOWN ? v->c : CUT_SHOWN;
+  char(*text)[ENTRY] = xcalloc((size_t)r * c, sizeof *text);
+  size_t width[MAX_SHOWN] = {0}, line = pad + 2;
+  for (uint32_t i = 0; i < r; i++)
+    for (uint32_t j = 0; j < c; j++) {
+      char *t = text[(size_t)i * c + j];
+      md_num_format(md_val_at(v, i, j, 0), t, ENTRY);
+      size_t n = strlen(t);
+      width[j] = n > width[j] ? n : width[j];
+      line += n + 2;
+    }
+  bool rows = line + (r < v->r ? 5 : 0) + (c < v->c ? 5 * r : 0) > WIDTH;
+  sb_putc(out, '[');
+  for (uint32_t i = 0; i < r; i++) {
+    if (i)
+      sb_printf(out, rows ? ";\n%*s" : "; ", rows ? (int)pad + 1 : 0, "");
+    for (uint32_t j = 0; j < c; j++)
+      sb_printf(out, "%s%*s", j ? ", " : "", rows ? (int)width[j] : 0,
+                text[(size_t)i * c + j]);
+    if (c < v->c)
+      sb_puts(out, ", ...");
+  }
+  if (r < v->r)
+    sb_printf(out, rows ? ";\n%*s..." : "; ...", rows ? (int)pad + 1 : 0, "");
+  sb_putc(out, ']');
+  if (r < v->r || c < v->c)
+    sb_printf(out, "  # %u×%u, cut to %u×%u", v->r, v->c, r, c);
+  free(text);
+}
+
+void md_eval_format_values(md_eval *ev, const char *indent, strbuf *out) {
+  enum { MAX_SYMBOLS = 16 };
+  size_t shown = 0, left = 0;
+  for (size_t s = 0; s < ev->nsym; s++) {
+    if (!ev->bound[s])
+      continue;
+    if (shown == MAX_SYMBOLS) {
+      left++;
+      continue;
+    }
+    size_t len = out->len;
+    sb_printf(out, "%s%s = ", indent, ev->sym[s]->u.name);
+    format_value(ev->has_drawn[s] ? &ev->drawn[s] : &ev->symval[s],
+                 out->len - len, out);
+    sb_putc(out, '\n');
+    shown++;
+  }
+  if (left)
+    sb_printf(out, "%s... and %zu more\n", indent, left);
 }
 
 /* ---- evaluation ---- */

@@ -79,6 +79,12 @@ md_status md_eval_draw(md_eval *ev, md_rng *rng, bool positive);
 /* Binds symbol NAME to a copy of V (in place of a drawn value); false if
  * no such symbol is under the roots. */
 bool md_eval_bind(md_eval *ev, const char *name, const md_val *v);
+/* A line "INDENT NAME = VALUE" for each symbol with a value at this point
+ * (the exact values drawn, also after md_eval_use_doubles), in the
+ * order the symbols first appear: a matrix in rows, [1, -2/3; 5, 1/2], a
+ * vector [1; 2], a number alone; a value past 8 rows or columns cut to
+ * its first 4 of them, with a comment saying so; at most 16 symbols. */
+void md_eval_format_values(md_eval *ev, const char *indent, strbuf *out);
 /* From now on (until the next draw) in doubles: the symbol values are
  * converted and every value computed is forgotten. */
 void md_eval_use_doubles(md_eval *ev);

@@ -588,6 +588,55 @@ START_TEST(huge_exact_numbers_go_double) {
 }
 END_TEST
 
+/* The values of the symbols as a counterexample shows them. */
+static void check_values(const char *want) {
+  strbuf b;
+  sb_init(&b);
+  md_eval_format_values(cur.ev, "  ", &b);
+  ck_assert_str_eq(b.len ? b.s : "", want);
+  sb_clear(&b);
+}
+
+START_TEST(values_shown) {
+  /* in the order of first appearance: a vector as a column, a scalar
+   * as its number, a matrix by rows */
+  prepare("let A : matrix(2, 3); x^T A y + alpha");
+  bind_mat("x", 2, 1, (const char *[]){"1", "-1/2"});
+  bind_mat("A", 2, 3, (const char *[]){"1", "2", "3", "4", "5", "-6"});
+  bind_mat("y", 3, 1, (const char *[]){"0", "1", "7/3"});
+  bind_mat("alpha", 1, 1, (const char *[]){"-5/2"});
+  check_values("  x = [1; -1/2]\n"
+               "  A = [1, 2, 3; 4, 5, -6]\n"
+               "  y = [0; 1; 7/3]\n"
+               "  alpha = -5/2\n");
+  /* the exact values drawn, also once the point is in doubles */
+  md_eval_use_doubles(cur.ev);
+  check_values("  x = [1; -1/2]\n"
+               "  A = [1, 2, 3; 4, 5, -6]\n"
+               "  y = [0; 1; 7/3]\n"
+               "  alpha = -5/2\n");
+}
+END_TEST
+
+START_TEST(values_wide_and_cut) {
+  /* too wide for a line: a row a line, the columns aligned */
+  prepare("let A : matrix(2, 6); sum(A)");
+  bind_mat("A", 2, 6,
+           (const char *[]){"-123456/7", "1", "-123456/7", "2", "-123456/7",
+                            "3", "4", "-123456/7", "5", "-123456/7", "6",
+                            "-123456/7"});
+  check_values("  A = [-123456/7,         1, -123456/7,         2, "
+               "-123456/7,         3;\n"
+               "               4, -123456/7,         5, -123456/7,         "
+               "6, -123456/7]\n");
+  /* past 8 rows or columns: the first 4, and the size */
+  prepare("let x : vector(9); sum(x)");
+  bind_mat("x", 9, 1,
+           (const char *[]){"1", "2", "3", "4", "5", "6", "7", "8", "9"});
+  check_values("  x = [1; 2; 3; 4; ...]  # 9×1, cut to 4×1\n");
+}
+END_TEST
+
 static Suite *eval_suite(void) {
   Suite *s = suite_create("eval");
   TCase *tc = tu_tcase(s, "exact");
@@ -613,6 +662,8 @@ static Suite *eval_suite(void) {
   tcase_add_test(tc, sizes_of_towers);
   tcase_add_test(tc, domain_retries);
   tcase_add_test(tc, huge_exact_numbers_go_double);
+  tcase_add_test(tc, values_shown);
+  tcase_add_test(tc, values_wide_and_cut);
   return s;
 }
 
