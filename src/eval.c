@@ -616,7 +616,7 @@ static bool charge(md_eval *ev, uint64_t units) {
 
 static md_status over_budget(md_eval *ev, const expr *e) {
   return fail(ev, MD_FAIL, e,
-              "too much arithmetic (over 2^23 operations on entries)");
+              "too much arithmetic (over 2^22 operations on entries)");
 }
 
 /* A closed term whose size nothing in the identity determines, as in

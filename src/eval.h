@@ -39,7 +39,7 @@
  * past it evaluation fails with "too much arithmetic".  Every identity of
  * the tests needs under 2^20 (the most, 875 198); a file of Kronecker towers
  * and products of them would otherwise take minutes of exact arithmetic. */
-#define MD_EVAL_WORK (UINT64_C(1) << 23)
+#define MD_EVAL_WORK (UINT64_C(1) << 22)
 
 /* A small reproducible random generator (splitmix64). */
 typedef struct md_rng {
