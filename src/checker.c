@@ -1,6 +1,7 @@
 /* checker.c - identity files and their verdicts; see checker.h. */
 #include "checker.h"
 
+#include "deep.h"
 #include "eval.h"
 #include "input.h"
 #include "parse.h"
@@ -605,8 +606,8 @@ static bool load_defs(const md_options *o, md_ctx *ctx, md_rules *defs,
 
 /* Checks the lines of IN; 2 when the rules or declarations are bad or
  * IN cannot be read to its end, else 0. */
-static int check_lines(checker *C, const md_options *o, md_lines *in,
-                       FILE *err) {
+static int check_lines_here(checker *C, const md_options *o, md_lines *in,
+                            FILE *err) {
   md_ctx *ctx = md_ctx_new();
   md_env env;
   md_env_init(&env);
@@ -644,6 +645,25 @@ static int check_lines(checker *C, const md_options *o, md_lines *in,
     free(texts[i]);
   free(texts);
   return rc;
+}
+
+typedef struct lines_job {
+  checker *C;
+  const md_options *o;
+  md_lines *in;
+  FILE *err;
+} lines_job;
+
+static int run_lines_job(void *arg) {
+  lines_job *j = arg;
+  return check_lines_here(j->C, j->o, j->in, j->err);
+}
+
+/* check_lines_here on a stack as deep as the identities (deep.h). */
+static int check_lines(checker *C, const md_options *o, md_lines *in,
+                       FILE *err) {
+  lines_job j = {C, o, in, err};
+  return md_deep(run_lines_job, &j);
 }
 
 int md_check_text(const char *name, const char *text, size_t len, FILE *err) {

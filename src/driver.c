@@ -3,6 +3,7 @@
 #include "driver.h"
 
 #include "checker.h"
+#include "deep.h"
 #include "diff.h"
 #include "input.h"
 #include "parse.h"
@@ -828,28 +829,59 @@ static int run_prompt(const md_options *o, run_mode mode, FILE *out,
   return rc;
 }
 
+/* A command, run on a deep stack (deep.h). */
+typedef enum { HOW_TEXT, HOW_STREAM, HOW_PROMPT } how;
+
+typedef struct command {
+  how how;
+  run_mode mode;
+  const md_options *o;
+  const char *text;
+  FILE *in, *out, *err;
+} command;
+
+static int run_command(void *arg) {
+  command *c = arg;
+  switch (c->how) {
+  case HOW_TEXT:
+    return run_text(c->o, c->mode, c->text, c->out, c->err);
+  case HOW_STREAM:
+    return run_stream(c->o, c->mode, c->in, c->out, c->err);
+  case HOW_PROMPT:
+    break;
+  }
+  return run_prompt(c->o, c->mode, c->out, c->err);
+}
+
+static int deep_command(command c) {
+  return md_deep(run_command, &c);
+}
+
 int md_cmd_simplify(const md_options *o, const char *text, FILE *out,
                     FILE *err) {
-  return run_text(o, RUN_SIMPLIFY, text, out, err);
+  return deep_command(
+      (command){HOW_TEXT, RUN_SIMPLIFY, o, text, NULL, out, err});
 }
 
 int md_cmd_simplify_stream(const md_options *o, FILE *in, FILE *out,
                            FILE *err) {
-  return run_stream(o, RUN_SIMPLIFY, in, out, err);
+  return deep_command(
+      (command){HOW_STREAM, RUN_SIMPLIFY, o, NULL, in, out, err});
 }
 
 int md_cmd_diff(const md_options *o, const char *text, FILE *out, FILE *err) {
-  return run_text(o, RUN_DIFF, text, out, err);
+  return deep_command((command){HOW_TEXT, RUN_DIFF, o, text, NULL, out, err});
 }
 
 int md_cmd_diff_stream(const md_options *o, FILE *in, FILE *out, FILE *err) {
-  return run_stream(o, RUN_DIFF, in, out, err);
+  return deep_command((command){HOW_STREAM, RUN_DIFF, o, NULL, in, out, err});
 }
 
 int md_cmd_simplify_prompt(const md_options *o, FILE *out, FILE *err) {
-  return run_prompt(o, RUN_SIMPLIFY, out, err);
+  return deep_command(
+      (command){HOW_PROMPT, RUN_SIMPLIFY, o, NULL, NULL, out, err});
 }
 
 int md_cmd_diff_prompt(const md_options *o, FILE *out, FILE *err) {
-  return run_prompt(o, RUN_DIFF, out, err);
+  return deep_command((command){HOW_PROMPT, RUN_DIFF, o, NULL, NULL, out, err});
 }

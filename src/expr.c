@@ -426,7 +426,7 @@ static expr *intern(md_ctx *ctx, const key *k) {
   e->id = (uint32_t)ctx->nnodes++;
   e->op = (uint8_t)k->op;
   e->flags = flags;
-  e->depth = (uint16_t)depth;
+  e->depth = (uint32_t)depth;
   e->nkids = (uint32_t)k->n;
   e->hash = h;
   if (k->op == E_NUM) {

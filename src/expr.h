@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 /* No node is deeper than this, so every recursive walk is bounded. */
-#define MD_MAX_DEPTH 2000
+#define MD_MAX_DEPTH 100000
 /* Nodes and operands (kids) one piece of work may make: 16 Mi, some
  * 200 MB, twice what the benchmark's largest chain takes to simplify
  * (tr((A1 + X) ... (A1499 + X)) by X: 9 Mi). */
@@ -124,7 +124,7 @@ struct expr {
   uint32_t id; /* dense 0..n-1 in creation order: index of side tables */
   uint8_t op;  /* expr_op */
   uint8_t flags;
-  uint16_t depth;
+  uint32_t depth;
   uint32_t nkids;
   uint32_t hash;
   union {

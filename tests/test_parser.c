@@ -498,10 +498,12 @@ static const struct {
     {"inv(A, B)", "inv takes 1 argument, not 2", 1},
     /* exponents */
     /* declarations */
-    {"let x : vector(0)", "a size must be a name or an integer from 1 to 1000000", 16},
-    {"let x : vector(1000001)", "a size must be a name or an integer from 1 to 1000000",
-     16},
-    {"let X : matrix(m, 0)", "a size must be a name or an integer from 1 to 1000000", 19},
+    {"let x : vector(0)",
+     "a size must be a name or an integer from 1 to 1000000", 16},
+    {"let x : vector(1000001)",
+     "a size must be a name or an integer from 1 to 1000000", 16},
+    {"let X : matrix(m, 0)",
+     "a size must be a name or an integer from 1 to 1000000", 19},
     {"let x : foo",
      "unknown kind 'foo'; expected scalar, vector, matrix, "
      "symmetric, spd or diagonal",
@@ -591,52 +593,66 @@ static void check_too_deep(char *text, const char *msg, unsigned col) {
     ck_assert_uint_eq(r.col, col);
 }
 
+/* The messages at the limits, with their numbers. */
+static const char *levels_msg(void) {
+  static char m[80];
+  snprintf(m, sizeof m, "expression nested too deeply (more than %d levels)",
+           (int)MD_MAX_NESTING);
+  return m;
+}
+
+static const char *stack_msg(void) {
+  static char m[100];
+  snprintf(m, sizeof m,
+           "expression nested too deeply (more than %d operators waiting "
+           "for their operands)",
+           (int)MD_MAX_PARSE_STACK);
+  return m;
+}
+
 START_TEST(nesting_too_deep) {
-  const char *msg = "expression nested too deeply (more than 2000 levels)";
-  /* the 2001st bracket is the error, whichever kind it is */
-  check_too_deep(nest(2001, "(", "x", ")"), msg, 2001);
-  check_too_deep(nest(2001, "tr(", "X", ")"), msg, 2001 * 3);
-  check_too_deep(nest(2001, "<", "x, y", ", z>"), msg, 2001);
-  check_too_deep(nest(1200, "(|| ", "x", "||)"), msg, 1000 * 4 + 1);
+  const unsigned n = MD_MAX_NESTING;
+  /* the bracket past the limit is the error, whichever kind it is */
+  check_too_deep(nest(n + 1, "(", "x", ")"), levels_msg(), n + 1);
+  check_too_deep(nest(n + 1, "tr(", "X", ")"), levels_msg(), (n + 1) * 3);
+  check_too_deep(nest(n + 1, "<", "x, y", ", z>"), levels_msg(), n + 1);
+  check_too_deep(nest(n / 2 + 200, "(|| ", "x", "||)"), levels_msg(),
+                 n / 2 * 4 + 1);
   /* x (x (x ...)): the brackets count, not the products */
-  check_too_deep(nest(2001, "x (", "x", ")"), msg, 2001 * 3);
+  check_too_deep(nest(n + 1, "x (", "x", ")"), levels_msg(), (n + 1) * 3);
 }
 END_TEST
 
 START_TEST(huge_nesting_is_a_clean_error) {
-  const char *msg = "expression nested too deeply (more than 2000 levels)";
-  check_too_deep(nest(100000, "(", "x", ")"), msg, 2001);
-  check_too_deep(nest(100000, "||", "x", "||"), msg, 4001);
+  const unsigned n = MD_MAX_NESTING;
+  check_too_deep(nest(2 * n, "(", "x", ")"), levels_msg(), n + 1);
+  check_too_deep(nest(2 * n, "||", "x", "||"), levels_msg(), 2 * n + 1);
   /* unary minus nests without brackets: the parser's stack is the limit,
    * and the message says so */
-  char *text = nest(100000, "-", "x", "");
+  char *text = nest(MD_MAX_PARSE_STACK + 1000, "-", "x", "");
   tu_error r = tu_parse_fail(text, strlen(text), MD_PARSE_PROGRAM);
   free(text);
   ck_assert(!r.parsed);
   ck_assert_uint_eq(r.nerr, 1);
-  ck_assert_str_eq(r.msg, "expression nested too deeply (more than 40000 "
-                          "operators waiting for their operands)");
+  ck_assert_str_eq(r.msg, stack_msg());
   /* ... where the stack fills: the minus signs take one symbol each */
   ck_assert_uint_le(r.col, MD_MAX_PARSE_STACK);
   ck_assert_uint_gt(r.col, MD_MAX_PARSE_STACK - 10);
-  text = nest(100000, "d/dx a + ", "x", "");
+  text = nest(MD_MAX_PARSE_STACK / 2, "d/dx a + ", "x", "");
   r = tu_parse_fail(text, strlen(text), MD_PARSE_PROGRAM);
   free(text);
-  ck_assert_str_eq(r.msg, "expression nested too deeply (more than 40000 "
-                          "operators waiting for their operands)");
+  ck_assert_str_eq(r.msg, stack_msg());
   /* so do d/dx and postfix operators, up to the depth of the DAG */
-  text = nest(5000, "d/dx ", "x", "");
+  text = nest(n + 10, "d/dx ", "x", "");
   r = tu_parse_fail(text, strlen(text), MD_PARSE_PROGRAM);
   free(text);
   ck_assert(!r.parsed);
-  ck_assert_str_eq(r.msg, "expression nested too deeply (more than 2000 "
-                          "levels)");
-  text = nest(5000, "", "x", "^T");
+  ck_assert_str_eq(r.msg, levels_msg());
+  text = nest(n + 10, "", "x", "^T");
   r = tu_parse_fail(text, strlen(text), MD_PARSE_PROGRAM);
   free(text);
   ck_assert(!r.parsed);
-  ck_assert_str_eq(r.msg, "expression nested too deeply (more than 2000 "
-                          "levels)");
+  ck_assert_str_eq(r.msg, levels_msg());
 }
 END_TEST
 
@@ -659,8 +675,7 @@ START_TEST(brackets_fit_on_the_stack) {
     ck_assert_msg(!strstr(r.msg, "operators"), "%s: %s", levels[i], r.msg);
     free(text);
     text = nest(MD_MAX_NESTING + 1, levels[i], "x", "");
-    check_too_deep(text, "expression nested too deeply (more than 2000 levels)",
-                   0);
+    check_too_deep(text, levels_msg(), 0);
   }
 }
 END_TEST
