@@ -1,6 +1,7 @@
 /* deep.c - calls on a deep stack; see deep.h. */
 #include "deep.h"
 
+#include <flint/flint.h>
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -13,6 +14,9 @@ typedef struct job {
 static void *run(void *p) {
   job *j = p;
   j->rc = j->fn(j->arg);
+  /* FLINT keeps caches per thread (ewise.c's polynomials fill them):
+   * freed here, as the thread ends, or they leak */
+  flint_cleanup();
   return NULL;
 }
 
