@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
-"""Every ```console example of README.md, run and compared, reported as TAP.
+"""Every ```console example of README.md (and doc/*.md), run and compared,
+reported as TAP.
 
-Usage: readme.py --matdiff PATH/TO/matdiff [--timeout S] [README.md]
+Usage: readme.py --matdiff PATH/TO/matdiff [--timeout S] [--max-lines N]
+                 [--ci FILE] [--update] [FILE.md...]
+
+FILE.md defaults to README.md.  Each file is read on its own; a file
+without any ```console block is fine unless it is named README.md.
 
 In a fenced block whose info string is `console`, a line starting with `$ `
 is a command; lines right after it that start with `> ` continue it (the
@@ -23,6 +28,20 @@ so the expected lines pass when they are *some* interleaving of the lines
 of stdout and the lines of stderr, each kept in its own order: every line
 must be there, exactly, and no other.  The exit status is not compared
 (tests/cli.test asserts statuses); it is shown when a command fails.
+
+Checks of a file named README.md, besides its examples:
+  --max-lines N   it has at most N lines (so that it stays a page a
+                  newcomer reads top to bottom);
+  --ci FILE       its quick start (the first ```sh block after the
+                  heading "## Quick start") installs with apt-get exactly
+                  the packages of the first `apt-get install` of FILE
+                  (.ci/run), and FILE runs the quick start's last line,
+                  the test command, as a line of its own.
+
+--update writes the output of every example that fails back into its
+file, from the binary under test: the lines of stderr, then those of
+stdout (put a note that a terminal shows later back in place by hand).
+Review the result with git diff.
 
 If MATDIFF_WRAPPER is set (e.g. 'valgrind --error-exitcode=99 -q'), `matdiff`
 runs through it, as in tests/golden.py.  Timeout: 60 s per command, or
@@ -174,14 +193,121 @@ def run(example, cwd, env, timeout):
     return status, split_lines(out), split_lines(err)
 
 
+def quick_start(path):
+    """The lines of the first ```sh block after "## Quick start"."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    try:
+        i = lines.index("## Quick start")
+    except ValueError:
+        return None
+    while i < len(lines) and lines[i].strip() != "```sh":
+        i += 1
+    block = []
+    for line in lines[i + 1:]:
+        if line.strip().startswith("```"):
+            return block
+        block.append(line)
+    return None
+
+
+def apt_packages(text):
+    """The package names of the first `apt-get install` of TEXT (a shell
+    command, with backslash-newlines), up to the end of the command."""
+    words = shlex.split(text.replace("\\\n", " "), comments=True)
+    try:
+        i = words.index("install", words.index("apt-get"))
+    except ValueError:
+        return None
+    out = []
+    for w in words[i + 1:]:
+        if w in ("&&", "||", ";", "|") or w.endswith(";"):
+            break
+        if not w.startswith("-"):
+            out.append(w)
+    return out
+
+
+def readme_checks(path, max_lines, ci):
+    """(ok, description, diagnostics) for the README's own checks."""
+    results = []
+    shown = os.path.basename(path)
+    with open(path, encoding="utf-8") as f:
+        n = len(f.read().rstrip("\n").split("\n"))
+    if max_lines is not None:
+        results.append((n <= max_lines, "%s has %d lines (at most %d)"
+                        % (shown, n, max_lines), []))
+    if ci is None:
+        return results
+    qs = quick_start(path)
+    if not qs or len(qs) < 2:
+        results.append((False, "%s: a quick start of two commands" % shown,
+                        ["no ```sh block of two lines after "
+                         "'## Quick start'"]))
+        return results
+    with open(ci, encoding="utf-8") as f:
+        ci_text = f.read()
+    ci_lines = [l.strip() for l in ci_text.split("\n")]
+    # .ci/run's first apt-get install: its lines up to one without "\"
+    start = next((k for k, l in enumerate(ci_lines)
+                  if "apt-get install" in l), None)
+    ci_cmd = ""
+    if start is not None:
+        for l in ci_lines[start:]:
+            ci_cmd += l + "\n"
+            if not l.endswith("\\"):
+                break
+    ours, theirs = apt_packages(qs[0]), apt_packages(ci_cmd)
+    diag = []
+    if ours is None or theirs is None:
+        diag.append("no apt-get install in %s"
+                    % ("the quick start" if ours is None else ci))
+    else:
+        for name in sorted(set(theirs) - set(ours)):
+            diag.append("%s installs %s, the quick start does not"
+                        % (ci, name))
+        for name in sorted(set(ours) - set(theirs)):
+            diag.append("the quick start installs %s, %s does not"
+                        % (name, ci))
+    results.append((not diag, "%s: the quick start installs the packages "
+                    "of %s" % (shown, ci), diag))
+    test_cmd = qs[-1].strip()
+    # the command itself, then at most a redirection or a pipe
+    ok = any(l == test_cmd or (l.startswith(test_cmd + " ") and
+                               l[len(test_cmd):].strip()[0] in "|>;&2")
+             for l in ci_lines)
+    results.append((ok, "%s runs the quick start's test command: %s"
+                    % (ci, test_cmd),
+                    [] if ok else ["no line of %s starts with it" % ci]))
+    return results
+
+
+def update(path, fixes):
+    """Write FIXES (lineno of the `$ ` -> (example, new lines)) into PATH."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for lineno in sorted(fixes, reverse=True):
+        ex, new = fixes[lineno]
+        indent = re.match(r" *", lines[lineno - 1]).group(0)
+        start = lineno - 1 + ex.command.count("\n") + 1
+        lines[start:start + len(ex.expected)] = \
+            [indent + l if l else l for l in new]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
 def main(argv):
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--matdiff", required=True)
     ap.add_argument("--timeout", type=float)
-    ap.add_argument("readme", nargs="?",
-                    default=os.path.join(here, os.pardir, "README.md"))
+    ap.add_argument("--max-lines", type=int)
+    ap.add_argument("--ci")
+    ap.add_argument("--update", action="store_true")
+    ap.add_argument("files", nargs="*", metavar="FILE.md")
     a = ap.parse_args(argv[1:])
+    if not a.files:
+        a.files = [os.path.join(here, os.pardir, "README.md")]
     timeout = a.timeout
     if timeout is None:
         try:
@@ -190,54 +316,79 @@ def main(argv):
         except ValueError:
             timeout = DEFAULT_TIMEOUT
     matdiff = os.path.abspath(a.matdiff)
-    shown = os.path.basename(a.readme)
-    examples, errors = read_examples(a.readme)
+
+    # (description, ok, diagnostics) for the checks that run no command
+    checks = []
+    per_file = []
+    for path in a.files:
+        shown = os.path.basename(path)
+        is_readme = shown == "README.md"
+        examples, errors = read_examples(path)
+        for e in errors:
+            checks.append((False, e, []))
+        if not examples and is_readme:
+            checks.append((False, "%s: no ```console example found"
+                           % shown, []))
+        if is_readme:
+            checks += readme_checks(path, a.max_lines, a.ci)
+        per_file.append((path, shown, examples))
 
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(errors="backslashreplace")
     print("TAP version 13")
-    print("1..%d" % (len(examples) + len(errors) + (0 if examples else 1)))
+    print("1..%d" % (len(checks) + sum(len(e) for _, _, e in per_file)))
     failed = 0
     n = 0
     report_err = not sys.stdout.isatty()
-    for e in errors:
-        n += 1
-        failed += 1
-        print("not ok %d - %s" % (n, e.replace("#", "\\#")))
-    if not examples:
-        n += 1
-        failed += 1
-        print("not ok %d - %s: no ```console example found" % (n, shown))
 
-    blocks = {}
+    def report(ok, desc, diag):
+        nonlocal n, failed
+        n += 1
+        print("%s %d - %s" % ("ok" if ok else "not ok", n,
+                              desc.replace("#", "\\#")))
+        if ok:
+            return
+        failed += 1
+        for l in diag:
+            print("# " + l)
+        if report_err:
+            print("not ok - " + desc, file=sys.stderr)
+            for l in diag:
+                print("  " + l, file=sys.stderr)
+
+    for ok, desc, diag in checks:
+        report(ok, desc, diag)
+
     with tempfile.TemporaryDirectory(prefix="matdiff-readme-") as top:
         env = make_env(matdiff, top)
-        for ex in examples:
-            n += 1
-            if ex.block not in blocks:
-                blocks[ex.block] = tempfile.mkdtemp(dir=top)
-            status, out, err = run(ex, blocks[ex.block], env, timeout)
-            ok = status is not None and interleaves(ex.expected, out, err)
-            first = ex.command.split("\n")[0]
-            more = " ..." if "\n" in ex.command else ""
-            desc = "%s:%d: $ %s%s" % (shown, ex.lineno, first, more)
-            print("%s %d - %s" % ("ok" if ok else "not ok", n,
-                                  desc.replace("#", "\\#")))
-            if ok:
-                continue
-            failed += 1
-            diag = ["README shows:"] + ["  " + l for l in ex.expected]
-            diag += ["stdout:"] + ["  " + l for l in out]
-            diag += ["stderr:"] + ["  " + l for l in err]
-            diag.append("exit status: %s" % (
-                "timed out after %g s" % timeout if status is None
-                else status))
-            for l in diag:
-                print("# " + l)
-            if report_err:
-                print("not ok - " + desc, file=sys.stderr)
-                for l in diag:
-                    print("  " + l, file=sys.stderr)
+        for path, shown, examples in per_file:
+            blocks = {}
+            fixes = {}
+            for ex in examples:
+                if ex.block not in blocks:
+                    blocks[ex.block] = tempfile.mkdtemp(dir=top)
+                status, out, err = run(ex, blocks[ex.block], env, timeout)
+                ok = status is not None and interleaves(ex.expected, out,
+                                                        err)
+                first = ex.command.split("\n")[0]
+                more = " ..." if "\n" in ex.command else ""
+                desc = "%s:%d: $ %s%s" % (shown, ex.lineno, first, more)
+                diag = []
+                if not ok:
+                    diag = ["%s shows:" % shown]
+                    diag += ["  " + l for l in ex.expected]
+                    diag += ["stdout:"] + ["  " + l for l in out]
+                    diag += ["stderr:"] + ["  " + l for l in err]
+                    diag.append("exit status: %s" % (
+                        "timed out after %g s" % timeout if status is None
+                        else status))
+                    if status is not None:
+                        fixes[ex.lineno] = (ex, err + out)
+                report(ok, desc, diag)
+            if a.update and fixes:
+                update(path, fixes)
+                print("# %s: %d example(s) written again" % (shown,
+                                                            len(fixes)))
     sys.stdout.flush()
     return 1 if failed else 0
 

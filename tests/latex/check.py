@@ -4,7 +4,7 @@ in MathJax 3 (SPEC 6).
 
 Usage: check.py --matdiff PATH [--golden FILE]... [--identities FILE]...
                 [--identities-dir DIR]... [--steps] [--random PROGRAM]
-                [--count N] [--keep DIR]
+                [--count N] [--keep DIR] [--only pdflatex|mathjax]
 
 The formulas come from
   --golden FILE      the expected stdout of every `-f latex` / `--format
@@ -27,12 +27,16 @@ formula in its own \\[ \\], goes through `pdflatex -halt-on-error
 -interaction=nonstopmode`; a formula that stops it is reported and taken
 out, and the rest compiled again (up to 20 failures); (b) node render.js
 (beside this script) renders each formula with the pinned MathJax and
-names every one with an error node.
+names every one with an error node.  `--only pdflatex` does (a) alone,
+`--only mathjax` (b) alone, so that each is skipped only for want of its
+own tool (meson runs them as the tests latex-pdflatex and latex-render).
 
 Exit status: 0 all good, 1 a formula failed (or matdiff crashed), 77
-(skipped, for meson) when pdflatex or tests/latex/node_modules is missing:
-install them with `apt-get install texlive-latex-base` and
-`npm ci --prefix tests/latex`.  Python standard library only.
+(skipped, for meson) when pdflatex, node or tests/latex/node_modules is
+missing (of those the checks need): install them with `apt-get install
+texlive-latex-base nodejs` and, where npm is installed,
+`npm ci --prefix tests/latex` (doc/tests.md).  Python standard library
+only.
 """
 
 import argparse
@@ -258,15 +262,21 @@ def main(argv):
     ap.add_argument("--steps", action="store_true")
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--keep", help="write the work files here")
+    ap.add_argument("--only", choices=["pdflatex", "mathjax"],
+                    help="run one of the two checks (default: both)")
     a = ap.parse_args(argv[1:])
 
+    tex = a.only != "mathjax"
+    mathjax = a.only != "pdflatex"
     missing = []
-    if not shutil.which("pdflatex"):
+    if tex and not shutil.which("pdflatex"):
         missing.append("pdflatex (apt-get install texlive-latex-base)")
-    if not shutil.which("node"):
+    if mathjax and not shutil.which("node"):
         missing.append("node (apt-get install nodejs)")
-    if not os.path.isdir(os.path.join(HERE, "node_modules", "mathjax-full")):
-        missing.append("MathJax (npm ci --prefix tests/latex)")
+    if mathjax and not os.path.isdir(
+            os.path.join(HERE, "node_modules", "mathjax-full")):
+        missing.append("MathJax (npm ci --prefix tests/latex, where npm "
+                       "is installed; see doc/tests.md)")
     if missing:
         print("skipped: missing " + "; ".join(missing))
         return SKIP
@@ -292,10 +302,12 @@ def main(argv):
         ok = not problems
         for p in problems:
             print("not ok - " + p)
-        ok &= report("pdflatex", formulas,
-                     pdflatex_failures(formulas, workdir))
-        ok &= report("MathJax", formulas,
-                     mathjax_failures(formulas, workdir))
+        if tex:
+            ok &= report("pdflatex", formulas,
+                         pdflatex_failures(formulas, workdir))
+        if mathjax:
+            ok &= report("MathJax", formulas,
+                         mathjax_failures(formulas, workdir))
     finally:
         if not a.keep and ok:
             shutil.rmtree(workdir, ignore_errors=True)
