@@ -24,11 +24,12 @@ static const char usage[] =
     "  -D, --let DECL       declare a symbol, e.g. -D 'A : symmetric(n)'\n"
     "      --hessian        the Hessian instead of the gradient\n"
     "      --layout L       denominator (default), numerator or mixed\n"
-    "  -f, --format F       text (default), latex or numpy\n"
+    "  -f, --format F       text (default), latex, numpy, torch or octave\n"
     "      --steps          show the derivation step by step\n"
     "      --equation       print d/dX f = result\n"
     "      --unicode        print with Unicode symbols\n"
     "      --verify         check the result numerically first\n"
+    "      --value          the value of EXPR too (code: f and gradients)\n"
     "      --rules FILE     add rules and functions from FILE\n"
     "  -h, --help           this help\n"
     "  -V, --version        the version\n"
@@ -47,6 +48,7 @@ enum {
   OPT_RULES,
   OPT_SYMMETRIC,
   OPT_TAP,
+  OPT_VALUE, /* issue 19 */
 };
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -174,6 +176,7 @@ int main(int argc, char **argv) {
       {"rules", required_argument, NULL, OPT_RULES},
       {"symmetric", required_argument, NULL, OPT_SYMMETRIC},
       {"tap", no_argument, NULL, OPT_TAP},
+      {"value", no_argument, NULL, OPT_VALUE},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -244,8 +247,13 @@ int main(int argc, char **argv) {
         o.format = MD_FORMAT_LATEX;
       } else if (strcmp(optarg, "numpy") == 0) {
         o.format = MD_FORMAT_NUMPY;
+      } else if (strcmp(optarg, "torch") == 0) {
+        o.format = MD_FORMAT_TORCH;
+      } else if (strcmp(optarg, "octave") == 0) {
+        o.format = MD_FORMAT_OCTAVE;
       } else {
-        rc = usage_error("unknown format '%s'; use text, latex or numpy",
+        rc = usage_error("unknown format '%s'; use text, latex, numpy, "
+                         "torch or octave",
                          optarg);
         goto done;
       }
@@ -287,6 +295,9 @@ int main(int argc, char **argv) {
       break;
     case OPT_RULES:
       o.rules[o.nrules++] = optarg;
+      break;
+    case OPT_VALUE:
+      o.value = true;
       break;
     case OPT_TAP:
       tap = true;
@@ -355,6 +366,20 @@ int main(int argc, char **argv) {
     rc = usage_error("%s--format numpy writes a Python function: "
                      "--equation and --steps are for text and latex",
                      "");
+    goto done;
+  }
+  /* issue 19: --format torch|octave, --value */
+  if ((o.format == MD_FORMAT_TORCH || o.format == MD_FORMAT_OCTAVE) &&
+      (o.equation || o.steps)) {
+    rc = usage_error("--format %s writes a function: --equation and --steps "
+                     "are for text and latex",
+                     o.format == MD_FORMAT_TORCH ? "torch" : "octave");
+    goto done;
+  }
+  if (o.value && (cmd || o.steps)) {
+    rc = usage_error("--value is for derivatives with their value: leave "
+                     "out %s",
+                     cmd ? "'simplify'" : "--steps");
     goto done;
   }
   if (optind + 1 < argc) {
