@@ -151,6 +151,11 @@ typedef struct printer {
   size_t *okid;
   size_t nokid, capokid;
   size_t work;
+  /* sub-chains (one function of several results): the products of the
+   * roots' DAG by their operands, so that a chain A x x^T whose A x is a
+   * node of its own is written (A x) x^T with A x computed once */
+  const expr **mtab;
+  size_t mcap;
 } printer;
 
 /* The spelling of an operation in the language being written. */
@@ -912,6 +917,68 @@ static py emit_sym(printer *p, const expr *e) {
   return py_str(e->u.name);
 }
 
+static md_shape fixed_shape(printer *p, const expr *e);
+static py emit(printer *p, const expr *e);
+
+/* ---- sub-chains ----
+ *
+ * Products are flat: A x x^T is one node of three operands, and the
+ * gradient by A of ||A x||^2 (2 A x x^T) would compute A x again although
+ * the value has it.  In a function of several results every product node
+ * of the DAG is indexed by its operands; a chain is then written with its
+ * longest sub-chains that are nodes (A x) as those nodes, shared. */
+
+static size_t mhash(expr *const *k, size_t n) {
+  size_t h = 1469598103934665603u;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ k[i]->id) * 1099511628211u;
+  return h;
+}
+
+static const expr **mslot(printer *p, expr *const *k, size_t n) {
+  size_t i = mhash(k, n) & (p->mcap - 1);
+  for (;; i = (i + 1) & (p->mcap - 1)) {
+    const expr *m = p->mtab[i];
+    if (!m || (m->nkids == n && memcmp(m->kid, k, n * sizeof *k) == 0))
+      return &p->mtab[i];
+  }
+}
+
+/* Indexes the products below E (SEEN: SEEN_INDEXED). */
+static void mindex(printer *p, const expr *e, uint8_t *seen) {
+  if (seen[e->id] || (e->flags & EF_CLOSED))
+    return;
+  seen[e->id] = 1;
+  if (e->op == E_MUL)
+    *mslot(p, e->kid, e->nkids) = e;
+  for (size_t i = 0; i < e->nkids; i++)
+    mindex(p, e->kid[i], seen);
+}
+
+/* The longest product node of operands E->kid[I..*J), 2 <= *J - I < E's
+ * operands, all of them matrices or vectors with a symbol inside; NULL
+ * when none is.  The node is not 1×1. */
+static const expr *chain_match(printer *p, const expr *e, size_t i, size_t *j) {
+  if (!p->mcap || p->scale)
+    return NULL;
+  size_t n = e->nkids, end = i;
+  while (end < n && !(e->kid[end]->flags & EF_CLOSED) &&
+         !md_shape_is_scalar(p->sh, fixed_shape(p, e->kid[end])))
+    end++;
+  for (size_t m = end; m >= i + 2; m--) {
+    if (m - i >= n)
+      continue;
+    const expr *r = *mslot(p, e->kid + i, m - i);
+    /* (a 1×1 sub-chain is a number where it is written: not one link of
+     * a chain) */
+    if (r && !md_shape_is_scalar(p->sh, fixed_shape(p, r))) {
+      *j = m;
+      return r;
+    }
+  }
+  return NULL;
+}
+
 /* a * b * ... or a @ b @ ...: scalars first, then the matrix chain.  The
  * grouping is shape.c's: a kid of shape 1×1 scales; so does a run of
  * factors that multiplies to 1×1, written (a @ b).item(). */
@@ -982,7 +1049,18 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
   /* a 1x1 matrix as a number: Octave's is one already */
   const char *as_num = L(p, ".item()", ".squeeze()", "");
   for (size_t i = 0; i < n; i++) {
-    py x = emit_item(p, &k[i]);
+    size_t j;
+    const expr *sub = grp[i] >= 0 ? chain_match(p, e, i, &j) : NULL;
+    for (size_t m = i; sub && m < j; m++)
+      if (grp[m] != grp[i] || k[m].occ != NO_OCC)
+        sub = NULL;
+    py x;
+    if (sub) {
+      x = emit(p, sub); /* the sub-chain that is a node, computed once */
+      i = j - 1;
+    } else {
+      x = emit_item(p, &k[i]);
+    }
     if (grp[i] < 0) {
       chain_add(p, &all, times, x);
       continue;
@@ -1019,11 +1097,14 @@ static py emit_kron(printer *p, const expr *e, const item *k) {
       strbuf b;
       sb_init(&b);
       int d = 0;
+      /* torch.kron (1.13) views its operands: a transpose would fail */
+      bool torch = p->lang == MD_CODE_TORCH;
+      const char *c = torch ? ".contiguous()" : "";
       sb_puts(&b, L(p, "np.kron(", "torch.kron(", "kron("));
-      put(&b, m, PY_SUM, &d);
-      sb_puts(&b, ", ");
-      put(&b, x, PY_SUM, &d);
-      sb_putc(&b, ')');
+      put(&b, m, torch ? PY_ATOM : PY_SUM, &d);
+      sb_printf(&b, "%s, ", c);
+      put(&b, x, torch ? PY_ATOM : PY_SUM, &d);
+      sb_printf(&b, "%s)", c);
       m = py_take(&b, PY_ATOM, d + 1);
       if (m.depth > MAX_NEST)
         m = to_temp(p, m);
@@ -1941,6 +2022,32 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
     count_refs(&p, roots[i]);
     scan(&p, roots[i]);
   }
+  if (nroots > 1) {
+    /* sub-chains that are nodes (see chain_match): used once more each,
+     * their operands once less */
+    p.mcap = 16;
+    while (p.mcap < 2 * p.nnodes)
+      p.mcap *= 2;
+    p.mtab = xcalloc(p.mcap, sizeof *p.mtab);
+    uint8_t *seen = xcalloc(p.nnodes, 1);
+    for (size_t i = 0; i < nroots; i++)
+      mindex(&p, roots[i], seen);
+    free(seen);
+    for (size_t t = 0; t < p.mcap; t++) {
+      const expr *e = p.mtab[t];
+      for (size_t i = 0; e && i < e->nkids; i++) {
+        size_t j;
+        const expr *sub = chain_match(&p, e, i, &j);
+        if (!sub)
+          continue;
+        p.refs[sub->id]++;
+        for (size_t m = i; m < j; m++)
+          if (!(e->kid[m]->flags & EF_CLOSED))
+            p.refs[e->kid[m]->id]--;
+        i = j - 1;
+      }
+    }
+  }
   py *r = xcalloc(nroots, sizeof *r);
   for (size_t i = 0; i < nroots; i++)
     r[i] = emit_root(&p, roots[i], rshape[i]);
@@ -2045,6 +2152,7 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
   free(p.trail);
   free(p.oc);
   free(p.okid);
+  free(p.mtab);
   sb_clear(&p.body);
   return ok;
 }
