@@ -27,7 +27,9 @@ typedef struct contribs {
 typedef struct pass {
   md_diff *D;
   const md_diff_trace *trace; /* D's, taken by the first pass only */
-  const expr *target;
+  const expr *target;         /* the one target, or NULL: see is_tgt */
+  const uint8_t *is_tgt;      /* by id, for several targets (backprop) */
+  size_t ntgt;
   uint8_t *dep; /* by id: 0 unknown, 1 independent, 2 depends on target */
   size_t ndep;
   contribs *adj; /* by id */
@@ -215,14 +217,20 @@ static expr *instantiate(md_diff *D, const match *m, const md_rule *r, expr *G,
 
 /* ---- the pass ---- */
 
+static bool is_target(const pass *P, const expr *e) {
+  if (P->target)
+    return e == P->target;
+  return e->id < P->ntgt && P->is_tgt[e->id];
+}
+
 static uint8_t depends(pass *P, const expr *e) {
   if (e->id < P->ndep && P->dep[e->id])
     return P->dep[e->id];
-  uint8_t d = e == P->target ? 2 : 1;
+  uint8_t d = is_target(P, e) ? 2 : 1;
   for (size_t i = 0; d == 1 && i < e->nkids; i++)
     if (depends(P, e->kid[i]) == 2)
       d = 2;
-  for (size_t i = 0; d == 2 && e != P->target && i < e->nkids; i++)
+  for (size_t i = 0; d == 2 && !is_target(P, e) && i < e->nkids; i++)
     depends(P, e->kid[i]); /* every dependent kid gets its mark */
   if (e->id >= P->ndep) {
     size_t n = md_ctx_nnodes(P->D->ctx);
@@ -239,7 +247,7 @@ static void collect(pass *P, const expr *e, uint8_t *seen) {
   if (seen[e->id] || P->dep[e->id] != 2)
     return;
   seen[e->id] = 1;
-  if (e != P->target)
+  if (!is_target(P, e))
     for (size_t i = 0; i < e->nkids; i++)
       collect(P, e->kid[i], seen);
   if (P->norder == P->caporder) {
@@ -675,52 +683,78 @@ static expr *expand(md_diff *D, expr *e, expr **memo) {
   return memo[e->id] = r;
 }
 
-/* The adjoint of TARGET when ROOT's adjoint is SEED: sum over every path,
- * one visit per node. */
-static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
-                     bool *ok) {
-  pass P = {.D = D, .target = target, .trace = D->trace};
+/* The adjoints of the targets T[0..N) when ROOT's adjoint is SEED, into
+ * OUT: sum over every path, one visit per node, however many targets.
+ * The targets are symbols (leaves), so a node that depends on one has
+ * only parents that depend on it too: each node's adjoint is the same
+ * whichever targets the pass is for, and one pass serves them all (the
+ * intermediates' adjoints are computed once: backpropagation).  With
+ * N == 1 the target is T[0] alone. */
+static bool reverse_n(md_diff *D, expr *root, const expr *const *T, size_t n,
+                      expr *seed, expr **out) {
+  pass P = {.D = D, .trace = D->trace};
   D->trace = NULL; /* nested passes are not the derivation shown */
-  *ok = true;
+  uint8_t *is_tgt = NULL;
+  if (n == 1) {
+    P.target = T[0];
+  } else {
+    P.ntgt = md_ctx_nnodes(D->ctx);
+    is_tgt = xcalloc(P.ntgt ? P.ntgt : 1, 1);
+    for (size_t i = 0; i < n; i++)
+      is_tgt[T[i]->id] = 1;
+    P.is_tgt = is_tgt;
+  }
+  for (size_t i = 0; i < n; i++)
+    out[i] = NULL;
+  bool ok = true;
   expr **memo = xcalloc(md_ctx_nnodes(D->ctx), sizeof *memo);
   root = expand(D, root, memo);
   free(memo);
   if (!root) {
-    *ok = false;
-    return NULL;
+    free(is_tgt);
+    return false;
   }
-  expr *result = NULL;
   if (depends(&P, root) == 2) {
     uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1);
     collect(&P, root, seen);
     free(seen);
     contribute(&P, root, seed);
-    for (size_t i = P.norder; *ok && i-- > 0;) {
-      expr *n = (expr *)P.order[i];
-      if (n == target)
+    for (size_t i = P.norder; ok && i-- > 0;) {
+      expr *e = (expr *)P.order[i];
+      if (is_target(&P, e))
         continue;
       expr *G;
-      if (!(*ok = adjoint(&P, n, &G)))
+      if (!(ok = adjoint(&P, e, &G)))
         break;
       if (!G)
         continue;
       if (P.trace)
-        P.trace->node(P.trace->arg, n, G);
-      for (size_t k = 0; *ok && k < n->nkids; k++)
-        if (P.dep[n->kid[k]->id] == 2)
-          *ok = propagate(&P, n, k, G);
+        P.trace->node(P.trace->arg, e, G);
+      for (size_t k = 0; ok && k < e->nkids; k++)
+        if (P.dep[e->kid[k]->id] == 2)
+          ok = propagate(&P, e, k, G);
     }
-    if (*ok)
-      *ok = adjoint(&P, target, &result);
+    for (size_t i = 0; ok && i < n; i++)
+      ok = adjoint(&P, T[i], &out[i]);
   }
   for (size_t i = 0; i < P.nadj; i++)
     free(P.adj[i].v);
   free(P.adj);
   free(P.dep);
   free(P.order);
-  if (*ok && !result)
-    result = expr_int(D->ctx, 0);
-  return result;
+  free(is_tgt);
+  for (size_t i = 0; ok && i < n; i++)
+    if (!out[i])
+      out[i] = expr_int(D->ctx, 0);
+  return ok;
+}
+
+/* The adjoint of TARGET when ROOT's adjoint is SEED. */
+static expr *reverse(md_diff *D, expr *root, const expr *target, expr *seed,
+                     bool *ok) {
+  expr *r;
+  *ok = reverse_n(D, root, &target, 1, seed, &r);
+  return *ok ? r : NULL;
 }
 
 /* ---- Jacobians: the matrix M of a form M g linear in the vector g ---- */
@@ -2020,6 +2054,65 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
   /* denominator layout: (i, j) = d f_j / d x_i, so J as it stands;
    * by a scalar it is the 1×k row */
   return J;
+}
+
+bool md_derivatives(md_diff *D, expr *f, expr *const *xs, size_t n,
+                    expr **out) {
+  for (size_t i = 0; i < n; i++)
+    out[i] = NULL;
+  const md_diff_trace *trace = D->trace;
+  D->trace = NULL;
+  f = md_eval_derivatives(D, f);
+  D->trace = trace;
+  if (!f)
+    return false;
+  bool scalar = is_scalar(D, f);
+  /* the variables one pass serves: a scalar F, no vec(F) over them (those
+   * go through through_vec, variable by variable), each symbol once */
+  const expr **T = xcalloc(n ? n : 1, sizeof *T);
+  size_t *slot = xcalloc(n ? n : 1, sizeof *slot); /* into T, or n */
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    slot[i] = n;
+    if (!scalar || trace)
+      continue;
+    expr *X = sym_of(xs[i]);
+    md_nodes vn = {0};
+    uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1);
+    uint8_t *dep = xcalloc(md_ctx_nnodes(D->ctx), 1);
+    vec_nodes(f, X, seen, dep, &vn);
+    free(seen);
+    free(dep);
+    bool plain = vn.n == 0;
+    md_nodes_clear(&vn);
+    if (!plain)
+      continue;
+    size_t j = 0;
+    while (j < m && T[j] != X)
+      j++;
+    if (j == m)
+      T[m++] = X;
+    slot[i] = j;
+  }
+  bool ok = true;
+  expr **adj = xcalloc(m ? m : 1, sizeof *adj);
+  if (m)
+    ok = reverse_n(D, f, T, m, expr_int(D->ctx, 1), adj);
+  for (size_t i = 0; ok && i < n; i++) {
+    if (slot[i] == n) {
+      ok = (out[i] = md_derivative(D, f, xs[i])) != NULL;
+      continue;
+    }
+    expr *X = sym_of(xs[i]);
+    expr *r = structured(D, X, adj[slot[i]]);
+    if (xs[i] != X)
+      r = expr_call1(D->ctx, FN_VEC, r);
+    ok = (out[i] = r) != NULL || too_deep(D);
+  }
+  free(adj);
+  free(T);
+  free(slot);
+  return ok;
 }
 
 expr *md_hessian(md_diff *D, expr *f, expr *x) {

@@ -69,6 +69,13 @@ typedef struct md_diff {
  * scalings of vec(...) terms of one shape, or any vector.  F's shapes
  * must have been inferred. */
 expr *md_derivative(md_diff *D, expr *f, expr *x);
+/* d/dX F for each of the N variables XS into OUT[0..N), as md_derivative
+ * would give them one by one, but by one reverse pass over F's DAG for
+ * all the variables a scalar F has a plain gradient by: the adjoint of
+ * every intermediate is formed once and shared by the results that use
+ * it (backpropagation).  False after an error (then OUT is not to be
+ * used). */
+bool md_derivatives(md_diff *D, expr *f, expr *const *xs, size_t n, expr **out);
 /* hess(F, x) for scalar F and a scalar or vector x. */
 expr *md_hessian(md_diff *D, expr *f, expr *x);
 /* E with every d/dX f and hess(f, x) inside replaced by its value. */

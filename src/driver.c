@@ -297,15 +297,77 @@ static void steps_print(void *arg, strbuf *b, const expr *e) {
   print_expr(p->S, p->sh, b, e);
 }
 
-/* The name of the NumPy function: f, df_dX, df_dvecX, d2f_dx2. */
-static void numpy_name(const request *q, bool hessian, char *buf, size_t size) {
-  if (!q->x) {
-    snprintf(buf, size, "f");
-    return;
+/* How code names variable X: "X", "vecX". */
+static void var_name(strbuf *b, const expr *x) {
+  const expr *X = x->op == E_SYM ? x : x->kid[0];
+  sb_printf(b, "%s%s", x->op == E_SYM ? "" : "vec", X->u.name);
+}
+
+/* The name of the generated function: f, df_dX, df_dvecX, d2f_dx2; for
+ * several variables df_dX_Y, and f_ before it with --value. */
+static char *code_name(const request *q, size_t n, bool hessian, bool value) {
+  strbuf b;
+  sb_init(&b);
+  if (!q[0].x) {
+    sb_puts(&b, "f");
+    return sb_take(&b);
   }
-  const expr *X = q->x->op == E_SYM ? q->x : q->x->kid[0];
-  snprintf(buf, size, "%s_d%s%s%s", hessian ? "d2f" : "df",
-           q->x->op == E_SYM ? "" : "vec", X->u.name, hessian ? "2" : "");
+  sb_printf(&b, "%s%s_d", value ? "f_" : "", hessian ? "d2f" : "df");
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      sb_putc(&b, '_');
+    var_name(&b, q[i].x);
+    if (hessian)
+      sb_putc(&b, '2');
+  }
+  return sb_take(&b);
+}
+
+/* Octave's name for the output that holds Q's result: dX, dvecX, d2x. */
+static char *out_name(const request *q, bool hessian) {
+  strbuf b;
+  sb_init(&b);
+  if (!q->x) {
+    sb_puts(&b, "y");
+    return sb_take(&b);
+  }
+  sb_puts(&b, hessian ? "d2" : "d");
+  var_name(&b, q->x);
+  return sb_take(&b);
+}
+
+static bool is_code(md_format f) {
+  return f == MD_FORMAT_NUMPY || f == MD_FORMAT_TORCH || f == MD_FORMAT_OCTAVE;
+}
+
+static md_code_lang code_lang(md_format f) {
+  return f == MD_FORMAT_TORCH    ? MD_CODE_TORCH
+         : f == MD_FORMAT_OCTAVE ? MD_CODE_OCTAVE
+                                 : MD_CODE_NUMPY;
+}
+
+/* The parameters of the function for F: its symbols, and each variable
+ * even when F does not use it (its derivative is then a zero of its
+ * size).  *NP gets their number; the caller frees the array. */
+static const expr **code_params(session *S, const expr *f, const request *q,
+                                size_t nq, size_t *np) {
+  size_t cap = md_ctx_nnodes(S->ctx) + nq + 1;
+  const expr **params = xcalloc(cap, sizeof *params);
+  uint8_t *seen = xcalloc(md_ctx_nnodes(S->ctx), 1);
+  size_t n = symbols(f, params, 0, cap, seen);
+  free(seen);
+  for (size_t j = 0; j < nq; j++) {
+    if (!q[j].x)
+      continue;
+    const expr *X = q[j].x->op == E_SYM ? q[j].x : q[j].x->kid[0];
+    bool has = false;
+    for (size_t i = 0; i < n && !has; i++)
+      has = params[i] == X;
+    if (!has)
+      params[n++] = X;
+  }
+  *np = n;
+  return params;
 }
 
 /* simplify --steps: F, then S (F with its derivatives evaluated, R,
@@ -340,10 +402,8 @@ static void simplify_steps(session *S, md_shapes *sh, strbuf *b, expr *f,
     sb_puts(b, "\n\\end{align*}\n");
 }
 
-/* Prints R simplified, after checking LHS = R when --verify asks; with
- * STEPS, as the end of the derivation STEPS recorded. */
-static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
-                         md_steps *steps) {
+/* R simplified; NULL after an error (reported). */
+static expr *simplified(session *S, md_shapes *sh, const request *q, expr *r) {
   expr *s = md_simplify_with(S->ctx, sh, &S->rules, r);
   if (!s || md_shapes_full(sh)) {
     /* R as it is would print forms no output shows (1 ones, 3^T G); with
@@ -356,37 +416,72 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
       md_ctx_limit_text(S->ctx, why, sizeof why);
     md_error_at(&S->err, q->src, MD_NOLOC, "cannot simplify the %s: it is %s",
                 q->x ? "derivative" : "expression", why);
-    return false;
+    return NULL;
   }
+  return s;
+}
+
+/* One function computing the N results S[i] of Q[i] (and the value V of
+ * F, if not NULL), into B. */
+static bool print_code(session *S, md_shapes *sh, strbuf *b, expr *f, expr *v,
+                       md_shape vshape, const request *q, expr *const *s,
+                       size_t n) {
+  size_t np;
+  const expr **params = code_params(S, f, q, n, &np);
+  char *name = code_name(q, n, S->o->hessian && q[0].x, v != NULL);
+  const expr **body = xcalloc(n, sizeof *body);
+  md_shape *shape = xcalloc(n, sizeof *shape);
+  char **outs = xcalloc(n, sizeof *outs);
+  /* functions defined with --rules: the code computes their bodies */
+  bool ok = true;
+  for (size_t i = 0; ok && i < n; i++) {
+    expr *e = md_rules_inline(&S->rules, S->ctx, s[i]);
+    ok = e && md_shape_infer(sh, e, NULL, NULL, &S->err, NULL);
+    body[i] = e;
+    shape[i] = q[i].shape;
+    outs[i] = out_name(&q[i], S->o->hessian && q[i].x);
+  }
+  if (ok && v) {
+    v = md_rules_inline(&S->rules, S->ctx, v);
+    ok = v && md_shape_infer(sh, v, NULL, NULL, &S->err, NULL);
+  }
+  if (ok && S->numpy_blocks++)
+    sb_putc(b, '\n'); /* a blank line between the functions */
+  md_code_fn fn = {.lang = code_lang(S->o->format),
+                   .name = name,
+                   .params = params,
+                   .nparams = np,
+                   .value = v,
+                   .value_shape = vshape,
+                   .results = body,
+                   .shapes = shape,
+                   .outs = (const char *const *)outs,
+                   .nresults = n};
+  ok = ok && md_print_code(b, S->ctx, sh, &fn, &S->err);
+  for (size_t i = 0; i < n; i++)
+    free(outs[i]);
+  free(outs);
+  free(shape);
+  free(body);
+  free(name);
+  free(params);
+  return ok;
+}
+
+/* Prints R simplified, after checking LHS = R when --verify asks; with
+ * STEPS, as the end of the derivation STEPS recorded. */
+static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
+                         md_steps *steps) {
+  expr *s = simplified(S, sh, q, r);
+  if (!s)
+    return false;
   if (S->o->verify && !verified(S, q->lhs, s))
     return true; /* reported; the run goes on, exit status 1 */
   strbuf b;
   sb_init(&b);
   bool ok = true;
-  if (S->o->format == MD_FORMAT_NUMPY) {
-    /* the function takes the symbols of f, and the variable even when f
-     * does not use it (its derivative is then a zero of its size) */
-    size_t cap = md_ctx_nnodes(S->ctx) + 1;
-    const expr **params = xcalloc(cap, sizeof *params);
-    uint8_t *seen = xcalloc(md_ctx_nnodes(S->ctx), 1);
-    size_t np = symbols(q->f, params, 0, cap, seen);
-    free(seen);
-    const expr *X = !q->x ? NULL : q->x->op == E_SYM ? q->x : q->x->kid[0];
-    bool has = !X;
-    for (size_t i = 0; i < np && !has; i++)
-      has = params[i] == X;
-    if (!has)
-      params[np++] = X;
-    char name[160];
-    numpy_name(q, S->o->hessian && q->x, name, sizeof name);
-    /* functions defined with --rules: NumPy computes their bodies */
-    expr *body = md_rules_inline(&S->rules, S->ctx, s);
-    ok = body && md_shape_infer(sh, body, NULL, NULL, &S->err, NULL);
-    if (ok && S->numpy_blocks++)
-      sb_putc(&b, '\n'); /* a blank line between the functions */
-    ok = ok && md_print_numpy(&b, S->ctx, sh, body, q->shape, params, np, name,
-                              &S->err);
-    free(params);
+  if (is_code(S->o->format)) {
+    ok = print_code(S, sh, &b, q->f, NULL, (md_shape){0}, q, &s, 1);
   } else if (steps) {
     md_steps_finish(steps, &b, s);
   } else if (S->o->steps && !q->x) {
@@ -402,6 +497,115 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
   if (ok)
     fputs(b.s, S->out);
   sb_clear(&b);
+  return ok;
+}
+
+/* The label of Q's row in a LaTeX block: the left side with --equation,
+ * else \frac{\partial f}{\partial X} (f: the expression, named f in the
+ * first row with --value), transposed in numerator layout. */
+static void latex_label(session *S, md_shapes *sh, strbuf *b,
+                        const request *q) {
+  if (S->o->equation) {
+    print_expr(S, sh, b, q->lhs);
+    return;
+  }
+  bool t = q->lhs->op == E_TRANS;
+  if (t)
+    sb_puts(b, "\\left( ");
+  bool scalar = md_shape_is_scalar(sh, md_shape_of(sh, q->x));
+  sb_puts(b, S->o->hessian ? "\\frac{\\partial^2 f}{\\partial "
+                           : "\\frac{\\partial f}{\\partial ");
+  print_expr(S, sh, b, q->x);
+  if (S->o->hessian && scalar) {
+    sb_puts(b, "^{2}");
+  } else if (S->o->hessian) {
+    sb_puts(b, " \\, \\partial ");
+    print_expr(S, sh, b, q->x);
+    sb_puts(b, "^\\top");
+  }
+  sb_putc(b, '}');
+  if (t)
+    sb_puts(b, " \\right)^\\top");
+}
+
+/* The N results R[i] of Q[i] together (several --wrt, or --value): code
+ * as one function; text one line per result, then one line of the where
+ * bindings they use ("where t1 = ..., T2 = ..."), so that each result
+ * line with it re-parses; LaTeX one aligned block.  With --value, the
+ * value FV of F comes first.  Nothing is printed when --verify refutes
+ * a result (reported). */
+static bool print_joint(session *S, md_shapes *sh, expr *f, expr *fv,
+                        const request *q, expr *const *r, size_t n) {
+  size_t k = n + (fv != NULL);
+  expr **roots = xcalloc(k, sizeof *roots);
+  expr **s = roots + (fv != NULL);
+  md_shape vshape = md_shape_of(sh, f);
+  bool ok = true, refuted = false;
+  if (fv) {
+    request qv = {f, f, NULL, vshape, q[0].src};
+    ok = (roots[0] = simplified(S, sh, &qv, fv)) != NULL;
+  }
+  for (size_t i = 0; ok && i < n; i++) {
+    ok = (s[i] = simplified(S, sh, &q[i], r[i])) != NULL;
+    if (ok && S->o->verify && !verified(S, q[i].lhs, s[i]))
+      refuted = true;
+  }
+  if (!ok || refuted) {
+    free(roots);
+    return ok;
+  }
+  strbuf b;
+  sb_init(&b);
+  if (is_code(S->o->format)) {
+    ok = print_code(S, sh, &b, f, fv ? roots[0] : NULL, vshape, q, s, n);
+  } else {
+    expr **body = xcalloc(k, sizeof *body);
+    md_sharing w;
+    md_share_n(S->ctx, sh, roots, k, body, &w);
+    bool latex = S->o->format == MD_FORMAT_LATEX;
+    if (latex)
+      sb_puts(&b, "\\begin{aligned}\n");
+    for (size_t i = 0; i < k; i++) {
+      bool value = fv && i == 0;
+      const request *qi = value ? NULL : &q[i - (fv != NULL)];
+      if (latex) {
+        if (value)
+          sb_puts(&b, "f");
+        else
+          latex_label(S, sh, &b, qi);
+        sb_puts(&b, " &= ");
+      } else if (S->o->equation && !value) {
+        print_expr(S, sh, &b, qi->lhs);
+        sb_puts(&b, " = ");
+      }
+      print_expr(S, sh, &b, body[i]);
+      sb_puts(&b, latex ? (i + 1 < k || w.n ? " \\\\\n" : "\n") : "\n");
+    }
+    for (size_t i = 0; i < w.n; i++) {
+      if (latex) {
+        sb_puts(&b, i ? "" : "\\text{where }\\; ");
+        print_expr(S, sh, &b, w.names[i]);
+        sb_puts(&b, " &= ");
+        print_expr(S, sh, &b, w.values[i]);
+        sb_puts(&b, i + 1 < w.n ? " \\\\\n" : "\n");
+      } else {
+        sb_puts(&b, i ? ", " : "where ");
+        print_expr(S, sh, &b, w.names[i]);
+        sb_puts(&b, " = ");
+        print_expr(S, sh, &b, w.values[i]);
+        if (i + 1 == w.n)
+          sb_putc(&b, '\n');
+      }
+    }
+    if (latex)
+      sb_puts(&b, "\\end{aligned}\n");
+    md_sharing_clear(&w);
+    free(body);
+  }
+  if (ok)
+    fputs(b.s, S->out);
+  sb_clear(&b);
+  free(roots);
   return ok;
 }
 
@@ -451,6 +655,60 @@ static bool steps_ok(session *S, const md_source *src, const md_parsed *p,
   return why == NULL;
 }
 
+/* The derivatives of E by the N variables XS together: one reverse pass
+ * (md_derivatives), printed by print_joint. */
+static bool run_joint(session *S, const md_source *src, md_shapes *sh,
+                      md_diff *D, expr *e, expr **xs, size_t n) {
+  const md_options *o = S->o;
+  request *q = xcalloc(n, sizeof *q);
+  expr **r = xcalloc(n, sizeof *r);
+  md_shape *xsh = xcalloc(n, sizeof *xsh);
+  bool ok = true;
+  for (size_t i = 0; ok && i < n; i++) {
+    ok = md_shape_infer(sh, xs[i], NULL, NULL, &S->err, &xsh[i]);
+    if (ok)
+      warn_absent(S, e, xs[i]);
+  }
+  size_t nerr = S->err.n;
+  if (ok && o->hessian) {
+    for (size_t i = 0; ok && i < n; i++)
+      ok = (r[i] = md_hessian(D, e, xs[i])) != NULL;
+  } else if (ok) {
+    ok = md_derivatives(D, e, xs, n, r);
+  }
+  if (md_shapes_full(sh)) {
+    /* whatever the engine said, it said it without sizes */
+    md_errors_truncate(&S->err, nerr);
+    md_error_at(&S->err, src, MD_NOLOC,
+                "the derivative is too large (more than %zu sizes)",
+                (size_t)MD_MAX_DIMS);
+    ok = false;
+  }
+  md_shape fsh = md_shape_of(sh, e);
+  bool gradient = md_shape_is_scalar(sh, fsh) && !o->hessian;
+  for (size_t i = 0; ok && i < n; i++) {
+    /* what --verify checks: the derivative in denominator layout */
+    expr *lhs =
+        o->hessian ? expr_hess(S->ctx, e, xs[i]) : expr_diff(S->ctx, e, xs[i]);
+    q[i] = (request){lhs, e, xs[i], result_shape(sh, fsh, xsh[i], o->hessian),
+                     src};
+    if (o->layout == MD_LAYOUT_NUMERATOR ||
+        (o->layout == MD_LAYOUT_MIXED && !gradient)) {
+      q[i].lhs = expr_trans(S->ctx, lhs), r[i] = expr_trans(S->ctx, r[i]);
+      q[i].shape = (md_shape){q[i].shape.c, q[i].shape.r};
+    }
+    md_shape_derive(sh, r[i]);
+  }
+  expr *fv = NULL;
+  if (ok && o->value)
+    ok = (fv = md_eval_derivatives(D, e)) != NULL;
+  ok = ok && print_joint(S, sh, e, fv, q, r, n);
+  free(q);
+  free(r);
+  free(xsh);
+  return ok;
+}
+
 /* d/dX for each variable asked, or the one symbol of E. */
 static bool run_diff(session *S, const md_source *src, const md_parsed *p,
                      md_shapes *sh, md_diff *D, expr *e) {
@@ -476,6 +734,10 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
       xs[0] = (expr *)v[0];
       n = 1;
     }
+  }
+  if (ok && !o->steps && (n >= 2 || o->value)) {
+    ok = run_joint(S, src, sh, D, e, xs, n);
+    n = 0; /* done */
   }
   for (size_t i = 0; ok && i < n; i++) {
     md_shape xsh;

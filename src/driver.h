@@ -27,9 +27,11 @@ typedef enum md_layout {
 } md_layout;
 
 typedef enum md_format {
-  MD_FORMAT_TEXT,  /* the language itself (default) */
-  MD_FORMAT_LATEX, /* math-mode LaTeX */
-  MD_FORMAT_NUMPY, /* a Python function computing the result */
+  MD_FORMAT_TEXT,   /* the language itself (default) */
+  MD_FORMAT_LATEX,  /* math-mode LaTeX */
+  MD_FORMAT_NUMPY,  /* a Python function computing the result */
+  MD_FORMAT_TORCH,  /* the same over PyTorch tensors */
+  MD_FORMAT_OCTAVE, /* an Octave (and MATLAB) function file */
 } md_format;
 
 typedef struct md_options {
@@ -47,6 +49,7 @@ typedef struct md_options {
   bool unicode;  /* --unicode: text with Unicode symbols */
   bool equation; /* --equation: print LHS = result */
   bool steps;    /* --steps: the derivation, then the result */
+  bool value;    /* --value: the value of EXPR too, with its derivatives */
   /* where declarations are placed in messages; NULL: "<-D>" */
   const char *decl_source;
   /* NULL: errors are printed on ERR */
@@ -62,7 +65,10 @@ bool md_valid_var(const char *var);
 void md_report_errors(const md_options *o, FILE *err,
                       const struct md_errors *e);
 
-/* matdiff [--wrt X] EXPR: derivatives of EXPR, one line per variable. */
+/* matdiff [--wrt X] EXPR: derivatives of EXPR, one line per variable.
+ * With several variables (or --value) the results are formed by one
+ * reverse pass and printed together: text and LaTeX with one set of where
+ * bindings, code as one function (matdiff(1), "Several variables"). */
 int md_cmd_diff(const md_options *o, const char *text, FILE *out, FILE *err);
 /* matdiff with no EXPR: one expression per line of IN. */
 int md_cmd_diff_stream(const md_options *o, FILE *in, FILE *out, FILE *err);

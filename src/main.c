@@ -38,6 +38,7 @@ enum {
   OPT_TAP,
   OPT_SEED,
   OPT_COMPLETIONS,
+  OPT_VALUE,
 };
 
 typedef struct opt_doc {
@@ -61,8 +62,9 @@ static const opt_doc opts[] = {
      "the Hessian instead of the gradient"},
     {"layout", OPT_LAYOUT, VAL_WORD, "L", "denominator numerator mixed",
      FOR_DIFF, false, false, "denominator (default), numerator or mixed"},
-    {"format", 'f', VAL_WORD, "F", "text latex numpy", FOR_DIFF | FOR_SIMPLIFY,
-     false, false, "text (default), latex or numpy"},
+    {"format", 'f', VAL_WORD, "F", "text latex numpy torch octave",
+     FOR_DIFF | FOR_SIMPLIFY, false, false,
+     "text (default), latex, numpy, torch or octave"},
     {"steps", OPT_STEPS, VAL_NONE, NULL, NULL, FOR_DIFF | FOR_SIMPLIFY, false,
      false, "show the derivation step by step"},
     {"equation", OPT_EQUATION, VAL_NONE, NULL, NULL, FOR_DIFF | FOR_SIMPLIFY,
@@ -71,6 +73,8 @@ static const opt_doc opts[] = {
      false, false, "print with Unicode symbols"},
     {"verify", OPT_VERIFY, VAL_NONE, NULL, NULL, FOR_DIFF | FOR_SIMPLIFY, false,
      false, "check the result numerically first"},
+    {"value", OPT_VALUE, VAL_NONE, NULL, NULL, FOR_DIFF, false, false,
+     "the value of EXPR too (code: f and gradients)"},
     {"symmetric", OPT_SYMMETRIC, VAL_WORD, "cookbook", "cookbook",
      FOR_DIFF | FOR_SIMPLIFY, false, false,
      "symmetric gradients as in The Matrix Cookbook"},
@@ -644,7 +648,8 @@ int main(int argc, char **argv) {
       break;
     case 'f':
       o.format =
-          (md_format[]){MD_FORMAT_TEXT, MD_FORMAT_LATEX, MD_FORMAT_NUMPY}[word];
+          (md_format[]){MD_FORMAT_TEXT, MD_FORMAT_LATEX, MD_FORMAT_NUMPY,
+                        MD_FORMAT_TORCH, MD_FORMAT_OCTAVE}[word];
       break;
     case OPT_LAYOUT:
       o.layout = (md_layout[]){MD_LAYOUT_DENOMINATOR, MD_LAYOUT_NUMERATOR,
@@ -670,6 +675,9 @@ int main(int argc, char **argv) {
       break;
     case OPT_RULES:
       o.rules[o.nrules++] = optarg;
+      break;
+    case OPT_VALUE:
+      o.value = true;
       break;
     case OPT_TAP:
       tap = true;
@@ -769,6 +777,20 @@ int main(int argc, char **argv) {
     rc = usage_error("%s--format numpy writes a Python function: "
                      "--equation and --steps are for text and latex",
                      "");
+    goto done;
+  }
+  /* issue 19: --format torch|octave, --value */
+  if ((o.format == MD_FORMAT_TORCH || o.format == MD_FORMAT_OCTAVE) &&
+      (o.equation || o.steps)) {
+    rc = usage_error("--format %s writes a function: --equation and --steps "
+                     "are for text and latex",
+                     o.format == MD_FORMAT_TORCH ? "torch" : "octave");
+    goto done;
+  }
+  if (o.value && (cmd || o.steps)) {
+    rc = usage_error("--value is for derivatives with their value: leave "
+                     "out %s",
+                     cmd ? "'simplify'" : "--steps");
     goto done;
   }
   if (optind + 1 < argc) {

@@ -112,6 +112,7 @@ typedef struct item {
 } item;
 
 typedef struct printer {
+  md_code_lang lang;
   md_ctx *ctx;
   md_shapes *sh;
   md_errors *err;
@@ -150,11 +151,35 @@ typedef struct printer {
   size_t *okid;
   size_t nokid, capokid;
   size_t work;
+  /* sub-chains (one function of several results): the products of the
+   * roots' DAG by their operands, so that a chain A x x^T whose A x is a
+   * node of its own is written (A x) x^T with A x computed once */
+  const expr **mtab;
+  size_t mcap;
 } printer;
 
+/* The spelling of an operation in the language being written. */
+static const char *L(const printer *p, const char *numpy, const char *torch,
+                     const char *octave) {
+  return p->lang == MD_CODE_TORCH    ? torch
+         : p->lang == MD_CODE_OCTAVE ? octave
+                                     : numpy;
+}
+
 static void fail(printer *p, const char *fmt, const char *what) {
-  if (!p->failed)
-    md_error_at(p->err, NULL, MD_NOLOC, fmt, what);
+  if (!p->failed) {
+    /* "--format numpy: ..." names the format asked for */
+    static const char pre[] = "--format numpy";
+    strbuf f;
+    sb_init(&f);
+    if (strncmp(fmt, pre, sizeof pre - 1) == 0) {
+      sb_printf(&f, "--format %s", L(p, "numpy", "torch", "octave"));
+      fmt += sizeof pre - 1;
+    }
+    sb_puts(&f, fmt);
+    md_error_at(p->err, NULL, MD_NOLOC, f.s, what);
+    sb_clear(&f);
+  }
   p->failed = true;
 }
 
@@ -598,7 +623,10 @@ static bool dim_size_into(printer *p, md_dim d, strbuf *b) {
     md_shape s = md_shape_of(p->sh, p->params[i]);
     for (int j = 0; j < 2; j++)
       if (md_dim_equal(p->sh, j ? s.c : s.r, d)) {
-        sb_printf(b, "%s.shape[%d]", p->pname[i], j);
+        if (p->lang == MD_CODE_OCTAVE)
+          sb_printf(b, "size(%s, %d)", p->pname[i], j + 1);
+        else
+          sb_printf(b, "%s.shape[%d]", p->pname[i], j);
         return true;
       }
   }
@@ -731,7 +759,10 @@ static char *temp_name(printer *p) {
 /* Assigns X (consumed) to a new local and returns its name. */
 static py to_temp(printer *p, py x) {
   char *name = temp_name(p);
-  sb_printf(&p->body, "    %s = %s\n", name, x.s);
+  if (p->lang == MD_CODE_OCTAVE)
+    sb_printf(&p->body, "  %s = %s;\n", name, x.s);
+  else
+    sb_printf(&p->body, "    %s = %s\n", name, x.s);
   free(x.s);
   return (py){name, PY_ATOM, 0, false};
 }
@@ -793,9 +824,29 @@ static const char *const keywords[] = {
     "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal",
     "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
     /* names the generated code itself uses */
-    "np", "float"};
+    "np", "float", "torch"};
 
-static bool reserved(const char *s) {
+/* Octave's (and MATLAB's) keywords, and the names of the functions the
+ * generated code calls: a parameter may not hide them. */
+static const char *const octave_words[] = {
+    "break", "case", "catch", "classdef", "continue", "do", "else", "elseif",
+    "end", "end_try_catch", "end_unwind_protect", "endfor", "endfunction",
+    "endif", "endparfor", "endswitch", "endwhile", "enumeration", "events",
+    "for", "function", "global", "if", "methods", "otherwise", "parfor",
+    "persistent", "properties", "return", "spmd", "switch", "try",
+    "unwind_protect", "unwind_protect_cleanup", "until", "while",
+    /* functions called */
+    "abs", "cos", "det", "diag", "double", "exp", "eye", "inv", "kron", "log",
+    "log1p", "max", "norm", "ones", "reshape", "sign", "sin", "size", "sqrt",
+    "sum", "tan", "tanh", "trace", "zeros"};
+
+static bool reserved(const printer *p, const char *s) {
+  if (p->lang == MD_CODE_OCTAVE) {
+    for (size_t i = 0; i < sizeof octave_words / sizeof octave_words[0]; i++)
+      if (strcmp(octave_words[i], s) == 0)
+        return true;
+    return false;
+  }
   for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
     if (strcmp(keywords[i], s) == 0)
       return true;
@@ -807,7 +858,7 @@ static bool reserved(const char *s) {
  * literals of more than 4300 digits, and NumPy computes in doubles. */
 #define MAX_EXACT_DIGITS 30
 
-static py py_num(const mpq_t q) {
+static py py_num(const printer *p, const mpq_t q) {
   strbuf b;
   sb_init(&b);
   bool neg = mpq_sgn(q) < 0;
@@ -823,7 +874,8 @@ static py py_num(const mpq_t q) {
     double d = mpq_get_d(q);
     frac = false;
     if (d > 1.7976931348623157e308 || d < -1.7976931348623157e308)
-      sb_puts(&b, d < 0 ? "-np.inf" : "np.inf");
+      sb_puts(&b, d < 0 ? L(p, "-np.inf", "-float('inf')", "-Inf")
+                        : L(p, "np.inf", "float('inf')", "Inf"));
     else
       sb_printf(&b, "%.17g", d);
   }
@@ -863,6 +915,68 @@ static py emit_sym(printer *p, const expr *e) {
    * is no answer */
   fail_at(p, "--format numpy: %s is not a parameter of the function", e);
   return py_str(e->u.name);
+}
+
+static md_shape fixed_shape(printer *p, const expr *e);
+static py emit(printer *p, const expr *e);
+
+/* ---- sub-chains ----
+ *
+ * Products are flat: A x x^T is one node of three operands, and the
+ * gradient by A of ||A x||^2 (2 A x x^T) would compute A x again although
+ * the value has it.  In a function of several results every product node
+ * of the DAG is indexed by its operands; a chain is then written with its
+ * longest sub-chains that are nodes (A x) as those nodes, shared. */
+
+static size_t mhash(expr *const *k, size_t n) {
+  size_t h = 1469598103934665603u;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ k[i]->id) * 1099511628211u;
+  return h;
+}
+
+static const expr **mslot(printer *p, expr *const *k, size_t n) {
+  size_t i = mhash(k, n) & (p->mcap - 1);
+  for (;; i = (i + 1) & (p->mcap - 1)) {
+    const expr *m = p->mtab[i];
+    if (!m || (m->nkids == n && memcmp(m->kid, k, n * sizeof *k) == 0))
+      return &p->mtab[i];
+  }
+}
+
+/* Indexes the products below E (SEEN: SEEN_INDEXED). */
+static void mindex(printer *p, const expr *e, uint8_t *seen) {
+  if (seen[e->id] || (e->flags & EF_CLOSED))
+    return;
+  seen[e->id] = 1;
+  if (e->op == E_MUL)
+    *mslot(p, e->kid, e->nkids) = e;
+  for (size_t i = 0; i < e->nkids; i++)
+    mindex(p, e->kid[i], seen);
+}
+
+/* The longest product node of operands E->kid[I..*J), 2 <= *J - I < E's
+ * operands, all of them matrices or vectors with a symbol inside; NULL
+ * when none is.  The node is not 1×1. */
+static const expr *chain_match(printer *p, const expr *e, size_t i, size_t *j) {
+  if (!p->mcap || p->scale)
+    return NULL;
+  size_t n = e->nkids, end = i;
+  while (end < n && !(e->kid[end]->flags & EF_CLOSED) &&
+         !md_shape_is_scalar(p->sh, fixed_shape(p, e->kid[end])))
+    end++;
+  for (size_t m = end; m >= i + 2; m--) {
+    if (m - i >= n)
+      continue;
+    const expr *r = *mslot(p, e->kid + i, m - i);
+    /* (a 1×1 sub-chain is a number where it is written: not one link of
+     * a chain) */
+    if (r && !md_shape_is_scalar(p->sh, fixed_shape(p, r))) {
+      *j = m;
+      return r;
+    }
+  }
+  return NULL;
 }
 
 /* a * b * ... or a @ b @ ...: scalars first, then the matrix chain.  The
@@ -929,23 +1043,39 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
   chain all;
   chain_init(&all, PY_PROD);
   long matrix = -1;
+  /* Octave: * is the matrix product, .* scales (so * counts products) */
+  const char *times = L(p, " * ", " * ", " .* ");
+  const char *matmul = L(p, " @ ", " @ ", " * ");
+  /* a 1x1 matrix as a number: Octave's is one already */
+  const char *as_num = L(p, ".item()", ".squeeze()", "");
   for (size_t i = 0; i < n; i++) {
-    py x = emit_item(p, &k[i]);
+    size_t j;
+    const expr *sub = grp[i] >= 0 ? chain_match(p, e, i, &j) : NULL;
+    for (size_t m = i; sub && m < j; m++)
+      if (grp[m] != grp[i] || k[m].occ != NO_OCC)
+        sub = NULL;
+    py x;
+    if (sub) {
+      x = emit(p, sub); /* the sub-chain that is a node, computed once */
+      i = j - 1;
+    } else {
+      x = emit_item(p, &k[i]);
+    }
     if (grp[i] < 0) {
-      chain_add(p, &all, " * ", x);
+      chain_add(p, &all, times, x);
       continue;
     }
-    chain_add(p, &gc[grp[i]], " @ ", x);
+    chain_add(p, &gc[grp[i]], matmul, x);
     if (!gscalar[grp[i]])
       matrix = grp[i];
   }
   for (long g = 0; g < ng; g++)
     if (g != matrix)
-      chain_add(p, &all, " * ",
-                wrap("", chain_end(&gc[g]), PY_ATOM, ".item()", PY_ATOM));
+      chain_add(p, &all, times,
+                wrap("", chain_end(&gc[g]), PY_ATOM, as_num, PY_ATOM));
   /* s * (A @ B): the bracket says which product is which */
   if (matrix >= 0)
-    chain_add(p, &all, " * ", chain_end(&gc[matrix]));
+    chain_add(p, &all, times, chain_end(&gc[matrix]));
   free(gc);
   free(grp);
   free(gscalar);
@@ -960,25 +1090,28 @@ static py emit_kron(printer *p, const expr *e, const item *k) {
   for (size_t i = 0; i < e->nkids; i++) {
     py x = emit_item(p, &k[i]);
     if (lscalar(p, k[i].sh)) {
-      chain_add(p, &all, " * ", x);
+      chain_add(p, &all, L(p, " * ", " * ", " .* "), x);
     } else if (!m.s) {
       m = x;
     } else {
       strbuf b;
       sb_init(&b);
       int d = 0;
-      sb_puts(&b, "np.kron(");
-      put(&b, m, PY_SUM, &d);
-      sb_puts(&b, ", ");
-      put(&b, x, PY_SUM, &d);
-      sb_putc(&b, ')');
+      /* torch.kron (1.13) views its operands: a transpose would fail */
+      bool torch = p->lang == MD_CODE_TORCH;
+      const char *c = torch ? ".contiguous()" : "";
+      sb_puts(&b, L(p, "np.kron(", "torch.kron(", "kron("));
+      put(&b, m, torch ? PY_ATOM : PY_SUM, &d);
+      sb_printf(&b, "%s, ", c);
+      put(&b, x, torch ? PY_ATOM : PY_SUM, &d);
+      sb_printf(&b, "%s)", c);
       m = py_take(&b, PY_ATOM, d + 1);
       if (m.depth > MAX_NEST)
         m = to_temp(p, m);
     }
   }
   if (m.s)
-    chain_add(p, &all, " * ", m);
+    chain_add(p, &all, L(p, " * ", " * ", " .* "), m);
   return chain_end(&all);
 }
 
@@ -997,13 +1130,17 @@ static py emit_softmax(printer *p, const item *x) {
     py v = named(p, emit_item(p, x));
     strbuf b;
     sb_init(&b);
-    sb_printf(&b, "np.exp(%s - np.max(%s))", v.s, v.s);
+    sb_printf(&b,
+              L(p, "np.exp(%s - np.max(%s))", "torch.exp(%s - torch.max(%s))",
+                "exp(%s - max(max(%s)))"),
+              v.s, v.s);
     free(v.s);
     u = to_temp(p, py_take(&b, PY_ATOM, 2));
   }
   strbuf b;
   sb_init(&b);
-  sb_printf(&b, "%s / np.sum(%s)", u.s, u.s);
+  sb_printf(&b, L(p, "%s / np.sum(%s)", "%s / torch.sum(%s)", "%s ./ sum(%s)"),
+            u.s, u.s);
   free(u.s);
   return py_take(&b, PY_PROD, 2);
 }
@@ -1020,17 +1157,24 @@ static py emit_logsumexp(printer *p, const expr *u, py x) {
   if (c && p->smax[c->id].s) {
     m = py_copy(p->smax[c->id]);
   } else {
-    sb_printf(&b, "np.max(%s)", x.s);
+    sb_printf(&b, L(p, "np.max(%s)", "torch.max(%s)", "max(max(%s))"), x.s);
     m = to_temp(p, py_take(&b, PY_ATOM, 1));
     if (c)
       p->smax[c->id] = py_copy(m);
   }
   if (u && !md_shape_is_scalar(p->sh, fixed_shape(p, u))) {
     py t = scaled_exp(p, u, &x);
-    sb_printf(&b, "%s + np.log(np.sum(%s))", m.s, t.s);
+    sb_printf(&b,
+              L(p, "%s + np.log(np.sum(%s))", "%s + torch.log(torch.sum(%s))",
+                "%s + log(sum(sum(%s)))"),
+              m.s, t.s);
     free(t.s);
   } else {
-    sb_printf(&b, "%s + np.log(np.sum(np.exp(%s - %s)))", m.s, x.s, m.s);
+    sb_printf(&b,
+              L(p, "%s + np.log(np.sum(np.exp(%s - %s)))",
+                "%s + torch.log(torch.sum(torch.exp(%s - %s)))",
+                "%s + log(sum(sum(exp(%s - %s))))"),
+              m.s, x.s, m.s);
   }
   free(x.s);
   free(m.s);
@@ -1040,10 +1184,16 @@ static py emit_logsumexp(printer *p, const expr *u, py x) {
 static py emit_call(printer *p, const expr *e, const item *k) {
   bool scalar = lscalar(p, k[0].sh);
   if (e->u.fn >= FN_NBUILTIN) {
-    fail(
-        p,
-        "--format numpy: no NumPy form for %s, a function defined with --rules",
-        md_fn_get(p->ctx, e->u.fn)->name);
+    fail(p,
+         p->lang == MD_CODE_TORCH
+             ? "--format torch: no PyTorch form for %s, a function defined "
+               "with --rules"
+         : p->lang == MD_CODE_OCTAVE
+             ? "--format octave: no Octave form for %s, a function defined "
+               "with --rules"
+             : "--format numpy: no NumPy form for %s, a function defined "
+               "with --rules",
+         md_fn_get(p->ctx, e->u.fn)->name);
     return py_str("None");
   }
   if (e->u.fn == FN_SOFTMAX)
@@ -1055,64 +1205,101 @@ static py emit_call(printer *p, const expr *e, const item *k) {
       s->kid[0]->u.fn == FN_EXP && !(s->kid[0]->kid[0]->flags & EF_CLOSED))
     return emit_logsumexp(p, s->kid[0]->kid[0], emit(p, s->kid[0]->kid[0]));
   py x = emit_item(p, &k[0]);
+  bool oct = p->lang == MD_CODE_OCTAVE;
   switch ((md_fn)e->u.fn) {
   case FN_TR:
-    return scalar ? x : call1("np.trace", x);
+    return scalar ? x : call1(L(p, "np.trace", "torch.trace", "trace"), x);
   case FN_DET:
-    return scalar ? x : call1("np.linalg.det", x);
+    return scalar ? x
+                  : call1(L(p, "np.linalg.det", "torch.linalg.det", "det"), x);
   case FN_LOGDET:
     /* log |det X|, SPEC 2 fine point 6 */
-    if (scalar)
-      return call1("np.log", call1("np.abs", x));
-    return wrap("np.linalg.slogdet(", x, PY_SUM, ")[1]", PY_ATOM);
+    if (scalar || oct)
+      return call1(L(p, "np.log", "torch.log", "log"),
+                   call1(L(p, "np.abs", "torch.abs", "abs"),
+                         scalar ? x : call1("det", x)));
+    return wrap(L(p, "np.linalg.slogdet(", "torch.linalg.slogdet(", ""), x,
+                PY_SUM, ")[1]", PY_ATOM);
   case FN_DIAG:
     if (scalar)
       return x;
     if (lis_one(p, k[0].sh.c)) /* a vector: the diagonal matrix */
-      return call1("np.diag", call1("np.ravel", x));
-    return wrap("np.reshape(np.diag(", x, PY_SUM, "), (-1, 1))", PY_ATOM);
+      return oct ? call1("diag", x)
+                 : call1(L(p, "np.diag", "torch.diag", ""),
+                         call1(L(p, "np.ravel", "torch.ravel", ""), x));
+    if (oct)
+      return call1("diag", x); /* a column */
+    return wrap(L(p, "np.reshape(np.diag(", "torch.reshape(torch.diag(", ""), x,
+                PY_SUM, "), (-1, 1))", PY_ATOM);
   case FN_VEC:
     if (scalar || lis_one(p, k[0].sh.c))
-      return x; /* already a column */
-    return wrap("np.reshape(", x, PY_SUM, ", (-1, 1), order='F')", PY_ATOM);
+      return x;                   /* already a column */
+    if (p->lang == MD_CODE_TORCH) /* column-major: the rows of X^T */
+      return wrap("torch.reshape(", x, PY_ATOM, ".T, (-1, 1))", PY_ATOM);
+    return wrap(L(p, "np.reshape(", "", "reshape("), x, PY_SUM,
+                L(p, ", (-1, 1), order='F')", "", ", [], 1)"), PY_ATOM);
   case FN_SUM:
-    return call1("np.sum", x);
+    return oct ? call1("sum", call1("sum", x))
+               : call1(L(p, "np.sum", "torch.sum", ""), x);
   case FN_NORM2:
     /* the Frobenius norm for matrices, as np.linalg.norm's default */
-    return call1("np.linalg.norm", x);
+    return oct ? wrap("norm(", x, PY_SUM, ", 'fro')", PY_ATOM)
+               : call1(L(p, "np.linalg.norm", "torch.linalg.norm", ""), x);
   case FN_NORM1:
-    return call1("np.sum", call1("np.abs", x));
+    return oct ? call1("sum", call1("sum", call1("abs", x)))
+               : call1(L(p, "np.sum", "torch.sum", ""),
+                       call1(L(p, "np.abs", "torch.abs", ""), x));
   case FN_SOFTMAX: /* above */
     break;
   case FN_LOGSUMEXP:
     return scalar ? x
                   : emit_logsumexp(p, k[0].occ == NO_OCC ? k[0].e : NULL, x);
   case FN_EXP:
-    return call1("np.exp", x);
+    return call1(L(p, "np.exp", "torch.exp", "exp"), x);
   case FN_LOG:
-    return call1("np.log", x);
+    return call1(L(p, "np.log", "torch.log", "log"), x);
   case FN_SQRT:
-    return call1("np.sqrt", x);
+    return call1(L(p, "np.sqrt", "torch.sqrt", "sqrt"), x);
   case FN_SIN:
-    return call1("np.sin", x);
+    return call1(L(p, "np.sin", "torch.sin", "sin"), x);
   case FN_COS:
-    return call1("np.cos", x);
+    return call1(L(p, "np.cos", "torch.cos", "cos"), x);
   case FN_TAN:
-    return call1("np.tan", x);
+    return call1(L(p, "np.tan", "torch.tan", "tan"), x);
   case FN_TANH:
-    return call1("np.tanh", x);
+    return call1(L(p, "np.tanh", "torch.tanh", "tanh"), x);
   case FN_ABS:
-    return call1("np.abs", x);
+    return call1(L(p, "np.abs", "torch.abs", "abs"), x);
   case FN_SIGN:
-    return call1("np.sign", x);
+    return call1(L(p, "np.sign", "torch.sign", "sign"), x);
   case FN_STEP:
     /* 0 at 0, as SPEC 2 defines it */
+    if (p->lang == MD_CODE_TORCH)
+      return call1("torch.sign", call1("torch.relu", x));
+    if (oct)
+      return wrap("double(", x, PY_PROD, " > 0)", PY_ATOM);
     return wrap("np.heaviside(", x, PY_SUM, ", 0.0)", PY_ATOM);
   case FN_RELU:
-    return wrap("np.maximum(", x, PY_SUM, ", 0)", PY_ATOM);
+    if (p->lang == MD_CODE_TORCH)
+      return call1("torch.relu", x);
+    return wrap(L(p, "np.maximum(", "", "max("), x, PY_SUM, ", 0)", PY_ATOM);
   case FN_SIGMOID:
-    return wrap("1 / (1 + np.exp(-", x, PY_POW, "))", PY_PROD);
+    if (p->lang == MD_CODE_TORCH)
+      return call1("torch.sigmoid", x);
+    return wrap(L(p, "1 / (1 + np.exp(-", "", "1 ./ (1 + exp(-"), x, PY_POW,
+                "))", PY_PROD);
   case FN_SOFTPLUS:
+    if (p->lang == MD_CODE_TORCH)
+      return call1("torch.nn.functional.softplus", x);
+    if (oct) {
+      /* log(1 + exp(x)) without overflow, as np.logaddexp(0, x) */
+      x = named(p, x);
+      strbuf b;
+      sb_init(&b);
+      sb_printf(&b, "max(%s, 0) + log1p(exp(-abs(%s)))", x.s, x.s);
+      free(x.s);
+      return py_take(&b, PY_SUM, 3);
+    }
     return wrap("np.logaddexp(0, ", x, PY_SUM, ")", PY_ATOM);
   case FN_NBUILTIN:
     break;
@@ -1126,11 +1313,19 @@ static py emit_call(printer *p, const expr *e, const item *k) {
  * the float is negative; np.power keeps it real (nan), as arrays are. */
 static py power(printer *p, const item *base, const item *ex) {
   long n;
-  if (lscalar(p, base->sh) && !expr_is_int(ex->e, &n)) {
+  if (p->lang != MD_CODE_OCTAVE && lscalar(p, base->sh) &&
+      !expr_is_int(ex->e, &n)) {
     strbuf b;
     sb_init(&b);
     int d = 0;
-    sb_puts(&b, "np.power(");
+    sb_puts(&b, L(p, "np.power(", "torch.pow(torch.as_tensor(", ""));
+    if (p->lang == MD_CODE_TORCH) {
+      put(&b, emit_item(p, base), PY_SUM, &d);
+      sb_puts(&b, "), ");
+      put(&b, emit_item(p, ex), PY_SUM, &d);
+      sb_putc(&b, ')');
+      return py_take(&b, PY_ATOM, d + 2);
+    }
     put(&b, emit_item(p, base), PY_SUM, &d);
     sb_puts(&b, ", ");
     put(&b, emit_item(p, ex), PY_SUM, &d);
@@ -1141,8 +1336,10 @@ static py power(printer *p, const item *base, const item *ex) {
   sb_init(&b);
   int d = 0;
   put(&b, emit_item(p, base), PY_ATOM, &d);
-  sb_puts(&b, " ** ");
-  put(&b, emit_item(p, ex), PY_UNARY, &d);
+  /* Octave's .^ associates to the left: a bracket for any exponent but
+   * an atom */
+  sb_puts(&b, L(p, " ** ", " ** ", " .^ "));
+  put(&b, emit_item(p, ex), p->lang == MD_CODE_OCTAVE ? PY_ATOM : PY_UNARY, &d);
   return py_take(&b, PY_POW, d + 1);
 }
 
@@ -1150,13 +1347,14 @@ static py power(printer *p, const item *base, const item *ex) {
 static py emit_op(printer *p, const expr *e, lshape s, const item *k) {
   switch ((expr_op)e->op) {
   case E_NUM:
-    return py_num(e->u.num);
+    return py_num(p, e->u.num);
   case E_SYM:
     return emit_sym(p, e);
   case E_IDENT:
-    return sized(p, "np.eye(", s.r, ")", e);
+    return sized(p, L(p, "np.eye(", "torch.eye(", "eye("), s.r, ")", e);
   case E_ONES:
-    return sized(p, "np.ones((", s.r, ", 1))", e);
+    return sized(p, L(p, "np.ones((", "torch.ones((", "ones("), s.r,
+                 L(p, ", 1))", ", 1))", ", 1)"), e);
   case E_ADD: {
     chain c;
     chain_init(&c, PY_SUM);
@@ -1194,7 +1392,8 @@ static py emit_op(printer *p, const expr *e, lshape s, const item *k) {
   case E_HDIV: {
     chain c;
     chain_init(&c, PY_PROD);
-    const char *op = e->op == E_HAD ? " * " : " / ";
+    const char *op = e->op == E_HAD ? L(p, " * ", " * ", " .* ")
+                                    : L(p, " / ", " / ", " ./ ");
     for (size_t i = 0; i < e->nkids; i++)
       chain_add(p, &c, op, emit_item(p, &k[i]));
     return chain_end(&c);
@@ -1204,11 +1403,14 @@ static py emit_op(printer *p, const expr *e, lshape s, const item *k) {
   case E_TRANS:
     if (lscalar(p, s))
       return emit_item(p, &k[0]);
-    return wrap("", emit_item(p, &k[0]), PY_ATOM, ".T", PY_ATOM);
+    return wrap("", emit_item(p, &k[0]), PY_ATOM, L(p, ".T", ".T", ".'"),
+                PY_ATOM);
   case E_INV:
     if (lscalar(p, s))
-      return wrap("1 / ", emit_item(p, &k[0]), PY_UNARY, "", PY_PROD);
-    return call1("np.linalg.inv", emit_item(p, &k[0]));
+      return wrap(L(p, "1 / ", "1 / ", "1 ./ "), emit_item(p, &k[0]), PY_UNARY,
+                  "", PY_PROD);
+    return call1(L(p, "np.linalg.inv", "torch.linalg.inv", "inv"),
+                 emit_item(p, &k[0]));
   case E_POW: {
     if (lscalar(p, s))
       return power(p, &k[0], &k[1]);
@@ -1220,7 +1422,13 @@ static py emit_op(printer *p, const expr *e, lshape s, const item *k) {
     strbuf b;
     sb_init(&b);
     int d = 0;
-    sb_puts(&b, "np.linalg.matrix_power(");
+    if (p->lang == MD_CODE_OCTAVE) {
+      put(&b, emit_item(p, &k[0]), PY_ATOM, &d);
+      sb_printf(&b, " ^ %s%ld%s", n < 0 ? "(" : "", n, n < 0 ? ")" : "");
+      return py_take(&b, PY_POW, d + 1);
+    }
+    sb_puts(&b,
+            L(p, "np.linalg.matrix_power(", "torch.linalg.matrix_power(", ""));
     put(&b, emit_item(p, &k[0]), PY_SUM, &d);
     sb_printf(&b, ", %ld)", n);
     return py_take(&b, PY_ATOM, d + 1);
@@ -1234,9 +1442,13 @@ static py emit_op(printer *p, const expr *e, lshape s, const item *k) {
     chain c;
     chain_init(&c, PY_PROD);
     chain_add(p, &c, "", emit_item(p, &k[0]));
-    chain_add(p, &c, " * ", emit_item(p, &k[1]));
+    chain_add(p, &c, L(p, " * ", " * ", " .* "), emit_item(p, &k[1]));
     py r = chain_end(&c);
-    return lscalar(p, k[0].sh) ? r : call1("np.sum", r);
+    if (lscalar(p, k[0].sh))
+      return r;
+    return p->lang == MD_CODE_OCTAVE
+               ? call1("sum", call1("sum", r))
+               : call1(L(p, "np.sum", "torch.sum", ""), r);
   }
   default:
     break;
@@ -1542,14 +1754,19 @@ static py scaled_exp(printer *p, const expr *u, const py *x) {
     strbuf b;
     sb_init(&b);
     if (p->smax[c->id].s)
-      sb_printf(&b, "np.exp(%s - %s)", v.s, p->smax[c->id].s);
+      sb_printf(&b,
+                L(p, "np.exp(%s - %s)", "torch.exp(%s - %s)", "exp(%s - %s)"),
+                v.s, p->smax[c->id].s);
     else
-      sb_printf(&b, "np.exp(%s - np.max(%s))", v.s, v.s);
+      sb_printf(&b,
+                L(p, "np.exp(%s - np.max(%s))", "torch.exp(%s - torch.max(%s))",
+                  "exp(%s - max(max(%s)))"),
+                v.s, v.s);
     free(v.s);
     p->sexp[c->id] = to_temp(p, py_take(&b, PY_ATOM, 2));
   }
   py r = py_copy(p->sexp[c->id]);
-  return t ? wrap("", r, PY_ATOM, ".T", PY_ATOM) : r;
+  return t ? wrap("", r, PY_ATOM, L(p, ".T", ".T", ".'"), PY_ATOM) : r;
 }
 
 /* A node with a symbol inside: its shape is fixed, so it is written once;
@@ -1573,7 +1790,7 @@ static py emit(printer *p, const expr *e) {
     canon(p, u, &t);
     py r = scaled_exp(p, scale, NULL);
     if (t != (e->kid[0]->op == E_TRANS))
-      r = wrap("", r, PY_ATOM, ".T", PY_ATOM);
+      r = wrap("", r, PY_ATOM, L(p, ".T", ".T", ".'"), PY_ATOM);
     if (p->refs[e->id] >= 2 && !is_name(&r)) {
       r = to_temp(p, r);
       memo[e->id] = py_copy(r);
@@ -1647,32 +1864,54 @@ static void count_refs(printer *p, const expr *e) {
 static py result(printer *p, py r, lshape es, const expr *e, md_shape shape) {
   lshape want = lbind_shape(p, shape);
   bool vector = !lis_one(p, want.r) && lis_one(p, want.c);
+  bool oct = p->lang == MD_CODE_OCTAVE;
   if (lscalar(p, want))
-    return call1("float", r);
+    return oct ? r : call1(L(p, "float", "torch.as_tensor", ""), r);
   if (lscalar(p, es)) {
     strbuf b;
     sb_init(&b);
     int d = 0;
     bool zero = expr_is_zero(e);
-    sb_puts(&b, zero ? "np.zeros(" : "np.full(");
-    if (!vector)
+    if (p->lang == MD_CODE_NUMPY) {
+      sb_puts(&b, zero ? "np.zeros(" : "np.full(");
+    } else {
+      /* V times ones: torch.full wants a number, not a tensor */
+      if (!zero) {
+        put(&b, r, PY_PROD, &d);
+        sb_puts(&b, oct ? " .* " : " * ");
+      }
+      sb_puts(&b, zero ? L(p, "", "torch.zeros(", "zeros(")
+                       : L(p, "", "torch.ones(", "ones("));
+    }
+    if (!vector && !oct)
       sb_putc(&b, '(');
     put_size(p, want.r, &b, e);
-    if (!vector) {
+    if (!vector || oct) {
       sb_puts(&b, ", ");
-      put_size(p, want.c, &b, e);
-      sb_putc(&b, ')');
+      if (vector)
+        sb_putc(&b, '1');
+      else
+        put_size(p, want.c, &b, e);
+      if (!oct)
+        sb_putc(&b, ')');
     }
-    if (zero) {
+    if (p->lang == MD_CODE_NUMPY) {
+      if (zero) {
+        free(r.s);
+      } else {
+        sb_puts(&b, ", ");
+        put(&b, r, PY_SUM, &d);
+      }
+    } else if (zero) {
       free(r.s);
-    } else {
-      sb_puts(&b, ", ");
-      put(&b, r, PY_SUM, &d);
     }
     sb_putc(&b, ')');
-    return py_take(&b, PY_ATOM, d + 1);
+    return py_take(&b, p->lang == MD_CODE_NUMPY || zero ? PY_ATOM : PY_PROD,
+                   d + 1);
   }
-  return vector ? call1("np.ravel", r) : r;
+  if (!vector || oct)
+    return r;
+  return call1(L(p, "np.ravel", "torch.ravel", ""), r);
 }
 
 /* Python names for the parameters: a keyword or a name the code uses
@@ -1683,7 +1922,7 @@ static void name_params(printer *p) {
     sb_init(&b);
     sb_puts(&b, p->params[i]->u.name);
     for (;;) {
-      bool clash = reserved(b.s);
+      bool clash = reserved(p, b.s);
       for (size_t j = 0; j < i && !clash; j++)
         clash = strcmp(p->pname[j], b.s) == 0;
       for (size_t j = 0; j < p->nparams && !clash; j++)
@@ -1696,10 +1935,52 @@ static void name_params(printer *p) {
   }
 }
 
-bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
-                    md_shape shape, const expr *const *params, size_t nparams,
-                    const char *name, md_errors *err) {
-  printer p = {.ctx = ctx, .sh = shapes, .err = err};
+/* One returned value: E of the expected SHAPE, as the function returns
+ * it (see result()). */
+static py emit_root(printer *p, const expr *e, md_shape shape) {
+  lshape es;
+  py r;
+  if (e->flags & EF_CLOSED) {
+    /* a closed result (I, 0, ones ones^T) takes the expected shape */
+    size_t idx = linfer(p, e);
+    es = p->oc[idx].sh;
+    if (!p->failed)
+      (void)lunify_shape(p, es, lbind_shape(p, shape));
+    r = p->failed ? py_str("None") : emit_occ(p, idx);
+  } else {
+    /* a derivative's nodes were never unified with anything, so the
+     * expected shape may be the only thing that sizes an I inside */
+    es = lbind_shape(p, fixed_shape(p, e));
+    (void)lunify_shape(p, es, lbind_shape(p, shape));
+    r = emit(p, e);
+  }
+  return result(p, r, es, e, shape);
+}
+
+/* A name for an output of an Octave function: BASE, or BASE_ ... when a
+ * parameter or an earlier output is called so. */
+static char *out_name(printer *p, const char *base, char **outs, size_t n) {
+  strbuf b;
+  sb_init(&b);
+  sb_puts(&b, base);
+  for (;;) {
+    bool clash = reserved(p, b.s);
+    for (size_t i = 0; i < p->nparams && !clash; i++)
+      clash = strcmp(p->pname[i], b.s) == 0;
+    for (size_t i = 0; i < n && !clash; i++)
+      clash = strcmp(outs[i], b.s) == 0;
+    if (!clash)
+      break;
+    sb_putc(&b, '_');
+  }
+  return sb_take(&b);
+}
+
+bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
+                   const md_code_fn *fn, md_errors *err) {
+  const expr *const *params = fn->params;
+  size_t nparams = fn->nparams;
+  printer p = {.lang = fn->lang, .ctx = ctx, .sh = shapes, .err = err};
   p.params = params;
   p.nparams = nparams;
   p.pname = xcalloc(nparams ? nparams : 1, sizeof *p.pname);
@@ -1719,44 +2000,132 @@ bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
   p.salias = xcalloc(p.nnodes, sizeof *p.salias);
   p.sparity = xcalloc(p.nnodes, sizeof *p.sparity);
 
-  py r;
-  lshape es;
-  if (e->flags & EF_CLOSED) {
-    /* a closed result (I, 0, ones ones^T) takes the expected shape */
-    size_t idx = linfer(&p, e);
-    es = p.oc[idx].sh;
-    if (!p.failed)
-      (void)lunify_shape(&p, es, lbind_shape(&p, shape));
-    r = p.failed ? py_str("None") : emit_occ(&p, idx);
-  } else {
-    /* a derivative's nodes were never unified with anything, so the
-     * expected shape may be the only thing that sizes an I inside */
-    es = lbind_shape(&p, fixed_shape(&p, e));
-    (void)lunify_shape(&p, es, lbind_shape(&p, shape));
-    count_refs(&p, e);
-    scan(&p, e);
-    r = emit(&p, e);
+  /* the roots: the value first, then the results; a node the roots share
+   * (the forward pass in the value and in the gradients, an adjoint in
+   * two gradients) is one local, computed once */
+  size_t nroots = fn->nresults + (fn->value != NULL);
+  const expr **roots = xcalloc(nroots, sizeof *roots);
+  md_shape *rshape = xcalloc(nroots, sizeof *rshape);
+  size_t k = 0;
+  if (fn->value) {
+    roots[k] = fn->value;
+    rshape[k++] = fn->value_shape;
   }
-  r = result(&p, r, es, e, shape);
+  for (size_t i = 0; i < fn->nresults; i++) {
+    roots[k] = fn->results[i];
+    rshape[k++] = fn->shapes[i];
+  }
+  for (size_t i = 0; i < nroots; i++) {
+    if (roots[i]->flags & EF_CLOSED)
+      continue;
+    p.refs[roots[i]->id]++;
+    count_refs(&p, roots[i]);
+    scan(&p, roots[i]);
+  }
+  if (nroots > 1) {
+    /* sub-chains that are nodes (see chain_match): used once more each,
+     * their operands once less */
+    p.mcap = 16;
+    while (p.mcap < 2 * p.nnodes)
+      p.mcap *= 2;
+    p.mtab = xcalloc(p.mcap, sizeof *p.mtab);
+    uint8_t *seen = xcalloc(p.nnodes, 1);
+    for (size_t i = 0; i < nroots; i++)
+      mindex(&p, roots[i], seen);
+    free(seen);
+    for (size_t t = 0; t < p.mcap; t++) {
+      const expr *e = p.mtab[t];
+      for (size_t i = 0; e && i < e->nkids; i++) {
+        size_t j;
+        const expr *sub = chain_match(&p, e, i, &j);
+        if (!sub)
+          continue;
+        p.refs[sub->id]++;
+        for (size_t m = i; m < j; m++)
+          if (!(e->kid[m]->flags & EF_CLOSED))
+            p.refs[e->kid[m]->id]--;
+        i = j - 1;
+      }
+    }
+  }
+  py *r = xcalloc(nroots, sizeof *r);
+  for (size_t i = 0; i < nroots; i++)
+    r[i] = emit_root(&p, roots[i], rshape[i]);
 
   bool ok = !p.failed;
-  if (ok) {
-    sb_puts(out, "import numpy as np\n\n");
-    sb_printf(out, "def %s(", name);
+  bool oct = fn->lang == MD_CODE_OCTAVE;
+  if (ok && oct) {
+    char **outs = xcalloc(nroots, sizeof *outs);
+    for (size_t i = 0; i < nroots; i++)
+      outs[i] = out_name(&p,
+                         fn->value && i == 0 ? "f"
+                         : fn->outs          ? fn->outs[i - (fn->value != NULL)]
+                                             : "y",
+                         outs, i);
+    sb_puts(out, "function ");
+    if (nroots > 1)
+      sb_putc(out, '[');
+    for (size_t i = 0; i < nroots; i++)
+      sb_printf(out, "%s%s", i ? ", " : "", outs[i]);
+    sb_printf(out, "%s = %s(", nroots > 1 ? "]" : "", fn->name);
+    for (size_t i = 0; i < nparams; i++)
+      sb_printf(out, "%s%s", i ? ", " : "", p.pname[i]);
+    sb_puts(out, ")\n");
+    /* vectors may come as rows: inside, every vector is a column (all of
+     * them: size(x, 1) of a row would be 1) */
+    for (size_t i = 0; i < nparams; i++)
+      if (md_shape_is_vector(shapes, md_shape_of(shapes, params[i])))
+        sb_printf(out, "  %s = %s(:);\n", p.pname[i], p.pname[i]);
+    if (p.body.len)
+      sb_puts(out, p.body.s);
+    for (size_t i = 0; i < nroots; i++)
+      sb_printf(out, "  %s = %s;\n", outs[i], r[i].s);
+    sb_puts(out, "end\n");
+    for (size_t i = 0; i < nroots; i++)
+      free(outs[i]);
+    free(outs);
+  } else if (ok) {
+    bool torch = fn->lang == MD_CODE_TORCH;
+    sb_puts(out, torch ? "import torch\n\n" : "import numpy as np\n\n");
+    sb_printf(out, "def %s(", fn->name);
     for (size_t i = 0; i < nparams; i++)
       sb_printf(out, "%s%s", i ? ", " : "", p.pname[i]);
     sb_puts(out, "):\n");
-    /* vectors may come 1-D; inside, every vector is a column */
-    for (size_t i = 0; i < nparams; i++)
-      if (p.pused[i] &&
-          md_shape_is_vector(shapes, md_shape_of(shapes, params[i])))
-        sb_printf(out, "    %s = np.reshape(%s, (-1, 1))\n", p.pname[i],
-                  p.pname[i]);
+    /* vectors may come 1-D; inside, every vector is a column (and in
+     * PyTorch every parameter a tensor, which NumPy arrays become) */
+    for (size_t i = 0; i < nparams; i++) {
+      if (!p.pused[i])
+        continue;
+      bool vec = md_shape_is_vector(shapes, md_shape_of(shapes, params[i]));
+      const char *n = p.pname[i];
+      if (torch && vec)
+        sb_printf(out, "    %s = torch.reshape(torch.as_tensor(%s), (-1, 1))\n",
+                  n, n);
+      else if (torch)
+        sb_printf(out, "    %s = torch.as_tensor(%s)\n", n, n);
+      else if (vec)
+        sb_printf(out, "    %s = np.reshape(%s, (-1, 1))\n", n, n);
+    }
     if (p.body.len)
       sb_puts(out, p.body.s);
-    sb_printf(out, "    return %s\n", r.s);
+    /* g; (g1, ..., gk); f, g; f, (g1, ..., gk) */
+    sb_puts(out, "    return ");
+    if (fn->value)
+      sb_printf(out, "%s, ", r[0].s);
+    size_t first = fn->value != NULL;
+    if (fn->nresults > 1)
+      sb_putc(out, '(');
+    for (size_t i = first; i < nroots; i++)
+      sb_printf(out, "%s%s", i > first ? ", " : "", r[i].s);
+    if (fn->nresults > 1)
+      sb_putc(out, ')');
+    sb_putc(out, '\n');
   }
-  free(r.s);
+  for (size_t i = 0; i < nroots; i++)
+    free(r[i].s);
+  free(r);
+  free(roots);
+  free(rshape);
   for (size_t i = 0; i < p.nnodes; i++) {
     free(p.memo[i].s);
     free(p.memo_sc[i].s);
@@ -1783,6 +2152,20 @@ bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
   free(p.trail);
   free(p.oc);
   free(p.okid);
+  free(p.mtab);
   sb_clear(&p.body);
   return ok;
+}
+
+bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
+                    md_shape shape, const expr *const *params, size_t nparams,
+                    const char *name, md_errors *err) {
+  md_code_fn fn = {.lang = MD_CODE_NUMPY,
+                   .name = name,
+                   .params = params,
+                   .nparams = nparams,
+                   .results = &e,
+                   .shapes = &shape,
+                   .nresults = 1};
+  return md_print_code(out, ctx, shapes, &fn, err);
 }

@@ -1,5 +1,7 @@
 /*
- * print_numpy.h - the NumPy printer (SPEC 6, --format numpy).
+ * print_numpy.h - the array-code printers: NumPy (SPEC 6, --format numpy)
+ * and its two siblings, PyTorch (--format torch) and Octave/MATLAB
+ * (--format octave), which differ from it only in spelling.
  *
  * Writes a self-contained Python function
  *
@@ -64,6 +66,49 @@
 #include "shape.h"
 #include "strbuf.h"
 
+typedef enum md_code_lang {
+  MD_CODE_NUMPY,
+  MD_CODE_TORCH,  /* the same function over torch tensors */
+  MD_CODE_OCTAVE, /* a function file for Octave and MATLAB */
+} md_code_lang;
+
+/* One function computing several results at once (a value and its
+ * gradients: backpropagation as code).  Every node the results share is
+ * computed once, into a local, so the forward pass that the value needs
+ * is the one the gradients reuse.
+ *
+ * Python (NumPy, PyTorch) returns RESULTS[0] alone when there is one and
+ * no VALUE, else the tuple (RESULTS[0], ..., RESULTS[n-1]); with VALUE,
+ * the pair (VALUE, that).  Octave writes
+ *   function [f, OUTS[0], ..., OUTS[n-1]] = NAME(P1, ...)
+ * (f only with VALUE; OUTS NULL: y).
+ *
+ * PyTorch: every parameter used goes through torch.as_tensor (NumPy arrays
+ * and numbers are welcome), a scalar result is a 0-d tensor, nothing leaves
+ * the autograd graph (a 1×1 product is .squeeze()d, not .item()ed), so
+ * autograd can check the function.  Constants (torch.eye, torch.ones)
+ * take torch's default dtype.
+ *
+ * Octave: products of matrices are *, every scalar product .*, transposes
+ * .', vectors columns (parameters x(:) first), scalar results numbers;
+ * log |det X| is log(abs(det(X))). */
+typedef struct md_code_fn {
+  md_code_lang lang;
+  const char *name;
+  const expr *const *params;
+  size_t nparams;
+  const expr *value; /* NULL, or the value to return first */
+  md_shape value_shape;
+  const expr *const *results;
+  const md_shape *shapes;  /* the expected shape of each result */
+  const char *const *outs; /* Octave's output names; NULL: y */
+  size_t nresults;
+} md_code_fn;
+
+bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
+                   const md_code_fn *fn, md_errors *err);
+
+/* A function of PARAMS that returns E: md_print_code for one result. */
 bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,
                     md_shape shape, const expr *const *params, size_t nparams,
                     const char *name, md_errors *err);

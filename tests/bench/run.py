@@ -769,6 +769,65 @@ def throughput(args, out):
     return targets
 
 
+# ---- backpropagation (issue 19) ----
+
+
+def network_loss(layers):
+    """||W_L tanh(... tanh(W_1 x + b_1) ...) + b_L - y||^2 and its
+    parameters."""
+    h = "x"
+    for k in range(1, layers + 1):
+        pre = "W%d %s + b%d" % (k, h, k)
+        h = pre if k == layers else "tanh(%s)" % pre
+    params = ["W%d" % k for k in range(1, layers + 1)] + \
+        ["b%d" % k for k in range(1, layers + 1)]
+    return "||%s - y||^2" % h, params
+
+
+def backprop(args, out):
+    """All the gradients of a 20-layer network in one run against one
+    gradient: CPU time of the process (median of runs), output size."""
+    matdiff = os.path.abspath(args.matdiff)
+    reps = 5 if args.quick else 21
+    f, params = network_loss(20)
+    cases = [("one gradient (W1)", ["--wrt", "W1"])]
+    every = []
+    for p in params:
+        every += ["--wrt", p]
+    cases.append(("all %d gradients" % len(params), every))
+    cases.append(("all %d gradients, -f numpy --value" % len(params),
+                  ["-f", "numpy", "--value"] + every))
+    cases.append(("all %d gradients, separately (%d runs)" % (
+        len(params), len(params)), None))
+    rows, cpu = [], {}
+    for name, opts in cases:
+        if opts is None:
+            t = sum(statistics.median(
+                spawn_time([matdiff, "--wrt", p, f])[1] for _ in range(reps))
+                for p in params)
+            size = sum(len(subprocess.run([matdiff, "--wrt", p, f],
+                                          stdout=subprocess.PIPE).stdout)
+                       for p in params)
+        else:
+            argv = [matdiff] + opts + [f]
+            size = len(subprocess.run(argv, stdout=subprocess.PIPE).stdout)
+            spawn_time(argv)
+            t = statistics.median(spawn_time(argv)[1] for _ in range(reps))
+        cpu[name] = t
+        rows.append("| %s | %s | %d |" % (name, fmt_time(t), size))
+    out.append("`%s` (20 layers, %d parameters), the process's CPU time "
+               "(median of %d runs):\n" % (f[:60] + "...", len(params), reps))
+    out.append("| run | CPU | output bytes |")
+    out.append("|---|--:|--:|")
+    out.extend(rows)
+    one = cpu[cases[0][0]]
+    ratio = cpu[cases[1][0]] / one if one else float("inf")
+    out.append("\nAll gradients in one run / one gradient: %.2f×; "
+               "as one NumPy function with the value: %.2f×.\n" % (
+                   ratio, cpu[cases[2][0]] / one if one else float("inf")))
+    return ratio
+
+
 def scaling_targets(table):
     """The linearity targets, from bench's summary table."""
     per_node, out_nodes, out_size, memory = [], [], [], []
@@ -827,7 +886,7 @@ def main():
                     help="seconds of repetitions per measurement")
     ap.add_argument("--skip", action="append", default=[],
                     choices=["scaling", "instructions", "cli", "sympy",
-                             "throughput"])
+                             "throughput", "backprop"])
     ap.add_argument("--instr-timeout", type=int, default=300,
                     help="seconds for one run under valgrind")
     args = ap.parse_args()
@@ -878,6 +937,12 @@ def main():
     if "throughput" not in args.skip:
         out.append("## Throughput: filter mode and check\n")
         targets += throughput(args, out)
+    if "backprop" not in args.skip:
+        out.append("## Backpropagation: every gradient in one run\n")
+        ratio = backprop(args, out)
+        targets.append("All the gradients of a 20-layer network in one run "
+                       "≤ 2× one gradient: %.2f×, %s" % (
+                           ratio, "met" if ratio <= 2 else "not met"))
     if "sympy" not in args.skip:
         out.append("## Against SymPy\n")
         ratio = compare_sympy(args, seed, out)
