@@ -60,7 +60,7 @@ bash)
   }
   ok "--w: --wrt" complete_is "--wrt" --w
   ok "--format n: numpy" complete_is "numpy" --format n
-  ok "-f '': every format" complete_is "text latex numpy" -f ""
+  ok "-f '': every format" complete_is "text latex numpy torch octave" -f ""
   ok "--format=l: latex" complete_is "latex" --format = l
   ok "--layout '': every layout" complete_is "denominator numerator mixed" \
     --layout ""

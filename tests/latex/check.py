@@ -90,6 +90,11 @@ def golden_formulas(path):
     return out
 
 
+# Environments that live inside math mode (one formula of several lines):
+# the rest (align*) are displays of their own.
+INNER = ("\\begin{aligned}", "\\begin{gathered}", "\\begin{split}")
+
+
 def run_matdiff(cmd, where, problems, quiet=False):
     """The stdout of CMD, or None (a crash or a timeout is a problem; an
     error is noted unless QUIET)."""
@@ -187,7 +192,7 @@ def pdflatex_failures(formulas, workdir):
         for i in left:
             body.append("%% %s" % formulas[i].origin.replace("%", "\\%"))
             tex = formulas[i].tex
-            if not tex.startswith("\\begin{"):
+            if not tex.startswith("\\begin{") or tex.startswith(INNER):
                 tex = "\\[ %s \\]" % tex
             for k, line in enumerate(tex.split("\n")):
                 body.append(line)
