@@ -55,6 +55,9 @@ typedef struct session {
   size_t ntexts;
   bool refuted;          /* --verify found a result false */
   unsigned numpy_blocks; /* NumPy functions printed so far */
+  /* the simplifier of the expression being run, for its shapes */
+  md_simplifier *simp;
+  md_shapes *simp_shapes;
   FILE *out, *errf;
 } session;
 
@@ -404,7 +407,14 @@ static void simplify_steps(session *S, md_shapes *sh, strbuf *b, expr *f,
 
 /* R simplified; NULL after an error (reported). */
 static expr *simplified(session *S, md_shapes *sh, const request *q, expr *r) {
-  expr *s = md_simplify_with(S->ctx, sh, &S->rules, r);
+  /* the results of one expression (several --wrt) share a simplifier:
+   * what they have in common is simplified once */
+  if (S->simp_shapes != sh) {
+    md_simplifier_free(S->simp);
+    S->simp = md_simplifier_new(S->ctx, sh, &S->rules);
+    S->simp_shapes = sh;
+  }
+  expr *s = md_simplifier_run(S->simp, r);
   if (!s || md_shapes_full(sh)) {
     /* R as it is would print forms no output shows (1 ones, 3^T G); with
      * sizes past their limit, nothing decided with them is sure */
@@ -952,6 +962,9 @@ static bool run_expr(session *S, run_mode mode, const md_source *src,
       ok = print_result(S, sh, &q, r, NULL);
     }
   }
+  md_simplifier_free(S->simp); /* it holds SH */
+  S->simp = NULL;
+  S->simp_shapes = NULL;
   md_shapes_free(sh);
   if (used) {
     md_env_clear(&S->env);

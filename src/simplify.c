@@ -1760,26 +1760,71 @@ static expr *normal_of(md_nf *N, md_ew *W, expr *e) {
   return n ? md_ew_apply(W, n) : NULL;
 }
 
-/* The rules rewrite before each normal form is taken (rewrite.h). */
-expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
-                       const struct md_rules *rules, expr *e) {
-  md_nf *N = md_nf_new(ctx, shapes, false);
-  md_ew *W = md_ew_new(ctx, shapes, N, rules, false);
-  expr *n = normal_of(N, W, rewritten(ctx, shapes, rules, e)), *r = NULL;
+struct md_simplifier {
+  md_ctx *ctx;
+  md_shapes *shapes;
+  const struct md_rules *rules;
+  md_nf *N;
+  md_ew *W;
+  simp first; /* the first round's presentations, kept from call to call */
+};
+
+md_simplifier *md_simplifier_new(md_ctx *ctx, md_shapes *shapes,
+                                 const struct md_rules *rules) {
+  md_simplifier *m = xcalloc(1, sizeof *m);
+  m->ctx = ctx;
+  m->shapes = shapes;
+  m->rules = rules;
+  m->N = md_nf_new(ctx, shapes, false);
+  m->W = md_ew_new(ctx, shapes, m->N, rules, false);
+  m->first = (simp){.ctx = ctx, .shapes = shapes, .N = m->N};
+  return m;
+}
+
+void md_simplifier_free(md_simplifier *m) {
+  if (!m)
+    return;
+  simp_clear(&m->first);
+  md_ew_free(m->W);
+  md_nf_free(m->N);
+  free(m);
+}
+
+/* The rules rewrite before each normal form is taken (rewrite.h).  The
+ * normal forms, the element-wise islands and the first round's
+ * presentations are memoised by node in M, so that results that share
+ * parts (the gradients of one loss by several variables) pay for each
+ * part once; a later round starts afresh (it is rare). */
+expr *md_simplifier_run(md_simplifier *m, expr *e) {
+  expr *n = normal_of(m->N, m->W, rewritten(m->ctx, m->shapes, m->rules, e)),
+       *r = NULL;
   size_t budget = WORK_FLOOR + WORK_PER_NODE * expr_dag_size(n);
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
-    simp S = {.ctx = ctx, .shapes = shapes, .N = N, .budget = budget};
-    r = present(&S, n);
-    if (S.failed)
+    simp T = {.ctx = m->ctx, .shapes = m->shapes, .N = m->N};
+    simp *S = round == 0 ? &m->first : &T;
+    /* each call has its own budget on top of what the earlier ones did */
+    S->budget = S->work + budget;
+    S->failed = false;
+    r = present(S, n);
+    if (S->failed)
       r = NULL;
-    simp_clear(&S);
-    expr *again = r ? normal_of(N, W, rewritten(ctx, shapes, rules, r)) : NULL;
+    if (S == &T)
+      simp_clear(&T);
+    expr *again =
+        r ? normal_of(m->N, m->W, rewritten(m->ctx, m->shapes, m->rules, r))
+          : NULL;
     if (!again || again == n)
       break;
     n = again;
   }
-  md_ew_free(W);
-  md_nf_free(N);
+  return r;
+}
+
+expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
+                       const struct md_rules *rules, expr *e) {
+  md_simplifier *m = md_simplifier_new(ctx, shapes, rules);
+  expr *r = md_simplifier_run(m, e);
+  md_simplifier_free(m);
   return r;
 }
 

@@ -60,6 +60,16 @@ struct md_rules;
 expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
                        const struct md_rules *rules, expr *e);
 
+/* md_simplify_with for several expressions of one context and SHAPES,
+ * which share what they have in common: the gradients of one loss by
+ * several variables.  The simplifier holds side tables by node; RULES and
+ * SHAPES must outlive it. */
+typedef struct md_simplifier md_simplifier;
+md_simplifier *md_simplifier_new(md_ctx *ctx, md_shapes *shapes,
+                                 const struct md_rules *rules);
+expr *md_simplifier_run(md_simplifier *m, expr *e);
+void md_simplifier_free(md_simplifier *m);
+
 /* True when A and B are equal by the identities of the normal form
  * (normal.h), also after distributing products over sums (within a
  * budget).  False means "not proved", not "different".  A and B share

@@ -645,13 +645,15 @@ def run_stream(argv, text):
 
 
 def main_instructions(argv, stdin_text=None):
-    """Instructions executed inside main() (valgrind), without the dynamic
-    loader's, or None."""
+    """Instructions executed inside main() and the threads it starts
+    (valgrind), without the dynamic loader's, or None."""
     vg = shutil.which("valgrind")
     if not vg:
         return None
     with tempfile.TemporaryDirectory() as d:
+        # the commands run on a thread of their own (src/deep.h)
         r = subprocess.run([vg, "--tool=callgrind", "--toggle-collect=main",
+                            "--toggle-collect=start_thread",
                             "--callgrind-out-file=%s/cg" % d] + argv,
                            input=stdin_text, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
