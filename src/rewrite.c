@@ -441,19 +441,51 @@ static expr *rewrite_rec(rewriter *W, expr *n) {
   return cur;
 }
 
+struct md_rewriter {
+  rewriter W; /* its memo is kept from call to call */
+};
+
+md_rewriter *md_rewriter_new(md_ctx *ctx, md_shapes *shapes,
+                             const md_rules *r) {
+  md_rewriter *m = xcalloc(1, sizeof *m);
+  m->W = (rewriter){.ctx = ctx, .shapes = shapes, .R = r};
+  md_idmap_init(&m->W.memo);
+  md_idmap_init(&m->W.busy);
+  return m;
+}
+
+void md_rewriter_free(md_rewriter *m) {
+  if (!m)
+    return;
+  md_idmap_clear(&m->W.memo);
+  md_idmap_clear(&m->W.busy);
+  free(m);
+}
+
+expr *md_rewriter_run(md_rewriter *m, expr *e) {
+  rewriter *W = &m->W;
+  if (!W->R || !W->R->nrw || !e)
+    return e;
+  W->budget = MD_REWRITE_BUDGET * expr_dag_size(e) + 64;
+  W->failed = false;
+  W->runaway = NULL;
+  W->last = NULL;
+  W->nest = 0;
+  expr *out = rewrite_rec(W, e);
+  md_idmap_clear(&W->busy);
+  md_idmap_init(&W->busy);
+  if (W->runaway)
+    md_ctx_limit_rule(W->ctx, W->runaway->file, W->runaway->line);
+  return W->failed ? NULL : out;
+}
+
 expr *md_rewrite(md_ctx *ctx, md_shapes *shapes, const md_rules *r, expr *e) {
   if (!r || !r->nrw || !e)
     return e;
-  rewriter W = {.ctx = ctx, .shapes = shapes, .R = r};
-  W.budget = MD_REWRITE_BUDGET * expr_dag_size(e) + 64;
-  md_idmap_init(&W.memo);
-  md_idmap_init(&W.busy);
-  expr *out = rewrite_rec(&W, e);
-  md_idmap_clear(&W.memo);
-  md_idmap_clear(&W.busy);
-  if (W.runaway)
-    md_ctx_limit_rule(ctx, W.runaway->file, W.runaway->line);
-  return W.failed ? NULL : out;
+  md_rewriter *m = md_rewriter_new(ctx, shapes, r);
+  expr *out = md_rewriter_run(m, e);
+  md_rewriter_free(m);
+  return out;
 }
 
 expr *md_rewrite_one(md_ctx *ctx, md_shapes *shapes, const md_rwrule *r,

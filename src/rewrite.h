@@ -49,6 +49,12 @@
 /* E rewritten by the rules of R (E itself when none applies); NULL only
  * when a result would be too deep. */
 expr *md_rewrite(md_ctx *ctx, md_shapes *shapes, const md_rules *r, expr *e);
+/* md_rewrite for several expressions of one context and SHAPES: what was
+ * rewritten once is not rewritten again (md_simplifier, simplify.h). */
+typedef struct md_rewriter md_rewriter;
+md_rewriter *md_rewriter_new(md_ctx *ctx, md_shapes *shapes, const md_rules *r);
+expr *md_rewriter_run(md_rewriter *m, expr *e);
+void md_rewriter_free(md_rewriter *m);
 
 /* The right side of R where its left side matches all of E (at the root,
  * no part of a longer product or sum), with E's shape; NULL when it does

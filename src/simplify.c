@@ -1745,25 +1745,25 @@ expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e) {
   return md_simplify_with(ctx, shapes, R, e);
 }
 
-/* E rewritten by RULES, or E when a rewrite would be too deep. */
-static expr *rewritten(md_ctx *ctx, md_shapes *shapes,
-                       const struct md_rules *rules, expr *e) {
-  expr *w = md_rewrite(ctx, shapes, rules, e);
-  if (!w && md_ctx_limit_is_rule(ctx))
-    return NULL; /* a user's rule rewrites without end: an error */
-  return w ? w : e;
-}
-
 /* The normal form of E with its element-wise islands reduced (ewise.h). */
 static expr *normal_of(md_nf *N, md_ew *W, expr *e) {
   expr *n = md_nf_of(N, e);
   return n ? md_ew_apply(W, n) : NULL;
 }
 
+/* E rewritten by M's rewriter, or E when a rewrite would be too deep. */
+static expr *rewritten_by(md_ctx *ctx, md_rewriter *R, expr *e) {
+  expr *w = md_rewriter_run(R, e);
+  if (!w && md_ctx_limit_is_rule(ctx))
+    return NULL; /* a user's rule rewrites without end: an error */
+  return w ? w : e;
+}
+
 struct md_simplifier {
   md_ctx *ctx;
   md_shapes *shapes;
   const struct md_rules *rules;
+  md_rewriter *R;
   md_nf *N;
   md_ew *W;
   simp first; /* the first round's presentations, kept from call to call */
@@ -1775,6 +1775,7 @@ md_simplifier *md_simplifier_new(md_ctx *ctx, md_shapes *shapes,
   m->ctx = ctx;
   m->shapes = shapes;
   m->rules = rules;
+  m->R = md_rewriter_new(ctx, shapes, rules);
   m->N = md_nf_new(ctx, shapes, false);
   m->W = md_ew_new(ctx, shapes, m->N, rules, false);
   m->first = (simp){.ctx = ctx, .shapes = shapes, .N = m->N};
@@ -1787,6 +1788,7 @@ void md_simplifier_free(md_simplifier *m) {
   simp_clear(&m->first);
   md_ew_free(m->W);
   md_nf_free(m->N);
+  md_rewriter_free(m->R);
   free(m);
 }
 
@@ -1796,8 +1798,7 @@ void md_simplifier_free(md_simplifier *m) {
  * parts (the gradients of one loss by several variables) pay for each
  * part once; a later round starts afresh (it is rare). */
 expr *md_simplifier_run(md_simplifier *m, expr *e) {
-  expr *n = normal_of(m->N, m->W, rewritten(m->ctx, m->shapes, m->rules, e)),
-       *r = NULL;
+  expr *n = normal_of(m->N, m->W, rewritten_by(m->ctx, m->R, e)), *r = NULL;
   size_t budget = WORK_FLOOR + WORK_PER_NODE * expr_dag_size(n);
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
     simp T = {.ctx = m->ctx, .shapes = m->shapes, .N = m->N};
@@ -1811,8 +1812,7 @@ expr *md_simplifier_run(md_simplifier *m, expr *e) {
     if (S == &T)
       simp_clear(&T);
     expr *again =
-        r ? normal_of(m->N, m->W, rewritten(m->ctx, m->shapes, m->rules, r))
-          : NULL;
+        r ? normal_of(m->N, m->W, rewritten_by(m->ctx, m->R, r)) : NULL;
     if (!again || again == n)
       break;
     n = again;
