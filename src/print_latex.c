@@ -1343,6 +1343,26 @@ char *md_print_latex_alloc(const md_ctx *ctx, md_shapes *shapes,
   return sb_take(&b);
 }
 
+bool md_latex_tall(const md_ctx *ctx, md_shapes *shapes, const expr *e) {
+  strbuf text;
+  lprinter p;
+  printer_init(&p, ctx, shapes, NULL, &text);
+  bool t = tall(&p, e);
+  printer_clear(&p);
+  return t;
+}
+
+void md_print_latex_call(strbuf *out, const md_ctx *ctx, md_shapes *shapes,
+                         const char *name, const expr *e) {
+  strbuf text;
+  lprinter p;
+  printer_init(&p, ctx, shapes, NULL, &text);
+  sb_puts(&text, name);
+  delimited(&p, D_CALL, &e, 1);
+  emit(&p, NULL, NULL, out, NULL);
+  printer_clear(&p);
+}
+
 void md_print_latex_result(strbuf *out, const md_ctx *ctx, md_shapes *shapes,
                            const expr *lhs, const expr *body,
                            expr *const *names, expr *const *values, size_t n,

@@ -54,6 +54,14 @@ void md_print_latex_result(strbuf *out, const md_ctx *ctx, md_shapes *shapes,
                            expr *const *names, expr *const *values, size_t n,
                            double width);
 
+/* Whether E, printed, holds a fraction: brackets around it are then
+ * \left \right. */
+bool md_latex_tall(const md_ctx *ctx, md_shapes *shapes, const expr *e);
+/* NAME(E), NAME a LaTeX macro (\mathrm{d}), with the brackets sized as
+ * those of a call (print_latex.c). */
+void md_print_latex_call(strbuf *out, const md_ctx *ctx, md_shapes *shapes,
+                         const char *name, const expr *e);
+
 /* The estimated width, in em of a 10 pt font, of N bytes of LaTeX that
  * this printer writes (the model heads print_latex.c's line breaking). */
 double md_latex_width(const char *tex, size_t n);

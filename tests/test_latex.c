@@ -352,6 +352,159 @@ START_TEST(latex_tuple) {
 }
 END_TEST
 
+/* ---- LaTeX: bracket sizes, placeholders, width, long results ---- */
+
+START_TEST(latex_bracket_sizes) {
+  /* plain around content of normal height, superscripts included */
+  check_latex("(A^T + B) x", "(\\mathbf{A}^\\top + \\mathbf{B}) \\mathbf{x}");
+  /* one size up per level of round brackets inside */
+  check_latex("y .* ((A + B) x)",
+              "\\mathbf{y} \\odot \\bigl( (\\mathbf{A} + \\mathbf{B}) "
+              "\\mathbf{x} \\bigr)");
+  check_latex("C (y .* ((A + B) x) - z)",
+              "\\mathbf{C} \\Bigl( \\mathbf{y} \\odot \\bigl( (\\mathbf{A} + "
+              "\\mathbf{B}) \\mathbf{x} \\bigr) - \\mathbf{z} \\Bigr)");
+  /* from three levels on, \\biggl( */
+  check_latex(
+      "(D (C (y .* ((A + B) x) - z) + w)) .* v",
+      "\\biggl( \\mathbf{D} \\biggl( \\mathbf{C} \\Bigl( \\mathbf{y} "
+      "\\odot \\bigl( (\\mathbf{A} + \\mathbf{B}) \\mathbf{x} \\bigr) - "
+      "\\mathbf{z} \\Bigr) + \\mathbf{w} \\biggr) \\biggr) \\odot "
+      "\\mathbf{v}");
+  /* a call's brackets: plain around calls, sized around brackets */
+  check_latex("exp(log(x))", "\\exp(\\log(\\mathbf{x}))");
+  check_latex("exp((A + B) x)", "\\exp\\bigl( (\\mathbf{A} + \\mathbf{B}) "
+                                "\\mathbf{x} \\bigr)");
+  check_latex("z .* (exp((A + B) x) - y)",
+              "\\mathbf{z} \\odot \\Bigl( \\exp\\bigl( (\\mathbf{A} + "
+              "\\mathbf{B}) \\mathbf{x} \\bigr) - \\mathbf{y} \\Bigr)");
+  check_latex("y .* (1 - tanh(x))",
+              "\\mathbf{y} \\odot (1 - \\tanh(\\mathbf{x}))");
+  /* bars and angles stay plain */
+  check_latex("||(A + B) x||", "\\lVert (\\mathbf{A} + \\mathbf{B}) "
+                               "\\mathbf{x} \\rVert");
+  /* \left \right around a fraction only */
+  check_latex("(A / alpha + B) x", "\\left( \\frac{\\mathbf{A}}{\\alpha} + "
+                                   "\\mathbf{B} \\right) \\mathbf{x}");
+  check_latex("y .* ((A / alpha + B) x)",
+              "\\mathbf{y} \\odot \\left( \\left( "
+              "\\frac{\\mathbf{A}}{\\alpha} + \\mathbf{B} \\right) "
+              "\\mathbf{x} \\right)");
+}
+END_TEST
+
+START_TEST(latex_placeholders) {
+  expr *G = sym("G"), *A = sym("A"), *X = sym("X"), *g = sym("g");
+  expr *lhs =
+      expr_diff(tu_ctx, expr_inner(tu_ctx, G, expr_mul(tu_ctx, A, X)), X);
+  const expr *ph[] = {G, A, X, g};
+  md_latex_style style = {ph, 4};
+  strbuf b;
+  sb_init(&b);
+  md_print_latex_opts(&b, tu_ctx, NULL, lhs, &style);
+  const char *got = keep(sb_take(&b));
+  ck_assert_str_eq(got, "\\frac{\\partial \\langle \\boldsymbol{\\mathsf{G}}, "
+                        "\\boldsymbol{\\mathsf{A}} \\boldsymbol{\\mathsf{X}} "
+                        "\\rangle}{\\partial \\boldsymbol{\\mathsf{X}}}");
+  /* other symbols keep their style */
+  sb_init(&b);
+  md_print_latex_opts(
+      &b, tu_ctx, NULL,
+      expr_mul(tu_ctx, expr_mul(tu_ctx, sym("alpha"), A), sym("B")), &style);
+  got = keep(sb_take(&b));
+  ck_assert_str_eq(got, "\\alpha \\boldsymbol{\\mathsf{A}} \\mathbf{B}");
+}
+END_TEST
+
+static double width(const char *tex) {
+  return md_latex_width(tex, strlen(tex));
+}
+
+START_TEST(latex_width_model) {
+  /* widths of Computer Modern at 10 pt, in em, as pdflatex sets them */
+  ck_assert_double_eq_tol(width("\\mathbf{a} + \\mathbf{b}"), 2.42, 0.05);
+  ck_assert_double_eq_tol(width("\\mathbf{A} \\odot \\mathbf{B}"), 2.91, 0.05);
+  ck_assert_double_eq_tol(width("\\mathbf{W}_{2}^\\top"), 1.88, 0.05);
+  ck_assert_double_eq_tol(width("\\operatorname{sigmoid}(\\mathbf{x})"), 4.72,
+                          0.05);
+  ck_assert_double_eq_tol(width("\\lVert \\mathbf{x} \\rVert"), 1.61, 0.05);
+  /* a fraction is as wide as the wider of its parts */
+  ck_assert_double_eq_tol(width("\\frac{\\mathbf{a} + \\mathbf{b}}{2}"),
+                          width("\\mathbf{a} + \\mathbf{b}") + 0.24, 0.01);
+  /* a unary minus has no spaces */
+  ck_assert(width("-\\mathbf{a}") <
+            width("\\mathbf{b} - \\mathbf{a}") - width("\\mathbf{b}") - 0.3);
+  /* a sub- and a superscript are stacked */
+  ck_assert_double_eq_tol(width("\\mathbf{W}_{1}^{2}"),
+                          width("\\mathbf{W}^{2}"), 0.01);
+  ck_assert_double_eq_tol(width(""), 0, 1e-9);
+}
+END_TEST
+
+/* The LaTeX of E as a result (md_print_latex_result), lines WIDTH em. */
+static const char *result(const expr *lhs, const expr *e, double width) {
+  strbuf b;
+  sb_init(&b);
+  md_print_latex_result(&b, tu_ctx, NULL, lhs, e, NULL, NULL, 0, width);
+  return keep(sb_take(&b));
+}
+
+/* Checks that every line of the aligned environment T is at most WIDTH
+ * em wide by the model, past its indent. */
+static void check_lines(const char *t, double width) {
+  const char *p = strstr(t, "\\begin{aligned} ");
+  ck_assert_msg(p == t, "not broken: %s", t);
+  p += strlen("\\begin{aligned} ");
+  const char *end = strstr(p, " \\end{aligned}");
+  ck_assert_ptr_nonnull(end);
+  for (unsigned k = 0;; k++) {
+    const char *q = strstr(p, " \\\\ ");
+    if (!q || q > end)
+      q = end;
+    double w = md_latex_width(p, (size_t)(q - p));
+    ck_assert_msg(w <= width + 1e-9, "line %u is %.2f em: %.*s", k, w,
+                  (int)(q - p), p);
+    if (q == end)
+      break;
+    p = q + 4;
+  }
+}
+
+START_TEST(latex_long_results) {
+  /* a sum of twelve terms a_i^T x b_i: broken at its + only */
+  expr *t[12];
+  char name[8];
+  for (int i = 0; i < 12; i++) {
+    snprintf(name, sizeof name, "a%d", i + 1);
+    expr *a = sym(name);
+    snprintf(name, sizeof name, "b%d", i + 1);
+    t[i] = expr_mul(tu_ctx, expr_mul(tu_ctx, expr_trans(tu_ctx, a), sym("x")),
+                    sym(name));
+  }
+  expr *sum = expr_add_n(tu_ctx, t, 12);
+  const char *one = keep(md_print_latex_alloc(tu_ctx, NULL, sum));
+  /* short enough: as md_print_latex writes it */
+  ck_assert_str_eq(result(NULL, sum, 1000), one);
+  const char *r = result(NULL, sum, 0);
+  check_lines(r, MD_LATEX_WIDTH);
+  ck_assert_ptr_nonnull(strstr(r, " \\\\ &\\quad {}+ "));
+  ck_assert_ptr_null(strstr(r, "\\cdot"));
+  /* narrower lines, more of them */
+  const char *n = result(NULL, sum, 15);
+  check_lines(n, 15);
+  /* inside brackets when it must: the bracket is then \bigl( \bigr) */
+  expr *p = expr_mul(tu_ctx, sym("C"), sum);
+  const char *q = result(NULL, p, 0);
+  check_lines(q, MD_LATEX_WIDTH);
+  ck_assert_ptr_nonnull(strstr(q, "\\mathbf{C} \\bigl( "));
+  ck_assert_ptr_nonnull(strstr(q, " \\bigr)"));
+  ck_assert_ptr_null(strstr(q, "\\left("));
+  /* with a short left side: LHS &= ... */
+  const char *e = result(sym("y"), sum, 0);
+  ck_assert_ptr_nonnull(strstr(e, "\\begin{aligned} \\mathbf{y} &= "));
+}
+END_TEST
+
 /* ---- Unicode text ---- */
 
 static const char *unicode(const expr *e) {
@@ -673,6 +826,10 @@ static Suite *latex_suite(void) {
   tcase_add_test(tc, latex_user_functions);
   tcase_add_test(tc, latex_derivatives);
   tcase_add_test(tc, latex_tuple);
+  tcase_add_test(tc, latex_bracket_sizes);
+  tcase_add_test(tc, latex_placeholders);
+  tcase_add_test(tc, latex_width_model);
+  tcase_add_test(tc, latex_long_results);
   tcase_add_test(tc, latex_structure_checker_finds_faults);
   tcase_add_test(tc, latex_random_well_formed);
   tc = tcase_create("unicode");
