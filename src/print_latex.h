@@ -6,9 +6,10 @@
  * \boldsymbol{\Sigma}), scalars in italic, ^\top, ^{-1}, \operatorname{tr},
  * \det, \log\det, \odot, \otimes, \lVert x \rVert, \frac{p}{q} for
  * rationals, Greek names as \lambda, a trailing number or _suffix as a
- * subscript (W1 -> \mathbf{W}_{1}), and \left( \right) only where the
- * structure needs them.  The whole table of forms, and the choices made
- * for a human reader, head print_latex.c.
+ * subscript (W1 -> \mathbf{W}_{1}), brackets only where the structure
+ * needs them and only as tall as what they hold (plain ( ), \bigl( \bigr)
+ * around brackets, \left( \right) around a fraction).  The whole table
+ * of forms, and the choices made for a human reader, head print_latex.c.
  *
  * The kind of each symbol comes from SHAPES (its declarations, else the
  * naming convention of SPEC 2); SHAPES may be NULL for the naming
