@@ -272,17 +272,25 @@ static void print_expr(session *S, md_shapes *sh, strbuf *b, const expr *e) {
     md_print_text_opts(b, S->ctx, e, S->o->unicode);
 }
 
-/* E with its repeated parts named in `where` bindings (share.h). */
-static void print_shared(session *S, md_shapes *sh, strbuf *b, expr *e) {
+/* LHS = E (E alone when LHS is NULL), with E's repeated parts named in
+ * `where` bindings (share.h); LaTeX breaks a long one into lines. */
+static void print_shared(session *S, md_shapes *sh, strbuf *b, const expr *lhs,
+                         expr *e) {
   md_sharing w;
   md_share(S->ctx, sh, e, &w);
-  bool latex = S->o->format == MD_FORMAT_LATEX;
+  if (S->o->format == MD_FORMAT_LATEX) {
+    md_print_latex_result(b, S->ctx, sh, lhs, w.body, w.names, w.values, w.n,
+                          0);
+    md_sharing_clear(&w);
+    return;
+  }
+  if (lhs) {
+    print_expr(S, sh, b, lhs);
+    sb_puts(b, " = ");
+  }
   print_expr(S, sh, b, w.body);
   for (size_t i = 0; i < w.n; i++) {
-    if (latex)
-      sb_puts(b, i ? ",\\quad " : ",\\quad\\text{where }");
-    else
-      sb_puts(b, i ? ", " : " where ");
+    sb_puts(b, i ? ", " : " where ");
     print_expr(S, sh, b, w.names[i]);
     sb_puts(b, " = ");
     print_expr(S, sh, b, w.values[i]);
@@ -497,11 +505,7 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
   } else if (S->o->steps && !q->x) {
     simplify_steps(S, sh, &b, q->f, r, s);
   } else {
-    if (S->o->equation) {
-      print_expr(S, sh, &b, q->lhs);
-      sb_puts(&b, " = ");
-    }
-    print_shared(S, sh, &b, s);
+    print_shared(S, sh, &b, S->o->equation ? q->lhs : NULL, s);
     sb_putc(&b, '\n');
   }
   if (ok)

@@ -51,14 +51,19 @@ static char *dupstr(const char *t) {
   return memcpy(xmalloc(n), t, n);
 }
 
-/* Prints E, with the symbolic adjoint under its shown name. */
-static void show(md_steps *s, strbuf *b, const expr *e) {
+/* E with the symbolic adjoint under its shown name. */
+static const expr *shown(md_steps *s, const expr *e) {
   if (s->adj) {
     expr *t = expr_subst_apply(&s->show_subst, (expr *)e);
     if (t)
       e = t;
   }
-  s->print(s->arg, b, e);
+  return e;
+}
+
+/* Prints E, with the symbolic adjoint under its shown name. */
+static void show(md_steps *s, strbuf *b, const expr *e) {
+  s->print(s->arg, b, shown(s, e));
 }
 
 static char *print_alloc(md_steps *s, const expr *e) {
@@ -89,20 +94,33 @@ static expr *readable(md_steps *s, expr *e) {
   return r ? r : e;
 }
 
-/* d(n): dX for a symbol, d(...) otherwise. */
+/* d(n): dX for a symbol, d(...) otherwise; in LaTeX with the brackets
+ * of a call, sized by what they hold as print_latex.c sizes them. */
 static void differential(md_steps *s, strbuf *b, const expr *n) {
   bool atom = n->op == E_SYM;
-  if (s->latex) {
-    sb_puts(b, atom ? "\\mathrm{d}" : "\\mathrm{d}\\left(");
+  if (s->latex && atom) {
+    sb_puts(b, "\\mathrm{d}");
     show(s, b, n);
-    if (!atom)
-      sb_puts(b, "\\right)");
+  } else if (s->latex) {
+    md_print_latex_call(b, s->ctx, s->shapes, "\\mathrm{d}", shown(s, n));
   } else {
     sb_puts(b, atom ? "d" : "d(");
     show(s, b, n);
     if (!atom)
       sb_putc(b, ')');
   }
+}
+
+/* <G, dN>: in LaTeX \langle \rangle, \left \right when G or N holds a
+ * fraction (as print_latex.c writes an inner product). */
+static void inner(md_steps *s, strbuf *b, const expr *G, const expr *n) {
+  bool tall = s->latex && (md_latex_tall(s->ctx, s->shapes, shown(s, G)) ||
+                           md_latex_tall(s->ctx, s->shapes, shown(s, n)));
+  sb_puts(b, !s->latex ? "<" : tall ? "\\left\\langle " : "\\langle ");
+  show(s, b, G);
+  sb_puts(b, ", ");
+  differential(s, b, n);
+  sb_puts(b, !s->latex ? ">" : tall ? " \\right\\rangle" : " \\rangle");
 }
 
 /* The differential as it stands: <G1, dn1> + <G2, dn2> + ... */
@@ -113,13 +131,68 @@ static char *frontier(md_steps *s) {
     term *t = &s->t[i];
     if (i)
       sb_puts(&b, " + ");
-    sb_puts(&b, s->latex ? "\\left\\langle " : "<");
-    show(s, &b, expr_add_n(s->ctx, t->v, t->nv));
-    sb_puts(&b, ", ");
-    differential(s, &b, t->n);
-    sb_puts(&b, s->latex ? " \\right\\rangle" : ">");
+    inner(s, &b, expr_add_n(s->ctx, t->v, t->nv), t->n);
   }
   return sb_take(&b);
+}
+
+/* The symbols of E (a rule's side: a small tree) not in V[0..N), added
+ * to V (room for CAP). */
+static size_t rule_symbols(const expr *e, const expr **v, size_t n,
+                           size_t cap) {
+  if (e->op == E_SYM) {
+    for (size_t i = 0; i < n; i++)
+      if (v[i] == e)
+        return n;
+    if (n < cap)
+      v[n++] = e;
+    return n;
+  }
+  for (size_t i = 0; i < e->nkids; i++)
+    n = rule_symbols(e->kid[i], v, n, cap);
+  return n;
+}
+
+static bool uses(md_steps *s, const expr *e, const expr *sym);
+
+/* The rule's placeholders renamed, for the text, where they have a name
+ * the reader could take for one of theirs: a symbol of f or the shown
+ * adjoint.  The new name is the first of P, Q, R, ... (p, q, r, ... for
+ * a lower-case one), then P1, Q1, ..., that is none of those and not
+ * another placeholder of the rule. */
+static void rename_placeholders(md_steps *s, const expr *const *v, size_t n,
+                                expr_subst *sub) {
+  static const char seq[] = "PQRSUVKLMN";
+  const expr *adj = s->adj ? shown(s, s->adj) : NULL;
+  const expr *taken[64];
+  size_t nt = 0;
+  for (size_t i = 0; i < n && nt < 64; i++)
+    taken[nt++] = v[i];
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] != adj && !uses(s, s->f, v[i]))
+      continue;
+    bool lower = v[i]->u.name[0] >= 'a' && v[i]->u.name[0] <= 'z';
+    for (unsigned k = 0;; k++) {
+      char name[16];
+      char c = seq[k % (sizeof seq - 1)];
+      if (lower)
+        c = (char)(c - 'A' + 'a');
+      if (k < sizeof seq - 1)
+        snprintf(name, sizeof name, "%c", c);
+      else
+        snprintf(name, sizeof name, "%c%u", c, k / (unsigned)(sizeof seq - 1));
+      expr *cand = expr_sym(s->ctx, name);
+      bool ok = cand != adj && !uses(s, s->f, cand);
+      for (size_t j = 0; j < nt && ok; j++)
+        ok = taken[j] != cand;
+      if (ok) {
+        expr_subst_bind(sub, v[i], cand);
+        if (nt < 64)
+          taken[nt++] = cand;
+        break;
+      }
+    }
+  }
 }
 
 /* "by RULE, RULE" for the rules just used. */
@@ -135,6 +208,10 @@ static char *rules_used(md_steps *s) {
       sb_puts(&b, s->latex ? ",\\ " : ", ");
     expr *lhs =
         expr_diff(s->ctx, expr_inner(s->ctx, r->adj, r->pattern), r->var);
+    /* the rule's placeholders: every symbol of it */
+    const expr *ph[32];
+    size_t nph = rule_symbols(lhs, ph, 0, 32);
+    nph = rule_symbols(r->result, ph, nph, 32);
     if (s->latex) {
       /* in LaTeX a rule's variables are bold or not by the kinds its
        * `let` lines give them (let g : scalar), not the expression's */
@@ -160,15 +237,23 @@ static char *rules_used(md_steps *s) {
         sh = md_shapes_new(s->ctx, &env);
       }
       md_errors_clear(&err);
-      md_print_latex(&b, s->ctx, sh, lhs);
+      /* in a style of their own: \mathsf{X} is no symbol of the user's */
+      md_latex_style style = {ph, nph};
+      md_print_latex_opts(&b, s->ctx, sh, lhs, &style);
       sb_puts(&b, " = ");
-      md_print_latex(&b, s->ctx, sh, r->result);
+      md_print_latex_opts(&b, s->ctx, sh, r->result, &style);
       md_shapes_free(sh);
       md_env_clear(&env);
     } else {
-      s->print(s->arg, &b, lhs);
+      expr_subst sub;
+      expr_subst_init(&sub, s->ctx);
+      rename_placeholders(s, ph, nph, &sub);
+      expr *l = expr_subst_apply(&sub, lhs),
+           *res = expr_subst_apply(&sub, r->result);
+      s->print(s->arg, &b, l ? l : lhs);
       sb_puts(&b, " = ");
-      s->print(s->arg, &b, r->result);
+      s->print(s->arg, &b, res ? res : r->result);
+      expr_subst_clear(&sub);
     }
   }
   return sb_take(&b);
@@ -236,26 +321,22 @@ static void on_node(void *arg, const expr *n, expr *G) {
       expr_subst_bind(&s->show_subst, G, adjoint_name(s, G));
       strbuf l;
       sb_init(&l);
-      sb_puts(&l, s->latex ? "\\left\\langle " : "<");
+      sb_puts(&l, s->latex ? "\\langle " : "<");
       show(s, &l, G);
-      sb_puts(&l, s->latex ? ", \\mathrm{d}f \\right\\rangle" : ", df>");
+      sb_puts(&l, s->latex ? ", \\mathrm{d}f \\rangle" : ", df>");
       snprintf(label, sizeof label, "%s", l.s);
       sb_clear(&l);
     }
     strbuf b;
     sb_init(&b);
-    sb_puts(&b, s->latex ? "\\left\\langle " : "<");
-    show(s, &b, G);
-    sb_puts(&b, ", ");
-    differential(s, &b, n);
-    sb_puts(&b, s->latex ? " \\right\\rangle" : ">");
+    inner(s, &b, G, n);
     /* vec(F) by vec(X) is read off the pass of <G, F> */
     bool vec = s->f->op == E_CALL && s->f->u.fn == FN_VEC && s->adj;
     if (vec) {
       snprintf(label, sizeof label, "%s",
-               s->latex ? "\\left\\langle \\mathbf{G}, \\mathrm{d}\\mathbf{F} "
-                          "\\right\\rangle"
-                        : "<G, dF>");
+               s->latex
+                   ? "\\langle \\mathbf{G}, \\mathrm{d}\\mathbf{F} \\rangle"
+                   : "<G, dF>");
     } else if (n != s->f) {
       /* matrix powers are products to the engine */
       add_line(s, NULL, print_alloc(s, n),

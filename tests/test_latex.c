@@ -177,15 +177,15 @@ START_TEST(latex_postfix) {
   check_latex("alpha^-0.5", "\\alpha^{-1/2}");
   check_latex("W1^T", "\\mathbf{W}_{1}^\\top");
   /* TeX forbids a double superscript: the operand is bracketed */
-  check_latex("(A^-1)^T", "\\left( \\mathbf{A}^{-1} \\right)^\\top");
-  check_latex("(A^T)^T", "\\left( \\mathbf{A}^\\top \\right)^\\top");
-  check_latex("(A B)^T", "\\left( \\mathbf{A} \\mathbf{B} \\right)^\\top");
-  check_latex("(A + B)^-1", "\\left( \\mathbf{A} + \\mathbf{B} \\right)^{-1}");
-  check_latex("(-x)^T", "\\left( -\\mathbf{x} \\right)^\\top");
+  check_latex("(A^-1)^T", "(\\mathbf{A}^{-1})^\\top");
+  check_latex("(A^T)^T", "(\\mathbf{A}^\\top)^\\top");
+  check_latex("(A B)^T", "(\\mathbf{A} \\mathbf{B})^\\top");
+  check_latex("(A + B)^-1", "(\\mathbf{A} + \\mathbf{B})^{-1}");
+  check_latex("(-x)^T", "(-\\mathbf{x})^\\top");
   check_latex("(x / alpha)^T",
               "\\left( \\frac{\\mathbf{x}}{\\alpha} \\right)^\\top");
   check_latex("(1/2)^2", "\\left( \\frac{1}{2} \\right)^{2}");
-  check_latex("(-2)^2", "\\left( -2 \\right)^{2}");
+  check_latex("(-2)^2", "(-2)^{2}");
   check_latex("tr(A)^2", "\\operatorname{tr}(\\mathbf{A})^{2}");
   check_latex("ones^T x", "\\mathbf{1}^\\top \\mathbf{x}");
 }
@@ -193,40 +193,33 @@ END_TEST
 
 START_TEST(latex_products) {
   check_latex("x^T A x", "\\mathbf{x}^\\top \\mathbf{A} \\mathbf{x}");
-  check_latex("A (B + C)", "\\mathbf{A} \\left( \\mathbf{B} + \\mathbf{C} "
-                           "\\right)");
-  check_latex("(A + B) C", "\\left( \\mathbf{A} + \\mathbf{B} \\right) "
-                           "\\mathbf{C}");
+  check_latex("A (B + C)", "\\mathbf{A} (\\mathbf{B} + \\mathbf{C})");
+  check_latex("(A + B) C", "(\\mathbf{A} + \\mathbf{B}) \\mathbf{C}");
   check_latex("A .* B", "\\mathbf{A} \\odot \\mathbf{B}");
   check_latex("A ⊙ B ⊙ C", "\\mathbf{A} \\odot \\mathbf{B} \\odot \\mathbf{C}");
   check_latex("A ./ B", "\\mathbf{A} \\oslash \\mathbf{B}");
   check_latex("A ./ B ./ C", "\\mathbf{A} \\oslash \\mathbf{B} \\oslash "
                              "\\mathbf{C}");
-  check_latex("A ./ (B ./ C)", "\\mathbf{A} \\oslash \\left( \\mathbf{B} "
-                               "\\oslash \\mathbf{C} \\right)");
+  check_latex("A ./ (B ./ C)",
+              "\\mathbf{A} \\oslash (\\mathbf{B} \\oslash \\mathbf{C})");
   check_latex("kron(A, B)", "\\mathbf{A} \\otimes \\mathbf{B}");
   check_latex("A ⊗ B ⊗ C", "\\mathbf{A} \\otimes \\mathbf{B} \\otimes "
                            "\\mathbf{C}");
   /* products of different kinds are bracketed for the reader */
-  check_latex("A B ⊗ C D", "\\mathbf{A} \\left( \\mathbf{B} \\otimes "
-                           "\\mathbf{C} \\right) \\mathbf{D}");
-  check_latex("kron(A B, C)", "\\left( \\mathbf{A} \\mathbf{B} \\right) "
-                              "\\otimes \\mathbf{C}");
-  check_latex("(P x) .* (Q x)", "\\left( \\mathbf{P} \\mathbf{x} \\right) "
-                                "\\odot \\left( \\mathbf{Q} \\mathbf{x} "
-                                "\\right)");
-  check_latex("P x .* Q x", "\\left( \\left( \\mathbf{P} \\mathbf{x} "
-                            "\\right) \\odot \\mathbf{Q} \\right) "
-                            "\\mathbf{x}");
-  check_latex("x .* (A x)", "\\mathbf{x} \\odot \\left( \\mathbf{A} "
-                            "\\mathbf{x} \\right)");
-  check_latex("1 ./ (1 + exp(-x))", "1 \\oslash \\left( 1 + "
-                                    "\\exp(-\\mathbf{x}) \\right)");
+  check_latex("A B ⊗ C D",
+              "\\mathbf{A} (\\mathbf{B} \\otimes \\mathbf{C}) \\mathbf{D}");
+  check_latex("kron(A B, C)", "(\\mathbf{A} \\mathbf{B}) \\otimes \\mathbf{C}");
+  check_latex("(P x) .* (Q x)",
+              "(\\mathbf{P} \\mathbf{x}) \\odot (\\mathbf{Q} \\mathbf{x})");
+  check_latex("P x .* Q x", "\\bigl( (\\mathbf{P} \\mathbf{x}) \\odot "
+                            "\\mathbf{Q} \\bigr) \\mathbf{x}");
+  check_latex("x .* (A x)", "\\mathbf{x} \\odot (\\mathbf{A} \\mathbf{x})");
+  check_latex("1 ./ (1 + exp(-x))", "1 \\oslash (1 + \\exp(-\\mathbf{x}))");
   check_latex("A / alpha", "\\frac{\\mathbf{A}}{\\alpha}");
   check_latex("(A + B) / 2 C", "\\frac{\\mathbf{A} + \\mathbf{B}}{2} "
                                "\\mathbf{C}");
   check_latex("A / (alpha beta)", "\\frac{\\mathbf{A}}{\\alpha \\beta}");
-  check_latex("(-x) y^T", "\\left( -\\mathbf{x} \\right) \\mathbf{y}^\\top");
+  check_latex("(-x) y^T", "(-\\mathbf{x}) \\mathbf{y}^\\top");
   /* a thin space beside a name written as a word */
   check_latex("let rate : scalar; let gain : scalar; rate gain x",
               "\\mathit{rate} \\, \\mathit{gain} \\, \\mathbf{x}");
@@ -239,11 +232,10 @@ END_TEST
 START_TEST(latex_sums_and_signs) {
   check_latex("a - b", "\\mathbf{a} - \\mathbf{b}");
   check_latex("-x^T A x", "-\\mathbf{x}^\\top \\mathbf{A} \\mathbf{x}");
-  check_latex("-(A + B)", "-\\left( \\mathbf{A} + \\mathbf{B} \\right)");
-  check_latex("a - (b - c)", "\\mathbf{a} - \\left( \\mathbf{b} - "
-                             "\\mathbf{c} \\right)");
-  check_latex("--x", "-\\left( -\\mathbf{x} \\right)");
-  check_latex("a - -b", "\\mathbf{a} - \\left( -\\mathbf{b} \\right)");
+  check_latex("-(A + B)", "-(\\mathbf{A} + \\mathbf{B})");
+  check_latex("a - (b - c)", "\\mathbf{a} - (\\mathbf{b} - \\mathbf{c})");
+  check_latex("--x", "-(-\\mathbf{x})");
+  check_latex("a - -b", "\\mathbf{a} - (-\\mathbf{b})");
   check_latex("-2 A", "-2 \\mathbf{A}");
 }
 END_TEST
@@ -308,15 +300,12 @@ START_TEST(latex_derivatives) {
   check_latex("d/dx a^T x", "\\frac{\\partial \\mathbf{a}^\\top \\mathbf{x}}"
                             "{\\partial \\mathbf{x}}");
   check_latex("d/dx a^T x + b^T x",
-              "\\frac{\\partial}{\\partial \\mathbf{x}} \\left( "
-              "\\mathbf{a}^\\top \\mathbf{x} + \\mathbf{b}^\\top \\mathbf{x} "
-              "\\right)");
+              "\\frac{\\partial}{\\partial \\mathbf{x}} (\\mathbf{a}^\\top "
+              "\\mathbf{x} + \\mathbf{b}^\\top \\mathbf{x})");
   check_latex("d/dx -(a^T x)", "\\frac{\\partial}{\\partial \\mathbf{x}} "
-                               "\\left( -\\mathbf{a}^\\top \\mathbf{x} "
-                               "\\right)");
-  check_latex("d/dx 2 a^T x", "\\frac{\\partial}{\\partial \\mathbf{x}} "
-                              "\\left( 2 \\mathbf{a}^\\top \\mathbf{x} "
-                              "\\right)");
+                               "(-\\mathbf{a}^\\top \\mathbf{x})");
+  check_latex("d/dx 2 a^T x", "\\frac{\\partial}{\\partial \\mathbf{x}} (2 "
+                              "\\mathbf{a}^\\top \\mathbf{x})");
   check_latex("d/dx 1/2 x^T x", "\\frac{\\partial}{\\partial \\mathbf{x}} "
                                 "\\left( \\frac{1}{2} \\mathbf{x}^\\top "
                                 "\\mathbf{x} \\right)");
@@ -333,8 +322,8 @@ START_TEST(latex_derivatives) {
               "{\\partial \\mathbf{x} \\, \\partial \\mathbf{x}^\\top}");
   check_latex("hess(a^T x + x^T x, x)",
               "\\frac{\\partial^2}{\\partial \\mathbf{x} \\, \\partial "
-              "\\mathbf{x}^\\top} \\left( \\mathbf{a}^\\top \\mathbf{x} + "
-              "\\mathbf{x}^\\top \\mathbf{x} \\right)");
+              "\\mathbf{x}^\\top} (\\mathbf{a}^\\top \\mathbf{x} + "
+              "\\mathbf{x}^\\top \\mathbf{x})");
   check_latex("hess(exp(alpha), alpha)",
               "\\frac{\\partial^2 \\exp(\\alpha)}{\\partial \\alpha^{2}}");
   check_latex("hess(tr(X^T X), vec(X))",
@@ -348,9 +337,9 @@ START_TEST(latex_derivatives) {
   check_latex("A (d/dx a^T x)", "\\mathbf{A} \\frac{\\partial "
                                 "\\mathbf{a}^\\top \\mathbf{x}}{\\partial "
                                 "\\mathbf{x}}");
-  check_latex("A (d/dx a + x)", "\\mathbf{A} \\left( \\frac{\\partial}"
-                                "{\\partial \\mathbf{x}} \\left( \\mathbf{a} "
-                                "+ \\mathbf{x} \\right) \\right)");
+  check_latex("A (d/dx a + x)",
+              "\\mathbf{A} \\left( \\frac{\\partial}{\\partial \\mathbf{x}} "
+              "(\\mathbf{a} + \\mathbf{x}) \\right)");
   check_latex("g + d/dX f", "\\mathbf{g} + \\frac{\\partial \\mathbf{f}}"
                             "{\\partial \\mathbf{X}}");
 }
@@ -360,6 +349,159 @@ START_TEST(latex_tuple) {
   expr *v[3] = {sym("a"), sym("alpha"), tu_rat(1, 2)};
   check_latex_e(expr_tuple(tu_ctx, v, 3),
                 "\\left( \\mathbf{a}, \\alpha, \\frac{1}{2} \\right)");
+}
+END_TEST
+
+/* ---- LaTeX: bracket sizes, placeholders, width, long results ---- */
+
+START_TEST(latex_bracket_sizes) {
+  /* plain around content of normal height, superscripts included */
+  check_latex("(A^T + B) x", "(\\mathbf{A}^\\top + \\mathbf{B}) \\mathbf{x}");
+  /* one size up per level of round brackets inside */
+  check_latex("y .* ((A + B) x)",
+              "\\mathbf{y} \\odot \\bigl( (\\mathbf{A} + \\mathbf{B}) "
+              "\\mathbf{x} \\bigr)");
+  check_latex("C (y .* ((A + B) x) - z)",
+              "\\mathbf{C} \\Bigl( \\mathbf{y} \\odot \\bigl( (\\mathbf{A} + "
+              "\\mathbf{B}) \\mathbf{x} \\bigr) - \\mathbf{z} \\Bigr)");
+  /* from three levels on, \\biggl( */
+  check_latex(
+      "(D (C (y .* ((A + B) x) - z) + w)) .* v",
+      "\\biggl( \\mathbf{D} \\biggl( \\mathbf{C} \\Bigl( \\mathbf{y} "
+      "\\odot \\bigl( (\\mathbf{A} + \\mathbf{B}) \\mathbf{x} \\bigr) - "
+      "\\mathbf{z} \\Bigr) + \\mathbf{w} \\biggr) \\biggr) \\odot "
+      "\\mathbf{v}");
+  /* a call's brackets: plain around calls, sized around brackets */
+  check_latex("exp(log(x))", "\\exp(\\log(\\mathbf{x}))");
+  check_latex("exp((A + B) x)", "\\exp\\bigl( (\\mathbf{A} + \\mathbf{B}) "
+                                "\\mathbf{x} \\bigr)");
+  check_latex("z .* (exp((A + B) x) - y)",
+              "\\mathbf{z} \\odot \\Bigl( \\exp\\bigl( (\\mathbf{A} + "
+              "\\mathbf{B}) \\mathbf{x} \\bigr) - \\mathbf{y} \\Bigr)");
+  check_latex("y .* (1 - tanh(x))",
+              "\\mathbf{y} \\odot (1 - \\tanh(\\mathbf{x}))");
+  /* bars and angles stay plain */
+  check_latex("||(A + B) x||", "\\lVert (\\mathbf{A} + \\mathbf{B}) "
+                               "\\mathbf{x} \\rVert");
+  /* \left \right around a fraction only */
+  check_latex("(A / alpha + B) x", "\\left( \\frac{\\mathbf{A}}{\\alpha} + "
+                                   "\\mathbf{B} \\right) \\mathbf{x}");
+  check_latex("y .* ((A / alpha + B) x)",
+              "\\mathbf{y} \\odot \\left( \\left( "
+              "\\frac{\\mathbf{A}}{\\alpha} + \\mathbf{B} \\right) "
+              "\\mathbf{x} \\right)");
+}
+END_TEST
+
+START_TEST(latex_placeholders) {
+  expr *G = sym("G"), *A = sym("A"), *X = sym("X"), *g = sym("g");
+  expr *lhs =
+      expr_diff(tu_ctx, expr_inner(tu_ctx, G, expr_mul(tu_ctx, A, X)), X);
+  const expr *ph[] = {G, A, X, g};
+  md_latex_style style = {ph, 4};
+  strbuf b;
+  sb_init(&b);
+  md_print_latex_opts(&b, tu_ctx, NULL, lhs, &style);
+  const char *got = keep(sb_take(&b));
+  ck_assert_str_eq(got, "\\frac{\\partial \\langle \\boldsymbol{\\mathsf{G}}, "
+                        "\\boldsymbol{\\mathsf{A}} \\boldsymbol{\\mathsf{X}} "
+                        "\\rangle}{\\partial \\boldsymbol{\\mathsf{X}}}");
+  /* other symbols keep their style */
+  sb_init(&b);
+  md_print_latex_opts(
+      &b, tu_ctx, NULL,
+      expr_mul(tu_ctx, expr_mul(tu_ctx, sym("alpha"), A), sym("B")), &style);
+  got = keep(sb_take(&b));
+  ck_assert_str_eq(got, "\\alpha \\boldsymbol{\\mathsf{A}} \\mathbf{B}");
+}
+END_TEST
+
+static double width(const char *tex) {
+  return md_latex_width(tex, strlen(tex));
+}
+
+START_TEST(latex_width_model) {
+  /* widths of Computer Modern at 10 pt, in em, as pdflatex sets them */
+  ck_assert_double_eq_tol(width("\\mathbf{a} + \\mathbf{b}"), 2.42, 0.05);
+  ck_assert_double_eq_tol(width("\\mathbf{A} \\odot \\mathbf{B}"), 2.91, 0.05);
+  ck_assert_double_eq_tol(width("\\mathbf{W}_{2}^\\top"), 1.88, 0.05);
+  ck_assert_double_eq_tol(width("\\operatorname{sigmoid}(\\mathbf{x})"), 4.72,
+                          0.05);
+  ck_assert_double_eq_tol(width("\\lVert \\mathbf{x} \\rVert"), 1.61, 0.05);
+  /* a fraction is as wide as the wider of its parts */
+  ck_assert_double_eq_tol(width("\\frac{\\mathbf{a} + \\mathbf{b}}{2}"),
+                          width("\\mathbf{a} + \\mathbf{b}") + 0.24, 0.01);
+  /* a unary minus has no spaces */
+  ck_assert(width("-\\mathbf{a}") <
+            width("\\mathbf{b} - \\mathbf{a}") - width("\\mathbf{b}") - 0.3);
+  /* a sub- and a superscript are stacked */
+  ck_assert_double_eq_tol(width("\\mathbf{W}_{1}^{2}"),
+                          width("\\mathbf{W}^{2}"), 0.01);
+  ck_assert_double_eq_tol(width(""), 0, 1e-9);
+}
+END_TEST
+
+/* The LaTeX of E as a result (md_print_latex_result), lines WIDTH em. */
+static const char *result(const expr *lhs, const expr *e, double width) {
+  strbuf b;
+  sb_init(&b);
+  md_print_latex_result(&b, tu_ctx, NULL, lhs, e, NULL, NULL, 0, width);
+  return keep(sb_take(&b));
+}
+
+/* Checks that every line of the aligned environment T is at most WIDTH
+ * em wide by the model, past its indent. */
+static void check_lines(const char *t, double width) {
+  const char *p = strstr(t, "\\begin{aligned} ");
+  ck_assert_msg(p == t, "not broken: %s", t);
+  p += strlen("\\begin{aligned} ");
+  const char *end = strstr(p, " \\end{aligned}");
+  ck_assert_ptr_nonnull(end);
+  for (unsigned k = 0;; k++) {
+    const char *q = strstr(p, " \\\\ ");
+    if (!q || q > end)
+      q = end;
+    double w = md_latex_width(p, (size_t)(q - p));
+    ck_assert_msg(w <= width + 1e-9, "line %u is %.2f em: %.*s", k, w,
+                  (int)(q - p), p);
+    if (q == end)
+      break;
+    p = q + 4;
+  }
+}
+
+START_TEST(latex_long_results) {
+  /* a sum of twelve terms a_i^T x b_i: broken at its + only */
+  expr *t[12];
+  char name[8];
+  for (int i = 0; i < 12; i++) {
+    snprintf(name, sizeof name, "a%d", i + 1);
+    expr *a = sym(name);
+    snprintf(name, sizeof name, "b%d", i + 1);
+    t[i] = expr_mul(tu_ctx, expr_mul(tu_ctx, expr_trans(tu_ctx, a), sym("x")),
+                    sym(name));
+  }
+  expr *sum = expr_add_n(tu_ctx, t, 12);
+  const char *one = keep(md_print_latex_alloc(tu_ctx, NULL, sum));
+  /* short enough: as md_print_latex writes it */
+  ck_assert_str_eq(result(NULL, sum, 1000), one);
+  const char *r = result(NULL, sum, 0);
+  check_lines(r, MD_LATEX_WIDTH);
+  ck_assert_ptr_nonnull(strstr(r, " \\\\ &\\quad {}+ "));
+  ck_assert_ptr_null(strstr(r, "\\cdot"));
+  /* narrower lines, more of them */
+  const char *n = result(NULL, sum, 15);
+  check_lines(n, 15);
+  /* inside brackets when it must: the bracket is then \bigl( \bigr) */
+  expr *p = expr_mul(tu_ctx, sym("C"), sum);
+  const char *q = result(NULL, p, 0);
+  check_lines(q, MD_LATEX_WIDTH);
+  ck_assert_ptr_nonnull(strstr(q, "\\mathbf{C} \\bigl( "));
+  ck_assert_ptr_nonnull(strstr(q, " \\bigr)"));
+  ck_assert_ptr_null(strstr(q, "\\left("));
+  /* with a short left side: LHS &= ... */
+  const char *e = result(sym("y"), sum, 0);
+  ck_assert_ptr_nonnull(strstr(e, "\\begin{aligned} \\mathbf{y} &= "));
 }
 END_TEST
 
@@ -524,7 +666,15 @@ static const char *const macros[] = {
     "iota",   "kappa",   "lambda", "mu",           "nu",     "xi",      "pi",
     "rho",    "sigma",   "tau",    "upsilon",      "phi",    "chi",     "psi",
     "omega",  "Gamma",   "Delta",  "Theta",        "Lambda", "Xi",      "Pi",
-    "Sigma",  "Upsilon", "Phi",    "Psi",          "Omega"};
+    "Sigma",  "Upsilon", "Phi",    "Psi",          "Omega",  "bigl",    "bigr",
+    "Bigl",   "Bigr",    "biggl",  "biggr",        "mathsf"};
+
+/* Whether the N bytes at W name \bigl, \bigr, \Bigl ... \biggr. */
+static bool is_big(const char *w, size_t n) {
+  return (n == 4 || n == 5) && (w[0] == 'b' || w[0] == 'B') &&
+         memcmp(w + 1, "ig", 2) == 0 && (n == 4 || w[3] == 'g') &&
+         (w[n - 1] == 'l' || w[n - 1] == 'r');
+}
 
 /* Reads the delimiter after \left or \right: "(" or "\lVert". */
 static const char *skip_delimiter(const char *s) {
@@ -605,6 +755,12 @@ static const char *latex_problem(const char *s) {
       s = skip_delimiter(s);
       stack[++d] = 'l';
       scr[d] = 0;
+    } else if (is_big(w, n)) {
+      /* a delimiter of a fixed size: need not pair, in one line or not */
+      if (arg)
+        return "\\bigl as a script";
+      s = skip_delimiter(s);
+      scr[d] = 0;
     } else if (n == 5 && memcmp(w, "right", 5) == 0) {
       if (d == 0 || stack[d] != 'l')
         return "\\right without \\left";
@@ -626,7 +782,7 @@ START_TEST(latex_structure_checker_finds_faults) {
   /* the checker must be able to fail */
   ck_assert_ptr_null(latex_problem("\\mathbf{A}^\\top \\mathbf{x}"));
   ck_assert_ptr_null(latex_problem("\\mathbf{W}_{1}^{2}"));
-  ck_assert_ptr_null(latex_problem("\\left( \\mathbf{A}^{-1} \\right)^\\top"));
+  ck_assert_ptr_null(latex_problem("(\\mathbf{A}^{-1})^\\top"));
   ck_assert_ptr_nonnull(latex_problem("\\mathbf{A}^{-1}^\\top"));
   ck_assert_ptr_nonnull(latex_problem("\\mathbf{A}^\\top^\\top"));
   ck_assert_ptr_nonnull(latex_problem("x_{1}_{2}"));
@@ -670,6 +826,10 @@ static Suite *latex_suite(void) {
   tcase_add_test(tc, latex_user_functions);
   tcase_add_test(tc, latex_derivatives);
   tcase_add_test(tc, latex_tuple);
+  tcase_add_test(tc, latex_bracket_sizes);
+  tcase_add_test(tc, latex_placeholders);
+  tcase_add_test(tc, latex_width_model);
+  tcase_add_test(tc, latex_long_results);
   tcase_add_test(tc, latex_structure_checker_finds_faults);
   tcase_add_test(tc, latex_random_well_formed);
   tc = tcase_create("unicode");
@@ -697,7 +857,21 @@ static int dump(unsigned n) {
   return 0;
 }
 
+/* test_latex --width: the width model's estimate, in pt at 10 pt, of
+ * each line of stdin, one a line, for tests/latex/check.py to compare
+ * with what pdflatex sets. */
+static int widths(void) {
+  char line[65536];
+  while (fgets(line, sizeof line, stdin)) {
+    size_t n = strcspn(line, "\n");
+    printf("%.2f\n", 10 * md_latex_width(line, n));
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--width") == 0)
+    return widths();
   if (argc == 3 && strcmp(argv[1], "--dump") == 0)
     return dump((unsigned)strtoul(argv[2], NULL, 10));
   return tu_run(latex_suite());

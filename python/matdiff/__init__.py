@@ -186,7 +186,9 @@ class Result:
 
     def _repr_latex_(self):
         latex = self.latex
-        if latex.startswith("\\begin{"):
+        # align* (--steps) is a display of its own; a long result is an
+        # aligned environment, math to put in $$ $$
+        if latex.startswith("\\begin{align*}"):
             return latex
         return "$$" + latex + "$$"
 

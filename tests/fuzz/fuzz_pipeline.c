@@ -58,6 +58,10 @@ static void print_all(md_ctx *ctx, md_shapes *sh, expr *r, expr *f,
   reparses(ctx, t, r, err);
   free(t);
   free(md_print_latex_alloc(ctx, sh, r));
+  /* as --format latex --equation prints it: broken into lines when long */
+  sb_init(&b);
+  md_print_latex_result(&b, ctx, sh, f, r, NULL, NULL, 0, 0);
+  sb_clear(&b);
   const expr *params[64];
   size_t np = 0;
   for (const expr *x = f; np < 64 && x;) { /* a few of f's symbols */

@@ -27,9 +27,13 @@ formula in its own \\[ \\], goes through `pdflatex -halt-on-error
 -interaction=nonstopmode`; a formula that stops it is reported and taken
 out, and the rest compiled again (up to 20 failures); (b) node render.js
 (beside this script) renders each formula with the pinned MathJax and
-names every one with an error node.  `--only pdflatex` does (a) alone,
-`--only mathjax` (b) alone, so that each is skipped only for want of its
-own tool (meson runs them as the tests latex-pdflatex and latex-render).
+names every one with an error node; (c) the formulas of the golden files
+(but --steps' align* blocks) must fit an article's \\textwidth: pdflatex
+may report no "Overfull \\hbox" for them (long results are broken into
+aligned lines, and the short ones must be short).  `--only pdflatex` does
+(a) and (c) alone, `--only mathjax` (b) alone, so that each is skipped
+only for want of its own tool (meson runs them as the tests
+latex-pdflatex and latex-render).
 
 Exit status: 0 all good, 1 a formula failed (or matdiff crashed), 77
 (skipped, for meson) when pdflatex, node or tests/latex/node_modules is
@@ -82,17 +86,12 @@ def golden_formulas(path):
                 block.tex += "\n" + tex
                 if tex.startswith("\\end{"):
                     block = None
-            elif tex.startswith("\\begin{"):
+            elif tex.startswith("\\begin{") and "\\end{" not in tex:
                 block = Formula("%s:%d" % (path, no), tex)
                 out.append(block)
             elif tex.strip():
                 out.append(Formula("%s:%d" % (path, no), tex))
     return out
-
-
-# Environments that live inside math mode (one formula of several lines):
-# the rest (align*) are displays of their own.
-INNER = ("\\begin{aligned}", "\\begin{gathered}", "\\begin{split}")
 
 
 def run_matdiff(cmd, where, problems, quiet=False):
@@ -118,10 +117,17 @@ def run_matdiff(cmd, where, problems, quiet=False):
     return p.stdout
 
 
+def is_display(tex):
+    """Whether TEX is a display environment of its own (--steps writes
+    align*), rather than math to put in \\[ \\] (a long result is an
+    aligned environment, on one line)."""
+    return tex.startswith("\\begin{align*}")
+
+
 def split_output(where, out):
     """Formulas of one output: an environment (--steps writes align*) is
     one formula, anything else one formula a line."""
-    if out.startswith("\\begin{"):
+    if is_display(out):
         return [Formula(where, out.strip())]
     return [Formula(where, t) for t in out.splitlines() if t.strip()]
 
@@ -192,7 +198,7 @@ def pdflatex_failures(formulas, workdir):
         for i in left:
             body.append("%% %s" % formulas[i].origin.replace("%", "\\%"))
             tex = formulas[i].tex
-            if not tex.startswith("\\begin{") or tex.startswith(INNER):
+            if not is_display(tex):
                 tex = "\\[ %s \\]" % tex
             for k, line in enumerate(tex.split("\n")):
                 body.append(line)
@@ -225,6 +231,45 @@ def pdflatex_failures(formulas, workdir):
             break
         failures.append((bad, msg))
         left.remove(bad)
+    return failures
+
+
+def overfull_failures(formulas, workdir):
+    """(formula index, message) for each formula of the golden files wider
+    than an article's \\textwidth in pdflatex: matdiff breaks a long
+    result into lines that fit (print_latex.c), so no formula but a
+    --steps derivation (align*, not broken) may be overfull, nor wider
+    than the line before TeX shrinks its spaces."""
+    body = ["\\documentclass{article}", "\\usepackage{amsmath}",
+            "\\begin{document}"]
+    line_of = {}
+    for i, x in enumerate(formulas):
+        if is_display(x.tex) or "\n" in x.tex:
+            continue
+        body.append("\\setbox0\\hbox{$\\displaystyle %s$}\\ifdim\\wd0>"
+                    "\\textwidth\\typeout{WIDE %d \\the\\wd0}\\fi" % (x.tex, i))
+        body.append("\\[ %s \\]" % x.tex)
+        line_of[len(body)] = i
+    body.append("\\end{document}")
+    with open(os.path.join(workdir, "fit.tex"), "w", encoding="utf-8") as f:
+        f.write("\n".join(body) + "\n")
+    subprocess.run(["pdflatex", "-interaction=nonstopmode",
+                    "-no-shell-escape", "fit.tex"], cwd=workdir,
+                   capture_output=True, timeout=600)
+    failures = []
+    try:
+        with open(os.path.join(workdir, "fit.log"), encoding="utf-8",
+                  errors="replace") as f:
+            log = f.read()
+    except OSError:
+        return [(None, "pdflatex wrote no log (fit.tex in %s)" % workdir)]
+    for m in re.finditer(r"^Overfull \\hbox \(([\d.]+)pt too wide\) "
+                         r"detected at line (\d+)", log, re.M):
+        i = line_of.get(int(m.group(2)))
+        failures.append((i, "Overfull \\hbox, %spt too wide" % m.group(1)))
+    for m in re.finditer(r"^WIDE (\d+) ([\d.]+)pt", log, re.M):
+        failures.append((int(m.group(1)), "%spt wide, more than \\textwidth"
+                         % m.group(2)))
     return failures
 
 
@@ -294,6 +339,7 @@ def main(argv):
         formulas = []
         for path in a.golden:
             formulas += golden_formulas(path)
+        golden = list(formulas)
         for d in a.identities_dir:
             if os.path.isdir(d):
                 a.identities += sorted(glob.glob(os.path.join(d, "*.mdi")))
@@ -310,6 +356,9 @@ def main(argv):
         if tex:
             ok &= report("pdflatex", formulas,
                          pdflatex_failures(formulas, workdir))
+            if golden:
+                ok &= report("pdflatex, golden formulas within \\textwidth",
+                             golden, overfull_failures(golden, workdir))
         if mathjax:
             ok &= report("MathJax", formulas,
                          mathjax_failures(formulas, workdir))
