@@ -14,14 +14,17 @@ shift || true
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(parse pipeline check dag)
 [ -f build/rules_frozen.c ] || meson compile -C build
-# the library's sources (not main.c), with the generated ones
+# the engine's sources (not main.c, nor api.c, the library's public face
+# over the same calls), with the generated ones; the prompt without libedit
 srcs=()
-for f in src/*.c; do [ "$f" = src/main.c ] || srcs+=("$f"); done
+for f in src/*.c; do
+  case "$f" in src/main.c | src/api.c) ;; *) srcs+=("$f") ;; esac
+done
 srcs+=(build/lexer.c build/parser.c build/rules_data.c build/rules_frozen.c)
 for h in "${harnesses[@]}"; do
   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -D_POSIX_C_SOURCE=200809L -Isrc -Ibuild -o "$out/fuzz_$h" \
-    -Itests/fuzz "tests/fuzz/fuzz_$h.c" "${srcs[@]}" -lflint -lgmp -lm
+    -Itests/fuzz "tests/fuzz/fuzz_$h.c" "${srcs[@]}" -lflint -lgmp -lm -lpthread
 done
 # Seeds: every expression of the golden tests, one per file.
 if [ -z "$(ls -A "$out/corpus")" ]; then
