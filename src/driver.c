@@ -274,18 +274,49 @@ static void print_expr(session *S, md_shapes *sh, strbuf *b, const expr *e) {
 
 /* LHS = E (E alone when LHS is NULL), with E's repeated parts named in
  * `where` bindings (share.h); LaTeX breaks a long one into lines. */
+/* The number of nodes of E printed as a tree, up to CAP (memo by id). */
+static size_t tree_size(const expr *e, size_t cap, md_idmap *memo) {
+  uintptr_t m = md_idmap_get(memo, e);
+  if (m)
+    return m - 1;
+  size_t n = 1;
+  for (size_t i = 0; i < e->nkids && n < cap; i++)
+    n += tree_size(e->kid[i], cap, memo);
+  if (n > cap)
+    n = cap;
+  md_idmap_put(memo, e, n + 1);
+  return n;
+}
+
+/* Whether E printed whole is much larger than its DAG: a where-DAG
+ * (t_k = t_(k-1) + t_(k-1) .* t_(k-1)) printed whole is exponential. */
+static bool unfolds(const expr *e) {
+  size_t dag = expr_dag_size(e), cap = 4 * dag + 64;
+  md_idmap memo;
+  md_idmap_init(&memo);
+  size_t tree = tree_size(e, cap, &memo);
+  md_idmap_clear(&memo);
+  return tree >= cap;
+}
+
 static void print_shared(session *S, md_shapes *sh, strbuf *b, const expr *lhs,
                          expr *e) {
+  /* --equation's left side is written as the user wrote it, unless that
+   * unfolds a DAG: then it shares the result's bindings */
   md_sharing w;
-  md_share(S->ctx, sh, e, &w);
+  bool both = lhs && unfolds(lhs);
+  expr *roots[2] = {e, (expr *)lhs}, *bodies[2] = {e, (expr *)lhs};
+  md_share_n(S->ctx, sh, roots, both ? 2 : 1, bodies, &w);
+  w.body = bodies[0];
+  const expr *left = lhs ? bodies[1] : NULL;
   if (S->o->format == MD_FORMAT_LATEX) {
-    md_print_latex_result(b, S->ctx, sh, lhs, w.body, w.names, w.values, w.n,
+    md_print_latex_result(b, S->ctx, sh, left, w.body, w.names, w.values, w.n,
                           0);
     md_sharing_clear(&w);
     return;
   }
-  if (lhs) {
-    print_expr(S, sh, b, lhs);
+  if (left) {
+    print_expr(S, sh, b, left);
     sb_puts(b, " = ");
   }
   print_expr(S, sh, b, w.body);
@@ -502,6 +533,12 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
     ok = print_code(S, sh, &b, q->f, NULL, (md_shape){0}, q, &s, 1);
   } else if (steps) {
     md_steps_finish(steps, &b, s);
+  } else if (S->o->steps && !q->x && (unfolds(q->f) || unfolds(s))) {
+    md_error_at(&S->err, q->src, MD_NOLOC,
+                "--steps writes every step out in full, and this "
+                "expression's where bindings unfold into far more than it "
+                "holds; leave out --steps");
+    ok = false;
   } else if (S->o->steps && !q->x) {
     simplify_steps(S, sh, &b, q->f, r, s);
   } else {
@@ -517,10 +554,10 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
 /* The label of Q's row in a LaTeX block: the left side with --equation,
  * else \frac{\partial f}{\partial X} (f: the expression, named f in the
  * first row with --value), transposed in numerator layout. */
-static void latex_label(session *S, md_shapes *sh, strbuf *b,
-                        const request *q) {
+static void latex_label(session *S, md_shapes *sh, strbuf *b, const request *q,
+                        const expr *lhs) {
   if (S->o->equation) {
-    print_expr(S, sh, b, q->lhs);
+    print_expr(S, sh, b, lhs);
     return;
   }
   bool t = q->lhs->op == E_TRANS;
@@ -573,9 +610,21 @@ static bool print_joint(session *S, md_shapes *sh, expr *f, expr *fv,
   if (is_code(S->o->format)) {
     ok = print_code(S, sh, &b, f, fv ? roots[0] : NULL, vshape, q, s, n);
   } else {
-    expr **body = xcalloc(k, sizeof *body);
+    /* the left sides (--equation) as written, unless one unfolds a DAG:
+     * then they share the bindings too (print_shared) */
+    bool lhs_shared = false;
+    for (size_t i = 0; S->o->equation && i < n && !lhs_shared; i++)
+      lhs_shared = unfolds(q[i].lhs);
+    size_t kk = k + (lhs_shared ? n : 0);
+    expr **all = xcalloc(kk, sizeof *all);
+    for (size_t i = 0; i < k; i++)
+      all[i] = roots[i];
+    for (size_t i = 0; S->o->equation && i < n; i++)
+      all[k + (lhs_shared ? i : 0)] = q[i].lhs; /* unused unless shared */
+    expr **body = xcalloc(kk, sizeof *body);
     md_sharing w;
-    md_share_n(S->ctx, sh, roots, k, body, &w);
+    md_share_n(S->ctx, sh, all, kk, body, &w);
+    free(all);
     bool latex = S->o->format == MD_FORMAT_LATEX;
     if (latex)
       sb_puts(&b, "\\begin{aligned}\n");
@@ -586,10 +635,12 @@ static bool print_joint(session *S, md_shapes *sh, expr *f, expr *fv,
         if (value)
           sb_puts(&b, "f");
         else
-          latex_label(S, sh, &b, qi);
+          latex_label(S, sh, &b, qi,
+                      lhs_shared ? body[k + (size_t)(qi - q)] : qi->lhs);
         sb_puts(&b, " &= ");
       } else if (S->o->equation && !value) {
-        print_expr(S, sh, &b, qi->lhs);
+        print_expr(S, sh, &b,
+                   lhs_shared ? body[k + (size_t)(qi - q)] : qi->lhs);
         sb_puts(&b, " = ");
       }
       print_expr(S, sh, &b, body[i]);
@@ -664,6 +715,12 @@ static bool steps_ok(session *S, const md_source *src, const md_parsed *p,
   else if (S->o->layout == MD_LAYOUT_NUMERATOR)
     why = "--steps writes gradients in denominator layout; leave out "
           "--layout numerator";
+  else if (unfolds(e))
+    /* each step is written out whole: a where-DAG's would be exponential
+     * (issue 17: steps with where bindings) */
+    why = "--steps writes every step out in full, and this expression's "
+          "where bindings unfold into far more than it holds; leave out "
+          "--steps";
   if (why)
     md_error_at(&S->err, src, md_parsed_loc(p, e), "%s", why);
   return why == NULL;

@@ -43,25 +43,43 @@ static void text_print(void *arg, strbuf *b, const expr *e) {
   md_print_text(b, arg, e);
 }
 
-/* R, simplified, in every output form. */
+/* R as the CLI prints it: its repeated parts named (share.h), in Unicode
+ * text when UNICODE.  Printed whole, a DAG is a tree: a Kronecker tower
+ * of 18 levels has 2^18 leaves (a fuzzer's timeout in this harness, not
+ * in matdiff, which never prints a result unshared). */
+static char *shared_text(md_ctx *ctx, md_shapes *sh, expr *r, bool unicode) {
+  md_sharing w;
+  md_share(ctx, sh, r, &w);
+  strbuf b;
+  sb_init(&b);
+  md_print_text_opts(&b, ctx, w.body, unicode);
+  for (size_t i = 0; i < w.n; i++) {
+    sb_puts(&b, i ? ", " : " where ");
+    md_print_text_opts(&b, ctx, w.names[i], unicode);
+    sb_puts(&b, " = ");
+    md_print_text_opts(&b, ctx, w.values[i], unicode);
+  }
+  md_sharing_clear(&w);
+  return sb_take(&b);
+}
+
+/* R, simplified, in every output form, shared as the CLI prints it. */
 static void print_all(md_ctx *ctx, md_shapes *sh, expr *r, expr *f,
                       md_errors *err) {
   strbuf b;
-  sb_init(&b);
-  md_print_text_shared(&b, ctx, sh, r);
-  char *t = sb_take(&b);
-  reparses(ctx, t, r, err);
-  free(t);
-  sb_init(&b);
-  md_print_text_opts(&b, ctx, r, true);
-  t = sb_take(&b);
-  reparses(ctx, t, r, err);
-  free(t);
-  free(md_print_latex_alloc(ctx, sh, r));
+  for (int unicode = 0; unicode < 2; unicode++) {
+    char *t = shared_text(ctx, sh, r, unicode);
+    reparses(ctx, t, r, err);
+    free(t);
+  }
+  md_sharing w;
+  md_share(ctx, sh, r, &w);
+  free(md_print_latex_alloc(ctx, sh, w.body));
   /* as --format latex --equation prints it: broken into lines when long */
   sb_init(&b);
-  md_print_latex_result(&b, ctx, sh, f, r, NULL, NULL, 0, 0);
+  md_print_latex_result(&b, ctx, sh, f, w.body, w.names, w.values, w.n, 0);
   sb_clear(&b);
+  md_sharing_clear(&w);
   const expr *params[64];
   size_t np = 0;
   for (const expr *x = f; np < 64 && x;) { /* a few of f's symbols */
