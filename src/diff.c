@@ -3,6 +3,7 @@
 
 #include "print_text.h"
 #include "normal.h"
+#include "rewrite.h"
 #include "simplify.h"
 
 #include <stdio.h>
@@ -513,11 +514,28 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
          "other side, the adjoint of a Kronecker product sums blocks of G, "
          "which the language has no name for (it can with a vector there)",
          t, o);
-  else
-    fail(D, n,
-         "no rule to differentiate %s with respect to %s "
-         "(add one with --rules)",
-         t, o);
+  else {
+    /* what the simplification rules make of N may have rules: say so
+     * (vec(x y^T) is kron(y, x)) */
+    expr *w = md_rewrite(D->ctx, D->shapes, R, n);
+    if (w && w != n) {
+      char *wt = md_print_text_brief(D->ctx, w, MD_BRIEF_MAX);
+      strbuf m;
+      sb_init(&m);
+      sb_printf(&m,
+                "no rule to differentiate %s with respect to %s; it equals %s, "
+                "which has rules: write that instead",
+                t, o, wt);
+      fail(D, n, "%s%s", m.s, "");
+      sb_clear(&m);
+      free(wt);
+    } else {
+      fail(D, n,
+           "no rule to differentiate %s with respect to %s "
+           "(add one with --rules)",
+           t, o);
+    }
+  }
   free(t);
   free(o);
   return false;
@@ -2021,6 +2039,13 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
     md_nf_free(N);
     if (n && n != r)
       J = read_jacobian(D, n, g, xs);
+    if (!J) {
+      /* the rules' forms: diag(g y^T), the adjoint of diag(x) y, is
+       * g .* y (simplify.rules), which reads as diag(y) g */
+      expr *s = md_simplify(D->ctx, D->shapes, r);
+      if (s && s != r && s != n)
+        J = read_jacobian(D, s, g, xs);
+    }
     /* a reading that does not have the Jacobian's shape is none */
     if (J && !md_shape_derive(D->shapes, J))
       J = NULL;
@@ -2124,6 +2149,20 @@ expr *md_hessian(md_diff *D, expr *f, expr *x) {
          "the Hessian with respect to the matrix %s is a tensor; Hessians "
          "are taken with respect to a scalar or a vector%s",
          a, "");
+    free(a);
+    return NULL;
+  }
+  md_shape fs = shape(D, f);
+  if (!md_shape_is_scalar(D->shapes, fs)) {
+    /* the Hessian of a vector function is a tensor: say so, not what
+     * the gradient's Jacobian runs into */
+    char *a = md_print_text_brief(D->ctx, f, MD_BRIEF_MAX);
+    char d[96];
+    md_shape_format(D->shapes, fs, d, sizeof d);
+    fail(D, f,
+         "the Hessian needs a scalar function; %s is %s (leave out "
+         "--hessian for its Jacobian)",
+         a, d);
     free(a);
     return NULL;
   }
