@@ -474,6 +474,15 @@ static bool try_rules(pass *P, expr *n, size_t slot, expr *G, const md_rule *v,
         x = m.b[k].val;
     if (!x || P->dep[x->id] != 2)
       continue;
+    /* a rule whose X lies below the operand (d/dx <g, vec(x y^T)>) gives
+     * the part through X alone: where another of its variables holds the
+     * target too (vec(x x^T)), the parts through it would be lost, a
+     * wrong answer: such a rule does not apply */
+    bool partial = false;
+    for (size_t k = 0; x != n->kid[slot] && k < m.n && !partial; k++)
+      partial = m.b[k].var != r->var && depends(P, m.b[k].val) == 2;
+    if (partial)
+      continue;
     expr *c = rule_result(P, &m, r, G, x, ok);
     if (!*ok)
       return true;
