@@ -1725,8 +1725,8 @@ static void release_rules(void *p) {
   free(p);
 }
 
-expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e) {
-  /* the built-in rewrite rules, loaded once per context */
+/* The built-in rewrite rules of CTX, loaded on first use. */
+static const md_rules *builtin_rewrites(md_ctx *ctx) {
   md_rules *R = md_ctx_slot(ctx);
   if (!R) {
     R = xcalloc(1, sizeof *R);
@@ -1742,7 +1742,15 @@ expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e) {
     md_errors_clear(&err);
     md_ctx_set_slot(ctx, R, release_rules);
   }
-  return md_simplify_with(ctx, shapes, R, e);
+  return R;
+}
+
+expr *md_simplify(md_ctx *ctx, md_shapes *shapes, expr *e) {
+  return md_simplify_with(ctx, shapes, builtin_rewrites(ctx), e);
+}
+
+md_simplifier *md_simplifier_builtin(md_ctx *ctx, md_shapes *shapes) {
+  return md_simplifier_new(ctx, shapes, builtin_rewrites(ctx));
 }
 
 /* The normal form of E with its element-wise islands reduced (ewise.h). */

@@ -69,6 +69,8 @@ md_simplifier *md_simplifier_new(md_ctx *ctx, md_shapes *shapes,
                                  const struct md_rules *rules);
 expr *md_simplifier_run(md_simplifier *m, expr *e);
 void md_simplifier_free(md_simplifier *m);
+/* A simplifier with the built-in rewrite rules, as md_simplify uses. */
+md_simplifier *md_simplifier_builtin(md_ctx *ctx, md_shapes *shapes);
 
 /* True when A and B are equal by the identities of the normal form
  * (normal.h), also after distributing products over sums (within a
