@@ -31,8 +31,11 @@ struct md_pstate {
   int start;       /* first token: selects the start symbol */
   int last_tok;    /* previous token, for "||" */
   int nesting;     /* brackets open */
-  /* the kind of each open bracket: '(' '<' '{' or 'n' for a norm */
-  char open[MD_MAX_NESTING + 2];
+  /* the kind of each open bracket: '(' '<' '{' or 'n' for a norm, grown
+   * as brackets open (up to MD_MAX_NESTING: a fixed array of that size
+   * cost every parse 100 KB of zeroing) */
+  char *open;
+  size_t capopen;
   uint32_t last_end; /* where the previous token ended */
   /* declarations and bindings collected for the current statement */
   md_decl *decls;
@@ -866,6 +869,10 @@ static int yylex(YYSTYPE *lval, YYLTYPE *lloc, struct md_pstate *st) {
       tok = YYerror;
       break;
     }
+    if ((size_t)st->nesting + 2 > st->capopen) {
+      st->capopen = st->capopen ? 2 * st->capopen : 64;
+      st->open = xrealloc(st->open, st->capopen);
+    }
     st->open[++st->nesting] = tok == NORM_OPEN ? 'n' : '(';
     break;
   case ')': case '>': case '}': case NORM_CLOSE:
@@ -949,6 +956,7 @@ bool md_parse(md_ctx *ctx, const md_source *src, md_parse_mode mode,
   free(st.sus);
   free(st.deflhs);
   arena_clear(&st.tmp);
+  free(st.open);
   if (rc != 0 || err->n > nerr) {
     if (err->n == nerr)
       md_error_at(err, src, MD_NOLOC, "cannot parse the input");
