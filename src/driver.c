@@ -274,37 +274,12 @@ static void print_expr(session *S, md_shapes *sh, strbuf *b, const expr *e) {
 
 /* LHS = E (E alone when LHS is NULL), with E's repeated parts named in
  * `where` bindings (share.h); LaTeX breaks a long one into lines. */
-/* The number of nodes of E printed as a tree, up to CAP (memo by id). */
-static size_t tree_size(const expr *e, size_t cap, md_idmap *memo) {
-  uintptr_t m = md_idmap_get(memo, e);
-  if (m)
-    return m - 1;
-  size_t n = 1;
-  for (size_t i = 0; i < e->nkids && n < cap; i++)
-    n += tree_size(e->kid[i], cap, memo);
-  if (n > cap)
-    n = cap;
-  md_idmap_put(memo, e, n + 1);
-  return n;
-}
-
-/* Whether E printed whole is much larger than its DAG: a where-DAG
- * (t_k = t_(k-1) + t_(k-1) .* t_(k-1)) printed whole is exponential. */
-static bool unfolds(const expr *e) {
-  size_t dag = expr_dag_size(e), cap = 4 * dag + 64;
-  md_idmap memo;
-  md_idmap_init(&memo);
-  size_t tree = tree_size(e, cap, &memo);
-  md_idmap_clear(&memo);
-  return tree >= cap;
-}
-
 static void print_shared(session *S, md_shapes *sh, strbuf *b, const expr *lhs,
                          expr *e) {
   /* --equation's left side is written as the user wrote it, unless that
    * unfolds a DAG: then it shares the result's bindings */
   md_sharing w;
-  bool both = lhs && unfolds(lhs);
+  bool both = lhs && md_unfolds(lhs);
   expr *roots[2] = {e, (expr *)lhs}, *bodies[2] = {e, (expr *)lhs};
   md_share_n(S->ctx, sh, roots, both ? 2 : 1, bodies, &w);
   w.body = bodies[0];
@@ -533,7 +508,7 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
     ok = print_code(S, sh, &b, q->f, NULL, (md_shape){0}, q, &s, 1);
   } else if (steps) {
     md_steps_finish(steps, &b, s);
-  } else if (S->o->steps && !q->x && (unfolds(q->f) || unfolds(s))) {
+  } else if (S->o->steps && !q->x && (md_unfolds(q->f) || md_unfolds(s))) {
     md_error_at(&S->err, q->src, MD_NOLOC,
                 "--steps writes every step out in full, and this "
                 "expression's where bindings unfold into far more than it "
@@ -614,7 +589,7 @@ static bool print_joint(session *S, md_shapes *sh, expr *f, expr *fv,
      * then they share the bindings too (print_shared) */
     bool lhs_shared = false;
     for (size_t i = 0; S->o->equation && i < n && !lhs_shared; i++)
-      lhs_shared = unfolds(q[i].lhs);
+      lhs_shared = md_unfolds(q[i].lhs);
     size_t kk = k + (lhs_shared ? n : 0);
     expr **all = xcalloc(kk, sizeof *all);
     for (size_t i = 0; i < k; i++)
@@ -715,7 +690,7 @@ static bool steps_ok(session *S, const md_source *src, const md_parsed *p,
   else if (S->o->layout == MD_LAYOUT_NUMERATOR)
     why = "--steps writes gradients in denominator layout; leave out "
           "--layout numerator";
-  else if (unfolds(e))
+  else if (md_unfolds(e))
     /* each step is written out whole: a where-DAG's would be exponential
      * (issue 17: steps with where bindings) */
     why = "--steps writes every step out in full, and this expression's "

@@ -182,3 +182,26 @@ void md_print_text_shared(strbuf *out, md_ctx *ctx, md_shapes *shapes,
   }
   md_sharing_clear(&w);
 }
+
+/* The number of nodes of E printed as a tree, up to CAP (memo by id). */
+static size_t tree_size(const expr *e, size_t cap, md_idmap *memo) {
+  uintptr_t m = md_idmap_get(memo, e);
+  if (m)
+    return m - 1;
+  size_t n = 1;
+  for (size_t i = 0; i < e->nkids && n < cap; i++)
+    n += tree_size(e->kid[i], cap, memo);
+  if (n > cap)
+    n = cap;
+  md_idmap_put(memo, e, n + 1);
+  return n;
+}
+
+bool md_unfolds(const expr *e) {
+  size_t dag = expr_dag_size(e), cap = 4 * dag + 64;
+  md_idmap memo;
+  md_idmap_init(&memo);
+  size_t tree = tree_size(e, cap, &memo);
+  md_idmap_clear(&memo);
+  return tree >= cap;
+}

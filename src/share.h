@@ -50,6 +50,11 @@ void md_share_n(md_ctx *ctx, md_shapes *shapes, expr *const *roots,
                 size_t nroots, expr **bodies, md_sharing *out);
 void md_sharing_clear(md_sharing *s);
 
+/* Whether E printed whole, without bindings, is much larger than its DAG
+ * (4 times and more): a where-DAG such as t_k = t_(k-1) + t_(k-1) .*
+ * t_(k-1) printed whole is exponential in k.  Linear in the DAG. */
+bool md_unfolds(const expr *e);
+
 /* E in the text of the language, with where bindings: what matdiff
  * prints (the CLI's printers do the same in LaTeX and with --unicode). */
 void md_print_text_shared(strbuf *out, md_ctx *ctx, md_shapes *shapes, expr *e);

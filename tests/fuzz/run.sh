@@ -51,8 +51,13 @@ for h in "${harnesses[@]}"; do
     cp -n "tests/fuzz/seeds-$h"/* "$out/corpus-$h/" 2>/dev/null || true
   fi
   # ASan records one frame per allocation, not 30: the engine allocates a
-  # lot, and full stacks made inputs of 0.1 s in the CLI take 5 s here
+  # lot, and full stacks made inputs of 0.1 s in the CLI take 5 s here.
+  # The size budget of a piece of work is 2^20 nodes, not 2^24
+  # (MATDIFF_MAX_SIZE, expr.h): the same paths to "too large", reached
+  # 16 times sooner (a Kronecker tower the CLI refuses in 0.7 s took more
+  # than 5 s under ASan and coverage)
   ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=1} \
+    MATDIFF_MAX_SIZE=${MATDIFF_MAX_SIZE:-1048576} \
     "$out/fuzz_$h" -max_total_time="$secs" -max_len=4096 \
     -dict=tests/fuzz/matdiff.dict -timeout=5 -rss_limit_mb=1024 \
     -artifact_prefix="$out/$h-" "$out/corpus-$h" tests/fuzz/regress
