@@ -594,8 +594,8 @@ static bool print_joint(session *S, md_shapes *sh, expr *f, expr *fv,
     expr **all = xcalloc(kk, sizeof *all);
     for (size_t i = 0; i < k; i++)
       all[i] = roots[i];
-    for (size_t i = 0; S->o->equation && i < n; i++)
-      all[k + (lhs_shared ? i : 0)] = q[i].lhs; /* unused unless shared */
+    for (size_t i = 0; lhs_shared && i < n; i++)
+      all[k + i] = q[i].lhs;
     expr **body = xcalloc(kk, sizeof *body);
     md_sharing w;
     md_share_n(S->ctx, sh, all, kk, body, &w);
