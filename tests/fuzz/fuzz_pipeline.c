@@ -77,7 +77,8 @@ static void print_all(md_ctx *ctx, md_shapes *sh, expr *r, expr *f,
   free(md_print_latex_alloc(ctx, sh, w.body));
   /* as --format latex --equation prints it: broken into lines when long */
   sb_init(&b);
-  md_print_latex_result(&b, ctx, sh, f, w.body, w.names, w.values, w.n, 0);
+  md_print_latex_result(&b, ctx, sh, md_unfolds(f) ? NULL : f, w.body, w.names,
+                        w.values, w.n, 0);
   sb_clear(&b);
   md_sharing_clear(&w);
   const expr *params[64];
@@ -122,11 +123,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         expr *e = sides[j];
         if (!e)
           continue;
-        /* the printer's output re-parses to the same node */
-        char *t = md_print_text_alloc(ctx, e);
+        md_shapes *sh = md_shapes_new(ctx, &env);
+        /* the printer's output re-parses to the same node (shared, as
+         * matdiff prints: a where-DAG written whole is exponential) */
+        char *t = shared_text(ctx, sh, e, false);
         reparses(ctx, t, e, &err);
         free(t);
-        md_shapes *sh = md_shapes_new(ctx, &env);
         md_diff D = {.ctx = ctx,
                      .rules = &rules,
                      .shapes = sh,
