@@ -29,7 +29,7 @@
 
 enum {
   ALL_FLAGS = MATDIFF_STEPS | MATDIFF_EQUATION | MATDIFF_UNICODE |
-              MATDIFF_VERIFY | MATDIFF_COOKBOOK,
+              MATDIFF_VERIFY | MATDIFF_COOKBOOK | MATDIFF_VALUE,
 };
 
 struct matdiff_ctx {
@@ -231,19 +231,23 @@ static bool make_options(const matdiff_ctx *ctx, call_kind kind,
     return true; /* an identity file says everything else itself */
   if (f & ~(unsigned)ALL_FLAGS)
     why = "unknown flags: give MATDIFF_STEPS, MATDIFF_EQUATION, "
-          "MATDIFF_UNICODE, MATDIFF_VERIFY or MATDIFF_COOKBOOK";
-  else if ((unsigned)format > MATDIFF_FORMAT_NUMPY)
-    why = "unknown format: give MATDIFF_FORMAT_TEXT, MATDIFF_FORMAT_LATEX "
-          "or MATDIFF_FORMAT_NUMPY";
+          "MATDIFF_UNICODE, MATDIFF_VERIFY, MATDIFF_COOKBOOK or "
+          "MATDIFF_VALUE";
+  else if ((unsigned)format > MATDIFF_FORMAT_OCTAVE)
+    why = "unknown format: give MATDIFF_FORMAT_TEXT, MATDIFF_FORMAT_LATEX, "
+          "MATDIFF_FORMAT_NUMPY, MATDIFF_FORMAT_TORCH or MATDIFF_FORMAT_OCTAVE";
   else if ((unsigned)ctx->layout > MATDIFF_LAYOUT_MIXED)
     why = "unknown layout: give MATDIFF_LAYOUT_DENOMINATOR, "
           "MATDIFF_LAYOUT_NUMERATOR or MATDIFF_LAYOUT_MIXED";
   else if ((f & MATDIFF_UNICODE) && format != MATDIFF_FORMAT_TEXT)
     why = "MATDIFF_UNICODE is for text output";
-  else if (format == MATDIFF_FORMAT_NUMPY &&
+  else if (format >= MATDIFF_FORMAT_NUMPY &&
            (f & (MATDIFF_EQUATION | MATDIFF_STEPS)))
-    why = "MATDIFF_FORMAT_NUMPY writes a Python function: MATDIFF_EQUATION "
-          "and MATDIFF_STEPS are for text and LaTeX";
+    why = "code formats write a function: MATDIFF_EQUATION and "
+          "MATDIFF_STEPS are for text and LaTeX";
+  else if ((f & MATDIFF_VALUE) && (kind != CALL_DIFF || (f & MATDIFF_STEPS)))
+    why = "MATDIFF_VALUE is for derivatives with their value, without "
+          "MATDIFF_STEPS";
   else if ((f & MATDIFF_VERIFY) && (f & MATDIFF_COOKBOOK))
     why = "MATDIFF_VERIFY checks gradients in the Frobenius convention; "
           "leave out MATDIFF_COOKBOOK";
@@ -257,18 +261,22 @@ static bool make_options(const matdiff_ctx *ctx, call_kind kind,
                                                       : MD_LAYOUT_DENOMINATOR;
   o->cookbook = f & MATDIFF_COOKBOOK;
   o->verify = f & MATDIFF_VERIFY;
-  o->format = format == MATDIFF_FORMAT_LATEX   ? MD_FORMAT_LATEX
-              : format == MATDIFF_FORMAT_NUMPY ? MD_FORMAT_NUMPY
-                                               : MD_FORMAT_TEXT;
+  o->format = format == MATDIFF_FORMAT_LATEX    ? MD_FORMAT_LATEX
+              : format == MATDIFF_FORMAT_NUMPY  ? MD_FORMAT_NUMPY
+              : format == MATDIFF_FORMAT_TORCH  ? MD_FORMAT_TORCH
+              : format == MATDIFF_FORMAT_OCTAVE ? MD_FORMAT_OCTAVE
+                                                : MD_FORMAT_TEXT;
+  o->value = f & MATDIFF_VALUE;
   o->unicode = f & MATDIFF_UNICODE;
   o->equation = f & MATDIFF_EQUATION;
   o->steps = f & MATDIFF_STEPS;
   return true;
 }
 
-static matdiff_result *run(const matdiff_ctx *ctx, call_kind kind,
-                           const char *text, const char *wrt,
-                           matdiff_format format) {
+/* KIND on TEXT by the NWRT variables WRT (none: the one symbol). */
+static matdiff_result *run_n(const matdiff_ctx *ctx, call_kind kind,
+                             const char *text, const char *const *wrt,
+                             size_t nwrt, matdiff_format format) {
   matdiff_result *r = result_new();
   md_options o;
   if (!ctx)
@@ -278,12 +286,15 @@ static matdiff_result *run(const matdiff_ctx *ctx, call_kind kind,
     return fail(r, "no expression given (NULL)");
   if (!make_options(ctx, kind, format, r, &o))
     return r;
-  if (wrt && !md_valid_var(wrt))
-    return fail_at(r, "<wrt>", wrt,
-                   "not a variable to differentiate by: give a symbol or "
-                   "vec(X)");
-  o.wrt = &wrt;
-  o.nwrt = wrt != NULL;
+  if (nwrt && !wrt)
+    return fail(r, "no variables given (NULL)");
+  for (size_t i = 0; i < nwrt; i++)
+    if (!wrt[i] || !md_valid_var(wrt[i]))
+      return fail_at(r, "<wrt>", wrt[i] ? wrt[i] : "",
+                     "not a variable to differentiate by: give a symbol or "
+                     "vec(X)");
+  o.wrt = (const char **)wrt;
+  o.nwrt = nwrt;
   capture c;
   if (!capture_open(&c))
     return fail(r, "cannot capture the output");
@@ -300,9 +311,21 @@ static matdiff_result *run(const matdiff_ctx *ctx, call_kind kind,
   return r;
 }
 
+static matdiff_result *run(const matdiff_ctx *ctx, call_kind kind,
+                           const char *text, const char *wrt,
+                           matdiff_format format) {
+  return run_n(ctx, kind, text, &wrt, wrt != NULL, format);
+}
+
 matdiff_result *matdiff_diff(matdiff_ctx *ctx, const char *expr,
                              const char *wrt, matdiff_format format) {
   return run(ctx, CALL_DIFF, expr, wrt, format);
+}
+
+matdiff_result *matdiff_diff_n(matdiff_ctx *ctx, const char *expr,
+                               const char *const *wrt, size_t n,
+                               matdiff_format format) {
+  return run_n(ctx, CALL_DIFF, expr, wrt, n, format);
 }
 
 matdiff_result *matdiff_hessian(matdiff_ctx *ctx, const char *expr,

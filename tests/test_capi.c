@@ -107,6 +107,37 @@ START_TEST(formats) {
 }
 END_TEST
 
+/* Several variables at once, with the value, in each code format. */
+START_TEST(several_variables) {
+  const char *wrt[] = {"W1", "b1"};
+  matdiff_ctx_set_flags(ctx, MATDIFF_VALUE);
+  expect_ok(
+      matdiff_diff_n(ctx, "||W1 x + b1 - y||^2", wrt, 2, MATDIFF_FORMAT_TEXT),
+      "||t1||^2\n2 t1 x^T\n2 t1\nwhere t1 = W1 x + b1 - y");
+  matdiff_ctx_set_flags(ctx, 0);
+  const char *xy[] = {"x", "y"};
+  expect_ok(matdiff_diff_n(ctx, "x^T A y", xy, 2, MATDIFF_FORMAT_OCTAVE),
+            "function [dx, dy] = df_dx_y(x, A, y)\n  x = x(:);\n  y = y(:);\n"
+            "  dx = A * y;\n  dy = A.' * x;\nend");
+  matdiff_result *r =
+      matdiff_diff_n(ctx, "x^T A y", xy, 2, MATDIFF_FORMAT_TORCH);
+  ck_assert_int_eq(matdiff_result_status(r), MATDIFF_OK);
+  ck_assert_ptr_nonnull(strstr(matdiff_result_output(r), "import torch"));
+  matdiff_result_free(r);
+  /* errors: a variable that is no variable, MATDIFF_VALUE for simplify */
+  const char *bad[] = {"x", "2 x"};
+  expect_error(
+      matdiff_diff_n(ctx, "x^T A y", bad, 2, MATDIFF_FORMAT_TEXT), "<wrt>", 1,
+      1, "not a variable to differentiate by: give a symbol or vec(X)", NULL);
+  matdiff_ctx_set_flags(ctx, MATDIFF_VALUE);
+  expect_error(matdiff_simplify(ctx, "x", MATDIFF_FORMAT_TEXT), "", 0, 0,
+               "MATDIFF_VALUE is for derivatives with their value, without "
+               "MATDIFF_STEPS",
+               NULL);
+  matdiff_ctx_set_flags(ctx, 0);
+}
+END_TEST
+
 START_TEST(wrt_default_and_vec) {
   /* the one symbol of the expression */
   expect_ok(matdiff_diff(ctx, "tr(X)", NULL, MATDIFF_FORMAT_TEXT), "I");
@@ -391,21 +422,21 @@ START_TEST(error_options) {
   } bad[] = {
       {1u << 20, MATDIFF_FORMAT_TEXT, 0,
        "unknown flags: give MATDIFF_STEPS, MATDIFF_EQUATION, "
-       "MATDIFF_UNICODE, MATDIFF_VERIFY or MATDIFF_COOKBOOK"},
+       "MATDIFF_UNICODE, MATDIFF_VERIFY, MATDIFF_COOKBOOK or MATDIFF_VALUE"},
       {0, 7, 0,
-       "unknown format: give MATDIFF_FORMAT_TEXT, MATDIFF_FORMAT_LATEX or "
-       "MATDIFF_FORMAT_NUMPY"},
+       "unknown format: give MATDIFF_FORMAT_TEXT, MATDIFF_FORMAT_LATEX, "
+       "MATDIFF_FORMAT_NUMPY, MATDIFF_FORMAT_TORCH or MATDIFF_FORMAT_OCTAVE"},
       {0, MATDIFF_FORMAT_TEXT, 9,
        "unknown layout: give MATDIFF_LAYOUT_DENOMINATOR, "
        "MATDIFF_LAYOUT_NUMERATOR or MATDIFF_LAYOUT_MIXED"},
       {MATDIFF_UNICODE, MATDIFF_FORMAT_LATEX, 0,
        "MATDIFF_UNICODE is for text output"},
       {MATDIFF_STEPS, MATDIFF_FORMAT_NUMPY, 0,
-       "MATDIFF_FORMAT_NUMPY writes a Python function: MATDIFF_EQUATION "
-       "and MATDIFF_STEPS are for text and LaTeX"},
+       "code formats write a function: MATDIFF_EQUATION and MATDIFF_STEPS "
+       "are for text and LaTeX"},
       {MATDIFF_EQUATION, MATDIFF_FORMAT_NUMPY, 0,
-       "MATDIFF_FORMAT_NUMPY writes a Python function: MATDIFF_EQUATION "
-       "and MATDIFF_STEPS are for text and LaTeX"},
+       "code formats write a function: MATDIFF_EQUATION and MATDIFF_STEPS "
+       "are for text and LaTeX"},
       {MATDIFF_VERIFY | MATDIFF_COOKBOOK, MATDIFF_FORMAT_TEXT, 0,
        "MATDIFF_VERIFY checks gradients in the Frobenius convention; leave "
        "out MATDIFF_COOKBOOK"},
@@ -498,6 +529,7 @@ static Suite *capi_suite(void) {
   tcase_add_test(tc, version);
   tcase_add_test(tc, seed_forms);
   tcase_add_test(tc, formats);
+  tcase_add_test(tc, several_variables);
   tcase_add_test(tc, wrt_default_and_vec);
   tcase_add_test(tc, hessian);
   tcase_add_test(tc, declarations);

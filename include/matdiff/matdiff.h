@@ -63,9 +63,11 @@ MATDIFF_API const char *matdiff_version(void);
 typedef struct matdiff_ctx matdiff_ctx;
 
 typedef enum matdiff_format {
-  MATDIFF_FORMAT_TEXT,  /* the expression language; parses back (default) */
-  MATDIFF_FORMAT_LATEX, /* math-mode LaTeX (amsmath; MathJax renders it) */
-  MATDIFF_FORMAT_NUMPY, /* a Python function computing the result */
+  MATDIFF_FORMAT_TEXT,   /* the expression language; parses back (default) */
+  MATDIFF_FORMAT_LATEX,  /* math-mode LaTeX (amsmath; MathJax renders it) */
+  MATDIFF_FORMAT_NUMPY,  /* a Python function computing the result */
+  MATDIFF_FORMAT_TORCH,  /* the same with PyTorch tensors */
+  MATDIFF_FORMAT_OCTAVE, /* an Octave/MATLAB function file */
 } matdiff_format;
 
 typedef enum matdiff_layout {
@@ -82,6 +84,7 @@ enum {
   MATDIFF_UNICODE = 1 << 2,  /* --unicode: text with Unicode symbols */
   MATDIFF_VERIFY = 1 << 3,   /* --verify: results checked numerically */
   MATDIFF_COOKBOOK = 1 << 4, /* --symmetric cookbook */
+  MATDIFF_VALUE = 1 << 5,    /* --value: the value of EXPR first */
 };
 
 /* A context with no declarations, no rules of the user's, no flags, the
@@ -119,6 +122,13 @@ typedef enum matdiff_status {
 MATDIFF_API matdiff_result *matdiff_diff(matdiff_ctx *ctx, const char *expr,
                                          const char *wrt,
                                          matdiff_format format);
+/* The derivatives of EXPR by the N variables WRT[0..N-1] at once, as
+ * several --wrt do: one reverse pass; text one line per variable and one
+ * line of the where bindings they share; code one function returning
+ * them in WRT's order (with MATDIFF_VALUE, the value first). */
+MATDIFF_API matdiff_result *matdiff_diff_n(matdiff_ctx *ctx, const char *expr,
+                                           const char *const *wrt, size_t n,
+                                           matdiff_format format);
 /* The Hessian of the scalar EXPR by the vector WRT (or NULL, as above). */
 MATDIFF_API matdiff_result *matdiff_hessian(matdiff_ctx *ctx, const char *expr,
                                             const char *wrt,

@@ -36,6 +36,8 @@ _FORMATS = {
     "text": _matdiff.FORMAT_TEXT,
     "latex": _matdiff.FORMAT_LATEX,
     "numpy": _matdiff.FORMAT_NUMPY,
+    "torch": _matdiff.FORMAT_TORCH,
+    "octave": _matdiff.FORMAT_OCTAVE,
 }
 _LAYOUTS = {
     "denominator": _matdiff.LAYOUT_DENOMINATOR,
@@ -108,8 +110,12 @@ class _Call:
         if not isinstance(expr, str):
             raise TypeError("expected the expression as str, not %s"
                             % type(expr).__name__)
-        if wrt is not None and not isinstance(wrt, str):
-            raise TypeError("expected wrt as str, not %s"
+        if isinstance(wrt, (list, tuple)):
+            if not all(isinstance(w, str) for w in wrt):
+                raise TypeError("expected wrt as a list of str")
+            wrt = list(wrt)
+        elif wrt is not None and not isinstance(wrt, str):
+            raise TypeError("expected wrt as str or a list of str, not %s"
                             % type(wrt).__name__)
         if layout not in _LAYOUTS:
             raise ValueError("unknown layout %r; use %s" % (
@@ -159,6 +165,16 @@ class Result:
         return self._form("numpy", "numpy")
 
     @property
+    def torch(self):
+        """The same function with PyTorch tensors."""
+        return self._form("torch", "torch")
+
+    @property
+    def octave(self):
+        """An Octave/MATLAB function file computing it."""
+        return self._form("octave", "octave")
+
+    @property
     def steps(self):
         """The derivation, step by step, ending with the result (text)."""
         return self._form("steps", "text", _matdiff.STEPS)
@@ -205,10 +221,15 @@ def _flags(unicode=False, equation=False, verify=False, symmetric=None):
 
 def diff(expr, wrt=None, let=None, *, hessian=False, layout="denominator",
          symmetric=None, rules=None, verify=False, unicode=False,
-         equation=False):
+         equation=False, value=False):
     """The derivative of expr by wrt (a symbol, or "vec(X)"; None: the one
     symbol of expr), in denominator layout unless layout says "numerator"
     or "mixed".
+
+    wrt may be a list of variables: their derivatives from one reverse
+    pass, one line each and the where bindings they share (``numpy``,
+    ``torch``, ``octave``: one function returning them in order).
+    value: the value of expr comes first (code: ``(f, (g1, ...))``).
 
     let declares symbols: {"A": "symmetric(n)", "s": "scalar"}.
     hessian: the Hessian of a scalar by a vector.  symmetric="cookbook":
@@ -217,8 +238,8 @@ def diff(expr, wrt=None, let=None, *, hessian=False, layout="denominator",
     unicode, equation: as the command's --unicode, --equation.
     """
     call = _Call("hessian" if hessian else "diff", expr, wrt,
-                 _flags(unicode, equation, verify, symmetric), layout, let,
-                 rules)
+                 _flags(unicode, equation, verify, symmetric)
+                 | (_matdiff.VALUE if value else 0), layout, let, rules)
     return Result(call, call.run())
 
 

@@ -19,6 +19,7 @@
 
 #include <matdiff/matdiff.h>
 
+#include <stdbool.h>
 #include <string.h>
 
 /* SEQ (a sequence of str) added to CTX with ADD; false after an error. */
@@ -101,14 +102,17 @@ done:
 typedef enum { DIFF, HESSIAN, SIMPLIFY, CHECK, CHECK_FILE } call_kind;
 
 /* The C API's call for K; run without the GIL. */
+/* WRT: NWRT variables (several for a joint derivative), or one or none. */
 static matdiff_result *run(call_kind k, matdiff_ctx *ctx, const char *text,
-                           const char *wrt, matdiff_format f,
-                           const char *name) {
+                           const char *const *wrt, size_t nwrt, bool joint,
+                           matdiff_format f, const char *name) {
+  const char *one = nwrt ? wrt[0] : NULL;
   switch (k) {
   case DIFF:
-    return matdiff_diff(ctx, text, wrt, f);
+    return joint ? matdiff_diff_n(ctx, text, wrt, nwrt, f)
+                 : matdiff_diff(ctx, text, one, f);
   case HESSIAN:
-    return matdiff_hessian(ctx, text, wrt, f);
+    return matdiff_hessian(ctx, text, one, f);
   case SIMPLIFY:
     return matdiff_simplify(ctx, text, f);
   case CHECK:
@@ -122,14 +126,37 @@ static matdiff_result *run(call_kind k, matdiff_ctx *ctx, const char *text,
 static PyObject *call(PyObject *self, PyObject *args, PyObject *kwargs) {
   static char *kwlist[] = {"kind",   "text",  "wrt",   "format", "flags",
                            "layout", "decls", "rules", "name",   NULL};
-  const char *kind, *text, *wrt = NULL, *name = NULL;
+  const char *kind, *text, *name = NULL;
   int format = 0, layout = 0;
   unsigned flags = 0;
-  PyObject *decls = NULL, *rules = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|ziIiOOz", kwlist, &kind,
-                                   &text, &wrt, &format, &flags, &layout,
+  PyObject *wrto = Py_None, *decls = NULL, *rules = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|OiIiOOz", kwlist, &kind,
+                                   &text, &wrto, &format, &flags, &layout,
                                    &decls, &rules, &name))
     return NULL;
+  /* wrt: None, a str, or a list or tuple of str (a joint derivative) */
+  const char *wrt[64];
+  size_t nwrt = 0;
+  bool joint = false;
+  if (PyUnicode_Check(wrto)) {
+    if (!(wrt[nwrt++] = PyUnicode_AsUTF8(wrto)))
+      return NULL;
+  } else if (PyList_Check(wrto) || PyTuple_Check(wrto)) {
+    joint = true;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(wrto);
+    if (n > 64)
+      return PyErr_Format(PyExc_ValueError, "at most 64 variables at once");
+    for (Py_ssize_t i = 0; i < n; i++) {
+      PyObject *v = PySequence_Fast_GET_ITEM(wrto, i);
+      if (!PyUnicode_Check(v))
+        return PyErr_Format(PyExc_TypeError, "expected wrt as str");
+      if (!(wrt[nwrt++] = PyUnicode_AsUTF8(v)))
+        return NULL;
+    }
+  } else if (wrto != Py_None) {
+    return PyErr_Format(PyExc_TypeError,
+                        "expected wrt as str or a list of str");
+  }
   call_kind k;
   if (strcmp(kind, "diff") == 0)
     k = DIFF;
@@ -153,7 +180,7 @@ static PyObject *call(PyObject *self, PyObject *args, PyObject *kwargs) {
   matdiff_ctx_set_layout(ctx, (matdiff_layout)layout);
   matdiff_result *r;
   PyThreadState *save = PyEval_SaveThread(); /* Py_BEGIN_ALLOW_THREADS */
-  r = run(k, ctx, text, wrt, (matdiff_format)format, name);
+  r = run(k, ctx, text, wrt, nwrt, joint, (matdiff_format)format, name);
   PyEval_RestoreThread(save);
   PyObject *d = result_dict(r);
   matdiff_result_free(r);
@@ -198,6 +225,8 @@ PyMODINIT_FUNC PyInit__matdiff(void) {
       {"FORMAT_TEXT", MATDIFF_FORMAT_TEXT},
       {"FORMAT_LATEX", MATDIFF_FORMAT_LATEX},
       {"FORMAT_NUMPY", MATDIFF_FORMAT_NUMPY},
+      {"FORMAT_TORCH", MATDIFF_FORMAT_TORCH},
+      {"FORMAT_OCTAVE", MATDIFF_FORMAT_OCTAVE},
       {"LAYOUT_DENOMINATOR", MATDIFF_LAYOUT_DENOMINATOR},
       {"LAYOUT_NUMERATOR", MATDIFF_LAYOUT_NUMERATOR},
       {"LAYOUT_MIXED", MATDIFF_LAYOUT_MIXED},
@@ -206,6 +235,7 @@ PyMODINIT_FUNC PyInit__matdiff(void) {
       {"UNICODE", MATDIFF_UNICODE},
       {"VERIFY", MATDIFF_VERIFY},
       {"COOKBOOK", MATDIFF_COOKBOOK},
+      {"VALUE", MATDIFF_VALUE},
   };
   for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++)
     if (PyModule_AddIntConstant(m, consts[i].name, consts[i].value) < 0) {

@@ -220,3 +220,22 @@ def test_doc_library_md():
                        "doc", "library.md")
     import doctest
     assert doctest.testfile(doc, module_relative=False).failed == 0
+
+
+def test_several_variables_and_code_formats():
+    r = matdiff.diff("||W1 x + b1 - y||^2", wrt=["W1", "b1"], value=True)
+    assert str(r) == ("||t1||^2\n2 t1 x^T\n2 t1\n"
+                      "where t1 = W1 x + b1 - y")
+    ns = {}
+    exec(r.numpy, ns)
+    import numpy as np
+    rng = np.random.default_rng(1)
+    W1, x, b1, y = (rng.normal(size=(3, 2)), rng.normal(size=2),
+                    rng.normal(size=3), rng.normal(size=3))
+    f, (dW1, db1) = ns["f_df_dW1_b1"](W1, x, b1, y)
+    assert abs(f - np.sum((W1 @ x + b1 - y) ** 2)) < 1e-12
+    assert np.allclose(db1, 2 * (W1 @ x + b1 - y))
+    assert "import torch" in r.torch
+    assert r.octave.startswith("function [f, dW1, db1] = f_df_dW1_b1(")
+    with pytest.raises(TypeError):
+        matdiff.diff("x", wrt=["x", 2])
