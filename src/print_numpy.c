@@ -1036,6 +1036,32 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
   if (cur >= 0 && lscalar(p, acc))
     gscalar[cur] = true;
 
+  /* A chain that ends in ones sums its rows, one that starts with ones^T
+   * its columns: np.sum(M, axis=1, keepdims=True) for M @ ones, one
+   * matrix product less (the cheap-gradient count, issue 19) and fewer
+   * operations.  SUMS[g]: bit 1 rows, bit 2 columns; SKIP the kids so
+   * written. */
+  unsigned char *sums = xcalloc(ng ? (size_t)ng : 1, 1);
+  bool *skip = xcalloc(n, sizeof *skip);
+  for (long g = 0; g < ng; g++) {
+    size_t first = n, last = n, count = 0;
+    for (size_t i = 0; i < n; i++)
+      if (grp[i] == g) {
+        if (first == n)
+          first = i;
+        last = i;
+        count++;
+      }
+    const expr *fe = k[first].e, *le = k[last].e;
+    bool tail = count >= 2 && le->op == E_ONES;
+    bool head = count >= 2 + (size_t)tail && fe->op == E_TRANS &&
+                fe->kid[0]->op == E_ONES;
+    if (tail)
+      sums[g] |= 1, skip[last] = true;
+    if (head)
+      sums[g] |= 2, skip[first] = true;
+  }
+
   /* emit every kid once, in order, into its group's chain */
   chain *gc = xreallocarray(NULL, ng ? (size_t)ng : 1, sizeof *gc);
   for (long g = 0; g < ng; g++)
@@ -1049,10 +1075,12 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
   /* a 1x1 matrix as a number: Octave's is one already */
   const char *as_num = L(p, ".item()", ".squeeze()", "");
   for (size_t i = 0; i < n; i++) {
+    if (skip[i])
+      continue;
     size_t j;
     const expr *sub = grp[i] >= 0 ? chain_match(p, e, i, &j) : NULL;
     for (size_t m = i; sub && m < j; m++)
-      if (grp[m] != grp[i] || k[m].occ != NO_OCC)
+      if (grp[m] != grp[i] || k[m].occ != NO_OCC || skip[m])
         sub = NULL;
     py x;
     if (sub) {
@@ -1065,20 +1093,39 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
       chain_add(p, &all, times, x);
       continue;
     }
-    chain_add(p, &gc[grp[i]], matmul, x);
+    /* a column times a row is their outer product, which broadcasting
+     * writes with *: no matrix product (u v^T, ones (C ones)^T) */
+    bool outer = gc[grp[i]].n > 0 && lis_one(p, k[i].sh.r);
+    chain_add(p, &gc[grp[i]], outer ? times : matmul, x);
     if (!gscalar[grp[i]])
       matrix = grp[i];
   }
+  py *gx = xreallocarray(NULL, ng ? (size_t)ng : 1, sizeof *gx);
+  for (long g = 0; g < ng; g++) {
+    gx[g] = chain_end(&gc[g]);
+    if (sums[g] & 2) /* ones^T @ M: the sums of M's columns */
+      gx[g] = wrap(
+          L(p, "np.sum(", "torch.sum(", "sum("), gx[g], PY_SUM,
+          L(p, ", axis=0, keepdims=True)", ", dim=0, keepdim=True)", ", 1)"),
+          PY_ATOM);
+    if (sums[g] & 1) /* M @ ones: the sums of M's rows */
+      gx[g] = wrap(
+          L(p, "np.sum(", "torch.sum(", "sum("), gx[g], PY_SUM,
+          L(p, ", axis=1, keepdims=True)", ", dim=1, keepdim=True)", ", 2)"),
+          PY_ATOM);
+  }
   for (long g = 0; g < ng; g++)
     if (g != matrix)
-      chain_add(p, &all, times,
-                wrap("", chain_end(&gc[g]), PY_ATOM, as_num, PY_ATOM));
+      chain_add(p, &all, times, wrap("", gx[g], PY_ATOM, as_num, PY_ATOM));
   /* s * (A @ B): the bracket says which product is which */
   if (matrix >= 0)
-    chain_add(p, &all, times, chain_end(&gc[matrix]));
+    chain_add(p, &all, times, gx[matrix]);
+  free(gx);
   free(gc);
   free(grp);
   free(gscalar);
+  free(sums);
+  free(skip);
   return chain_end(&all);
 }
 
