@@ -1741,9 +1741,9 @@ static expr *trace_rotated(md_nf *N, expr **f, size_t n) {
   mpq_clear(e1);
   mpq_clear(e2);
   size_t m = hi - lo;
-  f += lo;
-  if (m == 0)
+  if (m == 0) /* (F may be NULL: no offset taken from it) */
     return trace_ident(N);
+  f += lo;
   md_nodes rot = {0};
   expr *r = NULL;
   for (size_t i = 0; i < m; i++) {
