@@ -420,6 +420,22 @@ static void simplify_steps(session *S, md_shapes *sh, strbuf *b, expr *f,
 }
 
 /* R simplified; NULL after an error (reported). */
+/* Whether E holds the inverse of 0 (0^-1, as a division by a zero
+ * matrix simplifies: X ./ (0 X) is X 0^-1), which no input may write. */
+static bool divides_by_zero(const expr *e, md_idmap *seen) {
+  if (md_idmap_get(seen, e))
+    return false;
+  md_idmap_put(seen, e, 1);
+  if ((e->op == E_INV && expr_is_zero(e->kid[0])) ||
+      ((e->op == E_POW || e->op == E_EPOW) && expr_is_zero(e->kid[0]) &&
+       expr_num_sgn(e->kid[1]) < 0))
+    return true;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (divides_by_zero(e->kid[i], seen))
+      return true;
+  return false;
+}
+
 static expr *simplified(session *S, md_shapes *sh, const request *q, expr *r) {
   /* the results of one expression (several --wrt) share a simplifier:
    * what they have in common is simplified once */
@@ -440,6 +456,17 @@ static expr *simplified(session *S, md_shapes *sh, const request *q, expr *r) {
       md_ctx_limit_text(S->ctx, why, sizeof why);
     md_error_at(&S->err, q->src, MD_NOLOC, "cannot simplify the %s: it is %s",
                 q->x ? "derivative" : "expression", why);
+    return NULL;
+  }
+  md_idmap seen;
+  md_idmap_init(&seen);
+  bool zero = divides_by_zero(s, &seen);
+  md_idmap_clear(&seen);
+  if (zero) {
+    /* printed, 0^-1 would not parse back */
+    md_error_at(&S->err, q->src, MD_NOLOC,
+                "division by zero: the %s simplifies to a multiple of 0^-1",
+                q->x ? "derivative" : "expression");
     return NULL;
   }
   return s;

@@ -1165,6 +1165,12 @@ static md_status mul_factors(md_eval *ev, const expr *e, md_val *out,
       return st;
     acc = t;
     j = next;
+    /* exact numbers past their bound within one product (a flat product
+     * of 4096 factors, each a large number): stop here, as fold does */
+    if (md_val_too_big(&acc)) {
+      md_val_clear(&acc);
+      return MD_HUGE;
+    }
   }
   *out = acc;
   return MD_OK;

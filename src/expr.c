@@ -56,7 +56,12 @@ struct md_ctx {
   struct cmp_slot *cmp; /* md_ctx_cmp_get: CMP_SLOTS, made on first use */
   /* the size budget: nodes and operands made since md_ctx_mark */
   size_t size, mark, max_size;
-  enum { LIMIT_DEPTH, LIMIT_SIZE, LIMIT_RULE } limit; /* the last NULL's */
+  enum {
+    LIMIT_DEPTH,
+    LIMIT_SIZE,
+    LIMIT_RULE,
+    LIMIT_NUMBER
+  } limit;                /* the last NULL's */
   const char *limit_file; /* LIMIT_RULE: the rule's place */
   unsigned limit_line;
   /* a module's data, freed with the context (md_ctx_set_slot) */
@@ -226,6 +231,9 @@ void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line) {
   ctx->limit_file = file;
   ctx->limit_line = line;
 }
+void md_ctx_limit_number(md_ctx *ctx) {
+  ctx->limit = LIMIT_NUMBER;
+}
 bool md_ctx_limit_is_rule(const md_ctx *ctx) {
   return ctx->limit == LIMIT_RULE;
 }
@@ -233,6 +241,9 @@ void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size) {
   if (ctx->limit == LIMIT_RULE)
     snprintf(buf, size, "rewritten without end by the rule at %s:%u",
              ctx->limit_file, ctx->limit_line);
+  else if (ctx->limit == LIMIT_NUMBER)
+    snprintf(buf, size, "too large (a number of more than %u bits)",
+             (unsigned)MD_MAX_NUM_BITS);
   else if (ctx->limit == LIMIT_SIZE)
     snprintf(buf, size, "too large (more than %zu nodes and operands)",
              ctx->max_size);
@@ -394,6 +405,15 @@ static expr *intern(md_ctx *ctx, const key *k) {
   }
   switch (k->op) {
   case E_NUM:
+    /* a number of more than MD_MAX_NUM_BITS is past the budget too: the
+     * coefficient of t_k = 4 t_(k-1) t_(k-1) doubles its digits at each
+     * level, and 33 levels made a number of 2^33 bits */
+    if (mpz_sizeinbase(mpq_numref(*k->num), 2) +
+            mpz_sizeinbase(mpq_denref(*k->num), 2) >
+        MD_MAX_NUM_BITS) {
+      ctx->limit = LIMIT_NUMBER;
+      return NULL;
+    }
     break;
   case E_SYM:
     flags = 0;

@@ -647,9 +647,8 @@ int main(int argc, char **argv) {
       o.decls[o.ndecls++] = optarg;
       break;
     case 'f':
-      o.format =
-          (md_format[]){MD_FORMAT_TEXT, MD_FORMAT_LATEX, MD_FORMAT_NUMPY,
-                        MD_FORMAT_TORCH, MD_FORMAT_OCTAVE}[word];
+      o.format = (md_format[]){MD_FORMAT_TEXT, MD_FORMAT_LATEX, MD_FORMAT_NUMPY,
+                               MD_FORMAT_TORCH, MD_FORMAT_OCTAVE}[word];
       break;
     case OPT_LAYOUT:
       o.layout = (md_layout[]){MD_LAYOUT_DENOMINATOR, MD_LAYOUT_NUMERATOR,

@@ -1034,6 +1034,18 @@ static void prod_clear(prod *P) {
 static bool unfold(md_nf *N, prod *P, expr *k);
 static bool all_square(md_nf *N, expr *const *v, size_t n);
 
+/* Whether the coefficient C is within MD_MAX_NUM_BITS; past it the form
+ * fails, as a number node would (t_k = 4 t_(k-1) t_(k-1) doubles its
+ * coefficient's digits at each level: 33 levels made 2^33 bits). */
+static bool coef_ok(md_nf *N, const mpq_t c) {
+  if (mpz_sizeinbase(mpq_numref(c), 2) + mpz_sizeinbase(mpq_denref(c), 2) <=
+      MD_MAX_NUM_BITS)
+    return true;
+  md_ctx_limit_number(N->ctx);
+  N->failed = true;
+  return false;
+}
+
 static void prod_add(md_nf *N, prod *P, expr *k) {
   if (!k) {
     N->failed = true;
@@ -1046,6 +1058,7 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
   switch ((expr_op)k->op) {
   case E_NUM:
     mpq_mul(P->c, P->c, k->u.num);
+    coef_ok(N, P->c);
     return;
   case E_MUL: {
     /* a well-shaped chain of its own: its runs are found in it alone */
@@ -1058,6 +1071,10 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     P->budget = sub.budget;
     prod_segment(N, &sub, P->unfold); /* unfolded: merged anew */
     mpq_mul(P->c, P->c, sub.c);
+    if (!coef_ok(N, P->c)) {
+      prod_clear(&sub);
+      return;
+    }
     for (size_t i = 0; i < sub.item.n; i++)
       md_nodes_push(&P->item, sub.item.v[i]);
     for (size_t i = 0; i < sub.chain.n; i++)
@@ -1071,7 +1088,7 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     k = content(N, k, q);
     mpq_mul(P->c, P->c, q);
     mpq_clear(q);
-    if (!k) {
+    if (!k || !coef_ok(N, P->c)) {
       N->failed = true;
       return;
     }

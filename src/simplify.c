@@ -70,8 +70,13 @@ static bool dim_one(simp *S, expr *e, bool rows) {
 }
 
 /* The size measure: what the text shows (md_text_size). */
+/* The text size of E, at most 2^40: sizes of a DAG written whole can be
+ * astronomic (md_text_size saturates), and the comparisons here subtract
+ * and add them as longs. */
 static size_t size_of(simp *S, const expr *e) {
-  return md_text_size(&S->size, e);
+  const size_t cap = (size_t)1 << 40;
+  size_t n = md_text_size(&S->size, e);
+  return n < cap ? n : cap;
 }
 
 /* ---- building presented terms ---- */
