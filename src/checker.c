@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum verdict_kind {
   V_PROVED,
@@ -661,12 +662,14 @@ static int run_lines_job(void *arg) {
   return check_lines_here(j->C, j->o, j->in, j->err);
 }
 
-/* check_lines_here on a stack as deep as the identities (deep.h). */
-static int check_lines(checker *C, const md_options *o, md_lines *in,
-                       FILE *err) {
+/* check_lines_here on a stack as deep as the identities (deep.h): LEN
+ * bytes of text, 0 when not known. */
+static int check_lines_sized(checker *C, const md_options *o, md_lines *in,
+                             FILE *err, size_t len) {
   lines_job j = {C, o, in, err};
-  return md_deep(run_lines_job, &j);
+  return md_deep(run_lines_job, &j, len);
 }
+
 
 int md_check_text(const char *name, const char *text, size_t len, FILE *err) {
   char *report = NULL;
@@ -678,7 +681,7 @@ int md_check_text(const char *name, const char *text, size_t len, FILE *err) {
   md_options o = {0};
   md_lines in;
   md_lines_init_mem(&in, text, len, name);
-  int rc = check_lines(&C, &o, &in, err);
+  int rc = check_lines_sized(&C, &o, &in, err, len);
   md_lines_clear(&in);
   fclose(out);
   if (rc == 0 && C.failed) {
@@ -711,7 +714,13 @@ static int check_file(checker *C, const md_options *o, const char *path,
     sb_printf(&what, "'%s'", path);
   md_lines in;
   md_lines_init(&in, f, is_stdin ? "<stdin>" : path, what.s);
-  int rc = check_lines(C, o, &in, err);
+  /* a regular file's size bounds its depth (deep.h); a pipe's is not known */
+  struct stat sb;
+  size_t len =
+      fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0
+          ? (size_t)sb.st_size
+          : 0;
+  int rc = check_lines_sized(C, o, &in, err, len);
   md_lines_clear(&in);
   sb_clear(&what);
   if (!is_stdin)
@@ -778,7 +787,7 @@ int md_check_each(const md_options *o, const char *path, const char *text,
   if (text) {
     md_lines in;
     md_lines_init_mem(&in, text, len, path);
-    rc = check_lines(&C, o, &in, err);
+    rc = check_lines_sized(&C, o, &in, err, len);
     md_lines_clear(&in);
   } else {
     rc = check_file(&C, o, path, err);

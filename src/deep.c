@@ -20,13 +20,17 @@ static void *run(void *p) {
   return NULL;
 }
 
-int md_deep(int (*fn)(void *arg), void *arg) {
+int md_deep(int (*fn)(void *arg), void *arg, size_t input) {
   job j = {fn, arg, 0};
+  size_t stack = MD_DEEP_STACK;
+  const size_t base = (size_t)16 << 20, per_byte = (size_t)8 << 10;
+  if (input && input < (MD_DEEP_STACK - base) / per_byte)
+    stack = base + input * per_byte;
   pthread_attr_t a;
   if (pthread_attr_init(&a) != 0)
     return fn(arg);
   pthread_t t;
-  bool made = pthread_attr_setstacksize(&a, MD_DEEP_STACK) == 0 &&
+  bool made = pthread_attr_setstacksize(&a, stack) == 0 &&
               pthread_create(&t, &a, run, &j) == 0;
   pthread_attr_destroy(&a);
   if (!made)

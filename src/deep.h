@@ -16,6 +16,11 @@
 /* 1 GiB: a level takes 1 to 2 KB of stack (3 to 6 under ASan). */
 #define MD_DEEP_STACK ((size_t)1 << 30)
 
-/* FN(ARG) on a thread with an MD_DEEP_STACK stack, or on the caller's
- * when no such thread can be made; FN's result. */
-int md_deep(int (*fn)(void *arg), void *arg);
+/* FN(ARG) on a thread of its own, or on the caller's stack when no thread
+ * can be made; FN's result.  INPUT is the size of the text FN reads, in
+ * bytes, or 0 when it is not known (a stream, a file): every level of an
+ * expression takes a byte of input at least, so the stack is 16 MiB plus
+ * 8 KiB a byte, up to MD_DEEP_STACK (a known small input gets a small
+ * stack: under valgrind, a thread with a stack of 1 GiB took 3.6 s to
+ * start). */
+int md_deep(int (*fn)(void *arg), void *arg, size_t input);

@@ -1192,7 +1192,7 @@ static int run_command(void *arg) {
 }
 
 static int deep_command(command c) {
-  return md_deep(run_command, &c);
+  return md_deep(run_command, &c, c.how == HOW_TEXT ? strlen(c.text) : 0);
 }
 
 int md_cmd_simplify(const md_options *o, const char *text, FILE *out,
