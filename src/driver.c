@@ -274,8 +274,29 @@ static void print_expr(session *S, md_shapes *sh, strbuf *b, const expr *e) {
 
 /* LHS = E (E alone when LHS is NULL), with E's repeated parts named in
  * `where` bindings (share.h); LaTeX breaks a long one into lines. */
-static void print_shared(session *S, md_shapes *sh, strbuf *b, const expr *lhs,
-                         expr *e) {
+/* The parts of a result printed whole hold at most this many nodes: a
+ * DAG whose parts are each used twice (kron(t, t) again and again) has
+ * none that sharing names, and its text is exponential. */
+enum { MAX_PRINTED_NODES = 1 << 22 };
+
+/* Whether the sharing W (with the extra roots V[0..n)) prints within
+ * MAX_PRINTED_NODES nodes. */
+static bool printable(const md_sharing *w, expr *const *v, size_t n) {
+  size_t left = MAX_PRINTED_NODES;
+  for (size_t i = 0; i < n + w->n; i++) {
+    const expr *e = i < n ? v[i] : w->values[i - n];
+    if (!e)
+      continue;
+    size_t t = md_tree_size(e, left + 1);
+    if (t > left)
+      return false;
+    left -= t;
+  }
+  return true;
+}
+
+static bool print_shared(session *S, md_shapes *sh, strbuf *b, const expr *lhs,
+                         expr *e, const md_source *src) {
   /* --equation's left side is written as the user wrote it, unless that
    * unfolds a DAG: then it shares the result's bindings */
   md_sharing w;
@@ -284,11 +305,20 @@ static void print_shared(session *S, md_shapes *sh, strbuf *b, const expr *lhs,
   md_share_n(S->ctx, sh, roots, both ? 2 : 1, bodies, &w);
   w.body = bodies[0];
   const expr *left = lhs ? bodies[1] : NULL;
+  expr *shown[2] = {w.body, (expr *)left};
+  if (!printable(&w, shown, 2)) {
+    md_error_at(&S->err, src, MD_NOLOC,
+                "the result is too large to print: written out it has more "
+                "than %d nodes (parts used twice are not named)",
+                (int)MAX_PRINTED_NODES);
+    md_sharing_clear(&w);
+    return false;
+  }
   if (S->o->format == MD_FORMAT_LATEX) {
     md_print_latex_result(b, S->ctx, sh, left, w.body, w.names, w.values, w.n,
                           0);
     md_sharing_clear(&w);
-    return;
+    return true;
   }
   if (left) {
     print_expr(S, sh, b, left);
@@ -302,6 +332,7 @@ static void print_shared(session *S, md_shapes *sh, strbuf *b, const expr *lhs,
     print_expr(S, sh, b, w.values[i]);
   }
   md_sharing_clear(&w);
+  return true;
 }
 
 typedef struct steps_printer {
@@ -544,7 +575,7 @@ static bool print_result(session *S, md_shapes *sh, const request *q, expr *r,
   } else if (S->o->steps && !q->x) {
     simplify_steps(S, sh, &b, q->f, r, s);
   } else {
-    print_shared(S, sh, &b, S->o->equation ? q->lhs : NULL, s);
+    ok = print_shared(S, sh, &b, S->o->equation ? q->lhs : NULL, s, q->src);
     sb_putc(&b, '\n');
   }
   if (ok)

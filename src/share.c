@@ -197,6 +197,14 @@ static size_t tree_size(const expr *e, size_t cap, md_idmap *memo) {
   return n;
 }
 
+size_t md_tree_size(const expr *e, size_t cap) {
+  md_idmap memo;
+  md_idmap_init(&memo);
+  size_t n = tree_size(e, cap, &memo);
+  md_idmap_clear(&memo);
+  return n;
+}
+
 bool md_unfolds(const expr *e) {
   size_t dag = expr_dag_size(e), cap = 4 * dag + 64;
   md_idmap memo;

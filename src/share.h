@@ -54,6 +54,8 @@ void md_sharing_clear(md_sharing *s);
  * (4 times and more): a where-DAG such as t_k = t_(k-1) + t_(k-1) .*
  * t_(k-1) printed whole is exponential in k.  Linear in the DAG. */
 bool md_unfolds(const expr *e);
+/* The number of nodes of E printed whole, up to CAP. */
+size_t md_tree_size(const expr *e, size_t cap);
 
 /* E in the text of the language, with where bindings: what matdiff
  * prints (the CLI's printers do the same in LaTeX and with --unicode). */
