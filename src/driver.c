@@ -759,6 +759,20 @@ static bool steps_ok(session *S, const md_source *src, const md_parsed *p,
   return why == NULL;
 }
 
+/* Whether SH ran past its sizes: then whatever the engine said (the
+ * messages after the first NERR), it said without sizes, and the error
+ * is that limit. */
+static bool sizes_past_limit(session *S, md_shapes *sh, const md_source *src,
+                             size_t nerr) {
+  if (!md_shapes_full(sh))
+    return false;
+  md_errors_truncate(&S->err, nerr);
+  md_error_at(&S->err, src, MD_NOLOC,
+              "the derivative is too large (more than %zu sizes)",
+              (size_t)MD_MAX_DIMS);
+  return true;
+}
+
 /* The derivatives of E by the N variables XS together: one reverse pass
  * (md_derivatives), printed by print_joint. */
 static bool run_joint(session *S, const md_source *src, md_shapes *sh,
@@ -780,14 +794,8 @@ static bool run_joint(session *S, const md_source *src, md_shapes *sh,
   } else if (ok) {
     ok = md_derivatives(D, e, xs, n, r);
   }
-  if (md_shapes_full(sh)) {
-    /* whatever the engine said, it said it without sizes */
-    md_errors_truncate(&S->err, nerr);
-    md_error_at(&S->err, src, MD_NOLOC,
-                "the derivative is too large (more than %zu sizes)",
-                (size_t)MD_MAX_DIMS);
+  if (sizes_past_limit(S, sh, src, nerr))
     ok = false;
-  }
   md_shape fsh = md_shape_of(sh, e);
   bool gradient = md_shape_is_scalar(sh, fsh) && !o->hessian;
   for (size_t i = 0; ok && i < n; i++) {
@@ -862,14 +870,8 @@ static bool run_diff(session *S, const md_source *src, const md_parsed *p,
       warn_absent(S, e, xs[i]);
       r = o->hessian ? md_hessian(D, e, xs[i]) : md_derivative(D, e, xs[i]);
       ok = r != NULL;
-      if (md_shapes_full(sh)) {
-        /* whatever the engine said, it said it without sizes */
-        md_errors_truncate(&S->err, nerr);
-        md_error_at(&S->err, src, MD_NOLOC,
-                    "the derivative is too large (more than %zu sizes)",
-                    (size_t)MD_MAX_DIMS);
+      if (sizes_past_limit(S, sh, src, nerr))
         ok = false;
-      }
     }
     if (ok) {
       md_shape fsh = md_shape_of(sh, e);

@@ -25,8 +25,7 @@ void md_rules_clear(md_rules *r) {
   md_rules_init(r);
 }
 
-/* Collects the distinct symbols of E into V (at most CAP). */
-static size_t symbols(const expr *e, const expr **v, size_t n, size_t cap) {
+size_t md_rule_symbols(const expr *e, const expr **v, size_t n, size_t cap) {
   if (e->op == E_SYM) {
     for (size_t i = 0; i < n; i++)
       if (v[i] == e)
@@ -36,7 +35,7 @@ static size_t symbols(const expr *e, const expr **v, size_t n, size_t cap) {
     return n;
   }
   for (size_t i = 0; i < e->nkids; i++)
-    n = symbols(e->kid[i], v, n, cap);
+    n = md_rule_symbols(e->kid[i], v, n, cap);
   return n;
 }
 
@@ -69,7 +68,7 @@ static bool add_rule(md_rules *r, const md_env *env, const md_stmt *st,
                     .file = md_intern(ctx, src->name, strlen(src->name)),
                     .line = line};
   const expr *vars[32];
-  size_t nv = symbols(rule->pattern, vars, 0, 32);
+  size_t nv = md_rule_symbols(rule->pattern, vars, 0, 32);
   rule->guards = xreallocarray(NULL, nv ? nv : 1, sizeof *rule->guards);
   for (size_t i = 0; i < nv; i++) {
     const md_decl *d = md_env_find(env, vars[i]->u.name);
@@ -178,13 +177,13 @@ static bool add_rewrite(md_rules *r, const md_env *env, const md_stmt *st,
     return false;
   }
   const expr *vars[MAX_RW_VARS + 1], *rvars[MAX_RW_VARS + 1];
-  size_t nv = symbols(l, vars, 0, MAX_RW_VARS + 1);
+  size_t nv = md_rule_symbols(l, vars, 0, MAX_RW_VARS + 1);
   if (nv > MAX_RW_VARS) {
     md_error_at(err, src, st->loc, "a rule may have at most %d variables",
                 MAX_RW_VARS);
     return false;
   }
-  size_t nr = symbols(rhs, rvars, 0, MAX_RW_VARS + 1);
+  size_t nr = md_rule_symbols(rhs, rvars, 0, MAX_RW_VARS + 1);
   for (size_t i = 0; i < nr; i++)
     if (!expr_contains(l, rvars[i], NULL)) {
       md_error_at(err, src, md_parsed_loc(p, rvars[i]),

@@ -151,6 +151,9 @@ const md_rwrule *md_rules_find_rewrite(const md_rules *r, const expr *lhs,
 bool md_rules_define(md_rules *r, md_ctx *ctx, const md_stmt *st,
                      const md_source *src, md_errors *err, bool builtin,
                      bool *identity);
+/* The distinct symbols of E (a rule's side: a small tree, walked as one)
+ * not in V[0..N), added to V (room for CAP); the new count. */
+size_t md_rule_symbols(const expr *e, const expr **v, size_t n, size_t cap);
 /* The definition of function FN, or NULL. */
 const md_fndef *md_rules_fndef(const md_rules *r, uint32_t fn);
 /* E with every call of a defined function replaced by its body (bodies

@@ -3,6 +3,7 @@
 
 #include "arena.h"
 #include "print_latex.h"
+#include "rules.h"
 #include "simplify.h"
 
 #include <stdlib.h>
@@ -141,23 +142,6 @@ static char *frontier(md_steps *s) {
   return sb_take(&b);
 }
 
-/* The symbols of E (a rule's side: a small tree) not in V[0..N), added
- * to V (room for CAP). */
-static size_t rule_symbols(const expr *e, const expr **v, size_t n,
-                           size_t cap) {
-  if (e->op == E_SYM) {
-    for (size_t i = 0; i < n; i++)
-      if (v[i] == e)
-        return n;
-    if (n < cap)
-      v[n++] = e;
-    return n;
-  }
-  for (size_t i = 0; i < e->nkids; i++)
-    n = rule_symbols(e->kid[i], v, n, cap);
-  return n;
-}
-
 static bool uses(md_steps *s, const expr *e, const expr *sym);
 
 /* The rule's placeholders renamed, for the text, where they have a name
@@ -215,8 +199,8 @@ static char *rules_used(md_steps *s) {
         expr_diff(s->ctx, expr_inner(s->ctx, r->adj, r->pattern), r->var);
     /* the rule's placeholders: every symbol of it */
     const expr *ph[32];
-    size_t nph = rule_symbols(lhs, ph, 0, 32);
-    nph = rule_symbols(r->result, ph, nph, 32);
+    size_t nph = md_rule_symbols(lhs, ph, 0, 32);
+    nph = md_rule_symbols(r->result, ph, nph, 32);
     if (s->latex) {
       /* in LaTeX a rule's variables are bold or not by the kinds its
        * `let` lines give them (let g : scalar), not the expression's */
