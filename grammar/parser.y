@@ -404,10 +404,13 @@ primary
       NODE($$, expr_inv(st->ctx, $3), @$);
     }
   | KRON_FN '(' args ')' {
-      if ($3->op != E_TUPLE || $3->nkids != 2)
-        ERROR_AT(@1, "kron takes 2 arguments, not %u",
-                 $3->op == E_TUPLE ? (unsigned)$3->nkids : 1u);
-      NODE($$, expr_kron(st->ctx, $3->kid[0], $3->kid[1]), @$);
+      /* kron(A, B, C) is A ⊗ B ⊗ C, one node made at once as a chain of
+       * ⊗ is: the printer writes a Kronecker product that holds another
+       * (kept whole, MD_MAX_FLAT) so, and nested binary calls would
+       * splice that operand into its neighbours */
+      if ($3->op != E_TUPLE)
+        ERROR_AT(@1, "kron takes at least 2 arguments, not 1");
+      NODE($$, expr_make(st->ctx, E_KRON, $3->kid, $3->nkids), @$);
     }
   | DIFF_FN '(' expr ',' wrt ')' { NODE($$, expr_diff(st->ctx, $3, $5), @$); }
   | GRAD_FN '(' expr ',' wrt ')' { NODE($$, expr_diff(st->ctx, $3, $5), @$); }

@@ -166,6 +166,16 @@ static void print_chain(printer *p, const expr *e, const char *op) {
   }
 }
 
+/* Whether nested binary kron calls would not parse back to E. */
+static bool kron_nested(const expr *e) {
+  if (e->nkids > MD_MAX_FLAT)
+    return true;
+  for (size_t i = 0; i < e->nkids; i++)
+    if (e->kid[i]->op == E_KRON)
+      return true;
+  return false;
+}
+
 /* The operands LO .. HI - 1 of the Kronecker product E, as kron calls. */
 static void print_kron(printer *p, const expr *e, size_t lo, size_t hi) {
   if (hi - lo == 1) {
@@ -250,7 +260,20 @@ static void print(printer *p, const expr *e) {
     }
     /* kron(kron(a, b), c) re-parses to the flat a ⊗ b ⊗ c; the calls
      * nest as a balanced tree, log n deep (n nested calls would pass the
-     * parser's limit past 2000 operands) */
+     * parser's limit past 2000 operands).  An operand that is itself a
+     * Kronecker product (kept whole past MD_MAX_FLAT), or more operands
+     * than one node gathers from nested calls, take the one call
+     * kron(a, b, c, ...): nested calls would flatten it otherwise. */
+    if (kron_nested(e)) {
+      sb_puts(o, "kron(");
+      for (size_t i = 0; i < e->nkids; i++) {
+        if (i)
+          sb_puts(o, ", ");
+        bracketed(p, e->kid[i]);
+      }
+      sb_putc(o, ')');
+      return;
+    }
     print_kron(p, e, 0, e->nkids);
     return;
   case E_TRANS:

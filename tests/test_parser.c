@@ -493,8 +493,7 @@ static const struct {
     {"tr(A, B)", "tr takes 1 argument, not 2", 1},
     {"x + tr(A, B)", "tr takes 1 argument, not 2", 5},
     {"exp(a, b, c)", "exp takes 1 argument, not 3", 1},
-    {"kron(A)", "kron takes 2 arguments, not 1", 1},
-    {"kron(A, B, C)", "kron takes 2 arguments, not 3", 1},
+    {"kron(A)", "kron takes at least 2 arguments, not 1", 1},
     {"inv(A, B)", "inv takes 1 argument, not 2", 1},
     /* exponents */
     /* declarations */
@@ -688,11 +687,11 @@ START_TEST(long_lists) {
   enum { N = 100000 };
   char *text = nest(N - 1, "x, ", "x", "");
   char *call = malloc(strlen(text) + 8);
-  sprintf(call, "kron(%s)", text);
+  sprintf(call, "tr(%s)", text);
   free(text);
   tu_error r = tu_parse_fail(call, strlen(call), MD_PARSE_PROGRAM);
   free(call);
-  ck_assert_str_eq(r.msg, "kron takes 2 arguments, not 100000");
+  ck_assert_str_eq(r.msg, "tr takes 1 argument, not 100000");
   ck_assert_uint_eq(r.col, 1);
 
   strbuf b;

@@ -335,6 +335,51 @@ START_TEST(round_trip_unflattened) {
 }
 END_TEST
 
+/* A product kept whole (past MD_MAX_FLAT) whose neighbours were spliced
+ * in later: c ⊗ (K ⊗ B), with K = x ⊗ y kept whole beside B's 4095
+ * operands, is the node [c, K, B].  Written as the calls kron(kron(c, K),
+ * B) it read back as [[c, x, y], B] (a fuzzer's finding): such a product
+ * is one call, kron(c, kron(x, y), ...).  The same node for the chains of
+ * a product, .* and a sum, which the parser gathers whole. */
+START_TEST(round_trip_spliced_neighbours) {
+  static const expr_op ops[] = {E_KRON, E_MUL, E_HAD, E_ADD};
+  enum { NB = MD_MAX_FLAT - 1 };
+  for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+    expr_op op = ops[o];
+    expr **v = malloc(NB * sizeof *v);
+    for (size_t i = 0; i < NB; i++) {
+      char name[16];
+      snprintf(name, sizeof name, "A%zu", i);
+      v[i] = sym(name);
+    }
+    expr *big = expr_make(tu_ctx, op, v, NB);
+    ck_assert_uint_eq(big->nkids, NB);
+    expr *k2[2] = {sym("X"), sym("Y")};
+    expr *k = expr_make(tu_ctx, op, k2, 2);
+    expr *kb[2] = {k, big};
+    expr *whole = expr_make(tu_ctx, op, kb, 2);
+    ck_assert_uint_eq(whole->nkids, 2); /* K kept whole beside B */
+    expr *ce[2] = {sym("C"), whole};
+    expr *e = expr_make(tu_ctx, op, ce, 2);
+    ck_assert_uint_eq(e->nkids, 3); /* [C, K, B] */
+    ck_assert_ptr_eq(e->kid[1], k);
+    for (int unicode = 0; unicode < 2; unicode++) {
+      strbuf b;
+      sb_init(&b);
+      md_print_text_opts(&b, tu_ctx, e, unicode);
+      char *t = sb_take(&b);
+      expr *back = tu_parse(t);
+      ck_assert_msg(back == e,
+                    "op %d, unicode %d: %.60s... reads back as "
+                    "another node",
+                    (int)op, unicode, t);
+      free(t);
+    }
+    free(v);
+  }
+}
+END_TEST
+
 START_TEST(text_size) {
   check_size("x", 1);
   check_size("x + x", 3);
@@ -389,6 +434,7 @@ static Suite *print_suite(void) {
   tc = tu_tcase(s, "round trip");
   tcase_add_test(tc, round_trip);
   tcase_add_test(tc, round_trip_unflattened);
+  tcase_add_test(tc, round_trip_spliced_neighbours);
   tcase_add_test(tc, printing_changes_nothing);
   tcase_add_test(tc, text_size);
   return s;

@@ -16,6 +16,7 @@
 #include "steps.h"
 #include "strbuf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,8 +35,17 @@ static void reparses(md_ctx *ctx, const char *text, expr *e, md_errors *err) {
       return;
     abort();
   }
-  if (q.n != 1 || q.stmts[0].lhs != e)
+  if (q.n != 1 || q.stmts[0].lhs != e) {
+    /* for triage: what was printed, and what it read back as */
+    strbuf b;
+    sb_init(&b);
+    if (q.n == 1)
+      md_print_text(&b, ctx, q.stmts[0].lhs);
+    char *back = sb_take(&b);
+    fprintf(stderr, "printed:   %s\nreads as:  %s\n", text, back);
+    free(back);
     abort();
+  }
   md_parsed_clear(&q);
 }
 
