@@ -743,16 +743,66 @@ static md_status eval_closed(md_eval *ev, const expr *e, uint64_t r, uint64_t c,
 }
 
 /* The entry operations that computed V, the value of E at jet ORDER:
- * one per entry and operand, and a cube for an inverse or a power of a
- * matrix (products charge theirs in mul_factors, det and logdet in
- * eval_call). */
+ * one per entry and operand (products charge theirs in mul_factors; an
+ * inverse, det, logdet and a matrix power theirs in charge_cube, before
+ * they start). */
 static uint64_t node_work(const expr *e, const md_val *v, unsigned order) {
-  uint64_t w = (((uint64_t)v->r * v->c) << order) * (e->nkids + 1);
-  if (e->op == E_INV || (e->op == E_POW && v->r > 1)) {
-    uint64_t n = v->r; /* X^k: at most 64 squarings and products */
-    w += (n * n * n << order) * (e->op == E_POW ? 128 : 1);
+  return (((uint64_t)v->r * v->c) << order) * (e->nkids + 1);
+}
+
+static uint64_t bit_length(uint64_t n) {
+  uint64_t b = 0;
+  for (; n; n >>= 1)
+    b++;
+  return b;
+}
+
+/* Charges MULT eliminations or products of the square matrix A (of E)
+ * before they are done: n^3 entry operations each, and in exact numbers
+ * that times the words of the numbers they make.  An entry of an
+ * elimination grows to the bits of a minor, about n (b + log2 n) for
+ * entries of b bits, and of the power A^k to about k b: a 168×168
+ * inverse of small integers passed the budget only once done, after
+ * 20 s of GMP's gcds (a fuzzer's finding).  GROWTH is that factor, n
+ * or k.  Past the budget in exact numbers but not in doubles, the point
+ * is redone in doubles (MD_HUGE); past it in doubles, an error. */
+static md_status charge_cube(md_eval *ev, const expr *e, const md_val *a,
+                             uint64_t mult, uint64_t growth);
+
+/* A^K by squaring: two products per bit of |K|, and an inverse first
+ * when K < 0. */
+static md_status power_charge(md_eval *ev, const expr *e, const md_val *a,
+                              mpq_srcptr k) {
+  size_t bits = mpz_sizeinbase(mpq_numref(k), 2);
+  uint64_t growth = UINT32_MAX;
+  if (mpz_cmpabs_ui(mpq_numref(k), UINT32_MAX) < 0)
+    growth = mpz_get_ui(mpq_numref(k)); /* |k| */
+  md_status st = MD_OK;
+  if (mpq_sgn(k) < 0)
+    st = charge_cube(ev, e, a, 1, a->r);
+  if (st == MD_OK)
+    st = charge_cube(ev, e, a, 2 * bits, growth);
+  return st;
+}
+
+static md_status charge_cube(md_eval *ev, const expr *e, const md_val *a,
+                             uint64_t mult, uint64_t growth) {
+  uint64_t n = a->r, ops = (n * n * n << a->order) * mult;
+  if (!ev->doubles) {
+    uint64_t bits = (md_val_max_bits(a) + bit_length(n)) * growth;
+    if (bits > MD_EXACT_BITS)
+      bits = MD_EXACT_BITS; /* the numbers stop there (MD_HUGE) */
+    uint64_t words = 1 + bits / 64;
+    if (ev->work + ops * words <= MD_EVAL_WORK) {
+      ev->work += ops * words;
+      return MD_OK;
+    }
+    if (ev->work + ops <= MD_EVAL_WORK)
+      return MD_HUGE;
   }
-  return w;
+  if (!charge(ev, ops))
+    return over_budget(ev, e);
+  return MD_OK;
 }
 
 static md_status eval(md_eval *ev, frame *F, const expr *e, uint64_t hr,
@@ -1269,8 +1319,8 @@ static md_status eval_call(md_eval *ev, frame *F, const expr *e, uint64_t pr,
   if (st != MD_OK)
     return st;
   if ((e->u.fn == FN_DET || e->u.fn == FN_LOGDET) &&
-      !charge(ev, ((uint64_t)v->r * v->r * v->r) << v->order))
-    return over_budget(ev, e);
+      (st = charge_cube(ev, e, v, 1, v->r)) != MD_OK)
+    return st;
   switch ((md_fn)e->u.fn) {
   case FN_TR:
     st = md_val_tr(out, v);
@@ -1392,6 +1442,8 @@ static md_status compute(md_eval *ev, frame *F, const expr *e, uint64_t pr,
   case E_INV:
     st = eval(ev, F, e->kid[0], pr, pc, &v[0]);
     if (st == MD_OK)
+      st = charge_cube(ev, e, v[0], 1, v[0]->r);
+    if (st == MD_OK)
       st = md_val_inv(out, v[0]);
     break;
   case E_MUL:
@@ -1442,9 +1494,12 @@ static md_status compute(md_eval *ev, frame *F, const expr *e, uint64_t pr,
       break;
     }
     st = eval(ev, F, base, pr, pc, &v[0]);
+    mpq_srcptr kq = k->u.num;
+    if (st == MD_OK && e->op == E_POW && v[0]->r > 1)
+      st = power_charge(ev, e, v[0], kq);
     if (st == MD_OK)
-      st = e->op == E_POW ? md_val_pow(out, v[0], k->u.num)
-                          : md_val_epow(out, v[0], k->u.num);
+      st = e->op == E_POW ? md_val_pow(out, v[0], kq)
+                          : md_val_epow(out, v[0], kq);
     break;
   }
   case E_CALL:

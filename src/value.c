@@ -626,6 +626,16 @@ void md_val_to_double(md_val *v) {
       md_num_set_d(&v->x[i], mpq_get_d(v->x[i].q));
 }
 
+size_t md_val_max_bits(const md_val *v) {
+  size_t n = val_len(v), m = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t b = num_bits(&v->x[i]);
+    if (b > m)
+      m = b;
+  }
+  return m;
+}
+
 bool md_val_too_big(const md_val *v) {
   size_t n = val_len(v);
   for (size_t i = 0; i < n; i++)

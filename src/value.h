@@ -87,6 +87,9 @@ md_num *md_val_at(const md_val *v, uint32_t i, uint32_t j, unsigned part);
 bool md_val_is_exact(const md_val *v);
 /* Every number of V as a double. */
 void md_val_to_double(md_val *v);
+/* The most bits of an exact number of V (numerator and denominator); 0
+ * when all are doubles. */
+size_t md_val_max_bits(const md_val *v);
 /* Some exact number of V is past MD_EXACT_BITS. */
 bool md_val_too_big(const md_val *v);
 /* Some double of V is infinite or NaN. */

@@ -588,6 +588,72 @@ START_TEST(huge_exact_numbers_go_double) {
 }
 END_TEST
 
+/* An N×N matrix, diagonally dominant, whose entries are near 1 (N on
+ * the diagonal) with BITS bits in their numerators and denominators. */
+static void big_matrix(md_val *v, uint32_t n, unsigned bits) {
+  md_val_init(v, n, n, 0);
+  mpq_t t;
+  mpq_init(t);
+  for (uint32_t i = 0; i < n; i++)
+    for (uint32_t j = 0; j < n; j++) {
+      mpz_set_ui(mpq_denref(t), 1);
+      mpz_mul_2exp(mpq_denref(t), mpq_denref(t), bits);
+      mpz_add_ui(mpq_numref(t), mpq_denref(t), 1 + (i * 7 + j * 3) % 11);
+      if (i == j)
+        mpz_mul_ui(mpq_numref(t), mpq_numref(t), n);
+      mpq_canonicalize(t);
+      md_num_set_q(md_val_at(v, i, j, 0), t);
+    }
+  mpq_clear(t);
+}
+
+/* An inverse, det or matrix power is charged before it is done, in
+ * exact numbers by the size its numbers will grow to: a 60×60 inverse of
+ * 200-bit entries is done in doubles (MD_HUGE), a 200×200 inverse is
+ * refused even so (the fuzzer's 168×168 inverse took 20 s in GMP, then
+ * came past the budget). */
+/* "let X : matrix(N, N); BODY" */
+static void prepare_square(uint32_t n, const char *body) {
+  static char text[128];
+  snprintf(text, sizeof text, "let X : matrix(%u, %u); %s", n, n, body);
+  prepare(text);
+}
+
+START_TEST(cubic_work_charged_first) {
+  static const char *const bodies[] = {"tr(inv(X))", "det(X)", "tr(X^7)"};
+  for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+    prepare_square(60, bodies[i]);
+    md_val x, r;
+    big_matrix(&x, 60, 200);
+    bind("X", &x);
+    md_val_clear(&x);
+    ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_HUGE);
+    md_eval_use_doubles(cur.ev);
+    md_status st = md_eval_run(cur.ev, cur.e, NULL, &r);
+    ck_assert_msg(st == MD_OK, "%s: %s", bodies[i], md_eval_why(cur.ev));
+    ck_assert(!md_val_is_exact(&r));
+    md_val_clear(&r);
+
+    prepare_square(200, bodies[i]);
+    big_matrix(&x, 200, 1);
+    bind("X", &x);
+    md_val_clear(&x);
+    ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_FAIL);
+    ck_assert_msg(strstr(md_eval_why(cur.ev), "too much arithmetic"), "%s",
+                  md_eval_why(cur.ev));
+  }
+  /* small ones stay exact */
+  prepare_square(8, "tr(inv(X))");
+  md_val x, r;
+  big_matrix(&x, 8, 20);
+  bind("X", &x);
+  md_val_clear(&x);
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  ck_assert(md_val_is_exact(&r));
+  md_val_clear(&r);
+}
+END_TEST
+
 /* The values of the symbols as a counterexample shows them. */
 static void check_values(const char *want) {
   strbuf b;
@@ -662,6 +728,7 @@ static Suite *eval_suite(void) {
   tcase_add_test(tc, sizes_of_towers);
   tcase_add_test(tc, domain_retries);
   tcase_add_test(tc, huge_exact_numbers_go_double);
+  tcase_add_test(tc, cubic_work_charged_first);
   tcase_add_test(tc, values_shown);
   tcase_add_test(tc, values_wide_and_cut);
   return s;
