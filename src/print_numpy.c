@@ -979,6 +979,91 @@ static const expr *chain_match(printer *p, const expr *e, size_t i, size_t *j) {
   return NULL;
 }
 
+/* Runs that multiply to 1×1.  The gradients of (a^T A c) (b^T X d)
+ * hold the numbers a^T A c and b^T X d in each of their terms, as runs of
+ * operands of flat products: not nodes, so each use would compute its
+ * number again.  Before printing, each such run becomes a product node of
+ * its own (made here, indexed with the sub-chains), written where the run
+ * stands: one local when used twice. */
+
+static bool shape_if_known(printer *p, const expr *e, md_shape *s) {
+  if (!md_shape_known(p->sh, e) && !md_shape_derive(p->sh, (expr *)e))
+    return false;
+  *s = md_shape_of(p->sh, e);
+  return true;
+}
+
+/* RUN[i] = j where operands i .. j - 1 of the product E (2 <= j - i < n,
+ * none closed or 1×1) multiply to 1×1 and emit_mul groups them so: left to
+ * right, a group ends where it reaches 1×1 and another starts where the
+ * chain breaks; else 0.  A closed operand (its sizes are local) ends a
+ * group here; emit_mul checks that its groups agree before it uses a run.
+ * RUN has E's n entries.  False when there is none. */
+static bool scalar_runs(printer *p, const expr *e, size_t *run) {
+  size_t n = e->nkids;
+  memset(run, 0, n * sizeof *run);
+  if (e->op != E_MUL || (e->flags & EF_CLOSED) || n < 3)
+    return false;
+  md_shape *s = xreallocarray(NULL, n, sizeof *s);
+  bool *closed = xreallocarray(NULL, n, sizeof *closed);
+  bool ok = true, any = false;
+  for (size_t i = 0; i < n && ok; i++) {
+    closed[i] = e->kid[i]->flags & EF_CLOSED;
+    ok = closed[i] || shape_if_known(p, e->kid[i], &s[i]);
+  }
+  for (size_t i = 0; ok && i < n;) {
+    if (closed[i] || md_shape_is_scalar(p->sh, s[i])) {
+      i++;
+      continue;
+    }
+    md_dim r = s[i].r, c = s[i].c;
+    size_t j = i + 1;
+    bool one = false;
+    while (j < n &&
+           !(one = md_dim_is_one(p->sh, r) && md_dim_is_one(p->sh, c)) &&
+           !closed[j] && !md_shape_is_scalar(p->sh, s[j]) &&
+           md_dim_equal(p->sh, c, s[j].r))
+      c = s[j++].c;
+    one = md_dim_is_one(p->sh, r) && md_dim_is_one(p->sh, c);
+    if (one && j - i >= 2 && j - i < n) {
+      run[i] = j;
+      any = true;
+    }
+    i = j;
+  }
+  free(s);
+  free(closed);
+  return any;
+}
+
+/* Makes the run nodes of the products below E (SEEN, by id, of the nodes
+ * there were before; the new nodes go to *NEW, *NNEW, *CAPNEW). */
+static void make_runs(printer *p, const expr *e, uint8_t *seen, expr ***made,
+                      size_t *nmade, size_t *capmade) {
+  if (seen[e->id] || (e->flags & EF_CLOSED))
+    return;
+  seen[e->id] = 1;
+  if (e->op == E_MUL && e->nkids >= 3) {
+    size_t *run = xreallocarray(NULL, e->nkids, sizeof *run);
+    if (scalar_runs(p, e, run))
+      for (size_t i = 0; i < e->nkids; i++) {
+        if (!run[i])
+          continue;
+        expr *r = expr_make(p->ctx, E_MUL, e->kid + i, run[i] - i);
+        if (!r || r->op != E_MUL || r->nkids != run[i] - i)
+          continue; /* past a budget, or merged: written as it stands */
+        if (*nmade == *capmade) {
+          *capmade = *capmade ? 2 * *capmade : 16;
+          *made = xreallocarray(*made, *capmade, sizeof **made);
+        }
+        (*made)[(*nmade)++] = r;
+      }
+    free(run);
+  }
+  for (size_t i = 0; i < e->nkids; i++)
+    make_runs(p, e->kid[i], seen, made, nmade, capmade);
+}
+
 /* a * b * ... or a @ b @ ...: scalars first, then the matrix chain.  The
  * grouping is shape.c's: a kid of shape 1×1 scales; so does a run of
  * factors that multiplies to 1×1, written (a @ b).item(). */
@@ -1062,6 +1147,22 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
       sums[g] |= 2, skip[first] = true;
   }
 
+  /* a group that is a run with a node of its own (scalar_runs): that
+   * node, a number, written once (DONE[g]) */
+  size_t *run = NULL, *gcount = NULL;
+  bool *done = xcalloc(ng ? (size_t)ng : 1, sizeof *done);
+  if (p->mcap && !p->scale && n >= 3) {
+    run = xreallocarray(NULL, n, sizeof *run);
+    if (!scalar_runs(p, e, run)) {
+      free(run);
+      run = NULL;
+    }
+    gcount = xcalloc(ng ? (size_t)ng : 1, sizeof *gcount);
+    for (size_t i = 0; i < n; i++)
+      if (grp[i] >= 0)
+        gcount[grp[i]]++;
+  }
+
   /* emit every kid once, in order, into its group's chain */
   chain *gc = xreallocarray(NULL, ng ? (size_t)ng : 1, sizeof *gc);
   for (long g = 0; g < ng; g++)
@@ -1078,6 +1179,20 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
     if (skip[i])
       continue;
     size_t j;
+    if (run && run[i] && grp[i] >= 0 && gscalar[grp[i]] &&
+        gcount[grp[i]] == run[i] - i && !sums[grp[i]]) {
+      long g = grp[i];
+      bool whole = true;
+      for (size_t m = i; m < run[i]; m++)
+        whole = whole && grp[m] == g && k[m].occ == NO_OCC;
+      const expr *r = whole ? *mslot(p, e->kid + i, run[i] - i) : NULL;
+      if (r) {
+        chain_add(p, &all, times, emit(p, r));
+        done[g] = true;
+        i = run[i] - 1;
+        continue;
+      }
+    }
     const expr *sub = grp[i] >= 0 ? chain_match(p, e, i, &j) : NULL;
     for (size_t m = i; sub && m < j; m++)
       if (grp[m] != grp[i] || k[m].occ != NO_OCC || skip[m])
@@ -1102,6 +1217,10 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
   }
   py *gx = xreallocarray(NULL, ng ? (size_t)ng : 1, sizeof *gx);
   for (long g = 0; g < ng; g++) {
+    if (done[g]) {
+      sb_clear(&gc[g].b);
+      continue;
+    }
     gx[g] = chain_end(&gc[g]);
     if (sums[g] & 2) /* ones^T @ M: the sums of M's columns */
       gx[g] = wrap(
@@ -1115,7 +1234,7 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
           PY_ATOM);
   }
   for (long g = 0; g < ng; g++)
-    if (g != matrix)
+    if (g != matrix && !done[g])
       chain_add(p, &all, times, wrap("", gx[g], PY_ATOM, as_num, PY_ATOM));
   /* s * (A @ B): the bracket says which product is which */
   if (matrix >= 0)
@@ -1126,6 +1245,9 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
   free(gscalar);
   free(sums);
   free(skip);
+  free(run);
+  free(gcount);
+  free(done);
   return chain_end(&all);
 }
 
@@ -2023,6 +2145,37 @@ static char *out_name(printer *p, const char *base, char **outs, size_t n) {
   return sb_take(&b);
 }
 
+/* Counts the uses of the sub-chains and run nodes that emit_mul will
+ * write in E: one more each, their operands one less.  A run node not yet
+ * counted is counted (its operands) and queued on TODO. */
+static void link_subchains(printer *p, const expr *e, const expr **todo,
+                           size_t *ntodo) {
+  size_t *run = xreallocarray(NULL, e->nkids, sizeof *run);
+  bool any = scalar_runs(p, e, run);
+  for (size_t i = 0; i < e->nkids; i++) {
+    size_t j = 0;
+    const expr *sub = NULL;
+    if (any && run[i]) {
+      sub = *mslot(p, e->kid + i, run[i] - i);
+      j = run[i];
+      if (sub && !(p->seen[sub->id] & SEEN_COUNTED)) {
+        count_refs(p, sub); /* a run node: its operands */
+        todo[(*ntodo)++] = sub;
+      }
+    }
+    if (!sub)
+      sub = chain_match(p, e, i, &j);
+    if (!sub)
+      continue;
+    p->refs[sub->id]++;
+    for (size_t m = i; m < j; m++)
+      if (!(e->kid[m]->flags & EF_CLOSED))
+        p->refs[e->kid[m]->id]--;
+    i = j - 1;
+  }
+  free(run);
+}
+
 bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
                    const md_code_fn *fn, md_errors *err) {
   const expr *const *params = fn->params;
@@ -2034,18 +2187,6 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
   p.pused = xcalloc(nparams ? nparams : 1, sizeof *p.pused);
   name_params(&p);
   sb_init(&p.body);
-  p.nnodes = md_ctx_nnodes(ctx);
-  p.refs = xcalloc(p.nnodes, sizeof *p.refs);
-  p.seen = xcalloc(p.nnodes, sizeof *p.seen);
-  p.memo = xcalloc(p.nnodes, sizeof *p.memo);
-  p.sbase = xcalloc(p.nnodes, sizeof *p.sbase);
-  p.sdeg = xcalloc(p.nnodes, sizeof *p.sdeg);
-  p.sroot = xcalloc(p.nnodes, sizeof *p.sroot);
-  p.memo_sc = xcalloc(p.nnodes, sizeof *p.memo_sc);
-  p.sexp = xcalloc(p.nnodes, sizeof *p.sexp);
-  p.smax = xcalloc(p.nnodes, sizeof *p.smax);
-  p.salias = xcalloc(p.nnodes, sizeof *p.salias);
-  p.sparity = xcalloc(p.nnodes, sizeof *p.sparity);
 
   /* the roots: the value first, then the results; a node the roots share
    * (the forward pass in the value and in the gradients, an adjoint in
@@ -2062,6 +2203,29 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
     roots[k] = fn->results[i];
     rshape[k++] = fn->shapes[i];
   }
+  /* the nodes of the runs that multiply to 1×1, before the tables by id
+   * are sized */
+  expr **runs = NULL;
+  size_t nruns = 0, capruns = 0;
+  {
+    uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
+    for (size_t i = 0; i < nroots; i++)
+      make_runs(&p, roots[i], seen, &runs, &nruns, &capruns);
+    free(seen);
+  }
+  p.nnodes = md_ctx_nnodes(ctx);
+  p.refs = xcalloc(p.nnodes, sizeof *p.refs);
+  p.seen = xcalloc(p.nnodes, sizeof *p.seen);
+  p.memo = xcalloc(p.nnodes, sizeof *p.memo);
+  p.sbase = xcalloc(p.nnodes, sizeof *p.sbase);
+  p.sdeg = xcalloc(p.nnodes, sizeof *p.sdeg);
+  p.sroot = xcalloc(p.nnodes, sizeof *p.sroot);
+  p.memo_sc = xcalloc(p.nnodes, sizeof *p.memo_sc);
+  p.sexp = xcalloc(p.nnodes, sizeof *p.sexp);
+  p.smax = xcalloc(p.nnodes, sizeof *p.smax);
+  p.salias = xcalloc(p.nnodes, sizeof *p.salias);
+  p.sparity = xcalloc(p.nnodes, sizeof *p.sparity);
+
   for (size_t i = 0; i < nroots; i++) {
     if (roots[i]->flags & EF_CLOSED)
       continue;
@@ -2069,9 +2233,9 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
     count_refs(&p, roots[i]);
     scan(&p, roots[i]);
   }
-  if (nroots > 1) {
-    /* sub-chains that are nodes (see chain_match): used once more each,
-     * their operands once less */
+  if (nroots > 1 || nruns) {
+    /* sub-chains that are nodes (see chain_match) and runs that are made
+     * ones: used once more each, their operands once less */
     p.mcap = 16;
     while (p.mcap < 2 * p.nnodes)
       p.mcap *= 2;
@@ -2079,21 +2243,18 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
     uint8_t *seen = xcalloc(p.nnodes, 1);
     for (size_t i = 0; i < nroots; i++)
       mindex(&p, roots[i], seen);
+    for (size_t i = 0; i < nruns; i++)
+      *mslot(&p, runs[i]->kid, runs[i]->nkids) = runs[i];
     free(seen);
-    for (size_t t = 0; t < p.mcap; t++) {
-      const expr *e = p.mtab[t];
-      for (size_t i = 0; e && i < e->nkids; i++) {
-        size_t j;
-        const expr *sub = chain_match(&p, e, i, &j);
-        if (!sub)
-          continue;
-        p.refs[sub->id]++;
-        for (size_t m = i; m < j; m++)
-          if (!(e->kid[m]->flags & EF_CLOSED))
-            p.refs[e->kid[m]->id]--;
-        i = j - 1;
-      }
-    }
+    /* the products of the roots' DAG, then the run nodes they use */
+    const expr **todo = xreallocarray(NULL, p.mcap, sizeof *todo);
+    size_t ntodo = 0;
+    for (size_t t = 0; t < p.mcap; t++)
+      if (p.mtab[t] && (p.seen[p.mtab[t]->id] & SEEN_COUNTED))
+        todo[ntodo++] = p.mtab[t];
+    for (size_t t = 0; t < ntodo; t++)
+      link_subchains(&p, todo[t], todo, &ntodo);
+    free(todo);
   }
   py *r = xcalloc(nroots, sizeof *r);
   for (size_t i = 0; i < nroots; i++)
@@ -2200,6 +2361,7 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
   free(p.oc);
   free(p.okid);
   free(p.mtab);
+  free(runs);
   sb_clear(&p.body);
   return ok;
 }
