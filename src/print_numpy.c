@@ -928,6 +928,12 @@ static py emit(printer *p, const expr *e);
  * of the DAG is indexed by its operands; a chain is then written with its
  * longest sub-chains that are nodes (A x) as those nodes, shared. */
 
+/* Sub-chains are looked up up to this length, and only in the products
+ * of a result of at most MAX_CHAIN_OPERANDS operands in all: a lookup
+ * costs its length, and a chain of k factors has k^2 sub-chains. */
+#define MAX_SUBCHAIN       32
+#define MAX_CHAIN_OPERANDS (1u << 16)
+
 static size_t mhash(expr *const *k, size_t n) {
   size_t h = 1469598103934665603u;
   for (size_t i = 0; i < n; i++)
@@ -965,6 +971,8 @@ static const expr *chain_match(printer *p, const expr *e, size_t i, size_t *j) {
   while (end < n && !(e->kid[end]->flags & EF_CLOSED) &&
          !md_shape_is_scalar(p->sh, fixed_shape(p, e->kid[end])))
     end++;
+  if (end > i + MAX_SUBCHAIN)
+    end = i + MAX_SUBCHAIN;
   for (size_t m = end; m >= i + 2; m--) {
     if (m - i >= n)
       continue;
@@ -1036,32 +1044,137 @@ static bool scalar_runs(printer *p, const expr *e, size_t *run) {
   return any;
 }
 
-/* Makes the run nodes of the products below E (SEEN, by id, of the nodes
- * there were before; the new nodes go to *NEW, *NNEW, *CAPNEW). */
-static void make_runs(printer *p, const expr *e, uint8_t *seen, expr ***made,
-                      size_t *nmade, size_t *capmade) {
+/* A growable array of nodes. */
+typedef struct nodes {
+  expr **v;
+  size_t n, cap;
+} nodes;
+
+static void nodes_push(nodes *a, expr *e) {
+  if (a->n == a->cap) {
+    a->cap = a->cap ? 2 * a->cap : 16;
+    a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
+  }
+  a->v[a->n++] = e;
+}
+
+/* Lists the products below E in PRODS and their operands in SEQ, each
+ * product's after a NULL (SEEN, by id: the nodes there were before). */
+static void collect_products(const expr *e, uint8_t *seen, nodes *prods,
+                             nodes *seq) {
   if (seen[e->id] || (e->flags & EF_CLOSED))
     return;
   seen[e->id] = 1;
-  if (e->op == E_MUL && e->nkids >= 3) {
-    size_t *run = xreallocarray(NULL, e->nkids, sizeof *run);
-    if (scalar_runs(p, e, run))
-      for (size_t i = 0; i < e->nkids; i++) {
-        if (!run[i])
-          continue;
-        expr *r = expr_make(p->ctx, E_MUL, e->kid + i, run[i] - i);
-        if (!r || r->op != E_MUL || r->nkids != run[i] - i)
-          continue; /* past a budget, or merged: written as it stands */
-        if (*nmade == *capmade) {
-          *capmade = *capmade ? 2 * *capmade : 16;
-          *made = xreallocarray(*made, *capmade, sizeof **made);
-        }
-        (*made)[(*nmade)++] = r;
-      }
-    free(run);
+  if (e->op == E_MUL) {
+    nodes_push(prods, (expr *)e);
+    nodes_push(seq, NULL);
+    for (size_t i = 0; i < e->nkids; i++)
+      nodes_push(seq, e->kid[i]);
   }
   for (size_t i = 0; i < e->nkids; i++)
-    make_runs(p, e->kid[i], seen, made, nmade, capmade);
+    collect_products(e->kid[i], seen, prods, seq);
+}
+
+/* Makes the run nodes of the product E (into MADE). */
+static void make_runs(printer *p, const expr *e, nodes *made) {
+  if (e->nkids < 3)
+    return;
+  size_t *run = xreallocarray(NULL, e->nkids, sizeof *run);
+  if (scalar_runs(p, e, run))
+    for (size_t i = 0; i < e->nkids; i++) {
+      if (!run[i])
+        continue;
+      expr *r = expr_make(p->ctx, E_MUL, e->kid + i, run[i] - i);
+      if (!r || r->op != E_MUL || r->nkids != run[i] - i)
+        continue; /* past a budget, or merged: written as it stands */
+      nodes_push(made, r);
+    }
+  free(run);
+}
+
+/* Shared sub-chains.  The chains of several results often share a pair
+ * of neighbours that no node holds: X c in A X c, X c and A^2 X c.  As
+ * Re-Pair compresses a text, the pair of operands found most often in the
+ * products (at least twice) becomes a product node of its own, which
+ * takes its place in them, and again while REPAIR_WORK lasts (a round
+ * looks at every operand): a pair may hold a pair made before (A (X c)).
+ * emit_mul then writes each chain with its longest sub-chains that are nodes
+ * (chain_match), each computed once.  Only a pair of a matrix or vector with a
+ * matrix or vector that multiply (not to 1×1: runs are made above) is counted.
+ */
+#define REPAIR_WORK (1u << 23) /* operands looked at, over all rounds */
+
+static bool pairable(printer *p, const expr *a, const expr *b) {
+  md_shape sa, sb;
+  if (!a || !b || (a->flags & EF_CLOSED) || (b->flags & EF_CLOSED) ||
+      !shape_if_known(p, a, &sa) || !shape_if_known(p, b, &sb) ||
+      md_shape_is_scalar(p->sh, sa) || md_shape_is_scalar(p->sh, sb))
+    return false;
+  return md_dim_equal(p->sh, sa.c, sb.r) &&
+         !(md_dim_is_one(p->sh, sa.r) && md_dim_is_one(p->sh, sb.c));
+}
+
+typedef struct pair_count {
+  const expr *a, *b;
+  size_t n;
+} pair_count;
+
+static void repair(printer *p, nodes *seq, nodes *made) {
+  size_t cap = 16;
+  while (cap < 2 * seq->n)
+    cap *= 2;
+  pair_count *tab = xcalloc(cap, sizeof *tab);
+  /* PAIRABLE[t]: seq[t], seq[t + 1] is a pair to count */
+  bool *ok = xcalloc(seq->n ? seq->n : 1, sizeof *ok);
+  size_t *from = xcalloc(seq->n ? seq->n : 1, sizeof *from);
+  for (size_t t = 0; t + 1 < seq->n; t++)
+    ok[t] = pairable(p, seq->v[t], seq->v[t + 1]);
+  for (size_t work = 0; work + seq->n <= REPAIR_WORK; work += seq->n) {
+    memset(tab, 0, cap * sizeof *tab);
+    pair_count *best = NULL;
+    for (size_t t = 0; t + 1 < seq->n; t++) {
+      if (!ok[t])
+        continue;
+      const expr *a = seq->v[t], *b = seq->v[t + 1];
+      size_t h = ((size_t)a->id * 2654435761u ^ b->id) & (cap - 1);
+      while (tab[h].a && (tab[h].a != a || tab[h].b != b))
+        h = (h + 1) & (cap - 1);
+      tab[h].a = a, tab[h].b = b, tab[h].n++;
+      /* a a a is one pair a a, not two */
+      if (t + 2 < seq->n && ok[t + 1] && seq->v[t + 2] == b && a == b)
+        t++;
+      if (!best || tab[h].n > best->n)
+        best = &tab[h];
+    }
+    if (!best || best->n < 2)
+      break;
+    expr *k[2] = {(expr *)best->a, (expr *)best->b};
+    expr *r = expr_make(p->ctx, E_MUL, k, 2);
+    if (!r || r->op != E_MUL)
+      break;
+    nodes_push(made, r);
+    /* the pair's places take R; R pairs with its new neighbours */
+    const expr *a = best->a, *b = best->b;
+    size_t w = 0;
+    for (size_t t = 0; t < seq->n; t++) {
+      from[w] = t;
+      if (t + 1 < seq->n && ok[t] && seq->v[t] == a && seq->v[t + 1] == b) {
+        seq->v[w++] = r;
+        t++;
+      } else {
+        seq->v[w++] = seq->v[t];
+      }
+    }
+    seq->n = w;
+    /* a pair with R in it is new; the others were counted before */
+    for (size_t t = 0; t + 1 < seq->n; t++)
+      ok[t] = seq->v[t] == r || seq->v[t + 1] == r
+                  ? pairable(p, seq->v[t], seq->v[t + 1])
+                  : ok[from[t]];
+  }
+  free(from);
+  free(ok);
+  free(tab);
 }
 
 /* a * b * ... or a @ b @ ...: scalars first, then the matrix chain.  The
@@ -1198,6 +1311,7 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
       if (grp[m] != grp[i] || k[m].occ != NO_OCC || skip[m])
         sub = NULL;
     py x;
+    size_t first = i; /* X's rows are those of its first operand */
     if (sub) {
       x = emit(p, sub); /* the sub-chain that is a node, computed once */
       i = j - 1;
@@ -1210,7 +1324,7 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
     }
     /* a column times a row is their outer product, which broadcasting
      * writes with *: no matrix product (u v^T, ones (C ones)^T) */
-    bool outer = gc[grp[i]].n > 0 && lis_one(p, k[i].sh.r);
+    bool outer = gc[grp[i]].n > 0 && lis_one(p, k[first].sh.r);
     chain_add(p, &gc[grp[i]], outer ? times : matmul, x);
     if (!gscalar[grp[i]])
       matrix = grp[i];
@@ -2146,8 +2260,9 @@ static char *out_name(printer *p, const char *base, char **outs, size_t n) {
 }
 
 /* Counts the uses of the sub-chains and run nodes that emit_mul will
- * write in E: one more each, their operands one less.  A run node not yet
- * counted is counted (its operands) and queued on TODO. */
+ * write in E: one more each, their operands one less.  A node made here
+ * (make_runs, repair) not yet counted is counted (its operands) and
+ * queued on TODO. */
 static void link_subchains(printer *p, const expr *e, const expr **todo,
                            size_t *ntodo) {
   size_t *run = xreallocarray(NULL, e->nkids, sizeof *run);
@@ -2158,15 +2273,15 @@ static void link_subchains(printer *p, const expr *e, const expr **todo,
     if (any && run[i]) {
       sub = *mslot(p, e->kid + i, run[i] - i);
       j = run[i];
-      if (sub && !(p->seen[sub->id] & SEEN_COUNTED)) {
-        count_refs(p, sub); /* a run node: its operands */
-        todo[(*ntodo)++] = sub;
-      }
     }
     if (!sub)
       sub = chain_match(p, e, i, &j);
     if (!sub)
       continue;
+    if (!(p->seen[sub->id] & SEEN_COUNTED)) {
+      count_refs(p, sub); /* a node made here: its operands */
+      todo[(*ntodo)++] = sub;
+    }
     p->refs[sub->id]++;
     for (size_t m = i; m < j; m++)
       if (!(e->kid[m]->flags & EF_CLOSED))
@@ -2205,13 +2320,24 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
   }
   /* the nodes of the runs that multiply to 1×1, before the tables by id
    * are sized */
-  expr **runs = NULL;
-  size_t nruns = 0, capruns = 0;
+  nodes made = {0};
+  bool chains;
   {
+    nodes prods = {0}, seq = {0};
     uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
     for (size_t i = 0; i < nroots; i++)
-      make_runs(&p, roots[i], seen, &runs, &nruns, &capruns);
+      collect_products(roots[i], seen, &prods, &seq);
     free(seen);
+    /* past this, chains are written as they stand (each lookup of a
+     * sub-chain costs its length) */
+    chains = seq.n <= MAX_CHAIN_OPERANDS;
+    if (chains) {
+      for (size_t i = 0; i < prods.n; i++)
+        make_runs(&p, prods.v[i], &made);
+      repair(&p, &seq, &made);
+    }
+    free(prods.v);
+    free(seq.v);
   }
   p.nnodes = md_ctx_nnodes(ctx);
   p.refs = xcalloc(p.nnodes, sizeof *p.refs);
@@ -2233,7 +2359,7 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
     count_refs(&p, roots[i]);
     scan(&p, roots[i]);
   }
-  if (nroots > 1 || nruns) {
+  if (chains && (nroots > 1 || made.n)) {
     /* sub-chains that are nodes (see chain_match) and runs that are made
      * ones: used once more each, their operands once less */
     p.mcap = 16;
@@ -2243,8 +2369,8 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
     uint8_t *seen = xcalloc(p.nnodes, 1);
     for (size_t i = 0; i < nroots; i++)
       mindex(&p, roots[i], seen);
-    for (size_t i = 0; i < nruns; i++)
-      *mslot(&p, runs[i]->kid, runs[i]->nkids) = runs[i];
+    for (size_t i = 0; i < made.n; i++)
+      *mslot(&p, made.v[i]->kid, made.v[i]->nkids) = made.v[i];
     free(seen);
     /* the products of the roots' DAG, then the run nodes they use */
     const expr **todo = xreallocarray(NULL, p.mcap, sizeof *todo);
@@ -2361,7 +2487,7 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
   free(p.oc);
   free(p.okid);
   free(p.mtab);
-  free(runs);
+  free(made.v);
   sb_clear(&p.body);
   return ok;
 }
