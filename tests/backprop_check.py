@@ -86,13 +86,28 @@ DEF = re.compile(r"^def (\w+)\(", re.M)
 FUNCTION = re.compile(r"^function (?:\[?[\w, ]*\]? = )?(\w+)\(", re.M)
 
 
+def power_products(k):
+    """The matrix products of X^k by repeated squaring, as NumPy's
+    matrix_power and Octave's ^ take them."""
+    k = abs(k)
+    return max(0, k.bit_length() - 1 + bin(k).count("1") - 1)
+
+
 def products(code, fmt):
-    """The matrix products in CODE: @, or Octave's * (never .*)."""
+    """The matrix products in CODE: @, or Octave's * (never .*), and those
+    of each matrix power (matrix_power(A, 3), A ^ 3: two)."""
     body = "\n".join(l for l in code.splitlines()
                      if not l.startswith(("function", "def", "import")))
     if fmt == "octave":
-        return len(re.findall(r"(?<!\.)\*", body))
-    return body.count("@")
+        # size(b, 1) * size(A, 1): a size, not a matrix product
+        body = re.sub(r"size\([^()]*\)(?:\s*\*\s*size\([^()]*\))+",
+                      "SIZE", body)
+        n = len(re.findall(r"(?<!\.)\*", body))
+        pows = re.findall(r"(?<!\.)\^ ?\(?(-?\d+)", body)
+    else:
+        n = body.count("@")
+        pows = re.findall(r"matrix_power\(.*?, (-?\d+)\)", body)
+    return n + sum(power_products(int(k)) for k in pows)
 
 
 class Code:
