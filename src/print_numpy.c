@@ -156,6 +156,14 @@ typedef struct printer {
    * node of its own is written (A x) x^T with A x computed once */
   const expr **mtab;
   size_t mcap;
+  /* by id: the node whose transpose this one is, written as its .T (see
+   * "Transposes"), or NULL */
+  const expr **tsub;
+  /* by id: a product written as another with the same value (a
+   * transposed product among its operands expanded), or NULL */
+  const expr **esub;
+  int expand;      /* find esub: 0 not, 1 but for prefixes, 2 all */
+  size_t products; /* matrix products written (chains, powers) */
 } printer;
 
 /* The spelling of an operation in the language being written. */
@@ -955,6 +963,10 @@ static void mindex(printer *p, const expr *e, uint8_t *seen) {
   if (seen[e->id] || (e->flags & EF_CLOSED))
     return;
   seen[e->id] = 1;
+  if (p->tsub[e->id] || p->esub[e->id]) {
+    mindex(p, p->tsub[e->id] ? p->tsub[e->id] : p->esub[e->id], seen);
+    return;
+  }
   if (e->op == E_MUL)
     *mslot(p, e->kid, e->nkids) = e;
   for (size_t i = 0; i < e->nkids; i++)
@@ -1058,13 +1070,260 @@ static void nodes_push(nodes *a, expr *e) {
   a->v[a->n++] = e;
 }
 
+/* Transposes.  The normal form writes transposes at the leaves: the
+ * gradient of ||X - U V^T||^2 by V is 2 (V U^T - X^T) U, while the one by
+ * U holds U V^T - X.  Each is the other's transpose, but they are two
+ * nodes, and V U^T would be computed again.  Before printing, the
+ * transpose of each matrix node is built as the normal form writes it
+ * (transposes to the leaves; a product's operands reversed, its 1×1
+ * factors kept first; a sum's terms in their order); where that is also a
+ * node of the result, with a smaller id, the node is written as that
+ * node's .T. */
+
+#define TRANSPOSE_WORK_PER_NODE 4
+
+typedef struct tpass {
+  printer *p;
+  md_idmap memo;
+  size_t work, budget;
+} tpass;
+
+static expr *transposed(tpass *t, expr *e) {
+  printer *p = t->p;
+  if (e->op == E_NUM || e->op == E_IDENT)
+    return e;
+  uintptr_t got = md_idmap_get(&t->memo, e);
+  if (got)
+    return (expr *)got;
+  if (++t->work > t->budget)
+    return NULL;
+  md_shape sh;
+  bool known = !(e->flags & EF_CLOSED) && shape_if_known(p, e, &sh);
+  expr *r = NULL;
+  if (known && md_shape_is_scalar(p->sh, sh))
+    return e; /* 1×1: itself (not memoised: cheap) */
+  size_t n = e->nkids;
+  expr *small[4];
+  expr **k = n <= 4 ? small : xreallocarray(NULL, n, sizeof *k);
+  bool ok = true;
+  switch ((expr_op)e->op) {
+  case E_TRANS:
+    r = e->kid[0];
+    break;
+  case E_NEG:
+  case E_ADD:
+  case E_HAD:
+  case E_HDIV:
+  case E_KRON:
+    for (size_t i = 0; i < n && ok; i++)
+      ok = (k[i] = transposed(t, e->kid[i])) != NULL;
+    if (ok)
+      r = e->op == E_ADD ? expr_add_n(p->ctx, k, n)
+                         : expr_make(p->ctx, (expr_op)e->op, k, n);
+    break;
+  case E_MUL: {
+    /* the 1×1 factors first, in their order; then the others reversed */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+      md_shape ks;
+      const expr *c = e->kid[i];
+      if (c->op == E_NUM ||
+          (!(c->flags & EF_CLOSED) && shape_if_known(p, c, &ks) &&
+           md_shape_is_scalar(p->sh, ks)))
+        k[m++] = e->kid[i];
+    }
+    for (size_t i = n; i-- > 0 && ok;) {
+      md_shape ks;
+      const expr *c = e->kid[i];
+      if (c->op == E_NUM ||
+          (!(c->flags & EF_CLOSED) && shape_if_known(p, c, &ks) &&
+           md_shape_is_scalar(p->sh, ks)))
+        continue;
+      ok = (k[m++] = transposed(t, e->kid[i])) != NULL;
+    }
+    if (ok && m == n)
+      r = expr_mul_n(p->ctx, k, n);
+    break;
+  }
+  case E_INV: /* inv(A)^T = inv(A^T), as the normal form writes it */
+    if ((k[0] = transposed(t, e->kid[0])))
+      r = expr_inv(p->ctx, k[0]);
+    break;
+  case E_CALL:
+    if (n == 1 && md_fn_get(p->ctx, e->u.fn)->cls == FC_ELEMWISE) {
+      if ((k[0] = transposed(t, e->kid[0])))
+        r = expr_call1(p->ctx, e->u.fn, k[0]);
+      break;
+    }
+    r = expr_trans(p->ctx, e);
+    break;
+  default:
+    r = expr_trans(p->ctx, e);
+    break;
+  }
+  if (k != small)
+    free(k);
+  if (r)
+    md_idmap_put(&t->memo, e, (uintptr_t)r);
+  return r;
+}
+
+/* Marks in LIVE the nodes below E with a symbol inside. */
+static void mark_live(const expr *e, uint8_t *live, nodes *order) {
+  if (live[e->id] || (e->flags & EF_CLOSED))
+    return;
+  live[e->id] = 1;
+  for (size_t i = 0; i < e->nkids; i++)
+    mark_live(e->kid[i], live, order);
+  nodes_push(order, (expr *)e);
+}
+
+/* Whether K is the transpose of a product that nothing else uses (PARENTS
+ * by id; PREFIX, if not NULL: the product starts another, which computes
+ * it first, left to right): a product that holds K can hold that
+ * product's operands, transposed and reversed, instead. */
+static bool expandable(const expr *k, const uint32_t *parents,
+                       const uint8_t *prefix) {
+  if (k->op != E_TRANS || k->kid[0]->op != E_MUL ||
+      parents[k->kid[0]->id] != 1 || (prefix && prefix[k->kid[0]->id]))
+    return false;
+  /* (C ones)^T stays: ones^T C^T would take its size from nowhere */
+  for (size_t i = 0; i < k->kid[0]->nkids; i++)
+    if (k->kid[0]->kid[i]->flags & EF_CLOSED)
+      return false;
+  return true;
+}
+
+/* Marks in PREFIX the products of ORDER whose operands start another's. */
+static void mark_prefixes(const nodes *order, uint8_t *prefix) {
+  /* the products by their first operand */
+  md_idmap first;
+  md_idmap_init(&first);
+  size_t *next = xcalloc(order->n + 1, sizeof *next); /* 1-based chains */
+  for (size_t i = 0; i < order->n; i++) {
+    const expr *q = order->v[i];
+    if (q->op != E_MUL)
+      continue;
+    next[i + 1] = md_idmap_get(&first, q->kid[0]);
+    md_idmap_put(&first, q->kid[0], i + 1);
+  }
+  for (size_t i = 0; i < order->n; i++) {
+    const expr *pr = order->v[i];
+    if (pr->op != E_MUL)
+      continue;
+    for (size_t j = md_idmap_get(&first, pr->kid[0]); j; j = next[j]) {
+      const expr *q = order->v[j - 1];
+      if (q != pr && q->nkids > pr->nkids &&
+          memcmp(q->kid, pr->kid, pr->nkids * sizeof *q->kid) == 0) {
+        prefix[pr->id] = 1;
+        break;
+      }
+    }
+  }
+  free(next);
+  md_idmap_clear(&first);
+}
+
+/* Finds the nodes of the roots to write as another's transpose (pairs
+ * (node, the other) in TOUT), and the products to write with a transposed
+ * product among their operands expanded, (X B)^T as B^T X^T (pairs
+ * (node, the product written instead) in EOUT): then Re-Pair sees the
+ * pair R B^T in R (X B)^T and in A^T R B^T (the gradients of
+ * ||A X B - C||^2 by A and by X). */
+static void find_transposes(printer *p, const expr *const *roots, size_t nroots,
+                            nodes *tout, nodes *eout) {
+  size_t nold = md_ctx_nnodes(p->ctx);
+  uint8_t *live = xcalloc(nold ? nold : 1, 1);
+  nodes order = {0};
+  for (size_t i = 0; i < nroots; i++)
+    mark_live(roots[i], live, &order);
+  tpass t = {.p = p, .budget = TRANSPOSE_WORK_PER_NODE * order.n + 64};
+  md_idmap_init(&t.memo);
+  uint8_t *sub = xcalloc(nold ? nold : 1, 1);
+  for (size_t i = 0; i < order.n; i++) {
+    expr *e = order.v[i];
+    md_shape sh;
+    if (e->op == E_SYM || e->op == E_TRANS || !shape_if_known(p, e, &sh) ||
+        md_shape_is_scalar(p->sh, sh))
+      continue;
+    expr *r = transposed(&t, e);
+    if (r && r != e && r->id < e->id && live[r->id]) {
+      nodes_push(tout, e);
+      nodes_push(tout, r);
+      sub[e->id] = 1;
+    }
+  }
+  uint8_t *prefix = NULL;
+  if (p->expand == 1) {
+    prefix = xcalloc(nold ? nold : 1, 1);
+    mark_prefixes(&order, prefix);
+  }
+  /* the parents of each node, among the nodes written as they are */
+  uint32_t *parents = xcalloc(nold ? nold : 1, sizeof *parents);
+  for (size_t i = 0; i < order.n; i++) {
+    const expr *e = order.v[i];
+    if (sub[e->id])
+      continue;
+    for (size_t j = 0; j < e->nkids; j++)
+      parents[e->kid[j]->id]++;
+  }
+  for (size_t i = 0; p->expand && i < order.n; i++) {
+    expr *e = order.v[i];
+    if (e->op != E_MUL || sub[e->id])
+      continue;
+    size_t n = e->nkids, m = 0;
+    bool any = false;
+    for (size_t j = 0; j < n; j++) {
+      bool x = expandable(e->kid[j], parents, prefix);
+      any |= x;
+      m += x ? e->kid[j]->kid[0]->nkids : 1;
+    }
+    if (!any)
+      continue;
+    expr **k = xreallocarray(NULL, m, sizeof *k);
+    size_t w = 0;
+    bool ok = true;
+    for (size_t j = 0; j < n && ok; j++) {
+      const expr *c = e->kid[j];
+      if (!expandable(c, parents, prefix)) {
+        k[w++] = (expr *)c;
+        continue;
+      }
+      expr *tp = transposed(&t, c->kid[0]);
+      ok = tp && tp->op == E_MUL && w + tp->nkids <= m;
+      for (size_t q = 0; ok && q < tp->nkids; q++)
+        k[w++] = tp->kid[q];
+    }
+    expr *r = ok && w == m ? expr_mul_n(p->ctx, k, m) : NULL;
+    free(k);
+    md_shape sr, se;
+    if (r && r != e && r->op == E_MUL && shape_if_known(p, r, &sr) &&
+        shape_if_known(p, e, &se) && md_dim_equal(p->sh, sr.r, se.r) &&
+        md_dim_equal(p->sh, sr.c, se.c)) {
+      nodes_push(eout, e);
+      nodes_push(eout, r);
+    }
+  }
+  free(parents);
+  free(prefix);
+  free(sub);
+  md_idmap_clear(&t.memo);
+  free(order.v);
+  free(live);
+}
+
 /* Lists the products below E in PRODS and their operands in SEQ, each
  * product's after a NULL (SEEN, by id: the nodes there were before). */
-static void collect_products(const expr *e, uint8_t *seen, nodes *prods,
-                             nodes *seq) {
+static void collect_products(printer *p, const expr *e, uint8_t *seen,
+                             nodes *prods, nodes *seq) {
   if (seen[e->id] || (e->flags & EF_CLOSED))
     return;
   seen[e->id] = 1;
+  if (p->tsub[e->id] || p->esub[e->id]) { /* written as another */
+    collect_products(p, p->tsub[e->id] ? p->tsub[e->id] : p->esub[e->id], seen,
+                     prods, seq);
+    return;
+  }
   if (e->op == E_MUL) {
     nodes_push(prods, (expr *)e);
     nodes_push(seq, NULL);
@@ -1072,7 +1331,7 @@ static void collect_products(const expr *e, uint8_t *seen, nodes *prods,
       nodes_push(seq, e->kid[i]);
   }
   for (size_t i = 0; i < e->nkids; i++)
-    collect_products(e->kid[i], seen, prods, seq);
+    collect_products(p, e->kid[i], seen, prods, seq);
 }
 
 /* Makes the run nodes of the product E (into MADE). */
@@ -1325,6 +1584,8 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
     /* a column times a row is their outer product, which broadcasting
      * writes with *: no matrix product (u v^T, ones (C ones)^T) */
     bool outer = gc[grp[i]].n > 0 && lis_one(p, k[first].sh.r);
+    if (gc[grp[i]].n > 0 && !outer)
+      p->products++;
     chain_add(p, &gc[grp[i]], outer ? times : matmul, x);
     if (!gscalar[grp[i]])
       matrix = grp[i];
@@ -1702,6 +1963,10 @@ static py emit_op(printer *p, const expr *e, lshape s, const item *k) {
       fail_at(p, "--format numpy: cannot write the matrix power %s", e);
       return py_str("None");
     }
+    /* by squaring: a product per bit and per set bit but one */
+    for (unsigned long m = n < 0 ? -(unsigned long)n : (unsigned long)n; m > 1;
+         m >>= 1)
+      p->products += 1 + (m & 1);
     strbuf b;
     sb_init(&b);
     int d = 0;
@@ -2066,6 +2331,25 @@ static py emit(printer *p, const expr *e) {
   py *memo = scale ? p->memo_sc : p->memo;
   if (memo[e->id].s)
     return py_copy(memo[e->id]);
+  if (!scale && p->esub[e->id]) {
+    /* the same product, a transposed product in it expanded */
+    py r = emit(p, p->esub[e->id]);
+    if (p->refs[e->id] >= 2 && !is_name(&r)) {
+      r = to_temp(p, r);
+      memo[e->id] = py_copy(r);
+    }
+    return r;
+  }
+  if (!scale && p->tsub[e->id]) {
+    /* the transpose of a node of the result (see "Transposes") */
+    py r = wrap("", emit(p, p->tsub[e->id]), PY_ATOM, L(p, ".T", ".T", ".'"),
+                PY_ATOM);
+    if (p->refs[e->id] >= 2) {
+      r = to_temp(p, r);
+      memo[e->id] = py_copy(r);
+    }
+    return r;
+  }
   const expr *u = scale ? exp_base(p, e) : NULL;
   if (u) {
     /* exp(u) or exp(u^T), u the base or its transpose */
@@ -2135,6 +2419,12 @@ static void count_refs(printer *p, const expr *e) {
   if (p->seen[e->id] & SEEN_COUNTED)
     return;
   p->seen[e->id] |= SEEN_COUNTED;
+  const expr *t = p->tsub[e->id] ? p->tsub[e->id] : p->esub[e->id];
+  if (t) { /* written as T.T, or as T */
+    p->refs[t->id]++;
+    count_refs(p, t);
+    return;
+  }
   for (size_t i = 0; i < e->nkids; i++)
     if (!(e->kid[i]->flags & EF_CLOSED)) {
       p->refs[e->kid[i]->id]++;
@@ -2291,11 +2581,16 @@ static void link_subchains(printer *p, const expr *e, const expr **todo,
   free(run);
 }
 
-bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
-                   const md_code_fn *fn, md_errors *err) {
+/* FN into OUT, with products expanded (esub) when EXPAND; the matrix
+ * products written in *PRODUCTS, and whether any product was expanded in
+ * *EXPANDED. */
+static bool print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
+                       const md_code_fn *fn, md_errors *err, int expand,
+                       size_t *products, bool *expanded) {
   const expr *const *params = fn->params;
   size_t nparams = fn->nparams;
-  printer p = {.lang = fn->lang, .ctx = ctx, .sh = shapes, .err = err};
+  printer p = {
+      .lang = fn->lang, .ctx = ctx, .sh = shapes, .err = err, .expand = expand};
   p.params = params;
   p.nparams = nparams;
   p.pname = xcalloc(nparams ? nparams : 1, sizeof *p.pname);
@@ -2318,15 +2613,30 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
     roots[k] = fn->results[i];
     rshape[k++] = fn->shapes[i];
   }
-  /* the nodes of the runs that multiply to 1×1, before the tables by id
-   * are sized */
+  /* the nodes written as another's transpose, then those of the runs
+   * that multiply to 1×1 and of shared sub-chains, before the tables by
+   * id are sized */
+  {
+    nodes tp = {0}, ep = {0};
+    find_transposes(&p, roots, nroots, &tp, &ep);
+    p.tsub = xcalloc(md_ctx_nnodes(ctx), sizeof *p.tsub);
+    p.esub = xcalloc(md_ctx_nnodes(ctx), sizeof *p.esub);
+    for (size_t i = 0; i < tp.n; i += 2)
+      p.tsub[tp.v[i]->id] = tp.v[i + 1];
+    for (size_t i = 0; i < ep.n; i += 2)
+      p.esub[ep.v[i]->id] = ep.v[i + 1];
+    *expanded = ep.n > 0;
+    free(tp.v);
+    free(ep.v);
+  }
+  size_t ntsub = md_ctx_nnodes(ctx);
   nodes made = {0};
   bool chains;
   {
     nodes prods = {0}, seq = {0};
     uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
     for (size_t i = 0; i < nroots; i++)
-      collect_products(roots[i], seen, &prods, &seq);
+      collect_products(&p, roots[i], seen, &prods, &seq);
     free(seen);
     /* past this, chains are written as they stand (each lookup of a
      * sub-chain costs its length) */
@@ -2340,6 +2650,10 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
     free(seq.v);
   }
   p.nnodes = md_ctx_nnodes(ctx);
+  p.tsub = xreallocarray(p.tsub, p.nnodes, sizeof *p.tsub);
+  memset(p.tsub + ntsub, 0, (p.nnodes - ntsub) * sizeof *p.tsub);
+  p.esub = xreallocarray(p.esub, p.nnodes, sizeof *p.esub);
+  memset(p.esub + ntsub, 0, (p.nnodes - ntsub) * sizeof *p.esub);
   p.refs = xcalloc(p.nnodes, sizeof *p.refs);
   p.seen = xcalloc(p.nnodes, sizeof *p.seen);
   p.memo = xcalloc(p.nnodes, sizeof *p.memo);
@@ -2488,8 +2802,53 @@ bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
   free(p.okid);
   free(p.mtab);
   free(made.v);
+  free(p.tsub);
+  free(p.esub);
   sb_clear(&p.body);
+  *products = p.products;
   return ok;
+}
+
+/* Appends the messages of FROM to TO. */
+static void copy_errors(md_errors *to, const md_errors *from) {
+  for (size_t i = 0; i < from->n; i++)
+    md_error_at(to, from->v[i].src, from->v[i].loc, "%s", from->v[i].msg);
+}
+
+/* Expanding a transposed product, (X B)^T as B^T X^T, shares its pairs
+ * with other chains (R B^T in R (X B)^T and A^T R B^T), or loses the
+ * product itself, shared elsewhere (A^2 X c in (A^2 X c)^T, A X at the
+ * start of A X B): whether it pays is known once written.  So a function
+ * that has such products is written three ways (every one expanded, all
+ * but those that start another product, none), and the one with the
+ * fewest matrix products is kept, the first of equals. */
+bool md_print_code(strbuf *out, md_ctx *ctx, md_shapes *shapes,
+                   const md_code_fn *fn, md_errors *err) {
+  strbuf b[3];
+  md_errors e[3];
+  size_t n[3] = {0, 0, 0};
+  bool ok[3] = {false, false, false}, expanded = false, unused;
+  int best = 0;
+  for (int i = 0; i < 3; i++) {
+    sb_init(&b[i]);
+    md_errors_init(&e[i]);
+  }
+  ok[0] = print_code(&b[0], ctx, shapes, fn, &e[0], 2, &n[0], &expanded);
+  if (expanded) {
+    ok[1] = print_code(&b[1], ctx, shapes, fn, &e[1], 1, &n[1], &unused);
+    ok[2] = print_code(&b[2], ctx, shapes, fn, &e[2], 0, &n[2], &unused);
+    for (int i = 1; i < 3; i++)
+      if (ok[i] && (!ok[best] || n[i] < n[best]))
+        best = i;
+  }
+  if (b[best].len)
+    sb_putn(out, b[best].s, b[best].len);
+  copy_errors(err, &e[best]);
+  for (int i = 0; i < 3; i++) {
+    sb_clear(&b[i]);
+    md_errors_clear(&e[i]);
+  }
+  return ok[best];
 }
 
 bool md_print_numpy(strbuf *out, md_ctx *ctx, md_shapes *shapes, const expr *e,

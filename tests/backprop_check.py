@@ -469,6 +469,33 @@ LOSSES = ["||%s - y||^2", "logsumexp(%s) - y^T %s", "sum(softplus(%s))",
           "-y^T log(softmax(%s))", "a^T tanh(%s) + alpha ||%s||^2"]
 
 
+# Textbook losses, each with all its parameters: held to the bound as the
+# networks are.  (Declarations as `let` would give them.)
+TEXTBOOK = [
+    (["A : matrix(m, n)", "x : vector(n)", "b : vector(m)"],
+     "||A x - b||^2 + lambda ||x||^2"),
+    (["X : matrix(m, n)", "w : vector(n)", "y : vector(m)"],
+     "sum(log(1 + exp(-y .* (X w))))"),
+    (["X : matrix(m, n)", "w : vector(n)", "y : vector(m)"],
+     "y^T log(sigmoid(X w)) + (1 - y)^T log(1 - sigmoid(X w))"),
+    (["W : matrix(k, n)", "b : vector(k)", "x : vector(n)", "y : vector(k)"],
+     "-y^T log(softmax(W x + b))"),
+    (["X : matrix(m, n)", "U : matrix(m, r)", "V : matrix(n, r)"],
+     "||X - U V^T||_F^2 + lambda (||U||_F^2 + ||V||_F^2)"),
+    (["A : matrix(m, n)", "X : matrix(n, p)", "B : matrix(p, q)",
+      "C : matrix(m, q)"], "||A X B - C||_F^2"),
+    (["A : matrix(n, n)", "B : matrix(p, p)", "X : matrix(n, p)"],
+     "tr(A X B X^T)"),
+    (["X : matrix(n, p)", "A : matrix(n, n)"], "tr(X^T A X)"),
+    (["K : matrix(n, n)", "alpha : vector(n)", "y : vector(n)"],
+     "||K alpha - y||^2 + lambda alpha^T K alpha"),
+    (["W1 : matrix(h, n)", "W2 : matrix(k, h)", "b1 : vector(h)",
+      "b2 : vector(k)", "x : vector(n)"],
+     "-y^T log(softmax(W2 sigmoid(W1 x + b1) + b2))"),
+    (["X : matrix(n, n)", "A : matrix(n, n)"], "tr(inv(X) A) + logdet(X)"),
+]
+
+
 def network(rng):
     """A random network's loss with its declarations (named sizes)."""
     depth = rng.randint(1, 4)
@@ -523,6 +550,12 @@ def main(argv):
             seen.add(key)
             several(cks, octave, decls, f, "all symbols of " + what)
 
+    for lines, f in TEXTBOOK:
+        decls = nc.Decls()
+        for d in lines:
+            decls.add(d)
+        several(cks, octave, decls, f, "textbook: " + f, strict=True)
+
     rng = random.Random(a.seed)
     base = nc.Decls()
     for line in diffcheck.DECLS.strip().splitlines():
@@ -554,8 +587,8 @@ def main(argv):
     tests.append(("PyTorch against torch.autograd", ck_t, TORCH))
     tests.append(("Octave against NumPy on the same inputs", ck_o,
                   None if OCTAVE else "no octave or octave-cli in PATH"))
-    tests.append(("networks: matrix products at most 3x the loss's", ck_c,
-                  None))
+    tests.append(("networks and textbook losses: matrix products at most 3x "
+                  "the loss's", ck_c, None))
     tests.append(("other compositions: matrix products at most 3x the "
                   "loss's", ck_w, None))
     print("1..%d" % len(tests))
