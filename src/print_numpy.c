@@ -973,15 +973,20 @@ static void mindex(printer *p, const expr *e, uint8_t *seen) {
     mindex(p, e->kid[i], seen);
 }
 
+static const expr *base_of(const printer *p, const expr *k);
+
 /* The longest product node of operands E->kid[I..*J), 2 <= *J - I < E's
  * operands, all of them matrices or vectors with a symbol inside; NULL
  * when none is.  The node is not 1×1. */
 static const expr *chain_match(printer *p, const expr *e, size_t i, size_t *j) {
-  if (!p->mcap || p->scale)
+  if (!p->mcap)
     return NULL;
+  /* below a scaled exponential (see the top of the file), only factors
+   * of degree 0: a sub-chain of them is written as it is, as they are */
   size_t n = e->nkids, end = i;
   while (end < n && !(e->kid[end]->flags & EF_CLOSED) &&
-         !md_shape_is_scalar(p->sh, fixed_shape(p, e->kid[end])))
+         !md_shape_is_scalar(p->sh, fixed_shape(p, e->kid[end])) &&
+         !(p->scale && base_of(p, e->kid[end])))
     end++;
   if (end > i + MAX_SUBCHAIN)
     end = i + MAX_SUBCHAIN;
@@ -1523,7 +1528,10 @@ static py emit_mul(printer *p, const expr *e, const item *k) {
    * node, a number, written once (DONE[g]) */
   size_t *run = NULL, *gcount = NULL;
   bool *done = xcalloc(ng ? (size_t)ng : 1, sizeof *done);
-  if (p->mcap && !p->scale && n >= 3) {
+  bool unscaled = true; /* no factor of a degree in a scaled exp(u) */
+  for (size_t i = 0; p->scale && i < n; i++)
+    unscaled = unscaled && !base_of(p, e->kid[i]);
+  if (p->mcap && unscaled && n >= 3) {
     run = xreallocarray(NULL, n, sizeof *run);
     if (!scalar_runs(p, e, run)) {
       free(run);
