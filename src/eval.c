@@ -85,8 +85,8 @@ struct md_eval {
   size_t ndeps;
   bool doubles;
   /* arithmetic done since md_eval_new, in entry operations (jet parts
-   * times the work per entry), against MD_EVAL_WORK */
-  uint64_t work;
+   * times the work per entry), against BUDGET (MD_EVAL_WORK) */
+  uint64_t work, budget;
   char why[320];
 };
 
@@ -195,6 +195,14 @@ md_eval *md_eval_new(md_ctx *ctx, md_shapes *sh, expr *const *roots,
   ev->has_drawn = xcalloc(ev->nsym ? ev->nsym : 1, sizeof *ev->has_drawn);
   ev->closed = xcalloc(ev->n ? ev->n : 1, sizeof *ev->closed);
   frame_init(ev, &ev->root, NULL, NULL, NULL);
+  ev->budget = MD_EVAL_WORK;
+  const char *knob = getenv("MATDIFF_EVAL_WORK");
+  if (knob && *knob) {
+    char *end;
+    unsigned long long n = strtoull(knob, &end, 10);
+    if (!*end && n >= 1024 && n < MD_EVAL_WORK)
+      ev->budget = n;
+  }
   return ev;
 }
 
@@ -611,12 +619,18 @@ static md_status fail(md_eval *ev, md_status st, const expr *e,
  * error, not a wait). */
 static bool charge(md_eval *ev, uint64_t units) {
   ev->work += units;
-  return ev->work <= MD_EVAL_WORK;
+  return ev->work <= ev->budget;
 }
 
 static md_status over_budget(md_eval *ev, const expr *e) {
-  return fail(ev, MD_FAIL, e,
-              "too much arithmetic (over 2^22 operations on entries)");
+  if (ev->budget == MD_EVAL_WORK)
+    return fail(ev, MD_FAIL, e,
+                "too much arithmetic (over 2^22 operations on entries)");
+  char what[96];
+  snprintf(what, sizeof what,
+           "too much arithmetic (over %llu operations on entries)",
+           (unsigned long long)ev->budget);
+  return fail(ev, MD_FAIL, e, what);
 }
 
 /* A closed term whose size nothing in the identity determines, as in
@@ -793,11 +807,11 @@ static md_status charge_cube(md_eval *ev, const expr *e, const md_val *a,
     if (bits > MD_EXACT_BITS)
       bits = MD_EXACT_BITS; /* the numbers stop there (MD_HUGE) */
     uint64_t words = 1 + bits / 64;
-    if (ev->work + ops * words <= MD_EVAL_WORK) {
+    if (ev->work + ops * words <= ev->budget) {
       ev->work += ops * words;
       return MD_OK;
     }
-    if (ev->work + ops <= MD_EVAL_WORK)
+    if (ev->work + ops <= ev->budget)
       return MD_HUGE;
   }
   if (!charge(ev, ops))

@@ -38,7 +38,10 @@
  * of an a×b and a b×c matrix counts a b c, an inverse or det of n×n n^3):
  * past it evaluation fails with "too much arithmetic".  Every identity of
  * the tests needs under 2^20 (the most, 875 198); a file of Kronecker towers
- * and products of them would otherwise take minutes of exact arithmetic. */
+ * and products of them would otherwise take minutes of exact arithmetic.
+ * The budget is about a second of the CLI's time: the environment variable
+ * MATDIFF_EVAL_WORK (read by md_eval_new) may lower it, as the fuzzers do
+ * (their sanitizers make each operation six times slower). */
 #define MD_EVAL_WORK (UINT64_C(1) << 22)
 
 /* A small reproducible random generator (splitmix64). */
