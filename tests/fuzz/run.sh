@@ -56,12 +56,13 @@ for h in "${harnesses[@]}"; do
   # (MATDIFF_MAX_SIZE, expr.h): the same paths to "too large", reached
   # 16 times sooner (a Kronecker tower the CLI refuses in 0.7 s took more
   # than 5 s under ASan and coverage)
-  # and check's arithmetic budget is 2^20 operations, not 2^22
-  # (MATDIFF_EVAL_WORK, eval.h): about a second of the CLI's time is six
-  # under the sanitizers; every identity of the tests needs less
+  # and check's arithmetic budget is 2^19 operations, not 2^22
+  # (MATDIFF_EVAL_WORK, eval.h): the same paths to "too much arithmetic",
+  # reached 8 times sooner (a second of the CLI's time is six under the
+  # sanitizers, and a loaded machine doubles that)
   ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=1} \
     MATDIFF_MAX_SIZE=${MATDIFF_MAX_SIZE:-1048576} \
-    MATDIFF_EVAL_WORK=${MATDIFF_EVAL_WORK:-1048576} \
+    MATDIFF_EVAL_WORK=${MATDIFF_EVAL_WORK:-524288} \
     "$out/fuzz_$h" -max_total_time="$secs" -max_len=4096 \
     -dict=tests/fuzz/matdiff.dict -timeout=5 -rss_limit_mb=1024 \
     -artifact_prefix="$out/$h-" "$out/corpus-$h" tests/fuzz/regress
