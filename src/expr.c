@@ -242,8 +242,10 @@ void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size) {
     snprintf(buf, size, "rewritten without end by the rule at %s:%u",
              ctx->limit_file, ctx->limit_line);
   else if (ctx->limit == LIMIT_NUMBER)
-    snprintf(buf, size, "too large (a number of more than %u bits)",
-             (unsigned)MD_MAX_NUM_BITS);
+    snprintf(buf, size,
+             "too large (a number of more than %u digits above or below the "
+             "fraction bar)",
+             (unsigned)MD_MAX_NUM_DIGITS);
   else if (ctx->limit == LIMIT_SIZE)
     snprintf(buf, size, "too large (more than %zu nodes and operands)",
              ctx->max_size);
@@ -316,6 +318,31 @@ uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity,
   ctx->fns[ctx->nfns] =
       (fn_info){md_intern(ctx, name, strlen(name)), arity, cls};
   return (uint32_t)ctx->nfns++;
+}
+
+/* ---- numbers ---- */
+
+/* Whether |Z| has at most MD_MAX_NUM_DIGITS decimal digits: below 2^B,
+ * B = floor(MD_MAX_NUM_DIGITS log2 10), it has; at 2^(B+1) and past, not;
+ * between, as 10^MD_MAX_NUM_DIGITS says (mpz_sizeinbase in base 10 may
+ * be one too many). */
+static bool digits_fit(mpz_srcptr z) {
+  static const size_t b = (size_t)(MD_MAX_NUM_DIGITS * 3.321928094887362);
+  size_t bits = mpz_sizeinbase(z, 2);
+  if (bits <= b)
+    return true;
+  if (bits > b + 1)
+    return false;
+  mpz_t p;
+  mpz_init(p);
+  mpz_ui_pow_ui(p, 10, MD_MAX_NUM_DIGITS);
+  bool ok = mpz_cmpabs(z, p) < 0;
+  mpz_clear(p);
+  return ok;
+}
+
+bool md_num_fits(const mpq_t q) {
+  return digits_fit(mpq_numref(q)) && digits_fit(mpq_denref(q));
 }
 
 /* ---- interning ---- */
@@ -405,12 +432,10 @@ static expr *intern(md_ctx *ctx, const key *k) {
   }
   switch (k->op) {
   case E_NUM:
-    /* a number of more than MD_MAX_NUM_BITS is past the budget too: the
+    /* a number of more than MD_MAX_NUM_DIGITS is past the budget too: the
      * coefficient of t_k = 4 t_(k-1) t_(k-1) doubles its digits at each
      * level, and 33 levels made a number of 2^33 bits */
-    if (mpz_sizeinbase(mpq_numref(*k->num), 2) +
-            mpz_sizeinbase(mpq_denref(*k->num), 2) >
-        MD_MAX_NUM_BITS) {
+    if (!md_num_fits(*k->num)) {
       ctx->limit = LIMIT_NUMBER;
       return NULL;
     }

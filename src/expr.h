@@ -18,10 +18,10 @@
  * Nothing else is simplified here; that is simplify.c's work.
  *
  * Constructors return NULL only when the result would be deeper than
- * MD_MAX_DEPTH, a number of more than MD_MAX_NUM_BITS, or past the size budget
- * (MD_MAX_SIZE nodes and operands made since md_ctx_mark: flat nodes unfold a
- * DAG, kron(t, t) being twice as wide as t, and a derivative of n factors of x
- * has n terms of n factors); callers turn that into an error
+ * MD_MAX_DEPTH, a number of more than MD_MAX_NUM_DIGITS, or past the size
+ * budget (MD_MAX_SIZE nodes and operands made since md_ctx_mark: flat nodes
+ * unfold a DAG, kron(t, t) being twice as wide as t, and a derivative of n
+ * factors of x has n terms of n factors); callers turn that into an error
  * (md_ctx_limit_text).
  */
 #pragma once
@@ -40,10 +40,16 @@
  * (tr((A1 + X) ... (A1499 + X)) by X: 9 Mi). */
 #define MD_MAX_SIZE ((size_t)1 << 24)
 
-/* No number node has more bits than this (numerator and denominator):
- * 1.26 million decimal digits, far past any constant a result needs, and
- * far below what doubling coefficients reach (t_k = 4 t_(k-1) t_(k-1)). */
-#define MD_MAX_NUM_BITS (1u << 22)
+/* No number node has a numerator or a denominator of more decimal digits
+ * than this, the most a literal may have (MD_MAX_DIGITS, parse.h), so
+ * that every constant matdiff prints parses back (a bound of 2^22 bits
+ * made 34665 digits that did not); far past any constant a result needs,
+ * and far below what doubling coefficients reach (t_k = 4 t_(k-1)
+ * t_(k-1)).  md_num_fits() tells. */
+#define MD_MAX_NUM_DIGITS 20000u
+/* Whether Q's numerator and denominator have at most MD_MAX_NUM_DIGITS
+ * digits each. */
+bool md_num_fits(const mpq_t q);
 
 /* An n-ary node is flattened only up to this many operands: a sum of a
  * sum with itself, again and again, is a DAG whose flat form would have
@@ -163,7 +169,7 @@ void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size);
 /* A user's rewrite rule that went on rewriting past the rewriter's
  * budget (rewrite.h): the next md_ctx_limit_text names it. */
 void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line);
-/* A number past MD_MAX_NUM_BITS was refused (normal.c's coefficients say
+/* A number past MD_MAX_NUM_DIGITS was refused (normal.c's coefficients say
  * so too): the next md_ctx_limit_text says which limit. */
 void md_ctx_limit_number(md_ctx *ctx);
 bool md_ctx_limit_is_rule(const md_ctx *ctx);

@@ -1034,12 +1034,11 @@ static void prod_clear(prod *P) {
 static bool unfold(md_nf *N, prod *P, expr *k);
 static bool all_square(md_nf *N, expr *const *v, size_t n);
 
-/* Whether the coefficient C is within MD_MAX_NUM_BITS; past it the form
+/* Whether the coefficient C is within MD_MAX_NUM_DIGITS; past it the form
  * fails, as a number node would (t_k = 4 t_(k-1) t_(k-1) doubles its
  * coefficient's digits at each level: 33 levels made 2^33 bits). */
 static bool coef_ok(md_nf *N, const mpq_t c) {
-  if (mpz_sizeinbase(mpq_numref(c), 2) + mpz_sizeinbase(mpq_denref(c), 2) <=
-      MD_MAX_NUM_BITS)
+  if (md_num_fits(c))
     return true;
   md_ctx_limit_number(N->ctx);
   N->failed = true;

@@ -81,9 +81,10 @@ typedef enum md_parse_mode {
  * (- - - x, d/dx a + d/dx b + ...). */
 #define MD_MAX_PARSE_STACK (20 * MD_MAX_NESTING)
 /* Digits in one number: enough for any constant the printer can write
- * (1e1000 has 1001 digits; exact folding stops at 65536 bits), so output
- * always parses back, and few enough to refuse a 100000-digit number. */
-#define MD_MAX_DIGITS 20000
+ * (1e1000 has 1001 digits; no number node has a numerator or denominator
+ * of more, MD_MAX_NUM_DIGITS, expr.h), so output always parses back, and
+ * few enough to refuse a 100000-digit number. */
+#define MD_MAX_DIGITS MD_MAX_NUM_DIGITS
 #define MD_MAX_EXP10  1000        /* |e| in 1e<e> */
 #define MD_MAX_IDENT  100         /* characters in one identifier */
 #define MD_MAX_INPUT  (16u << 20) /* bytes in one source (16 MiB) */
