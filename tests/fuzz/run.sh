@@ -51,17 +51,21 @@ for h in "${harnesses[@]}"; do
     cp -n "tests/fuzz/seeds-$h"/* "$out/corpus-$h/" 2>/dev/null || true
   fi
   # ASan records one frame per allocation, not 30: the engine allocates a
-  # lot, and full stacks made inputs of 0.1 s in the CLI take 5 s here.
-  # The size budget of a piece of work is 2^20 nodes, not 2^24
+  # lot, and full stacks made inputs of 0.1 s in the CLI take 5 s here;
+  # and it holds 16 MB of freed memory, not 256, which counted towards
+  # the 1 GB limit (an input of 120 MB peaked at 494 MB).
+  # The size budget of a piece of work is 2^19 nodes, not 2^24
   # (MATDIFF_MAX_SIZE, expr.h): the same paths to "too large", reached
-  # 16 times sooner (a Kronecker tower the CLI refuses in 0.7 s took more
-  # than 5 s under ASan and coverage)
+  # 32 times sooner (a Kronecker tower the CLI refuses in 0.7 s took more
+  # than 5 s under ASan and coverage, and one of 10 levels whose
+  # derivative the CLI prints in 0.1 s, 2.4 MB, 6 s to print and read
+  # back here)
   # and check's arithmetic budget is 2^19 operations, not 2^22
   # (MATDIFF_EVAL_WORK, eval.h): the same paths to "too much arithmetic",
   # reached 8 times sooner (a second of the CLI's time is six under the
   # sanitizers, and a loaded machine doubles that)
-  ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=1} \
-    MATDIFF_MAX_SIZE=${MATDIFF_MAX_SIZE:-1048576} \
+  ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=1:quarantine_size_mb=16} \
+    MATDIFF_MAX_SIZE=${MATDIFF_MAX_SIZE:-524288} \
     MATDIFF_EVAL_WORK=${MATDIFF_EVAL_WORK:-524288} \
     "$out/fuzz_$h" -max_total_time="$secs" -max_len=4096 \
     -dict=tests/fuzz/matdiff.dict -timeout=5 -rss_limit_mb=1024 \
