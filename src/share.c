@@ -59,7 +59,7 @@ static expr *fresh(sharer *s, int k) {
     char name[32];
     snprintf(name, sizeof name, "%s%u", prefix[k], ++s->count[k]);
     expr *sym = expr_sym(s->ctx, name);
-    if (sym->id >= s->n || !s->used[sym->id])
+    if (!sym || sym->id >= s->n || !s->used[sym->id])
       return sym;
   }
 }
@@ -112,8 +112,9 @@ static expr *rewrite(sharer *s, expr *e) {
     if (k != small)
       free(k);
   }
-  if (worth_naming(s, e) && !is_root(s, e)) {
-    expr *name = fresh(s, kind_of(s, e));
+  expr *name;
+  if (worth_naming(s, e) && !is_root(s, e) &&
+      (name = fresh(s, kind_of(s, e)))) {
     bind(s, name, r);
     r = name;
   }
@@ -130,6 +131,10 @@ void md_share(md_ctx *ctx, md_shapes *shapes, expr *e, md_sharing *out) {
 void md_share_n(md_ctx *ctx, md_shapes *shapes, expr *const *roots,
                 size_t nroots, expr **bodies, md_sharing *out) {
   *out = (md_sharing){.body = NULL};
+  /* a budget of its own: the work before may have used all of its own,
+   * and sharing makes at most a name and a node for each node it has
+   * (a constructor's NULL here crashed the printers) */
+  md_ctx_mark(ctx);
   size_t n = md_ctx_nnodes(ctx);
   sharer s = {.ctx = ctx,
               .shapes = shapes,

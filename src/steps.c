@@ -197,6 +197,12 @@ static char *rules_used(md_steps *s) {
       sb_puts(&b, s->latex ? ",\\ " : ", ");
     expr *lhs =
         expr_diff(s->ctx, expr_inner(s->ctx, r->adj, r->pattern), r->var);
+    if (!lhs) {
+      /* past the size budget (the work's expansion took it all): the
+       * rule's name cannot be built; the work fails with that error */
+      sb_puts(&b, "a rule");
+      continue;
+    }
     /* the rule's placeholders: every symbol of it */
     const expr *ph[32];
     size_t nph = md_rule_symbols(lhs, ph, 0, 32);
