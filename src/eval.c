@@ -195,14 +195,7 @@ md_eval *md_eval_new(md_ctx *ctx, md_shapes *sh, expr *const *roots,
   ev->has_drawn = xcalloc(ev->nsym ? ev->nsym : 1, sizeof *ev->has_drawn);
   ev->closed = xcalloc(ev->n ? ev->n : 1, sizeof *ev->closed);
   frame_init(ev, &ev->root, NULL, NULL, NULL);
-  ev->budget = MD_EVAL_WORK;
-  const char *knob = getenv("MATDIFF_EVAL_WORK");
-  if (knob && *knob) {
-    char *end;
-    unsigned long long n = strtoull(knob, &end, 10);
-    if (!*end && n >= 1024 && n < MD_EVAL_WORK)
-      ev->budget = n;
-  }
+  ev->budget = md_knob("MATDIFF_EVAL_WORK", 1024, MD_EVAL_WORK);
   return ev;
 }
 

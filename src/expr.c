@@ -90,9 +90,7 @@ static uint32_t hash_mpz(uint32_t h, const mpz_t z) {
   return h;
 }
 
-/* The environment variable NAME as a limit from LO to below DFLT, or
- * DFLT: the tests lower limits to reach them with small inputs. */
-static size_t knob(const char *name, size_t lo, size_t dflt) {
+size_t md_knob(const char *name, size_t lo, size_t dflt) {
   const char *v = getenv(name);
   if (!v || !*v)
     return dflt;
@@ -109,8 +107,8 @@ md_ctx *md_ctx_new(void) {
   ctx->slots = xcalloc(ctx->nslots, sizeof *ctx->slots);
   ctx->nnames_slots = 256;
   ctx->names = xcalloc(ctx->nnames_slots, sizeof *ctx->names);
-  ctx->max_depth = (unsigned)knob("MATDIFF_MAX_DEPTH", 16, MD_MAX_DEPTH);
-  ctx->max_size = knob("MATDIFF_MAX_SIZE", 1024, MD_MAX_SIZE);
+  ctx->max_depth = (unsigned)md_knob("MATDIFF_MAX_DEPTH", 16, MD_MAX_DEPTH);
+  ctx->max_size = md_knob("MATDIFF_MAX_SIZE", 1024, MD_MAX_SIZE);
   ctx->capfns = FN_NBUILTIN + 16;
   ctx->fns = xreallocarray(NULL, ctx->capfns, sizeof *ctx->fns);
   memcpy(ctx->fns, builtin_fns, sizeof builtin_fns);

@@ -149,6 +149,11 @@ struct expr {
 
 typedef struct md_ctx md_ctx;
 
+/* The environment variable NAME as a limit from LO to below DFLT, or
+ * DFLT: the tests and the fuzzers lower limits to reach them with small
+ * inputs (MATDIFF_MAX_DEPTH, MATDIFF_MAX_SIZE, MATDIFF_EVAL_WORK). */
+size_t md_knob(const char *name, size_t lo, size_t dflt);
+
 md_ctx *md_ctx_new(void);
 void md_ctx_free(md_ctx *ctx);
 size_t md_ctx_nnodes(const md_ctx *ctx);

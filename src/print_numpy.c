@@ -166,6 +166,12 @@ typedef struct printer {
   size_t products; /* matrix products written (chains, powers) */
 } printer;
 
+/* The node written in E's place (tsub's transpose or esub's expanded
+ * product), or NULL: E is written as it is. */
+static const expr *written_as(const printer *p, const expr *e) {
+  return p->tsub[e->id] ? p->tsub[e->id] : p->esub[e->id];
+}
+
 /* The spelling of an operation in the language being written. */
 static const char *L(const printer *p, const char *numpy, const char *torch,
                      const char *octave) {
@@ -963,8 +969,8 @@ static void mindex(printer *p, const expr *e, uint8_t *seen) {
   if (seen[e->id] || (e->flags & EF_CLOSED))
     return;
   seen[e->id] = 1;
-  if (p->tsub[e->id] || p->esub[e->id]) {
-    mindex(p, p->tsub[e->id] ? p->tsub[e->id] : p->esub[e->id], seen);
+  if (written_as(p, e)) {
+    mindex(p, written_as(p, e), seen);
     return;
   }
   if (e->op == E_MUL)
@@ -1093,20 +1099,32 @@ typedef struct tpass {
   size_t work, budget;
 } tpass;
 
+/* Whether E is a number or 1×1 (its transpose is itself). */
+static bool one_by_one(printer *p, const expr *e) {
+  md_shape sh;
+  return e->op == E_NUM ||
+         (!(e->flags & EF_CLOSED) && shape_if_known(p, e, &sh) &&
+          md_shape_is_scalar(p->sh, sh));
+}
+
+/* E^T with the transposes at the leaves, or NULL past the work budget.
+ * It builds what is_transpose (below) recognises: E is symmetric when it
+ * is I, 1×1, or a symbol of a symmetric kind. */
 static expr *transposed(tpass *t, expr *e) {
   printer *p = t->p;
-  if (e->op == E_NUM || e->op == E_IDENT)
-    return e;
+  if (e->op == E_IDENT || one_by_one(p, e))
+    return e; /* (not memoised: cheap) */
+  if (e->op == E_SYM) {
+    md_kind kind = md_shape_sym_kind(p->sh, e);
+    if (kind == K_SYMMETRIC || kind == K_SPD || kind == K_DIAGONAL)
+      return e;
+  }
   uintptr_t got = md_idmap_get(&t->memo, e);
   if (got)
     return (expr *)got;
   if (++t->work > t->budget)
     return NULL;
-  md_shape sh;
-  bool known = !(e->flags & EF_CLOSED) && shape_if_known(p, e, &sh);
   expr *r = NULL;
-  if (known && md_shape_is_scalar(p->sh, sh))
-    return e; /* 1×1: itself (not memoised: cheap) */
   size_t n = e->nkids;
   expr *small[4];
   expr **k = n <= 4 ? small : xreallocarray(NULL, n, sizeof *k);
@@ -1129,27 +1147,25 @@ static expr *transposed(tpass *t, expr *e) {
   case E_MUL: {
     /* the 1×1 factors first, in their order; then the others reversed */
     size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-      md_shape ks;
-      const expr *c = e->kid[i];
-      if (c->op == E_NUM ||
-          (!(c->flags & EF_CLOSED) && shape_if_known(p, c, &ks) &&
-           md_shape_is_scalar(p->sh, ks)))
+    bool *sc = xreallocarray(NULL, n, sizeof *sc);
+    for (size_t i = 0; i < n; i++)
+      if ((sc[i] = one_by_one(p, e->kid[i])))
         k[m++] = e->kid[i];
-    }
-    for (size_t i = n; i-- > 0 && ok;) {
-      md_shape ks;
-      const expr *c = e->kid[i];
-      if (c->op == E_NUM ||
-          (!(c->flags & EF_CLOSED) && shape_if_known(p, c, &ks) &&
-           md_shape_is_scalar(p->sh, ks)))
-        continue;
-      ok = (k[m++] = transposed(t, e->kid[i])) != NULL;
-    }
+    for (size_t i = n; i-- > 0 && ok;)
+      if (!sc[i])
+        ok = (k[m++] = transposed(t, e->kid[i])) != NULL;
+    free(sc);
     if (ok && m == n)
       r = expr_mul_n(p->ctx, k, n);
     break;
   }
+  case E_DIV:  /* (A / s)^T = A^T / s */
+  case E_EPOW: /* (A .^ k)^T = A^T .^ k */
+    if ((k[0] = transposed(t, e->kid[0]))) {
+      k[1] = e->kid[1];
+      r = expr_make(p->ctx, (expr_op)e->op, k, 2);
+    }
+    break;
   case E_INV: /* inv(A)^T = inv(A^T), as the normal form writes it */
     if ((k[0] = transposed(t, e->kid[0])))
       r = expr_inv(p->ctx, k[0]);
@@ -1324,9 +1340,8 @@ static void collect_products(printer *p, const expr *e, uint8_t *seen,
   if (seen[e->id] || (e->flags & EF_CLOSED))
     return;
   seen[e->id] = 1;
-  if (p->tsub[e->id] || p->esub[e->id]) { /* written as another */
-    collect_products(p, p->tsub[e->id] ? p->tsub[e->id] : p->esub[e->id], seen,
-                     prods, seq);
+  if (written_as(p, e)) {
+    collect_products(p, written_as(p, e), seen, prods, seq);
     return;
   }
   if (e->op == E_MUL) {
@@ -2427,7 +2442,7 @@ static void count_refs(printer *p, const expr *e) {
   if (p->seen[e->id] & SEEN_COUNTED)
     return;
   p->seen[e->id] |= SEEN_COUNTED;
-  const expr *t = p->tsub[e->id] ? p->tsub[e->id] : p->esub[e->id];
+  const expr *t = written_as(p, e);
   if (t) { /* written as T.T, or as T */
     p->refs[t->id]++;
     count_refs(p, t);

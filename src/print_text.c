@@ -166,6 +166,17 @@ static void print_chain(printer *p, const expr *e, const char *op) {
   }
 }
 
+/* E's operands as an argument list: "(a, b, ...)". */
+static void print_list(printer *p, const expr *e) {
+  sb_putc(p->out, '(');
+  for (size_t i = 0; i < e->nkids; i++) {
+    if (i)
+      sb_puts(p->out, ", ");
+    bracketed(p, e->kid[i]);
+  }
+  sb_putc(p->out, ')');
+}
+
 /* Whether nested binary kron calls would not parse back to E. */
 static bool kron_nested(const expr *e) {
   if (e->nkids > MD_MAX_FLAT)
@@ -265,13 +276,8 @@ static void print(printer *p, const expr *e) {
      * than one node gathers from nested calls, take the one call
      * kron(a, b, c, ...): nested calls would flatten it otherwise. */
     if (kron_nested(e)) {
-      sb_puts(o, "kron(");
-      for (size_t i = 0; i < e->nkids; i++) {
-        if (i)
-          sb_puts(o, ", ");
-        bracketed(p, e->kid[i]);
-      }
-      sb_putc(o, ')');
+      sb_puts(o, "kron");
+      print_list(p, e);
       return;
     }
     print_kron(p, e, 0, e->nkids);
@@ -373,13 +379,7 @@ static void print(printer *p, const expr *e) {
     sb_putc(o, ')');
     return;
   case E_TUPLE:
-    sb_putc(o, '(');
-    for (size_t i = 0; i < e->nkids; i++) {
-      if (i)
-        sb_puts(o, ", ");
-      bracketed(p, e->kid[i]);
-    }
-    sb_putc(o, ')');
+    print_list(p, e);
     return;
   case E_NOPS:
     break;
