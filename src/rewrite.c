@@ -278,16 +278,28 @@ static expr *instantiate(rewriter *W, const match *m, const expr *t) {
   return e;
 }
 
-/* A size of a closed term's shape is a scheme: a free one fits any size
- * but 1 (free sizes are never 1). */
+/* D, a size of a term (CLOSED when it has no symbol), is a scheme's: a
+ * closed term's sizes are, and a generic size of any term (sum(b) I ones:
+ * the size of I and ones, which no symbol fixes) is too. */
+static bool loose(rewriter *W, md_dim d, bool closed) {
+  return (closed && md_dim_get(W->shapes, d).kind == MD_DIM_FREE) ||
+         md_dim_is_generic(W->shapes, d);
+}
+
+/* Size A fits size B: the same, or either loose and the other not 1
+ * (free sizes are never 1). */
 static bool dim_fits(rewriter *W, md_dim a, bool aclosed, md_dim b,
                      bool bclosed) {
-  if (dim_same(W, a, b))
-    return true;
-  bool afree = aclosed && md_dim_get(W->shapes, a).kind == MD_DIM_FREE;
-  bool bfree = bclosed && md_dim_get(W->shapes, b).kind == MD_DIM_FREE;
-  return (afree && !md_dim_is_one(W->shapes, b)) ||
-         (bfree && !md_dim_is_one(W->shapes, a));
+  return dim_same(W, a, b) ||
+         (loose(W, a, aclosed) && !md_dim_is_one(W->shapes, b)) ||
+         (loose(W, b, bclosed) && !md_dim_is_one(W->shapes, a));
+}
+
+/* Shape A, whose rows and columns are one loose size (I), fits B only if
+ * B's are one size too, or either of them is loose. */
+static bool square_fits(rewriter *W, md_shape a, bool ca, md_shape b, bool cb) {
+  return !md_dim_equal(W->shapes, a.r, a.c) || !loose(W, a.r, ca) ||
+         dim_same(W, b.r, b.c) || loose(W, b.r, cb) || loose(W, b.c, cb);
 }
 
 /* A and B have one shape: the rewrite assumed no size. */
@@ -296,7 +308,8 @@ static bool same_shape(rewriter *W, expr *a, expr *b) {
   if (!shape(W, a, &sa) || !shape(W, b, &sb))
     return false;
   bool ca = a->flags & EF_CLOSED, cb = b->flags & EF_CLOSED;
-  return dim_fits(W, sa.r, ca, sb.r, cb) && dim_fits(W, sa.c, ca, sb.c, cb);
+  return dim_fits(W, sa.r, ca, sb.r, cb) && dim_fits(W, sa.c, ca, sb.c, cb) &&
+         square_fits(W, sa, ca, sb, cb) && square_fits(W, sb, cb, sa, ca);
 }
 
 /* N rewritten once at its root by the first rule that applies, or N. */

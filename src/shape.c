@@ -43,6 +43,7 @@ typedef struct dim_rec {
   long value;       /* D_INT */
   const char *name; /* D_NAME; for D_VAR a display name given lazily */
   md_dim a, b;      /* D_MUL */
+  bool generic;     /* D_VAR: a copy of a closed term's size (I, ones) */
 } dim_rec;
 
 struct md_shapes {
@@ -340,7 +341,10 @@ static bool unify(md_shapes *s, md_dim a0, md_dim b0) {
       s->d[a > b ? a : b].parent = a > b ? b : a;
       continue;
     }
-    if (s->d[b].kind == D_VAR) {
+    /* A is an unknown if either is; of two, a generic one (a closed
+     * term's) points to the other, which keeps a symbol's size a root. */
+    if (s->d[b].kind == D_VAR &&
+        !(s->d[a].kind == D_VAR && s->d[a].generic && !s->d[b].generic)) {
       md_dim t = a;
       a = b;
       b = t;
@@ -367,6 +371,10 @@ fail:
 
 bool md_dim_is_one(md_shapes *s, md_dim d) {
   return find(s, d) == s->one;
+}
+bool md_dim_is_generic(md_shapes *s, md_dim d) {
+  const dim_rec *x = &s->d[find(s, d)];
+  return x->kind == D_VAR && x->generic;
 }
 bool md_dim_equal(md_shapes *s, md_dim a, md_dim b) {
   return find(s, a) == find(s, b);
@@ -635,6 +643,7 @@ static md_shape instantiate(md_shapes *s, md_shape sh) {
       copy = dim_mul(s, s->memo[a], s->memo[b]);
     } else if (s->d[d].kind == D_VAR) {
       copy = dim_var(s);
+      s->d[copy].generic = true;
     }
     s->nstack--;
     walk_mark(s, d);

@@ -84,6 +84,10 @@ bool md_shape_is_scalar(md_shapes *s, md_shape sh);
 bool md_shape_is_vector(md_shapes *s, md_shape sh); /* k×1, k not 1 */
 bool md_dim_is_one(md_shapes *s, md_dim d);
 bool md_dim_equal(md_shapes *s, md_dim a, md_dim b);
+/* D is still an unknown that only closed terms have: a size of I or ones
+ * (or of a term built on them) that no symbol's size has been unified
+ * with.  Such a term takes whatever size its place demands. */
+bool md_dim_is_generic(md_shapes *s, md_dim d);
 
 /* The declared or default kind of a symbol. */
 md_kind md_shape_sym_kind(md_shapes *s, const expr *sym);
