@@ -300,6 +300,26 @@ START_TEST(closed_terms_are_polymorphic) {
 }
 END_TEST
 
+/* A size that only closed terms have fixed is generic (the rewriter lets
+ * such a term take any size); once a symbol's size meets it, it is that
+ * symbol's size, whichever side unification met it from. */
+START_TEST(generic_sizes) {
+  ck_assert(infer("sum(b) I ones"));
+  ck_assert(md_dim_is_generic(cur.sh, cur.out.r));
+  ck_assert(!md_dim_is_generic(cur.sh, cur.out.c));
+  ck_assert(!md_dim_is_generic(cur.sh, sym_shape("b").r));
+  ck_assert(infer("I x"));
+  ck_assert(!md_dim_is_generic(cur.sh, cur.out.r));
+  ck_assert(same_dim(cur.out.r, sym_shape("x").r));
+  ck_assert(infer("x^T I"));
+  ck_assert(!md_dim_is_generic(cur.sh, cur.out.c));
+  ck_assert(infer("(ones ones^T + I) A"));
+  ck_assert(!md_dim_is_generic(cur.sh, cur.out.r));
+  ck_assert(infer("tr(ones ones^T + I)"));
+  ck_assert(!md_dim_is_generic(cur.sh, cur.out.r));
+}
+END_TEST
+
 START_TEST(kron_and_vec_sizes) {
   check_shape("kron(A, B)", "m·n×p·q");
   check_shape("kron(x, y)", "m·n×1");
@@ -649,6 +669,7 @@ static Suite *shape_suite(void) {
   tcase_add_test(tc, functions_to_scalars);
   tcase_add_test(tc, constants_broadcast);
   tcase_add_test(tc, closed_terms_are_polymorphic);
+  tcase_add_test(tc, generic_sizes);
   tcase_add_test(tc, kron_and_vec_sizes);
   tcase_add_test(tc, derivative_shapes);
   tcase_add_test(tc, derive_after_inference);
