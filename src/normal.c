@@ -2583,7 +2583,8 @@ md_nf *md_nf_new(md_ctx *ctx, md_shapes *shapes, bool expand) {
   N->ctx = ctx;
   N->shapes = shapes;
   N->expand = expand;
-  N->budget = EXPAND_BUDGET;
+  /* (lowered with the presentation's floor, simplify.c) */
+  N->budget = md_knob("MATDIFF_SIMPLIFY_WORK", 64, EXPAND_BUDGET);
   return N;
 }
 
