@@ -748,12 +748,6 @@ static bool steps_ok(session *S, const md_source *src, const md_parsed *p,
   else if (S->o->layout == MD_LAYOUT_NUMERATOR)
     why = "--steps writes gradients in denominator layout; leave out "
           "--layout numerator";
-  else if (md_unfolds(e))
-    /* each step is written out whole: a where-DAG's would be exponential
-     * (issue 17: steps with where bindings) */
-    why = "--steps writes every step out in full, and this expression's "
-          "where bindings unfold into far more than it holds; leave out "
-          "--steps";
   if (why)
     md_error_at(&S->err, src, md_parsed_loc(p, e), "%s", why);
   return why == NULL;

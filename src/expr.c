@@ -729,39 +729,26 @@ int expr_num_sgn(const expr *e) {
 /* ---- substitution ---- */
 
 void expr_subst_init(expr_subst *s, md_ctx *ctx) {
-  *s = (expr_subst){ctx, NULL, 0};
+  s->ctx = ctx;
+  md_idmap_init(&s->memo);
 }
 
 void expr_subst_clear(expr_subst *s) {
-  free(s->memo);
-  s->memo = NULL;
-  s->nmemo = 0;
-}
-
-/* The memo covers every node of the context, old or new. */
-static void subst_grow(expr_subst *s) {
-  size_t n = md_ctx_nnodes(s->ctx);
-  if (n <= s->nmemo)
-    return;
-  if (n < 2 * s->nmemo)
-    n = 2 * s->nmemo;
-  s->memo = xreallocarray(s->memo, n, sizeof *s->memo);
-  memset(s->memo + s->nmemo, 0, (n - s->nmemo) * sizeof *s->memo);
-  s->nmemo = n;
+  md_idmap_clear(&s->memo);
 }
 
 void expr_subst_bind(expr_subst *s, const expr *sym, expr *value) {
-  subst_grow(s);
-  s->memo[sym->id] = value;
+  md_idmap_put(&s->memo, sym, (uintptr_t)value);
 }
 
 expr *expr_subst_get(const expr_subst *s, const expr *e) {
-  return e->id < s->nmemo ? s->memo[e->id] : NULL;
+  return (expr *)md_idmap_get(&s->memo, e);
 }
 
 static expr *subst_rec(expr_subst *s, expr *e) {
-  if (e->id < s->nmemo && s->memo[e->id])
-    return s->memo[e->id];
+  expr *done = expr_subst_get(s, e);
+  if (done)
+    return done;
   expr *r = e;
   if (e->nkids) {
     expr *small[4];
@@ -784,8 +771,7 @@ static expr *subst_rec(expr_subst *s, expr *e) {
     if (!r)
       return NULL;
   }
-  subst_grow(s);
-  s->memo[e->id] = r;
+  expr_subst_bind(s, e, r);
   return r;
 }
 
@@ -922,25 +908,36 @@ void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
 }
 
 size_t expr_dag_size(const expr *e) {
-  if (!e)
-    return 0;
+  return e ? expr_dag_size_n(&e, 1) : 0;
+}
+
+size_t expr_dag_size_n(const expr *const *v, size_t nv) {
+  return expr_dag_size_new(v, nv, NULL);
+}
+
+size_t expr_dag_size_new(const expr *const *v, size_t nv,
+                         const md_idmap *done) {
   md_idmap seen;
   md_idmap_init(&seen);
   size_t n = 0, ntodo = 0, cap = 64;
   const expr **todo = xreallocarray(NULL, cap, sizeof *todo);
-  todo[ntodo++] = e;
-  while (ntodo) {
-    const expr *x = todo[--ntodo];
-    if (md_idmap_get(&seen, x))
+  for (size_t r = 0; r < nv; r++) {
+    if (!v[r])
       continue;
-    md_idmap_put(&seen, x, 1);
-    n++;
-    for (size_t i = 0; i < x->nkids; i++) {
-      if (ntodo == cap) {
-        cap *= 2;
-        todo = xreallocarray(todo, cap, sizeof *todo);
+    todo[ntodo++] = v[r];
+    while (ntodo) {
+      const expr *x = todo[--ntodo];
+      if (md_idmap_get(&seen, x) || (done && md_idmap_get(done, x)))
+        continue;
+      md_idmap_put(&seen, x, 1);
+      n++;
+      for (size_t i = 0; i < x->nkids; i++) {
+        if (ntodo == cap) {
+          cap *= 2;
+          todo = xreallocarray(todo, cap, sizeof *todo);
+        }
+        todo[ntodo++] = x->kid[i];
       }
-      todo[ntodo++] = x->kid[i];
     }
   }
   free(todo);

@@ -267,15 +267,35 @@ bool expr_contains(const expr *e, const expr *x, uint8_t *seen);
 /* The number of distinct nodes under E (0 for NULL), walked as the DAG it
  * is, without recursion. */
 size_t expr_dag_size(const expr *e);
+/* The nodes of the N expressions V together (NULLs skipped). */
+size_t expr_dag_size_n(const expr *const *v, size_t n);
+/* ... but for those in DONE, and below them: what a pass memoised in DONE
+ * has left to do (its work budget, counted in time linear in that). */
+struct md_idmap;
+size_t expr_dag_size_new(const expr *const *v, size_t n,
+                         const struct md_idmap *done);
 
 /* Replaces symbols by expressions, memoised over the whole DAG so that
  * the work is linear in its size, however many symbols are bound.  A
  * binding made after some nodes were visited does not reach into them
  * (bind first, then apply).  apply returns NULL if a result is too deep. */
+/* A map from node ids to values (0 = absent): side tables whose size
+ * follows the work done, not the number of nodes in the context. */
+typedef struct md_idmap {
+  uint32_t *key; /* id + 1; 0 is an empty slot */
+  uintptr_t *val;
+  size_t cap, n;
+} md_idmap;
+
+void md_idmap_init(md_idmap *m);
+void md_idmap_clear(md_idmap *m);
+uintptr_t md_idmap_get(const md_idmap *m, const expr *e);
+void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v);
+
 typedef struct expr_subst {
   md_ctx *ctx;
-  expr **memo; /* by node id: the node's image, or NULL */
-  size_t nmemo;
+  md_idmap memo; /* the node's image (sparse: a substitution in a few
+                  * nodes of a large context costs what it touches) */
 } expr_subst;
 
 void expr_subst_init(expr_subst *s, md_ctx *ctx);
@@ -290,15 +310,3 @@ expr *expr_rebuild(md_ctx *ctx, const expr *e, expr *const *kids);
 
 const char *expr_op_name(expr_op op);
 
-/* A map from node ids to values (0 = absent): side tables whose size
- * follows the work done, not the number of nodes in the context. */
-typedef struct md_idmap {
-  uint32_t *key; /* id + 1; 0 is an empty slot */
-  uintptr_t *val;
-  size_t cap, n;
-} md_idmap;
-
-void md_idmap_init(md_idmap *m);
-void md_idmap_clear(md_idmap *m);
-uintptr_t md_idmap_get(const md_idmap *m, const expr *e);
-void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v);

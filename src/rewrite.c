@@ -479,7 +479,10 @@ expr *md_rewriter_run(md_rewriter *m, expr *e) {
   rewriter *W = &m->W;
   if (!W->R || !W->R->nrw || !e)
     return e;
-  W->budget = MD_REWRITE_BUDGET * expr_dag_size(e) + 64;
+  /* per node not rewritten by an earlier call (a look-up now) */
+  W->budget = MD_REWRITE_BUDGET *
+                  expr_dag_size_new((const expr *const *)&e, 1, &W->memo) +
+              64;
   W->failed = false;
   W->runaway = NULL;
   W->last = NULL;

@@ -24,7 +24,8 @@
  *
  * Work is linear in the size of the DAG: each node is rewritten once
  * (memoised by node), and the number of rewrites in one call is bounded
- * by MD_REWRITE_BUDGET per node of the input (plus 64); the rewrites of
+ * by MD_REWRITE_BUDGET per node of the input that no earlier call of one
+ * md_rewriter rewrote (plus 64); the rewrites of
  * one node, and of results nested in results, are bounded as well (64
  * each), so that a loop does not build ever deeper nodes.  A rule that
  * still applies when a bound is met loops (A B = B A, sin(X) =

@@ -18,6 +18,7 @@ typedef struct sharer {
   expr **image;      /* by id: the node with named parts in place */
   uint8_t *named;    /* by id: 1 when the node gets a name */
   uint8_t *used;     /* by id of symbols: names the expression has */
+  uint8_t *root;     /* by id: one of the roots */
   size_t n;          /* size of the tables */
   unsigned count[3]; /* names given so far: scalars, vectors, matrices */
   md_sharing *out;
@@ -86,10 +87,7 @@ static bool worth_naming(const sharer *s, const expr *e) {
 }
 
 static bool is_root(const sharer *s, const expr *e) {
-  for (size_t i = 0; i < s->nroots; i++)
-    if (s->roots[i] == e)
-      return true;
-  return false;
+  return e->id < s->n && s->root[e->id];
 }
 
 static expr *rewrite(sharer *s, expr *e) {
@@ -146,9 +144,11 @@ void md_share_n(md_ctx *ctx, md_shapes *shapes, expr *const *roots,
   s.size = xcalloc(n, sizeof *s.size);
   s.seen = xcalloc(n, 1);
   s.used = xcalloc(n, 1);
+  s.root = xcalloc(n, 1);
   for (size_t i = 0; i < nroots; i++) {
     count(&s, roots[i]);
     bodies[i] = roots[i];
+    s.root[roots[i]->id] = 1;
   }
   if (nroots > 1) /* each root is used once more, by the tuple they form */
     for (size_t i = 0; i < nroots; i++)
@@ -166,6 +166,7 @@ void md_share_n(md_ctx *ctx, md_shapes *shapes, expr *const *roots,
   free(s.size);
   free(s.seen);
   free(s.used);
+  free(s.root);
 }
 
 void md_sharing_clear(md_sharing *s) {
@@ -208,6 +209,16 @@ size_t md_tree_size(const expr *e, size_t cap) {
   size_t n = tree_size(e, cap, &memo);
   md_idmap_clear(&memo);
   return n;
+}
+
+bool md_unfolds_n(expr *const *v, size_t n, size_t floor) {
+  size_t cap = 4 * expr_dag_size_n((const expr *const *)v, n) + floor, tree = 0;
+  md_idmap memo;
+  md_idmap_init(&memo);
+  for (size_t i = 0; i < n && tree < cap; i++)
+    tree += tree_size(v[i], cap - tree, &memo);
+  md_idmap_clear(&memo);
+  return tree >= cap;
 }
 
 bool md_unfolds(const expr *e) {

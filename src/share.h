@@ -54,6 +54,9 @@ void md_sharing_clear(md_sharing *s);
  * (4 times and more): a where-DAG such as t_k = t_(k-1) + t_(k-1) .*
  * t_(k-1) printed whole is exponential in k.  Linear in the DAG. */
 bool md_unfolds(const expr *e);
+/* Whether the N expressions V printed whole come to 4 times their DAG
+ * (the nodes they have, together) and FLOOR more.  Linear in the DAG. */
+bool md_unfolds_n(expr *const *v, size_t n, size_t floor);
 /* The number of nodes of E printed whole, up to CAP. */
 size_t md_tree_size(const expr *e, size_t cap);
 

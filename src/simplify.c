@@ -942,6 +942,8 @@ static expr *present_into_call(simp *S, const split *sp) {
  * normal form. */
 static expr *coefficient_in(simp *S, const split *sp) {
   expr *r = present_parts(S, sp, SIZE_MAX, NULL, sp->c);
+  if (getenv("NOCI"))
+    return r;
   bool sign = mpq_cmp_si(sp->c, -1, 1) == 0;
   mpq_t q, rest;
   mpq_init(q);
@@ -1829,11 +1831,17 @@ void md_simplifier_free(md_simplifier *m) {
  * part once; a later round starts afresh (it is rare). */
 expr *md_simplifier_run(md_simplifier *m, expr *e) {
   expr *n = normal_of(m->N, m->W, rewritten_by(m->ctx, m->R, e)), *r = NULL;
-  size_t budget = m->floor + WORK_PER_NODE * expr_dag_size(n);
+  /* (the nodes presented before cost a look-up: on the many calls of
+   * --steps on parts of one growing DAG, the whole DAG's size made them
+   * quadratic) */
+  size_t budget =
+      m->floor + WORK_PER_NODE * expr_dag_size_new((const expr *const *)&n, 1,
+                                                   &m->first.memo);
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
     simp T = {.ctx = m->ctx, .shapes = m->shapes, .N = m->N};
     simp *S = round == 0 ? &m->first : &T;
-    /* each call has its own budget on top of what the earlier ones did */
+    /* each call has its own budget on top of what the earlier ones did:
+     * per node it has not presented before */
     S->budget = S->work + budget;
     S->failed = false;
     r = present(S, n);

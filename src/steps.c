@@ -3,11 +3,18 @@
 
 #include "arena.h"
 #include "print_latex.h"
+#include "normal.h"
 #include "rules.h"
+#include "share.h"
 #include "simplify.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* The lines of a derivation are written in full until, so written, they
+ * would come to 4 times the nodes they have and this many more; past
+ * that, the parts they repeat are named (share_lines). */
+enum { STEPS_SHARE_FLOOR = 1000 };
 
 /* One term <G, dn> of the differential: n with the contributions to its
  * adjoint so far (G is their sum), each simplified once, when it comes. */
@@ -17,11 +24,17 @@ typedef struct term {
   size_t nv, cap;
 } term;
 
-/* One line of the derivation: LABEL = BODY  WHY. */
+/* One line of the derivation: LABEL = BODY  WHY.  The body is kept as
+ * expressions until the end, when the parts that lines repeat are named
+ * once (md_steps_finish): <G1, dn1> + <G2, dn2> + ... as the pairs
+ * G1, n1, G2, n2, ... (INNER), or one expression. */
 typedef struct step {
   char *label; /* "f", "df", or NULL on a continuation line */
-  char *body;
-  char *why; /* the rules used, or NULL */
+  expr **e;    /* shown (the adjoint under its shown name); may hold NULL */
+  size_t ne;
+  bool inner;
+  bool whole; /* written out in full: the lines of f itself */
+  char *why;  /* the rules used, or NULL */
 } step;
 
 struct md_steps {
@@ -46,6 +59,9 @@ struct md_steps {
   step *lines;
   size_t nlines, caplines;
   md_simplifier *simp; /* readable(): made on first use */
+  bool whole_f;        /* f's lines written in full (f does not unfold) */
+  md_idmap fsyms;      /* the symbols of f, by uses() */
+  bool fsyms_done;
 };
 
 static char *dupstr(const char *t) {
@@ -68,19 +84,29 @@ static void show(md_steps *s, strbuf *b, const expr *e) {
   s->print(s->arg, b, shown(s, e));
 }
 
-static char *print_alloc(md_steps *s, const expr *e) {
-  strbuf b;
-  sb_init(&b);
-  show(s, &b, e);
-  return sb_take(&b);
-}
-
-static void add_line(md_steps *s, const char *label, char *body, char *why) {
+/* Adds a line of the N expressions V (shown as they will be printed),
+ * pairs <G, dn> when INNER. */
+static step *add_line(md_steps *s, const char *label, const expr *const *v,
+                      size_t n, bool inner, char *why) {
   if (s->nlines == s->caplines) {
     s->caplines = s->caplines ? 2 * s->caplines : 8;
     s->lines = xreallocarray(s->lines, s->caplines, sizeof *s->lines);
   }
-  s->lines[s->nlines++] = (step){label ? dupstr(label) : NULL, body, why};
+  expr **e = xreallocarray(NULL, n ? n : 1, sizeof *e);
+  for (size_t i = 0; i < n; i++)
+    e[i] = v[i] ? (expr *)shown(s, v[i]) : NULL;
+  step *l = &s->lines[s->nlines++];
+  *l = (step){.label = label ? dupstr(label) : NULL,
+              .e = e,
+              .ne = n,
+              .inner = inner,
+              .why = why};
+  return l;
+}
+
+static step *add_expr_line(md_steps *s, const char *label, const expr *e,
+                           char *why) {
+  return add_line(s, label, &e, 1, false, why);
 }
 
 /* E simplified for reading, or E itself when it has no shape (a form the
@@ -100,18 +126,27 @@ static expr *readable(md_steps *s, expr *e) {
   return r ? r : e;
 }
 
-/* d(n): dX for a symbol, d(...) otherwise; in LaTeX with the brackets
- * of a call, sized by what they hold as print_latex.c sizes them. */
-static void differential(md_steps *s, strbuf *b, const expr *n) {
-  bool atom = n->op == E_SYM;
+/* Prints E (shown already); a part past the size limit, which could not
+ * be built, as "...". */
+static void put(md_steps *s, strbuf *b, const expr *e) {
+  if (e)
+    s->print(s->arg, b, e);
+  else
+    sb_puts(b, s->latex ? "\\ldots" : "...");
+}
+
+/* d(n): dX for a symbol (ATOM: not a name sharing gave a part), d(...)
+ * otherwise; in LaTeX with the brackets of a call, sized by what they
+ * hold as print_latex.c sizes them. */
+static void differential(md_steps *s, strbuf *b, const expr *n, bool atom) {
   if (s->latex && atom) {
     sb_puts(b, "\\mathrm{d}");
-    show(s, b, n);
-  } else if (s->latex) {
-    md_print_latex_call(b, s->ctx, s->shapes, "\\mathrm{d}", shown(s, n));
+    put(s, b, n);
+  } else if (s->latex && n) {
+    md_print_latex_call(b, s->ctx, s->shapes, "\\mathrm{d}", n);
   } else {
-    sb_puts(b, atom ? "d" : "d(");
-    show(s, b, n);
+    sb_puts(b, atom ? "d" : s->latex ? "\\mathrm{d}(" : "d(");
+    put(s, b, n);
     if (!atom)
       sb_putc(b, ')');
   }
@@ -119,30 +154,43 @@ static void differential(md_steps *s, strbuf *b, const expr *n) {
 
 /* <G, dN>: in LaTeX \langle \rangle, \left \right when G or N holds a
  * fraction (as print_latex.c writes an inner product). */
-static void inner(md_steps *s, strbuf *b, const expr *G, const expr *n) {
-  bool tall = s->latex && (md_latex_tall(s->ctx, s->shapes, shown(s, G)) ||
-                           md_latex_tall(s->ctx, s->shapes, shown(s, n)));
+static void inner(md_steps *s, strbuf *b, const expr *G, const expr *n,
+                  bool atom) {
+  bool tall = s->latex && ((G && md_latex_tall(s->ctx, s->shapes, G)) ||
+                           (n && md_latex_tall(s->ctx, s->shapes, n)));
   sb_puts(b, !s->latex ? "<" : tall ? "\\left\\langle " : "\\langle ");
-  show(s, b, G);
+  put(s, b, G);
   sb_puts(b, ", ");
-  differential(s, b, n);
+  differential(s, b, n, atom);
   sb_puts(b, !s->latex ? ">" : tall ? " \\right\\rangle" : " \\rangle");
 }
 
-/* The differential as it stands: <G1, dn1> + <G2, dn2> + ... */
-static char *frontier(md_steps *s) {
-  strbuf b;
-  sb_init(&b);
-  for (size_t i = 0; i < s->nt; i++) {
-    term *t = &s->t[i];
-    if (i)
-      sb_puts(&b, " + ");
-    inner(s, &b, expr_add_n(s->ctx, t->v, t->nv), t->n);
+/* The body of line L, its expressions V (L's own, or with parts named). */
+static void body(md_steps *s, strbuf *b, const step *l, expr *const *v) {
+  if (!l->inner) {
+    put(s, b, v[0]);
+    return;
   }
-  return sb_take(&b);
+  for (size_t i = 0; i + 1 < l->ne; i += 2) {
+    if (i)
+      sb_puts(b, " + ");
+    inner(s, b, v[i], v[i + 1], l->e[i + 1] && l->e[i + 1]->op == E_SYM);
+  }
 }
 
-static bool uses(md_steps *s, const expr *e, const expr *sym);
+/* The differential as it stands: <G1, dn1> + <G2, dn2> + ... */
+static void frontier(md_steps *s, char *why) {
+  expr **v = xreallocarray(NULL, 2 * s->nt + 1, sizeof *v);
+  for (size_t i = 0; i < s->nt; i++) {
+    term *t = &s->t[i];
+    v[2 * i] = expr_add_n(s->ctx, t->v, t->nv);
+    v[2 * i + 1] = (expr *)t->n;
+  }
+  add_line(s, NULL, (const expr *const *)v, 2 * s->nt, true, why);
+  free(v);
+}
+
+static bool uses(md_steps *s, const expr *sym);
 
 /* The rule's placeholders renamed, for the text, where they have a name
  * the reader could take for one of theirs: a symbol of f or the shown
@@ -158,7 +206,7 @@ static void rename_placeholders(md_steps *s, const expr *const *v, size_t n,
   for (size_t i = 0; i < n && nt < 64; i++)
     taken[nt++] = v[i];
   for (size_t i = 0; i < n; i++) {
-    if (v[i] != adj && !uses(s, s->f, v[i]))
+    if (v[i] != adj && !uses(s, v[i]))
       continue;
     bool lower = v[i]->u.name[0] >= 'a' && v[i]->u.name[0] <= 'z';
     for (unsigned k = 0;; k++) {
@@ -171,7 +219,7 @@ static void rename_placeholders(md_steps *s, const expr *const *v, size_t n,
       else
         snprintf(name, sizeof name, "%c%u", c, k / (unsigned)(sizeof seq - 1));
       expr *cand = expr_sym(s->ctx, name);
-      bool ok = cand != adj && !uses(s, s->f, cand);
+      bool ok = cand != adj && !uses(s, cand);
       for (size_t j = 0; j < nt && ok; j++)
         ok = taken[j] != cand;
       if (ok) {
@@ -258,16 +306,33 @@ static void flush(md_steps *s) {
   if (!s->pending)
     return;
   s->pending = false;
-  add_line(s, NULL, frontier(s), rules_used(s));
+  frontier(s, rules_used(s));
   s->nused = 0;
 }
 
-/* Whether E holds the symbol SYM (each node once). */
-static bool uses(md_steps *s, const expr *e, const expr *sym) {
-  uint8_t *seen = xcalloc(md_ctx_nnodes(s->ctx), 1);
-  bool r = expr_contains(e, sym, seen);
-  free(seen);
-  return r;
+/* Whether f holds the symbol SYM (its symbols are found once: a line
+ * asks for each placeholder of its rules). */
+static bool uses(md_steps *s, const expr *sym) {
+  if (!s->fsyms_done) {
+    md_nodes todo = {0};
+    md_idmap seen;
+    md_idmap_init(&seen);
+    md_nodes_push(&todo, s->f);
+    while (todo.n) {
+      expr *e = todo.v[--todo.n];
+      if (md_idmap_get(&seen, e))
+        continue;
+      md_idmap_put(&seen, e, 1);
+      if (e->op == E_SYM)
+        md_idmap_put(&s->fsyms, e, 1);
+      for (size_t i = 0; i < e->nkids; i++)
+        md_nodes_push(&todo, e->kid[i]);
+    }
+    md_idmap_clear(&seen);
+    md_nodes_clear(&todo);
+    s->fsyms_done = true;
+  }
+  return md_idmap_get(&s->fsyms, sym) != 0;
 }
 
 static term *find(md_steps *s, const expr *n, size_t *at) {
@@ -290,7 +355,7 @@ static expr *adjoint_name(md_steps *s, const expr *G) {
     else
       snprintf(name, sizeof name, "%s%u", base, k - 1);
     expr *sym = expr_sym(s->ctx, name);
-    if (!uses(s, s->f, sym))
+    if (!uses(s, sym))
       return sym;
   }
 }
@@ -322,9 +387,6 @@ static void on_node(void *arg, const expr *n, expr *G) {
       snprintf(label, sizeof label, "%s", l.s);
       sb_clear(&l);
     }
-    strbuf b;
-    sb_init(&b);
-    inner(s, &b, G, n);
     /* vec(F) by vec(X) is read off the pass of <G, F> */
     bool vec = s->f->op == E_CALL && s->f->u.fn == FN_VEC && s->adj;
     if (vec) {
@@ -334,15 +396,17 @@ static void on_node(void *arg, const expr *n, expr *G) {
                    : "<G, dF>");
     } else if (n != s->f) {
       /* matrix powers are products to the engine */
-      add_line(s, NULL, print_alloc(s, n),
-               dupstr(s->latex ? "\\text{powers as products}"
-                               : "powers as products"));
+      add_expr_line(s, NULL, n,
+                    dupstr(s->latex ? "\\text{powers as products}"
+                                    : "powers as products"));
     }
-    add_line(s, label, sb_take(&b),
+    const expr *v[2] = {G, n};
+    add_line(s, label, v, 2, true,
              vec ? dupstr(s->latex ? "\\text{with } f = "
                                      "\\operatorname{vec}(\\mathbf{F})"
                                    : "with f = vec(F)")
-                 : NULL);
+                 : NULL)
+        ->whole = n == s->f && s->whole_f;
   }
   s->at = i;
   s->pending = true;
@@ -391,7 +455,11 @@ md_steps *md_steps_new(md_ctx *ctx, md_shapes *shapes, expr *f, expr *x,
                   .latex = latex,
                   .cookbook = cookbook};
   s->trace = (md_diff_trace){s, on_node, on_edge};
-  add_line(s, "f", print_alloc(s, f), NULL);
+  md_idmap_init(&s->fsyms);
+  /* f's own lines are written as the user wrote f, unless that unfolds
+   * a where-DAG: then they are shared with the rest */
+  s->whole_f = !md_unfolds(f);
+  add_expr_line(s, "f", f, NULL)->whole = s->whole_f;
   return s;
 }
 
@@ -401,6 +469,7 @@ const md_diff_trace *md_steps_trace(md_steps *s) {
 
 void md_steps_free(md_steps *s) {
   md_simplifier_free(s->simp);
+  md_idmap_clear(&s->fsyms);
   if (s->adj)
     expr_subst_clear(&s->show_subst);
   for (size_t i = 0; i < s->nt; i++)
@@ -409,7 +478,7 @@ void md_steps_free(md_steps *s) {
   free(s->used);
   for (size_t i = 0; i < s->nlines; i++) {
     free(s->lines[i].label);
-    free(s->lines[i].body);
+    free(s->lines[i].e);
     free(s->lines[i].why);
   }
   free(s->lines);
@@ -438,6 +507,56 @@ static char *structure_note(md_steps *s) {
   return t ? dupstr(t) : NULL;
 }
 
+/* The parts that the lines after f's own repeat, named once: each such
+ * line as one tuple of its expressions, shared together (share.h), so
+ * that a part the adjoint pass carries from line to line is written once
+ * (a 300-layer network took 193 MB of steps, each line in full).  ROWS[i]
+ * is line i's tuple with the names in place, or NULL for a line written
+ * whole.  False, and no names, when a tuple cannot be built. */
+static bool share_lines(md_steps *s, expr **rows, md_sharing *w) {
+  *w = (md_sharing){NULL};
+  for (size_t i = 0; i < s->nlines; i++)
+    rows[i] = NULL;
+  /* only when the lines written in full would be long: a short
+   * derivation reads best as it is */
+  md_nodes all = {0};
+  for (size_t i = 0; i < s->nlines; i++)
+    for (size_t k = 0; !s->lines[i].whole && k < s->lines[i].ne; k++)
+      md_nodes_push(&all, s->lines[i].e[k]);
+  bool longer = md_unfolds_n(all.v, all.n, STEPS_SHARE_FLOOR);
+  md_nodes_clear(&all);
+  if (!longer)
+    return true;
+  expr **roots = xreallocarray(NULL, s->nlines, sizeof *roots);
+  size_t *at = xreallocarray(NULL, s->nlines, sizeof *at), n = 0;
+  bool ok = true;
+  for (size_t i = 0; i < s->nlines && ok; i++) {
+    step *l = &s->lines[i];
+    if (l->whole)
+      continue;
+    for (size_t k = 0; k < l->ne && ok; k++)
+      ok = l->e[k] != NULL;
+    /* (a line of one expression is its own root, never named itself:
+     * d/dX f = T1 would say nothing) */
+    expr *t = !ok          ? NULL
+              : l->ne == 1 ? l->e[0]
+                           : expr_tuple(s->ctx, l->e, l->ne);
+    ok = t != NULL;
+    at[n] = i;
+    roots[n++] = t;
+  }
+  if (ok) {
+    expr **bodies = xreallocarray(NULL, n ? n : 1, sizeof *bodies);
+    md_share_n(s->ctx, s->shapes, roots, n, bodies, w);
+    for (size_t j = 0; j < n; j++)
+      rows[at[j]] = bodies[j];
+    free(bodies);
+  }
+  free(roots);
+  free(at);
+  return ok;
+}
+
 void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
   flush(s);
   strbuf b;
@@ -451,37 +570,75 @@ void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
     s->print(s->arg, &b, s->x);
     sb_puts(&b, " f");
   }
-  add_line(s, NULL, print_alloc(s, result), structure_note(s));
-  step *last = &s->lines[s->nlines - 1];
-  last->label = sb_take(&b);
+  add_expr_line(s, NULL, result, structure_note(s))->label = sb_take(&b);
+  expr **rows = xreallocarray(NULL, s->nlines, sizeof *rows);
+  md_sharing w;
+  if (!share_lines(s, rows, &w))
+    for (size_t i = 0; i < s->nlines; i++)
+      rows[i] = NULL;
+  /* each line: its label, its body and the rules */
+  char **text = xreallocarray(NULL, s->nlines, sizeof *text);
+  for (size_t i = 0; i < s->nlines; i++) {
+    step *l = &s->lines[i];
+    strbuf t;
+    sb_init(&t);
+    body(s, &t, l, !rows[i] ? l->e : l->ne == 1 ? &rows[i] : rows[i]->kid);
+    text[i] = sb_take(&t);
+  }
+  /* the named parts, once, after the last line */
+  /* (in LaTeX a row each, as a line of align* does not break) */
+  char *where = NULL;
+  if (w.n) {
+    strbuf t;
+    sb_init(&t);
+    sb_puts(&t, s->latex ? "& \\text{where } " : "   where ");
+    for (size_t i = 0; i < w.n; i++) {
+      if (i)
+        sb_puts(&t, s->latex ? ", \\\\\n& \\phantom{\\text{where }} " : ", ");
+      put(s, &t, w.names[i]);
+      sb_puts(&t, " = ");
+      put(s, &t, w.values[i]);
+    }
+    where = sb_take(&t);
+  }
+  md_sharing_clear(&w);
+  free(rows);
   if (s->latex) {
     sb_puts(out, "\\begin{align*}\n");
     for (size_t i = 0; i < s->nlines; i++) {
       step *l = &s->lines[i];
-      sb_printf(out, "%s &= %s", l->label ? l->label : "", l->body);
+      sb_printf(out, "%s &= %s", l->label ? l->label : "", text[i]);
       if (l->why)
         sb_printf(out, " && %s", l->why);
-      sb_puts(out, i + 1 < s->nlines ? " \\\\\n" : "\n");
+      sb_puts(out, i + 1 < s->nlines || where ? " \\\\\n" : "\n");
     }
+    if (where)
+      sb_printf(out, "%s\n", where);
     sb_puts(out, "\\end{align*}\n");
-    return;
+  } else {
+    /* text: numbered lines, the = of the differential's lines aligned */
+    size_t width = 0;
+    for (size_t i = 0; i + 1 < s->nlines; i++)
+      if (s->lines[i].label && strlen(s->lines[i].label) > width)
+        width = strlen(s->lines[i].label);
+    for (size_t i = 0; i < s->nlines; i++) {
+      step *l = &s->lines[i];
+      const char *label = l->label ? l->label : "";
+      size_t lw = strlen(label);
+      sb_printf(out, "%zu. ", i + 1);
+      if (i + 1 < s->nlines)
+        for (; lw < width; lw++)
+          sb_putc(out, ' ');
+      sb_printf(out, "%s = %s", label, text[i]);
+      if (l->why)
+        sb_printf(out, "    %s", l->why);
+      sb_putc(out, '\n');
+    }
+    if (where)
+      sb_printf(out, "%s\n", where);
   }
-  /* text: numbered lines, the = of the differential's lines aligned */
-  size_t width = 0;
-  for (size_t i = 0; i + 1 < s->nlines; i++)
-    if (s->lines[i].label && strlen(s->lines[i].label) > width)
-      width = strlen(s->lines[i].label);
-  for (size_t i = 0; i < s->nlines; i++) {
-    step *l = &s->lines[i];
-    const char *label = l->label ? l->label : "";
-    size_t w = strlen(label);
-    sb_printf(out, "%zu. ", i + 1);
-    if (i + 1 < s->nlines)
-      for (; w < width; w++)
-        sb_putc(out, ' ');
-    sb_printf(out, "%s = %s", label, l->body);
-    if (l->why)
-      sb_printf(out, "    %s", l->why);
-    sb_putc(out, '\n');
-  }
+  for (size_t i = 0; i < s->nlines; i++)
+    free(text[i]);
+  free(text);
+  free(where);
 }

@@ -15,7 +15,10 @@
  * adjoint G on), until only <G, dX> is left.  Each contribution is shown
  * simplified; the sum of several is shown as it is, and the last line
  * simplifies it: the gradient.  For a symmetric or diagonal variable
- * the last line says how the gradient follows from G (SPEC 3).
+ * the last line says how the gradient follows from G (SPEC 3).  A long
+ * derivation names the parts its lines repeat (share.h) once, after the
+ * last line, so that its text is linear in its length: each line of a
+ * network's carries the forward values and the adjoint so far.
  *
  * Use: md_steps_new(), set D->trace = md_steps_trace(s) for the one
  * md_derivative() call, then md_steps_finish() with its result.  An
