@@ -184,8 +184,21 @@ static size_t new_rat(island *I) {
   return I->nrat++;
 }
 
+/* The bits of P's largest coefficient, at most (its content's and its
+ * primitive part's). */
+static slong coeff_bits(const fmpq_mpoly_struct *p) {
+  slong z = fmpz_mpoly_max_bits(p->zpoly);
+  return (z < 0 ? -z : z) + (slong)fmpz_bits(fmpq_numref(p->content)) +
+         (slong)fmpz_bits(fmpq_denref(p->content));
+}
+
+/* Past MD_EW_MAX_TERMS terms, or a coefficient of more than a printable
+ * number's digits (3 sigmoid(t) .* t .* t / 1e-34, nested 20 deep, made
+ * coefficients of 2^20 times 35 digits: 21 s and 1.6 GB): the island is
+ * left as it was. */
 static bool too_big(island *I, const fmpq_mpoly_struct *p) {
-  if (fmpq_mpoly_length(p, I->m) > MD_EW_MAX_TERMS)
+  if (fmpq_mpoly_length(p, I->m) > MD_EW_MAX_TERMS ||
+      coeff_bits(p) > MD_EW_MAX_BITS)
     I->failed = true;
   return I->failed;
 }
