@@ -2040,6 +2040,7 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
     return m;
   }
   expr *J = read_jacobian(D, r, g, xs);
+  size_t limits = md_ctx_limits(D->ctx);
   if (!J && !expr_is_zero(r)) {
     /* the same form with transposes at the leaves and products
      * distributed over sums (normal.h), each term then read alone */
@@ -2066,6 +2067,10 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
       if (!rows || !may_equal(D, js.c, fs.r))
         J = NULL;
     }
+  }
+  if (!J && md_ctx_limits(D->ctx) != limits) {
+    too_deep(D); /* the forms tried met a limit: that is the error */
+    return NULL;
   }
   if (!J) {
     if (D->hessian_of) {

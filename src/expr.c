@@ -62,6 +62,7 @@ struct md_ctx {
     LIMIT_RULE,
     LIMIT_NUMBER
   } limit;                /* the last NULL's */
+  size_t nlimits;         /* NULLs for a limit so far (md_ctx_limits) */
   const char *limit_file; /* LIMIT_RULE: the rule's place */
   unsigned limit_line;
   /* a module's data, freed with the context (md_ctx_set_slot) */
@@ -226,11 +227,16 @@ void md_ctx_mark(md_ctx *ctx) {
 }
 void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line) {
   ctx->limit = LIMIT_RULE;
+  ctx->nlimits++;
   ctx->limit_file = file;
   ctx->limit_line = line;
 }
 void md_ctx_limit_number(md_ctx *ctx) {
   ctx->limit = LIMIT_NUMBER;
+  ctx->nlimits++;
+}
+size_t md_ctx_limits(const md_ctx *ctx) {
+  return ctx->nlimits;
 }
 bool md_ctx_limit_is_rule(const md_ctx *ctx) {
   return ctx->limit == LIMIT_RULE;
@@ -410,6 +416,7 @@ static bool too_large(md_ctx *ctx, size_t n) {
   if (n < ctx->max_size && ctx->size - ctx->mark < ctx->max_size - n)
     return false;
   ctx->limit = LIMIT_SIZE;
+  ctx->nlimits++;
   return true;
 }
 
@@ -426,6 +433,7 @@ static expr *intern(md_ctx *ctx, const key *k) {
   }
   if (++depth > ctx->max_depth) {
     ctx->limit = LIMIT_DEPTH;
+    ctx->nlimits++;
     return NULL;
   }
   switch (k->op) {
@@ -435,6 +443,7 @@ static expr *intern(md_ctx *ctx, const key *k) {
      * level, and 33 levels made a number of 2^33 bits */
     if (!md_num_fits(*k->num)) {
       ctx->limit = LIMIT_NUMBER;
+      ctx->nlimits++;
       return NULL;
     }
     break;

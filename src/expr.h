@@ -178,6 +178,10 @@ void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line);
  * so too): the next md_ctx_limit_text says which limit. */
 void md_ctx_limit_number(md_ctx *ctx);
 bool md_ctx_limit_is_rule(const md_ctx *ctx);
+/* How many times a constructor has returned NULL for a limit: a pass
+ * that fails may compare it with the count before it to tell a limit
+ * from a form it cannot take. */
+size_t md_ctx_limits(const md_ctx *ctx);
 arena *md_ctx_arena(md_ctx *ctx);
 
 /* Per-line scratch.  md_ctx_save() marks the nodes made so far;
@@ -309,4 +313,3 @@ expr *expr_subst_apply(expr_subst *s, expr *e);
 expr *expr_rebuild(md_ctx *ctx, const expr *e, expr *const *kids);
 
 const char *expr_op_name(expr_op op);
-

@@ -1396,8 +1396,10 @@ static expr *nmul(md_nf *N, expr *const *f, size_t n) {
   for (size_t i = 0; i < n && !N->failed; i++)
     prod_add(N, &P, f[i]);
   expr *r = NULL;
-  if (!N->failed) {
+  if (!N->failed)
     prod_segment(N, &P, true);
+  /* (a segment past a limit leaves NULL among the factors: N->failed) */
+  if (!N->failed) {
     bool matrix = P.chain.n > 0; /* else 1×1 */
     drop_idents(&P.chain);
     if (mpq_sgn(P.c) == 0) {
