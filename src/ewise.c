@@ -18,10 +18,11 @@ struct md_ew {
   unsigned nest;     /* substitutions inside substitutions */
   unsigned subs;     /* substitutions still to be tried (MD_EW_MAX_SUBS) */
   bool canonical;
-  bool failed;     /* a result was too deep */
-  md_idmap memo;   /* by id: the node's image */
-  md_idmap size;   /* md_text_size */
-  md_idmap leaves; /* leaves() */
+  bool failed;         /* a result was too deep */
+  md_idmap memo;       /* by id: the node's image */
+  md_idmap size;       /* md_text_size */
+  md_idmap leaves;     /* leaves() */
+  size_t work, budget; /* nodes collected; past BUDGET no island is read */
 };
 
 /* One island being read: its atoms (numbered in the canonical order) and
@@ -128,7 +129,8 @@ static void add_atom(island *I, expr *a) {
 static void collect(island *I, expr *e) {
   if (I->failed || I->too_big || md_idmap_get(&I->seen, e))
     return;
-  if (++I->nnodes > MD_EW_MAX_NODES || I->atoms.n > MD_EW_MAX_ATOMS) {
+  if (++I->nnodes > MD_EW_MAX_NODES || I->atoms.n > MD_EW_MAX_ATOMS ||
+      ++I->W->work > I->W->budget) {
     I->too_big = true;
     return;
   }
@@ -1190,6 +1192,20 @@ void md_ew_free(md_ew *W) {
   free(W);
 }
 
+/* Every node may be the root of an island, and islands overlap (t_k =
+ * sigmoid(t_(k-1)) .* t_(k-1) - 2 t_(k-1) - ...: each one's walk goes
+ * down through the ones before it, up to MD_EW_MAX_NODES), so the nodes
+ * collected are bounded in all: MD_EW_WORK_PER_NODE for each node not
+ * seen by an earlier call, and a floor (both lowered with
+ * MATDIFF_SIMPLIFY_WORK, as the simplifier's are).  At k = 39 that walk
+ * took 15 s of the fuzzers' 5 under the sanitizers. */
 expr *md_ew_apply(md_ew *W, expr *e) {
-  return e ? ew(W, e) : NULL;
+  if (!e)
+    return NULL;
+  size_t floor = md_knob("MATDIFF_SIMPLIFY_WORK", 64, MD_EW_WORK_FLOOR);
+  size_t per = MD_EW_WORK_PER_NODE * floor / MD_EW_WORK_FLOOR;
+  W->budget =
+      W->work + floor +
+      (per ? per : 1) * expr_dag_size_new((const expr *const *)&e, 1, &W->memo);
+  return ew(W, e);
 }

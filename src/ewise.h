@@ -57,7 +57,11 @@ enum {
   MD_EW_MAX_TERMS = 64,
   MD_EW_MAX_BITS = 66439, /* MD_MAX_NUM_DIGITS (20000) decimal digits */
   MD_EW_MAX_POW = 32,
-  MD_EW_MAX_SUBS = 256 /* substitutions tried, in all, by one md_ew */
+  MD_EW_MAX_SUBS = 256, /* substitutions tried, in all, by one md_ew */
+  /* nodes that islands may collect, in all, in one md_ew_apply: this
+   * many for each node it has not seen, and a floor (ewise.c) */
+  MD_EW_WORK_PER_NODE = 64,
+  MD_EW_WORK_FLOOR = 20000
 };
 
 typedef struct md_ew md_ew;
