@@ -297,20 +297,32 @@ static lshape lbind_shape(printer *p, md_shape s) {
   return (lshape){lbind(p, s.r), lbind(p, s.c)};
 }
 
-/* The integer X stands for, if it is one (at most 10^9, as in shape.c). */
-static bool lint_value(printer *p, uint32_t x, long *v) {
+/* Factors of a product of sizes looked at to find its integer: past
+ * them it is not known as one (a Kronecker product of 2^16 operands has
+ * a size of 2^16 factors, looked at for each operand: 10 s under the
+ * sanitizers), and is written symbolically. */
+enum { LINT_WORK = 64 };
+
+static bool lint_rec(printer *p, uint32_t x, long *v, unsigned *work) {
   x = lfind(p, x);
   if (p->lv[x].kind == L_INT) {
     *v = p->lv[x].value;
     return true;
   }
   long a, b;
-  if (p->lv[x].kind == L_MUL && lint_value(p, p->lv[x].a, &a) &&
-      lint_value(p, p->lv[x].b, &b) && a > 0 && b <= 1000000000L / a) {
+  if (p->lv[x].kind == L_MUL && ++*work <= LINT_WORK &&
+      lint_rec(p, p->lv[x].a, &a, work) && lint_rec(p, p->lv[x].b, &b, work) &&
+      a > 0 && b <= 1000000000L / a) {
     *v = a * b;
     return true;
   }
   return false;
+}
+
+/* The integer X stands for, if it is one (at most 10^9, as in shape.c). */
+static bool lint_value(printer *p, uint32_t x, long *v) {
+  unsigned work = 0;
+  return lint_rec(p, x, v, &work);
 }
 
 static bool lis_one(printer *p, uint32_t x) {
