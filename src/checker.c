@@ -670,7 +670,6 @@ static int check_lines_sized(checker *C, const md_options *o, md_lines *in,
   return md_deep(run_lines_job, &j, len);
 }
 
-
 int md_check_text(const char *name, const char *text, size_t len, FILE *err) {
   char *report = NULL;
   size_t rlen = 0;

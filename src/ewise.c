@@ -18,11 +18,12 @@ struct md_ew {
   unsigned nest;     /* substitutions inside substitutions */
   unsigned subs;     /* substitutions still to be tried (MD_EW_MAX_SUBS) */
   bool canonical;
-  bool failed;         /* a result was too deep */
-  md_idmap memo;       /* by id: the node's image */
-  md_idmap size;       /* md_text_size */
-  md_idmap leaves;     /* leaves() */
-  size_t work, budget; /* nodes collected; past BUDGET no island is read */
+  bool failed;            /* a result was too deep */
+  md_idmap memo;          /* by id: the node's image */
+  md_idmap size;          /* md_text_size */
+  md_idmap leaves;        /* leaves() */
+  size_t work, budget;    /* nodes collected; past BUDGET no island is read */
+  size_t floor, per_node; /* MD_EW_WORK_* as md_work_budget */
 };
 
 /* One island being read: its atoms (numbered in the canonical order) and
@@ -200,7 +201,7 @@ static slong coeff_bits(const fmpq_mpoly_struct *p) {
  * left as it was. */
 static bool too_big(island *I, const fmpq_mpoly_struct *p) {
   if (fmpq_mpoly_length(p, I->m) > MD_EW_MAX_TERMS ||
-      coeff_bits(p) > MD_EW_MAX_BITS)
+      coeff_bits(p) > (slong)MD_MAX_NUM_BITS)
     I->failed = true;
   return I->failed;
 }
@@ -1176,7 +1177,9 @@ md_ew *md_ew_new(md_ctx *ctx, md_shapes *shapes, md_nf *N, const md_rules *R,
                .N = N,
                .R = R,
                .subs = MD_EW_MAX_SUBS,
-               .canonical = canonical};
+               .canonical = canonical,
+               .floor = md_work_budget(MD_EW_WORK_FLOOR),
+               .per_node = md_work_budget(MD_EW_WORK_PER_NODE)};
   md_idmap_init(&W->memo);
   md_idmap_init(&W->size);
   md_idmap_init(&W->leaves);
@@ -1197,15 +1200,11 @@ void md_ew_free(md_ew *W) {
  * down through the ones before it, up to MD_EW_MAX_NODES), so the nodes
  * collected are bounded in all: MD_EW_WORK_PER_NODE for each node not
  * seen by an earlier call, and a floor (both lowered with
- * MATDIFF_SIMPLIFY_WORK, as the simplifier's are).  At k = 39 that walk
- * took 15 s of the fuzzers' 5 under the sanitizers. */
+ * MATDIFF_SIMPLIFY_WORK, md_work_budget, as the simplifier's are).  At k = 39
+ * that walk took 15 s of the fuzzers' 5 under the sanitizers. */
 expr *md_ew_apply(md_ew *W, expr *e) {
   if (!e)
     return NULL;
-  size_t floor = md_knob("MATDIFF_SIMPLIFY_WORK", 64, MD_EW_WORK_FLOOR);
-  size_t per = MD_EW_WORK_PER_NODE * floor / MD_EW_WORK_FLOOR;
-  W->budget =
-      W->work + floor +
-      (per ? per : 1) * expr_dag_size_new((const expr *const *)&e, 1, &W->memo);
+  W->budget = W->work + W->floor + W->per_node * expr_dag_size_new(e, &W->memo);
   return ew(W, e);
 }

@@ -39,8 +39,8 @@
  * it is bounded: islands of more than MD_EW_MAX_ATOMS atoms or
  * MD_EW_MAX_NODES nodes (found without walking further), polynomials
  * of more than MD_EW_MAX_TERMS terms or with coefficients of more than
- * MD_EW_MAX_BITS bits, and powers above MD_EW_MAX_POW are left as they
- * are.
+ * MD_MAX_NUM_BITS bits (expr.h), and powers above MD_EW_MAX_POW are left as
+ * they are.
  *
  * Ownership: an md_ew holds side tables by node id; nodes belong to the
  * context.  Results are normal (normal.h) and have shapes in SHAPES.
@@ -55,7 +55,6 @@ enum {
   MD_EW_MAX_ATOMS = 48,
   MD_EW_MAX_NODES = 1024, /* distinct nodes of one island */
   MD_EW_MAX_TERMS = 64,
-  MD_EW_MAX_BITS = 66439, /* MD_MAX_NUM_DIGITS (20000) decimal digits */
   MD_EW_MAX_POW = 32,
   MD_EW_MAX_SUBS = 256, /* substitutions tried, in all, by one md_ew */
   /* nodes that islands may collect, in all, in one md_ew_apply: this

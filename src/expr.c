@@ -100,6 +100,12 @@ size_t md_knob(const char *name, size_t lo, size_t dflt) {
   return !*end && n >= lo && n < dflt ? n : dflt;
 }
 
+size_t md_work_budget(size_t dflt) {
+  size_t k = md_knob("MATDIFF_SIMPLIFY_WORK", 64, MD_WORK_SCALE);
+  size_t w = dflt * k / MD_WORK_SCALE; /* both at most 20000 */
+  return w ? w : 1;
+}
+
 md_ctx *md_ctx_new(void) {
   md_ctx *ctx = xcalloc(1, sizeof *ctx);
   arena_init(&ctx->mem);
@@ -326,17 +332,14 @@ uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity,
 
 /* ---- numbers ---- */
 
-/* Whether |Z| has at most MD_MAX_NUM_DIGITS decimal digits: below 2^B,
- * B = floor(MD_MAX_NUM_DIGITS log2 10), it has; at 2^(B+1) and past, not;
- * between, as 10^MD_MAX_NUM_DIGITS says (mpz_sizeinbase in base 10 may
- * be one too many). */
+/* Whether |Z| has at most MD_MAX_NUM_DIGITS decimal digits: with fewer
+ * bits than MD_MAX_NUM_BITS it has, with more not; with as many, as
+ * 10^MD_MAX_NUM_DIGITS says (mpz_sizeinbase in base 10 may be one too
+ * many). */
 static bool digits_fit(mpz_srcptr z) {
-  static const size_t b = (size_t)(MD_MAX_NUM_DIGITS * 3.321928094887362);
   size_t bits = mpz_sizeinbase(z, 2);
-  if (bits <= b)
-    return true;
-  if (bits > b + 1)
-    return false;
+  if (bits != MD_MAX_NUM_BITS)
+    return bits < MD_MAX_NUM_BITS;
   mpz_t p;
   mpz_init(p);
   mpz_ui_pow_ui(p, 10, MD_MAX_NUM_DIGITS);
@@ -916,16 +919,9 @@ void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
   m->val[j] = v;
 }
 
-size_t expr_dag_size(const expr *e) {
-  return e ? expr_dag_size_n(&e, 1) : 0;
-}
-
-size_t expr_dag_size_n(const expr *const *v, size_t nv) {
-  return expr_dag_size_new(v, nv, NULL);
-}
-
-size_t expr_dag_size_new(const expr *const *v, size_t nv,
-                         const md_idmap *done) {
+/* The nodes of V[0..NV) together, but for those in DONE (may be NULL)
+ * and below them. */
+static size_t dag_size(const expr *const *v, size_t nv, const md_idmap *done) {
   md_idmap seen;
   md_idmap_init(&seen);
   size_t n = 0, ntodo = 0, cap = 64;
@@ -952,4 +948,16 @@ size_t expr_dag_size_new(const expr *const *v, size_t nv,
   free(todo);
   md_idmap_clear(&seen);
   return n;
+}
+
+size_t expr_dag_size(const expr *e) {
+  return e ? dag_size(&e, 1, NULL) : 0;
+}
+
+size_t expr_dag_size_n(const expr *const *v, size_t n) {
+  return dag_size(v, n, NULL);
+}
+
+size_t expr_dag_size_new(const expr *e, const md_idmap *done) {
+  return e ? dag_size(&e, 1, done) : 0;
 }

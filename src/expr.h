@@ -47,6 +47,9 @@
  * and far below what doubling coefficients reach (t_k = 4 t_(k-1)
  * t_(k-1)).  md_num_fits() tells. */
 #define MD_MAX_NUM_DIGITS 20000u
+/* The bits of 10^MD_MAX_NUM_DIGITS: a number of fewer has at most that
+ * many digits, one of more has more. */
+#define MD_MAX_NUM_BITS 66439u
 /* Whether Q's numerator and denominator have at most MD_MAX_NUM_DIGITS
  * digits each. */
 bool md_num_fits(const mpq_t q);
@@ -151,8 +154,15 @@ typedef struct md_ctx md_ctx;
 
 /* The environment variable NAME as a limit from LO to below DFLT, or
  * DFLT: the tests and the fuzzers lower limits to reach them with small
- * inputs (MATDIFF_MAX_DEPTH, MATDIFF_MAX_SIZE, MATDIFF_EVAL_WORK). */
+ * inputs (MATDIFF_MAX_DEPTH, MATDIFF_MAX_SIZE, MATDIFF_EVAL_WORK,
+ * MATDIFF_SIMPLIFY_WORK). */
 size_t md_knob(const char *name, size_t lo, size_t dflt);
+/* A work budget of the simplifier's passes (simplify.c, normal.c,
+ * ewise.c): DFLT, or as much less, in proportion, as
+ * MATDIFF_SIMPLIFY_WORK asks of MD_WORK_SCALE; at least 1.  Read once per
+ * pass object, not per call. */
+#define MD_WORK_SCALE 20000u
+size_t md_work_budget(size_t dflt);
 
 md_ctx *md_ctx_new(void);
 void md_ctx_free(md_ctx *ctx);
@@ -268,21 +278,6 @@ bool expr_has_derivative(const expr *e, uint8_t *seen);
 /* Whether X occurs in E.  SEEN as above; NULL walks E as a tree, which
  * is right only for small trees such as the patterns of rules. */
 bool expr_contains(const expr *e, const expr *x, uint8_t *seen);
-/* The number of distinct nodes under E (0 for NULL), walked as the DAG it
- * is, without recursion. */
-size_t expr_dag_size(const expr *e);
-/* The nodes of the N expressions V together (NULLs skipped). */
-size_t expr_dag_size_n(const expr *const *v, size_t n);
-/* ... but for those in DONE, and below them: what a pass memoised in DONE
- * has left to do (its work budget, counted in time linear in that). */
-struct md_idmap;
-size_t expr_dag_size_new(const expr *const *v, size_t n,
-                         const struct md_idmap *done);
-
-/* Replaces symbols by expressions, memoised over the whole DAG so that
- * the work is linear in its size, however many symbols are bound.  A
- * binding made after some nodes were visited does not reach into them
- * (bind first, then apply).  apply returns NULL if a result is too deep. */
 /* A map from node ids to values (0 = absent): side tables whose size
  * follows the work done, not the number of nodes in the context. */
 typedef struct md_idmap {
@@ -296,6 +291,20 @@ void md_idmap_clear(md_idmap *m);
 uintptr_t md_idmap_get(const md_idmap *m, const expr *e);
 void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v);
 
+/* The number of distinct nodes under E (0 for NULL), walked as the DAG it
+ * is, without recursion. */
+size_t expr_dag_size(const expr *e);
+/* The nodes of the N expressions V together (NULLs skipped). */
+size_t expr_dag_size_n(const expr *const *v, size_t n);
+/* The nodes under E but for those in DONE, and below them: what a pass
+ * memoised in DONE has left to do (its work budget, counted in time
+ * linear in that). */
+size_t expr_dag_size_new(const expr *e, const md_idmap *done);
+
+/* Replaces symbols by expressions, memoised over the whole DAG so that
+ * the work is linear in its size, however many symbols are bound.  A
+ * binding made after some nodes were visited does not reach into them
+ * (bind first, then apply).  apply returns NULL if a result is too deep. */
 typedef struct expr_subst {
   md_ctx *ctx;
   md_idmap memo; /* the node's image (sparse: a substitution in a few

@@ -2585,8 +2585,7 @@ md_nf *md_nf_new(md_ctx *ctx, md_shapes *shapes, bool expand) {
   N->ctx = ctx;
   N->shapes = shapes;
   N->expand = expand;
-  /* (lowered with the presentation's floor, simplify.c) */
-  N->budget = md_knob("MATDIFF_SIMPLIFY_WORK", 64, EXPAND_BUDGET);
+  N->budget = md_work_budget(EXPAND_BUDGET); /* (MATDIFF_SIMPLIFY_WORK) */
   return N;
 }
 

@@ -480,9 +480,7 @@ expr *md_rewriter_run(md_rewriter *m, expr *e) {
   if (!W->R || !W->R->nrw || !e)
     return e;
   /* per node not rewritten by an earlier call (a look-up now) */
-  W->budget = MD_REWRITE_BUDGET *
-                  expr_dag_size_new((const expr *const *)&e, 1, &W->memo) +
-              64;
+  W->budget = MD_REWRITE_BUDGET * expr_dag_size_new(e, &W->memo) + 64;
   W->failed = false;
   W->runaway = NULL;
   W->last = NULL;

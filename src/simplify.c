@@ -41,22 +41,13 @@ typedef struct simp {
  * room. */
 enum { WORK_PER_NODE = 16, WORK_FLOOR = 20000 };
 
-/* The floor, which MATDIFF_SIMPLIFY_WORK may lower (with the normal
- * form's expansion budget, normal.c), and the work per node, lowered in
- * proportion (at least 1): the fuzz runs do, as they lower the size
- * budget (expr.h), to reach the paths past these budgets sooner under the
- * sanitizers.  (Both matter: t_k = sigmoid(t_(k-1)) .* t_(k-1) - 2
- * t_(k-1) - ... at k = 39 has a normal form of 11 751 nodes, its sums
- * flattened, Θ(k^2): 1.8 s in the CLI for 16 tries a node, 15 s under
- * the sanitizers.) */
-static size_t work_floor(void) {
-  return md_knob("MATDIFF_SIMPLIFY_WORK", 64, WORK_FLOOR);
-}
-
-static size_t work_per_node(size_t floor) {
-  size_t w = WORK_PER_NODE * floor / WORK_FLOOR;
-  return w ? w : 1;
-}
+/* Both are lowered in proportion by MATDIFF_SIMPLIFY_WORK (md_work_budget,
+ * with the normal form's expansion budget and the islands' of ewise.c):
+ * the fuzz runs do, as they lower the size budget (expr.h), to reach the
+ * paths past these budgets sooner under the sanitizers.  (Both matter:
+ * t_k = sigmoid(t_(k-1)) .* t_(k-1) - 2 t_(k-1) - ... at k = 39 has a
+ * normal form of 11 751 nodes, its sums flattened, Θ(k^2): 1.8 s in the
+ * CLI for 16 tries a node, 15 s under the sanitizers.) */
 
 static bool may_try(const simp *S) {
   return S->nest < MAX_NEST && S->work < S->budget;
@@ -951,8 +942,6 @@ static expr *present_into_call(simp *S, const split *sp) {
  * normal form. */
 static expr *coefficient_in(simp *S, const split *sp) {
   expr *r = present_parts(S, sp, SIZE_MAX, NULL, sp->c);
-  if (getenv("NOCI"))
-    return r;
   bool sign = mpq_cmp_si(sp->c, -1, 1) == 0;
   mpq_t q, rest;
   mpq_init(q);
@@ -1805,8 +1794,8 @@ struct md_simplifier {
   md_rewriter *R;
   md_nf *N;
   md_ew *W;
-  simp first;   /* the first round's presentations, kept from call to call */
-  size_t floor; /* work_floor() */
+  simp first; /* the first round's presentations, kept from call to call */
+  size_t floor, per_node; /* WORK_FLOOR, WORK_PER_NODE as md_work_budget */
 };
 
 md_simplifier *md_simplifier_new(md_ctx *ctx, md_shapes *shapes,
@@ -1819,7 +1808,8 @@ md_simplifier *md_simplifier_new(md_ctx *ctx, md_shapes *shapes,
   m->N = md_nf_new(ctx, shapes, false);
   m->W = md_ew_new(ctx, shapes, m->N, rules, false);
   m->first = (simp){.ctx = ctx, .shapes = shapes, .N = m->N};
-  m->floor = work_floor();
+  m->floor = md_work_budget(WORK_FLOOR);
+  m->per_node = md_work_budget(WORK_PER_NODE);
   return m;
 }
 
@@ -1843,9 +1833,7 @@ expr *md_simplifier_run(md_simplifier *m, expr *e) {
   /* (the nodes presented before cost a look-up: on the many calls of
    * --steps on parts of one growing DAG, the whole DAG's size made them
    * quadratic) */
-  size_t budget = m->floor + work_per_node(m->floor) *
-                                 expr_dag_size_new((const expr *const *)&n, 1,
-                                                   &m->first.memo);
+  size_t budget = m->floor + m->per_node * expr_dag_size_new(n, &m->first.memo);
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
     simp T = {.ctx = m->ctx, .shapes = m->shapes, .N = m->N};
     simp *S = round == 0 ? &m->first : &T;
@@ -1894,9 +1882,9 @@ bool md_equal(md_ctx *ctx, md_shapes *shapes, expr *a, expr *b) {
     simp S = {.ctx = ctx,
               .shapes = shapes,
               .N = N,
-              .budget =
-                  work_floor() + work_per_node(work_floor()) *
-                                     (expr_dag_size(na) + expr_dag_size(nb))};
+              .budget = md_work_budget(WORK_FLOOR) +
+                        md_work_budget(WORK_PER_NODE) *
+                            (expr_dag_size(na) + expr_dag_size(nb))};
     expr *pa = present(&S, na), *pb = present(&S, nb);
     eq = !S.failed && pa == pb;
     simp_clear(&S);
