@@ -508,6 +508,7 @@ static void check_line(checker *C, md_ctx *ctx, md_env *env, md_rules *defs,
     md_errors_clear(&err);
     return;
   }
+  md_ctx_scale(ctx, src->len); /* the line's budget, by its size */
   for (size_t i = 0; i < p.n; i++) {
     const md_stmt *st = &p.stmts[i];
     verdict v = {.kind = V_ERROR};

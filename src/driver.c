@@ -1069,6 +1069,7 @@ static bool run_source(session *S, run_mode mode, const md_source *src,
   md_parsed p;
   if (!md_parse(S->ctx, src, MD_PARSE_PROGRAM, &p, &S->err))
     return false;
+  md_ctx_scale(S->ctx, src->len); /* the line's budget, by its size */
   bool ok = true;
   for (size_t i = 0; ok && i < p.n; i++) {
     md_stmt *st = &p.stmts[i];

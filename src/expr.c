@@ -56,14 +56,17 @@ struct md_ctx {
   struct cmp_slot *cmp; /* md_ctx_cmp_get: CMP_SLOTS, made on first use */
   /* the size budget: nodes and operands made since md_ctx_mark */
   size_t size, mark, max_size;
+  size_t budget; /* this piece of work's (md_ctx_scale), <= max_size */
   enum {
     LIMIT_DEPTH,
     LIMIT_SIZE,
     LIMIT_RULE,
-    LIMIT_NUMBER
+    LIMIT_NUMBER,
+    LIMIT_FACTORS
   } limit;                /* the last NULL's */
   size_t nlimits;         /* NULLs for a limit so far (md_ctx_limits) */
   const char *limit_file; /* LIMIT_RULE: the rule's place */
+  size_t limit_factors;   /* LIMIT_FACTORS: how many */
   unsigned limit_line;
   /* a module's data, freed with the context (md_ctx_set_slot) */
   void *slot;
@@ -116,6 +119,7 @@ md_ctx *md_ctx_new(void) {
   ctx->names = xcalloc(ctx->nnames_slots, sizeof *ctx->names);
   ctx->max_depth = (unsigned)md_knob("MATDIFF_MAX_DEPTH", 16, MD_MAX_DEPTH);
   ctx->max_size = md_knob("MATDIFF_MAX_SIZE", 1024, MD_MAX_SIZE);
+  ctx->budget = ctx->max_size;
   ctx->capfns = FN_NBUILTIN + 16;
   ctx->fns = xreallocarray(NULL, ctx->capfns, sizeof *ctx->fns);
   memcpy(ctx->fns, builtin_fns, sizeof builtin_fns);
@@ -231,6 +235,12 @@ bool md_ctx_restore(md_ctx *ctx, const md_ctx_point *p) {
 void md_ctx_mark(md_ctx *ctx) {
   ctx->mark = ctx->size;
 }
+void md_ctx_scale(md_ctx *ctx, size_t n) {
+  size_t b = ctx->max_size;
+  if (n < b / 4 / (n ? n : 1)) /* 4 n^2 below the maximum */
+    b = 4 * n * n > MD_SIZE_FLOOR ? 4 * n * n : MD_SIZE_FLOOR;
+  ctx->budget = b < ctx->max_size ? b : ctx->max_size;
+}
 void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line) {
   ctx->limit = LIMIT_RULE;
   ctx->nlimits++;
@@ -240,6 +250,11 @@ void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line) {
 void md_ctx_limit_number(md_ctx *ctx) {
   ctx->limit = LIMIT_NUMBER;
   ctx->nlimits++;
+}
+void md_ctx_limit_factors(md_ctx *ctx, size_t n) {
+  ctx->limit = LIMIT_FACTORS;
+  ctx->nlimits++;
+  ctx->limit_factors = n;
 }
 size_t md_ctx_limits(const md_ctx *ctx) {
   return ctx->nlimits;
@@ -256,9 +271,12 @@ void md_ctx_limit_text(const md_ctx *ctx, char *buf, size_t size) {
              "too large (a number of more than %u digits above or below the "
              "fraction bar)",
              (unsigned)MD_MAX_NUM_DIGITS);
+  else if (ctx->limit == LIMIT_FACTORS)
+    snprintf(buf, size, "too large (a product of more than %zu factors)",
+             ctx->limit_factors);
   else if (ctx->limit == LIMIT_SIZE)
     snprintf(buf, size, "too large (more than %zu nodes and operands)",
-             ctx->max_size);
+             ctx->budget);
   else
     snprintf(buf, size, "nested too deeply (more than %u levels)",
              ctx->max_depth);
@@ -416,7 +434,7 @@ static void grow_slots(md_ctx *ctx) {
 
 /* Whether a new node of N operands goes past the size budget. */
 static bool too_large(md_ctx *ctx, size_t n) {
-  if (n < ctx->max_size && ctx->size - ctx->mark < ctx->max_size - n)
+  if (n < ctx->budget && ctx->size - ctx->mark < ctx->budget - n)
     return false;
   ctx->limit = LIMIT_SIZE;
   ctx->nlimits++;

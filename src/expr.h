@@ -39,6 +39,13 @@
  * 200 MB, twice what the benchmark's largest chain takes to simplify
  * (tr((A1 + X) ... (A1499 + X)) by X: 9 Mi). */
 #define MD_MAX_SIZE ((size_t)1 << 24)
+/* ... and at most 4 n^2 of them for an input of n bytes, but never fewer
+ * than this: the families we know make less than n^2 (the most, chains:
+ * tr((A1 + X) ... (Ak + X)) by X makes 0.035 n^2), more only where sharing
+ * (where, or a function used twice) makes the result exponential in the
+ * input, and then the limit comes in seconds, not in minutes
+ * (t_k = A t_(k-1) B t_(k-1) by X made 9.7 Mi in 7.6 s at k = 20). */
+#define MD_SIZE_FLOOR ((size_t)1 << 22)
 
 /* No number node has a numerator or a denominator of more decimal digits
  * than this, the most a literal may have (MD_MAX_DIGITS, parse.h), so
@@ -177,6 +184,10 @@ unsigned md_ctx_max_depth(const md_ctx *ctx);
  * MATDIFF_MAX_DEPTH is).  md_parse does, for each source: the work for a
  * line does not depend on the lines before it. */
 void md_ctx_mark(md_ctx *ctx);
+/* Sets the size budget of the work on an input of N bytes (a line): 4 N^2
+ * nodes and operands, at least MD_SIZE_FLOOR, at most the maximum above.
+ * The driver and check do, for each line they read. */
+void md_ctx_scale(md_ctx *ctx, size_t n);
 /* The limit the last NULL from a constructor ran into, as messages say
  * it: "nested too deeply (more than 2000 levels)" or "too large (more
  * than 16777216 nodes and operands)". */
@@ -187,6 +198,8 @@ void md_ctx_limit_rule(md_ctx *ctx, const char *file, unsigned line);
 /* A number past MD_MAX_NUM_DIGITS was refused (normal.c's coefficients say
  * so too): the next md_ctx_limit_text says which limit. */
 void md_ctx_limit_number(md_ctx *ctx);
+/* ... or that a product would have more than N factors (normal.c) */
+void md_ctx_limit_factors(md_ctx *ctx, size_t n);
 bool md_ctx_limit_is_rule(const md_ctx *ctx);
 /* How many times a constructor has returned NULL for a limit: a pass
  * that fails may compare it with the count before it to tell a limit

@@ -12,7 +12,14 @@ enum {
   MAX_UNFOLD_ALL = 256,  /* ... of all of them in one product */
   MAX_PERIOD = 8,        /* longest repeat folded into a power */
   MAX_TRANS_DEPTH = 4,   /* levels searched for transposes (had_oriented) */
-  MAX_TRANS_SEEN = 256,  /* ... and nodes */
+  /* A flat product may have CHAIN_FLOOR factors, and CHAIN_PER_NODE more
+   * for each distinct node normalised: a product as long as the input is
+   * fine (tr(A1 ... A100000 X)), one that only sharing made exponential
+   * is too large (t_k = t_(k-1)' A t_(k-1), 2^k factors: its normal form
+   * took 15 s to reach the size budget at k = 21) */
+  CHAIN_FLOOR = 1 << 13,
+  CHAIN_PER_NODE = 16,
+  MAX_TRANS_SEEN = 256, /* ... and nodes */
 };
 
 struct md_nf {
@@ -21,6 +28,7 @@ struct md_nf {
   bool expand;
   bool failed; /* a result was too deep, or the budget ran out */
   long budget;
+  size_t max_chain; /* factors of a flat product (CHAIN_FLOOR) */
   /* while a trace is taken: the size of its matrix when that is an
    * integer (tr(I) is then that number), else 0 */
   long tr_size;
@@ -1407,6 +1415,10 @@ static expr *nmul(md_nf *N, expr *const *f, size_t n) {
     } else if (!N->expand || !(r = distribute(N, &P, matrix))) {
       merge_chain(N, &P.chain);
       prod_items(N, &P);
+      if (P.item.n + P.chain.n > N->max_chain) { /* (merged: X X^T X ...) */
+        md_ctx_limit_factors(N->ctx, N->max_chain);
+        N->failed = true;
+      }
       r = prod_build(N, &P, matrix);
     }
   }
@@ -2575,6 +2587,7 @@ static expr *normal_rec(md_nf *N, expr *e) {
     return NULL;
   }
   md_idmap_put(&N->memo, e, (uintptr_t)r);
+  N->max_chain += CHAIN_PER_NODE;
   return r;
 }
 
@@ -2586,6 +2599,7 @@ md_nf *md_nf_new(md_ctx *ctx, md_shapes *shapes, bool expand) {
   N->shapes = shapes;
   N->expand = expand;
   N->budget = md_work_budget(EXPAND_BUDGET); /* (MATDIFF_SIMPLIFY_WORK) */
+  N->max_chain = md_work_budget(CHAIN_FLOOR);
   return N;
 }
 

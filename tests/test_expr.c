@@ -7,6 +7,40 @@
 #include "testutil.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+
+/* md_ctx_scale: a short line may make MD_SIZE_FLOOR nodes and operands,
+ * a line of n bytes 4 n^2, at most MD_MAX_SIZE; the message says which. */
+START_TEST(budget_by_the_line) {
+  size_t n = MD_SIZE_FLOOR;
+  expr *x = expr_sym(tu_ctx, "x");
+  expr **v = xreallocarray(NULL, n, sizeof *v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = x;
+  char why[128];
+  md_ctx_mark(tu_ctx);
+  md_ctx_scale(tu_ctx, 10);
+  ck_assert_ptr_null(expr_make(tu_ctx, E_MUL, v, n));
+  md_ctx_limit_text(tu_ctx, why, sizeof why);
+  ck_assert_str_eq(why, "too large (more than 4194304 nodes and operands)");
+  /* 1100 bytes: 4840000 */
+  md_ctx_mark(tu_ctx);
+  md_ctx_scale(tu_ctx, 1100);
+  ck_assert_ptr_nonnull(expr_make(tu_ctx, E_MUL, v, n / 2));
+  ck_assert_ptr_nonnull(expr_make(tu_ctx, E_KRON, v, n / 2));
+  ck_assert_ptr_null(expr_make(tu_ctx, E_HAD, v, n / 4));
+  md_ctx_limit_text(tu_ctx, why, sizeof why);
+  ck_assert_str_eq(why, "too large (more than 4840000 nodes and operands)");
+  /* a line of a megabyte: the maximum, without overflow */
+  md_ctx_scale(tu_ctx, (size_t)1 << 20);
+  md_ctx_limit_text(tu_ctx, why, sizeof why);
+  ck_assert_str_eq(why, "too large (more than 16777216 nodes and operands)");
+  md_ctx_scale(tu_ctx, SIZE_MAX);
+  md_ctx_limit_text(tu_ctx, why, sizeof why);
+  ck_assert_str_eq(why, "too large (more than 16777216 nodes and operands)");
+  free(v);
+}
+END_TEST
 
 /* A chain of N new nodes: sin(sin(... NAME ...)). */
 static expr *chain(const char *name, size_t n) {
@@ -116,6 +150,7 @@ static Suite *expr_suite(void) {
   tcase_add_test(tc, pinned_lines_stay);
   tcase_add_test(tc, comparisons_forgotten);
   tcase_add_test(tc, numbers_released);
+  tcase_add_test(tc, budget_by_the_line);
   return s;
 }
 

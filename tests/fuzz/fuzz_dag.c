@@ -11,10 +11,6 @@
  * It then goes through the whole pipeline of fuzz_pipeline.c.  Build and
  * run with tests/fuzz/run.sh.
  */
-/* --steps reprints the differential at each step, unshared (issue 17:
- * output ~k^2 and more on such chains, 5 s for a Kronecker tower of 18):
- * until it shares, this harness leaves the trace out */
-#define FUZZ_NO_STEPS
 #define LLVMFuzzerTestOneInput pipeline_one_input
 #include "fuzz_pipeline.c"
 #undef LLVMFuzzerTestOneInput

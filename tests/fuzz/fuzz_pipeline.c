@@ -123,6 +123,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     abort();
   md_parsed p;
   if (md_parse(ctx, &src, MD_PARSE_PROGRAM, &p, &err)) {
+    md_ctx_scale(ctx, size); /* as the CLI's lines */
     for (size_t i = 0; i < p.n; i++) {
       md_stmt *st = &p.stmts[i];
       if (st->kind == ST_LET)
@@ -154,18 +155,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
             x = x->kid[0];
           if (x->op == E_SYM &&
               md_shape_infer(sh, (expr *)x, NULL, NULL, &err, NULL)) {
-#ifdef FUZZ_NO_STEPS
-            md_steps *steps = NULL; /* fuzz_dag.c: see there */
-#else
-            /* as the CLI: --steps writes every step whole, and refuses an
-             * expression that unfolds (driver.c) */
-            md_steps *steps = md_unfolds(e)
-                                  ? NULL
-                                  : md_steps_new(ctx, sh, e, (expr *)x,
-                                                 text_print, ctx, false, false);
-            if (steps)
-              D.trace = md_steps_trace(steps);
-#endif
+            /* as the CLI's --steps (driver.c), which shares what the
+             * lines repeat, so takes expressions that unfold too */
+            md_steps *steps = md_steps_new(ctx, sh, e, (expr *)x, text_print,
+                                           ctx, false, false);
+            D.trace = md_steps_trace(steps);
             expr *d = md_derivative(&D, e, (expr *)x);
             D.trace = NULL;
             if (d && md_shape_derive(sh, d)) {
