@@ -328,7 +328,25 @@ static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g) {
   return c;
 }
 
+static int cmp_stream_of(const md_ctx *ctx, const expr *a, const expr *b);
+
+/* Long products are compared once too: the 1x1 runs among the scalar
+ * items of a product are sorted, and those of --steps on t_k = t_(k-1)^T
+ * A t_(k-1) t_(k-1) ... share long prefixes (30 s at k = 8) */
 static int cmp_stream(const md_ctx *ctx, const expr *a, const expr *b) {
+  if (a == b)
+    return 0;
+  if (a->op != E_MUL || b->op != E_MUL || a->nkids + b->nkids < 16)
+    return cmp_stream_of(ctx, a, b);
+  int c;
+  if (md_ctx_cmp_get(ctx, a, b, &c))
+    return c;
+  c = cmp_stream_of(ctx, a, b);
+  md_ctx_cmp_put(ctx, a, b, c);
+  return c;
+}
+
+static int cmp_stream_of(const md_ctx *ctx, const expr *a, const expr *b) {
   if (a == b)
     return 0;
   expr *const *fa = a->op == E_MUL ? a->kid : (expr *const *)&a;
@@ -1395,6 +1413,14 @@ static expr *distribute(md_nf *N, prod *P, bool matrix) {
   return r;
 }
 
+/* Fails the form when a product has more than MAX factors. */
+static void too_many(md_nf *N, size_t n, size_t max) {
+  if (n > max && !N->failed) {
+    md_ctx_limit_factors(N->ctx, N->max_chain);
+    N->failed = true;
+  }
+}
+
 /* product -> c items chain (see normal.h). */
 static expr *nmul(md_nf *N, expr *const *f, size_t n) {
   prod P;
@@ -1403,6 +1429,10 @@ static expr *nmul(md_nf *N, expr *const *f, size_t n) {
   P.budget = MAX_UNFOLD_ALL;
   for (size_t i = 0; i < n && !N->failed; i++)
     prod_add(N, &P, f[i]);
+  /* before they are merged (A A^T A ...) or sorted, 4 times the factors
+   * the merged product may have: sorting 50 000 1x1 runs, each compared
+   * deep, took seconds for each step of --steps */
+  too_many(N, P.item.n + P.chain.n, 4 * N->max_chain);
   expr *r = NULL;
   if (!N->failed)
     prod_segment(N, &P, true);
@@ -1415,10 +1445,7 @@ static expr *nmul(md_nf *N, expr *const *f, size_t n) {
     } else if (!N->expand || !(r = distribute(N, &P, matrix))) {
       merge_chain(N, &P.chain);
       prod_items(N, &P);
-      if (P.item.n + P.chain.n > N->max_chain) { /* (merged: X X^T X ...) */
-        md_ctx_limit_factors(N->ctx, N->max_chain);
-        N->failed = true;
-      }
+      too_many(N, P.item.n + P.chain.n, N->max_chain);
       r = prod_build(N, &P, matrix);
     }
   }

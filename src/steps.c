@@ -62,6 +62,9 @@ struct md_steps {
   bool whole_f;        /* f's lines written in full (f does not unfold) */
   md_idmap fsyms;      /* the symbols of f, by uses() */
   bool fsyms_done;
+  md_idmap flat; /* flat_size() by node, plus 1 */
+  size_t work;   /* what readable() may still do (STEP_WORK) */
+  bool spent;    /* ... nothing more */
 };
 
 static char *dupstr(const char *t) {
@@ -109,9 +112,76 @@ static step *add_expr_line(md_steps *s, const char *label, const expr *e,
   return add_line(s, label, &e, 1, false, why);
 }
 
+/* The longest product under E flattened (A (B C)^T is A C^T B^T), up to
+ * STEP_FLAT + 1, and in *WORK the factors of the products not seen
+ * before: memoised over the derivation, so linear in its DAG.  The
+ * steps are simplified while their products have at most STEP_FLAT
+ * factors, and all of them together STEP_WORK (the nodes presented
+ * before cost nothing again); past that they are shown as they are.
+ * Simplified at each step, t_k = t_(k-1)^T A t_(k-1) t_(k-1) ..., some
+ * hundred nodes whose products have 7^k factors, took 30 s at k = 8;
+ * the result itself is simplified once, within its own limits. */
+enum { STEP_FLAT = 4096, STEP_WORK = 1 << 18 };
+
+static size_t flat_of(md_steps *s, const expr *e, size_t *longest,
+                      size_t *work) {
+  size_t n = 1;
+  if (e->op == E_MUL) {
+    n = 0;
+    for (size_t i = 0; i < e->nkids; i++)
+      n += md_idmap_get(&s->flat, e->kid[i]) - 1;
+  } else if (e->op == E_TRANS || e->op == E_NEG) {
+    n = md_idmap_get(&s->flat, e->kid[0]) - 1;
+  }
+  n = n > STEP_FLAT ? STEP_FLAT + 1 : n;
+  if (n > *longest)
+    *longest = n;
+  if (e->op == E_MUL)
+    *work += n;
+  return n;
+}
+
+static size_t flat_size(md_steps *s, const expr *e, size_t *work) {
+  size_t longest = 0, ntodo = 0, cap = 64;
+  const expr **todo = xreallocarray(NULL, cap, sizeof *todo);
+  todo[ntodo++] = e;
+  /* post-order, without recursion */
+  while (ntodo && longest <= STEP_FLAT && *work <= s->work) {
+    const expr *x = todo[ntodo - 1];
+    uintptr_t v = md_idmap_get(&s->flat, x);
+    if (v) {
+      longest = v - 1 > longest ? v - 1 : longest;
+      ntodo--;
+      continue;
+    }
+    bool ready = true;
+    for (size_t i = 0; i < x->nkids; i++)
+      if (!md_idmap_get(&s->flat, x->kid[i])) {
+        if (ntodo == cap) {
+          cap *= 2;
+          todo = xreallocarray(todo, cap, sizeof *todo);
+        }
+        todo[ntodo++] = x->kid[i];
+        ready = false;
+      }
+    if (ready) {
+      md_idmap_put(&s->flat, x, flat_of(s, x, &longest, work) + 1);
+      ntodo--;
+    }
+  }
+  free(todo);
+  return longest;
+}
+
 /* E simplified for reading, or E itself when it has no shape (a form the
- * simplifier cannot take). */
+ * simplifier cannot take) or its products are too long (flat_size). */
 static expr *readable(md_steps *s, expr *e) {
+  size_t work = 0;
+  if (s->spent || flat_size(s, e, &work) > STEP_FLAT || work > s->work) {
+    s->spent = true; /* and the steps after it too */
+    return e;
+  }
+  s->work -= work;
   md_errors err;
   md_errors_init(&err);
   bool ok = md_shape_infer(s->shapes, e, NULL, NULL, &err, NULL);
@@ -456,6 +526,8 @@ md_steps *md_steps_new(md_ctx *ctx, md_shapes *shapes, expr *f, expr *x,
                   .cookbook = cookbook};
   s->trace = (md_diff_trace){s, on_node, on_edge};
   md_idmap_init(&s->fsyms);
+  md_idmap_init(&s->flat);
+  s->work = md_work_budget(STEP_WORK); /* (MATDIFF_SIMPLIFY_WORK) */
   /* f's own lines are written as the user wrote f, unless that unfolds
    * a where-DAG: then they are shared with the rest */
   s->whole_f = !md_unfolds(f);
@@ -470,6 +542,7 @@ const md_diff_trace *md_steps_trace(md_steps *s) {
 void md_steps_free(md_steps *s) {
   md_simplifier_free(s->simp);
   md_idmap_clear(&s->fsyms);
+  md_idmap_clear(&s->flat);
   if (s->adj)
     expr_subst_clear(&s->show_subst);
   for (size_t i = 0; i < s->nt; i++)
