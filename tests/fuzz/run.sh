@@ -65,17 +65,19 @@ for h in "${harnesses[@]}"; do
   # reached 8 times sooner (a second of the CLI's time is six under the
   # sanitizers, and a loaded machine doubles that)
   # and the simplifier's work (its floor, and its work per node in
-  # proportion) and the normal form's expansion budget are 1024, not
+  # proportion) and the normal form's expansion budget are 512, not
   # 20000 (MATDIFF_SIMPLIFY_WORK, simplify.c): the same paths past those
-  # budgets, reached 20 times sooner ((alpha A (alpha A + B)^2 + B)^4 a by
+  # budgets, reached 40 times sooner ((alpha A (alpha A + B)^2 + B)^4 a by
   # alpha, 0.34 s in the CLI, took 3.1 s here, now 0.1 s; t_k = t_(k-1)
   # + Sigma t_(k-1) at k = 34, 4.0 s, now 0.15 s; t_k = sigmoid(t_(k-1))
   # .* t_(k-1) - 2 t_(k-1) - ... at k = 39, whose normal form is Θ(k^2)
-  # with its sums flattened, 15 s, now 4 s)
+  # with its sums flattened, 15 s, then 4 s; since the harnesses trace
+  # --steps and simplify the steps with one budget, 7.2 s at 1024, 3.2 s
+  # at 512, 0.34 s in the CLI)
   ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=1:quarantine_size_mb=16} \
     MATDIFF_MAX_SIZE=${MATDIFF_MAX_SIZE:-524288} \
     MATDIFF_EVAL_WORK=${MATDIFF_EVAL_WORK:-524288} \
-    MATDIFF_SIMPLIFY_WORK=${MATDIFF_SIMPLIFY_WORK:-1024} \
+    MATDIFF_SIMPLIFY_WORK=${MATDIFF_SIMPLIFY_WORK:-512} \
     "$out/fuzz_$h" -max_total_time="$secs" -max_len=4096 \
     -dict=tests/fuzz/matdiff.dict -timeout=5 -rss_limit_mb=1024 \
     -artifact_prefix="$out/$h-" "$out/corpus-$h" tests/fuzz/regress
