@@ -12,6 +12,7 @@ enum {
   MAX_UNFOLD_ALL = 256,  /* ... of all of them in one product */
   MAX_PERIOD = 8,        /* longest repeat folded into a power */
   MAX_TRANS_DEPTH = 4,   /* levels searched for transposes (had_oriented) */
+  LEAD_DEPTH = 64,       /* levels searched for a term's lead (lead) */
   /* A flat product may have CHAIN_FLOOR factors, and CHAIN_PER_NODE more
    * for each distinct node normalised: a product as long as the input is
    * fine (tr(A1 ... A100000 X)), one that only sharing made exponential
@@ -37,6 +38,7 @@ struct md_nf {
   md_idmap tmemo; /* transpose of a normal node */
   md_idmap prim;  /* primitive part of a normal sum */
   md_idmap cont;  /* its content, a number */
+  md_idmap uses;  /* parents among the nodes to normalise (count_uses) */
 };
 
 /* ---- small helpers ---- */
@@ -367,7 +369,11 @@ int md_nf_cmp(const md_ctx *ctx, const expr *a, const expr *b) {
 
 /* The first number or name a term prints, brackets and all skipped. */
 static const expr *lead(const expr *e) {
-  for (;;) {
+  /* at most LEAD_DEPTH levels down, else the node there: the order stays
+   * total (what it is then compared by is a function of the term), and
+   * a comparison does not walk a term's whole depth (10 000 nested
+   * inverses: 4 s sorting their sums) */
+  for (int depth = 0; depth < LEAD_DEPTH; depth++) {
     switch ((expr_op)e->op) {
     case E_NUM:
     case E_SYM:
@@ -381,6 +387,7 @@ static const expr *lead(const expr *e) {
       e = e->kid[0];
     }
   }
+  return e;
 }
 
 /* Whether T is an element-wise function's value alone. */
@@ -2429,7 +2436,7 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
       md_nodes_push(&f, sc.v[i]);
     if (h)
       md_nodes_push(&f, h);
-    r = N->failed ? NULL : nmul(N, f.v, f.n);
+    r = N->failed ? NULL : built(N, nmul(N, f.v, f.n));
     md_nodes_clear(&f);
   }
   md_nodes_clear(&sc);
@@ -2594,12 +2601,88 @@ expr *md_nf_shaped(md_nf *N, expr *e, expr *r) {
   return m && md_shape_derive(N->shapes, m) ? m : r;
 }
 
+static expr *normal_rec(md_nf *N, expr *e);
+
+/* Counts, in N->uses, the parents of each node under E not normalised
+ * yet (E itself counts one): without recursion, each node's kids once. */
+static void count_uses(md_nf *N, expr *e) {
+  size_t n = 0, cap = 64;
+  expr **todo = xreallocarray(NULL, cap, sizeof *todo);
+  todo[n++] = e;
+  while (n) {
+    expr *x = todo[--n];
+    if (get(&N->memo, x))
+      continue;
+    uintptr_t u = md_idmap_get(&N->uses, x);
+    md_idmap_put(&N->uses, x, u + 1);
+    if (u)
+      continue;
+    for (size_t i = 0; i < x->nkids; i++) {
+      if (n == cap) {
+        cap *= 2;
+        todo = xreallocarray(todo, cap, sizeof *todo);
+      }
+      todo[n++] = x->kid[i];
+    }
+  }
+  free(todo);
+}
+
+/* Whether the product F (or -F) goes into the product that uses it
+ * factor by factor, without a normal form of its own: it is used there
+ * only.  A chain of them is then one product: the adjoint of k nested
+ * inverses, -inv(S)^T G inv(S)^T at each level, was k products of 2, 4,
+ * ... 2k factors, Θ(k^2), each normalised (46 s at k = 10 000). */
+static bool fused(md_nf *N, const expr *f) {
+  if (f->op == E_NEG)
+    f = f->kid[0];
+  return f->op == E_MUL && !(f->flags & EF_CLOSED) &&
+         md_idmap_get(&N->uses, f) == 1 && !get(&N->memo, f);
+}
+
+/* The normal forms of the factors of the product E, the products it alone
+ * uses taken apart (fused), in order; their signs as a factor -1. */
+static void fused_factors(md_nf *N, expr *e, md_nodes *out) {
+  md_nodes todo = {0};
+  for (size_t i = e->nkids; i-- > 0;)
+    md_nodes_push(&todo, e->kid[i]);
+  while (todo.n && !N->failed) {
+    expr *f = todo.v[--todo.n];
+    if (!fused(N, f) || (f->op == E_NEG && md_idmap_get(&N->uses, f) != 1)) {
+      md_nodes_push(out, normal_rec(N, f));
+      continue;
+    }
+    if (f->op == E_NEG) {
+      md_nodes_push(out, expr_int(N->ctx, -1));
+      f = f->kid[0];
+    }
+    for (size_t i = f->nkids; i-- > 0;)
+      md_nodes_push(&todo, f->kid[i]);
+  }
+  md_nodes_clear(&todo);
+}
+
 static expr *normal_rec(md_nf *N, expr *e) {
   if (!e || N->failed)
     return NULL;
   expr *r = get(&N->memo, e);
   if (r)
     return r;
+  if (e->op == E_MUL) {
+    md_nodes f = {0};
+    fused_factors(N, e, &f);
+    r = N->failed ? NULL : built(N, nmul(N, f.v, f.n));
+    md_nodes_clear(&f);
+    if (r)
+      r = md_nf_shaped(N, e, r);
+    if (!r) {
+      N->failed = true;
+      return NULL;
+    }
+    md_idmap_put(&N->memo, e, (uintptr_t)r);
+    N->max_chain += CHAIN_PER_NODE;
+    return r;
+  }
   expr *small[4];
   expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
   for (size_t i = 0; i < e->nkids && !N->failed; i++)
@@ -2637,10 +2720,13 @@ void md_nf_free(md_nf *N) {
   md_idmap_clear(&N->tmemo);
   md_idmap_clear(&N->prim);
   md_idmap_clear(&N->cont);
+  md_idmap_clear(&N->uses);
   free(N);
 }
 
 expr *md_nf_of(md_nf *N, expr *e) {
+  if (e && !N->failed)
+    count_uses(N, e);
   expr *r = normal_rec(N, e);
   return N->failed ? NULL : r;
 }
