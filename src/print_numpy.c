@@ -2275,6 +2275,11 @@ static bool degree(const printer *p, const expr *e, const expr *base,
 /* Makes base B stand for base A, its transpose (a column rather than a
  * row stands for both). */
 static void alias(printer *p, const expr *a, const expr *b) {
+  /* A and B are canonical (base_of): linked, no chain of aliases comes
+   * back to its start (an alias made from a base gone stale linked two
+   * bases both ways: an endless canon, a fuzzer's input) */
+  if (a == b || p->salias[a->id] || p->salias[b->id])
+    return;
   md_shape sa = fixed_shape(p, a);
   if (md_dim_is_one(p->sh, sa.r)) {
     const expr *t = a;
@@ -2299,6 +2304,9 @@ static void scan(printer *p, const expr *e) {
       continue;
     scan(p, k);
     const expr *c = base_of(p, k);
+    bool t;
+    if (base) /* an alias since may have made it a transpose of another */
+      base = canon(p, base, &t);
     if (c && base && c != base) {
       if (is_transpose(p, c, base))
         alias(p, base, c);
