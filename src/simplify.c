@@ -1861,6 +1861,10 @@ expr *md_simplifier_run(md_simplifier *m, expr *e) {
   return r;
 }
 
+size_t md_simplifier_work(const md_simplifier *m) {
+  return m->first.work;
+}
+
 expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
                        const struct md_rules *rules, expr *e) {
   md_simplifier *m = md_simplifier_new(ctx, shapes, rules);

@@ -62,9 +62,10 @@ struct md_steps {
   bool whole_f;        /* f's lines written in full (f does not unfold) */
   md_idmap fsyms;      /* the symbols of f, by uses() */
   bool fsyms_done;
-  md_idmap flat; /* flat_size() by node, plus 1 */
-  size_t work;   /* what readable() may still do (STEP_WORK) */
-  bool spent;    /* ... nothing more */
+  md_idmap flat;    /* flat_size() by node, plus 1 */
+  size_t work;      /* what readable() may still do (STEP_WORK) */
+  bool spent;       /* ... nothing more */
+  size_t simp_work; /* md_simplifier_work after the last readable() */
 };
 
 static char *dupstr(const char *t) {
@@ -112,31 +113,41 @@ static step *add_expr_line(md_steps *s, const char *label, const expr *e,
   return add_line(s, label, &e, 1, false, why);
 }
 
-/* The longest product under E flattened (A (B C)^T is A C^T B^T), up to
- * STEP_FLAT + 1, and in *WORK the factors of the products not seen
- * before: memoised over the derivation, so linear in its DAG.  The
- * steps are simplified while their products have at most STEP_FLAT
- * factors, and all of them together STEP_WORK (the nodes presented
- * before cost nothing again); past that they are shown as they are.
+/* The longest product or sum under E flattened (A (B C)^T is A C^T B^T,
+ * a + (b + c) is a + b + c), up to STEP_FLAT + 1, and in *WORK the
+ * operands of the products and sums not seen before: memoised over the
+ * derivation, so linear in its DAG.  The steps are simplified while
+ * their products and sums have at most STEP_FLAT operands, and all of
+ * them together STEP_WORK (the nodes presented before cost nothing
+ * again); past that they are shown as they are.
  * Simplified at each step, t_k = t_(k-1)^T A t_(k-1) t_(k-1) ..., some
  * hundred nodes whose products have 7^k factors, took 30 s at k = 8;
  * the result itself is simplified once, within its own limits. */
 enum { STEP_FLAT = 4096, STEP_WORK = 1 << 18 };
 
+/* Whether E is a node of OP, under transposes and signs: its operands
+ * are OP's when the normal form flattens. */
+static bool same_op(const expr *e, int op) {
+  while (e->op == E_TRANS || e->op == E_NEG)
+    e = e->kid[0];
+  return e->op == op;
+}
+
 static size_t flat_of(md_steps *s, const expr *e, size_t *longest,
                       size_t *work) {
   size_t n = 1;
-  if (e->op == E_MUL) {
+  if (e->op == E_MUL || e->op == E_ADD) {
     n = 0;
     for (size_t i = 0; i < e->nkids; i++)
-      n += md_idmap_get(&s->flat, e->kid[i]) - 1;
+      n +=
+          same_op(e->kid[i], e->op) ? md_idmap_get(&s->flat, e->kid[i]) - 1 : 1;
   } else if (e->op == E_TRANS || e->op == E_NEG) {
     n = md_idmap_get(&s->flat, e->kid[0]) - 1;
   }
   n = n > STEP_FLAT ? STEP_FLAT + 1 : n;
   if (n > *longest)
     *longest = n;
-  if (e->op == E_MUL)
+  if (e->op == E_MUL || e->op == E_ADD)
     *work += n;
   return n;
 }
@@ -193,6 +204,15 @@ static expr *readable(md_steps *s, expr *e) {
   if (!s->simp)
     s->simp = md_simplifier_builtin(s->ctx, s->shapes);
   expr *r = md_simplifier_run(s->simp, e);
+  /* what the simplifier did counts too: its normal forms flatten sums
+   * that E shares (t_k = sigmoid(t_(k-1)) .* t_(k-1) - t_(k-1) ... at
+   * k = 39: 3.9 s, its steps' sums of k terms each presented anew) */
+  size_t done = md_simplifier_work(s->simp), spent = done - s->simp_work;
+  if (spent > s->work)
+    s->spent = true;
+  else
+    s->work -= spent;
+  s->simp_work = done;
   return r ? r : e;
 }
 
