@@ -122,8 +122,9 @@ static step *add_expr_line(md_steps *s, const char *label, const expr *e,
  * again); past that they are shown as they are.
  * Simplified at each step, t_k = t_(k-1)^T A t_(k-1) t_(k-1) ..., some
  * hundred nodes whose products have 7^k factors, took 30 s at k = 8;
- * the result itself is simplified once, within its own limits. */
-enum { STEP_FLAT = 4096, STEP_WORK = 1 << 18 };
+ * the result itself is simplified once, within its own limits.  The
+ * 1000-layer tanh network's steps need more than 2^16. */
+enum { STEP_FLAT = 4096, STEP_WORK = 1 << 17 };
 
 /* Whether E is a node of OP, under transposes and signs: its operands
  * are OP's when the normal form flattens. */
