@@ -188,6 +188,8 @@ static size_t flat_size(md_steps *s, const expr *e, size_t *work) {
 /* E simplified for reading, or E itself when it has no shape (a form the
  * simplifier cannot take) or its products are too long (flat_size). */
 static expr *readable(md_steps *s, expr *e) {
+  if (!e) /* past a limit: shown as ... (put) */
+    return NULL;
   size_t work = 0;
   if (s->spent || flat_size(s, e, &work) > STEP_FLAT || work > s->work) {
     s->spent = true; /* and the steps after it too */
