@@ -633,6 +633,31 @@ static const char *bound_left_rec(struct md_pstate *st, const expr *e,
   return NULL;
 }
 
+/* A derivative whose variable a binding made an expression (d/dt f
+ * where t = x + y): the variable must be a symbol or vec(symbol). */
+static bool bad_wrt_rec(const expr *e, uint8_t *seen) {
+  if (seen[e->id])
+    return false;
+  seen[e->id] = 1;
+  if (e->op == E_DIFF || e->op == E_HESS) {
+    const expr *x = e->kid[1];
+    if (!(x->op == E_SYM || (x->op == E_CALL && x->u.fn == FN_VEC &&
+                             x->kid[0]->op == E_SYM)))
+      return true;
+  }
+  for (size_t i = 0; i < e->nkids; i++)
+    if (bad_wrt_rec(e->kid[i], seen))
+      return true;
+  return false;
+}
+
+static bool bad_wrt(struct md_pstate *st, const expr *e) {
+  uint8_t *seen = xcalloc(md_ctx_nnodes(st->ctx), 1);
+  bool bad = bad_wrt_rec(e, seen);
+  free(seen);
+  return bad;
+}
+
 static const char *bound_left(struct md_pstate *st, const expr *e) {
   uint8_t *seen = xcalloc(md_ctx_nnodes(st->ctx), 1);
   const char *n = bound_left_rec(st, e, seen);
@@ -658,6 +683,13 @@ static bool apply_bindings(struct md_pstate *st, md_loc loc) {
                   "'%s' is used before its binding in 'where'; bind it "
                   "first",
                   late);
+      ok = false;
+    } else if (bad_wrt(st, *sides[i])) {
+      /* (printed, diff(f, x + y) would not parse back) */
+      md_error_at(st->err, st->src, loc,
+                  "a 'where' name differentiated with respect to stands for "
+                  "an expression; can only differentiate with respect to a "
+                  "symbol or vec(X)");
       ok = false;
     }
   }
