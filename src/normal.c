@@ -330,25 +330,7 @@ static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g) {
   return c;
 }
 
-static int cmp_stream_of(const md_ctx *ctx, const expr *a, const expr *b);
-
-/* Long products are compared once too: the 1x1 runs among the scalar
- * items of a product are sorted, and those of --steps on t_k = t_(k-1)^T
- * A t_(k-1) t_(k-1) ... share long prefixes (30 s at k = 8) */
 static int cmp_stream(const md_ctx *ctx, const expr *a, const expr *b) {
-  if (a == b)
-    return 0;
-  if (a->op != E_MUL || b->op != E_MUL || a->nkids + b->nkids < 16)
-    return cmp_stream_of(ctx, a, b);
-  int c;
-  if (md_ctx_cmp_get(ctx, a, b, &c))
-    return c;
-  c = cmp_stream_of(ctx, a, b);
-  md_ctx_cmp_put(ctx, a, b, c);
-  return c;
-}
-
-static int cmp_stream_of(const md_ctx *ctx, const expr *a, const expr *b) {
   if (a == b)
     return 0;
   expr *const *fa = a->op == E_MUL ? a->kid : (expr *const *)&a;
