@@ -617,50 +617,33 @@ static bool add_binding(struct md_pstate *st, const char *name, expr *value,
 }
 
 /* A bound name still present after substitution: a binding used one
- * bound after it (or itself). */
+ * bound after it (or itself).  And in *BAD, whether a derivative's
+ * variable a binding made an expression (d/dt f where t = x + y): it must
+ * be a symbol or vec(symbol).  One walk of the DAG for both. */
 static const char *bound_left_rec(struct md_pstate *st, const expr *e,
-                                  uint8_t *seen) {
+                                  uint8_t *seen, bool *bad) {
   if (seen[e->id])
     return NULL;
   seen[e->id] = 1;
   if (e->op == E_SYM && is_bound(st, e))
     return e->u.name;
+  if (e->op == E_DIFF || e->op == E_HESS) {
+    const expr *x = e->kid[1];
+    *bad |= !(x->op == E_SYM || (x->op == E_CALL && x->u.fn == FN_VEC &&
+                                 x->kid[0]->op == E_SYM));
+  }
   for (size_t i = 0; i < e->nkids; i++) {
-    const char *n = bound_left_rec(st, e->kid[i], seen);
+    const char *n = bound_left_rec(st, e->kid[i], seen, bad);
     if (n)
       return n;
   }
   return NULL;
 }
 
-/* A derivative whose variable a binding made an expression (d/dt f
- * where t = x + y): the variable must be a symbol or vec(symbol). */
-static bool bad_wrt_rec(const expr *e, uint8_t *seen) {
-  if (seen[e->id])
-    return false;
-  seen[e->id] = 1;
-  if (e->op == E_DIFF || e->op == E_HESS) {
-    const expr *x = e->kid[1];
-    if (!(x->op == E_SYM || (x->op == E_CALL && x->u.fn == FN_VEC &&
-                             x->kid[0]->op == E_SYM)))
-      return true;
-  }
-  for (size_t i = 0; i < e->nkids; i++)
-    if (bad_wrt_rec(e->kid[i], seen))
-      return true;
-  return false;
-}
-
-static bool bad_wrt(struct md_pstate *st, const expr *e) {
+static const char *bound_left(struct md_pstate *st, const expr *e,
+                              bool *bad) {
   uint8_t *seen = xcalloc(md_ctx_nnodes(st->ctx), 1);
-  bool bad = bad_wrt_rec(e, seen);
-  free(seen);
-  return bad;
-}
-
-static const char *bound_left(struct md_pstate *st, const expr *e) {
-  uint8_t *seen = xcalloc(md_ctx_nnodes(st->ctx), 1);
-  const char *n = bound_left_rec(st, e, seen);
+  const char *n = bound_left_rec(st, e, seen, bad);
   free(seen);
   return n;
 }
@@ -675,7 +658,8 @@ static bool apply_bindings(struct md_pstate *st, md_loc loc) {
     if (!*sides[i])
       continue;
     *sides[i] = expr_subst_apply(&st->bind, *sides[i]);
-    const char *late = *sides[i] ? bound_left(st, *sides[i]) : NULL;
+    bool bad = false;
+    const char *late = *sides[i] ? bound_left(st, *sides[i], &bad) : NULL;
     if (!*sides[i]) {
       ok = too_big(st, loc);
     } else if (late) {
@@ -684,7 +668,7 @@ static bool apply_bindings(struct md_pstate *st, md_loc loc) {
                   "first",
                   late);
       ok = false;
-    } else if (bad_wrt(st, *sides[i])) {
+    } else if (bad) {
       /* (printed, diff(f, x + y) would not parse back) */
       md_error_at(st->err, st->src, loc,
                   "a 'where' name differentiated with respect to stands for "

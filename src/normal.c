@@ -2588,26 +2588,18 @@ static expr *normal_rec(md_nf *N, expr *e);
 /* Counts, in N->uses, the parents of each node under E not normalised
  * yet (E itself counts one): without recursion, each node's kids once. */
 static void count_uses(md_nf *N, expr *e) {
-  size_t n = 0, cap = 64;
-  expr **todo = xreallocarray(NULL, cap, sizeof *todo);
-  todo[n++] = e;
-  while (n) {
-    expr *x = todo[--n];
+  md_nodes todo = {0};
+  md_nodes_push(&todo, e);
+  while (todo.n) {
+    expr *x = todo.v[--todo.n];
     if (get(&N->memo, x))
       continue;
     uintptr_t u = md_idmap_get(&N->uses, x);
     md_idmap_put(&N->uses, x, u + 1);
-    if (u)
-      continue;
-    for (size_t i = 0; i < x->nkids; i++) {
-      if (n == cap) {
-        cap *= 2;
-        todo = xreallocarray(todo, cap, sizeof *todo);
-      }
-      todo[n++] = x->kid[i];
-    }
+    for (size_t i = 0; !u && i < x->nkids; i++)
+      md_nodes_push(&todo, x->kid[i]);
   }
-  free(todo);
+  md_nodes_clear(&todo);
 }
 
 /* Whether the product F (or -F) goes into the product that uses it
@@ -2615,11 +2607,17 @@ static void count_uses(md_nf *N, expr *e) {
  * only.  A chain of them is then one product: the adjoint of k nested
  * inverses, -inv(S)^T G inv(S)^T at each level, was k products of 2, 4,
  * ... 2k factors, Θ(k^2), each normalised (46 s at k = 10 000). */
+static bool used_once(md_nf *N, const expr *f) {
+  return md_idmap_get(&N->uses, f) == 1 && !get(&N->memo, f);
+}
+
 static bool fused(md_nf *N, const expr *f) {
-  if (f->op == E_NEG)
+  if (f->op == E_NEG) {
+    if (!used_once(N, f))
+      return false;
     f = f->kid[0];
-  return f->op == E_MUL && !(f->flags & EF_CLOSED) &&
-         md_idmap_get(&N->uses, f) == 1 && !get(&N->memo, f);
+  }
+  return f->op == E_MUL && !(f->flags & EF_CLOSED) && used_once(N, f);
 }
 
 /* The normal forms of the factors of the product E, the products it alone
@@ -2630,7 +2628,7 @@ static void fused_factors(md_nf *N, expr *e, md_nodes *out) {
     md_nodes_push(&todo, e->kid[i]);
   while (todo.n && !N->failed) {
     expr *f = todo.v[--todo.n];
-    if (!fused(N, f) || (f->op == E_NEG && md_idmap_get(&N->uses, f) != 1)) {
+    if (!fused(N, f)) {
       md_nodes_push(out, normal_rec(N, f));
       continue;
     }
@@ -2655,25 +2653,17 @@ static expr *normal_rec(md_nf *N, expr *e) {
     fused_factors(N, e, &f);
     r = N->failed ? NULL : built(N, nmul(N, f.v, f.n));
     md_nodes_clear(&f);
-    if (r)
-      r = md_nf_shaped(N, e, r);
-    if (!r) {
-      N->failed = true;
-      return NULL;
-    }
-    md_idmap_put(&N->memo, e, (uintptr_t)r);
-    N->max_chain += CHAIN_PER_NODE;
-    return r;
+  } else {
+    expr *small[4];
+    expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
+    for (size_t i = 0; i < e->nkids && !N->failed; i++)
+      k[i] = normal_rec(N, e->kid[i]);
+    r = N->failed ? NULL : built(N, normal_node(N, e, k));
+    if (k != small)
+      free(k);
   }
-  expr *small[4];
-  expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
-  for (size_t i = 0; i < e->nkids && !N->failed; i++)
-    k[i] = normal_rec(N, e->kid[i]);
-  r = N->failed ? NULL : built(N, normal_node(N, e, k));
   if (r)
     r = md_nf_shaped(N, e, r);
-  if (k != small)
-    free(k);
   if (!r) {
     N->failed = true;
     return NULL;
