@@ -57,6 +57,7 @@ struct md_ctx {
   /* the size budget: nodes and operands made since md_ctx_mark */
   size_t size, mark, max_size;
   size_t budget; /* this piece of work's (md_ctx_scale), <= max_size */
+  size_t asked;  /* nodes asked for: md_ctx_asked */
   enum {
     LIMIT_DEPTH,
     LIMIT_SIZE,
@@ -101,6 +102,10 @@ size_t md_knob(const char *name, size_t lo, size_t dflt) {
   char *end;
   unsigned long n = strtoul(v, &end, 10);
   return !*end && n >= lo && n < dflt ? n : dflt;
+}
+
+size_t md_ctx_asked(const md_ctx *ctx) {
+  return ctx->asked;
 }
 
 size_t md_work_budget(size_t dflt) {
@@ -442,6 +447,7 @@ static bool too_large(md_ctx *ctx, size_t n) {
 }
 
 static expr *intern(md_ctx *ctx, const key *k) {
+  ctx->asked++;
   unsigned depth = 0;
   uint8_t flags = EF_CLOSED | EF_CONST;
   for (size_t i = 0; i < k->n; i++) {

@@ -174,6 +174,10 @@ size_t md_work_budget(size_t dflt);
 md_ctx *md_ctx_new(void);
 void md_ctx_free(md_ctx *ctx);
 size_t md_ctx_nnodes(const md_ctx *ctx);
+/* How many nodes were asked for so far, made or found: a measure of
+ * work (each is a look-up in the node table, a cache miss when the
+ * table is large). */
+size_t md_ctx_asked(const md_ctx *ctx);
 /* The depth past which constructors return NULL: MD_MAX_DEPTH, or less
  * when the environment variable MATDIFF_MAX_DEPTH (read once, by
  * md_ctx_new) asks for less.  The tests lower it to force every caller's

@@ -39,6 +39,8 @@ struct md_nf {
   md_idmap prim;  /* primitive part of a normal sum */
   md_idmap cont;  /* its content, a number */
   md_idmap uses;  /* parents among the nodes to normalise (count_uses) */
+  md_idmap sums;  /* the sums nsum built: terms sorted, distinct */
+  md_idmap rest;  /* c A B ... -> A B ... (md_nf_coef) */
 };
 
 /* ---- small helpers ---- */
@@ -449,7 +451,15 @@ void md_nf_coef(md_nf *N, expr *t, mpq_t c, expr **rest) {
     *rest = NULL;
   } else if (t->op == E_MUL && t->kid[0]->op == E_NUM) {
     mpq_mul(c, c, t->kid[0]->u.num);
-    *rest = built(N, expr_mul_n(N->ctx, t->kid + 1, t->nkids - 1));
+    /* (remembered: the terms of long sums are taken apart again and
+     * again, and each product made anew was a look-up in the table) */
+    expr *r = get(&N->rest, t);
+    if (!r) {
+      r = built(N, expr_mul_n(N->ctx, t->kid + 1, t->nkids - 1));
+      if (r)
+        md_idmap_put(&N->rest, t, (uintptr_t)r);
+    }
+    *rest = r;
   } else {
     *rest = t;
   }
@@ -595,6 +605,8 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
     r = num(N, k0);
   else
     r = built(N, expr_add_n(N->ctx, out, no));
+  if (r && r->op == E_ADD)
+    md_idmap_put(&N->sums, r, 1);
   for (size_t i = 0; i < nt; i++)
     mpq_clear(t[i].c);
   free(t);
@@ -1344,8 +1356,12 @@ static expr *prod_build(md_nf *N, prod *P, bool matrix) {
   if (out.n == 0) {
     r = num(N, P->c);
   } else if (out.n == 1 && out.v[0]->op == E_ADD && !q_is(P->c, 1)) {
-    /* c (A + B) alone is c A + c B */
+    /* c (A + B) alone is c A + c B; when nsum built A + B, its terms
+     * scaled stay in order and distinct (the order is the bases'), so
+     * they are not sorted again: the presentations scale long sums
+     * thousands of times */
     expr *s = out.v[0];
+    bool sorted = md_idmap_get(&N->sums, s) != 0;
     expr **v = xreallocarray(NULL, s->nkids, sizeof *v);
     mpq_t q;
     mpq_init(q);
@@ -1355,7 +1371,13 @@ static expr *prod_build(md_nf *N, prod *P, bool matrix) {
       mpq_mul(q, q, P->c);
       v[i] = term_of(N, q, b);
     }
-    r = nsum(N, v, s->nkids);
+    if (!sorted) {
+      r = nsum(N, v, s->nkids);
+    } else {
+      r = built(N, expr_add_n(N->ctx, v, s->nkids));
+      if (r)
+        md_idmap_put(&N->sums, r, 1);
+    }
     mpq_clear(q);
     free(v);
   } else {
@@ -2697,6 +2719,8 @@ void md_nf_free(md_nf *N) {
   md_idmap_clear(&N->prim);
   md_idmap_clear(&N->cont);
   md_idmap_clear(&N->uses);
+  md_idmap_clear(&N->sums);
+  md_idmap_clear(&N->rest);
   free(N);
 }
 

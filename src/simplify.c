@@ -26,9 +26,11 @@ typedef struct simp {
   md_idmap memo; /* presentation of a normal node */
   md_idmap core; /* of a normal sum, without the transposed alternative */
   md_idmap size; /* size_of */
+  md_idmap flip; /* flipped */
   unsigned nest;
   size_t work, budget; /* presentations made; past BUDGET no more forms
                         * are tried, only the plain one (may_try) */
+  size_t asked_end;    /* nor past this md_ctx_asked (0: no such bound) */
   bool failed;
 } simp;
 
@@ -41,6 +43,20 @@ typedef struct simp {
  * room. */
 enum { WORK_PER_NODE = 16, WORK_FLOOR = 20000 };
 
+/* Nor past this many nodes asked for (md_ctx_asked: made or found) by
+ * one call, its rounds together: the floor, ASKED_FLOOR, shared by all
+ * calls as WORK_FLOOR is, and ASKED_PER_NODE for each node not presented
+ * before.  A presentation counts once however wide, but a scaled or
+ * negated sum of k terms asks for k nodes, and each costs a look-up in
+ * the node table (a cache miss, about 0.3 us): t_k = s .* t_(k-1) -
+ * t_(k-1) .* t_(k-1) - 2 t_(k-1) - m, whose normal form flattens its
+ * sums into Θ(k^2) terms, asked for 11 million in each of two rounds
+ * at k = 60 (8 s), and at k = 100 took 22 s to reach the size budget
+ * (expr.h).  Presenting the tests' results asks for at most 720 000.
+ * A round that reaches the bound is the last: the next would have
+ * nothing to try. */
+enum { ASKED_PER_NODE = 32, ASKED_FLOOR = 1 << 20, ASKED_PER_WORK = 32 };
+
 /* Both are lowered in proportion by MATDIFF_SIMPLIFY_WORK (md_work_budget,
  * with the normal form's expansion budget and the islands' of ewise.c):
  * the fuzz runs do, as they lower the size budget (expr.h), to reach the
@@ -50,7 +66,8 @@ enum { WORK_PER_NODE = 16, WORK_FLOOR = 20000 };
  * CLI for 16 tries a node, 15 s under the sanitizers.) */
 
 static bool may_try(const simp *S) {
-  return S->nest < MAX_NEST && S->work < S->budget;
+  return S->nest < MAX_NEST && S->work < S->budget &&
+         (!S->asked_end || md_ctx_asked(S->ctx) < S->asked_end);
 }
 
 static expr *built(simp *S, expr *e) {
@@ -128,8 +145,13 @@ static void take_apart(simp *S, expr *x, mpq_t c, md_nodes *lead,
 static expr *psum(simp *S, expr **v, size_t n);
 static bool negative(const expr *t);
 
-/* The presented sum S negated term by term: A - C -> C - A. */
+/* The presented sum S negated term by term: A - C -> C - A
+ * (remembered: a sum is a factor of many products, and each product
+ * presented, in each form tried, asks for it). */
 static expr *flipped(simp *S, expr *s) {
+  expr *m = (expr *)md_idmap_get(&S->flip, s);
+  if (m)
+    return m;
   expr **v = xreallocarray(NULL, s->nkids, sizeof *v);
   for (size_t i = 0; i < s->nkids; i++) {
     expr *t = s->kid[i];
@@ -147,6 +169,8 @@ static expr *flipped(simp *S, expr *s) {
   }
   expr *r = psum(S, v, s->nkids);
   free(v);
+  if (r)
+    md_idmap_put(&S->flip, s, (uintptr_t)r);
   return r;
 }
 
@@ -1724,6 +1748,7 @@ static void simp_clear(simp *S) {
   md_idmap_clear(&S->memo);
   md_idmap_clear(&S->core);
   md_idmap_clear(&S->size);
+  md_idmap_clear(&S->flip);
 }
 
 /* Rounds of normal form and presentation: a presented operand can have
@@ -1797,6 +1822,8 @@ struct md_simplifier {
   simp first; /* the first round's presentations, kept from call to call */
   size_t pool, per_node; /* WORK_FLOOR, WORK_PER_NODE as md_work_budget;
                           * the floor as the calls leave it */
+  size_t asked_pool;     /* ASKED_FLOOR as the calls leave it */
+  size_t asked;          /* nodes its calls asked for */
 };
 
 md_simplifier *md_simplifier_new(md_ctx *ctx, md_shapes *shapes,
@@ -1811,6 +1838,7 @@ md_simplifier *md_simplifier_new(md_ctx *ctx, md_shapes *shapes,
   m->first = (simp){.ctx = ctx, .shapes = shapes, .N = m->N};
   m->pool = md_work_budget(WORK_FLOOR);
   m->per_node = md_work_budget(WORK_PER_NODE);
+  m->asked_pool = md_work_budget(ASKED_FLOOR / 64) * 64;
   return m;
 }
 
@@ -1830,11 +1858,16 @@ void md_simplifier_free(md_simplifier *m) {
  * parts (the gradients of one loss by several variables) pay for each
  * part once; a later round starts afresh (it is rare). */
 expr *md_simplifier_run(md_simplifier *m, expr *e) {
+  size_t start = md_ctx_asked(m->ctx);
   expr *n = normal_of(m->N, m->W, rewritten_by(m->ctx, m->R, e)), *r = NULL;
   /* (the nodes presented before cost a look-up: on the many calls of
    * --steps on parts of one growing DAG, the whole DAG's size made them
    * quadratic) */
-  size_t budget = m->pool + m->per_node * expr_dag_size_new(n, &m->first.memo);
+  size_t dag = expr_dag_size_new(n, &m->first.memo);
+  size_t budget = m->pool + m->per_node * dag;
+  size_t asked0 = md_ctx_asked(m->ctx),
+         per_node = md_work_budget(ASKED_PER_NODE) * dag;
+  size_t asked_end = asked0 + m->asked_pool + per_node;
   for (int round = 0; n && round < MAX_ROUNDS; round++) {
     simp T = {.ctx = m->ctx, .shapes = m->shapes, .N = m->N};
     simp *S = round == 0 ? &m->first : &T;
@@ -1844,6 +1877,7 @@ expr *md_simplifier_run(md_simplifier *m, expr *e) {
      * made t_k = t_(k-1) + Sigma t_(k-1) at k = 34 take 9 s) */
     size_t before = S->work;
     S->budget = S->work + budget;
+    S->asked_end = asked_end;
     S->failed = false;
     r = present(S, n);
     if (round == 0)
@@ -1852,17 +1886,24 @@ expr *md_simplifier_run(md_simplifier *m, expr *e) {
       r = NULL;
     if (S == &T)
       simp_clear(&T);
+    if (md_ctx_asked(m->ctx) >= asked_end)
+      break; /* (the last round: see ASKED_FLOOR) */
     expr *again =
         r ? normal_of(m->N, m->W, rewritten_by(m->ctx, m->R, r)) : NULL;
     if (!again || again == n)
       break;
     n = again;
   }
+  size_t asked = md_ctx_asked(m->ctx) - asked0;
+  if (asked > per_node)
+    m->asked_pool -=
+        asked - per_node < m->asked_pool ? asked - per_node : m->asked_pool;
+  m->asked += md_ctx_asked(m->ctx) - start;
   return r;
 }
 
 size_t md_simplifier_work(const md_simplifier *m) {
-  return m->first.work;
+  return m->first.work + m->asked / ASKED_PER_WORK;
 }
 
 expr *md_simplify_with(md_ctx *ctx, md_shapes *shapes,
