@@ -62,7 +62,14 @@ typedef struct md_diff {
   unsigned nadjoints;     /* symbolic adjoints made so far, for fresh names */
   const expr *hessian_of; /* while the Hessian of it is formed */
   const md_diff_trace *trace; /* NULL, or watches the next pass */
+  /* owned (md_diff_clear): one simplifier for the forms a derivation
+   * simplifies to read them (a gradient by vec(F), a Jacobian, a
+   * Hessian's second pass), so that they share its work and budget */
+  struct md_simplifier *simp;
 } md_diff;
+
+/* Frees what D owns (its simplifier); D may be used again. */
+void md_diff_clear(md_diff *D);
 
 /* d/dX F for a symbol X or vec(X), per the layout table of SPEC 3; NULL
  * after an error.  By vec(X), F is a scalar or a vector: vec(F), sums and

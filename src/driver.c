@@ -1052,6 +1052,7 @@ static bool run_expr(session *S, run_mode mode, const md_source *src,
       ok = print_result(S, sh, &q, r, NULL);
     }
   }
+  md_diff_clear(&D);           /* (its simplifier holds SH too) */
   md_simplifier_free(S->simp); /* it holds SH */
   S->simp = NULL;
   S->simp_shapes = NULL;

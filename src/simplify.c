@@ -538,7 +538,10 @@ static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth,
   case E_HAD:
   case E_HDIV:
   case E_KRON: /* linear in each operand: one takes it */
-    nk = f->nkids;
+    /* the first few: each may nest more, and every operand of every
+     * level tried was a product of their numbers (a Kronecker tower of
+     * 4096 operands a level, past the budget: minutes) */
+    nk = f->nkids < 2 * MAX_SIGN_IN ? f->nkids : 2 * MAX_SIGN_IN;
     break;
   default:
     break;

@@ -91,6 +91,7 @@ static void case_open(diff_case *t, const char *decls, const char *f,
 }
 
 static void case_close(diff_case *t) {
+  md_diff_clear(&t->D);
   md_shapes_free(t->sh);
   md_parsed_clear(&t->p);
   md_errors_clear(&t->err);
@@ -360,7 +361,8 @@ END_TEST
 
 START_TEST(errors) {
   check_refused("", "A X B", "X", GRAD, "is a tensor");
-  check_refused("", "sum(kron(X, A))", "X", GRAD, "with a matrix on the other side");
+  check_refused("", "sum(kron(X, A))", "X", GRAD,
+                "with a matrix on the other side");
   check_refused("", "a^T vec(X)", "X", GRAD, "differentiate by vec(X) instead");
   check_refused("", "tr(X^100)", "X", GRAD, "more than 64 factors");
   check_refused("", "tr(X^T X)", "X", HESS, "is a tensor");

@@ -300,6 +300,7 @@ static bool pipeline(const char *wrt, const char *decls, const char *text,
                .locs = NULL,
                .err = &err};
   expr *d = md_derivative(&D, e, x);
+  md_diff_clear(&D);
   if (d)
     md_shape_derive(sh, d);
   double t4 = now();

@@ -181,6 +181,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
           if (r)
             print_all(ctx, sh, r, e, &err);
         }
+        md_diff_clear(&D);
         md_shapes_free(sh);
       }
     }
