@@ -66,6 +66,7 @@ typedef struct md_diff {
    * simplifies to read them (a gradient by vec(F), a Jacobian, a
    * Hessian's second pass), so that they share its work and budget */
   struct md_simplifier *simp;
+  unsigned vec_nest; /* derivatives through vec(...) under way */
 } md_diff;
 
 /* Frees what D owns (its simplifier); D may be used again. */
