@@ -841,8 +841,8 @@ static bool reduced(const md_nodes *ch) {
  * next to the product's factors ((M N)^-1 M N = I, (A B)^3 A B =
  * (A B)^4). */
 static void reduce_chain(md_nf *N, md_nodes *ch) {
-  if (ch->n < 2 || reduced(ch))
-    return;
+  if (N->failed || ch->n < 2 || reduced(ch))
+    return; /* (failed: a fold past a limit may have left NULL in CH) */
   stack s = {0};
   mpq_t e;
   mpq_init(e);
@@ -994,7 +994,7 @@ static bool fold_chain(md_nf *N, md_nodes *ch) {
  * A B A B (A B)^100 = (A B)^102). */
 static void merge_chain(md_nf *N, md_nodes *ch) {
   reduce_chain(N, ch);
-  for (int round = 0; round < 4 && fold_chain(N, ch); round++)
+  for (int round = 0; round < 4 && !N->failed && fold_chain(N, ch); round++)
     reduce_chain(N, ch);
 }
 
@@ -1191,8 +1191,10 @@ static expr *segment(md_nf *N, expr *const *f, size_t n) {
   drop_idents(&F);
   for (size_t i = F.n; i-- > 0 && !N->failed;) {
     expr *t = ntrans(N, F.v[i]);
-    if (!t)
+    if (!t) {
+      N->failed = true; /* G would lack a factor */
       break;
+    }
     if (t->op == E_MUL)
       for (size_t j = 0; j < t->nkids; j++)
         md_nodes_push(&G, t->kid[j]);
@@ -1203,6 +1205,8 @@ static expr *segment(md_nf *N, expr *const *f, size_t n) {
   if (!N->failed) {
     merge_chain(N, &F);
     merge_chain(N, &G);
+  }
+  if (!N->failed) {
     size_t tf = count_trans(F.v, F.n), tg = count_trans(G.v, G.n);
     md_nodes *best = &F;
     if (tg < tf || (tg == tf && cmp_seq(N->ctx, G.v, G.n, F.v, F.n) < 0))
