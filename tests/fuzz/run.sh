@@ -54,12 +54,16 @@ for h in "${harnesses[@]}"; do
   # lot, and full stacks made inputs of 0.1 s in the CLI take 5 s here;
   # and it holds 16 MB of freed memory, not 256, which counted towards
   # the 1 GB limit (an input of 120 MB peaked at 494 MB).
-  # The size budget of a piece of work is 2^19 nodes, not 2^24
+  # The size budget of a piece of work is 2^18 nodes, not 2^24
   # (MATDIFF_MAX_SIZE, expr.h): the same paths to "too large", reached
-  # 32 times sooner (a Kronecker tower the CLI refuses in 0.7 s took more
+  # 64 times sooner (a Kronecker tower the CLI refuses in 0.7 s took more
   # than 5 s under ASan and coverage, and one of 10 levels whose
   # derivative the CLI prints in 0.1 s, 2.4 MB, 6 s to print and read
-  # back here)
+  # back here); 2^18 since session 10: a 27-level chain of 1 000 factors
+  # whose gradient by A (Θ(k^2) factors: 390 KB of text, 1.8 MB of LaTeX,
+  # 0.34 s in the CLI) the harness simplifies, prints six ways and reads
+  # back, took 1.4 s without the sanitizers and over 5 s with them
+  # (regress/dag-chain-gradient-print-27)
   # and check's arithmetic budget is 2^19 operations, not 2^22
   # (MATDIFF_EVAL_WORK, eval.h): the same paths to "too much arithmetic",
   # reached 8 times sooner (a second of the CLI's time is six under the
@@ -75,7 +79,7 @@ for h in "${harnesses[@]}"; do
   # --steps and simplify the steps with one budget, 7.2 s at 1024, 3.2 s
   # at 512, 0.34 s in the CLI)
   ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=1:quarantine_size_mb=16} \
-    MATDIFF_MAX_SIZE=${MATDIFF_MAX_SIZE:-524288} \
+    MATDIFF_MAX_SIZE=${MATDIFF_MAX_SIZE:-262144} \
     MATDIFF_EVAL_WORK=${MATDIFF_EVAL_WORK:-524288} \
     MATDIFF_SIMPLIFY_WORK=${MATDIFF_SIMPLIFY_WORK:-512} \
     "$out/fuzz_$h" -max_total_time="$secs" -max_len=4096 \
