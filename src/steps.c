@@ -607,50 +607,77 @@ static char *structure_note(md_steps *s) {
  * line as one tuple of its expressions, shared together (share.h), so
  * that a part the adjoint pass carries from line to line is written once
  * (a 300-layer network took 193 MB of steps, each line in full).  ROWS[i]
- * is line i's tuple with the names in place, or NULL for a line written
- * whole.  False, and no names, when a tuple cannot be built. */
-static bool share_lines(md_steps *s, expr **rows, md_sharing *w) {
+ * is line i's tuple with the names in place (of its expressions that
+ * could be built: a part past the size limit is NULL, and stays "..."),
+ * or NULL for a line written as it is.  A line whose tuple cannot be
+ * built is marked LOST and written as "...": written whole, the lines of
+ * a where-DAG are exponential (a line with one part past the limit made
+ * all the lines be written whole: 4.8 GB and more than a minute). */
+static void share_lines(md_steps *s, expr **rows, bool *lost, md_sharing *w) {
   *w = (md_sharing){NULL};
-  for (size_t i = 0; i < s->nlines; i++)
+  for (size_t i = 0; i < s->nlines; i++) {
     rows[i] = NULL;
+    lost[i] = false;
+  }
   /* only when the lines written in full would be long: a short
    * derivation reads best as it is */
   md_nodes all = {0};
   for (size_t i = 0; i < s->nlines; i++)
     for (size_t k = 0; !s->lines[i].whole && k < s->lines[i].ne; k++)
-      md_nodes_push(&all, s->lines[i].e[k]);
+      if (s->lines[i].e[k])
+        md_nodes_push(&all, s->lines[i].e[k]);
   bool longer = md_unfolds_n(all.v, all.n, STEPS_SHARE_FLOOR);
   md_nodes_clear(&all);
   if (!longer)
-    return true;
+    return;
   expr **roots = xreallocarray(NULL, s->nlines, sizeof *roots);
   size_t *at = xreallocarray(NULL, s->nlines, sizeof *at), n = 0;
-  bool ok = true;
-  for (size_t i = 0; i < s->nlines && ok; i++) {
+  md_nodes parts = {0};
+  for (size_t i = 0; i < s->nlines; i++) {
     step *l = &s->lines[i];
     if (l->whole)
       continue;
-    for (size_t k = 0; k < l->ne && ok; k++)
-      ok = l->e[k] != NULL;
+    parts.n = 0;
+    for (size_t k = 0; k < l->ne; k++)
+      if (l->e[k])
+        md_nodes_push(&parts, l->e[k]);
+    if (parts.n == 0)
+      continue; /* "..." each */
     /* (a line of one expression is its own root, never named itself:
      * d/dX f = T1 would say nothing) */
-    expr *t = !ok          ? NULL
-              : l->ne == 1 ? l->e[0]
-                           : expr_tuple(s->ctx, l->e, l->ne);
-    ok = t != NULL;
+    expr *t = parts.n == 1 ? parts.v[0] : expr_tuple(s->ctx, parts.v, parts.n);
+    if (!t) {
+      lost[i] = true;
+      continue;
+    }
     at[n] = i;
     roots[n++] = t;
   }
-  if (ok) {
-    expr **bodies = xreallocarray(NULL, n ? n : 1, sizeof *bodies);
-    md_share_n(s->ctx, s->shapes, roots, n, bodies, w);
-    for (size_t j = 0; j < n; j++)
-      rows[at[j]] = bodies[j];
-    free(bodies);
-  }
+  md_nodes_clear(&parts);
+  expr **bodies = xreallocarray(NULL, n ? n : 1, sizeof *bodies);
+  md_share_n(s->ctx, s->shapes, roots, n, bodies, w);
+  for (size_t j = 0; j < n; j++)
+    rows[at[j]] = bodies[j];
+  free(bodies);
   free(roots);
   free(at);
-  return ok;
+}
+
+/* Line L's expressions as they are written: ROW's (share_lines) in the
+ * places of L's own that were built, NULL ("...") in the others, into
+ * V (L->ne of them). */
+static void row_parts(const step *l, expr *row, bool lost, expr **v) {
+  size_t built = 0;
+  for (size_t k = 0; k < l->ne; k++)
+    built += l->e[k] != NULL;
+  for (size_t k = 0, j = 0; k < l->ne; k++) {
+    if (lost || !l->e[k])
+      v[k] = NULL;
+    else if (!row)
+      v[k] = l->e[k];
+    else
+      v[k] = built == 1 ? row : row->kid[j++];
+  }
 }
 
 void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
@@ -668,17 +695,19 @@ void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
   }
   add_expr_line(s, NULL, result, structure_note(s))->label = sb_take(&b);
   expr **rows = xreallocarray(NULL, s->nlines, sizeof *rows);
+  bool *lost = xreallocarray(NULL, s->nlines, sizeof *lost);
   md_sharing w;
-  if (!share_lines(s, rows, &w))
-    for (size_t i = 0; i < s->nlines; i++)
-      rows[i] = NULL;
+  share_lines(s, rows, lost, &w);
   /* each line: its label, its body and the rules */
   char **text = xreallocarray(NULL, s->nlines, sizeof *text);
   for (size_t i = 0; i < s->nlines; i++) {
     step *l = &s->lines[i];
     strbuf t;
     sb_init(&t);
-    body(s, &t, l, !rows[i] ? l->e : l->ne == 1 ? &rows[i] : rows[i]->kid);
+    expr **v = xreallocarray(NULL, l->ne ? l->ne : 1, sizeof *v);
+    row_parts(l, rows[i], lost[i], v);
+    body(s, &t, l, v);
+    free(v);
     text[i] = sb_take(&t);
   }
   /* the named parts, once, after the last line */
@@ -699,6 +728,7 @@ void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
   }
   md_sharing_clear(&w);
   free(rows);
+  free(lost);
   if (s->latex) {
     sb_puts(out, "\\begin{align*}\n");
     for (size_t i = 0; i < s->nlines; i++) {
