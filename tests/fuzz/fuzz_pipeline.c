@@ -31,8 +31,12 @@ static void reparses(md_ctx *ctx, const char *text, expr *e, md_errors *err) {
     /* a limit the text meets (kron of thousands of operands prints as
      * calls nested deeper than MD_MAX_NESTING) is an error, not a bug */
     if (err->n > before && (strstr(err->v[before].msg, "nested too deeply") ||
-                            strstr(err->v[before].msg, "too large")))
+                            strstr(err->v[before].msg, "too large"))) {
+      /* (its messages point into TEXT, which the caller frees: printed
+       * at the end, they read freed memory) */
+      md_errors_truncate(err, before);
       return;
+    }
     abort();
   }
   if (q.n != 1 || q.stmts[0].lhs != e) {
