@@ -50,8 +50,9 @@ static bool is_scalar(md_diff *D, expr *e) {
 
 /* How deep a derivative goes through vec(...) around vec(...) around X
  * (through_vec) before it is an error. */
-#define MAX_VEC_NEST      32
-#define MAX_VEC_NEST_TEXT "32"
+#define MAX_VEC_NEST 32
+#define TEXT_OF(n)   #n
+#define TEXT(n)      TEXT_OF(n) /* (of a macro's value) */
 
 static bool fail(md_diff *D, const expr *at, const char *fmt, const char *a,
                  const char *b) {
@@ -1985,7 +1986,7 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
       fail(D, vn.v[0],
            "vec(...) of a form of %s nested more than %s deep; name the "
            "inner vec(...) with a symbol of its own",
-           X->u.name, MAX_VEC_NEST_TEXT);
+           X->u.name, TEXT(MAX_VEC_NEST));
     } else if (through) {
       D->vec_nest++;
       r = through_vec(D, f, x, X, &vn);

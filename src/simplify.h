@@ -71,8 +71,8 @@ expr *md_simplifier_run(md_simplifier *m, expr *e);
 void md_simplifier_free(md_simplifier *m);
 /* What M's calls have cost so far, for a caller that bounds them
  * (steps.c): the presentations made (each node once, a node of k
- * operands counting k + 1), and one for every 8 nodes and operands
- * made in all (normal forms, the forms tried). */
+ * operands counting k + 1), and one for every 32 nodes its calls asked
+ * the node table for (md_ctx_asked: normal forms, the forms tried). */
 size_t md_simplifier_work(const md_simplifier *m);
 /* A simplifier with the built-in rewrite rules, as md_simplify uses. */
 md_simplifier *md_simplifier_builtin(md_ctx *ctx, md_shapes *shapes);
