@@ -53,7 +53,9 @@ struct md_ctx {
   size_t nfns, capfns;
   expr *ident, *ones;
   unsigned max_depth;   /* md_ctx_max_depth */
-  struct cmp_slot *cmp; /* md_ctx_cmp_get: CMP_SLOTS, made on first use */
+  struct cmp_slot *cmp; /* md_ctx_cmp_get: ncmp slots, made on first use */
+  size_t ncmp;          /* a power of two, CMP_SLOTS to CMP_MAX_SLOTS */
+  size_t cmp_evicted;   /* live entries overwritten since it last grew */
   /* the size budget: nodes and operands made since md_ctx_mark */
   size_t size, mark, max_size;
   size_t budget; /* this piece of work's (md_ctx_scale), <= max_size */
@@ -171,7 +173,12 @@ unsigned md_ctx_max_depth(const md_ctx *ctx) {
   return ctx->max_depth;
 }
 
-enum { CMP_SLOTS = 1 << 16 };
+/* The comparison cache starts small and grows fourfold, to 2^22 slots
+ * (64 MB), each time more live entries have been overwritten than it has
+ * slots: the sums of t_k = t_(k-1) + sin(t_(k-1)) compare k^2 / 2 pairs
+ * of sums, and once they did not fit in a fixed 2^16 slots each compare
+ * walked its sums again (k = 800: 9.5 s to simplify, 1.5 s now). */
+enum { CMP_SLOTS = 1 << 16, CMP_MAX_SLOTS = 1 << 22 };
 
 struct cmp_slot {
   uint32_t a, b; /* ids + 1; 0: empty */
@@ -180,16 +187,34 @@ struct cmp_slot {
   int c;
 };
 
+static size_t cmp_index(uint32_t a, uint32_t b, size_t n) {
+  uint32_t h = (a * 2654435761u) ^ (b * 40503u + 0x9e3779b9u);
+  return (h ^ (h >> 16)) & (n - 1);
+}
+
 static struct cmp_slot *cmp_slot(const expr *a, const expr *b,
-                                 struct cmp_slot *t) {
-  uint32_t h = (a->id * 2654435761u) ^ (b->id * 40503u + 0x9e3779b9u);
-  return &t[(h ^ (h >> 16)) & (CMP_SLOTS - 1)];
+                                 const md_ctx *ctx) {
+  return &ctx->cmp[cmp_index(a->id, b->id, ctx->ncmp)];
+}
+
+static void cmp_grow(md_ctx *ctx) {
+  size_t n = ctx->ncmp * 4;
+  struct cmp_slot *t = xcalloc(n, sizeof *t);
+  for (size_t i = 0; i < ctx->ncmp; i++) {
+    struct cmp_slot *s = &ctx->cmp[i];
+    if (s->a && s->gen == ctx->cmp_gen)
+      t[cmp_index(s->a - 1, s->b - 1, n)] = *s;
+  }
+  free(ctx->cmp);
+  ctx->cmp = t;
+  ctx->ncmp = n;
+  ctx->cmp_evicted = 0;
 }
 
 bool md_ctx_cmp_get(const md_ctx *ctx, const expr *a, const expr *b, int *c) {
   if (!ctx->cmp)
     return false;
-  struct cmp_slot *s = cmp_slot(a, b, ctx->cmp);
+  struct cmp_slot *s = cmp_slot(a, b, ctx);
   if (s->a != a->id + 1 || s->b != b->id + 1 || s->gen != ctx->cmp_gen)
     return false;
   *c = s->c;
@@ -199,9 +224,16 @@ bool md_ctx_cmp_get(const md_ctx *ctx, const expr *a, const expr *b, int *c) {
 void md_ctx_cmp_put(const md_ctx *ctx, const expr *a, const expr *b, int c) {
   /* the table is the context's own: filling it changes no value */
   md_ctx *m = (md_ctx *)ctx;
-  if (!m->cmp)
+  if (!m->cmp) {
     m->cmp = xcalloc(CMP_SLOTS, sizeof *m->cmp);
-  struct cmp_slot *s = cmp_slot(a, b, m->cmp);
+    m->ncmp = CMP_SLOTS;
+  }
+  struct cmp_slot *s = cmp_slot(a, b, m);
+  if (s->a && s->gen == m->cmp_gen && ++m->cmp_evicted > m->ncmp &&
+      m->ncmp < CMP_MAX_SLOTS) {
+    cmp_grow(m);
+    s = cmp_slot(a, b, m);
+  }
   *s = (struct cmp_slot){a->id + 1, b->id + 1, m->cmp_gen, c};
 }
 
