@@ -139,6 +139,14 @@ static void gen_inverse_sum(strbuf *b, size_t k) {
   }
 }
 
+/* sum(tk) where t1 = x, t2 = t1 + sin(t1), ...: each sum is the one
+ * before and a term more, k^2 / 2 operands once the sums are flat */
+static void gen_sin_chain(strbuf *b, size_t k) {
+  sb_printf(b, "sum(t%zu) where t1 = x", k);
+  for (size_t i = 2; i <= k; i++)
+    sb_printf(b, ", t%zu = t%zu + sin(t%zu)", i, i - 1, i - 1);
+}
+
 static const family families[] = {
     {"product", "tr(A1 A2 ... Ak X), d/dX", "X", NULL, gen_product},
     {"chain", "tr((A1 + X) (A2 + X) ... (Ak + X)), d/dX", "X", NULL, gen_chain},
@@ -152,6 +160,8 @@ static const family families[] = {
      gen_inverse},
     {"inverse-sum", "k nested inverses of depth 4 summed, d/dX", "X", NULL,
      gen_inverse_sum},
+    {"sin-chain", "sum(t_k) where t_i = t_(i-1) + sin(t_(i-1)), d/dx", "x",
+     NULL, gen_sin_chain},
 };
 #define NFAMILIES (sizeof families / sizeof families[0])
 
