@@ -1762,6 +1762,23 @@ static void vec_nodes(const expr *e, const expr *X, uint8_t *seen, uint8_t *dep,
     vec_nodes(e->kid[i], X, seen, dep, out);
 }
 
+/* How many vec(...) of forms of X are nested on E's deepest path, at most
+ * MAX_VEC_NEST + 1 (DEPTH by node, plus one; DEP as holds_x's). */
+static unsigned vec_depth(const expr *e, const expr *X, uint8_t *depth,
+                          uint8_t *dep) {
+  if (!depth[e->id]) {
+    unsigned d = 0;
+    for (size_t i = 0; i < e->nkids && d <= MAX_VEC_NEST; i++) {
+      unsigned k = vec_depth(e->kid[i], X, depth, dep);
+      d = k > d ? k : d;
+    }
+    if (e->op == E_CALL && e->u.fn == FN_VEC && holds_x(e->kid[0], X, dep))
+      d++;
+    depth[e->id] = (uint8_t)(d + 1);
+  }
+  return depth[e->id] - 1u;
+}
+
 /* The matrix form of the gradient DV by vec(F) (unvec_form, on DV as it
  * is or simplified), or NULL. */
 static expr *unvec_of(md_diff *D, expr *dv) {
@@ -1793,7 +1810,7 @@ static expr *through_vec(md_diff *D, expr *f, expr *x, expr *X, md_nodes *vn) {
          X->u.name, "");
     return NULL;
   }
-  size_t n = vn->n;
+  size_t n = vn->n, limits = md_ctx_limits(c);
   expr **v = xreallocarray(NULL, n, sizeof *v);
   expr_subst sub, back;
   expr_subst_init(&sub, c);
@@ -1906,7 +1923,9 @@ static expr *through_vec(md_diff *D, expr *f, expr *x, expr *X, md_nodes *vn) {
         expr_subst_clear(&fr);
         expr_subst_clear(&th);
         if (!part) {
-          if (!D->err->n)
+          if (!D->err->n && md_ctx_limits(c) != limits)
+            too_deep(D); /* a constructor's limit */
+          else if (!D->err->n)
             fail(D, f, "internal error: no shape for the adjoint of %s%s",
                  "vec(...)", "");
           fv = NULL;
@@ -1974,13 +1993,21 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
     uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1); /* after F is made */
     uint8_t *dep = xcalloc(md_ctx_nnodes(D->ctx), 1);
     vec_nodes(scan, X, seen, dep, &vn);
-    free(seen);
-    free(dep);
     /* (a vector or matrix by a matrix X is a tensor: the error below) */
     bool tensor = x == X && !md_shape_is_scalar(D->shapes, shape(D, f));
     bool through = vn.n && !tensor;
+    unsigned nest = 0;
+    if (through) {
+      /* the levels inside counted first, not met one by one: each level
+       * took longer than the last, and the error at the 33rd came after
+       * 4.4 s at k = 500 (k = 1000 ended in an internal error) */
+      memset(seen, 0, md_ctx_nnodes(D->ctx));
+      nest = vec_depth(scan, X, seen, dep);
+    }
+    free(seen);
+    free(dep);
     expr *r = NULL;
-    if (through && D->vec_nest >= MAX_VEC_NEST) {
+    if (through && D->vec_nest + nest > MAX_VEC_NEST) {
       /* each level walks and rewrites all the levels inside it: k
        * nested vec(t t^T) took 18 s at k = 200, to end in an error */
       fail(D, vn.v[0],
