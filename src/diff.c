@@ -1750,33 +1750,27 @@ void md_diff_clear(md_diff *D) {
   D->simp = NULL;
 }
 
-/* The vec(F) nodes of E whose F depends on X, into OUT (each once). */
-static void vec_nodes(const expr *e, const expr *X, uint8_t *seen, uint8_t *dep,
-                      md_nodes *out) {
-  if (seen[e->id])
-    return;
-  seen[e->id] = 1;
-  if (e->op == E_CALL && e->u.fn == FN_VEC && holds_x(e->kid[0], X, dep))
-    md_nodes_push(out, (expr *)e);
-  for (size_t i = 0; i < e->nkids; i++)
-    vec_nodes(e->kid[i], X, seen, dep, out);
-}
-
-/* How many vec(...) of forms of X are nested on E's deepest path, at most
- * MAX_VEC_NEST + 1 (DEPTH by node, plus one; DEP as holds_x's). */
-static unsigned vec_depth(const expr *e, const expr *X, uint8_t *depth,
-                          uint8_t *dep) {
-  if (!depth[e->id]) {
+/* The vec(F) nodes of E whose F depends on X, into OUT (each once), and
+ * how many of them are nested on E's deepest path, at most
+ * MAX_VEC_NEST + 1 (SEEN by node: that count plus one; DEP as holds_x's). */
+static unsigned vec_nodes(const expr *e, const expr *X, uint8_t *seen,
+                          uint8_t *dep, md_nodes *out) {
+  if (!seen[e->id]) {
+    seen[e->id] = 1;
+    /* (outer ones first: through_vec takes them in this order) */
+    bool is =
+        e->op == E_CALL && e->u.fn == FN_VEC && holds_x(e->kid[0], X, dep);
+    if (is)
+      md_nodes_push(out, (expr *)e);
     unsigned d = 0;
-    for (size_t i = 0; i < e->nkids && d <= MAX_VEC_NEST; i++) {
-      unsigned k = vec_depth(e->kid[i], X, depth, dep);
+    for (size_t i = 0; i < e->nkids; i++) {
+      unsigned k = vec_nodes(e->kid[i], X, seen, dep, out);
       d = k > d ? k : d;
     }
-    if (e->op == E_CALL && e->u.fn == FN_VEC && holds_x(e->kid[0], X, dep))
-      d++;
-    depth[e->id] = (uint8_t)(d + 1);
+    d += is && d <= MAX_VEC_NEST;
+    seen[e->id] = (uint8_t)(d + 1);
   }
-  return depth[e->id] - 1u;
+  return seen[e->id] - 1u;
 }
 
 /* The matrix form of the gradient DV by vec(F) (unvec_form, on DV as it
@@ -1992,18 +1986,13 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
     md_nodes vn = {0};
     uint8_t *seen = xcalloc(md_ctx_nnodes(D->ctx), 1); /* after F is made */
     uint8_t *dep = xcalloc(md_ctx_nnodes(D->ctx), 1);
-    vec_nodes(scan, X, seen, dep, &vn);
+    /* the levels inside counted first, not met one by one: each level
+     * took longer than the last, and the error at the 33rd came after
+     * 4.4 s at k = 500 (k = 1000 ended in an internal error) */
+    unsigned nest = vec_nodes(scan, X, seen, dep, &vn);
     /* (a vector or matrix by a matrix X is a tensor: the error below) */
     bool tensor = x == X && !md_shape_is_scalar(D->shapes, shape(D, f));
     bool through = vn.n && !tensor;
-    unsigned nest = 0;
-    if (through) {
-      /* the levels inside counted first, not met one by one: each level
-       * took longer than the last, and the error at the 33rd came after
-       * 4.4 s at k = 500 (k = 1000 ended in an internal error) */
-      memset(seen, 0, md_ctx_nnodes(D->ctx));
-      nest = vec_depth(scan, X, seen, dep);
-    }
     free(seen);
     free(dep);
     expr *r = NULL;

@@ -128,27 +128,14 @@ static bool q_is_int(const mpq_t q) {
 /* A stable merge sort with a context argument (qsort has none). */
 typedef int (*cmp_fn)(const void *a, const void *b, void *arg);
 
-/* The first of V[0..n) that CMP puts after X (n if none). */
-static size_t first_after(const char *v, size_t n, size_t size, const char *x,
-                          cmp_fn cmp, void *arg) {
+/* How many of sorted V[0..n) CMP puts before X, and with AND_EQUAL those
+ * it puts level with X too. */
+static size_t rank_of(const char *v, size_t n, size_t size, const char *x,
+                      bool and_equal, cmp_fn cmp, void *arg) {
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (cmp(v + mid * size, x, arg) > 0)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  return lo;
-}
-
-/* How many of V[0..n) CMP puts before X. */
-static size_t count_before(const char *v, size_t n, size_t size, const char *x,
-                           cmp_fn cmp, void *arg) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (cmp(v + mid * size, x, arg) < 0)
+    if (cmp(v + mid * size, x, arg) < (int)and_equal)
       lo = mid + 1;
     else
       hi = mid;
@@ -172,9 +159,9 @@ static void msort_rec(char *v, char *tmp, size_t n, size_t size, cmp_fn cmp,
   msort_rec(v + h * size, tmp, n - h, size, cmp, arg);
   if (cmp(v + h * size, v + (h - 1) * size, arg) >= 0)
     return;
-  size_t i = first_after(v, h, size, v + h * size, cmp, arg);
-  size_t e =
-      h + count_before(v + h * size, n - h, size, v + (h - 1) * size, cmp, arg);
+  size_t i = rank_of(v, h, size, v + h * size, true, cmp, arg);
+  size_t e = h + rank_of(v + h * size, n - h, size, v + (h - 1) * size, false,
+                         cmp, arg);
   /* merge v[i..h) and v[h..e) into tmp, then back into v[i..e) */
   size_t a = i, b = h, k = 0;
   while (a < h && b < e) {
