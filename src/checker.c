@@ -338,7 +338,9 @@ static void check_identity(const checker *C, md_ctx *ctx, const md_env *env,
     v->kind = V_PROVED;
   } else if (st_num != MD_OK) {
     v->kind = V_ERROR;
-    if (st_num == MD_DOMAIN)
+    if (st_num == MD_DOMAIN && md_eval_tries(ev) < MD_EVAL_TRIES)
+      sb_printf(&v->detail, "undefined at every point: %s", md_eval_why(ev));
+    else if (st_num == MD_DOMAIN)
       sb_printf(&v->detail,
                 "no point found where both sides are defined (%d tried): "
                 "%s",

@@ -84,6 +84,10 @@ struct md_eval {
   dep_table *deps;
   size_t ndeps;
   bool doubles;
+  /* the last domain failure holds at every point: it is at a node whose
+   * operands are numbers only, evaluated exactly (undefined) */
+  bool everywhere;
+  unsigned tries; /* points drawn by the last md_eval_sample */
   /* arithmetic done since md_eval_new, in entry operations (jet parts
    * times the work per entry), against BUDGET (MD_EVAL_WORK) */
   uint64_t work, budget;
@@ -233,6 +237,10 @@ void md_eval_free(md_eval *ev) {
   free(ev->size);
   free(ev->symdims);
   free(ev);
+}
+
+unsigned md_eval_tries(const md_eval *ev) {
+  return ev->tries;
 }
 
 const char *md_eval_why(const md_eval *ev) {
@@ -684,6 +692,14 @@ static md_status undefined(md_eval *ev, const expr *e) {
   default:
     break;
   }
+  /* log(-2), X ./ 0: the operands that decide are numbers only (of a
+   * division, the divisor), the same at every point (in exact arithmetic:
+   * in doubles, 1 / 1e-400 fails where exact numbers would not), so
+   * drawing again cannot help */
+  uint32_t first = e->op == E_DIV || e->op == E_HDIV ? 1 : 0;
+  ev->everywhere = !ev->doubles && e->nkids > first;
+  for (uint32_t i = first; i < e->nkids && ev->everywhere; i++)
+    ev->everywhere = (e->kid[i]->flags & EF_CONST) != 0;
   return fail(ev, MD_DOMAIN, e, what);
 }
 
@@ -1588,6 +1604,8 @@ md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
                          const md_shape *where, size_t n, md_val *out) {
   char why[sizeof ev->why] = "";
   for (unsigned try = 0; try < MD_EVAL_TRIES; try++) {
+    ev->tries = try + 1;
+    ev->everywhere = false;
     /* after a third of the tries, smaller entries: exp(exp(x)) at an
      * entry of 5 is beyond double precision, at 5/12 it is not */
     ev->shrink =
@@ -1607,6 +1625,8 @@ md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
     }
     if (!why[0])
       snprintf(why, sizeof why, "%s", ev->why);
+    if (ev->everywhere)
+      break;
   }
   ev->shrink = 0;
   snprintf(ev->why, sizeof ev->why, "%s", why);

@@ -105,3 +105,7 @@ const char *md_eval_why(const md_eval *ev);
  * MD_HUGE is never returned: the same point is evaluated in doubles. */
 md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
                          const md_shape *where, size_t n, md_val *out);
+/* How many points the last md_eval_sample drew: fewer than
+ * MD_EVAL_TRIES when it failed at a node of numbers only (1 ./ 0), which
+ * is undefined at every point. */
+unsigned md_eval_tries(const md_eval *ev);

@@ -560,6 +560,17 @@ START_TEST(domain_retries) {
   ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r),
                    MD_DOMAIN);
   ck_assert_ptr_nonnull(strstr(md_eval_why(cur.ev), "singular"));
+  ck_assert_uint_eq(md_eval_tries(cur.ev), MD_EVAL_TRIES);
+  /* a divisor of numbers only is 0 at every point: one try */
+  prepare("let X : matrix(n, n); X ./ (2 - 2)");
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r),
+                   MD_DOMAIN);
+  ck_assert_uint_eq(md_eval_tries(cur.ev), 1);
+  /* a dividend of numbers only is not: (2 - 2) ./ X draws again */
+  prepare("let X : matrix(n, n); (2 - 2) ./ (X - X)");
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r),
+                   MD_DOMAIN);
+  ck_assert_uint_eq(md_eval_tries(cur.ev), MD_EVAL_TRIES);
   /* spd draws are invertible every time */
   prepare("let S : spd(n); logdet(S)");
   for (int k = 0; k < 10; k++) {
