@@ -531,7 +531,9 @@ static expr *intern(md_ctx *ctx, const key *k) {
   for (; ctx->slots[j].e; j = (j + 1) & mask)
     if (ctx->slots[j].hash == h && key_eq(k, h, ctx->slots[j].e))
       return ctx->slots[j].e;
-  if (too_large(ctx, k->n) || ctx->nnodes >= UINT32_MAX)
+  /* a symbol is past no budget: one node, and the passes that make fresh
+   * names (adjoints, shared subexpressions, steps) need not check them */
+  if ((k->op != E_SYM && too_large(ctx, k->n)) || ctx->nnodes >= UINT32_MAX)
     return NULL;
   ctx->size += 1 + k->n;
   expr *e = arena_alloc(&ctx->nodes, sizeof *e + k->n * sizeof e->kid[0]);

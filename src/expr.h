@@ -22,7 +22,8 @@
  * budget (MD_MAX_SIZE nodes and operands made since md_ctx_mark: flat nodes
  * unfold a DAG, kron(t, t) being twice as wide as t, and a derivative of n
  * factors of x has n terms of n factors); callers turn that into an error
- * (md_ctx_limit_text).
+ * (md_ctx_limit_text).  expr_sym never returns NULL: a symbol is one
+ * node, made past the size budget too (ids run out only at 2^32 nodes).
  */
 #pragma once
 

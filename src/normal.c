@@ -1538,7 +1538,9 @@ static bool sym_kind(md_kind k) {
 
 /* a^T of a normal A, pushed to the leaves. */
 static expr *ntrans(md_nf *N, expr *a) {
-  if (!a)
+  /* past a limit nothing is memoised, and a DAG walked again below each
+   * of its parents is exponential (t + sin(t) chains: 77 s at k = 30) */
+  if (!a || N->failed)
     return NULL;
   expr *r = get(&N->tmemo, a);
   if (r)
@@ -1624,6 +1626,8 @@ static expr *ntrans(md_nf *N, expr *a) {
   free(v);
   if (r)
     md_idmap_put(&N->tmemo, a, (uintptr_t)r);
+  else
+    N->failed = true;
   return r;
 }
 
@@ -2414,18 +2418,24 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
       mpq_mul(c, c, q);
       for (size_t i = 0; i < p.nitem; i++)
         md_nodes_push(&sc, p.item[i]);
-      md_nodes_push(&m,
-                    p.nchain == 1 ? p.chain[0] : nmul(N, p.chain, p.nchain));
+      expr *h = p.nchain == 1 ? p.chain[0] : nmul(N, p.chain, p.nchain);
       md_nf_parts_clear(&p);
+      if (!h) /* past a limit */
+        N->failed = true;
+      else
+        md_nodes_push(&m, h);
     } else if (x->op == E_ADD) {
       expr *p = content(N, x, q);
       mpq_mul(c, c, q);
-      md_nodes_push(&m, p);
+      if (!p)
+        N->failed = true;
+      else
+        md_nodes_push(&m, p);
     } else {
       md_nodes_push(&m, x);
     }
   }
-  if (op == E_HAD) { /* ones .* v = v */
+  if (op == E_HAD && !N->failed) { /* ones .* v = v */
     size_t kept = 0;
     for (size_t i = 0; i < m.n; i++)
       if (m.v[i]->op != E_ONES)
