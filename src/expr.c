@@ -567,6 +567,12 @@ static expr *intern(md_ctx *ctx, const key *k) {
   return e;
 }
 
+/* Whether KID, an operand of an OP node, is spliced into it: a sum of
+ * more than MD_WHOLE_SUM terms stays whole. */
+static bool spliced(expr_op op, const expr *kid) {
+  return kid->op == op && (op != E_ADD || kid->nkids <= MD_WHOLE_SUM);
+}
+
 /* Interns an op node; n-ary ops are flattened (kids of the same op are
  * spliced in). */
 static expr *make_fn(md_ctx *ctx, expr_op op, uint32_t fn, expr *const *kids,
@@ -580,7 +586,7 @@ static expr *make_fn(md_ctx *ctx, expr_op op, uint32_t fn, expr *const *kids,
   size_t total = 0;
   bool flat = true;
   for (size_t i = 0; i < n; i++) {
-    if (kids[i]->op == op) {
+    if (spliced(op, kids[i])) {
       total += kids[i]->nkids;
       flat = false;
     } else {
@@ -598,7 +604,7 @@ static expr *make_fn(md_ctx *ctx, expr_op op, uint32_t fn, expr *const *kids,
   expr **v = xreallocarray(NULL, total, sizeof *v);
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
-    if (kids[i]->op == op) {
+    if (spliced(op, kids[i])) {
       memcpy(v + m, kids[i]->kid, kids[i]->nkids * sizeof *v);
       m += kids[i]->nkids;
     } else {

@@ -66,6 +66,12 @@ bool md_num_fits(const mpq_t q);
  * sum with itself, again and again, is a DAG whose flat form would have
  * exponentially many (such a node keeps a kid of its own kind). */
 #define MD_MAX_FLAT (1u << 12)
+/* ... and a sum of more than this many terms stays whole as a term of
+ * another sum (here and in the normal form, which neither splices nor
+ * scales it term by term): t_i = t_(i-1) + sin(t_(i-1)) is a DAG of k
+ * sums of at most this many terms, not k sums of up to k terms (k^2/2
+ * nodes, and as much text printed).  No textbook result comes near it. */
+#define MD_WHOLE_SUM 64u
 
 typedef enum expr_op {
   E_NUM,   /* exact rational constant (value in num) */

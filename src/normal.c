@@ -446,6 +446,7 @@ static size_t count_trans(expr *const *v, size_t n) {
 /* ---- forward declarations of the constructors ---- */
 
 static expr *nsum(md_nf *N, expr *const *t, size_t n);
+static expr *content(md_nf *N, expr *s, mpq_t c);
 static expr *nmul(md_nf *N, expr *const *f, size_t n);
 static expr *ntrans(md_nf *N, expr *a);
 static expr *ninv(md_nf *N, expr *a);
@@ -554,7 +555,7 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
       N->failed = true;
       break;
     }
-    bool flat = in[i]->op == E_ADD;
+    bool flat = in[i]->op == E_ADD && in[i]->nkids <= MD_WHOLE_SUM;
     size_t m = flat ? in[i]->nkids : 1;
     for (size_t j = 0; j < m; j++) {
       expr *b;
@@ -562,6 +563,19 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
       if (!b) {
         mpq_add(k0, k0, c);
         continue;
+      }
+      if (b->op == E_ADD) {
+        /* a long sum kept whole (MD_WHOLE_SUM): a term of its own, its
+         * content in the coefficient */
+        mpq_t q;
+        mpq_init(q);
+        b = content(N, b, q);
+        mpq_mul(c, c, q);
+        mpq_clear(q);
+        if (!b) {
+          N->failed = true;
+          break;
+        }
       }
       if (nt == cap) {
         cap *= 2;
@@ -1387,7 +1401,8 @@ static expr *prod_build(md_nf *N, prod *P, bool matrix) {
   expr *r;
   if (out.n == 0) {
     r = num(N, P->c);
-  } else if (out.n == 1 && out.v[0]->op == E_ADD && !q_is(P->c, 1)) {
+  } else if (out.n == 1 && out.v[0]->op == E_ADD && !q_is(P->c, 1) &&
+             out.v[0]->nkids <= MD_WHOLE_SUM) {
     /* c (A + B) alone is c A + c B; when nsum built A + B, its terms
      * scaled stay in order and distinct (the order is the bases'), so
      * they are not sorted again: the presentations scale long sums

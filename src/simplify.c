@@ -494,6 +494,10 @@ static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth,
                            long *gain) {
   if (!may_try(S))
     return NULL; /* past the budget: the coefficient stays outside */
+  if (f->op == E_ADD && f->nkids > MD_WHOLE_SUM)
+    return NULL; /* and outside a long sum, which stays whole (expr.h):
+                  * taken inside, it went on into the long sums in it,
+                  * each scaled anew, as deep as a where chain */
   if (f->op == E_ADD) {
     expr *r = md_nf_scale(S->N, q, f);
     if (!r || !built(S, r))

@@ -6,8 +6,11 @@
  */
 #include "testutil.h"
 
+#include "strbuf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* md_ctx_scale: a short line may make MD_SIZE_FLOOR nodes and operands,
  * a line of n bytes 4 n^2, at most MD_MAX_SIZE; the message says which. */
@@ -142,6 +145,60 @@ START_TEST(numbers_released) {
 }
 END_TEST
 
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A sum of more than MD_WHOLE_SUM terms is an operand of its own in a
+ * sum (expr.h); a shorter one is spliced in.  Both print and read back as
+ * the same node, and the normal form keeps the long one whole too. */
+START_TEST(long_sums_stay_whole) {
+  strbuf b;
+  sb_init(&b);
+  for (unsigned i = 0; i < MD_WHOLE_SUM; i++)
+    sb_printf(&b, "%sa%u", i ? " + " : "", i);
+  expr *s64 = tu_parse(b.s);
+  sb_puts(&b, " + a64");
+  expr *s65 = tu_parse(b.s);
+  sb_clear(&b);
+  ck_assert_uint_eq(s64->nkids, MD_WHOLE_SUM);
+  ck_assert_uint_eq(s65->nkids, MD_WHOLE_SUM + 1);
+  expr *k[2] = {s64, tu_parse("y")};
+  ck_assert_uint_eq(expr_make(tu_ctx, E_ADD, k, 2)->nkids, MD_WHOLE_SUM + 1);
+  k[0] = s65;
+  expr *e = expr_make(tu_ctx, E_ADD, k, 2);
+  ck_assert_uint_eq(e->nkids, 2);
+  ck_assert_ptr_eq(e->kid[0], s65);
+  char *t = strdup(tu_print(e));
+  ck_assert(t[0] == '(');
+  ck_assert_ptr_eq(tu_parse(t), e);
+  /* the normal form: the long sum a term of its own, scaled whole (its
+   * terms in their order, which is strcmp's for these names) */
+  char *t65 = strdup(tu_print(s65));
+  char *names[MD_WHOLE_SUM + 1];
+  for (unsigned i = 0; i <= MD_WHOLE_SUM; i++) {
+    names[i] = malloc(8);
+    snprintf(names[i], 8, "a%u", i);
+  }
+  qsort(names, MD_WHOLE_SUM + 1, sizeof *names, by_name);
+  sb_init(&b);
+  sb_putc(&b, '(');
+  for (unsigned i = 0; i <= MD_WHOLE_SUM; i++) {
+    sb_printf(&b, "%s%s", i ? " + " : "", names[i]);
+    free(names[i]);
+  }
+  sb_puts(&b, ") + y");
+  char *want = sb_take(&b);
+  sb_init(&b);
+  sb_printf(&b, "y + 2 (%s) - (%s)", t65, t65);
+  tu_check_simplify(b.s, want);
+  sb_clear(&b);
+  free(want);
+  free(t65);
+  free(t);
+}
+END_TEST
+
 static Suite *expr_suite(void) {
   Suite *s = suite_create("expr");
   TCase *tc = tu_tcase(s, "scratch");
@@ -151,6 +208,7 @@ static Suite *expr_suite(void) {
   tcase_add_test(tc, comparisons_forgotten);
   tcase_add_test(tc, numbers_released);
   tcase_add_test(tc, budget_by_the_line);
+  tcase_add_test(tc, long_sums_stay_whole);
   return s;
 }
 
