@@ -72,6 +72,11 @@ bool md_num_fits(const mpq_t q);
  * sums of at most this many terms, not k sums of up to k terms (k^2/2
  * nodes, and as much text printed).  No textbook result comes near it. */
 #define MD_WHOLE_SUM 64u
+/* ... and so does a Hadamard product of more than this many factors in
+ * one that contains it: the derivative of a product of n factors has n
+ * terms of n - 1 factors each, so t_i = p ./ t_(i-1) .* t_(i-1), flat,
+ * had a derivative of k^3 operands (216 s at k = 200). */
+#define MD_WHOLE_HAD 16u
 
 typedef enum expr_op {
   E_NUM,   /* exact rational constant (value in num) */

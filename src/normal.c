@@ -2419,7 +2419,8 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
     if (x->op == E_NUM) {
       mpq_mul(c, c, x->u.num);
     } else if (x->op == (uint8_t)op &&
-               m.n + sc.n + todo.n + x->nkids <= MD_MAX_FLAT) {
+               m.n + sc.n + todo.n + x->nkids <= MD_MAX_FLAT &&
+               (op != E_HAD || x->nkids <= MD_WHOLE_HAD)) {
       /* taken apart as the constructors splice (expr.c make_fn): past
        * MD_MAX_FLAT operands a tower kron(t, t) stays nested, or each
        * level would double the operands of the one below */

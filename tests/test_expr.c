@@ -199,6 +199,29 @@ START_TEST(long_sums_stay_whole) {
 }
 END_TEST
 
+/* A Hadamard product of more than MD_WHOLE_HAD factors stays whole in
+ * one that contains it; a shorter one is spliced in. */
+START_TEST(long_hadamard_products_stay_whole) {
+  expr *v[MD_WHOLE_HAD + 1];
+  for (unsigned i = 0; i <= MD_WHOLE_HAD; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "b%u", i);
+    v[i] = tu_parse(name);
+  }
+  expr *short_ = expr_make(tu_ctx, E_HAD, v, MD_WHOLE_HAD);
+  expr *long_ = expr_make(tu_ctx, E_HAD, v, MD_WHOLE_HAD + 1);
+  expr *k[2] = {tu_parse("y"), short_};
+  ck_assert_uint_eq(expr_make(tu_ctx, E_HAD, k, 2)->nkids, MD_WHOLE_HAD + 1);
+  k[1] = long_;
+  expr *e = expr_make(tu_ctx, E_HAD, k, 2);
+  ck_assert_uint_eq(e->nkids, 2);
+  ck_assert_ptr_eq(e->kid[1], long_);
+  const char *t = tu_print(e);
+  ck_assert_ptr_nonnull(strstr(t, "y .* (b0 .* b1"));
+  ck_assert_ptr_eq(tu_parse(t), e);
+}
+END_TEST
+
 static Suite *expr_suite(void) {
   Suite *s = suite_create("expr");
   TCase *tc = tu_tcase(s, "scratch");
@@ -209,6 +232,7 @@ static Suite *expr_suite(void) {
   tcase_add_test(tc, numbers_released);
   tcase_add_test(tc, budget_by_the_line);
   tcase_add_test(tc, long_sums_stay_whole);
+  tcase_add_test(tc, long_hadamard_products_stay_whole);
   return s;
 }
 
