@@ -10,6 +10,12 @@
  * a DAG, or fail with an error within the time and memory the run allows.
  * It then goes through the whole pipeline of fuzz_pipeline.c.  Build and
  * run with tests/fuzz/run.sh.
+ *
+ * The first byte divided by 40 picks the size budget (MATDIFF_MAX_SIZE,
+ * read by md_ctx_new) from 1024 up, or leaves run.sh's: a budget met at
+ * one level of the DAG and not another is where a NULL was read (a sweep
+ * of MATDIFF_MAX_SIZE over the where chains found three such, session
+ * 12, that run.sh's one budget never met).
  */
 #define LLVMFuzzerTestOneInput pipeline_one_input
 #include "fuzz_pipeline.c"
@@ -21,6 +27,22 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   if (size < 2 || size > 120)
     return 0;
   unsigned k = 2 + data[0] % 40;
+  static char given[32];
+  static bool saved;
+  if (!saved) {
+    const char *g = getenv("MATDIFF_MAX_SIZE");
+    snprintf(given, sizeof given, "%s", g ? g : "");
+    saved = true;
+  }
+  static const char *const budget[] = {NULL,    "1024",   "3000", "9000",
+                                       "30000", "100000", NULL};
+  const char *bud = budget[data[0] / 40];
+  if (!bud)
+    bud = given;
+  if (bud[0])
+    setenv("MATDIFF_MAX_SIZE", bud, 1);
+  else
+    unsetenv("MATDIFF_MAX_SIZE");
   const char *tmpl = (const char *)data + 1;
   size_t nt = size - 1;
   if (memchr(tmpl, '\0', nt) || memchr(tmpl, '\n', nt))
