@@ -520,6 +520,7 @@ static expr *intern(md_ctx *ctx, const key *k) {
   case E_MUL:
   case E_DIV:
   case E_POW:
+  case E_TRANS: /* 2^T is the number 2 */
     break;
   default:
     flags &= (uint8_t)~EF_CONST;

@@ -2058,6 +2058,10 @@ static expr *ntrace(md_nf *N, expr *a) {
 /* ---- functions ---- */
 
 static expr *ndet(md_nf *N, expr *a) {
+  if (!a) {
+    N->failed = true;
+    return NULL;
+  }
   if (is_scalar(N, a))
     return a;
   mpq_t e;
@@ -2084,6 +2088,10 @@ static expr *ndet(md_nf *N, expr *a) {
 }
 
 static expr *nlogdet(md_nf *N, expr *a) {
+  if (!a) {
+    N->failed = true;
+    return NULL;
+  }
   mpq_t e;
   mpq_init(e);
   expr *r;
@@ -2109,6 +2117,10 @@ static expr *nlogdet(md_nf *N, expr *a) {
 
 /* vec, sum and diag are linear: coefficients and scalars come out. */
 static expr *nlinear(md_nf *N, uint32_t fn, expr *a) {
+  if (!a) { /* a part past a limit */
+    N->failed = true;
+    return NULL;
+  }
   if (is_scalar(N, a))
     return a;
   switch ((expr_op)a->op) {
@@ -2168,6 +2180,10 @@ static expr *nlinear(md_nf *N, uint32_t fn, expr *a) {
 }
 
 static expr *nnorm(md_nf *N, uint32_t fn, expr *a) {
+  if (!a) {
+    N->failed = true;
+    return NULL;
+  }
   switch ((expr_op)a->op) {
   case E_NUM: {
     mpq_t q;
