@@ -559,7 +559,8 @@ static bool propagate(pass *P, expr *n, size_t slot, expr *G) {
 /* A flat product may hold a run of factors that multiplies to 1×1 where
  * the chain would break (M u^T u N, read as M (u^T u) N: md_shape_runs).
  * The product rules read a chain, so such a run becomes one factor: its
- * transpose, which is itself and is not spliced into the product. */
+ * transpose, which is itself and is not spliced into the product.  NULL
+ * past a limit. */
 static expr *group_runs(md_diff *D, expr *e) {
   size_t n = e->nkids;
   md_shapes *S = D->shapes;
@@ -575,7 +576,7 @@ static expr *group_runs(md_diff *D, expr *e) {
   expr **out = xreallocarray(NULL, n, sizeof *out);
   expr **seg = xreallocarray(NULL, n, sizeof *seg);
   size_t m = 0, k = 0;
-  bool grouped = false;
+  bool grouped = false, ok = true;
   md_shape acc = sh[0];
   seg[k++] = e->kid[0];
   for (size_t i = 1; i < n; i++) {
@@ -603,15 +604,18 @@ static expr *group_runs(md_diff *D, expr *e) {
      * inside, grouped in turn */
     size_t j = run[i];
     expr *r = expr_mul_n(D->ctx, e->kid + i, j - i);
-    if (r->op == E_MUL && md_shape_derive(S, r))
+    if (r && r->op == E_MUL && md_shape_derive(S, r))
       r = group_runs(D, r);
-    seg[k++] = expr_trans(D->ctx, r);
+    if (!r || !(seg[k++] = expr_trans(D->ctx, r))) {
+      ok = false; /* past a limit */
+      break;
+    }
     grouped = true;
     i = j - 1;
   }
-  for (size_t i = 0; i < k; i++)
+  for (size_t i = 0; i < k && ok; i++)
     out[m++] = seg[i];
-  expr *r = grouped ? expr_mul_n(D->ctx, out, m) : e;
+  expr *r = !ok ? NULL : grouped ? expr_mul_n(D->ctx, out, m) : e;
   free(out);
   free(seg);
   free(sh);
@@ -687,8 +691,8 @@ static expr *expand(md_diff *D, expr *e, expr **memo) {
   }
   if (r && (r->op == E_HAD || r->op == E_ADD))
     r = merge_repeats(D, r);
-  if (r && r->op == E_MUL)
-    r = group_runs(D, r);
+  if (r && r->op == E_MUL && !(r = group_runs(D, r)))
+    too_deep(D); /* past a limit */
   long n;
   if (r && r->op == E_POW && expr_is_int(r->kid[1], &n) && n >= 2 &&
       !is_scalar(D, r->kid[0])) {
@@ -914,6 +918,8 @@ static expr *inner_lin(linear *L, expr *p, expr *M) {
 static expr *lin_mul(linear *L, expr *e) {
   md_diff *D = L->D;
   e = group_runs(D, e); /* a 1×1 run inside is one factor (shape.c) */
+  if (!e)
+    return NULL; /* past a limit (the caller reports it) */
   if (e->op != E_MUL)
     return lin(L, e);
   size_t j = linear_kid(L, e);
@@ -1312,6 +1318,8 @@ static expr *vlin_mul(vlinear *V, expr *e) {
   md_diff *D = V->L.D;
   md_ctx *c = D->ctx;
   e = group_runs(D, e); /* a 1×1 run inside is one factor (shape.c) */
+  if (!e)
+    return NULL; /* past a limit (the caller reports it) */
   if (e->op != E_MUL)
     return vlin(V, e);
   size_t n = e->nkids, j = linear_kid(&V->L, e);

@@ -424,6 +424,9 @@ static void draw_num(md_rng *rng, md_num *x, bool positive, unsigned shrink) {
   md_num_set_si(x, p, (1 + md_rng_below(rng, 3)) << shrink);
 }
 
+static bool charge(md_eval *ev, uint64_t units);
+static md_status over_budget(md_eval *ev, const expr *e);
+
 static md_status draw_sym(md_eval *ev, size_t s, md_rng *rng, bool positive) {
   const expr *sym = ev->sym[s];
   md_shape sh = md_shape_of(ev->sh, sym);
@@ -433,6 +436,11 @@ static md_status draw_sym(md_eval *ev, size_t s, md_rng *rng, bool positive) {
              sym->u.name);
     return MD_FAIL;
   }
+  /* each entry drawn counts as an operation: a symbol of a million
+   * entries drawn at each of 24 points took seconds before any of the
+   * arithmetic was charged */
+  if (!charge(ev, r * c))
+    return over_budget(ev, sym);
   md_val *v = &ev->symval[s];
   md_val_init(v, (uint32_t)r, (uint32_t)c, 0);
   switch (md_shape_sym_kind(ev->sh, sym)) {
