@@ -1255,6 +1255,8 @@ static expr *vlin(vlinear *V, expr *e);
 
 /* vec(E): E itself when it is a column, E^T when it is a row. */
 static expr *vec_of(md_diff *D, expr *e) {
+  if (!e)
+    return NULL; /* past a limit */
   md_shape sh = shape(D, e);
   if (md_dim_is_one(D->shapes, sh.c))
     return e;
