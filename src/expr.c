@@ -568,12 +568,9 @@ static expr *intern(md_ctx *ctx, const key *k) {
   return e;
 }
 
-/* Whether KID, an operand of an OP node, is spliced into it: a sum or a
- * Hadamard product of more than MD_WHOLE_SUM operands stays whole. */
+/* Whether KID, an operand of an OP node, is spliced into it. */
 static bool spliced(expr_op op, const expr *kid) {
-  return kid->op == op && (op == E_ADD   ? kid->nkids <= MD_WHOLE_SUM
-                           : op == E_HAD ? kid->nkids <= MD_WHOLE_HAD
-                                         : true);
+  return kid->op == op && !expr_whole(kid);
 }
 
 /* Interns an op node; n-ary ops are flattened (kids of the same op are

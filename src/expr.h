@@ -169,6 +169,14 @@ struct expr {
   expr *kid[];
 };
 
+/* Whether E, a sum or a .*, stays whole as an operand of a node of its
+ * own kind (past MD_WHOLE_SUM or MD_WHOLE_HAD): the one rule the
+ * constructors, the normal form and the presentation all follow. */
+static inline bool expr_whole(const expr *e) {
+  return (e->op == E_ADD && e->nkids > MD_WHOLE_SUM) ||
+         (e->op == E_HAD && e->nkids > MD_WHOLE_HAD);
+}
+
 typedef struct md_ctx md_ctx;
 
 /* The environment variable NAME as a limit from LO to below DFLT, or

@@ -555,7 +555,7 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
       N->failed = true;
       break;
     }
-    bool flat = in[i]->op == E_ADD && in[i]->nkids <= MD_WHOLE_SUM;
+    bool flat = in[i]->op == E_ADD && !expr_whole(in[i]);
     size_t m = flat ? in[i]->nkids : 1;
     for (size_t j = 0; j < m; j++) {
       expr *b;
@@ -1402,7 +1402,7 @@ static expr *prod_build(md_nf *N, prod *P, bool matrix) {
   if (out.n == 0) {
     r = num(N, P->c);
   } else if (out.n == 1 && out.v[0]->op == E_ADD && !q_is(P->c, 1) &&
-             out.v[0]->nkids <= MD_WHOLE_SUM) {
+             !expr_whole(out.v[0])) {
     /* c (A + B) alone is c A + c B; when nsum built A + B, its terms
      * scaled stay in order and distinct (the order is the bases'), so
      * they are not sorted again: the presentations scale long sums
@@ -2436,7 +2436,7 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
       mpq_mul(c, c, x->u.num);
     } else if (x->op == (uint8_t)op &&
                m.n + sc.n + todo.n + x->nkids <= MD_MAX_FLAT &&
-               (op != E_HAD || x->nkids <= MD_WHOLE_HAD)) {
+               !expr_whole(x)) {
       /* taken apart as the constructors splice (expr.c make_fn): past
        * MD_MAX_FLAT operands a tower kron(t, t) stays nested, or each
        * level would double the operands of the one below */

@@ -494,7 +494,7 @@ static expr *scaled_inside(simp *S, expr *f, const mpq_t q, int depth,
                            long *gain) {
   if (!may_try(S))
     return NULL; /* past the budget: the coefficient stays outside */
-  if (f->op == E_ADD && f->nkids > MD_WHOLE_SUM)
+  if (f->op == E_ADD && expr_whole(f))
     return NULL; /* and outside a long sum, which stays whole (expr.h):
                   * taken inside, it went on into the long sums in it,
                   * each scaled anew, as deep as a where chain */
