@@ -703,11 +703,20 @@ static md_status undefined(md_eval *ev, const expr *e) {
   /* log(-2), X ./ 0: the operands that decide are numbers only (of a
    * division, the divisor), the same at every point (in exact arithmetic:
    * in doubles, 1 / 1e-400 fails where exact numbers would not), so
-   * drawing again cannot help */
+   * drawing again cannot help.  Of an element-wise operation, operands
+   * built from I, ones and numbers element-wise (EF_UNIFORM) will do:
+   * X ./ (I ./ I) divides by 0/0 off the diagonal, and a size check
+   * draws (2 or more, or a fixed integer) has one wherever it had one
+   * here.  Not of inv, det or a matrix power: inv(ones - 2 I) is
+   * singular at size 2 only. */
   uint32_t first = e->op == E_DIV || e->op == E_HDIV ? 1 : 0;
+  bool elementwise =
+      e->op == E_DIV || e->op == E_HDIV || e->op == E_EPOW ||
+      (e->op == E_CALL && e->u.fn >= FN_EXP && e->u.fn <= FN_SOFTPLUS);
+  unsigned decides = elementwise ? EF_CONST | EF_UNIFORM : EF_CONST;
   ev->everywhere = !ev->doubles && e->nkids > first;
   for (uint32_t i = first; i < e->nkids && ev->everywhere; i++)
-    ev->everywhere = (e->kid[i]->flags & EF_CONST) != 0;
+    ev->everywhere = (e->kid[i]->flags & decides) != 0;
   return fail(ev, MD_DOMAIN, e, what);
 }
 

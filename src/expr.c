@@ -484,10 +484,37 @@ static bool too_large(md_ctx *ctx, size_t n) {
   return true;
 }
 
+/* Whether K keeps EF_UNIFORM when its operands have it (see expr.h): an
+ * element-wise operation. A matrix product does not (ones^T ones is the
+ * size), nor inv (inv(ones - 2 I) is singular at size 2 only), only a
+ * product that scales one operand by numbers. */
+static bool uniform_op(const key *k, size_t unconst) {
+  switch (k->op) {
+  case E_NUM:
+  case E_IDENT:
+  case E_ONES:
+  case E_ADD:
+  case E_NEG:
+  case E_DIV:
+  case E_HAD:
+  case E_HDIV:
+  case E_TRANS:
+  case E_EPOW:
+    return true;
+  case E_MUL:
+    return unconst <= 1;
+  case E_CALL:
+    return k->fn >= FN_EXP && k->fn <= FN_SOFTPLUS;
+  default:
+    return false;
+  }
+}
+
 static expr *intern(md_ctx *ctx, const key *k) {
   ctx->asked++;
   unsigned depth = 0;
-  uint8_t flags = EF_CLOSED | EF_CONST;
+  uint8_t flags = EF_CLOSED | EF_CONST | EF_UNIFORM;
+  size_t unconst = 0; /* operands not numbers only */
   for (size_t i = 0; i < k->n; i++) {
     const expr *c = k->kids[i];
     if (!c)
@@ -495,6 +522,7 @@ static expr *intern(md_ctx *ctx, const key *k) {
     if (c->depth > depth)
       depth = c->depth;
     flags &= c->flags;
+    unconst += !(c->flags & EF_CONST);
   }
   if (++depth > ctx->max_depth) {
     ctx->limit = LIMIT_DEPTH;
@@ -525,6 +553,8 @@ static expr *intern(md_ctx *ctx, const key *k) {
   default:
     flags &= (uint8_t)~EF_CONST;
   }
+  if (!(flags & EF_CONST) && !uniform_op(k, unconst))
+    flags &= (uint8_t)~EF_UNIFORM;
   if (2 * (ctx->nnodes + 1) > ctx->nslots)
     grow_slots(ctx);
   uint32_t h = key_hash(k);

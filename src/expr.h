@@ -151,6 +151,11 @@ typedef struct fn_info {
 enum {
   EF_CLOSED = 1u << 0, /* no symbol inside (I, ones, numbers...) */
   EF_CONST = 1u << 1,  /* numbers and arithmetic on them only */
+  /* closed, and built from numbers, I and ones by element-wise operations
+   * (+ - .* ./ .^, transposes, scaling by numbers, exp and the other
+   * element-wise functions): each entry depends only on whether its row
+   * and column are equal, by the same value at every size */
+  EF_UNIFORM = 1u << 2,
 };
 
 typedef struct expr expr;

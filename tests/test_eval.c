@@ -571,6 +571,23 @@ START_TEST(domain_retries) {
   ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r),
                    MD_DOMAIN);
   ck_assert_uint_eq(md_eval_tries(cur.ev), MD_EVAL_TRIES);
+  /* an element-wise divisor built from I, ones and numbers: the same
+   * zeros at every size, one try */
+  prepare("let X : matrix(n, n); X ./ (I ./ I)");
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r),
+                   MD_DOMAIN);
+  ck_assert_uint_eq(md_eval_tries(cur.ev), 1);
+  /* not one with a matrix product in it: I I is I, but ones^T ones is
+   * the size, so X ./ (I - I I) draws all its points */
+  prepare("let X : matrix(n, n); X ./ (I - I I)");
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r),
+                   MD_DOMAIN);
+  ck_assert_uint_eq(md_eval_tries(cur.ev), MD_EVAL_TRIES);
+  /* nor an inverse: inv(ones ones^T - 2 I) is singular at size 2 only */
+  prepare("let X : matrix(n, n); X .* inv(I - I)");
+  ck_assert_int_eq(md_eval_sample(cur.ev, &rng, &cur.e, NULL, 1, &r),
+                   MD_DOMAIN);
+  ck_assert_uint_eq(md_eval_tries(cur.ev), MD_EVAL_TRIES);
   /* spd draws are invertible every time */
   prepare("let S : spd(n); logdet(S)");
   for (int k = 0; k < 10; k++) {
