@@ -17,6 +17,7 @@
  * of MATDIFF_MAX_SIZE over the where chains found three such, session
  * 12, that run.sh's one budget never met).
  */
+#define FUZZ_DAG
 #define LLVMFuzzerTestOneInput pipeline_one_input
 #include "fuzz_pipeline.c"
 #undef LLVMFuzzerTestOneInput
@@ -27,22 +28,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   if (size < 2 || size > 120)
     return 0;
   unsigned k = 2 + data[0] % 40;
-  static char given[32];
-  static bool saved;
-  if (!saved) {
-    const char *g = getenv("MATDIFF_MAX_SIZE");
-    snprintf(given, sizeof given, "%s", g ? g : "");
-    saved = true;
-  }
-  static const char *const budget[] = {NULL,    "1024",   "3000", "9000",
-                                       "30000", "100000", NULL};
-  const char *bud = budget[data[0] / 40];
-  if (!bud)
-    bud = given;
-  if (bud[0])
-    setenv("MATDIFF_MAX_SIZE", bud, 1);
-  else
-    unsetenv("MATDIFF_MAX_SIZE");
+  fuzz_budget(data[0] / 40);
   const char *tmpl = (const char *)data + 1;
   size_t nt = size - 1;
   if (memchr(tmpl, '\0', nt) || memchr(tmpl, '\n', nt))
