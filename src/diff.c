@@ -122,10 +122,77 @@ static bool same_head(const expr *p, const expr *n) {
   return p->op == n->op && (p->op != E_CALL || p->u.fn == n->u.fn);
 }
 
+/* A product of more than this many factors, taken apart at more than
+ * two of its operands, has its prefixes and suffixes made as chains of
+ * nodes, each the one before and a factor (MD_WHOLE_MUL keeps the long
+ * ones whole): a rule for A X B takes the product apart at each operand
+ * that depends on X, and A and B made flat each time were k^2 factors
+ * (the gradient of tr((A1 + X) ... (Ak + X))).  Taken apart at one or
+ * two (tr(A1 ... A100 X)), its parts stay flat: a chain of nodes prints
+ * as nested brackets. */
+#define SLICE_CHAIN      64
+#define SLICE_FLAT_CALLS 4 /* two operands, a prefix and a suffix each */
+
+struct md_slices {
+  const expr *of;
+  size_t n, calls;
+  expr **pre, **suf; /* pre[b]: factors 0..b-1; suf[a]: factors a..n-1 */
+};
+
+static void slices_free(struct md_slices *s) {
+  if (!s)
+    return;
+  free(s->pre);
+  free(s->suf);
+  free(s);
+}
+
+/* The prefixes and suffixes of the product N, once it has been taken
+ * apart more than SLICE_FLAT_CALLS times (else NULL, and *FLAT); NULL
+ * past a limit. */
+static struct md_slices *slices_of(md_diff *D, expr *n, bool *flat) {
+  struct md_slices *s = D->slices;
+  *flat = false;
+  if (!s || s->of != n) {
+    slices_free(s);
+    D->slices = s = xcalloc(1, sizeof *s);
+    s->of = n;
+  }
+  if (s->pre)
+    return s;
+  if (++s->calls <= SLICE_FLAT_CALLS) {
+    *flat = true;
+    return NULL;
+  }
+  size_t k = n->nkids;
+  s->n = k;
+  s->pre = xcalloc(k + 1, sizeof *s->pre);
+  s->suf = xcalloc(k + 1, sizeof *s->suf);
+  s->pre[1] = n->kid[0];
+  for (size_t b = 2; b <= k && s->pre[b - 1]; b++)
+    s->pre[b] = expr_mul(D->ctx, s->pre[b - 1], n->kid[b - 1]);
+  s->suf[k - 1] = n->kid[k - 1];
+  for (size_t a = k - 1; a-- > 0 && s->suf[a + 1];)
+    s->suf[a] = expr_mul(D->ctx, n->kid[a], s->suf[a + 1]);
+  if (!s->pre[k] || !s->suf[0]) {
+    slices_free(s);
+    D->slices = NULL;
+    return NULL;
+  }
+  return s;
+}
+
 /* The part of an n-ary node from kid A to kid B (exclusive). */
 static expr *part(md_diff *D, expr *n, size_t a, size_t b) {
   if (b - a == 1)
     return n->kid[a];
+  if (n->op == E_MUL && n->nkids > SLICE_CHAIN && (a == 0 || b == n->nkids) &&
+      n->kid[0]->op != E_NUM && n->kid[0]->op != E_NEG) {
+    bool flat;
+    struct md_slices *s = slices_of(D, n, &flat);
+    if (!flat)
+      return !s ? NULL : a == 0 ? s->pre[b] : s->suf[a];
+  }
   if (n->op == E_MUL)
     return expr_mul_n(D->ctx, n->kid + a, b - a);
   return expr_make(D->ctx, (expr_op)n->op, n->kid + a, b - a);
@@ -886,6 +953,33 @@ static expr *lin_scaled(linear *L, expr *p, expr *o, bool divide) {
   return expr_mul(c, expr_call1(c, FN_DIAG, o), m);
 }
 
+/* The product E with the long products in it that hold G spliced in
+ * (a long product stays whole as a factor: MD_WHOLE_MUL), so that the
+ * readers below find G among its factors.  Only those on the way to G:
+ * the others may be a where chain's DAG.  NULL past a limit. */
+static expr *splice_linear(linear *L, expr *e) {
+  while (e && e->op == E_MUL) {
+    size_t j = e->nkids;
+    for (size_t i = 0; i < e->nkids && j == e->nkids; i++)
+      if (e->kid[i]->op == E_MUL && lhas(L, e->kid[i]))
+        j = i;
+    if (j == e->nkids)
+      break;
+    expr *w = e->kid[j];
+    size_t n = e->nkids - 1 + w->nkids;
+    expr **v = xreallocarray(NULL, n, sizeof *v);
+    memcpy(v, e->kid, j * sizeof *v);
+    memcpy(v + j, w->kid, w->nkids * sizeof *v);
+    memcpy(v + j + w->nkids, e->kid + j + 1, (e->nkids - j - 1) * sizeof *v);
+    expr *r = expr_make(L->D->ctx, E_MUL, v, n);
+    free(v);
+    if (r == e)
+      break; /* (cannot be: W was a factor of its own) */
+    e = r;
+  }
+  return e;
+}
+
 /* <U g R, M> for a matrix U g R (g a column, R a row) is
  * tr(R^T g^T U^T M) = g^T U^T M R^T, so the row R M^T U.  NULL when P is
  * not of that form (the caller tries P^T against M^T). */
@@ -898,6 +992,9 @@ static expr *inner_lin(linear *L, expr *p, expr *M) {
       return NULL;
   }
   if (p->op != E_MUL)
+    return NULL;
+  p = splice_linear(L, p);
+  if (!p || p->op != E_MUL)
     return NULL;
   size_t j = p->nkids;
   for (size_t k = 0; k < p->nkids; k++)
@@ -917,7 +1014,10 @@ static expr *inner_lin(linear *L, expr *p, expr *M) {
 
 static expr *lin_mul(linear *L, expr *e) {
   md_diff *D = L->D;
-  e = group_runs(D, e); /* a 1×1 run inside is one factor (shape.c) */
+  e = splice_linear(L, e);
+  if (e && !md_shape_derive(D->shapes, e))
+    return NULL;
+  e = e ? group_runs(D, e) : NULL; /* a 1×1 run inside is one factor */
   if (!e)
     return NULL; /* past a limit (the caller reports it) */
   if (e->op != E_MUL)
@@ -1319,7 +1419,10 @@ static expr *vscale(md_diff *D, expr *const *c, size_t nc, expr *J) {
 static expr *vlin_mul(vlinear *V, expr *e) {
   md_diff *D = V->L.D;
   md_ctx *c = D->ctx;
-  e = group_runs(D, e); /* a 1×1 run inside is one factor (shape.c) */
+  e = splice_linear(&V->L, e);
+  if (e && !md_shape_derive(D->shapes, e))
+    return NULL;
+  e = e ? group_runs(D, e) : NULL; /* a 1×1 run inside is one factor */
   if (!e)
     return NULL; /* past a limit (the caller reports it) */
   if (e->op != E_MUL)
@@ -1758,6 +1861,8 @@ static expr *simplified(md_diff *D, expr *e) {
 void md_diff_clear(md_diff *D) {
   md_simplifier_free(D->simp);
   D->simp = NULL;
+  slices_free(D->slices);
+  D->slices = NULL;
 }
 
 /* The vec(F) nodes of E whose F depends on X, into OUT (each once), and

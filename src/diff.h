@@ -67,6 +67,9 @@ typedef struct md_diff {
    * Hessian's second pass), so that they share its work and budget */
   struct md_simplifier *simp;
   unsigned vec_nest; /* derivatives through vec(...) under way */
+  /* owned: the prefixes and suffixes of the last long product whose
+   * operands the rules took apart (part(), diff.c) */
+  struct md_slices *slices;
 } md_diff;
 
 /* Frees what D owns (its simplifier); D may be used again. */

@@ -77,6 +77,10 @@ bool md_num_fits(const mpq_t q);
  * terms of n - 1 factors each, so t_i = p ./ t_(i-1) .* t_(i-1), flat,
  * had a derivative of k^3 operands (216 s at k = 200). */
 #define MD_WHOLE_HAD 16u
+/* ... and a matrix product of more than this many factors: the
+ * derivative of t_i = exp(t_(i-1))^T O t_(i-1), flat, had k^3 factors
+ * (a flat product of 2k factors at each level). */
+#define MD_WHOLE_MUL 16u
 
 typedef enum expr_op {
   E_NUM,   /* exact rational constant (value in num) */
@@ -174,12 +178,14 @@ struct expr {
   expr *kid[];
 };
 
-/* Whether E, a sum or a .*, stays whole as an operand of a node of its
- * own kind (past MD_WHOLE_SUM or MD_WHOLE_HAD): the one rule the
- * constructors, the normal form and the presentation all follow. */
+/* Whether E, a sum, a .* or a product, stays whole as an operand of a
+ * node of its own kind (past MD_WHOLE_SUM, MD_WHOLE_HAD or MD_WHOLE_MUL):
+ * the one rule the constructors, the normal form and the presentation
+ * all follow. */
 static inline bool expr_whole(const expr *e) {
   return (e->op == E_ADD && e->nkids > MD_WHOLE_SUM) ||
-         (e->op == E_HAD && e->nkids > MD_WHOLE_HAD);
+         (e->op == E_HAD && e->nkids > MD_WHOLE_HAD) ||
+         (e->op == E_MUL && e->nkids > MD_WHOLE_MUL);
 }
 
 typedef struct md_ctx md_ctx;

@@ -41,6 +41,7 @@ struct md_nf {
   md_idmap uses;  /* parents among the nodes to normalise (count_uses) */
   md_idmap sums;  /* the sums nsum built: terms sorted, distinct */
   md_idmap rest;  /* c A B ... -> A B ... (md_nf_coef) */
+  md_idmap chain; /* c s t A B ... -> A B ..., a long product (prod_add) */
 };
 
 /* ---- small helpers ---- */
@@ -822,7 +823,7 @@ static void stack_push_pow(md_nf *N, stack *s, expr *b, mpq_t e) {
     }
     if (mpq_sgn(e) == 0)
       return;
-    if (q_is(e, 1)) {
+    if (q_is(e, 1) && !expr_whole(b)) {
       for (size_t j = 0; j < b->nkids; j++)
         stack_push(N, s, b->kid[j]);
       return;
@@ -1114,6 +1115,87 @@ static bool coef_ok(md_nf *N, const mpq_t c) {
   return false;
 }
 
+static void prod_add(md_nf *N, prod *P, expr *k);
+
+/* The factors of the product K into P: a well-shaped chain of its own,
+ * whose runs are found in it alone. */
+static void prod_add_product(md_nf *N, prod *P, expr *k) {
+  prod sub;
+  prod_init(&sub);
+  sub.unfold = P->unfold;
+  sub.budget = P->budget;
+  for (size_t i = 0; i < k->nkids; i++)
+    prod_add(N, &sub, k->kid[i]);
+  P->budget = sub.budget;
+  prod_segment(N, &sub, P->unfold); /* unfolded: merged anew */
+  mpq_mul(P->c, P->c, sub.c);
+  if (!coef_ok(N, P->c)) {
+    prod_clear(&sub);
+    return;
+  }
+  for (size_t i = 0; i < sub.item.n; i++)
+    md_nodes_push(&P->item, sub.item.v[i]);
+  for (size_t i = 0; i < sub.chain.n; i++)
+    md_nodes_push(&P->chain, sub.chain.v[i]);
+  prod_clear(&sub);
+}
+
+/* A long product K (MD_WHOLE_MUL) into P as one factor: the product of
+ * it and more is not made flat (but for the expanding form, whose work
+ * has a budget of its own, and whose readers look for a factor inside:
+ * the Jacobian's G in tr(P (P p G^T P))).  Its leading number and scalars
+ * (alpha A1 ... A20: a normal product puts them first) are taken out, so that
+ * 2 (alpha W) and W alpha meet; its chain stays one factor when it is
+ * still long (memoised: a where chain has each long product as a factor
+ * of the next). */
+static void prod_add_whole(md_nf *N, prod *P, expr *k) {
+  /* its scalars and 1×1 runs (u^T A v), which the normal form puts
+   * first: i is where its chain starts */
+  size_t i = 0, n = k->nkids;
+  while (i < n) {
+    if (k->kid[i]->op == E_NUM || is_scalar(N, k->kid[i])) {
+      i++;
+      continue;
+    }
+    size_t j = i + 1;
+    if (rows_one(N, k->kid[i]))
+      while (j < n && !cols_one(N, k->kid[j]))
+        j++;
+    if (j >= n || !rows_one(N, k->kid[i]))
+      break;
+    i = j + 1;
+  }
+  if (i == n) { /* a scalar product: its factors are items */
+    prod_add_product(N, P, k);
+    return;
+  }
+  if (i == 1) {
+    prod_add(N, P, k->kid[0]);
+  } else if (i > 1) {
+    expr *lead = built(N, expr_make(N->ctx, E_MUL, k->kid, i));
+    if (!lead) {
+      N->failed = true;
+      return;
+    }
+    prod_add_product(N, P, lead);
+  }
+  expr *rest = get(&N->chain, k);
+  if (!rest) {
+    rest = i == 0 ? k : built(N, expr_mul_n(N->ctx, k->kid + i, k->nkids - i));
+    if (!rest) {
+      N->failed = true;
+      return;
+    }
+    md_idmap_put(&N->chain, k, (uintptr_t)rest);
+  }
+  if (!expr_whole(rest))
+    prod_add(N, P, rest); /* short again: its factors */
+  else if (is_scalar(N, rest))
+    md_nodes_push(&P->item, rest); /* u^T A1 ... A20 v */
+  else
+    md_nodes_push(&P->chain, rest);
+}
+
 static void prod_add(md_nf *N, prod *P, expr *k) {
   if (!k) {
     N->failed = true;
@@ -1129,25 +1211,11 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     coef_ok(N, P->c);
     return;
   case E_MUL: {
-    /* a well-shaped chain of its own: its runs are found in it alone */
-    prod sub;
-    prod_init(&sub);
-    sub.unfold = P->unfold;
-    sub.budget = P->budget;
-    for (size_t i = 0; i < k->nkids; i++)
-      prod_add(N, &sub, k->kid[i]);
-    P->budget = sub.budget;
-    prod_segment(N, &sub, P->unfold); /* unfolded: merged anew */
-    mpq_mul(P->c, P->c, sub.c);
-    if (!coef_ok(N, P->c)) {
-      prod_clear(&sub);
+    if (expr_whole(k) && !N->expand) {
+      prod_add_whole(N, P, k);
       return;
     }
-    for (size_t i = 0; i < sub.item.n; i++)
-      md_nodes_push(&P->item, sub.item.v[i]);
-    for (size_t i = 0; i < sub.chain.n; i++)
-      md_nodes_push(&P->chain, sub.chain.v[i]);
-    prod_clear(&sub);
+    prod_add_product(N, P, k);
     return;
   }
   case E_ADD: {
@@ -1237,7 +1305,7 @@ static expr *segment(md_nf *N, expr *const *f, size_t n) {
       N->failed = true; /* G would lack a factor */
       break;
     }
-    if (t->op == E_MUL)
+    if (t->op == E_MUL && !expr_whole(t))
       for (size_t j = 0; j < t->nkids; j++)
         md_nodes_push(&G, t->kid[j]);
     else
@@ -1379,7 +1447,7 @@ static void prod_items(md_nf *N, prod *P) {
 static void prod_factors(const prod *P, md_nodes *out) {
   for (size_t i = 0; i < P->item.n; i++) {
     expr *t = P->item.v[i];
-    if (t->op == E_MUL)
+    if (t->op == E_MUL && !expr_whole(t))
       for (size_t j = 0; j < t->nkids; j++)
         md_nodes_push(out, t->kid[j]);
     else
@@ -1519,7 +1587,15 @@ static expr *nscale(md_nf *N, const mpq_t c, expr *a) {
 void md_nf_split(md_nf *N, expr *t, mpq_t c, md_nf_parts *p) {
   prod P;
   prod_init(&P);
-  prod_add(N, &P, t);
+  /* T's own factors, though T is a long product (one factor of others) */
+  while (t->op == E_NEG) {
+    mpq_neg(P.c, P.c);
+    t = t->kid[0];
+  }
+  if (t->op == E_MUL)
+    prod_add_product(N, &P, t);
+  else
+    prod_add(N, &P, t);
   prod_segment(N, &P, false);
   bool matrix = P.chain.n > 0;
   drop_idents(&P.chain);
@@ -2717,7 +2793,9 @@ static bool fused(md_nf *N, const expr *f) {
       return false;
     f = f->kid[0];
   }
-  return f->op == E_MUL && !(f->flags & EF_CLOSED) && used_once(N, f);
+  /* (a long product stays whole, used once or not: MD_WHOLE_MUL) */
+  return f->op == E_MUL && !(f->flags & EF_CLOSED) &&
+         (!expr_whole(f) || N->expand) && used_once(N, f);
 }
 
 /* The normal forms of the factors of the product E, the products it alone
@@ -2795,6 +2873,7 @@ void md_nf_free(md_nf *N) {
   md_idmap_clear(&N->uses);
   md_idmap_clear(&N->sums);
   md_idmap_clear(&N->rest);
+  md_idmap_clear(&N->chain);
   free(N);
 }
 

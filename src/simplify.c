@@ -115,8 +115,10 @@ static void take_apart(simp *S, expr *x, mpq_t c, md_nodes *lead,
     mpq_neg(c, c);
     x = x->kid[0];
   }
-  expr *const *k = x->op == E_MUL ? x->kid : &x;
-  size_t n = x->op == E_MUL ? x->nkids : 1, i = 0;
+  /* (a long product stays one factor: MD_WHOLE_MUL) */
+  bool flat = x->op == E_MUL && !expr_whole(x);
+  expr *const *k = flat ? x->kid : &x;
+  size_t n = flat ? x->nkids : 1, i = 0;
   while (i < n) {
     if (k[i]->op == E_NUM) {
       mpq_mul(c, c, k[i]->u.num);
@@ -430,11 +432,15 @@ static void push_run(simp *S, md_nodes *out, expr *const *f, size_t n) {
 typedef struct split {
   mpq_t c;
   md_nf_parts p;
+  const expr *of; /* the product, its sign taken off */
 } split;
 
 static void split_of(simp *S, expr *n, split *sp) {
   mpq_init(sp->c);
   md_nf_split(S->N, n, sp->c, &sp->p);
+  while (n->op == E_NEG)
+    n = n->kid[0];
+  sp->of = n;
 }
 
 static void split_clear(split *sp) {
@@ -607,7 +613,9 @@ static expr *present_parts(simp *S, const split *sp, size_t at, expr *with,
   md_nodes num = {0}, den = {0};
   for (size_t i = 0; i < p.nitem; i++) {
     expr *t = p.item[i];
-    if (t->op == E_MUL) { /* a 1×1 run */
+    /* a 1×1 run, factor by factor; a long one as one factor (but the
+     * product itself, split into itself: u^T A1 ... A20 v) */
+    if (t->op == E_MUL && (!expr_whole(t) || t == sp->of)) {
       push_run(S, &num, t->kid, t->nkids);
     } else if (t->op == E_INV && t->kid[0]->op != E_NUM) {
       md_nodes_push(&den, present(S, t->kid[0]));
@@ -915,7 +923,7 @@ static expr *present_reversed(simp *S, expr *n, const split *sp) {
   bool turned = false;
   for (size_t i = 0; i < p.nitem && !S->failed; i++) {
     expr *t = p.item[i];
-    if (t->op == E_MUL)
+    if (t->op == E_MUL && (!expr_whole(t) || t == sp->of))
       turned |= push_oriented(S, &f, t->kid, t->nkids);
     else
       md_nodes_push(&f, present(S, t));

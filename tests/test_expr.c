@@ -222,6 +222,30 @@ START_TEST(long_hadamard_products_stay_whole) {
 }
 END_TEST
 
+/* A matrix product of more than MD_WHOLE_MUL factors likewise, its
+ * numeric coefficient and all: 2 (b0 ... b16) keeps the product whole
+ * beside the number, which the normal form takes out. */
+START_TEST(long_products_stay_whole) {
+  expr *v[MD_WHOLE_MUL + 1];
+  for (unsigned i = 0; i <= MD_WHOLE_MUL; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "B%u", i);
+    v[i] = tu_parse(name);
+  }
+  expr *short_ = expr_make(tu_ctx, E_MUL, v, MD_WHOLE_MUL);
+  expr *long_ = expr_make(tu_ctx, E_MUL, v, MD_WHOLE_MUL + 1);
+  expr *k[2] = {tu_parse("Y"), short_};
+  ck_assert_uint_eq(expr_make(tu_ctx, E_MUL, k, 2)->nkids, MD_WHOLE_MUL + 1);
+  k[1] = long_;
+  expr *e = expr_make(tu_ctx, E_MUL, k, 2);
+  ck_assert_uint_eq(e->nkids, 2);
+  ck_assert_ptr_eq(e->kid[1], long_);
+  const char *t = tu_print(e);
+  ck_assert_ptr_nonnull(strstr(t, "Y (B0 B1"));
+  ck_assert_ptr_eq(tu_parse(t), e);
+}
+END_TEST
+
 static Suite *expr_suite(void) {
   Suite *s = suite_create("expr");
   TCase *tc = tu_tcase(s, "scratch");
@@ -233,6 +257,7 @@ static Suite *expr_suite(void) {
   tcase_add_test(tc, budget_by_the_line);
   tcase_add_test(tc, long_sums_stay_whole);
   tcase_add_test(tc, long_hadamard_products_stay_whole);
+  tcase_add_test(tc, long_products_stay_whole);
   return s;
 }
 

@@ -360,10 +360,10 @@ START_TEST(round_trip_spliced_neighbours) {
     expr *whole = expr_make(tu_ctx, op, kb, 2);
     expr *ce[2] = {sym("C"), whole};
     expr *e = expr_make(tu_ctx, op, ce, 2);
-    if (op == E_ADD || op == E_HAD) {
-      /* a sum of more than MD_WHOLE_SUM terms (a .* of more than
-       * MD_WHOLE_HAD factors) is never spliced: B stays whole beside X
-       * and Y, and [X, Y, B] beside C */
+    if (op == E_ADD || op == E_HAD || op == E_MUL) {
+      /* a sum of more than MD_WHOLE_SUM terms (a .* or a product of more
+       * than MD_WHOLE_HAD or MD_WHOLE_MUL factors) is never spliced: B
+       * stays whole beside X and Y, and [X, Y, B] beside C */
       ck_assert_uint_eq(whole->nkids, 3);
       ck_assert_ptr_eq(whole->kid[2], big);
       ck_assert_uint_eq(e->nkids, 4); /* [C, X, Y, B] */

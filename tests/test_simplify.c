@@ -56,6 +56,22 @@ START_TEST(transpose) {
 }
 END_TEST
 
+/* A product of more than MD_WHOLE_MUL factors is one factor of a product
+ * that holds it (a where chain's DAG stays linear): its number and
+ * scalars come out, a 1×1 run of it is a scalar (it crashed, an endless
+ * recursion in the presentation), and it cancels against itself. */
+#define P17 "A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12 A13 A14 A15 A16 A17"
+START_TEST(long_products) {
+  check_simplify("(2 alpha (" P17 ")) B - B (alpha (" P17 "))",
+                 "alpha (2 (" P17 ") B - B (" P17 "))");
+  check_simplify("(x^T " P17 " y) B + B (x^T " P17 " y)",
+                 "2 (x^T " P17 " y) B");
+  check_simplify("(" P17 ") B", "(" P17 ") B");
+  check_simplify("((alpha " P17 ")^T)^T", "alpha " P17);
+  check_simplify("C (" P17 ") - C (" P17 ")", "0");
+}
+END_TEST
+
 START_TEST(identity) {
   check_simplify("A I", "A");
   check_simplify("I A", "A");
@@ -2434,6 +2450,7 @@ static Suite *simplify_suite(void) {
   Suite *s = suite_create("simplify");
   TCase *tc = tu_tcase(s, "identities");
   tcase_add_test(tc, transpose);
+  tcase_add_test(tc, long_products);
   tcase_add_test(tc, identity);
   tcase_add_test(tc, powers_and_inverses);
   tcase_add_test(tc, functions);
