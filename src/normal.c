@@ -21,6 +21,7 @@ enum {
   CHAIN_FLOOR = 1 << 13,
   CHAIN_PER_NODE = 16,
   MAX_TRANS_SEEN = 256, /* ... and nodes */
+  MAX_PEEL = 4, /* scalars taken out of a long product (prod_add_whole) */
 };
 
 struct md_nf {
@@ -1149,11 +1150,13 @@ static void prod_add_product(md_nf *N, prod *P, expr *k) {
  * still long (memoised: a where chain has each long product as a factor
  * of the next). */
 static void prod_add_whole(md_nf *N, prod *P, expr *k) {
-  /* its scalars and 1×1 runs (u^T A v), which the normal form puts
-   * first: i is where its chain starts */
-  size_t i = 0, n = k->nkids;
+  /* its number, then its scalars and 1×1 runs (u^T A v), which the
+   * normal form puts first: i is where its chain starts */
+  size_t first = k->kid[0]->op == E_NUM, i = first, n = k->nkids;
+  if (first)
+    prod_add(N, P, k->kid[0]);
   while (i < n) {
-    if (k->kid[i]->op == E_NUM || is_scalar(N, k->kid[i])) {
+    if (is_scalar(N, k->kid[i])) {
       i++;
       continue;
     }
@@ -1165,14 +1168,19 @@ static void prod_add_whole(md_nf *N, prod *P, expr *k) {
       break;
     i = j + 1;
   }
-  if (i == n) { /* a scalar product: its factors are items */
+  /* a few come out (2 alpha (A1 ... A20) and alpha 2 (A1 ... A20) meet);
+   * more stay inside: a where chain t_k = (x^T t x) A t has k of them,
+   * and taken out at each level they were k^2 */
+  if (i - first > MAX_PEEL)
+    i = first;
+  if (i == n) { /* a short scalar product: its factors are items */
     prod_add_product(N, P, k);
     return;
   }
-  if (i == 1) {
-    prod_add(N, P, k->kid[0]);
-  } else if (i > 1) {
-    expr *lead = built(N, expr_make(N->ctx, E_MUL, k->kid, i));
+  if (i == first + 1) {
+    prod_add(N, P, k->kid[first]);
+  } else if (i > first + 1) {
+    expr *lead = built(N, expr_make(N->ctx, E_MUL, k->kid + first, i - first));
     if (!lead) {
       N->failed = true;
       return;
@@ -1181,7 +1189,7 @@ static void prod_add_whole(md_nf *N, prod *P, expr *k) {
   }
   expr *rest = get(&N->chain, k);
   if (!rest) {
-    rest = i == 0 ? k : built(N, expr_mul_n(N->ctx, k->kid + i, k->nkids - i));
+    rest = i == 0 ? k : built(N, expr_mul_n(N->ctx, k->kid + i, n - i));
     if (!rest) {
       N->failed = true;
       return;
