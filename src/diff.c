@@ -1036,8 +1036,8 @@ static expr *lin_mul(linear *L, expr *e) {
       md_dim_is_one(D->shapes, shape(D, post).c)) {
     expr *pre = j ? expr_mul_n(D->ctx, e->kid, j) : NULL;
     expr *m = lin(L, f->kid[0]);
-    if (!m)
-      return NULL;
+    if (!m || (j && !pre))
+      return NULL; /* (past a limit, the caller reports it) */
     expr *r = m;
     if (post)
       r = expr_mul(D->ctx, expr_trans(D->ctx, post), r);
@@ -1396,8 +1396,8 @@ static bool unsized(const expr *e) {
  * inferred, and a product of two unknown sizes could not be told apart. */
 static expr *kron_merged(md_diff *D, expr *a, expr *b) {
   expr *k = expr_kron(D->ctx, a, b);
-  if (k->op != E_KRON)
-    return k;
+  if (!k || k->op != E_KRON)
+    return k; /* (NULL past a limit) */
   expr **v = xreallocarray(NULL, k->nkids, sizeof *v);
   size_t n = 0;
   for (size_t i = 0; i < k->nkids; i++)
@@ -1461,6 +1461,10 @@ static expr *vlin_mul(vlinear *V, expr *e) {
     }
     expr *Lm = nl ? expr_mul_n(c, left, nl) : NULL;
     expr *Mt = nr ? expr_trans(c, expr_mul_n(c, right, nr)) : NULL;
+    /* past a limit a side is NULL, not absent (an identity in its
+     * place would be a wrong Jacobian): none, and the caller reports
+     * the limit */
+    bool lost = (nl && !Lm) || (nr && !Mt);
     /* the identity of a missing side is 1×1 when P is a column (no M)
      * or a row (no L): vec(L p) = L vec(p), vec(q M) = M^T vec(q) */
     md_shape ps = shape(D, e->kid[j]);
@@ -1470,7 +1474,10 @@ static expr *vlin_mul(vlinear *V, expr *e) {
     else if (!Lm && md_dim_is_one(D->shapes, ps.r))
       K = Mt;
     else if (Lm || Mt)
-      K = kron_merged(D, Mt ? Mt : expr_ident(c), Lm ? Lm : expr_ident(c));
+      lost |= !(
+          K = kron_merged(D, Mt ? Mt : expr_ident(c), Lm ? Lm : expr_ident(c)));
+    if (lost)
+      J = NULL;
     if (K && K->op == E_KRON) {
       /* I ⊗ b^T ⊗ I: two identities whose sizes only their product
        * fixes, so the matrix could be read two ways */
