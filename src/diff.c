@@ -473,7 +473,10 @@ static expr *fresh_like(md_diff *D, expr *e) {
   char name[32];
   snprintf(name, sizeof name, "%s'%u", stem, ++D->nadjoints);
   expr *t = expr_sym(D->ctx, name);
-  md_shape_derive(D->shapes, expr_inner(D->ctx, t, e));
+  expr *in = expr_inner(D->ctx, t, e);
+  if (!in)
+    return NULL; /* past a limit: T would have no shape */
+  md_shape_derive(D->shapes, in);
   return t;
 }
 
@@ -496,6 +499,10 @@ static expr *rule_result(pass *P, const match *m, const md_rule *r, expr *G,
   }
   expr *X = (expr *)x;
   expr *T = fresh_like(D, X);
+  if (!T) {
+    *ok = too_deep(D);
+    return NULL;
+  }
   match mt = *m;
   for (size_t i = 0; i < mt.n; i++)
     if (mt.b[i].var == r->var)
@@ -1761,7 +1768,12 @@ static expr *vec_jacobian(md_diff *D, expr *f, expr *X) {
   snprintf(name, sizeof name, "%s'%u",
            md_shape_is_vector(D->shapes, fs) ? "g" : "G", ++D->nadjoints);
   expr *G = expr_sym(c, name);
-  if (!md_shape_derive(D->shapes, expr_inner(c, G, F))) {
+  expr *GF = expr_inner(c, G, F);
+  if (!GF) {
+    too_deep(D); /* past a limit */
+    return NULL;
+  }
+  if (!md_shape_derive(D->shapes, GF)) {
     char *a = md_print_text_brief(D->ctx, f, MD_BRIEF_MAX);
     fail(D, f, "internal error: no shape for the adjoint of %s%s", a, "");
     free(a);
@@ -2178,6 +2190,10 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
    * f^T, transposed, which the layout table writes as the row it is */
   if (md_dim_is_one(D->shapes, fs.r) && md_shape_is_scalar(D->shapes, xs)) {
     expr *ft = expr_trans(D->ctx, f);
+    if (!ft) {
+      too_deep(D); /* past a limit */
+      return NULL;
+    }
     return md_shape_derive(D->shapes, ft) ? md_derivative(D, ft, x) : NULL;
   }
   /* a fresh symbol that no input can name, of f's kind */
@@ -2186,6 +2202,10 @@ expr *md_derivative(md_diff *D, expr *f, expr *x) {
            md_shape_is_vector(D->shapes, fs) ? "g" : "G", ++D->nadjoints);
   expr *g = expr_sym(D->ctx, name);
   expr *gi = expr_inner(D->ctx, g, f);
+  if (!gi) {
+    too_deep(D); /* past a limit */
+    return NULL;
+  }
   if (!md_shape_derive(D->shapes, gi)) {
     char *a = md_print_text_brief(D->ctx, f, MD_BRIEF_MAX);
     fail(D, f, "internal error: no shape for the adjoint of %s%s", a, "");

@@ -1127,6 +1127,9 @@ bool md_shape_infer(md_shapes *s, expr *e, const md_parsed *locs,
 }
 
 bool md_shape_derive(md_shapes *s, expr *e) {
+  if (!e)
+    return false; /* a node past a limit has no shape (the callers that
+                   * can meet one report the limit) */
   if (e->id < s->nnode && s->known[e->id])
     return true;
   md_errors err;
