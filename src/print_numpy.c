@@ -1319,7 +1319,11 @@ static void find_transposes(printer *p, const expr *const *roots, size_t nroots,
     for (size_t j = 0; j < n && ok; j++) {
       const expr *c = e->kid[j];
       if (!expandable(c, parents, prefix)) {
-        k[w++] = (expr *)c;
+        /* (an operand expanded before may have had more factors than
+         * counted: a long product kept whole in one and not the other) */
+        ok = w < m;
+        if (ok)
+          k[w++] = (expr *)c;
         continue;
       }
       expr *tp = transposed(&t, c->kid[0]);
