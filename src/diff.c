@@ -953,6 +953,8 @@ static expr *lin_scaled(linear *L, expr *p, expr *o, bool divide) {
     return NULL;
   if (divide)
     o = expr_hdiv(c, expr_int(c, 1), o);
+  if (!o)
+    return NULL; /* past a limit (the caller reports it) */
   if (is_scalar(D, p) || is_scalar(D, o))
     return expr_mul(c, o, m); /* a scaling, either way */
   if (!md_shape_is_vector(D->shapes, shape(D, o)))
@@ -1514,6 +1516,8 @@ static expr *vlin_had(vlinear *V, expr *p, expr *o, bool divide) {
     return NULL;
   if (divide)
     o = expr_hdiv(c, expr_int(c, 1), o);
+  if (!o)
+    return NULL; /* past a limit (the caller reports it) */
   if (is_scalar(D, o))
     return expr_mul(c, o, J);
   if (is_scalar(D, p))
