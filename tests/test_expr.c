@@ -199,50 +199,41 @@ START_TEST(long_sums_stay_whole) {
 }
 END_TEST
 
+/* A node OP of N + 1 leaves (names STEM0, STEM1, ...) stays whole in an
+ * OP that holds it beside OUTER; one of N leaves is spliced in.  Printed,
+ * it starts with WANT and reads back as the same node. */
+static void check_whole(expr_op op, unsigned n, const char *stem,
+                        const char *outer, const char *want) {
+  expr *v[32];
+  ck_assert_uint_lt(n, 32);
+  for (unsigned i = 0; i <= n; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "%s%u", stem, i);
+    v[i] = tu_parse(name);
+  }
+  expr *short_ = expr_make(tu_ctx, op, v, n);
+  expr *long_ = expr_make(tu_ctx, op, v, n + 1);
+  expr *k[2] = {tu_parse(outer), short_};
+  ck_assert_uint_eq(expr_make(tu_ctx, op, k, 2)->nkids, n + 1);
+  k[1] = long_;
+  expr *e = expr_make(tu_ctx, op, k, 2);
+  ck_assert_uint_eq(e->nkids, 2);
+  ck_assert_ptr_eq(e->kid[1], long_);
+  const char *t = tu_print(e);
+  ck_assert_ptr_nonnull(strstr(t, want));
+  ck_assert_ptr_eq(tu_parse(t), e);
+}
+
 /* A Hadamard product of more than MD_WHOLE_HAD factors stays whole in
  * one that contains it; a shorter one is spliced in. */
 START_TEST(long_hadamard_products_stay_whole) {
-  expr *v[MD_WHOLE_HAD + 1];
-  for (unsigned i = 0; i <= MD_WHOLE_HAD; i++) {
-    char name[8];
-    snprintf(name, sizeof name, "b%u", i);
-    v[i] = tu_parse(name);
-  }
-  expr *short_ = expr_make(tu_ctx, E_HAD, v, MD_WHOLE_HAD);
-  expr *long_ = expr_make(tu_ctx, E_HAD, v, MD_WHOLE_HAD + 1);
-  expr *k[2] = {tu_parse("y"), short_};
-  ck_assert_uint_eq(expr_make(tu_ctx, E_HAD, k, 2)->nkids, MD_WHOLE_HAD + 1);
-  k[1] = long_;
-  expr *e = expr_make(tu_ctx, E_HAD, k, 2);
-  ck_assert_uint_eq(e->nkids, 2);
-  ck_assert_ptr_eq(e->kid[1], long_);
-  const char *t = tu_print(e);
-  ck_assert_ptr_nonnull(strstr(t, "y .* (b0 .* b1"));
-  ck_assert_ptr_eq(tu_parse(t), e);
+  check_whole(E_HAD, MD_WHOLE_HAD, "b", "y", "y .* (b0 .* b1");
 }
 END_TEST
 
-/* A matrix product of more than MD_WHOLE_MUL factors likewise, its
- * numeric coefficient and all: 2 (b0 ... b16) keeps the product whole
- * beside the number, which the normal form takes out. */
+/* A matrix product of more than MD_WHOLE_MUL factors likewise. */
 START_TEST(long_products_stay_whole) {
-  expr *v[MD_WHOLE_MUL + 1];
-  for (unsigned i = 0; i <= MD_WHOLE_MUL; i++) {
-    char name[8];
-    snprintf(name, sizeof name, "B%u", i);
-    v[i] = tu_parse(name);
-  }
-  expr *short_ = expr_make(tu_ctx, E_MUL, v, MD_WHOLE_MUL);
-  expr *long_ = expr_make(tu_ctx, E_MUL, v, MD_WHOLE_MUL + 1);
-  expr *k[2] = {tu_parse("Y"), short_};
-  ck_assert_uint_eq(expr_make(tu_ctx, E_MUL, k, 2)->nkids, MD_WHOLE_MUL + 1);
-  k[1] = long_;
-  expr *e = expr_make(tu_ctx, E_MUL, k, 2);
-  ck_assert_uint_eq(e->nkids, 2);
-  ck_assert_ptr_eq(e->kid[1], long_);
-  const char *t = tu_print(e);
-  ck_assert_ptr_nonnull(strstr(t, "Y (B0 B1"));
-  ck_assert_ptr_eq(tu_parse(t), e);
+  check_whole(E_MUL, MD_WHOLE_MUL, "B", "Y", "Y (B0 B1");
 }
 END_TEST
 
