@@ -1152,12 +1152,12 @@ static void prod_add_product(md_nf *N, prod *P, expr *k) {
 static void prod_add_whole(md_nf *N, prod *P, expr *k) {
   /* its number, then its scalars and 1×1 runs (u^T A v), which the
    * normal form puts first: i is where its chain starts */
-  size_t first = k->kid[0]->op == E_NUM, i = first, n = k->nkids;
+  size_t first = k->kid[0]->op == E_NUM, i = first, n = k->nkids, items = 0;
   if (first)
     prod_add(N, P, k->kid[0]);
   while (i < n) {
     if (is_scalar(N, k->kid[i])) {
-      i++;
+      i++, items++;
       continue;
     }
     size_t j = i + 1;
@@ -1166,17 +1166,18 @@ static void prod_add_whole(md_nf *N, prod *P, expr *k) {
         j++;
     if (j >= n || !rows_one(N, k->kid[i]))
       break;
-    i = j + 1;
+    i = j + 1, items++;
   }
   /* a few come out (2 alpha (A1 ... A20) and alpha 2 (A1 ... A20) meet);
    * more stay inside: a where chain t_k = (x^T t x) A t has k of them,
-   * and taken out at each level they were k^2 */
-  if (i - first > MAX_PEEL)
-    i = first;
-  if (i == n) { /* a short scalar product: its factors are items */
-    prod_add_product(N, P, k);
-    return;
-  }
+   * and taken out at each level they were k^2.  Counted as items, a
+   * 1×1 run one however long: counted by factors, a run of 17 kept
+   * the scalars before it inside, and two groupings of one product
+   * that simplify prints and reads back stayed apart (simplify was not
+   * idempotent on a fuzz finding) */
+  if (items > MAX_PEEL || i == n)
+    i = first; /* (a scalar product of runs alone stays one item: it is
+                * shared whole, as T1 in a gradient's terms) */
   if (i == first + 1) {
     prod_add(N, P, k->kid[first]);
   } else if (i > first + 1) {
