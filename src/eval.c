@@ -91,6 +91,9 @@ struct md_eval {
   /* arithmetic done since md_eval_new, in entry operations (jet parts
    * times the work per entry), against BUDGET (MD_EVAL_WORK) */
   uint64_t work, budget;
+  /* the words of exact numbers in products at this point (charge_product):
+   * past a quarter of the budget, the point goes on in doubles */
+  uint64_t exact_work;
   char why[320];
 };
 
@@ -368,6 +371,23 @@ void md_eval_draw_sizes(md_eval *ev, md_rng *rng) {
   unsigned top = 5;
   while (top < 9 && top - 1 < ev->nsymdims + taken)
     top++;
+  /* ... but 2..3 or 2..4 for a large DAG: a point costs about its nodes
+   * times n^3 (a product), n^5 with a derivative (by an n×n matrix: n^2
+   * directions), times 16 (jets, the points, the budget's other uses):
+   * at 2..5, 300 nested inverses or a product of 200 factors used the
+   * budget up (an error) where at 2..3 they take a fraction of it (a
+   * product of 300 factors has 301 dimensions: distinct they cannot be
+   * anyway).  Not 2 alone: some identities hold at 2×2 only (A^2 - tr(A) A +
+   * det(A) I = 0). */
+  bool diff = false;
+  for (size_t i = 0; i < ev->n; i++)
+    diff |= ev->node[i]->op == E_DIFF || ev->node[i]->op == E_HESS;
+  for (;;) {
+    uint64_t t3 = (uint64_t)top * top * top, cost = ev->n * t3 * 16;
+    if (top <= 3 || (diff ? cost * top * top : cost) <= ev->budget)
+      break;
+    top--;
+  }
   unsigned pool[16], np = 0;
   for (unsigned v = 2; v <= top; v++) {
     bool used = false;
@@ -487,6 +507,7 @@ md_status md_eval_draw(md_eval *ev, md_rng *rng, bool positive) {
   forget_all(ev);
   unbind_all(ev);
   ev->doubles = false;
+  ev->exact_work = 0;
   for (size_t s = 0; s < ev->nsym; s++) {
     md_status st = draw_sym(ev, s, rng, positive);
     if (st != MD_OK)
@@ -804,8 +825,12 @@ static uint64_t bit_length(uint64_t n) {
  * entries of b bits, and of the power A^k to about k b: a 168×168
  * inverse of small integers passed the budget only once done, after
  * 20 s of GMP's gcds (a fuzzer's finding).  GROWTH is that factor, n
- * or k.  Past the budget in exact numbers but not in doubles, the point
- * is redone in doubles (MD_HUGE); past it in doubles, an error. */
+ * or k.  The words go to the point's exact_work, the plain operations to
+ * the budget: past a quarter of the budget in words, the point is redone
+ * in doubles (MD_HUGE); past the budget in operations, an error.  (The
+ * words were charged to the budget itself: 30 nested inverses, whose
+ * entries grow by a factor at each level, used it up in exact numbers
+ * and could not be verified at all.) */
 static md_status charge_cube(md_eval *ev, const expr *e, const md_val *a,
                              uint64_t mult, uint64_t growth);
 
@@ -828,16 +853,15 @@ static md_status power_charge(md_eval *ev, const expr *e, const md_val *a,
 static md_status charge_cube(md_eval *ev, const expr *e, const md_val *a,
                              uint64_t mult, uint64_t growth) {
   uint64_t n = a->r, ops = (n * n * n << a->order) * mult;
+  if (ev->work + ops > ev->budget)
+    return over_budget(ev, e); /* in doubles too */
   if (!ev->doubles) {
     uint64_t bits = (md_val_max_bits(a) + bit_length(n)) * growth;
     if (bits > MD_EXACT_BITS)
       bits = MD_EXACT_BITS; /* the numbers stop there (MD_HUGE) */
     uint64_t words = 1 + bits / 64;
-    if (ev->work + ops * words <= ev->budget) {
-      ev->work += ops * words;
-      return MD_OK;
-    }
-    if (ev->work + ops <= ev->budget)
+    ev->exact_work += ops * words;
+    if (ev->exact_work > ev->budget / 4)
       return MD_HUGE;
   }
   if (!charge(ev, ops))
@@ -1222,6 +1246,26 @@ static md_status fold(md_val *out, const md_val *const *v, size_t n,
 /* The product of the factors V[i..end) of a flat product, left to right,
  * where a run that multiplies to 1×1 (RUN, from md_shape_runs) is
  * multiplied out first and scales. */
+/* In exact numbers, a product of A and B costs more with each word of
+ * their numbers (GMP's gcds: about the square of the words): past a
+ * quarter of the budget counted so at one point, the point is redone in
+ * doubles (MD_HUGE), as for eliminations (charge_cube).  A product of
+ * 400 matrices grew its entries to thousands of bits and took 3.4 s of
+ * gcds before the budget in plain operations stopped it.  The caller
+ * charges the plain operations to the budget itself. */
+static md_status charge_product(md_eval *ev, const md_val *a, const md_val *b) {
+  if (ev->doubles)
+    return MD_OK;
+  size_t ba = md_val_max_bits(a), bb = md_val_max_bits(b);
+  uint64_t words = 1 + (ba > bb ? ba : bb) / 64;
+  uint64_t ops = ((uint64_t)a->r * a->c * b->c)
+                 << (a->order > b->order ? a->order : b->order);
+  if (ev->work + ops > ev->budget)
+    return MD_OK; /* past the budget in doubles too: the caller fails */
+  ev->exact_work += ops * words * words;
+  return ev->exact_work > ev->budget / 4 ? MD_HUGE : MD_OK;
+}
+
 static md_status mul_factors(md_eval *ev, const expr *e, md_val *out,
                              const md_val *const *v, const size_t *run,
                              size_t i, size_t end) {
@@ -1236,6 +1280,12 @@ static md_status mul_factors(md_eval *ev, const expr *e, md_val *out,
       st = mul_factors(ev, e, &inner, v, run, j, run[j]);
       f = &inner;
       next = run[j];
+    }
+    if (st == MD_OK)
+      st = charge_product(ev, &acc, f);
+    if (st == MD_HUGE) {
+      md_val_clear(&acc);
+      return st;
     }
     if (st == MD_OK &&
         !charge(ev, ((uint64_t)acc.r * acc.c * f->c)
@@ -1629,10 +1679,14 @@ md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
         try < MD_EVAL_TRIES / 3 ? 0 : 2 * (1 + (try - MD_EVAL_TRIES / 3) / 4);
     md_eval_draw_sizes(ev, rng);
     md_status st = md_eval_draw(ev, rng, try % 2 == 1);
+    uint64_t work0 = ev->work;
     if (st == MD_OK)
       st = run_all(ev, e, where, n, out);
     if (st == MD_HUGE) {
-      /* the same point, in doubles */
+      /* the same point, in doubles; the operations of the exact attempt
+       * are not charged twice (its numbers' words are bounded on their
+       * own: charge_product, charge_cube) */
+      ev->work = work0;
       md_eval_use_doubles(ev);
       st = run_all(ev, e, where, n, out);
     }

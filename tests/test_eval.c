@@ -682,6 +682,71 @@ START_TEST(cubic_work_charged_first) {
 }
 END_TEST
 
+/* A long product of exact numbers goes on in doubles once the words of
+ * its numbers pass a quarter of the budget (charge_product): 40 factors
+ * of 200-bit entries grew to 8 000 bits, under MD_EXACT_BITS, and
+ * --verify spent seconds in GMP's gcds on such products. */
+START_TEST(product_words_charged) {
+  char body[256] = "X";
+  for (int i = 1; i < 40; i++)
+    strcat(body, " X");
+  prepare_square(5, body);
+  md_val x, r;
+  big_matrix(&x, 5, 200);
+  bind("X", &x);
+  md_val_clear(&x);
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_HUGE);
+  md_eval_use_doubles(cur.ev);
+  md_status st = md_eval_run(cur.ev, cur.e, NULL, &r);
+  ck_assert_msg(st == MD_OK, "%s", md_eval_why(cur.ev));
+  ck_assert(!md_val_is_exact(&r));
+  md_val_clear(&r);
+  /* a short one stays exact */
+  prepare_square(5, "X X X");
+  big_matrix(&x, 5, 20);
+  bind("X", &x);
+  md_val_clear(&x);
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  ck_assert(md_val_is_exact(&r));
+  md_val_clear(&r);
+}
+END_TEST
+
+/* The largest size md_eval_draw_sizes gives over 20 draws. */
+static unsigned largest_size_drawn(void) {
+  md_rng rng;
+  md_rng_seed(&rng, 7);
+  unsigned most = 0;
+  for (int k = 0; k < 20; k++) {
+    md_eval_draw_sizes(cur.ev, &rng);
+    strbuf b;
+    sb_init(&b);
+    md_eval_format_sizes(cur.ev, &b);
+    for (const char *p = b.s; p && *p; p++)
+      if (*p >= '0' && *p <= '9' &&
+          (p == b.s || p[-1] == ' ' || (unsigned char)p[-1] == 0x97)) {
+        unsigned v = (unsigned)strtoul(p, NULL, 10);
+        most = v > most ? v : most;
+      }
+    sb_clear(&b);
+  }
+  return most;
+}
+
+/* Sizes 2..5 (or more for many dimensions), but 2..3 for a large DAG
+ * with a derivative: 300 nested inverses used the budget up at 2..5. */
+START_TEST(large_dags_draw_small_sizes) {
+  prepare("d/dX tr(A1 A2 X)");
+  ck_assert_uint_ge(largest_size_drawn(), 4);
+  char text[4096] = "d/dX tr(";
+  for (int i = 1; i <= 300; i++)
+    sprintf(text + strlen(text), "A%d ", i);
+  strcat(text, "X)");
+  prepare(text);
+  ck_assert_uint_le(largest_size_drawn(), 3);
+}
+END_TEST
+
 /* The values of the symbols as a counterexample shows them. */
 static void check_values(const char *want) {
   strbuf b;
@@ -757,6 +822,8 @@ static Suite *eval_suite(void) {
   tcase_add_test(tc, domain_retries);
   tcase_add_test(tc, huge_exact_numbers_go_double);
   tcase_add_test(tc, cubic_work_charged_first);
+  tcase_add_test(tc, product_words_charged);
+  tcase_add_test(tc, large_dags_draw_small_sizes);
   tcase_add_test(tc, values_shown);
   tcase_add_test(tc, values_wide_and_cut);
   return s;
