@@ -1281,11 +1281,10 @@ static md_status mul_factors(md_eval *ev, const expr *e, md_val *out,
       f = &inner;
       next = run[j];
     }
-    if (st == MD_OK)
-      st = charge_product(ev, &acc, f);
-    if (st == MD_HUGE) {
-      md_val_clear(&acc);
-      return st;
+    if (st == MD_OK && charge_product(ev, &acc, f) == MD_HUGE) {
+      if (f == &inner)
+        md_val_clear(&inner);
+      st = MD_HUGE; /* (acc is cleared below) */
     }
     if (st == MD_OK &&
         !charge(ev, ((uint64_t)acc.r * acc.c * f->c)

@@ -661,6 +661,10 @@ static void describe(md_shapes *s, const expr *e, md_loc loc, char *buf,
              s->src->text + loc.begin);
     return;
   }
+  if (!e) { /* a product past the size budget, made for the message */
+    snprintf(buf, size, "(a product too large to show)");
+    return;
+  }
   char *t = md_print_text_brief(s->ctx, e, 48);
   if (strlen(t) > 47)
     snprintf(buf, size, "%.44s...", t);

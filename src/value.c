@@ -805,13 +805,14 @@ md_status md_val_trans(md_val *out, const md_val *a) {
 }
 
 /* The row of column COL, at or below FROM, to pivot on: a nonzero real
- * part (the largest in doubles); -1 if there is none. */
-static long pivot_row(const md_val *m, size_t col, size_t from) {
+ * part (the largest in doubles, and larger than TINY); -1 if there is
+ * none. */
+static long pivot_row(const md_val *m, size_t col, size_t from, double tiny) {
   long best = -1;
   double bestabs = 0;
   for (size_t i = from; i < m->r; i++) {
     const md_num *x = ent(m, i, col);
-    if (num_is_zero(x))
+    if (num_is_zero(x) || (!x->exact && fabs(x->d) <= tiny))
       continue;
     if (x->exact)
       return (long)i;
@@ -904,7 +905,7 @@ md_status md_val_det(md_val *out, const md_val *a) {
   mpq_init(q);
   md_status st = MD_OK;
   for (size_t col = 0; col < n; col++) {
-    long p = pivot_row(&m, col, col);
+    long p = pivot_row(&m, col, col, 0);
     if (p < 0) {
       /* A singular real part: the determinant is 0, but its
        * infinitesimal parts need not be. */
@@ -955,12 +956,24 @@ md_status md_val_inv(md_val *out, const md_val *a) {
     md_val_clear(out);
     *out = o;
   }
+  /* In doubles, a pivot within rounding of zero (relative to the largest
+   * entry) is zero: the elimination of a singular matrix leaves residues
+   * of about 2^-52 of its entries, and their inverse was a value of 1e126
+   * that --verify called FALSE (inv(M x y^T N), rank one, at a point in
+   * doubles).  Exact arithmetic needs no such bound. */
+  double big = 0;
+  for (size_t i = 0; i < n * n; i++) {
+    const md_num *x = &m.x[i << k];
+    if (!x->exact && fabs(x->d) > big)
+      big = fabs(x->d);
+  }
+  double tiny = big * (double)n * 0x1p-46;
   md_num *inv = jet_new(k), *f = jet_new(k), *t = jet_new(k);
   mpq_t q;
   mpq_init(q);
   md_status st = MD_OK;
   for (size_t col = 0; col < n && st == MD_OK; col++) {
-    long p = pivot_row(&m, col, col);
+    long p = pivot_row(&m, col, col, tiny);
     if (p < 0) {
       st = MD_DOMAIN;
       break;

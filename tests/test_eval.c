@@ -128,6 +128,33 @@ START_TEST(singular_inverse) {
 }
 END_TEST
 
+/* In doubles, a matrix singular but for rounding is singular: u v^T of
+ * entries that doubles cannot hold (1/3, 1/7, ...) left pivots of 1e-17
+ * of its entries, and its "inverse" of 1e16 made --verify say FALSE
+ * (value.c, md_val_inv).  A well-conditioned one still inverts. */
+START_TEST(singular_inverse_in_doubles) {
+  static const double u[4] = {1.0 / 3, 2.0 / 7, 5.0 / 11, 7.0 / 13};
+  static const double v[4] = {3.0 / 17, 1.0 / 19, 4.0 / 23, 9.0 / 29};
+  for (double scale = 1e-100; scale < 1e101; scale *= 1e50) {
+    md_val a, inv = {0};
+    md_val_init(&a, 4, 4, 0);
+    for (uint32_t i = 0; i < 4; i++)
+      for (uint32_t j = 0; j < 4; j++)
+        md_num_set_d(md_val_at(&a, i, j, 0), scale * u[i] * v[j]);
+    ck_assert_int_eq(md_val_inv(&inv, &a), MD_DOMAIN);
+    md_val_clear(&a);
+    md_val_init(&a, 4, 4, 0);
+    for (uint32_t i = 0; i < 4; i++)
+      for (uint32_t j = 0; j < 4; j++)
+        md_num_set_d(md_val_at(&a, i, j, 0),
+                     scale * (u[i] * v[j] + (i == j ? 1.0 / (i + 2) : 0)));
+    ck_assert_int_eq(md_val_inv(&inv, &a), MD_OK);
+    md_val_clear(&inv);
+    md_val_clear(&a);
+  }
+}
+END_TEST
+
 START_TEST(det_exact) {
   md_val a, d;
   mat(&a, 3, 3, 0,
@@ -801,6 +828,7 @@ static Suite *eval_suite(void) {
   TCase *tc = tu_tcase(s, "exact");
   tcase_add_test(tc, inverse_exact);
   tcase_add_test(tc, singular_inverse);
+  tcase_add_test(tc, singular_inverse_in_doubles);
   tcase_add_test(tc, det_exact);
   tcase_add_test(tc, kron_vec_diag_trace);
   tcase_add_test(tc, number_format);

@@ -77,18 +77,29 @@ static char *shared_text(md_ctx *ctx, md_shapes *sh, expr *r, bool unicode) {
   return sb_take(&b);
 }
 
+/* Past this many bytes of text, a result is printed in each form once
+ * (its Unicode text and its LaTeX without line breaks are left out): a
+ * where chain's gradient of 0.5 MB, 0.4 s in the CLI, took 4.5 s in this
+ * harness under the sanitizers, printed five times, and timed out with
+ * two fuzzers on two cores (fuzz_dag, session 14).  The forms left out
+ * are the same code on smaller results. */
+enum { BIG_TEXT = 1 << 16 };
+
 /* R, simplified, in every output form, shared as the CLI prints it. */
 static void print_all(md_ctx *ctx, md_shapes *sh, expr *r, expr *f,
                       md_errors *err) {
   strbuf b;
-  for (int unicode = 0; unicode < 2; unicode++) {
+  bool big = false;
+  for (int unicode = 0; unicode < 2 && !big; unicode++) {
     char *t = shared_text(ctx, sh, r, unicode);
     reparses(ctx, t, r, err);
+    big = strlen(t) > BIG_TEXT;
     free(t);
   }
   md_sharing w;
   md_share(ctx, sh, r, &w);
-  free(md_print_latex_alloc(ctx, sh, w.body));
+  if (!big)
+    free(md_print_latex_alloc(ctx, sh, w.body));
   /* as --format latex --equation prints it: broken into lines when long */
   sb_init(&b);
   md_print_latex_result(&b, ctx, sh, md_unfolds(f) ? NULL : f, w.body, w.names,
