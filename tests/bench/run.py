@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -830,6 +831,80 @@ def backprop(args, out):
     return ratio
 
 
+def deep_network(k):
+    """||Wk tanh(... tanh(W1 x)) - y||^2: k nested layers."""
+    h = "x"
+    for i in range(1, k + 1):
+        h = "W%d %s" % (i, h) if i == k else "tanh(W%d %s)" % (i, h)
+    return "||%s - y||^2" % h
+
+
+def deep_inverse(k):
+    """tr(inv(A1 + inv(A2 + ... inv(Ak + X))))."""
+    return "tr(%sX%s)" % ("".join("inv(A%d + " % i for i in range(1, k + 1)),
+                          ")" * k)
+
+
+def deep_chain(k):
+    """tr((A1 + X) (A2 + X) ... (Ak + X))."""
+    return "tr(%s)" % " ".join("(A%d + X)" % i for i in range(1, k + 1))
+
+
+def deep(args, out):
+    """The deep families in the CLI, by size: CPU and output, and the
+    ratios issue 17 asks for."""
+    matdiff = os.path.abspath(args.matdiff)
+    big = 3000 if args.quick else 10000
+    cases = [
+        ("network, `--wrt W1`", deep_network, ["--wrt", "W1"], [1000, big]),
+        ("nested inverses, `--wrt X`", deep_inverse, ["--wrt", "X"],
+         [1000, big]),
+        ("chain, `--wrt X`", deep_chain, ["--wrt", "X"], [300, 3000]),
+        ("network, `--steps --wrt W1`", deep_network,
+         ["--steps", "--wrt", "W1"], [300, 3000]),
+        ("product `tr(A1 ... Ak X)`, `--verify --wrt X`",
+         lambda k: "tr(%s X)" % " ".join("A%d" % i for i in range(1, k + 1)),
+         ["--verify", "--wrt", "X"], [100, 1000]),
+        ("network, `--verify --wrt W1`", deep_network,
+         ["--verify", "--wrt", "W1"], [30, 300]),
+    ]
+    out.append("The deep families from the command line (the expression "
+               "on stdin), CPU time of the process and output bytes, at "
+               "two sizes:\n")
+    out.append("| family | k | CPU | output | k | CPU | output | time ratio "
+               "| output ratio |")
+    out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    targets = []
+    for name, gen, opts, ks in cases:
+        cells, cpu, size = [], [], []
+        for k in ks:
+            argv = [matdiff] + opts
+            text = gen(k) + "\n"
+            with tempfile.TemporaryFile("w+") as fh:
+                fh.write(text)
+                fh.seek(0)
+                t0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                r = subprocess.run(argv, stdin=fh, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL)
+                t1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            c = (t1.ru_utime - t0.ru_utime) + (t1.ru_stime - t0.ru_stime)
+            cpu.append(c)
+            size.append(len(r.stdout))
+            cells += [str(k), fmt_time(c) + ("" if r.returncode == 0 else
+                                             " (status %d)" % r.returncode),
+                      str(len(r.stdout))]
+        tr = cpu[1] / cpu[0] if cpu[0] else float("inf")
+        orat = size[1] / size[0] if size[0] else float("inf")
+        out.append("| %s | %s | %.1f× | %.1f× |" % (
+            name, " | ".join(cells), tr, orat))
+        grow = ks[1] / ks[0]
+        targets.append("%s, k = %d against %d: time %.1f×, output %.1f× "
+                       "(linear: %.0f×)" % (name, ks[1], ks[0], tr, orat,
+                                            grow))
+    out.append("")
+    return targets
+
+
 def scaling_targets(table):
     """The linearity targets, from bench's summary table."""
     per_node, out_nodes, out_size, memory = [], [], [], []
@@ -888,7 +963,7 @@ def main():
                     help="seconds of repetitions per measurement")
     ap.add_argument("--skip", action="append", default=[],
                     choices=["scaling", "instructions", "cli", "sympy",
-                             "throughput", "backprop"])
+                             "throughput", "backprop", "deep"])
     ap.add_argument("--instr-timeout", type=int, default=300,
                     help="seconds for one run under valgrind")
     args = ap.parse_args()
@@ -939,6 +1014,9 @@ def main():
     if "throughput" not in args.skip:
         out.append("## Throughput: filter mode and check\n")
         targets += throughput(args, out)
+    if "deep" not in args.skip:
+        out.append("## Deep families from the command line\n")
+        targets += deep(args, out)
     if "backprop" not in args.skip:
         out.append("## Backpropagation: every gradient in one run\n")
         ratio = backprop(args, out)
