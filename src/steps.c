@@ -16,6 +16,10 @@
  * that, the parts they repeat are named (share_lines). */
 enum { STEPS_SHARE_FLOOR = 1000 };
 
+/* The nodes all the lines of a derivation may print, written out (as
+ * MAX_PRINTED_NODES for a result, driver.c); a part past it is "...". */
+enum { STEPS_MAX_PRINTED = 1 << 22 };
+
 /* One term <G, dn> of the differential: n with the contributions to its
  * adjoint so far (G is their sum), each simplified once, when it comes. */
 typedef struct term {
@@ -700,12 +704,26 @@ void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
   share_lines(s, rows, lost, &w);
   /* each line: its label, its body and the rules */
   char **text = xreallocarray(NULL, s->nlines, sizeof *text);
+  /* what is still whole is written within a bound of nodes for all the
+   * lines, or as "...": past the size budget sharing leaves a part it
+   * could not rebuild whole (share.c), and written whole a where-DAG's
+   * line is exponential (t_k = t_(k-1) - t_(k-1) at k = 28 and a budget
+   * of 3 000: 1.3 GB and 13 s; a fuzz finding) */
+  size_t left = STEPS_MAX_PRINTED;
   for (size_t i = 0; i < s->nlines; i++) {
     step *l = &s->lines[i];
     strbuf t;
     sb_init(&t);
     expr **v = xreallocarray(NULL, l->ne ? l->ne : 1, sizeof *v);
     row_parts(l, rows[i], lost[i], v);
+    for (size_t k = 0; k < l->ne; k++)
+      if (v[k]) {
+        size_t n = md_tree_size(v[k], left + 1);
+        if (n > left)
+          v[k] = NULL;
+        else
+          left -= n;
+      }
     body(s, &t, l, v);
     free(v);
     text[i] = sb_take(&t);
@@ -722,7 +740,9 @@ void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
         sb_puts(&t, s->latex ? ", \\\\\n& \\phantom{\\text{where }} " : ", ");
       put(s, &t, w.names[i]);
       sb_puts(&t, " = ");
-      put(s, &t, w.values[i]);
+      size_t n = md_tree_size(w.values[i], left + 1);
+      put(s, &t, n <= left ? w.values[i] : NULL);
+      left -= n <= left ? n : 0;
     }
     where = sb_take(&t);
   }
