@@ -329,8 +329,10 @@ static int run_kind(simp *S, expr *x, expr **in, bool *soft) {
     return *in ? 1 : 0;
   }
   if (x && x->op == E_INV && x->kid[0]->op == E_TRANS) {
+    /* (past the size budget none: X^-T stays as it is; run_of read
+     * the NULL, a fuzz finding) */
     *in = built(S, expr_inv(S->ctx, x->kid[0]->kid[0]));
-    return 1;
+    return *in ? 1 : 0;
   }
   if (x && x->op == E_INV) {
     *in = x->kid[0];
