@@ -201,7 +201,9 @@ static slong coeff_bits(const fmpq_mpoly_struct *p) {
  * left as it was. */
 static bool too_big(island *I, const fmpq_mpoly_struct *p) {
   if (fmpq_mpoly_length(p, I->m) > MD_EW_MAX_TERMS ||
-      coeff_bits(p) > (slong)MD_MAX_NUM_BITS)
+      coeff_bits(p) > (slong)MD_MAX_NUM_BITS ||
+      !fmpq_mpoly_total_degree_fits_si(p, I->m) ||
+      fmpq_mpoly_total_degree_si(p, I->m) > MD_EW_MAX_DEGREE)
     I->failed = true;
   return I->failed;
 }

@@ -39,8 +39,8 @@
  * it is bounded: islands of more than MD_EW_MAX_ATOMS atoms or
  * MD_EW_MAX_NODES nodes (found without walking further), polynomials
  * of more than MD_EW_MAX_TERMS terms or with coefficients of more than
- * MD_MAX_NUM_BITS bits (expr.h), and powers above MD_EW_MAX_POW are left as
- * they are.
+ * MD_MAX_NUM_BITS bits (expr.h) or of a total degree above
+ * MD_EW_MAX_DEGREE, and powers above MD_EW_MAX_POW are left as they are.
  *
  * Ownership: an md_ew holds side tables by node id; nodes belong to the
  * context.  Results are normal (normal.h) and have shapes in SHAPES.
@@ -56,6 +56,11 @@ enum {
   MD_EW_MAX_NODES = 1024, /* distinct nodes of one island */
   MD_EW_MAX_TERMS = 64,
   MD_EW_MAX_POW = 32,
+  /* ... and polynomials of a higher total degree: t_k = c .* t_(k-1) .*
+   * t_(k-1) squares its island at each level, and FLINT's gcds and
+   * factoring on degrees of 2^38 took 0.9 s in the CLI at k = 39 and
+   * 36 s under the sanitizers (a fuzz finding) */
+  MD_EW_MAX_DEGREE = 1024,
   MD_EW_MAX_SUBS = 256, /* substitutions tried, in all, by one md_ew */
   /* nodes that islands may collect, in all, in one md_ew_apply: this
    * many for each node it has not seen, and a floor (ewise.c) */

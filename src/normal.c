@@ -2362,27 +2362,53 @@ static int node_order(const void *x, const void *y, void *ctx) {
  * through the operations of the element-wise algebra (not into a
  * function's argument or a matrix product): exp(-z) and 1 - sigmoid(z)
  * are, 1 - z and W^T r are not. */
-static bool has_fn_value(const md_ctx *ctx, const expr *f, int depth) {
+/* ... at most *BUDGET nodes looked at (sums of 64 terms four levels
+ * deep are 64^4 of them: the comparisons of a sort asked this of both
+ * operands each time, 170 000 instructions a comparison, 0.9 s for
+ * t_k = c .* t_(k-1) .* t_(k-1) at k = 39; a fuzz finding). */
+static bool fn_value_in(const md_ctx *ctx, const expr *f, int depth,
+                        long *budget) {
   if (f->op == E_CALL)
     return md_fn_get(ctx, f->u.fn)->cls == FC_ELEMWISE;
   if (depth == 0 || !(f->op == E_ADD || f->op == E_NEG || f->op == E_HAD ||
                       f->op == E_HDIV || f->op == E_EPOW))
     return false;
-  for (size_t i = 0; i < f->nkids; i++)
-    if (has_fn_value(ctx, f->kid[i], depth - 1))
+  for (size_t i = 0; i < f->nkids && --*budget > 0; i++)
+    if (fn_value_in(ctx, f->kid[i], depth - 1, budget))
       return true;
   return false;
 }
+
+static bool has_fn_value(const md_ctx *ctx, const expr *f) {
+  long budget = 256;
+  return fn_value_in(ctx, f, 4, &budget);
+}
+
+/* A factor of a .* and whether it has a function's value, found once
+ * before the sort. */
+typedef struct had_key {
+  expr *e;
+  int fn;
+} had_key;
 
 /* The order of the factors of a .*: factors without a function's value
  * first, as authors write them ((1 - z) .* exp(-z), c .* step(M v)),
  * then the canonical order (sigmoid(z) .* (1 - sigmoid(z))). */
 static int had_order(const void *x, const void *y, void *ctx) {
-  const expr *a = *(expr *const *)x, *b = *(expr *const *)y;
-  int fa = has_fn_value(ctx, a, 4), fb = has_fn_value(ctx, b, 4);
-  if (fa != fb)
-    return fa - fb;
-  return cmp_stream(ctx, a, b);
+  const had_key *a = x, *b = y;
+  if (a->fn != b->fn)
+    return a->fn - b->fn;
+  return cmp_stream(ctx, a->e, b->e);
+}
+
+static void had_sort(md_nf *N, expr **v, size_t n) {
+  had_key *k = xreallocarray(NULL, n, sizeof *k);
+  for (size_t i = 0; i < n; i++)
+    k[i] = (had_key){v[i], has_fn_value(N->ctx, v[i])};
+  msort(k, n, sizeof *k, had_order, N->ctx);
+  for (size_t i = 0; i < n; i++)
+    v[i] = k[i].e;
+  free(k);
 }
 
 /* Element-wise and Kronecker products: numbers and scalars come out
@@ -2592,7 +2618,7 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
       h = m.v[0];
     } else {
       if (op == E_HAD)
-        msort(m.v, m.n, sizeof *m.v, had_order, N->ctx);
+        had_sort(N, m.v, m.n);
       if (op == E_HAD && any_diagonal(N, m.v, m.n))
         had_oriented(N, &m);
       h = built(N, expr_make(N->ctx, op, m.v, m.n));
