@@ -91,7 +91,7 @@ struct md_eval {
   /* arithmetic done since md_eval_new, in entry operations (jet parts
    * times the work per entry), against BUDGET (MD_EVAL_WORK) */
   uint64_t work, budget;
-  /* the words of exact numbers in products at this point (charge_product):
+  /* the words of exact numbers at this point (charge_mul, charge_cube):
    * past a quarter of the budget, the point goes on in doubles */
   uint64_t exact_work;
   char why[320];
@@ -864,8 +864,7 @@ static md_status charge_cube(md_eval *ev, const expr *e, const md_val *a,
     if (ev->exact_work > ev->budget / 4)
       return MD_HUGE;
   }
-  if (!charge(ev, ops))
-    return over_budget(ev, e);
+  ev->work += ops; /* within the budget: tested above */
   return MD_OK;
 }
 
@@ -1243,29 +1242,30 @@ static md_status fold(md_val *out, const md_val *const *v, size_t n,
   return MD_OK;
 }
 
-/* The product of the factors V[i..end) of a flat product, left to right,
- * where a run that multiplies to 1×1 (RUN, from md_shape_runs) is
- * multiplied out first and scales. */
-/* In exact numbers, a product of A and B costs more with each word of
- * their numbers (GMP's gcds: about the square of the words): past a
- * quarter of the budget counted so at one point, the point is redone in
- * doubles (MD_HUGE), as for eliminations (charge_cube).  A product of
- * 400 matrices grew its entries to thousands of bits and took 3.4 s of
- * gcds before the budget in plain operations stopped it.  The caller
- * charges the plain operations to the budget itself. */
-static md_status charge_product(md_eval *ev, const md_val *a, const md_val *b) {
+/* Charges the product of A and B (of E) before it is done: a b c entry
+ * operations to the budget, past it an error; in exact numbers also
+ * those times the square of their numbers' 64-bit words (GMP's gcds) to
+ * the point's exact_work, past a quarter of the budget MD_HUGE: the
+ * point is redone in doubles, as for eliminations (charge_cube).  A
+ * product of 400 matrices grew its entries to thousands of bits and
+ * took 3.4 s of gcds before the budget in plain operations stopped it. */
+static md_status charge_mul(md_eval *ev, const expr *e, const md_val *a,
+                            const md_val *b) {
+  uint64_t ops = ((uint64_t)a->r * a->c * b->c)
+                 << (a->order > b->order ? a->order : b->order);
+  if (!charge(ev, ops))
+    return over_budget(ev, e); /* in doubles too */
   if (ev->doubles)
     return MD_OK;
   size_t ba = md_val_max_bits(a), bb = md_val_max_bits(b);
   uint64_t words = 1 + (ba > bb ? ba : bb) / 64;
-  uint64_t ops = ((uint64_t)a->r * a->c * b->c)
-                 << (a->order > b->order ? a->order : b->order);
-  if (ev->work + ops > ev->budget)
-    return MD_OK; /* past the budget in doubles too: the caller fails */
   ev->exact_work += ops * words * words;
   return ev->exact_work > ev->budget / 4 ? MD_HUGE : MD_OK;
 }
 
+/* The product of the factors V[i..end) of a flat product, left to right,
+ * where a run that multiplies to 1×1 (RUN, from md_shape_runs) is
+ * multiplied out first and scales. */
 static md_status mul_factors(md_eval *ev, const expr *e, md_val *out,
                              const md_val *const *v, const size_t *run,
                              size_t i, size_t end) {
@@ -1281,18 +1281,10 @@ static md_status mul_factors(md_eval *ev, const expr *e, md_val *out,
       f = &inner;
       next = run[j];
     }
-    if (st == MD_OK && charge_product(ev, &acc, f) == MD_HUGE) {
-      if (f == &inner)
-        md_val_clear(&inner);
-      st = MD_HUGE; /* (acc is cleared below) */
-    }
-    if (st == MD_OK &&
-        !charge(ev, ((uint64_t)acc.r * acc.c * f->c)
-                        << (acc.order > f->order ? acc.order : f->order))) {
-      if (f == &inner)
-        md_val_clear(&inner);
-      md_val_clear(&acc);
-      return over_budget(ev, e);
+    if (st == MD_OK) {
+      st = charge_mul(ev, e, &acc, f);
+      if (st != MD_OK && f == &inner)
+        md_val_clear(&inner); /* (acc is cleared below) */
     }
     if (st == MD_OK) {
       st = md_val_mul(&t, &acc, f);
@@ -1684,7 +1676,7 @@ md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
     if (st == MD_HUGE) {
       /* the same point, in doubles; the operations of the exact attempt
        * are not charged twice (its numbers' words are bounded on their
-       * own: charge_product, charge_cube) */
+       * own: charge_mul, charge_cube) */
       ev->work = work0;
       md_eval_use_doubles(ev);
       st = run_all(ev, e, where, n, out);

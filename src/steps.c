@@ -684,6 +684,21 @@ static void row_parts(const step *l, expr *row, bool lost, expr **v) {
   }
 }
 
+/* E when it writes out within *LEFT nodes (taken from them), else NULL
+ * ("..."): past the size budget sharing leaves a part it could not
+ * rebuild whole (share.c), and written whole a where-DAG's line is
+ * exponential (t_k = t_(k-1) - t_(k-1) at k = 28 and a budget of 3 000:
+ * 1.3 GB and 13 s; a fuzz finding). */
+static expr *within(expr *e, size_t *left) {
+  if (!e)
+    return NULL;
+  size_t n = md_tree_size(e, *left + 1);
+  if (n > *left)
+    return NULL;
+  *left -= n;
+  return e;
+}
+
 void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
   flush(s);
   strbuf b;
@@ -704,12 +719,7 @@ void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
   share_lines(s, rows, lost, &w);
   /* each line: its label, its body and the rules */
   char **text = xreallocarray(NULL, s->nlines, sizeof *text);
-  /* what is still whole is written within a bound of nodes for all the
-   * lines, or as "...": past the size budget sharing leaves a part it
-   * could not rebuild whole (share.c), and written whole a where-DAG's
-   * line is exponential (t_k = t_(k-1) - t_(k-1) at k = 28 and a budget
-   * of 3 000: 1.3 GB and 13 s; a fuzz finding) */
-  size_t left = STEPS_MAX_PRINTED;
+  size_t left = STEPS_MAX_PRINTED; /* for all the lines (within) */
   for (size_t i = 0; i < s->nlines; i++) {
     step *l = &s->lines[i];
     strbuf t;
@@ -717,13 +727,7 @@ void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
     expr **v = xreallocarray(NULL, l->ne ? l->ne : 1, sizeof *v);
     row_parts(l, rows[i], lost[i], v);
     for (size_t k = 0; k < l->ne; k++)
-      if (v[k]) {
-        size_t n = md_tree_size(v[k], left + 1);
-        if (n > left)
-          v[k] = NULL;
-        else
-          left -= n;
-      }
+      v[k] = within(v[k], &left);
     body(s, &t, l, v);
     free(v);
     text[i] = sb_take(&t);
@@ -740,9 +744,7 @@ void md_steps_finish(md_steps *s, strbuf *out, const expr *result) {
         sb_puts(&t, s->latex ? ", \\\\\n& \\phantom{\\text{where }} " : ", ");
       put(s, &t, w.names[i]);
       sb_puts(&t, " = ");
-      size_t n = md_tree_size(w.values[i], left + 1);
-      put(s, &t, n <= left ? w.values[i] : NULL);
-      left -= n <= left ? n : 0;
+      put(s, &t, within(w.values[i], &left));
     }
     where = sb_take(&t);
   }

@@ -674,68 +674,64 @@ static void prepare_square(uint32_t n, const char *body) {
   prepare(text);
 }
 
+/* BODY with X an N×N big_matrix of BITS-bit entries, evaluated: its
+ * status, and its value in *R when MD_OK. */
+static md_status run_big(uint32_t n, unsigned bits, const char *body,
+                         md_val *r) {
+  prepare_square(n, body);
+  md_val x;
+  big_matrix(&x, n, bits);
+  bind("X", &x);
+  md_val_clear(&x);
+  return md_eval_run(cur.ev, cur.e, NULL, r);
+}
+
+/* The same point again in doubles: it evaluates, inexactly. */
+static void check_in_doubles(const char *what) {
+  md_val r;
+  md_eval_use_doubles(cur.ev);
+  md_status st = md_eval_run(cur.ev, cur.e, NULL, &r);
+  ck_assert_msg(st == MD_OK, "%s: %s", what, md_eval_why(cur.ev));
+  ck_assert(!md_val_is_exact(&r));
+  md_val_clear(&r);
+}
+
+/* ... and exactly, at first. */
+static void check_exact(uint32_t n, unsigned bits, const char *body) {
+  md_val r;
+  ck_assert_int_eq(run_big(n, bits, body, &r), MD_OK);
+  ck_assert(md_val_is_exact(&r));
+  md_val_clear(&r);
+}
+
 START_TEST(cubic_work_charged_first) {
   static const char *const bodies[] = {"tr(inv(X))", "det(X)", "tr(X^7)"};
   for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
-    prepare_square(60, bodies[i]);
-    md_val x, r;
-    big_matrix(&x, 60, 200);
-    bind("X", &x);
-    md_val_clear(&x);
-    ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_HUGE);
-    md_eval_use_doubles(cur.ev);
-    md_status st = md_eval_run(cur.ev, cur.e, NULL, &r);
-    ck_assert_msg(st == MD_OK, "%s: %s", bodies[i], md_eval_why(cur.ev));
-    ck_assert(!md_val_is_exact(&r));
-    md_val_clear(&r);
-
-    prepare_square(200, bodies[i]);
-    big_matrix(&x, 200, 1);
-    bind("X", &x);
-    md_val_clear(&x);
-    ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_FAIL);
+    md_val r;
+    ck_assert_int_eq(run_big(60, 200, bodies[i], &r), MD_HUGE);
+    check_in_doubles(bodies[i]);
+    ck_assert_int_eq(run_big(200, 1, bodies[i], &r), MD_FAIL);
     ck_assert_msg(strstr(md_eval_why(cur.ev), "too much arithmetic"), "%s",
                   md_eval_why(cur.ev));
   }
   /* small ones stay exact */
-  prepare_square(8, "tr(inv(X))");
-  md_val x, r;
-  big_matrix(&x, 8, 20);
-  bind("X", &x);
-  md_val_clear(&x);
-  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
-  ck_assert(md_val_is_exact(&r));
-  md_val_clear(&r);
+  check_exact(8, 20, "tr(inv(X))");
 }
 END_TEST
 
 /* A long product of exact numbers goes on in doubles once the words of
- * its numbers pass a quarter of the budget (charge_product): 40 factors
+ * its numbers pass a quarter of the budget (charge_mul): 40 factors
  * of 200-bit entries grew to 8 000 bits, under MD_EXACT_BITS, and
  * --verify spent seconds in GMP's gcds on such products. */
 START_TEST(product_words_charged) {
   char body[256] = "X";
   for (int i = 1; i < 40; i++)
     strcat(body, " X");
-  prepare_square(5, body);
-  md_val x, r;
-  big_matrix(&x, 5, 200);
-  bind("X", &x);
-  md_val_clear(&x);
-  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_HUGE);
-  md_eval_use_doubles(cur.ev);
-  md_status st = md_eval_run(cur.ev, cur.e, NULL, &r);
-  ck_assert_msg(st == MD_OK, "%s", md_eval_why(cur.ev));
-  ck_assert(!md_val_is_exact(&r));
-  md_val_clear(&r);
+  md_val r;
+  ck_assert_int_eq(run_big(5, 200, body, &r), MD_HUGE);
+  check_in_doubles(body);
   /* a short one stays exact */
-  prepare_square(5, "X X X");
-  big_matrix(&x, 5, 20);
-  bind("X", &x);
-  md_val_clear(&x);
-  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
-  ck_assert(md_val_is_exact(&r));
-  md_val_clear(&r);
+  check_exact(5, 20, "X X X");
 }
 END_TEST
 
