@@ -1,6 +1,7 @@
 /* main.c - the matdiff command line: options only (SPEC 4). */
 #include "checker.h"
 #include "driver.h"
+#include "gmp_pool.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -554,6 +555,7 @@ static void print_fish(FILE *out) {
 /* ---- the command line ---- */
 
 int main(int argc, char **argv) {
+  md_gmp_pool_install(); /* before GMP allocates anything */
   struct option longopts[NOPTS + 1];
   char shortopts[2 + 2 * NOPTS] = ":";
   size_t ns = 1;
