@@ -958,26 +958,22 @@ static expr *inner_sums(md_ew *W, expr *p) {
   md_nf_parts parts;
   md_nf_split(W->N, p, c, &parts);
   bool changed = false;
+  md_nodes f = {0}; /* the number, the items so written, the chain */
+  md_nodes_push(&f, expr_num(W->ctx, c));
   for (size_t i = 0; i < parts.nitem && !W->failed; i++) {
     expr *s = inner_sum(W, parts.item[i]);
-    if (s) {
-      parts.item[i] = s;
-      changed = true;
-    }
+    md_nodes_push(&f, s ? s : parts.item[i]);
+    changed |= s != NULL;
   }
   expr *r = p;
   if (changed && !W->failed) {
-    md_nodes f = {0};
-    md_nodes_push(&f, expr_num(W->ctx, c));
-    for (size_t i = 0; i < parts.nitem; i++)
-      md_nodes_push(&f, parts.item[i]);
     for (size_t i = 0; i < parts.nchain; i++)
       md_nodes_push(&f, parts.chain[i]);
     expr *n = normal(W, expr_mul_n(W->ctx, f.v, f.n));
     if (n && better(W, n, p))
       r = n;
-    md_nodes_clear(&f);
   }
+  md_nodes_clear(&f);
   md_nf_parts_clear(&parts);
   mpq_clear(c);
   return r;

@@ -43,7 +43,16 @@ struct md_nf {
   md_idmap sums;  /* the sums nsum built: terms sorted, distinct */
   md_idmap rest;  /* c A B ... -> A B ... (md_nf_coef) */
   md_idmap chain; /* c s t A B ... -> A B ..., a long product (prod_add) */
+  md_idmap split; /* md_nf_split's result: its index in splits, plus 1 */
+  struct split_entry *splits; /* each split made (their arrays N's) */
+  size_t nsplits, capsplits;
 };
+
+typedef struct split_entry {
+  mpq_t c;
+  expr **item, **chain;
+  size_t nitem, nchain;
+} split_entry;
 
 /* ---- small helpers ---- */
 
@@ -497,7 +506,7 @@ void md_nf_coef(md_nf *N, expr *t, mpq_t c, expr **rest) {
 }
 
 /* c * base for a normal base that is neither a sum nor a number. */
-static expr *term_of(md_nf *N, const mpq_t c, expr *base) {
+static expr *term_of(md_nf *N, mpq_srcptr c, expr *base) {
   if (!base || mpq_sgn(c) == 0)
     return num(N, c);
   if (q_is(c, 1))
@@ -1593,7 +1602,19 @@ static expr *nscale(md_nf *N, const mpq_t c, expr *a) {
   return nmul(N, f, 2);
 }
 
+static void parts_of_entry(const split_entry *s, mpq_t c, md_nf_parts *p) {
+  mpq_set(c, s->c);
+  *p = (md_nf_parts){s->item, s->chain, s->nitem, s->nchain};
+}
+
 void md_nf_split(md_nf *N, expr *t, mpq_t c, md_nf_parts *p) {
+  uintptr_t at = md_idmap_get(&N->split, t);
+  if (at) {
+    parts_of_entry(&N->splits[at - 1], c, p);
+    return;
+  }
+  expr *t0 = t;
+  bool failed = N->failed;
   prod P;
   prod_init(&P);
   /* T's own factors, though T is a long product (one factor of others) */
@@ -1610,17 +1631,25 @@ void md_nf_split(md_nf *N, expr *t, mpq_t c, md_nf_parts *p) {
   drop_idents(&P.chain);
   if (P.chain.n == 0 && matrix)
     md_nodes_push(&P.chain, expr_ident(N->ctx));
-  mpq_set(c, P.c);
-  p->item = P.item.v;
-  p->nitem = P.item.n;
-  p->chain = P.chain.v;
-  p->nchain = P.chain.n;
+  if (N->nsplits == N->capsplits) {
+    N->capsplits = N->capsplits ? 2 * N->capsplits : 16;
+    N->splits = xreallocarray(N->splits, N->capsplits, sizeof *N->splits);
+  }
+  split_entry *s = &N->splits[N->nsplits++];
+  mpq_init(s->c);
+  mpq_set(s->c, P.c);
+  s->item = P.item.v;
+  s->nitem = P.item.n;
+  s->chain = P.chain.v;
+  s->nchain = P.chain.n;
   mpq_clear(P.c);
+  /* (kept, but not found again, when it failed: it may lack a factor) */
+  if (N->failed == failed)
+    md_idmap_put(&N->split, t0, N->nsplits);
+  parts_of_entry(s, c, p);
 }
 
 void md_nf_parts_clear(md_nf_parts *p) {
-  free(p->item);
-  free(p->chain);
   *p = (md_nf_parts){0};
 }
 
@@ -2020,7 +2049,7 @@ static void rotate(md_nodes *c, size_t k) {
 
 /* tr(f[0] ... f[n-1]) of a normal chain, its powers of products
  * unfolded (trace_rotated). */
-static expr *trace_chain(md_nf *N, expr **f0, size_t n0) {
+static expr *trace_chain(md_nf *N, expr *const *f0, size_t n0) {
   /* every factor, so that tr((A B)^2) and tr(B A B A) rotate alike */
   prod P;
   prod_init(&P);
@@ -2057,9 +2086,12 @@ static expr *trace_chain(md_nf *N, expr **f0, size_t n0) {
     expr *ch = n0 == 1 ? f0[0] : built(N, expr_make(N->ctx, E_MUL, f0, n0));
     return ch ? call1(N, FN_TR, ch) : NULL;
   }
-  expr **f = whole ? P.chain.v : f0;
-  size_t n = whole ? P.chain.n : n0;
-  expr *r = trace_rotated(N, f, n);
+  if (!whole) { /* F0 as it came (trace_rotated writes in its chain) */
+    P.chain.n = 0;
+    for (size_t i = 0; i < n0; i++)
+      md_nodes_push(&P.chain, f0[i]);
+  }
+  expr *r = trace_rotated(N, P.chain.v, P.chain.n);
   prod_clear(&P);
   return r;
 }
@@ -2909,6 +2941,13 @@ void md_nf_free(md_nf *N) {
   md_idmap_clear(&N->sums);
   md_idmap_clear(&N->rest);
   md_idmap_clear(&N->chain);
+  md_idmap_clear(&N->split);
+  for (size_t i = 0; i < N->nsplits; i++) {
+    mpq_clear(N->splits[i].c);
+    free(N->splits[i].item);
+    free(N->splits[i].chain);
+  }
+  free(N->splits);
   free(N);
 }
 
