@@ -987,7 +987,11 @@ static expr *coefficient_in(simp *S, const split *sp) {
   mpq_t q, rest;
   mpq_init(q);
   mpq_init(rest);
-  for (int k = 0; k < (sign ? 1 : 2) && mpq_cmp_ui(sp->c, 1, 1) != 0; k++) {
+  /* (a coefficient of 0, as the transpose of a product that is 0 in
+   * normal form can have, goes nowhere: 1/q below) */
+  for (int k = 0; k < (sign ? 1 : 2) && mpq_cmp_ui(sp->c, 1, 1) != 0 &&
+                  mpq_sgn(sp->c) != 0;
+       k++) {
     if (k == 1) /* the whole coefficient: (1/2 - beta) N */
       mpq_set(q, sp->c);
     else
@@ -1182,7 +1186,10 @@ static expr *present_mul(simp *S, expr *n) {
   if (r && (t->op == E_MUL || n->op == E_NEG) && !is_scalar(S, n) &&
       may_try(S)) {
     expr *tt = md_nf_trans(S->N, n);
-    if (tt && tt != n) {
+    /* (a transpose that is a number, 0, is no form of N to present:
+     * n = pk (x .* (ones - 1))^T, whose transpose the normal form sees
+     * is 0) */
+    if (tt && tt != n && tt->op != E_NUM) {
       S->nest++;
       split st;
       split_of(S, tt, &st);
