@@ -49,6 +49,11 @@ typedef struct island {
   bool elementwise; /* holds a .*, ./ or .^ */
   bool split;       /* writing: a coefficient p/q as p N ./ (q D) */
   size_t ident;     /* variable + 1 of the atom I, or 0 */
+  /* the factors of the island's numerator and denominator, made once
+   * for the forms written with and without split (form_factored) */
+  fmpq_mpoly_factor_struct fac[2];
+  int nfac;   /* of fac, initialised */
+  bool facok; /* both factored */
 } island;
 
 static expr *ew(md_ew *W, expr *e);
@@ -678,10 +683,17 @@ static expr *form_factored(island *I, const fmpq_mpoly_struct *p,
       fmpq_mpoly_clear(r, I->m);
       continue;
     }
-    fmpq_mpoly_factor_t f;
-    fmpq_mpoly_factor_init(f, I->m);
-    ok = fmpq_mpoly_factor(f, side[s], I->m);
+    if (I->nfac == 0) { /* the numerator's, then the denominator's */
+      I->facok = true;
+      for (int t = 0; t < 2 && I->facok; t++) {
+        fmpq_mpoly_factor_init(&I->fac[t], I->m);
+        I->nfac++;
+        I->facok = fmpq_mpoly_factor(&I->fac[t], side[t], I->m);
+      }
+    }
+    ok = I->facok;
     if (ok) {
+      const fmpq_mpoly_factor_struct *f = &I->fac[s];
       if (s == 0)
         fmpq_mul(c, c, f->constant);
       else
@@ -689,7 +701,6 @@ static expr *form_factored(island *I, const fmpq_mpoly_struct *p,
       for (slong i = 0; i < f->num; i++)
         write_factor(I, w[s], &f->poly[i], fmpz_get_si(&f->exp[i]));
     }
-    fmpq_mpoly_factor_clear(f, I->m);
   }
   expr *r = ok ? assemble(I, c, &wn, &wd) : NULL;
   written_clear(&wn);
@@ -764,6 +775,8 @@ static void consider(md_ew *W, island *I, expr **best, expr *cand) {
 }
 
 static void island_clear(island *I) {
+  for (int t = 0; t < I->nfac; t++)
+    fmpq_mpoly_factor_clear(&I->fac[t], I->m);
   for (size_t i = 0; i < I->nrat; i++) {
     fmpq_mpoly_clear(&I->num[i], I->m);
     fmpq_mpoly_clear(&I->den[i], I->m);
