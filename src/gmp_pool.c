@@ -4,6 +4,8 @@
 #include "arena.h"
 
 #include <gmp.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,13 @@ typedef struct block {
 
 static block *free_list[NCLASS];
 static char *slab, *slab_end;
+/* every slab, from its start: kept reachable (valgrind's leak check
+ * counts a slab that only an interior pointer holds as lost) */
+typedef struct slab_head {
+  struct slab_head *next;
+  alignas(max_align_t) char data[];
+} slab_head;
+static slab_head *slabs;
 
 static size_t class_of(size_t size) {
   return (size + GRAIN - 1) / GRAIN - 1;
@@ -41,7 +50,10 @@ static void *pool_alloc(size_t size) {
   size_t bytes = (k + 1) * GRAIN;
   if ((size_t)(slab_end - slab) < bytes) {
     /* the rest of the old slab is left (at most MD_POOL_MAX bytes) */
-    slab = xmalloc(SLAB);
+    slab_head *h = xmalloc(sizeof *h + SLAB);
+    h->next = slabs;
+    slabs = h;
+    slab = h->data;
     slab_end = slab + SLAB;
   }
   void *p = slab;
