@@ -24,6 +24,19 @@ enum {
   MAX_PEEL = 4, /* scalars taken out of a long product (prod_add_whole) */
 };
 
+/* A chain reduced: a stack of powers of bases, each with the factor it
+ * came in as while nothing combined with it (ORIG: the node mkpow would
+ * make again, found in the node table at a cost, 1.7 million times for
+ * a where chain's normal form), else NULL.  One per md_nf, reused:
+ * reduce_chain does not nest, and its exponents' limbs stay allocated
+ * from chain to chain. */
+typedef struct stack {
+  expr **base, **orig;
+  mpq_t *ex;
+  size_t n, cap;
+  bool busy;
+} stack;
+
 struct md_nf {
   md_ctx *ctx;
   md_shapes *shapes;
@@ -46,6 +59,7 @@ struct md_nf {
   md_idmap split; /* md_nf_split's result: its index in splits, plus 1 */
   struct split_entry *splits; /* each split made (their arrays N's) */
   size_t nsplits, capsplits;
+  stack stack; /* reduce_chain's */
 };
 
 typedef struct split_entry {
@@ -783,18 +797,13 @@ static void q_inc(mpq_t e) {
   mpz_add(mpq_numref(e), mpq_numref(e), mpq_denref(e));
 }
 
-/* A chain reduced: a stack of powers of bases. */
-typedef struct stack {
-  expr **base;
-  mpq_t *ex;
-  size_t n, cap;
-} stack;
-
 static void stack_clear(stack *s) {
   for (size_t i = 0; i < s->cap; i++)
     mpq_clear(s->ex[i]);
   free(s->base);
+  free(s->orig);
   free(s->ex);
+  *s = (stack){0};
 }
 
 /* Whether the top M entries of S are the factors of the product W. */
@@ -813,15 +822,37 @@ static bool stack_spells(const stack *s, const expr *w) {
   return ok;
 }
 
+/* Whether mkpow(B, E) is F: F is B^E as decompose() read it, and
+ * written as mkpow writes it (not A^1, nor (A^-1)^(1/2), which mkpow
+ * writes A^(-1/2)). */
+static bool spelled(const expr *f, const expr *b, const mpq_t e) {
+  if (f == b)
+    return q_is(e, 1);
+  if (f->op == E_INV)
+    return f->kid[0] == b && q_is(e, -1);
+  if (f->op != E_POW || f->kid[1]->op != E_NUM)
+    return false;
+  const mpq_srcptr k = f->kid[1]->u.num;
+  if (f->kid[0] == b) /* A^k: k not 0 or 1, nor a negative integer */
+    return mpq_equal(k, e) && !q_is(k, 0) && !q_is(k, 1) &&
+           !(q_is_int(k) && mpq_sgn(k) < 0);
+  /* (A^-1)^k, k an integer of 2 or more */
+  return f->kid[0]->op == E_INV && f->kid[0]->kid[0] == b && q_is_int(k) &&
+         mpz_cmp_ui(mpq_numref(k), 2) >= 0 && mpq_sgn(e) < 0 && q_is_int(e) &&
+         mpz_cmpabs(mpq_numref(k), mpq_numref(e)) == 0;
+}
+
 static void stack_push(md_nf *N, stack *s, expr *f);
 
-/* Pushes B^E onto S: a power of the base on top combines with it
- * (A^2 A^3 = A^5, A A^-1 = I), a power of a product W with the factors
- * of W just below it (A B (A B)^-2 = (A B)^-1, and (M N)^-1 after M N is
- * I); a product to the power 1 goes in factor by factor. */
-static void stack_push_pow(md_nf *N, stack *s, expr *b, mpq_t e) {
+/* Pushes B^E onto S (F: the factor that spells it, or NULL): a power of
+ * the base on top combines with it (A^2 A^3 = A^5, A A^-1 = I), a power
+ * of a product W with the factors of W just below it (A B (A B)^-2 =
+ * (A B)^-1, and (M N)^-1 after M N is I); a product to the power 1 goes
+ * in factor by factor. */
+static void stack_push_pow(md_nf *N, stack *s, expr *b, mpq_t e, expr *f) {
   if (s->n && s->base[s->n - 1] == b) {
     mpq_add(s->ex[s->n - 1], s->ex[s->n - 1], e);
+    s->orig[s->n - 1] = NULL;
     if (mpq_sgn(s->ex[s->n - 1]) == 0)
       s->n--;
     return;
@@ -830,6 +861,7 @@ static void stack_push_pow(md_nf *N, stack *s, expr *b, mpq_t e) {
     while (mpq_sgn(e) != 0 && stack_spells(s, b)) {
       s->n -= b->nkids;
       q_inc(e);
+      f = NULL;
     }
     if (mpq_sgn(e) == 0)
       return;
@@ -842,12 +874,14 @@ static void stack_push_pow(md_nf *N, stack *s, expr *b, mpq_t e) {
   if (s->n == s->cap) {
     size_t cap = s->cap ? 2 * s->cap : 8;
     s->base = xreallocarray(s->base, cap, sizeof *s->base);
+    s->orig = xreallocarray(s->orig, cap, sizeof *s->orig);
     s->ex = xreallocarray(s->ex, cap, sizeof *s->ex);
     for (size_t i = s->cap; i < cap; i++)
       mpq_init(s->ex[i]);
     s->cap = cap;
   }
   s->base[s->n] = b;
+  s->orig[s->n] = f && spelled(f, b, e) ? f : NULL;
   mpq_set(s->ex[s->n++], e);
 }
 
@@ -855,7 +889,7 @@ static void stack_push(md_nf *N, stack *s, expr *f) {
   mpq_t e;
   mpq_init(e);
   expr *b = decompose(f, e);
-  stack_push_pow(N, s, b, e);
+  stack_push_pow(N, s, b, e, f);
   mpq_clear(e);
 }
 
@@ -896,23 +930,29 @@ static bool reduced(const md_nodes *ch) {
 static void reduce_chain(md_nf *N, md_nodes *ch) {
   if (N->failed || ch->n < 2 || reduced(ch))
     return; /* (failed: a fold past a limit may have left NULL in CH) */
-  stack s = {0};
+  stack local = {0}, *s = N->stack.busy ? &local : &N->stack;
+  s->busy = true;
+  s->n = 0;
   mpq_t e;
   mpq_init(e);
   for (size_t i = 0; i < ch->n; i++) {
-    expr *b = decompose(ch->v[i], e);
+    expr *f = ch->v[i], *b = decompose(f, e);
     if (b->op == E_MUL && !is_scalar(N, b)) /* ... and the factors after */
       while (mpq_sgn(e) != 0 && spells(ch->v, i + 1, ch->n, b)) {
         i += b->nkids;
         q_inc(e);
+        f = NULL;
       }
-    stack_push_pow(N, &s, b, e);
+    stack_push_pow(N, s, b, e, f);
   }
   ch->n = 0;
-  for (size_t i = 0; i < s.n; i++)
-    md_nodes_push(ch, mkpow(N, s.base[i], s.ex[i], false));
+  for (size_t i = 0; i < s->n; i++)
+    md_nodes_push(ch, s->orig[i] ? s->orig[i]
+                                 : mkpow(N, s->base[i], s->ex[i], false));
   mpq_clear(e);
-  stack_clear(&s);
+  s->busy = false;
+  if (s == &local)
+    stack_clear(&local);
 }
 
 /* Whether a factor of CH recurs within MAX_PERIOD places (else nothing
@@ -2994,6 +3034,7 @@ md_nf *md_nf_new(md_ctx *ctx, md_shapes *shapes, bool expand) {
 void md_nf_free(md_nf *N) {
   if (!N)
     return;
+  stack_clear(&N->stack);
   md_idmap_clear(&N->memo);
   md_idmap_clear(&N->tmemo);
   md_idmap_clear(&N->prim);
