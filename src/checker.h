@@ -33,6 +33,18 @@
 /* Agreement wanted in doubles, relative to the largest entry when it is
  * above 1, absolute below (a zero computed in doubles is 1e-16). */
 #define MD_CHECK_TOL 1e-9
+/* A floating-point difference is weighed against the rounding the point
+ * allows: the values are computed again with the point moved by this
+ * much (relative), and a side that moves by c is taken to carry rounding
+ * of c 2^-17 (2^-53 / 2^-26, times 2^10 for the operations that
+ * compound it); a side that moves by more than 2^-10 is past any such
+ * estimate (t_k = sin(3 t_(k-1)) + cos(t_(k-1)), 200 levels deep, whose
+ * values double precision cannot tell apart from noise).  Where rounding
+ * can explain the difference, the point decides nothing, and another is
+ * drawn, up to MD_CHECK_UNDECIDED of them; then the check cannot be
+ * made in doubles, an error, not a FALSE. */
+#define MD_CHECK_PERTURB 0x1p-26
+#define MD_CHECK_UNDECIDED 6
 
 /* Checks the identities of FILES ("-" is stdin), in order: one verdict
  * per identity and a summary line on OUT (TAP with TAP), messages about

@@ -1658,6 +1658,54 @@ static md_status run_all(md_eval *ev, expr *const *e, const md_shape *where,
   return MD_OK;
 }
 
+/* Whether entry (i, j) of symbol S goes up (md_eval_perturbed): a mix of
+ * the three, symmetric in i and j. */
+static bool perturb_up(size_t s, uint32_t i, uint32_t j) {
+  uint64_t lo = i < j ? i : j, hi = i < j ? j : i;
+  uint64_t h = (s + 1) * 0x9E3779B97F4A7C15u ^ (lo << 32 | hi);
+  h ^= h >> 31;
+  h *= 0xBF58476D1CE4E5B9u;
+  h ^= h >> 29;
+  return h & 1;
+}
+
+md_status md_eval_perturbed(md_eval *ev, double rel, expr *const *e,
+                            const md_shape *where, size_t n, md_val *out) {
+  size_t ns = ev->nsym ? ev->nsym : 1;
+  md_val *saved = xcalloc(ns, sizeof *saved);
+  bool *had = xcalloc(ns, sizeof *had), doubles = ev->doubles;
+  for (size_t s = 0; s < ev->nsym; s++) {
+    had[s] = ev->has_drawn[s];
+    if (ev->bound[s])
+      md_val_init_copy(&saved[s], &ev->symval[s]);
+  }
+  md_eval_use_doubles(ev);
+  for (size_t s = 0; s < ev->nsym; s++) {
+    md_val *v = &ev->symval[s];
+    for (uint32_t i = 0; ev->bound[s] && i < v->r; i++)
+      for (uint32_t j = 0; j < v->c; j++) {
+        md_num *x = md_val_at(v, i, j, 0);
+        x->d *= perturb_up(s, i, j) ? 1 + rel : 1 - rel;
+      }
+  }
+  md_status st = run_all(ev, e, where, n, out);
+  forget_all(ev);
+  for (size_t s = 0; s < ev->nsym; s++) {
+    if (ev->bound[s]) {
+      md_val_clear(&ev->symval[s]);
+      ev->symval[s] = saved[s]; /* (its numbers now the symbol's) */
+    }
+    if (!had[s] && ev->has_drawn[s]) {
+      md_val_clear(&ev->drawn[s]);
+      ev->has_drawn[s] = false;
+    }
+  }
+  ev->doubles = doubles;
+  free(saved);
+  free(had);
+  return st;
+}
+
 md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
                          const md_shape *where, size_t n, md_val *out) {
   char why[sizeof ev->why] = "";

@@ -105,6 +105,14 @@ const char *md_eval_why(const md_eval *ev);
  * MD_HUGE is never returned: the same point is evaluated in doubles. */
 md_status md_eval_sample(md_eval *ev, md_rng *rng, expr *const *e,
                          const md_shape *where, size_t n, md_val *out);
+/* Evaluates E[0..N-1] again as md_eval_sample did, in doubles, at the
+ * last point drawn with each entry of each symbol scaled by 1 + REL or
+ * 1 - REL (the sign fixed by the symbol and the entry, the same for
+ * (i, j) and (j, i), so that symmetric values stay symmetric): how far
+ * that moves the values tells how far rounding can (checker.c).  The
+ * point is left as it was, its values forgotten. */
+md_status md_eval_perturbed(md_eval *ev, double rel, expr *const *e,
+                            const md_shape *where, size_t n, md_val *out);
 /* How many points the last md_eval_sample drew: fewer than
  * MD_EVAL_TRIES when it failed at a node of numbers only (1 ./ 0), which
  * is undefined at every point. */

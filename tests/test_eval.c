@@ -819,6 +819,41 @@ START_TEST(values_wide_and_cut) {
 }
 END_TEST
 
+/* The point moved by 1 +- rel in each entry, symmetric ones alike, and
+ * then as it was: S is symmetric, so S - S^T stays 0; x^T x moves by at
+ * most (1 + rel)^2; the exact point and its exact value come back. */
+START_TEST(perturbed_point) {
+  prepare(
+      "let S : symmetric(3); let x : vector(3); (x^T x) (S - S^T) + x^T x I");
+  bind_mat("S", 3, 3,
+           (const char *[]){"1", "2", "3", "2", "5", "6", "3", "6", "9"});
+  bind_mat("x", 3, 1, (const char *[]){"1", "2", "2"});
+  md_val r, m;
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_q(&r, 0, 0, 0, "9");
+  check_q(&r, 0, 1, 0, "0");
+  md_val_clear(&r);
+  const double rel = 0x1p-20;
+  ck_assert_int_eq(md_eval_perturbed(cur.ev, rel, &cur.e, NULL, 1, &m), MD_OK);
+  for (uint32_t i = 0; i < 3; i++)
+    for (uint32_t j = 0; j < 3; j++) {
+      md_num *x = md_val_at(&m, i, j, 0);
+      ck_assert(!x->exact);
+      if (i != j) {
+        ck_assert(x->d == 0); /* S kept symmetric */
+      } else {
+        ck_assert(fabs(x->d - 9) <= 9 * (2 * rel + rel * rel) * (1 + 1e-9));
+      }
+    }
+  /* some entry moved: the value moved */
+  ck_assert(md_num_get_d(md_val_at(&m, 0, 0, 0)) != 9);
+  md_val_clear(&m);
+  ck_assert_int_eq(md_eval_run(cur.ev, cur.e, NULL, &r), MD_OK);
+  check_q(&r, 0, 0, 0, "9"); /* exact again */
+  md_val_clear(&r);
+}
+END_TEST
+
 static Suite *eval_suite(void) {
   Suite *s = suite_create("eval");
   TCase *tc = tu_tcase(s, "exact");
@@ -850,6 +885,7 @@ static Suite *eval_suite(void) {
   tcase_add_test(tc, large_dags_draw_small_sizes);
   tcase_add_test(tc, values_shown);
   tcase_add_test(tc, values_wide_and_cut);
+  tcase_add_test(tc, perturbed_point);
   return s;
 }
 
