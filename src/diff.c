@@ -37,6 +37,7 @@ typedef struct pass {
   size_t nadj;
   const expr **order; /* nodes that depend on the target, kids first */
   size_t norder, caporder;
+  md_idmap adjoints; /* by id: 1 for a node that is an adjoint (G) */
 } pass;
 
 static md_shape shape(md_diff *D, expr *e) {
@@ -358,81 +359,129 @@ static void contribute(pass *P, const expr *to, expr *c) {
   a->v[a->n++] = c;
 }
 
-/* A contribution taken apart: a number times the operands of a .* (or
- * the contribution itself as one operand). */
+/* A contribution taken apart: a number times the operands of a .* over
+ * those of another (each side possibly the contribution itself).  G ./ D
+ * .* (2 t) is 2 times (G, t) over (D); G / 3 is 1/3 times (G).  A .* in
+ * a ./ or a ./ in a .* is taken apart once, no deeper: an adjoint that
+ * is a long .* (MD_WHOLE_HAD) is one operand past that. */
 typedef struct hterm {
   mpq_t c;
-  expr *const *f;
-  size_t n;
-  expr *one; /* the storage of F when it is a single operand */
+  md_nodes num, den;
 } hterm;
 
-static void hterm_of(hterm *t, expr *x) {
-  mpq_init(t->c);
-  mpq_set_ui(t->c, 1, 1);
+/* X without its signs and numbers, which go into C (divided out with
+ * DEN); a division by a number only with DIV. */
+static expr *unscaled(expr *x, mpq_t c, bool den, bool div) {
   for (;;) {
     if (x->op == E_NEG) {
-      mpq_neg(t->c, t->c);
+      mpq_neg(c, c);
       x = x->kid[0];
-    } else if (x->op == E_MUL && x->nkids == 2 && x->kid[0]->op == E_NUM) {
-      mpq_mul(t->c, t->c, x->kid[0]->u.num);
+    } else if (x->op == E_MUL && x->nkids == 2 && x->kid[0]->op == E_NUM &&
+               mpq_sgn(x->kid[0]->u.num)) {
+      (den ? mpq_div : mpq_mul)(c, c, x->kid[0]->u.num);
       x = x->kid[1];
+    } else if (div && x->op == E_DIV && x->kid[1]->op == E_NUM &&
+               mpq_sgn(x->kid[1]->u.num)) {
+      (den ? mpq_mul : mpq_div)(c, c, x->kid[1]->u.num);
+      x = x->kid[0];
     } else {
-      break;
+      return x;
     }
-  }
-  if (x->op == E_HAD) {
-    t->f = x->kid;
-    t->n = x->nkids;
-  } else {
-    t->one = x;
-    t->f = &t->one;
-    t->n = 1;
   }
 }
 
-/* The sum of the contributions V[0..N) with an operand of .* that all of
+/* X, without its signs and numbers, onto T's numerator (or denominator
+ * with DEN); LEVELS of .* and ./ left to take apart, a ./ and a division
+ * by a number only when DEEP. */
+static void hterm_add(hterm *t, expr *x, bool den, int levels, bool deep) {
+  x = unscaled(x, t->c, den, deep);
+  if (levels > 0 && x->op == E_HAD) {
+    for (size_t i = 0; i < x->nkids; i++)
+      hterm_add(t, x->kid[i], den, levels - 1, deep);
+  } else if (deep && levels > 0 && x->op == E_HDIV) {
+    hterm_add(t, x->kid[0], den, levels - 1, deep);
+    hterm_add(t, x->kid[1], !den, levels - 1, deep);
+  } else {
+    md_nodes_push(den ? &t->den : &t->num, x);
+  }
+}
+
+/* The operands of .* in A taken together, NULL for none. */
+static expr *had_of(md_ctx *ctx, expr *const *a, size_t n) {
+  return n == 0 ? NULL : n == 1 ? a[0] : expr_make(ctx, E_HAD, a, n);
+}
+
+/* The sum of the contributions V[0..N) with operands of .* that all of
  * them share taken out: G .* cos(t) + G is G .* (cos(t) + 1).  So the
- * adjoint of t_k = t_(k-1) + sin(t_(k-1)), k times over, is a product of
+ * adjoint of t_k = f(t_(k-1)) + t_(k-1), k times over, is a product of
  * k such factors, not a sum that grows by a term at each step (output
- * quadratic in k).  NULL when no operand is shared (or too deep: the
- * plain sum is tried then, and fails in turn). */
-static expr *common_factor(md_diff *D, expr **v, size_t n) {
+ * quadratic in k).
+ *
+ * DEEP looks two levels into .* and ./ and through numbers, and takes
+ * out every adjoint the terms share (P->adjoints, without numbers),
+ * matched with its multiplicity: G ./ D .* (2 t) + G / 3 is
+ * G .* (2 t ./ D + 1/3), for t_k = log(1 + t_(k-1) .* t_(k-1)) +
+ * t_(k-1) / 3, whose expanded adjoint was Θ(k^2) (16 MB at k = 3 000).
+ * Only adjoints: other operands found that deep (x, p) made sums of
+ * nested quotients that the normal form no longer brought back to 0
+ * (p ./ t .* t, k times over, printed 70 KB at k = 70).  Not DEEP, the
+ * first operand of a .* that the terms share, whatever it is, is taken
+ * out (the normal form does bring those back).  NULL when nothing is
+ * shared (or too deep: the plain sum is tried then, and fails in turn). */
+static expr *common_factor(pass *P, expr **v, size_t n, bool deep) {
+  md_diff *D = P->D;
   md_ctx *ctx = D->ctx;
-  hterm *t = xreallocarray(NULL, n, sizeof *t);
+  hterm *t = xcalloc(n, sizeof *t);
+  for (size_t i = 0; i < n; i++) {
+    mpq_init(t[i].c);
+    mpq_set_ui(t[i].c, 1, 1);
+    hterm_add(&t[i], v[i], false, deep ? 2 : 1, deep);
+  }
+  /* taken[i][k]: operand k of term i is one of those shared */
+  bool **taken = xcalloc(n, sizeof *taken);
   for (size_t i = 0; i < n; i++)
-    hterm_of(&t[i], v[i]);
-  expr *shared = NULL;
-  for (size_t j = 0; j < t[0].n && !shared; j++) {
-    expr *f = t[0].f[j];
-    bool all = !is_scalar(D, f);
+    taken[i] = xcalloc(t[i].num.n ? t[i].num.n : 1, sizeof **taken);
+  md_nodes shared = {0};
+  for (size_t j = 0; j < t[0].num.n; j++) {
+    expr *f = t[0].num.v[j];
+    if ((deep && !md_idmap_get(&P->adjoints, f)) || is_scalar(D, f))
+      continue;
+    size_t *at = xcalloc(n, sizeof *at);
+    bool all = true;
     for (size_t i = 1; i < n && all; i++) {
       all = false;
-      for (size_t k = 0; k < t[i].n && !all; k++)
-        all = t[i].f[k] == f;
+      for (size_t k = 0; k < t[i].num.n && !all; k++)
+        if (!taken[i][k] && t[i].num.v[k] == f) {
+          all = true;
+          at[i] = k;
+        }
     }
-    if (all)
-      shared = f;
+    if (all) {
+      taken[0][j] = true;
+      for (size_t i = 1; i < n; i++)
+        taken[i][at[i]] = true;
+      md_nodes_push(&shared, f);
+    }
+    free(at);
+    if (!deep && shared.n)
+      break;
   }
   expr *r = NULL;
-  if (shared) {
+  if (shared.n) {
     expr **terms = xreallocarray(NULL, n, sizeof *terms);
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
-      /* the operands but one copy of SHARED, times the number */
-      expr **rest = xreallocarray(NULL, t[i].n, sizeof *rest);
-      size_t m = 0;
-      bool taken = false;
-      for (size_t k = 0; k < t[i].n; k++) {
-        if (!taken && t[i].f[k] == shared)
-          taken = true;
-        else
-          rest[m++] = t[i].f[k];
-      }
-      expr *x = m == 0   ? NULL
-                : m == 1 ? rest[0]
-                         : expr_make(ctx, E_HAD, rest, m);
-      free(rest);
+      /* the operands but the shared, over the denominator, times the
+       * number */
+      md_nodes rest = {0};
+      for (size_t k = 0; k < t[i].num.n; k++)
+        if (!taken[i][k])
+          md_nodes_push(&rest, t[i].num.v[k]);
+      expr *x = had_of(ctx, rest.v, rest.n);
+      expr *d = had_of(ctx, t[i].den.v, t[i].den.n);
+      if (d) /* a number broadcasts: 2 ./ D */
+        x = expr_hdiv(ctx, x ? x : expr_int(ctx, 1), d);
+      md_nodes_clear(&rest);
       if (!x)
         terms[i] = expr_num(ctx, t[i].c); /* a number broadcasts */
       else if (mpq_cmp_ui(t[i].c, 1, 1) == 0)
@@ -444,13 +493,22 @@ static expr *common_factor(md_diff *D, expr **v, size_t n) {
       ok = terms[i] != NULL;
     }
     expr *sum = ok ? expr_add_n(ctx, terms, n) : NULL;
-    r = sum ? expr_had(ctx, shared, sum) : NULL;
+    if (sum) {
+      md_nodes_push(&shared, sum);
+      r = had_of(ctx, shared.v, shared.n);
+    }
     if (r && !md_shape_derive(D->shapes, r))
       r = NULL;
     free(terms);
   }
-  for (size_t i = 0; i < n; i++)
+  md_nodes_clear(&shared);
+  for (size_t i = 0; i < n; i++) {
     mpq_clear(t[i].c);
+    md_nodes_clear(&t[i].num);
+    md_nodes_clear(&t[i].den);
+    free(taken[i]);
+  }
+  free(taken);
   free(t);
   return r;
 }
@@ -464,9 +522,16 @@ static bool adjoint(pass *P, const expr *e, expr **G) {
   if (e->id >= P->nadj || P->adj[e->id].n == 0)
     return true;
   contribs *a = &P->adj[e->id];
-  *G = a->n >= 2 ? common_factor(P->D, a->v, a->n) : NULL;
+  if (a->n >= 2 && !(*G = common_factor(P, a->v, a->n, true)))
+    *G = common_factor(P, a->v, a->n, false);
   if (!*G)
     *G = expr_add_n(P->D->ctx, a->v, a->n);
+  if (*G) { /* (an operand common_factor may take out) */
+    mpq_t c;
+    mpq_init(c);
+    md_idmap_put(&P->adjoints, unscaled(*G, c, false, true), 1);
+    mpq_clear(c);
+  }
   return *G ? true : too_deep(P->D);
 }
 
@@ -814,6 +879,8 @@ static expr *expand(md_diff *D, expr *e, expr **memo) {
 static bool reverse_n(md_diff *D, expr *root, const expr *const *T, size_t n,
                       expr *seed, expr **out) {
   pass P = {.D = D, .trace = D->trace};
+  md_idmap_init(&P.adjoints);
+  md_idmap_init(&P.adjoints);
   D->trace = NULL; /* nested passes are not the derivation shown */
   uint8_t *is_tgt = NULL;
   if (n == 1) {
@@ -861,6 +928,8 @@ static bool reverse_n(md_diff *D, expr *root, const expr *const *T, size_t n,
   for (size_t i = 0; i < P.nadj; i++)
     free(P.adj[i].v);
   free(P.adj);
+  md_idmap_clear(&P.adjoints);
+  md_idmap_clear(&P.adjoints);
   free(P.dep);
   free(P.order);
   free(is_tgt);

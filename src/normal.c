@@ -684,7 +684,15 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
 }
 
 /* A normal sum S is c * P with P primitive: its coefficients have no
- * common factor and the first is positive.  Returns P, sets C. */
+ * common factor and the first is positive.  Returns P, sets C.
+ *
+ * A sum kept whole (MD_WHOLE_SUM) is made monic instead: its first
+ * coefficient is 1.  Its terms' coefficients are then only their ratios
+ * to the first, where a primitive sum's integers carry every scale the
+ * sums inside it were ever given: t_k = log(1 + t .* t) + t / 3 nests
+ * whole sums k / 64 deep, and primitive they held 3^k (k digits for each
+ * of k terms); monic, no more than the 3^64 between one whole sum's first
+ * term and its last. */
 static expr *content(md_nf *N, expr *s, mpq_t c) {
   expr *p = get(&N->prim, s);
   if (p) {
@@ -697,19 +705,24 @@ static expr *content(md_nf *N, expr *s, mpq_t c) {
   mpz_init(g);
   mpz_init_set_ui(l, 1);
   int first = 0;
-  for (size_t i = 0; i < s->nkids; i++) {
+  if (expr_whole(s)) {
     expr *b;
-    md_nf_coef(N, s->kid[i], q, &b);
-    if (i == 0)
-      first = mpq_sgn(q);
-    mpz_gcd(g, g, mpq_numref(q));
-    mpz_lcm(l, l, mpq_denref(q));
+    md_nf_coef(N, s->kid[0], c, &b);
+  } else {
+    for (size_t i = 0; i < s->nkids; i++) {
+      expr *b;
+      md_nf_coef(N, s->kid[i], q, &b);
+      if (i == 0)
+        first = mpq_sgn(q);
+      mpz_gcd(g, g, mpq_numref(q));
+      mpz_lcm(l, l, mpq_denref(q));
+    }
+    mpq_set_num(c, g);
+    mpq_set_den(c, l);
+    mpq_canonicalize(c);
+    if (first < 0)
+      mpq_neg(c, c);
   }
-  mpq_set_num(c, g);
-  mpq_set_den(c, l);
-  mpq_canonicalize(c);
-  if (first < 0)
-    mpq_neg(c, c);
   if (mpq_sgn(c) == 0 || q_is(c, 1)) {
     mpq_set_ui(c, 1, 1);
     p = s;
