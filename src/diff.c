@@ -37,7 +37,8 @@ typedef struct pass {
   size_t nadj;
   const expr **order; /* nodes that depend on the target, kids first */
   size_t norder, caporder;
-  md_idmap adjoints; /* by id: 1 for a node that is an adjoint (G) */
+  md_idmap adjoints; /* by id: 1 for an adjoint G found, its signs and
+                        numbers taken off (unscaled) */
 } pass;
 
 static md_shape shape(md_diff *D, expr *e) {
@@ -526,7 +527,7 @@ static bool adjoint(pass *P, const expr *e, expr **G) {
     *G = common_factor(P, a->v, a->n, false);
   if (!*G)
     *G = expr_add_n(P->D->ctx, a->v, a->n);
-  if (*G) { /* (an operand common_factor may take out) */
+  if (*G) { /* an operand common_factor may take out, deep */
     mpq_t c;
     mpq_init(c);
     md_idmap_put(&P->adjoints, unscaled(*G, c, false, true), 1);
@@ -880,7 +881,6 @@ static bool reverse_n(md_diff *D, expr *root, const expr *const *T, size_t n,
                       expr *seed, expr **out) {
   pass P = {.D = D, .trace = D->trace};
   md_idmap_init(&P.adjoints);
-  md_idmap_init(&P.adjoints);
   D->trace = NULL; /* nested passes are not the derivation shown */
   uint8_t *is_tgt = NULL;
   if (n == 1) {
@@ -928,7 +928,6 @@ static bool reverse_n(md_diff *D, expr *root, const expr *const *T, size_t n,
   for (size_t i = 0; i < P.nadj; i++)
     free(P.adj[i].v);
   free(P.adj);
-  md_idmap_clear(&P.adjoints);
   md_idmap_clear(&P.adjoints);
   free(P.dep);
   free(P.order);
