@@ -36,6 +36,14 @@ typedef struct printer {
   size_t limit; /* stop writing past this many bytes (0: no limit) */
 } printer;
 
+/* Whether P has written past its limit: then each loop over operands
+ * stops too, so that a message's text costs its limit, not the size of a
+ * node of 4 096 operands, once for every message (3 556 messages of a
+ * Kronecker tower took 6 G instructions). */
+static bool full(const printer *p) {
+  return p->limit && p->out->len > p->limit;
+}
+
 static int prec(const printer *p, const expr *e) {
   switch ((expr_op)e->op) {
   case E_NUM:
@@ -158,7 +166,7 @@ static void print_chain(printer *p, const expr *e, const char *op) {
    * whole (MD_MAX_FLAT), and so does the parser, given the brackets */
   bool same = e->kid[0]->op == e->op && (e->op == E_MUL || e->op == E_HAD);
   sub(p, e->kid[0], same ? P_KRON : P_PROD, !same);
-  for (size_t i = 1; i < e->nkids; i++) {
+  for (size_t i = 1; i < e->nkids && !full(p); i++) {
     sb_puts(p->out, op);
     /* A B ⊗ C is A (B ⊗ C): in Unicode mode a Kronecker product needs
      * no parentheses here; in the plain text nothing is at that level */
@@ -169,7 +177,7 @@ static void print_chain(printer *p, const expr *e, const char *op) {
 /* E's operands as an argument list: "(a, b, ...)". */
 static void print_list(printer *p, const expr *e) {
   sb_putc(p->out, '(');
-  for (size_t i = 0; i < e->nkids; i++) {
+  for (size_t i = 0; i < e->nkids && !full(p); i++) {
     if (i)
       sb_puts(p->out, ", ");
     bracketed(p, e->kid[i]);
@@ -189,6 +197,8 @@ static bool kron_nested(const expr *e) {
 
 /* The operands LO .. HI - 1 of the Kronecker product E, as kron calls. */
 static void print_kron(printer *p, const expr *e, size_t lo, size_t hi) {
+  if (full(p))
+    return;
   if (hi - lo == 1) {
     bracketed(p, e->kid[lo]);
     return;
@@ -203,7 +213,7 @@ static void print_kron(printer *p, const expr *e, size_t lo, size_t hi) {
 
 static void print(printer *p, const expr *e) {
   strbuf *o = p->out;
-  if (p->limit && o->len > p->limit)
+  if (full(p))
     return; /* a message has enough: stop, whatever the size of E */
   switch ((expr_op)e->op) {
   case E_NUM:
@@ -221,7 +231,7 @@ static void print(printer *p, const expr *e) {
   case E_ADD:
     /* (a + b) + c: a sum kept whole (MD_MAX_FLAT), see print_chain */
     sub(p, e->kid[0], e->kid[0]->op == E_ADD ? P_NEG : P_SUM, false);
-    for (size_t i = 1; i < e->nkids; i++) {
+    for (size_t i = 1; i < e->nkids && !full(p); i++) {
       const expr *t = e->kid[i];
       if (t->op == E_NEG) {
         sb_puts(o, " - ");
@@ -262,7 +272,7 @@ static void print(printer *p, const expr *e) {
   case E_KRON:
     if (p->unicode) {
       /* a ⊗ b ⊗ c: its operands are postfix expressions */
-      for (size_t i = 0; i < e->nkids; i++) {
+      for (size_t i = 0; i < e->nkids && !full(p); i++) {
         if (i)
           sb_puts(o, " ⊗ ");
         sub(p, e->kid[i], P_POST, false);
@@ -334,7 +344,7 @@ static void print(printer *p, const expr *e) {
     p->in_norm = 0; /* inside parentheses a norm may open again */
     sb_puts(o, f->name);
     sb_putc(o, '(');
-    for (size_t i = 0; i < e->nkids; i++) {
+    for (size_t i = 0; i < e->nkids && !full(p); i++) {
       if (i)
         sb_puts(o, ", ");
       print(p, e->kid[i]);
