@@ -442,12 +442,12 @@ static expr *common_factor(pass *P, expr **v, size_t n, bool deep) {
   bool **taken = xcalloc(n, sizeof *taken);
   for (size_t i = 0; i < n; i++)
     taken[i] = xcalloc(t[i].num.n ? t[i].num.n : 1, sizeof **taken);
+  size_t *at = xcalloc(n, sizeof *at); /* where F is in term i */
   md_nodes shared = {0};
   for (size_t j = 0; j < t[0].num.n; j++) {
     expr *f = t[0].num.v[j];
     if ((deep && !md_idmap_get(&P->adjoints, f)) || is_scalar(D, f))
       continue;
-    size_t *at = xcalloc(n, sizeof *at);
     bool all = true;
     for (size_t i = 1; i < n && all; i++) {
       all = false;
@@ -463,10 +463,10 @@ static expr *common_factor(pass *P, expr **v, size_t n, bool deep) {
         taken[i][at[i]] = true;
       md_nodes_push(&shared, f);
     }
-    free(at);
     if (!deep && shared.n)
       break;
   }
+  free(at);
   expr *r = NULL;
   if (shared.n) {
     expr **terms = xreallocarray(NULL, n, sizeof *terms);

@@ -683,6 +683,33 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
   return r;
 }
 
+/* C = the gcd of the coefficients of the sum S (of their numerators over
+ * the lcm of their denominators), with the sign of the first. */
+static void gcd_of_coefs(md_nf *N, expr *s, mpq_t c) {
+  mpq_t q;
+  mpq_init(q);
+  mpz_t g, l;
+  mpz_init(g);
+  mpz_init_set_ui(l, 1);
+  int first = 0;
+  for (size_t i = 0; i < s->nkids; i++) {
+    expr *b;
+    md_nf_coef(N, s->kid[i], q, &b);
+    if (i == 0)
+      first = mpq_sgn(q);
+    mpz_gcd(g, g, mpq_numref(q));
+    mpz_lcm(l, l, mpq_denref(q));
+  }
+  mpq_set_num(c, g);
+  mpq_set_den(c, l);
+  mpq_canonicalize(c);
+  if (first < 0)
+    mpq_neg(c, c);
+  mpz_clear(g);
+  mpz_clear(l);
+  mpq_clear(q);
+}
+
 /* A normal sum S is c * P with P primitive: its coefficients have no
  * common factor and the first is positive.  Returns P, sets C.
  *
@@ -701,27 +728,11 @@ static expr *content(md_nf *N, expr *s, mpq_t c) {
   }
   mpq_t q;
   mpq_init(q);
-  mpz_t g, l;
-  mpz_init(g);
-  mpz_init_set_ui(l, 1);
-  int first = 0;
   if (expr_whole(s)) {
     expr *b;
     md_nf_coef(N, s->kid[0], c, &b);
   } else {
-    for (size_t i = 0; i < s->nkids; i++) {
-      expr *b;
-      md_nf_coef(N, s->kid[i], q, &b);
-      if (i == 0)
-        first = mpq_sgn(q);
-      mpz_gcd(g, g, mpq_numref(q));
-      mpz_lcm(l, l, mpq_denref(q));
-    }
-    mpq_set_num(c, g);
-    mpq_set_den(c, l);
-    mpq_canonicalize(c);
-    if (first < 0)
-      mpq_neg(c, c);
+    gcd_of_coefs(N, s, c);
   }
   if (mpq_sgn(c) == 0 || q_is(c, 1)) {
     mpq_set_ui(c, 1, 1);
@@ -745,8 +756,6 @@ static expr *content(md_nf *N, expr *s, mpq_t c) {
     md_idmap_put(&N->prim, s, (uintptr_t)p);
     md_idmap_put(&N->cont, s, (uintptr_t)num(N, c));
   }
-  mpz_clear(g);
-  mpz_clear(l);
   mpq_clear(q);
   return p;
 }
