@@ -42,6 +42,7 @@ typedef struct checker {
   bool show_seed; /* a counterexample names it (not in --verify) */
   FILE *out;
   size_t n, passed, failed;
+  uint64_t spent;  /* operations on entries of the evaluations so far */
   md_check_fn *fn; /* md_check_each: each verdict, as well */
   void *arg;
 } checker;
@@ -264,7 +265,7 @@ static void set_located(verdict *v, const md_error *e) {
   v->at.msg = memcpy(xmalloc(n + 1), e->msg, n + 1);
 }
 
-static void check_identity(const checker *C, md_ctx *ctx, const md_env *env,
+static void check_identity(checker *C, md_ctx *ctx, const md_env *env,
                            const md_rules *defs, const md_source *src,
                            const md_parsed *p, const md_stmt *given,
                            verdict *v) {
@@ -308,6 +309,13 @@ static void check_identity(const checker *C, md_ctx *ctx, const md_env *env,
   bool symbolic = proved(ctx, env, defs, st);
   expr *sides[2] = {st->lhs, st->rhs};
   md_eval *ev = md_eval_new(ctx, sh, sides, 2);
+  /* MATDIFF_CHECK_WORK bounds the evaluations of the whole run, beside
+   * each identity's budget (MD_EVAL_WORK): a fuzzer's 4 KB file of
+   * identities that each spend their budget took seconds.  Unset, a file
+   * of any length is checked to its end. */
+  uint64_t total = md_knob("MATDIFF_CHECK_WORK", 1024, SIZE_MAX);
+  if (total != SIZE_MAX)
+    md_eval_cap(ev, total > C->spent ? total - C->spent : 0, total);
   md_rng rng;
   /* the identity's text makes the seed: the same line draws the same
    * points in any file, at any place; --seed N gives others (0: as
@@ -422,6 +430,7 @@ static void check_identity(const checker *C, md_ctx *ctx, const md_env *env,
     sb_printf(&v->detail, "cannot evaluate: too large (more than %zu sizes)",
               (size_t)MD_MAX_DIMS);
   }
+  C->spent += md_eval_work(ev);
   md_eval_free(ev);
   md_shapes_free(sh);
 }

@@ -89,8 +89,9 @@ struct md_eval {
   bool everywhere;
   unsigned tries; /* points drawn by the last md_eval_sample */
   /* arithmetic done since md_eval_new, in entry operations (jet parts
-   * times the work per entry), against BUDGET (MD_EVAL_WORK) */
-  uint64_t work, budget;
+   * times the work per entry), against BUDGET (MD_EVAL_WORK) and CAP
+   * (what is left of a whole run's, md_eval_cap) */
+  uint64_t work, budget, cap, cap_total;
   /* the words of exact numbers at this point (charge_mul, charge_cube):
    * past a quarter of the budget, the point goes on in doubles */
   uint64_t exact_work;
@@ -203,6 +204,7 @@ md_eval *md_eval_new(md_ctx *ctx, md_shapes *sh, expr *const *roots,
   ev->closed = xcalloc(ev->n ? ev->n : 1, sizeof *ev->closed);
   frame_init(ev, &ev->root, NULL, NULL, NULL);
   ev->budget = md_knob("MATDIFF_EVAL_WORK", 1024, MD_EVAL_WORK);
+  ev->cap = UINT64_MAX;
   return ev;
 }
 
@@ -240,6 +242,15 @@ void md_eval_free(md_eval *ev) {
   free(ev->size);
   free(ev->symdims);
   free(ev);
+}
+
+void md_eval_cap(md_eval *ev, uint64_t left, uint64_t total) {
+  ev->cap = left;
+  ev->cap_total = total;
+}
+
+uint64_t md_eval_work(const md_eval *ev) {
+  return ev->work;
 }
 
 unsigned md_eval_tries(const md_eval *ev) {
@@ -649,10 +660,18 @@ static md_status fail(md_eval *ev, md_status st, const expr *e,
  * error, not a wait). */
 static bool charge(md_eval *ev, uint64_t units) {
   ev->work += units;
-  return ev->work <= ev->budget;
+  return ev->work <= ev->budget && ev->work <= ev->cap;
 }
 
 static md_status over_budget(md_eval *ev, const expr *e) {
+  if (ev->cap < ev->budget) { /* the lower limit was passed */
+    char what[128];
+    snprintf(what, sizeof what,
+             "too much arithmetic (MATDIFF_CHECK_WORK: the run's %llu "
+             "operations on entries are spent)",
+             (unsigned long long)ev->cap_total);
+    return fail(ev, MD_FAIL, e, what);
+  }
   if (ev->budget == MD_EVAL_WORK)
     return fail(ev, MD_FAIL, e,
                 "too much arithmetic (over 2^22 operations on entries)");
@@ -853,7 +872,7 @@ static md_status power_charge(md_eval *ev, const expr *e, const md_val *a,
 static md_status charge_cube(md_eval *ev, const expr *e, const md_val *a,
                              uint64_t mult, uint64_t growth) {
   uint64_t n = a->r, ops = (n * n * n << a->order) * mult;
-  if (ev->work + ops > ev->budget)
+  if (ev->work + ops > ev->budget || ev->work + ops > ev->cap)
     return over_budget(ev, e); /* in doubles too */
   if (!ev->doubles) {
     uint64_t bits = (md_val_max_bits(a) + bit_length(n)) * growth;

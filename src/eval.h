@@ -117,3 +117,10 @@ md_status md_eval_perturbed(md_eval *ev, double rel, expr *const *e,
  * MD_EVAL_TRIES when it failed at a node of numbers only (1 ./ 0), which
  * is undefined at every point. */
 unsigned md_eval_tries(const md_eval *ev);
+
+/* A whole run's limit on top of the budget: LEFT operations may be done,
+ * of the run's TOTAL (MATDIFF_CHECK_WORK, checker.c); past it, "too much
+ * arithmetic" names the run's limit. */
+void md_eval_cap(md_eval *ev, uint64_t left, uint64_t total);
+/* The operations on entries done since md_eval_new. */
+uint64_t md_eval_work(const md_eval *ev);

@@ -193,7 +193,7 @@ typedef struct md_ctx md_ctx;
 /* The environment variable NAME as a limit from LO to below DFLT, or
  * DFLT: the tests and the fuzzers lower limits to reach them with small
  * inputs (MATDIFF_MAX_DEPTH, MATDIFF_MAX_SIZE, MATDIFF_EVAL_WORK,
- * MATDIFF_SIMPLIFY_WORK). */
+ * MATDIFF_CHECK_WORK, MATDIFF_SIMPLIFY_WORK). */
 size_t md_knob(const char *name, size_t lo, size_t dflt);
 /* A work budget of the simplifier's passes (simplify.c, normal.c,
  * ewise.c): DFLT, or as much less, in proportion, as

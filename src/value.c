@@ -3,6 +3,7 @@
 
 #include "arena.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,22 @@ void md_num_set_q(md_num *x, const mpq_t q) {
 
 void md_num_set_si(md_num *x, long num, unsigned long den) {
   x->exact = true;
-  mpq_set_si(x->q, num, den ? den : 1);
-  mpq_canonicalize(x->q);
+  if (!den)
+    den = 1;
+  if (num == LONG_MIN) {
+    mpq_set_si(x->q, num, den);
+    mpq_canonicalize(x->q);
+    return;
+  }
+  /* lowest terms in words: GMP's canonicalize costs more than the
+   * draw of a point's entries that call this */
+  unsigned long g = num < 0 ? (unsigned long)-num : (unsigned long)num;
+  for (unsigned long b = den; b;) {
+    unsigned long t = g % b;
+    g = b;
+    b = t;
+  }
+  mpq_set_si(x->q, num / (long)g, den / g);
 }
 
 void md_num_set_d(md_num *x, double d) {
@@ -373,22 +388,33 @@ static md_status pow_coefs(md_num *c, const md_num *x0, const mpq_t p,
       exact = pow_exact(xp, x0->q, p);
   }
   double dx = md_num_get_d(x0), dp = mpq_get_d(p), dxp = pow(dx, dp);
+  /* C(p, j) and x^j, each made from the last */
+  mpq_t t;
+  mpq_init(t);
+  mpq_set_ui(b, 1, 1);
+  mpq_set_ui(xj, 1, 1);
   for (unsigned j = 0; st == MD_OK && j <= k; j++) {
-    binom_q(b, p, j);
+    if (j > 0) {
+      mpq_set_ui(t, j - 1, 1);
+      mpq_sub(t, p, t);
+      mpq_mul(b, b, t);
+      mpq_set_ui(t, j, 1);
+      mpq_div(b, b, t);
+      if (exact)
+        mpq_mul(xj, xj, x0->q);
+    }
     if (mpq_sgn(b) == 0) {
       num_zero(&c[j]);
     } else if (exact) {
       /* C(p, j) x^p / x^j */
-      mpq_set_ui(xj, 1, 1);
-      for (unsigned i = 0; i < j; i++)
-        mpq_mul(xj, xj, x0->q);
-      mpq_mul(b, b, xp);
-      mpq_div(b, b, xj);
-      md_num_set_q(&c[j], b);
+      mpq_mul(t, b, xp);
+      mpq_div(t, t, xj);
+      md_num_set_q(&c[j], t);
     } else {
       md_num_set_d(&c[j], mpq_get_d(b) * dxp / pow(dx, (double)j));
     }
   }
+  mpq_clear(t);
   mpq_clear(xp);
   mpq_clear(b);
   mpq_clear(xj);
@@ -539,16 +565,36 @@ static md_status jet_pow(md_num *r, const md_num *a, unsigned k,
   return st;
 }
 
-/* R = 1 / A; MD_DOMAIN when the real part is 0. */
+/* R = 1 / A; MD_DOMAIN when the real part is 0, MD_HUGE past
+ * MD_EXACT_BITS.  The coefficients are those pow_coefs gives for x^-1,
+ * C(-1, j) x^-1 / x^j = (-1)^j / x^(j+1), but made one from the last
+ * (exactly the same numbers, doubles too): every entry of an
+ * element-wise division comes here, and the general power's binomials
+ * and roots made it a dozen times the cost of the product it feeds. */
 static md_status jet_recip(md_num *r, const md_num *a, unsigned k) {
-  if (num_is_zero(&a[0]))
+  const md_num *x = &a[0];
+  if (num_is_zero(x))
     return MD_DOMAIN;
-  mpq_t m1;
-  mpq_init(m1);
-  mpq_set_si(m1, -1, 1);
-  md_status st = jet_pow(r, a, k, m1);
-  mpq_clear(m1);
-  return st;
+  if (x->exact && num_bits(x) > MD_EXACT_BITS)
+    return MD_HUGE;
+  md_num c[MD_MAX_ORDER + 1];
+  for (unsigned j = 0; j <= k; j++)
+    md_num_init(&c[j]);
+  if (x->exact) {
+    mpq_inv(c[0].q, x->q);
+    for (unsigned j = 1; j <= k; j++) {
+      mpq_mul(c[j].q, c[j - 1].q, c[0].q);
+      mpq_neg(c[j].q, c[j].q);
+    }
+  } else {
+    double dx = x->d, dxp = pow(dx, -1.0);
+    for (unsigned j = 0; j <= k; j++)
+      md_num_set_d(&c[j], (j % 2 ? -1.0 : 1.0) * dxp / pow(dx, (double)j));
+  }
+  jet_series(r, a, k, c);
+  for (unsigned j = 0; j <= k; j++)
+    md_num_clear(&c[j]);
+  return MD_OK;
 }
 
 /* ---- values ---- */

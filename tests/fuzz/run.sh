@@ -84,6 +84,10 @@ for h in "${harnesses[@]}"; do
   # (MATDIFF_EVAL_WORK, eval.h): the same paths to "too much arithmetic",
   # reached 8 times sooner (a second of the CLI's time is six under the
   # sanitizers, and a loaded machine doubles that)
+  # and a check run's arithmetic is bounded as a whole, at 2^21 (four
+  # identities at their budget; MATDIFF_CHECK_WORK, checker.c): a 1 KB
+  # file of 39 identities, eight of them at the budget, took 3 s here,
+  # 7 s beside three other fuzzers (regress/check-many-budgets)
   # and the simplifier's work (its floor, and its work per node in
   # proportion) and the normal form's expansion budget are 512, not
   # 20000 (MATDIFF_SIMPLIFY_WORK, simplify.c): the same paths past those
@@ -97,6 +101,7 @@ for h in "${harnesses[@]}"; do
   ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=1:quarantine_size_mb=16} \
     MATDIFF_MAX_SIZE=${MATDIFF_MAX_SIZE:-262144} \
     MATDIFF_EVAL_WORK=${MATDIFF_EVAL_WORK:-524288} \
+    MATDIFF_CHECK_WORK=${MATDIFF_CHECK_WORK:-2097152} \
     MATDIFF_SIMPLIFY_WORK=${MATDIFF_SIMPLIFY_WORK:-512} \
     "$out/fuzz_$h" -max_total_time="$secs" -max_len=4096 \
     -dict=tests/fuzz/matdiff.dict -timeout=5 -rss_limit_mb=1024 \
