@@ -1481,12 +1481,15 @@ static expr *segment(md_nf *N, expr *const *f, size_t n) {
   return r;
 }
 
-/* Whether A B is a product that fits, as far as a run is concerned
- * (closed factors, such as I, take the size they are given). */
+/* Whether A B is a product that fits, as far as a run is concerned.
+ * Closed factors (I, ones ones^T) are compared too: their recorded
+ * sizes are only their most general ones, but such a size is never 1,
+ * so a 1 that meets one is a break all the same.  (They were passed
+ * over, and u^T I (y^T x) was read as one run, u^T I y^T x, 1×1: its
+ * canonical orientation printed x^T y u, a column, for a row.) */
 static bool fits(md_nf *N, expr *a, expr *b) {
   md_shape sa, sb;
-  if ((a->flags & EF_CLOSED) || (b->flags & EF_CLOSED) || !shape(N, a, &sa) ||
-      !shape(N, b, &sb))
+  if (!shape(N, a, &sa) || !shape(N, b, &sb))
     return true;
   /* the factors of a product that shape inference accepted fit, except
    * where a 1×1 run stands in the chain: there a 1 meets a size that is
