@@ -1136,6 +1136,31 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
   }
   if (st != MD_OK)
     return st;
+  /* The 1×1 runs, as shape inference reads the product (mul_chain): a
+   * closed factor is sized by its neighbours in its own run (or at the
+   * top), a run inside scaling.  In 2 I y^T I x (I + ones ones^T) the
+   * last factor follows I, not x: sized by x, it was 1×1, and check
+   * called a true identity FALSE.  LEVEL[i]: the start of the innermost
+   * run that holds factor i, or n at the top, where the product's own
+   * size bounds the chain (in a run, 1). */
+  md_shape *k = xreallocarray(NULL, n, sizeof *k);
+  size_t *run = xreallocarray(NULL, n, sizeof *run);
+  size_t *level = xreallocarray(NULL, n, sizeof *level);
+  size_t *open = xreallocarray(NULL, n, sizeof *open), nopen = 0;
+  for (size_t i = 0; i < n; i++)
+    k[i] = md_shape_of(ev->sh, e->kid[i]);
+  if (!md_shape_runs(ev->sh, k, n, run))
+    memset(run, 0, n * sizeof *run);
+  for (size_t i = 0; i < n; i++) {
+    while (nopen && run[open[nopen - 1]] <= i)
+      nopen--;
+    if (run[i])
+      open[nopen++] = i;
+    level[i] = nopen ? open[nopen - 1] : n;
+  }
+  free(open);
+  free(run);
+  free(k);
   size_t *chain = xreallocarray(NULL, n, sizeof *chain), m = 0;
   for (size_t i = 0; i < n; i++)
     if (!v[i] || v[i]->r != 1 || v[i]->c != 1)
@@ -1143,17 +1168,21 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
   for (bool progress = true; progress && st == MD_OK;) {
     progress = false;
     for (size_t q = 0; st == MD_OK && q < m; q++) {
-      size_t i = chain[q];
+      size_t i = chain[q], lv = level[i];
       if (v[i])
         continue;
       /* as shape inference reads a product: what the factors on each
        * side multiply to, a scalar scaling rather than multiplying (in
        * s x^T y ones, ones takes the product's own size) */
-      uint64_t r = pr, c = pc;
+      uint64_t r = lv == n ? pr : 1, c = lv == n ? pc : 1;
       bool known = true;
       uint64_t ar = 1, ac = 1;
-      for (size_t t = 0; known && t < q; t++) {
+      const md_val *prev = NULL, *next = NULL;
+      for (size_t t = 0; t < q; t++) {
+        if (level[chain[t]] != lv)
+          continue;
         const md_val *w = v[chain[t]];
+        prev = w;
         if (!w)
           known = false;
         else if (ar == 1 && ac == 1)
@@ -1162,13 +1191,16 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
           ac = w->c;
       }
       if (!known) /* the next factor alone, when it is known */
-        r = q > 0 && v[chain[q - 1]] ? v[chain[q - 1]]->c : 0;
+        r = prev ? prev->c : 0;
       else if (!(ar == 1 && ac == 1))
         r = ac;
       known = true;
       ar = ac = 1;
-      for (size_t t = m; known && t-- > q + 1;) {
+      for (size_t t = m; t-- > q + 1;) {
+        if (level[chain[t]] != lv)
+          continue;
         const md_val *w = v[chain[t]];
+        next = w;
         if (!w)
           known = false;
         else if (ar == 1 && ac == 1)
@@ -1177,7 +1209,7 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
           ar = w->r;
       }
       if (!known)
-        c = q + 1 < m && v[chain[q + 1]] ? v[chain[q + 1]]->r : 0;
+        c = next ? next->r : 0;
       else if (!(ar == 1 && ac == 1))
         c = ar;
       refine(ev, e->kid[i], &r, &c);
@@ -1190,6 +1222,7 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
   for (size_t q = 0; st == MD_OK && q < m; q++)
     if (!v[chain[q]])
       st = unsized(ev, e->kid[chain[q]]);
+  free(level);
   free(chain);
   return st;
 }
