@@ -1165,7 +1165,18 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
   for (size_t i = 0; i < n; i++)
     if (!v[i] || v[i]->r != 1 || v[i]->c != 1)
       chain[m++] = i;
-  for (bool progress = true; progress && st == MD_OK;) {
+  /* A factor is sized once everything on both sides of it is known; only
+   * when none is, by the one next to it (in ones^T I y ones the last ones
+   * follows a 1×1 product, not y: sized by y's columns before ones^T was
+   * known, it was 1×1) */
+  for (bool progress = true, guess = false; st == MD_OK;) {
+    if (!progress) {
+      if (guess)
+        break;
+      guess = true; /* a round of guesses */
+    } else {
+      guess = false;
+    }
     progress = false;
     for (size_t q = 0; st == MD_OK && q < m; q++) {
       size_t i = chain[q], lv = level[i];
@@ -1175,7 +1186,7 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
        * side multiply to, a scalar scaling rather than multiplying (in
        * s x^T y ones, ones takes the product's own size) */
       uint64_t r = lv == n ? pr : 1, c = lv == n ? pc : 1;
-      bool known = true;
+      bool known = true, all = true;
       uint64_t ar = 1, ac = 1;
       const md_val *prev = NULL, *next = NULL;
       for (size_t t = 0; t < q; t++) {
@@ -1194,6 +1205,7 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
         r = prev ? prev->c : 0;
       else if (!(ar == 1 && ac == 1))
         r = ac;
+      all = known;
       known = true;
       ar = ac = 1;
       for (size_t t = m; t-- > q + 1;) {
@@ -1212,10 +1224,13 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
         c = next ? next->r : 0;
       else if (!(ar == 1 && ac == 1))
         c = ar;
+      all = all && known;
       refine(ev, e->kid[i], &r, &c);
-      if (r && c) {
+      if (r && c && (all || guess)) {
         st = eval(ev, F, e->kid[i], r, c, &v[i]);
         progress = true;
+        if (!all)
+          break; /* one guess, then what it makes known */
       }
     }
   }
