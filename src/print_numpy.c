@@ -343,13 +343,36 @@ static uint32_t lmul(printer *p, uint32_t a, uint32_t b) {
   return lnew(p, (lvar){.kind = L_MUL, .a = a, .b = b});
 }
 
+/* Whether V is in T: a walk over T's DAG, each local once (a tower of
+ * Kronecker squares is 2^k paths deep in k locals). */
 static bool loccurs(printer *p, uint32_t v, uint32_t t) {
   t = lfind(p, t);
   if (t == v)
     return true;
-  if (p->lv[t].kind == L_MUL)
-    return loccurs(p, v, p->lv[t].a) || loccurs(p, v, p->lv[t].b);
-  return false;
+  if (p->lv[t].kind != L_MUL)
+    return false;
+  uint8_t *seen = xcalloc(p->nlv, 1);
+  uint32_t *stack = xreallocarray(NULL, p->nlv + 1, sizeof *stack);
+  size_t n = 0;
+  bool found = false;
+  stack[n++] = t;
+  seen[t] = 1;
+  while (n && !found) {
+    uint32_t x = stack[--n];
+    if (x == v) {
+      found = true;
+    } else if (p->lv[x].kind == L_MUL) {
+      uint32_t k[2] = {lfind(p, p->lv[x].a), lfind(p, p->lv[x].b)};
+      for (int i = 0; i < 2; i++)
+        if (!seen[k[i]]) {
+          seen[k[i]] = 1;
+          stack[n++] = k[i];
+        }
+    }
+  }
+  free(seen);
+  free(stack);
+  return found;
 }
 
 static bool flexible(const lvar *v) {
@@ -383,6 +406,153 @@ static bool lsame(printer *p, uint32_t x, uint32_t y) {
          md_dim_equal(p->sh, a->dim, b->dim);
 }
 
+/* Products of more than MAX_FACTORS factors, as shape.c's dim_counts:
+ * distinct factors (lsame's sense: an integer by its value, a size of
+ * SHAPES by its root) and how often each occurs. */
+enum { MAX_ATOMS = 16 };
+typedef struct lcount {
+  uint8_t tag; /* 0 an integer, 1 a size of SHAPES, 2 a local */
+  uint64_t key, n;
+  uint32_t x;
+} lcount;
+typedef struct lcounts {
+  size_t n;
+  lcount f[MAX_ATOMS];
+} lcounts;
+
+static int lcount_cmp(const lcount *a, const lcount *b) {
+  if (a->tag != b->tag)
+    return a->tag < b->tag ? -1 : 1;
+  return (a->key > b->key) - (a->key < b->key);
+}
+
+static bool lcounts_add(const lcounts *a, const lcounts *b, lcounts *out) {
+  size_t i = 0, j = 0;
+  out->n = 0;
+  while (i < a->n || j < b->n) {
+    int c = i == a->n ? 1 : j == b->n ? -1 : lcount_cmp(&a->f[i], &b->f[j]);
+    lcount f = c <= 0 ? a->f[i] : b->f[j];
+    if (c == 0) {
+      if (b->f[j].n > (UINT64_C(1) << 62) - f.n)
+        return false;
+      f.n += b->f[j].n;
+    }
+    i += c <= 0, j += c >= 0;
+    if (out->n == MAX_ATOMS)
+      return false;
+    out->f[out->n++] = f;
+  }
+  return true;
+}
+
+/* The factors of X counted into *OUT (each local once, after its
+ * factors). */
+static bool lcount_of(printer *p, uint32_t x, lcounts *out) {
+  uint32_t *at = xcalloc(p->nlv, sizeof *at); /* 1 + index in done */
+  uint8_t *entered = xcalloc(p->nlv, 1);
+  uint32_t *stack = xreallocarray(NULL, 2 * p->nlv + 1, sizeof *stack);
+  lcounts *done = xreallocarray(NULL, p->nlv, sizeof *done);
+  size_t n = 0, ndone = 0;
+  bool ok = true;
+  stack[n++] = lfind(p, x);
+  while (ok && n) {
+    uint32_t y = stack[n - 1];
+    const lvar *v = &p->lv[y];
+    if (at[y]) {
+      n--;
+      continue;
+    }
+    if (v->kind == L_MUL && !entered[y]) {
+      entered[y] = 1;
+      stack[n++] = lfind(p, v->b);
+      stack[n++] = lfind(p, v->a);
+      continue;
+    }
+    lcounts *c = &done[ndone];
+    long iv;
+    if (v->kind == L_MUL) {
+      ok = lcounts_add(&done[at[lfind(p, v->a)] - 1],
+                       &done[at[lfind(p, v->b)] - 1], c);
+    } else {
+      lcount f = {2, y, 1, y};
+      if (lint_value(p, y, &iv))
+        f.tag = 0, f.key = (uint64_t)iv;
+      else if (v->kind == L_DIM && !v->flexible)
+        f.tag = 1, f.key = md_dim_get(p->sh, v->dim).root;
+      c->n = 1;
+      c->f[0] = f;
+    }
+    at[y] = (uint32_t)++ndone;
+    n--;
+  }
+  if (ok)
+    *out = done[at[lfind(p, x)] - 1];
+  free(at);
+  free(entered);
+  free(stack);
+  free(done);
+  return ok;
+}
+
+/* X^K as a product of locals (by squares). */
+static uint32_t lpow(printer *p, uint32_t x, uint64_t k) {
+  uint32_t r = lint(p, 1);
+  for (uint32_t q = x; k; k >>= 1) {
+    if (k & 1)
+      r = lmul(p, r, q);
+    if (k > 1)
+      q = lmul(p, q, q);
+  }
+  return r;
+}
+
+/* lunify_products on counted factors (shape.c's unify_counts). */
+static bool lunify_counts(printer *p, lcounts *ca, lcounts *cb, lvar A,
+                          lvar B) {
+  for (size_t i = 0, j = 0; i < ca->n && j < cb->n;) {
+    int c = lcount_cmp(&ca->f[i], &cb->f[j]);
+    if (c < 0) {
+      i++;
+    } else if (c > 0) {
+      j++;
+    } else {
+      uint64_t m = ca->f[i].n < cb->f[j].n ? ca->f[i].n : cb->f[j].n;
+      ca->f[i++].n -= m;
+      cb->f[j++].n -= m;
+    }
+  }
+  size_t na = 0, nb = 0;
+  for (size_t i = 0; i < ca->n; i++)
+    if (ca->f[i].n)
+      ca->f[na++] = ca->f[i];
+  for (size_t j = 0; j < cb->n; j++)
+    if (cb->f[j].n)
+      cb->f[nb++] = cb->f[j];
+  ca->n = na, cb->n = nb;
+  if (na == 0 || nb == 0)
+    return na == nb;
+  if (na == 1 && nb == 1 && ca->f[0].n == 1 && cb->f[0].n == 1)
+    return lunify(p, ca->f[0].x, cb->f[0].x);
+  lcounts *lone = na == 1 && ca->f[0].n == 1   ? ca
+                  : nb == 1 && cb->f[0].n == 1 ? cb
+                                               : NULL;
+  if (lone && flexible(&p->lv[lone->f[0].x])) {
+    lcounts *other = lone == ca ? cb : ca;
+    uint32_t prod = lint(p, 1);
+    for (size_t i = 0; i < other->n; i++)
+      prod = lmul(p, prod, lpow(p, other->f[i].x, other->f[i].n));
+    return lunify(p, lone->f[0].x, prod);
+  }
+  return lunify(p, A.a, B.a) && lunify(p, A.b, B.b);
+}
+
+/* The factors of A·B counted. */
+static bool lcount_pair(printer *p, lvar P, lcounts *out) {
+  lcounts a, b;
+  return lcount_of(p, P.a, &a) && lcount_of(p, P.b, &b) &&
+         lcounts_add(&a, &b, out);
+}
+
 /* shape.c's unify_products: products are equal as multisets of factors;
  * common factors cancel, a lone unknown is the product of the other
  * side, and what stays ambiguous is unified factor by factor. */
@@ -390,8 +560,12 @@ static bool lunify_products(printer *p, lvar A, lvar B) {
   uint32_t fa[MAX_FACTORS], fb[MAX_FACTORS];
   size_t na = 0, nb = 0;
   if (!lfactors(p, A.a, fa, &na) || !lfactors(p, A.b, fa, &na) ||
-      !lfactors(p, B.a, fb, &nb) || !lfactors(p, B.b, fb, &nb))
+      !lfactors(p, B.a, fb, &nb) || !lfactors(p, B.b, fb, &nb)) {
+    lcounts ca, cb;
+    if (lcount_pair(p, A, &ca) && lcount_pair(p, B, &cb))
+      return lunify_counts(p, &ca, &cb, A, B);
     return lunify(p, A.a, B.a) && lunify(p, A.b, B.b);
+  }
   for (size_t i = 0; i < na; i++)
     for (size_t j = 0; j < nb; j++)
       if (lsame(p, fa[i], fb[j])) {
@@ -624,6 +798,7 @@ static size_t linfer(printer *p, const expr *e) {
 /* ---- sizes as Python ---- */
 
 static bool dim_size_into(printer *p, md_dim d, strbuf *b);
+static bool dim_powers(printer *p, md_dim d, strbuf *b);
 
 /* The parameter whose shape has D: "X.shape[0]".  Appends nothing when it
  * fails. */
@@ -658,10 +833,35 @@ static bool dim_size_into(printer *p, md_dim d, strbuf *b) {
   }
   if (info.kind != MD_DIM_PRODUCT)
     return false;
+  md_dim f[16];
+  size_t nf = 0;
+  if (!md_dim_factors(p->sh, d, f, &nf, 16))
+    return dim_powers(p, d, b);
   if (!dim_size_into(p, info.a, b))
     return false;
   sb_puts(b, " * ");
   return dim_size_into(p, info.b, b);
+}
+
+/* A size of more than 16 factors (a tower of Kronecker squares has 2^k)
+ * as powers of its distinct ones: x.shape[0] ** 32; false when it has
+ * more than 16 of those. */
+static bool dim_powers(printer *p, md_dim d, strbuf *b) {
+  md_dim v[16];
+  uint64_t count[16];
+  size_t n = 0;
+  if (!md_dim_counts(p->sh, d, v, count, &n, 16))
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      sb_puts(b, " * ");
+    if (!dim_size_into(p, v[i], b))
+      return false;
+    if (count[i] > 1)
+      sb_printf(b, p->lang == MD_CODE_OCTAVE ? " ^ %llu" : " ** %llu",
+                (unsigned long long)count[i]);
+  }
+  return true;
 }
 
 static bool lsize(printer *p, uint32_t x, strbuf *b) {
@@ -681,11 +881,30 @@ static bool lsize(printer *p, uint32_t x, strbuf *b) {
           dim_size(p, p->lv[i].dim, b))
         return true;
     return false;
-  case L_MUL:
+  case L_MUL: {
+    uint32_t f[MAX_FACTORS];
+    size_t nf = 0;
+    lcounts c;
+    if (!lfactors(p, x, f, &nf)) {
+      /* past MAX_FACTORS, as powers (dim_powers) */
+      if (!lcount_of(p, x, &c))
+        return false;
+      for (size_t i = 0; i < c.n; i++) {
+        if (i)
+          sb_puts(b, " * ");
+        if (!lsize(p, c.f[i].x, b))
+          return false;
+        if (c.f[i].n > 1)
+          sb_printf(b, p->lang == MD_CODE_OCTAVE ? " ^ %llu" : " ** %llu",
+                    (unsigned long long)c.f[i].n);
+      }
+      return true;
+    }
     if (!lsize(p, v.a, b))
       return false;
     sb_puts(b, " * ");
     return lsize(p, v.b, b);
+  }
   case L_FREE:
     break;
   }

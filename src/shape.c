@@ -265,6 +265,114 @@ bool md_dim_factors(md_shapes *s, md_dim d, md_dim *v, size_t *n, size_t cap) {
   return true;
 }
 
+/* A product's factors as distinct leaves and how often each occurs: a
+ * tower of k Kronecker squares of t has 2^k factors n but one entry (n,
+ * 2^k), found in time linear in its DAG.  For products of more than
+ * MAX_FACTORS leaves, which md_dim_factors does not list (unify_products):
+ * a tower of 6 levels, 32 factors, and the same size grouped otherwise,
+ * did not unify, and its NumPy code failed ("cannot multiply ... when
+ * m·n·n·... ≠ n·n·..."). */
+enum { MAX_ATOMS = 16 };
+typedef struct fcount {
+  md_dim atom;
+  uint64_t n;
+} fcount;
+typedef struct fcounts {
+  size_t n;
+  fcount f[MAX_ATOMS];
+} fcounts;
+
+/* A + B, by leaf; false past MAX_ATOMS leaves or 2^62 of one. */
+static bool counts_add(const fcounts *a, const fcounts *b, fcounts *out) {
+  size_t i = 0, j = 0;
+  out->n = 0;
+  while (i < a->n || j < b->n) {
+    fcount c;
+    if (j == b->n || (i < a->n && a->f[i].atom < b->f[j].atom)) {
+      c = a->f[i++];
+    } else if (i == a->n || b->f[j].atom < a->f[i].atom) {
+      c = b->f[j++];
+    } else {
+      c = a->f[i];
+      if (b->f[j].n > (UINT64_C(1) << 62) - c.n)
+        return false;
+      c.n += b->f[j].n;
+      i++, j++;
+    }
+    if (out->n == MAX_ATOMS)
+      return false;
+    out->f[out->n++] = c;
+  }
+  return true;
+}
+
+/* The leaves of D counted into *OUT (a walk: each product once, after
+ * its factors; MEMO[x] is 1 + its entry in a local array once done). */
+static bool dim_counts(md_shapes *s, md_dim d, fcounts *out) {
+  fcounts *done = NULL;
+  size_t ndone = 0, capdone = 0;
+  bool ok = true;
+  walk_begin(s);
+  push(s, find(s, d));
+  while (ok && s->nstack) {
+    md_dim x = s->stack[s->nstack - 1];
+    const dim_rec *r = &s->d[x];
+    if (walk_mark(s, x)) {
+      s->memo[x] = 0;
+      if (r->kind == D_MUL) { /* its factors first; it stays */
+        push(s, find(s, r->b));
+        push(s, find(s, r->a));
+        continue;
+      }
+    } else if (s->memo[x]) {
+      s->nstack--; /* reached before, done */
+      continue;
+    }
+    if (ndone == capdone) {
+      capdone = capdone ? 2 * capdone : 16;
+      done = xreallocarray(done, capdone, sizeof *done);
+    }
+    fcounts *c = &done[ndone];
+    if (r->kind == D_MUL) {
+      ok = counts_add(&done[s->memo[find(s, r->a)] - 1],
+                      &done[s->memo[find(s, r->b)] - 1], c);
+    } else {
+      c->n = 1;
+      c->f[0] = (fcount){x, 1};
+    }
+    s->memo[x] = (md_dim)++ndone;
+    s->nstack--;
+  }
+  if (ok)
+    *out = done[s->memo[find(s, d)] - 1];
+  s->nstack = 0;
+  free(done);
+  return ok;
+}
+
+bool md_dim_counts(md_shapes *s, md_dim d, md_dim *v, uint64_t *count,
+                   size_t *n, size_t cap) {
+  fcounts c;
+  if (!dim_counts(s, d, &c) || c.n > cap)
+    return false;
+  for (size_t i = 0; i < c.n; i++)
+    v[i] = c.f[i].atom, count[i] = c.f[i].n;
+  *n = c.n;
+  return true;
+}
+
+/* X^K as a product (by squares: log K sizes). */
+static md_dim dim_pow(md_shapes *s, md_dim x, uint64_t k) {
+  md_dim r = s->one;
+  for (md_dim p = x; k; k >>= 1) {
+    if (k & 1)
+      r = dim_mul(s, r, p);
+    if (k > 1)
+      p = dim_mul(s, p, p);
+  }
+  return r;
+}
+
 /* Pairs of sizes to make the same; MERGE: the two products whose factors
  * the pairs above it unified, made one (so that meeting them again costs
  * nothing: two towers of products are unified in time linear in their
@@ -282,6 +390,50 @@ static void push_pair(md_shapes *s, md_dim a, md_dim b, bool merge) {
   s->pairs[s->npairs++] = (dim_pair){a, b, merge};
 }
 
+/* unify_products for products of many factors, counted (dim_counts):
+ * the common ones cancel; a lone unknown left on one side is the
+ * product of the other side; two leaves left, one each, are unified; what
+ * stays ambiguous is unified as the products were built (A1·A2 with
+ * B1·B2). */
+static bool unify_counts(md_shapes *s, fcounts *ca, fcounts *cb, md_dim a1,
+                         md_dim a2, md_dim b1, md_dim b2) {
+  for (size_t i = 0, j = 0; i < ca->n && j < cb->n;) {
+    if (ca->f[i].atom < cb->f[j].atom) {
+      i++;
+    } else if (cb->f[j].atom < ca->f[i].atom) {
+      j++;
+    } else {
+      uint64_t m = ca->f[i].n < cb->f[j].n ? ca->f[i].n : cb->f[j].n;
+      ca->f[i++].n -= m;
+      cb->f[j++].n -= m;
+    }
+  }
+  size_t na = 0, nb = 0;
+  for (size_t i = 0; i < ca->n; i++)
+    if (ca->f[i].n)
+      ca->f[na++] = ca->f[i];
+  for (size_t j = 0; j < cb->n; j++)
+    if (cb->f[j].n)
+      cb->f[nb++] = cb->f[j];
+  ca->n = na, cb->n = nb;
+  if (na == 0 || nb == 0)
+    return na == nb; /* a size left over would have to be 1 */
+  fcounts *lone = na == 1 && ca->f[0].n == 1   ? ca
+                  : nb == 1 && cb->f[0].n == 1 ? cb
+                                               : NULL;
+  if (lone && s->d[lone->f[0].atom].kind == D_VAR) {
+    fcounts *other = lone == ca ? cb : ca;
+    md_dim p = s->one;
+    for (size_t i = 0; i < other->n; i++)
+      p = dim_mul(s, p, dim_pow(s, other->f[i].atom, other->f[i].n));
+    push_pair(s, lone->f[0].atom, p, false);
+    return true;
+  }
+  push_pair(s, a2, b2, false);
+  push_pair(s, a1, b1, false);
+  return true;
+}
+
 /* Products are equal as multisets of factors, in any order or grouping
  * (kron and vec build m·p·n and (m·n)·p for one size): common factors
  * cancel, and a lone unknown left on one side is the product of the
@@ -295,6 +447,9 @@ static bool unify_products(md_shapes *s, md_dim a, md_dim b) {
   push_pair(s, a, b, true);
   if (!md_dim_factors(s, a, fa, &na, MAX_FACTORS) ||
       !md_dim_factors(s, b, fb, &nb, MAX_FACTORS)) {
+    fcounts ca, cb;
+    if (dim_counts(s, a, &ca) && dim_counts(s, b, &cb))
+      return unify_counts(s, &ca, &cb, a1, a2, b1, b2);
     push_pair(s, a2, b2, false);
     push_pair(s, a1, b1, false);
     return true;

@@ -127,6 +127,12 @@ typedef struct md_dim_info {
  * left to right; false when there are more than CAP (at most 16) of them,
  * found without walking further (a product can have 2^k factors). */
 bool md_dim_factors(md_shapes *s, md_dim d, md_dim *v, size_t *n, size_t cap);
+/* The factors of D as distinct leaves V[0..*N) and how often each occurs
+ * (COUNT), in time linear in D's DAG (a tower of Kronecker squares has
+ * 2^k factors, one leaf); false past CAP leaves (at most 16) or a count
+ * past 2^62. */
+bool md_dim_counts(md_shapes *s, md_dim d, md_dim *v, uint64_t *count,
+                   size_t *n, size_t cap);
 
 /* What D stands for now (the information of its root). */
 md_dim_info md_dim_get(md_shapes *s, md_dim d);
