@@ -407,51 +407,20 @@ static bool lsame(printer *p, uint32_t x, uint32_t y) {
 }
 
 /* Products of more than MAX_FACTORS factors, as shape.c's dim_counts:
- * distinct factors (lsame's sense: an integer by its value, a size of
- * SHAPES by its root) and how often each occurs. */
-enum { MAX_ATOMS = 16 };
-typedef struct lcount {
-  uint8_t tag; /* 0 an integer, 1 a size of SHAPES, 2 a local */
-  uint64_t key, n;
-  uint32_t x;
-} lcount;
-typedef struct lcounts {
-  size_t n;
-  lcount f[MAX_ATOMS];
-} lcounts;
-
-static int lcount_cmp(const lcount *a, const lcount *b) {
-  if (a->tag != b->tag)
-    return a->tag < b->tag ? -1 : 1;
-  return (a->key > b->key) - (a->key < b->key);
-}
-
-static bool lcounts_add(const lcounts *a, const lcounts *b, lcounts *out) {
-  size_t i = 0, j = 0;
-  out->n = 0;
-  while (i < a->n || j < b->n) {
-    int c = i == a->n ? 1 : j == b->n ? -1 : lcount_cmp(&a->f[i], &b->f[j]);
-    lcount f = c <= 0 ? a->f[i] : b->f[j];
-    if (c == 0) {
-      if (b->f[j].n > (UINT64_C(1) << 62) - f.n)
-        return false;
-      f.n += b->f[j].n;
-    }
-    i += c <= 0, j += c >= 0;
-    if (out->n == MAX_ATOMS)
-      return false;
-    out->f[out->n++] = f;
-  }
-  return true;
+ * distinct factors in lsame's sense, keyed as an integer by its value
+ * (tag 0), a size of SHAPES by its root (1), else the local (2), the tag
+ * in the key's top bits. */
+static uint64_t lcount_key(unsigned tag, uint64_t v) {
+  return (uint64_t)tag << 62 | v;
 }
 
 /* The factors of X counted into *OUT (each local once, after its
  * factors). */
-static bool lcount_of(printer *p, uint32_t x, lcounts *out) {
+static bool lcount_of(printer *p, uint32_t x, md_counts *out) {
   uint32_t *at = xcalloc(p->nlv, sizeof *at); /* 1 + index in done */
   uint8_t *entered = xcalloc(p->nlv, 1);
   uint32_t *stack = xreallocarray(NULL, 2 * p->nlv + 1, sizeof *stack);
-  lcounts *done = xreallocarray(NULL, p->nlv, sizeof *done);
+  md_counts *done = xreallocarray(NULL, p->nlv, sizeof *done);
   size_t n = 0, ndone = 0;
   bool ok = true;
   stack[n++] = lfind(p, x);
@@ -468,17 +437,17 @@ static bool lcount_of(printer *p, uint32_t x, lcounts *out) {
       stack[n++] = lfind(p, v->a);
       continue;
     }
-    lcounts *c = &done[ndone];
+    md_counts *c = &done[ndone];
     long iv;
     if (v->kind == L_MUL) {
-      ok = lcounts_add(&done[at[lfind(p, v->a)] - 1],
-                       &done[at[lfind(p, v->b)] - 1], c);
+      ok = md_counts_add(&done[at[lfind(p, v->a)] - 1],
+                         &done[at[lfind(p, v->b)] - 1], c);
     } else {
-      lcount f = {2, y, 1, y};
+      md_count f = {lcount_key(2, y), 1, y};
       if (lint_value(p, y, &iv))
-        f.tag = 0, f.key = (uint64_t)iv;
+        f.key = lcount_key(0, (uint64_t)iv);
       else if (v->kind == L_DIM && !v->flexible)
-        f.tag = 1, f.key = md_dim_get(p->sh, v->dim).root;
+        f.key = lcount_key(1, md_dim_get(p->sh, v->dim).root);
       c->n = 1;
       c->f[0] = f;
     }
@@ -507,37 +476,19 @@ static uint32_t lpow(printer *p, uint32_t x, uint64_t k) {
 }
 
 /* lunify_products on counted factors (shape.c's unify_counts). */
-static bool lunify_counts(printer *p, lcounts *ca, lcounts *cb, lvar A,
+static bool lunify_counts(printer *p, md_counts *ca, md_counts *cb, lvar A,
                           lvar B) {
-  for (size_t i = 0, j = 0; i < ca->n && j < cb->n;) {
-    int c = lcount_cmp(&ca->f[i], &cb->f[j]);
-    if (c < 0) {
-      i++;
-    } else if (c > 0) {
-      j++;
-    } else {
-      uint64_t m = ca->f[i].n < cb->f[j].n ? ca->f[i].n : cb->f[j].n;
-      ca->f[i++].n -= m;
-      cb->f[j++].n -= m;
-    }
-  }
-  size_t na = 0, nb = 0;
-  for (size_t i = 0; i < ca->n; i++)
-    if (ca->f[i].n)
-      ca->f[na++] = ca->f[i];
-  for (size_t j = 0; j < cb->n; j++)
-    if (cb->f[j].n)
-      cb->f[nb++] = cb->f[j];
-  ca->n = na, cb->n = nb;
+  md_counts_cancel(ca, cb);
+  size_t na = ca->n, nb = cb->n;
   if (na == 0 || nb == 0)
     return na == nb;
   if (na == 1 && nb == 1 && ca->f[0].n == 1 && cb->f[0].n == 1)
     return lunify(p, ca->f[0].x, cb->f[0].x);
-  lcounts *lone = na == 1 && ca->f[0].n == 1   ? ca
-                  : nb == 1 && cb->f[0].n == 1 ? cb
-                                               : NULL;
+  md_counts *lone = na == 1 && ca->f[0].n == 1   ? ca
+                    : nb == 1 && cb->f[0].n == 1 ? cb
+                                                 : NULL;
   if (lone && flexible(&p->lv[lone->f[0].x])) {
-    lcounts *other = lone == ca ? cb : ca;
+    md_counts *other = lone == ca ? cb : ca;
     uint32_t prod = lint(p, 1);
     for (size_t i = 0; i < other->n; i++)
       prod = lmul(p, prod, lpow(p, other->f[i].x, other->f[i].n));
@@ -547,10 +498,10 @@ static bool lunify_counts(printer *p, lcounts *ca, lcounts *cb, lvar A,
 }
 
 /* The factors of A·B counted. */
-static bool lcount_pair(printer *p, lvar P, lcounts *out) {
-  lcounts a, b;
+static bool lcount_pair(printer *p, lvar P, md_counts *out) {
+  md_counts a, b;
   return lcount_of(p, P.a, &a) && lcount_of(p, P.b, &b) &&
-         lcounts_add(&a, &b, out);
+         md_counts_add(&a, &b, out);
 }
 
 /* shape.c's unify_products: products are equal as multisets of factors;
@@ -561,7 +512,7 @@ static bool lunify_products(printer *p, lvar A, lvar B) {
   size_t na = 0, nb = 0;
   if (!lfactors(p, A.a, fa, &na) || !lfactors(p, A.b, fa, &na) ||
       !lfactors(p, B.a, fb, &nb) || !lfactors(p, B.b, fb, &nb)) {
-    lcounts ca, cb;
+    md_counts ca, cb;
     if (lcount_pair(p, A, &ca) && lcount_pair(p, B, &cb))
       return lunify_counts(p, &ca, &cb, A, B);
     return lunify(p, A.a, B.a) && lunify(p, A.b, B.b);
@@ -884,7 +835,7 @@ static bool lsize(printer *p, uint32_t x, strbuf *b) {
   case L_MUL: {
     uint32_t f[MAX_FACTORS];
     size_t nf = 0;
-    lcounts c;
+    md_counts c;
     if (!lfactors(p, x, f, &nf)) {
       /* past MAX_FACTORS, as powers (dim_powers) */
       if (!lcount_of(p, x, &c))

@@ -272,44 +272,56 @@ bool md_dim_factors(md_shapes *s, md_dim d, md_dim *v, size_t *n, size_t cap) {
  * a tower of 6 levels, 32 factors, and the same size grouped otherwise,
  * did not unify, and its NumPy code failed ("cannot multiply ... when
  * m·n·n·... ≠ n·n·..."). */
-enum { MAX_ATOMS = 16 };
-typedef struct fcount {
-  md_dim atom;
-  uint64_t n;
-} fcount;
-typedef struct fcounts {
-  size_t n;
-  fcount f[MAX_ATOMS];
-} fcounts;
-
-/* A + B, by leaf; false past MAX_ATOMS leaves or 2^62 of one. */
-static bool counts_add(const fcounts *a, const fcounts *b, fcounts *out) {
+bool md_counts_add(const md_counts *a, const md_counts *b, md_counts *out) {
   size_t i = 0, j = 0;
   out->n = 0;
   while (i < a->n || j < b->n) {
-    fcount c;
-    if (j == b->n || (i < a->n && a->f[i].atom < b->f[j].atom)) {
-      c = a->f[i++];
-    } else if (i == a->n || b->f[j].atom < a->f[i].atom) {
-      c = b->f[j++];
-    } else {
-      c = a->f[i];
-      if (b->f[j].n > (UINT64_C(1) << 62) - c.n)
+    int c = i == a->n ? 1
+            : j == b->n
+                ? -1
+                : (a->f[i].key > b->f[j].key) - (a->f[i].key < b->f[j].key);
+    md_count f = c <= 0 ? a->f[i] : b->f[j];
+    if (c == 0) {
+      if (b->f[j].n > (UINT64_C(1) << 62) - f.n)
         return false;
-      c.n += b->f[j].n;
-      i++, j++;
+      f.n += b->f[j].n;
     }
-    if (out->n == MAX_ATOMS)
+    i += c <= 0, j += c >= 0;
+    if (out->n == MD_MAX_COUNTS)
       return false;
-    out->f[out->n++] = c;
+    out->f[out->n++] = f;
   }
   return true;
 }
 
+static void drop_zeros(md_counts *a) {
+  size_t m = 0;
+  for (size_t i = 0; i < a->n; i++)
+    if (a->f[i].n)
+      a->f[m++] = a->f[i];
+  a->n = m;
+}
+
+void md_counts_cancel(md_counts *a, md_counts *b) {
+  for (size_t i = 0, j = 0; i < a->n && j < b->n;) {
+    if (a->f[i].key < b->f[j].key) {
+      i++;
+    } else if (b->f[j].key < a->f[i].key) {
+      j++;
+    } else {
+      uint64_t m = a->f[i].n < b->f[j].n ? a->f[i].n : b->f[j].n;
+      a->f[i++].n -= m;
+      b->f[j++].n -= m;
+    }
+  }
+  drop_zeros(a);
+  drop_zeros(b);
+}
+
 /* The leaves of D counted into *OUT (a walk: each product once, after
  * its factors; MEMO[x] is 1 + its entry in a local array once done). */
-static bool dim_counts(md_shapes *s, md_dim d, fcounts *out) {
-  fcounts *done = NULL;
+static bool dim_counts(md_shapes *s, md_dim d, md_counts *out) {
+  md_counts *done = NULL;
   size_t ndone = 0, capdone = 0;
   bool ok = true;
   walk_begin(s);
@@ -332,13 +344,13 @@ static bool dim_counts(md_shapes *s, md_dim d, fcounts *out) {
       capdone = capdone ? 2 * capdone : 16;
       done = xreallocarray(done, capdone, sizeof *done);
     }
-    fcounts *c = &done[ndone];
+    md_counts *c = &done[ndone];
     if (r->kind == D_MUL) {
-      ok = counts_add(&done[s->memo[find(s, r->a)] - 1],
-                      &done[s->memo[find(s, r->b)] - 1], c);
+      ok = md_counts_add(&done[s->memo[find(s, r->a)] - 1],
+                         &done[s->memo[find(s, r->b)] - 1], c);
     } else {
       c->n = 1;
-      c->f[0] = (fcount){x, 1};
+      c->f[0] = (md_count){x, 1, x};
     }
     s->memo[x] = (md_dim)++ndone;
     s->nstack--;
@@ -352,11 +364,11 @@ static bool dim_counts(md_shapes *s, md_dim d, fcounts *out) {
 
 bool md_dim_counts(md_shapes *s, md_dim d, md_dim *v, uint64_t *count,
                    size_t *n, size_t cap) {
-  fcounts c;
+  md_counts c;
   if (!dim_counts(s, d, &c) || c.n > cap)
     return false;
   for (size_t i = 0; i < c.n; i++)
-    v[i] = c.f[i].atom, count[i] = c.f[i].n;
+    v[i] = c.f[i].x, count[i] = c.f[i].n;
   *n = c.n;
   return true;
 }
@@ -395,38 +407,25 @@ static void push_pair(md_shapes *s, md_dim a, md_dim b, bool merge) {
  * product of the other side; two leaves left, one each, are unified; what
  * stays ambiguous is unified as the products were built (A1·A2 with
  * B1·B2). */
-static bool unify_counts(md_shapes *s, fcounts *ca, fcounts *cb, md_dim a1,
+static bool unify_counts(md_shapes *s, md_counts *ca, md_counts *cb, md_dim a1,
                          md_dim a2, md_dim b1, md_dim b2) {
-  for (size_t i = 0, j = 0; i < ca->n && j < cb->n;) {
-    if (ca->f[i].atom < cb->f[j].atom) {
-      i++;
-    } else if (cb->f[j].atom < ca->f[i].atom) {
-      j++;
-    } else {
-      uint64_t m = ca->f[i].n < cb->f[j].n ? ca->f[i].n : cb->f[j].n;
-      ca->f[i++].n -= m;
-      cb->f[j++].n -= m;
-    }
-  }
-  size_t na = 0, nb = 0;
-  for (size_t i = 0; i < ca->n; i++)
-    if (ca->f[i].n)
-      ca->f[na++] = ca->f[i];
-  for (size_t j = 0; j < cb->n; j++)
-    if (cb->f[j].n)
-      cb->f[nb++] = cb->f[j];
-  ca->n = na, cb->n = nb;
+  md_counts_cancel(ca, cb);
+  size_t na = ca->n, nb = cb->n;
   if (na == 0 || nb == 0)
     return na == nb; /* a size left over would have to be 1 */
-  fcounts *lone = na == 1 && ca->f[0].n == 1   ? ca
-                  : nb == 1 && cb->f[0].n == 1 ? cb
-                                               : NULL;
-  if (lone && s->d[lone->f[0].atom].kind == D_VAR) {
-    fcounts *other = lone == ca ? cb : ca;
+  if (na == 1 && nb == 1 && ca->f[0].n == 1 && cb->f[0].n == 1) {
+    push_pair(s, ca->f[0].x, cb->f[0].x, false);
+    return true;
+  }
+  md_counts *lone = na == 1 && ca->f[0].n == 1   ? ca
+                    : nb == 1 && cb->f[0].n == 1 ? cb
+                                                 : NULL;
+  if (lone && s->d[lone->f[0].x].kind == D_VAR) {
+    md_counts *other = lone == ca ? cb : ca;
     md_dim p = s->one;
     for (size_t i = 0; i < other->n; i++)
-      p = dim_mul(s, p, dim_pow(s, other->f[i].atom, other->f[i].n));
-    push_pair(s, lone->f[0].atom, p, false);
+      p = dim_mul(s, p, dim_pow(s, other->f[i].x, other->f[i].n));
+    push_pair(s, lone->f[0].x, p, false);
     return true;
   }
   push_pair(s, a2, b2, false);
@@ -447,7 +446,7 @@ static bool unify_products(md_shapes *s, md_dim a, md_dim b) {
   push_pair(s, a, b, true);
   if (!md_dim_factors(s, a, fa, &na, MAX_FACTORS) ||
       !md_dim_factors(s, b, fb, &nb, MAX_FACTORS)) {
-    fcounts ca, cb;
+    md_counts ca, cb;
     if (dim_counts(s, a, &ca) && dim_counts(s, b, &cb))
       return unify_counts(s, &ca, &cb, a1, a2, b1, b2);
     push_pair(s, a2, b2, false);

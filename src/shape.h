@@ -127,6 +127,26 @@ typedef struct md_dim_info {
  * left to right; false when there are more than CAP (at most 16) of them,
  * found without walking further (a product can have 2^k factors). */
 bool md_dim_factors(md_shapes *s, md_dim d, md_dim *v, size_t *n, size_t cap);
+/* A product's factors counted: distinct factors, by KEY (ascending), each
+ * N times; X says which (a dimension, or a local of the NumPy printer).
+ * A tower of k Kronecker squares of t has 2^k factors n and one count.
+ * MD_MAX_COUNTS distinct factors at most. */
+enum { MD_MAX_COUNTS = 16 };
+typedef struct md_count {
+  uint64_t key, n;
+  uint32_t x;
+} md_count;
+typedef struct md_counts {
+  size_t n;
+  md_count f[MD_MAX_COUNTS];
+} md_counts;
+
+/* A + B into OUT; false past MD_MAX_COUNTS factors or 2^62 of one. */
+bool md_counts_add(const md_counts *a, const md_counts *b, md_counts *out);
+/* Takes out of A and B the factors they share, as often as both have
+ * them (products equal as multisets cancel to nothing). */
+void md_counts_cancel(md_counts *a, md_counts *b);
+
 /* The factors of D as distinct leaves V[0..*N) and how often each occurs
  * (COUNT), in time linear in D's DAG (a tower of Kronecker squares has
  * 2^k factors, one leaf); false past CAP leaves (at most 16) or a count
