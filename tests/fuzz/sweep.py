@@ -8,7 +8,8 @@ case and "bad: N of M"; exits 1 when N > 0.  Not part of the suite (it
 takes a minute, and its bound is CPU time, which a slow machine would
 miss); session 16 ran it on 1f6e4a8: 103 of 105, the two bad ones the
 log(1 + t .* t) + t / 3 chain; session 17 on 75b5efb: 105 of 105, the
-slowest 5.8 s (tanh(t) / 2 + t / 5 at 3 000 levels).
+slowest 5.8 s (tanh(t) / 2 + t / 5 at 3 000 levels); session 18 added
+the towers' NumPy and Octave code (116 cases).
 """
 import resource, shutil, subprocess, sys, tempfile, time
 M = sys.argv[1]
@@ -30,6 +31,12 @@ for n in (1000, 1998, 1999, 2000, 5000, 100000):
 for k in (8, 10, 12, 16, 20):
     add('3-kron-%d' % k, ['--wrt', 'x'], 'sum(e%d) where e0 = x, ' % k + ', '.join('e%d = kron(e%d, e%d)' % (i, i - 1, i - 1) for i in range(1, k + 1)))
     add('3-kronA-%d' % k, ['--wrt', 'A'], 'tr(e%d) where e0 = A, ' % k + ', '.join('e%d = kron(e%d, e%d^T)' % (i, i - 1, i - 1) for i in range(1, k + 1)))
+# 3n. their code: NumPy, Octave (sizes of 2^k factors; session 18)
+for k in (6, 10, 16, 20):
+    for fmt in ('numpy', 'octave'):
+        add('3n-kron-%s-%d' % (fmt, k), ['-f', fmt, '--wrt', 'x'], 'sum(e%d) where e0 = x, ' % k + ', '.join('e%d = kron(e%d, e%d)' % (i, i - 1, i - 1) for i in range(1, k + 1)))
+for k in (6, 20, 39):
+    add('3n-krho-numpy-%d' % k, ['-f', 'numpy', '--wrt', 'x'], where(k, 't%(i)d = t%(p)d ⊗(t%(p)d)rho'))
 # 4. exponential where chains
 for n in (25, 40, 60):
     for f in ('t%(p)d + t%(p)d', 't%(p)d t%(p)d', 't%(p)d .* t%(p)d', 't%(p)d^T A t%(p)d', 'exp(t%(p)d) .* t%(p)d'):
