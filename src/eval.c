@@ -1122,9 +1122,10 @@ static md_status eval_hess(md_eval *ev, frame *F, const expr *e, uint64_t pr,
 }
 
 /* A product's factors: those with their own size first, then closed ones
- * sized by their neighbours in the chain of non-scalar factors. */
+ * sized by their neighbours in their 1×1 run (RUN, product_runs). */
 static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
-                                   uint64_t pr, uint64_t pc, const md_val **v) {
+                                   const size_t *run, uint64_t pr, uint64_t pc,
+                                   const md_val **v) {
   size_t n = e->nkids;
   md_status st = MD_OK;
   for (size_t i = 0; st == MD_OK && i < n; i++) {
@@ -1136,21 +1137,26 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
   }
   if (st != MD_OK)
     return st;
-  /* The 1×1 runs, as shape inference reads the product (mul_chain): a
-   * closed factor is sized by its neighbours in its own run (or at the
-   * top), a run inside scaling.  In 2 I y^T I x (I + ones ones^T) the
-   * last factor follows I, not x: sized by x, it was 1×1, and check
-   * called a true identity FALSE.  LEVEL[i]: the start of the innermost
-   * run that holds factor i, or n at the top, where the product's own
-   * size bounds the chain (in a run, 1). */
-  md_shape *k = xreallocarray(NULL, n, sizeof *k);
-  size_t *run = xreallocarray(NULL, n, sizeof *run);
+  size_t *chain = xreallocarray(NULL, n, sizeof *chain), m = 0;
+  bool unsized_kid = false;
+  for (size_t i = 0; i < n; i++)
+    if (!v[i] || v[i]->r != 1 || v[i]->c != 1) {
+      chain[m++] = i;
+      unsized_kid |= !v[i];
+    }
+  if (!unsized_kid) {
+    free(chain);
+    return MD_OK;
+  }
+  /* A closed factor is sized by its neighbours in its own 1×1 run (RUN,
+   * as shape inference reads the product), or at the top, a run inside
+   * scaling.  In 2 I y^T I x (I + ones ones^T) the last factor follows
+   * I, not x: sized by x, it was 1×1, and check called a true identity
+   * FALSE.  LEVEL[i]: the start of the innermost run that holds factor
+   * i, or n at the top, where the product's own size bounds the chain
+   * (in a run, 1). */
   size_t *level = xreallocarray(NULL, n, sizeof *level);
   size_t *open = xreallocarray(NULL, n, sizeof *open), nopen = 0;
-  for (size_t i = 0; i < n; i++)
-    k[i] = md_shape_of(ev->sh, e->kid[i]);
-  if (!md_shape_runs(ev->sh, k, n, run))
-    memset(run, 0, n * sizeof *run);
   for (size_t i = 0; i < n; i++) {
     while (nopen && run[open[nopen - 1]] <= i)
       nopen--;
@@ -1159,12 +1165,6 @@ static md_status eval_product_kids(md_eval *ev, frame *F, const expr *e,
     level[i] = nopen ? open[nopen - 1] : n;
   }
   free(open);
-  free(run);
-  free(k);
-  size_t *chain = xreallocarray(NULL, n, sizeof *chain), m = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!v[i] || v[i]->r != 1 || v[i]->c != 1)
-      chain[m++] = i;
   /* A factor is sized once everything on both sides of it is known; only
    * when none is, by the one next to it (in ones^T I y ones the last ones
    * follows a 1×1 product, not y: sized by y's columns before ones^T was
@@ -1374,10 +1374,10 @@ static md_status mul_factors(md_eval *ev, const expr *e, md_val *out,
   return MD_OK;
 }
 
-/* The flat product E of the values V, grouped as shape inference reads
- * it (shape.h): M u^T u N is M (u^T u) N. */
-static md_status mul_chain(md_eval *ev, const expr *e, const md_val *const *v,
-                           md_val *out) {
+/* Where each 1×1 run of the flat product E ends (md_shape_runs; 0 where
+ * none starts), as shape inference reads it: M u^T u N is M (u^T u) N.
+ * The caller frees it. */
+static size_t *product_runs(md_eval *ev, const expr *e) {
   size_t n = e->nkids;
   md_shape *k = xreallocarray(NULL, n, sizeof *k);
   size_t *run = xreallocarray(NULL, n, sizeof *run);
@@ -1385,10 +1385,8 @@ static md_status mul_chain(md_eval *ev, const expr *e, const md_val *const *v,
     k[i] = md_shape_of(ev->sh, e->kid[i]);
   if (!md_shape_runs(ev->sh, k, n, run)) /* (not reached: E was inferred) */
     memset(run, 0, n * sizeof *run);     /* the product's own error */
-  md_status st = mul_factors(ev, e, out, v, run, 0, n);
   free(k);
-  free(run);
-  return st;
+  return run;
 }
 
 /* The kids of an element-wise node (sum, Hadamard): those with a size of
@@ -1594,11 +1592,16 @@ static md_status compute(md_eval *ev, frame *F, const expr *e, uint64_t pr,
     if (st == MD_OK)
       st = md_val_inv(out, v[0]);
     break;
-  case E_MUL:
-    st = eval_product_kids(ev, F, e, pr, pc, v);
+  case E_MUL: {
+    /* the runs, read once: they size the closed factors and group the
+     * product */
+    size_t *run = product_runs(ev, e);
+    st = eval_product_kids(ev, F, e, run, pr, pc, v);
     if (st == MD_OK)
-      st = mul_chain(ev, e, v, out);
+      st = mul_factors(ev, e, out, v, run, 0, n);
+    free(run);
     break;
+  }
   case E_DIV:
     st = eval(ev, F, e->kid[0], pr, pc, &v[0]);
     if (st == MD_OK)

@@ -83,6 +83,7 @@ typedef struct lvar {
   md_dim dim;    /* L_DIM, and the origin of a cached local */
   bool cached;   /* made by lbind for DIM */
   uint32_t a, b; /* L_MUL */
+  uint32_t seen; /* loccurs: the generation of the walk that reached it */
 } lvar;
 
 typedef struct lshape {
@@ -142,6 +143,7 @@ typedef struct printer {
   /* scratch, used as stacks: a node's entries are popped after it */
   lvar *lv;
   size_t nlv, caplv;
+  uint32_t lgen;    /* loccurs's walks */
   uint32_t *lcache; /* by dimension of SHAPES: its local, if alive */
   size_t nlcache;
   ltrail *trail; /* links to undo */
@@ -343,36 +345,26 @@ static uint32_t lmul(printer *p, uint32_t a, uint32_t b) {
   return lnew(p, (lvar){.kind = L_MUL, .a = a, .b = b});
 }
 
-/* Whether V is in T: a walk over T's DAG, each local once (a tower of
- * Kronecker squares is 2^k paths deep in k locals). */
-static bool loccurs(printer *p, uint32_t v, uint32_t t) {
+/* Whether V is in T: each local of T's DAG looked at once (a tower of
+ * Kronecker squares is 2^k paths deep in k locals), marked with the
+ * walk's generation. */
+static bool loccurs_rec(printer *p, uint32_t v, uint32_t t) {
   t = lfind(p, t);
   if (t == v)
     return true;
-  if (p->lv[t].kind != L_MUL)
+  if (p->lv[t].kind != L_MUL || p->lv[t].seen == p->lgen)
     return false;
-  uint8_t *seen = xcalloc(p->nlv, 1);
-  uint32_t *stack = xreallocarray(NULL, p->nlv + 1, sizeof *stack);
-  size_t n = 0;
-  bool found = false;
-  stack[n++] = t;
-  seen[t] = 1;
-  while (n && !found) {
-    uint32_t x = stack[--n];
-    if (x == v) {
-      found = true;
-    } else if (p->lv[x].kind == L_MUL) {
-      uint32_t k[2] = {lfind(p, p->lv[x].a), lfind(p, p->lv[x].b)};
-      for (int i = 0; i < 2; i++)
-        if (!seen[k[i]]) {
-          seen[k[i]] = 1;
-          stack[n++] = k[i];
-        }
-    }
+  p->lv[t].seen = p->lgen;
+  return loccurs_rec(p, v, p->lv[t].a) || loccurs_rec(p, v, p->lv[t].b);
+}
+
+static bool loccurs(printer *p, uint32_t v, uint32_t t) {
+  if (++p->lgen == 0) { /* wrapped: no mark may look current */
+    for (size_t i = 0; i < p->nlv; i++)
+      p->lv[i].seen = 0;
+    p->lgen = 1;
   }
-  free(seen);
-  free(stack);
-  return found;
+  return loccurs_rec(p, v, t);
 }
 
 static bool flexible(const lvar *v) {
@@ -406,7 +398,7 @@ static bool lsame(printer *p, uint32_t x, uint32_t y) {
          md_dim_equal(p->sh, a->dim, b->dim);
 }
 
-/* Products of more than MAX_FACTORS factors, as shape.c's dim_counts:
+/* Products of more than MAX_FACTORS factors, as shape.c's md_dim_counts:
  * distinct factors in lsame's sense, keyed as an integer by its value
  * (tag 0), a size of SHAPES by its root (1), else the local (2), the tag
  * in the key's top bits. */
@@ -794,23 +786,26 @@ static bool dim_size_into(printer *p, md_dim d, strbuf *b) {
   return dim_size_into(p, info.b, b);
 }
 
+/* " ** N" after a factor of a size written as powers (N > 1). */
+static void put_exponent(const printer *p, strbuf *b, uint64_t n) {
+  if (n > 1)
+    sb_printf(b, p->lang == MD_CODE_OCTAVE ? " ^ %llu" : " ** %llu",
+              (unsigned long long)n);
+}
+
 /* A size of more than 16 factors (a tower of Kronecker squares has 2^k)
  * as powers of its distinct ones: x.shape[0] ** 32; false when it has
- * more than 16 of those. */
+ * more than MD_MAX_COUNTS of those. */
 static bool dim_powers(printer *p, md_dim d, strbuf *b) {
-  md_dim v[16];
-  uint64_t count[16];
-  size_t n = 0;
-  if (!md_dim_counts(p->sh, d, v, count, &n, 16))
+  md_counts c;
+  if (!md_dim_counts(p->sh, d, &c))
     return false;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < c.n; i++) {
     if (i)
       sb_puts(b, " * ");
-    if (!dim_size_into(p, v[i], b))
+    if (!dim_size_into(p, c.f[i].x, b))
       return false;
-    if (count[i] > 1)
-      sb_printf(b, p->lang == MD_CODE_OCTAVE ? " ^ %llu" : " ** %llu",
-                (unsigned long long)count[i]);
+    put_exponent(p, b, c.f[i].n);
   }
   return true;
 }
@@ -845,9 +840,7 @@ static bool lsize(printer *p, uint32_t x, strbuf *b) {
           sb_puts(b, " * ");
         if (!lsize(p, c.f[i].x, b))
           return false;
-        if (c.f[i].n > 1)
-          sb_printf(b, p->lang == MD_CODE_OCTAVE ? " ^ %llu" : " ** %llu",
-                    (unsigned long long)c.f[i].n);
+        put_exponent(p, b, c.f[i].n);
       }
       return true;
     }

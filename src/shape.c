@@ -320,7 +320,7 @@ void md_counts_cancel(md_counts *a, md_counts *b) {
 
 /* The leaves of D counted into *OUT (a walk: each product once, after
  * its factors; MEMO[x] is 1 + its entry in a local array once done). */
-static bool dim_counts(md_shapes *s, md_dim d, md_counts *out) {
+bool md_dim_counts(md_shapes *s, md_dim d, md_counts *out) {
   md_counts *done = NULL;
   size_t ndone = 0, capdone = 0;
   bool ok = true;
@@ -362,17 +362,6 @@ static bool dim_counts(md_shapes *s, md_dim d, md_counts *out) {
   return ok;
 }
 
-bool md_dim_counts(md_shapes *s, md_dim d, md_dim *v, uint64_t *count,
-                   size_t *n, size_t cap) {
-  md_counts c;
-  if (!dim_counts(s, d, &c) || c.n > cap)
-    return false;
-  for (size_t i = 0; i < c.n; i++)
-    v[i] = c.f[i].x, count[i] = c.f[i].n;
-  *n = c.n;
-  return true;
-}
-
 /* X^K as a product (by squares: log K sizes). */
 static md_dim dim_pow(md_shapes *s, md_dim x, uint64_t k) {
   md_dim r = s->one;
@@ -402,7 +391,7 @@ static void push_pair(md_shapes *s, md_dim a, md_dim b, bool merge) {
   s->pairs[s->npairs++] = (dim_pair){a, b, merge};
 }
 
-/* unify_products for products of many factors, counted (dim_counts):
+/* unify_products for products of many factors, counted (md_dim_counts):
  * the common ones cancel; a lone unknown left on one side is the
  * product of the other side; two leaves left, one each, are unified; what
  * stays ambiguous is unified as the products were built (A1·A2 with
@@ -447,7 +436,7 @@ static bool unify_products(md_shapes *s, md_dim a, md_dim b) {
   if (!md_dim_factors(s, a, fa, &na, MAX_FACTORS) ||
       !md_dim_factors(s, b, fb, &nb, MAX_FACTORS)) {
     md_counts ca, cb;
-    if (dim_counts(s, a, &ca) && dim_counts(s, b, &cb))
+    if (md_dim_counts(s, a, &ca) && md_dim_counts(s, b, &cb))
       return unify_counts(s, &ca, &cb, a1, a2, b1, b2);
     push_pair(s, a2, b2, false);
     push_pair(s, a1, b1, false);

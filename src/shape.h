@@ -147,12 +147,10 @@ bool md_counts_add(const md_counts *a, const md_counts *b, md_counts *out);
  * them (products equal as multisets cancel to nothing). */
 void md_counts_cancel(md_counts *a, md_counts *b);
 
-/* The factors of D as distinct leaves V[0..*N) and how often each occurs
- * (COUNT), in time linear in D's DAG (a tower of Kronecker squares has
- * 2^k factors, one leaf); false past CAP leaves (at most 16) or a count
- * past 2^62. */
-bool md_dim_counts(md_shapes *s, md_dim d, md_dim *v, uint64_t *count,
-                   size_t *n, size_t cap);
+/* The factors of D counted into *OUT (X: the leaf dimension), in time
+ * linear in D's DAG (a tower of Kronecker squares has 2^k factors, one
+ * leaf); false past MD_MAX_COUNTS leaves or a count past 2^62. */
+bool md_dim_counts(md_shapes *s, md_dim d, md_counts *out);
 
 /* What D stands for now (the information of its root). */
 md_dim_info md_dim_get(md_shapes *s, md_dim d);
