@@ -677,6 +677,70 @@ static expr *form_expanded(island *I, const fmpq_mpoly_struct *p,
   return r;
 }
 
+/* P's factors over the rationals, as fmpq_mpoly_factor gives them (the
+ * variables of P's monomial content in their order, each to its power,
+ * then a primitive part with integer coefficients, the first of them
+ * positive, and the number before them all), when a variable occurs in
+ * one term only of the rest R = P / monomial, and to the first power:
+ * then R is irreducible.  (R = v a + b, with a a term and b free of v; a
+ * factor g of R free of v divides a and so is a monomial, and divides b
+ * too, so divides R's monomial content, which is 1.)  False, F untouched,
+ * when no variable is so: FLINT factors then.  Most islands the
+ * derivative makes are such sums of products of distinct atoms, and
+ * FLINT's factoring takes the content of each variable in turn, with a
+ * gcd each (41% of the instructions of tests/fuzz/regress/
+ * dag-slow-numbers-112 in fuzz_dag). */
+static bool factor_linear(island *I, fmpq_mpoly_factor_struct *f,
+                          const fmpq_mpoly_struct *p) {
+  slong nv = fmpq_mpoly_ctx_nvars(I->m), len = fmpq_mpoly_length(p, I->m);
+  if (len < 2 || nv > (slong)MD_EW_MAX_ATOMS || p->zpoly->bits > FLINT_BITS)
+    return false;
+  fmpq_mpoly_t m, r;
+  fmpq_mpoly_init(m, I->m);
+  fmpq_mpoly_init(r, I->m);
+  fmpq_mpoly_term_content(m, p, I->m);
+  fmpq_mpoly_div(r, p, m, I->m);
+  slong exp[MD_EW_MAX_ATOMS], terms[MD_EW_MAX_ATOMS] = {0},
+                              deg[MD_EW_MAX_ATOMS] = {0};
+  for (slong t = 0; t < len; t++) {
+    fmpq_mpoly_get_term_exp_si(exp, r, t, I->m);
+    for (slong v = 0; v < nv; v++)
+      if (exp[v] > 0) {
+        terms[v]++;
+        deg[v] = exp[v] > deg[v] ? exp[v] : deg[v];
+      }
+  }
+  bool linear = false;
+  for (slong v = 0; v < nv && !linear; v++)
+    linear = terms[v] == 1 && deg[v] == 1;
+  if (linear) {
+    fmpq_mpoly_degrees_si(exp, m, I->m);
+    slong n = 0;
+    for (slong v = 0; v < nv; v++)
+      n += exp[v] > 0;
+    fmpq_mpoly_factor_fit_length(f, n + 1, I->m);
+    n = 0;
+    for (slong v = 0; v < nv; v++)
+      if (exp[v] > 0) {
+        fmpq_mpoly_gen(&f->poly[n], v, I->m);
+        fmpz_set_si(&f->exp[n++], exp[v]);
+      }
+    fmpq_t lead;
+    fmpq_init(lead);
+    fmpq_mpoly_content(f->constant, r, I->m);
+    fmpq_mpoly_get_term_coeff_fmpq(lead, r, 0, I->m);
+    if (fmpq_sgn(lead) < 0)
+      fmpq_neg(f->constant, f->constant);
+    fmpq_mpoly_scalar_div_fmpq(&f->poly[n], r, f->constant, I->m);
+    fmpz_one(&f->exp[n++]);
+    f->num = n;
+    fmpq_clear(lead);
+  }
+  fmpq_mpoly_clear(m, I->m);
+  fmpq_mpoly_clear(r, I->m);
+  return linear;
+}
+
 /* The factored quotient: each of P and Q factored over the rationals;
  * with MONOMIAL only their common monomials taken out. */
 static expr *form_factored(island *I, const fmpq_mpoly_struct *p,
@@ -707,7 +771,8 @@ static expr *form_factored(island *I, const fmpq_mpoly_struct *p,
       for (int t = 0; t < 2 && I->facok; t++) {
         fmpq_mpoly_factor_init(&I->fac[t], I->m);
         I->nfac++;
-        I->facok = fmpq_mpoly_factor(&I->fac[t], side[t], I->m);
+        I->facok = factor_linear(I, &I->fac[t], side[t]) ||
+                   fmpq_mpoly_factor(&I->fac[t], side[t], I->m);
       }
     }
     ok = I->facok;

@@ -205,6 +205,23 @@ START_TEST(common_factor) {
 }
 END_TEST
 
+/* Sums in which an atom is in one term only, to the first power, are
+ * factored without FLINT (ewise.c factor_linear: their monomial content
+ * times an irreducible rest), with the factors FLINT gives: a rational
+ * content, a first coefficient that is negative, a content with powers,
+ * a quotient, and a sum that is one such factor of several. */
+START_TEST(linear_factors) {
+  check_simplify("2 x .* y .* z / 3 - 4 x .* y .* w / 7",
+                 "x .* y .* (2/3 z - 4/7 w)");
+  check_simplify("-(x .^ 2 .* y) + 3 x .^ 2 .* z / 2", "x .^ 2 .* (3/2 z - y)");
+  check_simplify("x .* y .* z + x .* y .^ 2 .* w", "x .* y .* (w .* y + z)");
+  check_simplify("(2 x .* y - 3 z .* w) ./ (4 x .* z .* y)",
+                 "(1/2 (x .* y) - 3/4 (w .* z)) ./ (x .* y .* z)");
+  check_simplify("x .^ 3 .* y .* (z + w) - 5 x .* y",
+                 "x .^ 3 .* y .* (w + z) - 5 (x .* y)");
+}
+END_TEST
+
 /* The forms authors write: 1 ./ x (a number broadcasts, never
  * ones ./ x), and a sign outside a quotient (-t ./ s is -(t ./ s): unary
  * minus binds looser than ./), never (-t) ./ s. */
@@ -610,6 +627,7 @@ static Suite *ewise_suite(void) {
   tcase_add_test(tc, numbers);
   tcase_add_test(tc, expanded);
   tcase_add_test(tc, common_factor);
+  tcase_add_test(tc, linear_factors);
   tc = tu_tcase(s, "written");
   tcase_add_test(tc, written_forms);
   tcase_add_test(tc, never_written);
