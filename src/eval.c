@@ -78,7 +78,9 @@ struct md_eval {
   size_t nsize;
   md_dim *symdims; /* free and named dimensions of the symbols */
   size_t nsymdims;
-  md_rng lazy; /* sizes of other dimensions, given when first needed */
+  md_rng lazy;         /* sizes of other dimensions, given when first needed */
+  unsigned nlazy;      /* sizes so given at this point */
+  const expr *free_of; /* the first node whose size took one */
   frame root;
   closed_val **closed; /* by local index */
   dep_table *deps;
@@ -297,8 +299,10 @@ uint64_t md_eval_size(md_eval *ev, md_dim d) {
     break;
   }
   grow_sizes(ev);
-  if (!ev->size[in.root])
+  if (!ev->size[in.root]) {
     ev->size[in.root] = 2 + md_rng_below(&ev->lazy, 4);
+    ev->nlazy++;
+  }
   return ev->size[in.root];
 }
 
@@ -364,6 +368,8 @@ void md_eval_draw_sizes(md_eval *ev, md_rng *rng) {
   grow_sizes(ev);
   memset(ev->size, 0, ev->nsize * sizeof *ev->size);
   md_rng_seed(&ev->lazy, md_rng_next(rng));
+  ev->nlazy = 0;
+  ev->free_of = NULL;
   ev->nsymdims = 0;
   long ints[16];
   size_t nints = 0;
@@ -647,6 +653,21 @@ static void describe(md_eval *ev, const expr *e, char *buf, size_t size) {
   free(t);
 }
 
+const char *md_eval_free_size(md_eval *ev) {
+  if (!ev->nlazy)
+    return NULL;
+  if (!ev->free_of) { /* (a size drawn, no node's: none to name) */
+    snprintf(ev->why, sizeof ev->why,
+             "nothing in the identity determines a size it depends on");
+    return ev->why;
+  }
+  char t[80];
+  describe(ev, ev->free_of, t, sizeof t);
+  snprintf(ev->why, sizeof ev->why,
+           "nothing in the identity determines the size of %s", t);
+  return ev->why;
+}
+
 static md_status fail(md_eval *ev, md_status st, const expr *e,
                       const char *what) {
   char t[80];
@@ -763,8 +784,11 @@ static md_status undefined(md_eval *ev, const expr *e) {
 /* The sizes of E's inferred shape; 0 where too large. */
 static void node_size(md_eval *ev, const expr *e, uint64_t *r, uint64_t *c) {
   md_shape s = md_shape_of(ev->sh, e);
+  unsigned n = ev->nlazy;
   *r = md_eval_size(ev, s.r);
   *c = md_eval_size(ev, s.c);
+  if (ev->nlazy != n && !ev->free_of)
+    ev->free_of = e;
 }
 
 /* What the scheme of closed E fixes about its size: integers (1 for a
@@ -1694,8 +1718,11 @@ md_status md_eval_run(md_eval *ev, const expr *e, const md_shape *where,
   ev->why[0] = '\0';
   uint64_t r = 0, c = 0;
   if (where) {
+    unsigned n = ev->nlazy;
     r = md_eval_size(ev, where->r);
     c = md_eval_size(ev, where->c);
+    if (ev->nlazy != n && !ev->free_of)
+      ev->free_of = e;
   }
   const md_val *v;
   md_status st = eval(ev, &ev->root, e, r, c, &v);

@@ -98,6 +98,13 @@ void md_eval_use_doubles(md_eval *ev);
 md_status md_eval_run(md_eval *ev, const expr *e, const md_shape *where,
                       md_val *out);
 const char *md_eval_why(const md_eval *ev);
+/* When a value at the last point drawn took a size that nothing in the
+ * identity fixes (a free size of ones or I, drawn on its own for each
+ * side: (ones ones^T)^T x leaves the first ones free), why the sides
+ * cannot be compared there ("nothing in the identity determines the size
+ * of ..."); else NULL.  checker.c reads a difference so made as that
+ * error, not as FALSE. */
+const char *md_eval_free_size(md_eval *ev);
 
 /* Draws sizes and values and evaluates E[0..N-1] (OUT[i], shapes WHERE[i]
  * or NULL), drawing again, up to MD_EVAL_TRIES times, while one of them is
