@@ -81,6 +81,9 @@ struct md_eval {
   md_rng lazy;         /* sizes of other dimensions, given when first needed */
   unsigned nlazy;      /* sizes so given at this point */
   const expr *free_of; /* the first node whose size took one */
+  md_dim *lazied;      /* their dimensions (roots) */
+  size_t nlazied, caplazied;
+  uint32_t lazy_fixed; /* when not 0, the size each is given */
   frame root;
   closed_val **closed; /* by local index */
   dep_table *deps;
@@ -243,6 +246,7 @@ void md_eval_free(md_eval *ev) {
   free(ev->local);
   free(ev->size);
   free(ev->symdims);
+  free(ev->lazied);
   free(ev);
 }
 
@@ -300,8 +304,14 @@ uint64_t md_eval_size(md_eval *ev, md_dim d) {
   }
   grow_sizes(ev);
   if (!ev->size[in.root]) {
-    ev->size[in.root] = 2 + md_rng_below(&ev->lazy, 4);
+    ev->size[in.root] =
+        ev->lazy_fixed ? ev->lazy_fixed : 2 + md_rng_below(&ev->lazy, 4);
     ev->nlazy++;
+    if (ev->nlazied == ev->caplazied) {
+      ev->caplazied = ev->caplazied ? 2 * ev->caplazied : 8;
+      ev->lazied = xreallocarray(ev->lazied, ev->caplazied, sizeof *ev->lazied);
+    }
+    ev->lazied[ev->nlazied++] = in.root;
   }
   return ev->size[in.root];
 }
@@ -369,6 +379,7 @@ void md_eval_draw_sizes(md_eval *ev, md_rng *rng) {
   memset(ev->size, 0, ev->nsize * sizeof *ev->size);
   md_rng_seed(&ev->lazy, md_rng_next(rng));
   ev->nlazy = 0;
+  ev->nlazied = 0;
   ev->free_of = NULL;
   ev->nsymdims = 0;
   long ints[16];
@@ -1753,6 +1764,25 @@ static md_status run_all(md_eval *ev, expr *const *e, const md_shape *where,
     }
   }
   return MD_OK;
+}
+
+md_status md_eval_free_sized(md_eval *ev, uint32_t size, expr *const *e,
+                             const md_shape *where, size_t n, md_val *out) {
+  for (size_t i = 0; i < ev->nlazied; i++)
+    ev->size[ev->lazied[i]] = 0;
+  for (size_t i = 0; i < ev->nsize; i++) /* products of them */
+    if (md_dim_get(ev->sh, (md_dim)i).kind == MD_DIM_PRODUCT)
+      ev->size[i] = 0;
+  ev->nlazied = 0;
+  forget_all(ev);
+  ev->lazy_fixed = size;
+  md_status st = run_all(ev, e, where, n, out);
+  if (st == MD_HUGE) {
+    md_eval_use_doubles(ev);
+    st = run_all(ev, e, where, n, out);
+  }
+  ev->lazy_fixed = 0;
+  return st;
 }
 
 /* Whether entry (i, j) of symbol S goes up (md_eval_perturbed): a mix of

@@ -105,6 +105,11 @@ const char *md_eval_why(const md_eval *ev);
  * of ..."); else NULL.  checker.c reads a difference so made as that
  * error, not as FALSE. */
 const char *md_eval_free_size(md_eval *ev);
+/* Evaluates E[0..N-1] again as md_eval_sample did, at the last point
+ * drawn but with every size that nothing fixes (those md_eval_free_size
+ * tells of) SIZE: whether the sides agree where such sizes are equal. */
+md_status md_eval_free_sized(md_eval *ev, uint32_t size, expr *const *e,
+                             const md_shape *where, size_t n, md_val *out);
 
 /* Draws sizes and values and evaluates E[0..N-1] (OUT[i], shapes WHERE[i]
  * or NULL), drawing again, up to MD_EVAL_TRIES times, while one of them is
