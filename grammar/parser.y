@@ -493,17 +493,13 @@ static expr *note(struct md_pstate *st, expr *e, md_loc loc) {
     return NULL;
   }
   md_parsed *p = st->out;
-  if (e->id >= p->nlocs) {
-    size_t n = md_ctx_nnodes(st->ctx);
-    if (n < 2 * p->nlocs)
-      n = 2 * p->nlocs;
-    p->locs = xreallocarray(p->locs, n, sizeof *p->locs);
-    for (size_t i = p->nlocs; i < n; i++)
-      p->locs[i] = MD_NOLOC;
-    p->nlocs = n;
-  }
-  if (!md_loc_valid(p->locs[e->id]))
-    p->locs[e->id] = loc;
+  if (md_idmap_get(&p->at, e))
+    return e; /* the first occurrence stays */
+  if (p->nlocs == 0 || (p->nlocs >= 8 && (p->nlocs & (p->nlocs - 1)) == 0))
+    p->locs =
+        xreallocarray(p->locs, p->nlocs ? 2 * p->nlocs : 8, sizeof *p->locs);
+  p->locs[p->nlocs++] = loc;
+  md_idmap_put(&p->at, e, p->nlocs);
   return e;
 }
 
@@ -990,11 +986,13 @@ void md_parsed_clear(md_parsed *p) {
     free(p->stmts[i].decls);
   free(p->stmts);
   free(p->locs);
+  md_idmap_clear(&p->at);
   *p = (md_parsed){0};
 }
 
 md_loc md_parsed_loc(const md_parsed *p, const expr *e) {
-  return e && e->id < p->nlocs ? p->locs[e->id] : MD_NOLOC;
+  uintptr_t i = e ? md_idmap_get(&p->at, e) : 0;
+  return i ? p->locs[i - 1] : MD_NOLOC;
 }
 
 const char *md_kind_name(md_kind k) {

@@ -209,10 +209,11 @@ static bool proved(md_ctx *ctx, const md_env *env, const md_rules *rules,
     return false;
   if (st->lhs == st->rhs && st->kind == ST_EQ)
     return true; /* one node: equal however large (no simplifying needed) */
-  uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
-  bool deriv =
-      expr_has_derivative(st->lhs, seen) || expr_has_derivative(st->rhs, seen);
-  free(seen);
+  md_idmap seen;
+  md_idmap_init(&seen);
+  bool deriv = expr_has_derivative(st->lhs, &seen) ||
+               expr_has_derivative(st->rhs, &seen);
+  md_idmap_clear(&seen);
   if (deriv)
     return false;
   md_shapes *sh = md_shapes_new(ctx, env);

@@ -54,9 +54,12 @@ struct md_ctx {
   /* string interning table */
   const char **names;
   size_t nnames_slots, nnames;
-  /* functions */
+  /* functions, and their index by name: open addressing, a slot holds
+   * the function's number + 1 (0: empty), at most half full */
   fn_info *fns;
   size_t nfns, capfns;
+  uint32_t *fnslots;
+  size_t nfnslots;
   expr *ident, *ones;
   unsigned max_depth;   /* md_ctx_max_depth */
   struct cmp_slot *cmp; /* md_ctx_cmp_get: ncmp slots, made on first use */
@@ -122,6 +125,40 @@ size_t md_work_budget(size_t dflt) {
   return w ? w : 1;
 }
 
+/* The slot of the function named NAME[0..LEN), or of the empty slot where
+ * it would go. */
+static size_t fn_slot(const md_ctx *ctx, const char *name, size_t len) {
+  size_t mask = ctx->nfnslots - 1;
+  size_t j = fnv(2166136261u, name, len) & mask;
+  for (; ctx->fnslots[j]; j = (j + 1) & mask) {
+    const char *p = ctx->fns[ctx->fnslots[j] - 1].name;
+    if (strncmp(p, name, len) == 0 && p[len] == '\0')
+      break;
+  }
+  return j;
+}
+
+/* Indexes the functions not indexed yet (the last one, or all when the
+ * table grows); a name given twice keeps its first function. */
+static void fn_index(md_ctx *ctx) {
+  size_t from = ctx->nfns - 1;
+  if (2 * ctx->nfns > ctx->nfnslots) {
+    size_t n = ctx->nfnslots ? 2 * ctx->nfnslots : 64;
+    while (2 * ctx->nfns > n)
+      n *= 2;
+    free(ctx->fnslots);
+    ctx->fnslots = xcalloc(n, sizeof *ctx->fnslots);
+    ctx->nfnslots = n;
+    from = 0;
+  }
+  for (size_t i = from; i < ctx->nfns; i++) {
+    const char *name = ctx->fns[i].name;
+    size_t j = fn_slot(ctx, name, strlen(name));
+    if (!ctx->fnslots[j])
+      ctx->fnslots[j] = (uint32_t)i + 1;
+  }
+}
+
 md_ctx *md_ctx_new(void) {
   md_ctx *ctx = xcalloc(1, sizeof *ctx);
   arena_init(&ctx->mem);
@@ -137,6 +174,7 @@ md_ctx *md_ctx_new(void) {
   ctx->fns = xreallocarray(NULL, ctx->capfns, sizeof *ctx->fns);
   memcpy(ctx->fns, builtin_fns, sizeof builtin_fns);
   ctx->nfns = FN_NBUILTIN;
+  fn_index(ctx);
   ctx->ident = expr_make(ctx, E_IDENT, NULL, 0);
   ctx->ones = expr_make(ctx, E_ONES, NULL, 0);
   return ctx;
@@ -155,6 +193,7 @@ void md_ctx_free(md_ctx *ctx) {
   free(ctx->slots);
   free(ctx->names);
   free(ctx->fns);
+  free(ctx->fnslots);
   arena_clear(&ctx->mem);
   arena_clear(&ctx->nodes);
   free(ctx);
@@ -363,16 +402,13 @@ const fn_info *md_fn_get(const md_ctx *ctx, uint32_t fn) {
 }
 
 int md_fn_lookup(const md_ctx *ctx, const char *name, size_t len) {
-  /* Every identifier the lexer reads comes here, those of the built-in
-   * rules at each start too: the first byte rules out most names. */
+  /* Every identifier the lexer reads comes here: by a hash of the name,
+   * not a walk over the functions (16 000 of them in a rules file made
+   * reading it quadratic) */
   if (len == 0)
     return -1;
-  for (size_t i = 0; i < ctx->nfns; i++)
-    if (ctx->fns[i].name[0] == name[0] &&
-        strncmp(ctx->fns[i].name, name, len) == 0 &&
-        ctx->fns[i].name[len] == '\0')
-      return (int)i;
-  return -1;
+  uint32_t i = ctx->fnslots[fn_slot(ctx, name, len)];
+  return i ? (int)i - 1 : -1;
 }
 
 size_t md_fn_count(const md_ctx *ctx) {
@@ -388,7 +424,9 @@ uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity,
   }
   ctx->fns[ctx->nfns] =
       (fn_info){md_intern(ctx, name, strlen(name)), arity, cls};
-  return (uint32_t)ctx->nfns++;
+  ctx->nfns++;
+  fn_index(ctx);
+  return (uint32_t)ctx->nfns - 1;
 }
 
 /* ---- numbers ---- */
@@ -936,10 +974,10 @@ const char *expr_op_name(expr_op op) {
   return op < E_NOPS ? names[op] : "?";
 }
 
-bool expr_has_derivative(const expr *e, uint8_t *seen) {
-  if (seen[e->id])
+bool expr_has_derivative(const expr *e, md_idmap *seen) {
+  if (md_idmap_get(seen, e))
     return false;
-  seen[e->id] = 1;
+  md_idmap_put(seen, e, 1);
   if (e->op == E_DIFF || e->op == E_HESS)
     return true;
   for (size_t i = 0; i < e->nkids; i++)

@@ -319,10 +319,6 @@ bool expr_is_int(const expr *e, long *out); /* integer fitting in a long */
 bool expr_is_zero(const expr *e);
 bool expr_is_one(const expr *e);
 int expr_num_sgn(const expr *e);
-/* Whether a d/dX or hess node occurs in E; SEEN (by node id, zeroed,
- * at least md_ctx_nnodes long) marks the nodes visited, each once, and
- * may be shared by several calls. */
-bool expr_has_derivative(const expr *e, uint8_t *seen);
 /* Whether X occurs in E.  SEEN as above; NULL walks E as a tree, which
  * is right only for small trees such as the patterns of rules. */
 bool expr_contains(const expr *e, const expr *x, uint8_t *seen);
@@ -338,6 +334,9 @@ void md_idmap_init(md_idmap *m);
 void md_idmap_clear(md_idmap *m);
 uintptr_t md_idmap_get(const md_idmap *m, const expr *e);
 void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v);
+/* Whether a d/dX or hess node occurs in E; SEEN (empty at first) marks
+ * the nodes visited, each once, and may be shared by several calls. */
+bool expr_has_derivative(const expr *e, md_idmap *seen);
 
 /* The number of distinct nodes under E (0 for NULL), walked as the DAG it
  * is, without recursion. */

@@ -62,7 +62,11 @@ typedef struct md_stmt {
 typedef struct md_parsed {
   md_stmt *stmts;
   size_t n;
-  md_loc *locs; /* by node id: where the node first occurs in this source */
+  /* where each node first occurs in this source: LOCS[i - 1] for the i
+   * that AT maps it to (sparse, by node: a source's few nodes among the
+   * context's many, as the rules' lines are read one by one) */
+  md_idmap at;
+  md_loc *locs;
   size_t nlocs;
 } md_parsed;
 

@@ -22,6 +22,7 @@ void md_rules_clear(md_rules *r) {
   }
   free(r->rw);
   free(r->defs);
+  free(r->byfn);
   md_rules_init(r);
 }
 
@@ -117,8 +118,8 @@ static bool size_conditions(md_ctx *ctx, const md_env *env, const md_stmt *st,
     md_decl any = {.name = vars[i]->u.name, .kind = K_MATRIX, .loc = MD_NOLOC};
     md_env_add(&venv, d ? d : &any);
   }
-  md_shapes *alone = md_shapes_new(ctx, &venv);
-  md_shapes *both = md_shapes_new(ctx, &venv);
+  md_shapes *alone = md_shapes_new_sparse(ctx, &venv);
+  md_shapes *both = md_shapes_new_sparse(ctx, &venv);
   bool ok = rule_shapes(alone, st, false) && rule_shapes(both, st, true);
   size_t cap = 0;
   for (size_t i = 0; ok && i < 2 * nv; i++) {
@@ -167,9 +168,10 @@ static bool add_rewrite(md_rules *r, const md_env *env, const md_stmt *st,
                   "log(exp(X)) = X");
     return false;
   }
-  uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
-  bool deriv = expr_has_derivative(l, seen) || expr_has_derivative(rhs, seen);
-  free(seen);
+  md_idmap seen;
+  md_idmap_init(&seen);
+  bool deriv = expr_has_derivative(l, &seen) || expr_has_derivative(rhs, &seen);
+  md_idmap_clear(&seen);
   if (deriv) {
     md_error_at(err, src, st->loc,
                 "a simplification rule may not hold a derivative; a "
@@ -286,7 +288,7 @@ static bool body_shape(md_ctx *ctx, const expr *x, expr *body, md_kind kind,
     d.dim[0].name = square ? n : m, d.dim[1].name = n;
   md_env_clear(env);
   md_env_add(env, &d);
-  md_shapes *s = md_shapes_new(ctx, env);
+  md_shapes *s = md_shapes_new_sparse(ctx, env);
   md_errors err;
   md_errors_init(&err);
   bool ok = md_shape_infer(s, body, NULL, NULL, &err, sh);
@@ -335,10 +337,10 @@ static bool classify(md_ctx *ctx, const expr *x, expr *body, fn_class *cls) {
 
 /* A symbol of E other than X, or NULL; each node once (a body with
  * where-bindings is a DAG). */
-static const expr *other_symbol(const expr *e, const expr *x, uint8_t *seen) {
-  if (seen[e->id])
+static const expr *other_symbol(const expr *e, const expr *x, md_idmap *seen) {
+  if (md_idmap_get(seen, e))
     return NULL;
-  seen[e->id] = 1;
+  md_idmap_put(seen, e, 1);
   if (e->op == E_SYM)
     return e == x ? NULL : e;
   for (size_t i = 0; i < e->nkids; i++) {
@@ -350,10 +352,7 @@ static const expr *other_symbol(const expr *e, const expr *x, uint8_t *seen) {
 }
 
 const md_fndef *md_rules_fndef(const md_rules *r, uint32_t fn) {
-  for (size_t i = 0; i < r->ndefs; i++)
-    if (r->defs[i].fn == fn)
-      return &r->defs[i];
-  return NULL;
+  return fn < r->nbyfn && r->byfn[fn] ? &r->defs[r->byfn[fn] - 1] : NULL;
 }
 
 /* f(x) := body, with f a new name or (BUILTIN) a built-in function */
@@ -393,11 +392,12 @@ bool md_rules_define(md_rules *r, md_ctx *ctx, const md_stmt *st,
                 "'%s' is a built-in function: give yours another name", name);
     return false;
   }
-  uint8_t *seen = xcalloc(md_ctx_nnodes(ctx), 1);
-  const expr *other = other_symbol(body, x, seen);
-  memset(seen, 0, md_ctx_nnodes(ctx));
-  bool deriv = expr_has_derivative(body, seen);
-  free(seen);
+  md_idmap seen;
+  md_idmap_init(&seen);
+  const expr *other = other_symbol(body, x, &seen);
+  md_idmap_clear(&seen);
+  bool deriv = expr_has_derivative(body, &seen);
+  md_idmap_clear(&seen);
   if (other) {
     md_error_at(err, src, st->loc,
                 "the body of %s may use only its parameter %s, not %s", name,
@@ -431,6 +431,15 @@ bool md_rules_define(md_rules *r, md_ctx *ctx, const md_stmt *st,
     r->capdefs = r->capdefs ? 2 * r->capdefs : 8;
     r->defs = xreallocarray(r->defs, r->capdefs, sizeof *r->defs);
   }
+  if (id >= r->nbyfn) {
+    size_t n = r->nbyfn ? 2 * r->nbyfn : 64;
+    while (n <= id)
+      n *= 2;
+    r->byfn = xreallocarray(r->byfn, n, sizeof *r->byfn);
+    memset(r->byfn + r->nbyfn, 0, (n - r->nbyfn) * sizeof *r->byfn);
+    r->nbyfn = n;
+  }
+  r->byfn[id] = (uint32_t)r->ndefs + 1;
   expr *G = expr_sym(ctx, strcmp(x->u.name, "G") ? "G" : "H");
   r->defs[r->ndefs++] =
       (md_fndef){.fn = id,
@@ -445,18 +454,21 @@ bool md_rules_define(md_rules *r, md_ctx *ctx, const md_stmt *st,
   return true;
 }
 
-/* MEMO covers the nodes that existed when the walk began (NMEMO). */
-static expr *inline_rec(const md_rules *r, md_ctx *ctx, expr *e, expr **memo,
-                        size_t nmemo) {
-  if (e->id < nmemo && memo[e->id])
-    return memo[e->id];
+/* MEMO: by node, what it inlines to (sparse: a call inlines its body
+ * with a memo of its own, and a table as large as the context for each
+ * made a program of many calls quadratic). */
+static expr *inline_rec(const md_rules *r, md_ctx *ctx, expr *e,
+                        md_idmap *memo) {
+  expr *got = (expr *)md_idmap_get(memo, e);
+  if (got)
+    return got;
   expr *out = e;
   if (e->nkids) {
     expr *small[4];
     expr **k = e->nkids <= 4 ? small : xreallocarray(NULL, e->nkids, sizeof *k);
     bool changed = false;
     for (size_t i = 0; out && i < e->nkids; i++) {
-      if (!(k[i] = inline_rec(r, ctx, e->kid[i], memo, nmemo)))
+      if (!(k[i] = inline_rec(r, ctx, e->kid[i], memo)))
         out = NULL;
       else
         changed |= k[i] != e->kid[i];
@@ -470,28 +482,28 @@ static expr *inline_rec(const md_rules *r, md_ctx *ctx, expr *e, expr **memo,
       out && out->op == E_CALL ? md_rules_fndef(r, out->u.fn) : NULL;
   if (d) {
     /* the body, inlined itself (it calls only functions defined before) */
-    size_t n = md_ctx_nnodes(ctx);
-    expr **m = xcalloc(n, sizeof *m);
-    expr *b = inline_rec(r, ctx, d->body, m, n);
-    free(m);
+    md_idmap m;
+    md_idmap_init(&m);
+    expr *b = inline_rec(r, ctx, d->body, &m);
+    md_idmap_clear(&m);
     expr_subst sub;
     expr_subst_init(&sub, ctx);
     expr_subst_bind(&sub, d->param, out->kid[0]);
     out = b ? expr_subst_apply(&sub, b) : NULL;
     expr_subst_clear(&sub);
   }
-  if (e->id < nmemo)
-    memo[e->id] = out;
+  if (out)
+    md_idmap_put(memo, e, (uintptr_t)out);
   return out;
 }
 
 expr *md_rules_inline(const md_rules *r, md_ctx *ctx, expr *e) {
   if (!r->ndefs)
     return e;
-  size_t n = md_ctx_nnodes(ctx);
-  expr **memo = xcalloc(n, sizeof *memo);
-  expr *out = inline_rec(r, ctx, e, memo, n);
-  free(memo);
+  md_idmap memo;
+  md_idmap_init(&memo);
+  expr *out = inline_rec(r, ctx, e, &memo);
+  md_idmap_clear(&memo);
   return out;
 }
 

@@ -116,6 +116,8 @@ typedef struct md_rules {
   bool builtin_loaded;
   md_fndef *defs; /* functions defined by rules files, in order */
   size_t ndefs, capdefs;
+  uint32_t *byfn; /* by function number: its definition's index + 1 */
+  size_t nbyfn;
   md_rwrule *rw; /* a user's rewrite rules (the first NRWUSER), then ours */
   size_t nrw, caprw, nrwuser;
 } md_rules;

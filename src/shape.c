@@ -61,6 +61,10 @@ struct md_shapes {
   md_shape *node; /* by node id */
   uint8_t *known; /* by node id */
   size_t nnode;
+  /* md_shapes_new_sparse: NODE holds the shapes in the order inferred,
+   * AT maps a node to its index + 1 (KNOWN unused) */
+  bool sparse;
+  md_idmap at;
   unsigned nextname;
   /* the size names in use (declared, or given to unknowns), interned: an
    * open-addressing set of pointers, so that naming a size is O(1) */
@@ -718,6 +722,13 @@ md_shapes *md_shapes_new(md_ctx *ctx, const md_env *env) {
   return s;
 }
 
+md_shapes *md_shapes_new_sparse(md_ctx *ctx, const md_env *env) {
+  md_shapes *s = md_shapes_new(ctx, env);
+  s->sparse = true;
+  md_idmap_init(&s->at);
+  return s;
+}
+
 void md_shapes_free(md_shapes *s) {
   if (!s)
     return;
@@ -726,12 +737,22 @@ void md_shapes_free(md_shapes *s) {
   free(s->prods);
   free(s->node);
   free(s->known);
+  md_idmap_clear(&s->at);
   free(s->names);
   free(s->mark);
   free(s->memo);
   free(s->stack);
   free(s->pairs);
   free(s);
+}
+
+/* The recorded shape of E, or NULL. */
+static md_shape *recorded(const md_shapes *s, const expr *e) {
+  if (s->sparse) {
+    uintptr_t i = md_idmap_get(&s->at, e);
+    return i ? &s->node[i - 1] : NULL;
+  }
+  return e->id < s->nnode && s->known[e->id] ? &s->node[e->id] : NULL;
 }
 
 static void ensure_nodes(md_shapes *s) {
@@ -746,17 +767,32 @@ static void ensure_nodes(md_shapes *s) {
   s->nnode = n;
 }
 
+static void record(md_shapes *s, const expr *e, md_shape sh) {
+  if (s->sparse) {
+    if (s->nnode == 0 || (s->nnode >= 8 && (s->nnode & (s->nnode - 1)) == 0))
+      s->node =
+          xreallocarray(s->node, s->nnode ? 2 * s->nnode : 8, sizeof *s->node);
+    s->node[s->nnode++] = sh;
+    md_idmap_put(&s->at, e, s->nnode);
+    return;
+  }
+  ensure_nodes(s);
+  s->node[e->id] = sh;
+  s->known[e->id] = 1;
+}
+
 bool md_shapes_full(const md_shapes *s) {
   return s->full;
 }
 
 bool md_shape_known(const md_shapes *s, const expr *e) {
-  return e->id < s->nnode && s->known[e->id];
+  return recorded(s, e) != NULL;
 }
 
 md_shape md_shape_of(md_shapes *s, const expr *e) {
-  if (e->id < s->nnode && s->known[e->id])
-    return s->node[e->id];
+  const md_shape *r = recorded(s, e);
+  if (r)
+    return *r;
   return (md_shape){s->one, s->one};
 }
 
@@ -1232,9 +1268,9 @@ static bool infer(md_shapes *s, expr *e, md_loc ploc, md_shape *out) {
   md_loc loc = loc_of(s, e, ploc);
   if (s->full)
     FAIL(loc, "too many sizes to infer (more than %zu)", (size_t)MD_MAX_DIMS);
-  if (e->id < s->nnode && s->known[e->id]) {
-    *out = (e->flags & EF_CLOSED) ? instantiate(s, s->node[e->id])
-                                  : s->node[e->id];
+  const md_shape *r = recorded(s, e);
+  if (r) {
+    *out = (e->flags & EF_CLOSED) ? instantiate(s, *r) : *r;
     return true;
   }
   md_shape small[4];
@@ -1249,9 +1285,7 @@ static bool infer(md_shapes *s, expr *e, md_loc ploc, md_shape *out) {
     free(k);
   if (!ok)
     return false;
-  ensure_nodes(s);
-  s->node[e->id] = *out;
-  s->known[e->id] = 1;
+  record(s, e, *out);
   /* A closed term's recorded shape is its scheme: never unified itself. */
   if (e->flags & EF_CLOSED)
     *out = instantiate(s, *out);
@@ -1277,7 +1311,7 @@ bool md_shape_derive(md_shapes *s, expr *e) {
   if (!e)
     return false; /* a node past a limit has no shape (the callers that
                    * can meet one report the limit) */
-  if (e->id < s->nnode && s->known[e->id])
+  if (recorded(s, e))
     return true;
   md_errors err;
   md_errors_init(&err);

@@ -52,6 +52,11 @@ typedef struct md_shapes md_shapes;
 #define MD_MAX_DIMS ((size_t)1 << 22)
 
 md_shapes *md_shapes_new(md_ctx *ctx, const md_env *env);
+/* The same for inferring a few nodes of a large context (the rules of a
+ * file, a line at a time): its table of shapes is sparse, by node, where
+ * md_shapes_new's is dense, by id (each new one as large as the context:
+ * reading 16 000 definitions was quadratic). */
+md_shapes *md_shapes_new_sparse(md_ctx *ctx, const md_env *env);
 void md_shapes_free(md_shapes *s);
 bool md_shapes_full(const md_shapes *s);
 

@@ -117,6 +117,33 @@ START_TEST(pinned_lines_stay) {
 }
 END_TEST
 
+/* Functions are found by name through a hash table that grows: the
+ * built-ins, thousands of added ones, a name read from a longer text
+ * (its length counts: f1 is not f10), a name not there. */
+START_TEST(functions_by_name) {
+  md_ctx *ctx = md_ctx_new();
+  ck_assert_int_eq(md_fn_lookup(ctx, "tanh", 4), FN_TANH);
+  ck_assert_int_eq(md_fn_lookup(ctx, "tanhx", 4), FN_TANH);
+  ck_assert_int_eq(md_fn_lookup(ctx, "tan", 3), FN_TAN);
+  ck_assert_int_eq(md_fn_lookup(ctx, "ta", 2), -1);
+  ck_assert_int_eq(md_fn_lookup(ctx, "", 0), -1);
+  char name[32];
+  for (int i = 0; i < 5000; i++) {
+    snprintf(name, sizeof name, "f%d", i);
+    ck_assert_uint_eq(md_fn_add(ctx, name, 1, FC_ELEMWISE),
+                      (unsigned)FN_NBUILTIN + (unsigned)i);
+  }
+  for (int i = 0; i < 5000; i++) {
+    snprintf(name, sizeof name, "f%d", i);
+    ck_assert_int_eq(md_fn_lookup(ctx, name, strlen(name)), FN_NBUILTIN + i);
+  }
+  ck_assert_int_eq(md_fn_lookup(ctx, "f10", 2), FN_NBUILTIN + 1);
+  ck_assert_int_eq(md_fn_lookup(ctx, "f5000", 5), -1);
+  ck_assert_int_eq(md_fn_lookup(ctx, "sigmoid", 7), FN_SIGMOID);
+  md_ctx_free(ctx);
+}
+END_TEST
+
 /* The comparison cache names nodes by id: after a restore the ids name
  * other nodes, and what was put before is not found. */
 START_TEST(comparisons_forgotten) {
@@ -249,6 +276,7 @@ static Suite *expr_suite(void) {
   tcase_add_test(tc, long_sums_stay_whole);
   tcase_add_test(tc, long_hadamard_products_stay_whole);
   tcase_add_test(tc, long_products_stay_whole);
+  tcase_add_test(tc, functions_by_name);
   return s;
 }
 

@@ -9,7 +9,8 @@ takes a minute, and its bound is CPU time, which a slow machine would
 miss); session 16 ran it on 1f6e4a8: 103 of 105, the two bad ones the
 log(1 + t .* t) + t / 3 chain; session 17 on 75b5efb: 105 of 105, the
 slowest 5.8 s (tanh(t) / 2 + t / 5 at 3 000 levels); session 18 added
-the towers' NumPy and Octave code (116 cases).
+the towers' NumPy and Octave code (116 cases); session 19 the loading
+of many rules (122).
 """
 import resource, shutil, subprocess, sys, tempfile, time
 M = sys.argv[1]
@@ -52,6 +53,14 @@ for n in (20, 39, 60):
     src = 'f1(x) := x .* x\n' + ''.join('f%d(x) := f%d(x) .* f%d(x)\n' % (i, i - 1, i - 1) for i in range(2, n + 1)) + 'f%d(y) = f%d(y)\n' % (n, n)
     open(d + '/f%d.mdi' % n, 'w').write(src)
     add('5-fn-%d' % n, ['check', d + '/f%d.mdi' % n], ok=(0, 1, 2))
+# 7r. loading many rules (quadratic: 15 s at 16 000; session 19 found it
+# still quadratic, 4.3 s at 32 000 definitions, and made it linear),
+# then calls of the functions defined
+for n in (16000, 64000, 128000):
+    open(d + '/defs%d.mdr' % n, 'w').write(''.join('f%d(x) := x .* x + %d\n' % (i, i) for i in range(n)))
+    add('7r-defs-%d' % n, ['--rules', d + '/defs%d.mdr' % n, '--wrt', 'x'], 'sum(' + ' + '.join('f%d(x)' % (i * 97 % n) for i in range(300)) + ')\n')
+    open(d + '/rw%d.mdr' % n, 'w').write('let s : scalar\n' + ''.join('exp(s + %d) = exp(s) exp(%d)\n' % (i + 1, i + 1) for i in range(n)))
+    add('7r-rw-%d' % n, ['--rules', d + '/rw%d.mdr' % n, 'simplify'], 'exp(alpha + 3) + exp(beta + %d)\n' % (n - 1))
 # 6. input reading
 add('6-zero', ['simplify'], '\0' * 100000)
 add('6-bigline', ['simplify'], 'x + ' * 5000000 + 'x\n')
