@@ -1119,9 +1119,14 @@ static bool fold_chain(md_nf *N, md_nodes *ch) {
         if (!base_recurs(f, i, n, b, sign))
           b = NULL;
       }
+      expr *h = NULL;
       if (b && (b = decompose(f[i], e)) && !is_scalar(N, f[i])) {
         mpq_set_si(q, mpq_sgn(e), 1);
-        seq v = {mkpow(N, b, q, false), f + i, n - i};
+        if (!(h = mkpow(N, b, q, false)))
+          N->failed = true; /* past the size limit: the result is none */
+      }
+      if (h) {
+        seq v = {h, f + i, n - i};
         size_t pv, kv;
         best_repeat(N, &v, &pv, &kv);
         if (kv >= 2 && kv * pv > k * p) {
@@ -1129,7 +1134,8 @@ static bool fold_chain(md_nf *N, md_nodes *ch) {
           p = pv;
           k = kv;
           mpq_sub(q, e, q);
-          rest = mkpow(N, b, q, false);
+          if (!(rest = mkpow(N, b, q, false)) && mpq_sgn(q) != 0)
+            N->failed = true;
         }
       }
       if (k < 2) {
@@ -2094,11 +2100,15 @@ static expr *trace_rotated(md_nf *N, expr **f, size_t n) {
     hi--;
     if (mpq_sgn(e1) == 0)
       lo++;
-    else
-      f[lo] = mkpow(N, b1, e1, false);
+    else if (!(f[lo] = mkpow(N, b1, e1, false)))
+      break; /* past the size limit (a fuzz finding: read as a factor) */
   }
   mpq_clear(e1);
   mpq_clear(e2);
+  if (hi > lo && !f[lo]) {
+    N->failed = true;
+    return NULL;
+  }
   size_t m = hi - lo;
   if (m == 0) /* (F may be NULL: no offset taken from it) */
     return trace_ident(N);
