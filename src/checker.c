@@ -384,8 +384,9 @@ static void check_identity(checker *C, md_ctx *ctx, const md_env *env,
    * 490 differs at every size, and stays FALSE) */
   char unfixed[320]; /* as md_eval_why */
   unfixed[0] = '\0';
-  if (differ && md_eval_free_size(ev)) {
-    snprintf(unfixed, sizeof unfixed, "%s", md_eval_free_size(ev));
+  const char *why = differ ? md_eval_free_size(ev) : NULL;
+  if (why) { /* (kept: the evaluations below write md_eval_why) */
+    snprintf(unfixed, sizeof unfixed, "%s", why);
     bool agree = false;
     for (uint32_t size = 2; size <= 5 && !agree; size++) {
       md_val val[2];
