@@ -222,6 +222,31 @@ START_TEST(linear_factors) {
 }
 END_TEST
 
+/* Sums linear in an atom found in several terms are split by it (ewise.c
+ * factor_split: a v + b = gcd(a, b) (a/g v + b/g), the second factor
+ * irreducible), and a quotient whose shorter side splits so is reduced by
+ * dividing by its factors (reduce_by_factors), not by FLINT's gcd; what
+ * is left with no atom of degree 1 goes to FLINT. */
+START_TEST(split_factors) {
+  check_simplify("x .* y + x .* z + w .* y + w .* z", "(w + x) .* (y + z)");
+  check_simplify("(x .* y .* z - x .* y - x .* z + x) .* exp(w)",
+                 "x .* (1 - y) .* (1 - z) .* exp(w)");
+  check_simplify("(x .* y + x .* z + w .* y + w .* z) ./ (y + z)", "w + x");
+  check_simplify("(x .* y + x .* z + w .* y + w .* z) ./ (y .* w + z .* w)",
+                 "(w + x) ./ w");
+  check_simplify("(x + 1) .^ 2 .* y ./ ((x + 1) .* (y + 1))",
+                 "y .* (1 + x) ./ (1 + y)");
+  check_simplify("x .^ 2 .* y + y", "y .* (1 + x .^ 2)");
+  check_simplify("(x .* y - x - y + 1) ./ (x .* y .^ 2 - y .^ 2)",
+                 "(y - 1) ./ y .^ 2");
+  /* the numerator the shorter: its factors divide the denominator */
+  check_simplify("(1 + x) ./ (x .* y + x .* z + y + z)", "1 ./ (y + z)");
+  check_simplify(
+      "(x .* w - w) ./ (x .* y .* w + x .* z .* w - y .* w - z .* w)",
+      "1 ./ (y + z)");
+}
+END_TEST
+
 /* The forms authors write: 1 ./ x (a number broadcasts, never
  * ones ./ x), and a sign outside a quotient (-t ./ s is -(t ./ s): unary
  * minus binds looser than ./), never (-t) ./ s. */
@@ -628,6 +653,7 @@ static Suite *ewise_suite(void) {
   tcase_add_test(tc, expanded);
   tcase_add_test(tc, common_factor);
   tcase_add_test(tc, linear_factors);
+  tcase_add_test(tc, split_factors);
   tc = tu_tcase(s, "written");
   tcase_add_test(tc, written_forms);
   tcase_add_test(tc, never_written);

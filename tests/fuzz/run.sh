@@ -23,8 +23,13 @@ srcs=()
 # normal form of a long chain (regress/dag-chain-normal-form-34: 4.8 s
 # a run, 2.4 s without; the CLI answers in 0.4 s).  The front end (the
 # lexer, the parser, the rules, check's reader) keeps it, and every
-# module its coverage counters.
-hot=(src/normal.c src/ewise.c src/shape.c src/expr.c src/simplify.c)
+# module its coverage counters.  LaTeX's measure of width (print_latex.c
+# width_of) reads the text the printer wrote, a character at a time
+# against each of TeX's classes: traced, it was half the time of a
+# where chain whose derivative is 4.5 MB of text (regress/
+# dag-factor-multilinear-26: 9.9 G of 19.3 G instructions).
+hot=(src/normal.c src/ewise.c src/shape.c src/expr.c src/simplify.c
+  src/print_latex.c)
 for f in src/*.c; do
   case " src/main.c src/api.c ${hot[*]} " in *" $f "*) continue ;; esac
   srcs+=("$f")
