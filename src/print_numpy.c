@@ -1560,7 +1560,8 @@ static void make_runs(printer *p, const expr *e, nodes *made) {
  * (chain_match), each computed once.  Only a pair of a matrix or vector with a
  * matrix or vector that multiply (not to 1×1: runs are made above) is counted.
  */
-#define REPAIR_WORK (1u << 23) /* operands looked at, over all rounds */
+#define REPAIR_WORK (1u << 23) /* operands looked at, over all rounds, as
+                                * md_work_budget scales it (expr.h) */
 
 static bool pairable(printer *p, const expr *a, const expr *b) {
   md_shape sa, sb;
@@ -1592,7 +1593,8 @@ static void repair(printer *p, nodes *seq, nodes *made) {
   size_t *used = xcalloc(seq->n ? seq->n : 1, sizeof *used), nused = 0;
   for (size_t t = 0; t + 1 < seq->n; t++)
     ok[t] = pairable(p, seq->v[t], seq->v[t + 1]);
-  for (size_t work = 0; work + seq->n <= REPAIR_WORK; work += seq->n) {
+  size_t budget = md_work_budget(REPAIR_WORK);
+  for (size_t work = 0; work + seq->n <= budget; work += seq->n) {
     for (size_t i = 0; i < nused; i++)
       tab[used[i]] = (pair_count){0};
     nused = 0;

@@ -28,8 +28,11 @@ srcs=()
 # against each of TeX's classes: traced, it was half the time of a
 # where chain whose derivative is 4.5 MB of text (regress/
 # dag-factor-multilinear-26: 9.9 G of 19.3 G instructions).
+# So does the NumPy printer's sharing of sub-chains (print_numpy.c
+# repair, Re-Pair over node pointers: 70% of the 17 G instructions of
+# regress/dag-numpy-repair-36 in the harness).
 hot=(src/normal.c src/ewise.c src/shape.c src/expr.c src/simplify.c
-  src/print_latex.c)
+  src/print_latex.c src/print_numpy.c)
 for f in src/*.c; do
   case " src/main.c src/api.c ${hot[*]} " in *" $f "*) continue ;; esac
   srcs+=("$f")
