@@ -752,9 +752,16 @@ static expr *content(md_nf *N, expr *s, mpq_t c) {
     free(v);
     mpq_clear(inv);
   }
-  if (p) {
+  /* the content's node is none past the size budget: then so is the
+   * result, and neither is kept (a primitive part kept without its
+   * content was read as a content of NULL by the next call: UBSan, a
+   * fuzz_dag finding, regress/dag-content-null-budget-7) */
+  expr *cn = p ? num(N, c) : NULL;
+  if (cn) {
     md_idmap_put(&N->prim, s, (uintptr_t)p);
-    md_idmap_put(&N->cont, s, (uintptr_t)num(N, c));
+    md_idmap_put(&N->cont, s, (uintptr_t)cn);
+  } else {
+    p = NULL;
   }
   mpq_clear(q);
   return p;
