@@ -291,21 +291,29 @@ static void reduce(island *I, fmpq_mpoly_struct *n, fmpq_mpoly_struct *d) {
   }
 }
 
-static void make_primitive(island *I, fmpq_mpoly_struct *n,
-                           fmpq_mpoly_struct *d) {
-  fmpq_t c, lead;
-  fmpq_init(c);
+/* C = the content of P with the sign of its first coefficient: P / C is
+ * primitive, with integer coefficients and a positive first one (the form
+ * fmpq_mpoly_factor gives its factors). */
+static void signed_content(island *I, fmpq_t c, const fmpq_mpoly_struct *p) {
+  fmpq_t lead;
   fmpq_init(lead);
-  fmpq_mpoly_content(c, d, I->m);
-  fmpq_mpoly_get_term_coeff_fmpq(lead, d, 0, I->m);
+  fmpq_mpoly_content(c, p, I->m);
+  fmpq_mpoly_get_term_coeff_fmpq(lead, p, 0, I->m);
   if (fmpq_sgn(lead) < 0)
     fmpq_neg(c, c);
+  fmpq_clear(lead);
+}
+
+static void make_primitive(island *I, fmpq_mpoly_struct *n,
+                           fmpq_mpoly_struct *d) {
+  fmpq_t c;
+  fmpq_init(c);
+  signed_content(I, c, d);
   if (!fmpq_is_one(c)) {
     fmpq_mpoly_scalar_div_fmpq(n, n, c, I->m);
     fmpq_mpoly_scalar_div_fmpq(d, d, c, I->m);
   }
   fmpq_clear(c);
-  fmpq_clear(lead);
 }
 
 static void normalise(island *I, fmpq_mpoly_struct *n, fmpq_mpoly_struct *d) {
@@ -712,6 +720,22 @@ static expr *form_expanded(island *I, const fmpq_mpoly_struct *p,
   return r;
 }
 
+/* Appends R to F's factors, to the first power, made primitive with a
+ * positive first coefficient as fmpq_mpoly_factor makes its factors (the
+ * number taken out goes into F's constant). */
+static void push_factor(island *I, fmpq_mpoly_factor_struct *f,
+                        const fmpq_mpoly_struct *r) {
+  fmpq_t c;
+  fmpq_init(c);
+  signed_content(I, c, r);
+  fmpq_mpoly_factor_fit_length(f, f->num + 1, I->m);
+  fmpq_mpoly_scalar_div_fmpq(&f->poly[f->num], r, c, I->m);
+  fmpz_one(&f->exp[f->num]);
+  f->num++;
+  fmpq_mul(f->constant, f->constant, c);
+  fmpq_clear(c);
+}
+
 /* P's factors over the rationals, as fmpq_mpoly_factor gives them (the
  * variables of P's monomial content in their order, each to its power,
  * then a primitive part with integer coefficients, the first of them
@@ -760,41 +784,13 @@ static bool factor_linear(island *I, fmpq_mpoly_factor_struct *f,
         fmpq_mpoly_gen(&f->poly[n], v, I->m);
         fmpz_set_si(&f->exp[n++], exp[v]);
       }
-    fmpq_t lead;
-    fmpq_init(lead);
-    fmpq_mpoly_content(f->constant, r, I->m);
-    fmpq_mpoly_get_term_coeff_fmpq(lead, r, 0, I->m);
-    if (fmpq_sgn(lead) < 0)
-      fmpq_neg(f->constant, f->constant);
-    fmpq_mpoly_scalar_div_fmpq(&f->poly[n], r, f->constant, I->m);
-    fmpz_one(&f->exp[n++]);
     f->num = n;
-    fmpq_clear(lead);
+    fmpq_one(f->constant);
+    push_factor(I, f, r);
   }
   fmpq_mpoly_clear(m, I->m);
   fmpq_mpoly_clear(r, I->m);
   return linear;
-}
-
-/* Appends R to F's factors, to the first power, made primitive with a
- * positive first coefficient as fmpq_mpoly_factor makes its factors (the
- * number taken out goes into F's constant). */
-static void push_factor(island *I, fmpq_mpoly_factor_struct *f,
-                        fmpq_mpoly_struct *r) {
-  fmpq_t c, lead;
-  fmpq_init(c);
-  fmpq_init(lead);
-  fmpq_mpoly_content(c, r, I->m);
-  fmpq_mpoly_get_term_coeff_fmpq(lead, r, 0, I->m);
-  if (fmpq_sgn(lead) < 0)
-    fmpq_neg(c, c);
-  fmpq_mpoly_factor_fit_length(f, f->num + 1, I->m);
-  fmpq_mpoly_scalar_div_fmpq(&f->poly[f->num], r, c, I->m);
-  fmpz_one(&f->exp[f->num]);
-  f->num++;
-  fmpq_mul(f->constant, f->constant, c);
-  fmpq_clear(c);
-  fmpq_clear(lead);
 }
 
 /* P's factors over the rationals (the same as fmpq_mpoly_factor's, maybe
