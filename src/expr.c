@@ -2,6 +2,7 @@
 #include "expr.h"
 
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,7 +121,14 @@ size_t md_ctx_asked(const md_ctx *ctx) {
 }
 
 size_t md_work_budget(size_t dflt) {
-  size_t k = md_knob("MATDIFF_SIMPLIFY_WORK", 64, MD_WORK_SCALE);
+  /* read once: the passes ask at every line, and getenv reads the whole
+   * environment (threads that race here store the same value) */
+  static _Atomic size_t once;
+  size_t k = atomic_load_explicit(&once, memory_order_relaxed);
+  if (!k) {
+    k = md_knob("MATDIFF_SIMPLIFY_WORK", 64, MD_WORK_SCALE);
+    atomic_store_explicit(&once, k, memory_order_relaxed);
+  }
   size_t w = dflt * k / MD_WORK_SCALE; /* both at most 20000 */
   return w ? w : 1;
 }
@@ -436,6 +444,8 @@ uint32_t md_fn_add(md_ctx *ctx, const char *name, unsigned arity,
  * 10^MD_MAX_NUM_DIGITS says (mpz_sizeinbase in base 10 may be one too
  * many). */
 static bool digits_fit(mpz_srcptr z) {
+  if (mpz_size(z) < MD_MAX_NUM_BITS / GMP_NUMB_BITS)
+    return true; /* (fewer bits than its limbs hold: nearly every number) */
   size_t bits = mpz_sizeinbase(z, 2);
   if (bits != MD_MAX_NUM_BITS)
     return bits < MD_MAX_NUM_BITS;
