@@ -67,6 +67,8 @@ for f in pathlib.Path('tests').glob('*.test'):
                 (out / ('seed%04d' % n)).write_bytes(w.encode('utf-8', 'surrogateescape'))
 PY
 fi
+# a stack for 10^4 levels of the engine under ASan (MATDIFF_MAX_DEPTH below)
+ulimit -s 262144 || echo "run.sh: the stack stays at $(ulimit -s) KiB" >&2
 for h in "${harnesses[@]}"; do
   mkdir -p "$out/corpus-$h"
   cp -n "$out"/corpus/* "$out/corpus-$h/" 2>/dev/null || true
@@ -106,7 +108,16 @@ for h in "${harnesses[@]}"; do
   # with its sums flattened, 15 s, then 4 s; since the harnesses trace
   # --steps and simplify the steps with one budget, 7.2 s at 1024, 3.2 s
   # at 512, 0.34 s in the CLI)
+  # and the depth past which constructors refuse a node is 10^4, not 10^5
+  # (MATDIFF_MAX_DEPTH, expr.h), on a stack of 256 MiB (ulimit -s above):
+  # the harnesses run the engine on libFuzzer's thread, not on md_deep's
+  # (deep.h), and a level takes up to 6 KB of stack under ASan.  A where
+  # chain of nested derivatives, t_k = d/dx t_(k-1)^T A t_(k-1), doubles
+  # its depth at each level; at k = 41, 80 000 levels deep, it overflowed
+  # the 8 MiB stack the harness had (regress/dag-nested-derivative-41;
+  # the CLI says "nested too deeply")
   ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=1:quarantine_size_mb=16} \
+    MATDIFF_MAX_DEPTH=${MATDIFF_MAX_DEPTH:-10000} \
     MATDIFF_MAX_SIZE=${MATDIFF_MAX_SIZE:-262144} \
     MATDIFF_EVAL_WORK=${MATDIFF_EVAL_WORK:-524288} \
     MATDIFF_CHECK_WORK=${MATDIFF_CHECK_WORK:-2097152} \

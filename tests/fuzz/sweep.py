@@ -10,7 +10,7 @@ miss); session 16 ran it on 1f6e4a8: 103 of 105, the two bad ones the
 log(1 + t .* t) + t / 3 chain; session 17 on 75b5efb: 105 of 105, the
 slowest 5.8 s (tanh(t) / 2 + t / 5 at 3 000 levels); session 18 added
 the towers' NumPy and Octave code (116 cases); session 19 the loading
-of many rules (122).
+of many rules (122); session 21 the nested derivatives (142).
 """
 import resource, shutil, subprocess, sys, tempfile, time
 M = sys.argv[1]
@@ -43,6 +43,12 @@ for n in (25, 40, 60):
     for f in ('t%(p)d + t%(p)d', 't%(p)d t%(p)d', 't%(p)d .* t%(p)d', 't%(p)d^T A t%(p)d', 'exp(t%(p)d) .* t%(p)d'):
         add('4-%d-%s' % (n, f[:8]), ['simplify'], where(n, 't%(i)d = ' + f))
         add('4d-%d-%s' % (n, f[:8]), ['--wrt', 'x'], where(n, 't%(i)d = ' + f))
+# 4n. nested derivatives in a where chain: t_k = d/dx t_(k-1)^T A t_(k-1)
+# is (A + A^T)^(2^k - 1) x, 2^k levels deep (session 21, fuzz_dag:
+# regress/dag-nested-derivative-41); by A its gradient has 2^k terms
+for n in (13, 14, 15, 20, 41):
+    for args in (['simplify'], ['--wrt', 'x'], ['--wrt', 'A'], ['--verify', '--wrt', 'x']):
+        add('4n-%d-%s' % (n, args[-1]), args, where(n, 't%(i)d = d/dx t%(p)d^T A t%(p)d'))
 # 5. rules that grow, nested functions
 d = tempfile.mkdtemp()
 open(d + '/grow.mdr', 'w').write('let s : scalar\nexp(s) = exp(s/2) exp(s/2)\n')
