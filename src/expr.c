@@ -493,31 +493,6 @@ static uint32_t key_hash(const key *k) {
   return h;
 }
 
-/* The hash of K's structure alone (expr.h shash): its names by their
- * text and its kids by their own such hashes, so that the same structure
- * has the same hash in every run.  (The table's hash,
- * key_hash, reads the kids' ids, which an input cannot choose: names an
- * input chose to collide here would not make interning quadratic.) */
-static uint32_t structural_hash(const key *k) {
-  uint32_t h = 2166136261u;
-  unsigned op = k->op;
-  h = fnv(h, &op, sizeof op);
-  if (k->op == E_NUM) {
-    h = hash_mpz(h, mpq_numref(*k->num));
-    h = hash_mpz(h, mpq_denref(*k->num));
-  } else if (k->op == E_SYM) {
-    h = fnv(h, k->name, strlen(k->name));
-  } else if (k->op == E_CALL) {
-    h = fnv(h, &k->fn, sizeof k->fn);
-  }
-  for (size_t i = 0; i < k->n; i++) /* (a word at a time, then mixed) */
-    h = (h ^ k->kids[i]->shash) * 16777619u;
-  h ^= h >> 16;
-  h *= 0x7feb352du;
-  h ^= h >> 15;
-  return h;
-}
-
 static bool key_eq(const key *k, uint32_t h, const expr *e) {
   if (e->hash != h || e->op != k->op || e->nkids != k->n)
     return false;
@@ -652,8 +627,6 @@ static expr *intern(md_ctx *ctx, const key *k) {
   e->depth = (uint32_t)depth;
   e->nkids = (uint32_t)k->n;
   e->hash = h;
-  /* (a leaf but a name: the table's hash is structural already) */
-  e->shash = k->n || k->op == E_SYM ? structural_hash(k) : h;
   if (k->op == E_NUM) {
     mpq_init(e->u.num);
     mpq_set(e->u.num, *k->num);

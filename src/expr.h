@@ -169,10 +169,7 @@ struct expr {
   uint8_t flags;
   uint32_t depth;
   uint32_t nkids;
-  uint32_t hash;  /* the node table's (of the kids' ids) */
-  uint32_t shash; /* of its structure alone, in any context and run (names
-                   * by their text, kids by their shash): orders may use it
-                   * (normal.c) */
+  uint32_t hash;
   union {
     mpq_t num;        /* E_NUM */
     const char *name; /* E_SYM: interned, so compare pointers */

@@ -1,7 +1,6 @@
 /* normal.c - the normal form and the canonical order; see normal.h. */
 #include "normal.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -304,24 +303,12 @@ static int sgn(int c) {
   return (c > 0) - (c < 0);
 }
 
-/* The order of terms walks two terms in step.  A walk CMP_DEPTH levels
- * of factors deep into both compares the two nodes it has reached by
- * their structural hashes (expr.h shash), and in full only when those are
- * equal: the order stays total, and a function of the terms alone (the
- * same for terms whose nodes are within CMP_DEPTH levels of their roots),
- * and a comparison walks CMP_DEPTH levels at most.  The 2^k terms of a
- * where chain of nested derivatives by A (t_k = d/dx t_(k-1)^T A
- * t_(k-1)), nested 2^k deep and alike down to their last levels, took
- * Θ(4^k) to sort (tests/fuzz/regress/dag-nested-derivative-41). */
-enum { CMP_DEPTH = 64 };
+static int cmp_stream(const md_ctx *ctx, const expr *a, const expr *b);
 
-static int cmp_stream_d(const md_ctx *ctx, const expr *a, const expr *b,
-                        unsigned d);
-
-static int cmp_seq_d(const md_ctx *ctx, expr *const *a, size_t na,
-                     expr *const *b, size_t nb, unsigned d) {
+static int cmp_seq(const md_ctx *ctx, expr *const *a, size_t na, expr *const *b,
+                   size_t nb) {
   for (size_t i = 0; i < na && i < nb; i++) {
-    int c = cmp_stream_d(ctx, a[i], b[i], d);
+    int c = cmp_stream(ctx, a[i], b[i]);
     if (c)
       return c;
   }
@@ -329,8 +316,7 @@ static int cmp_seq_d(const md_ctx *ctx, expr *const *a, size_t na,
 }
 
 /* Atoms and bracketed compounds: the start of a factor. */
-static int cmp_base(const md_ctx *ctx, const expr *a, const expr *b,
-                    unsigned d) {
+static int cmp_base(const md_ctx *ctx, const expr *a, const expr *b) {
   if (a == b)
     return 0;
   int ca = base_class(a), cb = base_class(b);
@@ -347,13 +333,13 @@ static int cmp_base(const md_ctx *ctx, const expr *a, const expr *b,
     c = name_sub(a) - name_sub(b);
     if (c)
       return sgn(c);
-    return cmp_seq_d(ctx, a->kid, a->nkids, b->kid, b->nkids, d);
+    return cmp_seq(ctx, a->kid, a->nkids, b->kid, b->nkids);
   default:
     if (a->op != b->op)
       return a->op < b->op ? -1 : 1;
     if (a->op == E_MUL)
-      return cmp_stream_d(ctx, a, b, d);
-    return cmp_seq_d(ctx, a->kid, a->nkids, b->kid, b->nkids, d);
+      return cmp_stream(ctx, a, b);
+    return cmp_seq(ctx, a->kid, a->nkids, b->kid, b->nkids);
   }
 }
 
@@ -379,59 +365,43 @@ static const expr **decor_list(const expr *f, const expr **buf, size_t nbuf,
 
 /* Exponents: numbers by value first, then other scalars in the term
  * order (alpha^2 < alpha^(1 + beta) < alpha^gamma). */
-static int term_cmp_d(const md_ctx *ctx, const expr *a, const expr *b,
-                      unsigned d);
-
-static int cmp_exponent(const md_ctx *ctx, const expr *p, const expr *q,
-                        unsigned d) {
+static int cmp_exponent(const md_ctx *ctx, const expr *p, const expr *q) {
   bool np = p->op == E_NUM, nq = q->op == E_NUM;
   if (np && nq)
     return sgn(mpq_cmp(p->u.num, q->u.num));
   if (np != nq)
     return np ? -1 : 1;
-  return term_cmp_d(ctx, p, q, d);
+  return md_nf_term_cmp(ctx, p, q);
 }
 
-static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g,
-                         unsigned d);
+static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g);
 
 /* Compound factors are compared once: nested sums compare their kids,
  * which compare theirs, and without the cache the terms of the sums of
- * t_k = t_(k-1) + sin(t_(k-1)) cost k^3.  (Cached only when the walk
- * cannot reach CMP_DEPTH below them, both of fewer levels than D: then
- * the result is the same at any depth.) */
-static int cmp_factor(const md_ctx *ctx, const expr *f, const expr *g,
-                      unsigned d) {
+ * t_k = t_(k-1) + sin(t_(k-1)) cost k^3. */
+static int cmp_factor(const md_ctx *ctx, const expr *f, const expr *g) {
   if (f == g)
     return 0;
   if (!f->nkids || !g->nkids)
-    return cmp_factor_of(ctx, f, g, d);
+    return cmp_factor_of(ctx, f, g);
   int c;
-  if (f->depth >= d || g->depth >= d) {
-    if (d > 0)
-      return cmp_factor_of(ctx, f, g, d - 1);
-    if (f->shash != g->shash) /* CMP_DEPTH deep */
-      return f->shash < g->shash ? -1 : 1;
-    d = UINT_MAX; /* (equal hashes: in full) */
-  }
   if (md_ctx_cmp_get(ctx, f, g, &c))
     return c;
-  c = cmp_factor_of(ctx, f, g, d);
+  c = cmp_factor_of(ctx, f, g);
   md_ctx_cmp_put(ctx, f, g, c);
   return c;
 }
 
-static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g,
-                         unsigned d) {
+static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g) {
   const expr *bf0[16], *bg0[16], *bf, *bg;
   size_t nf, ng;
   const expr **df = decor_list(f, bf0, 16, &nf, &bf);
   const expr **dg = decor_list(g, bg0, 16, &ng, &bg);
-  int c = cmp_base(ctx, bf, bg, d);
+  int c = cmp_base(ctx, bf, bg);
   for (size_t i = 0; !c && i < nf && i < ng; i++) {
     c = sgn(decor_rank(df[i]) - decor_rank(dg[i]));
     if (!c && (df[i]->op == E_POW || df[i]->op == E_EPOW))
-      c = cmp_exponent(ctx, df[i]->kid[1], dg[i]->kid[1], d);
+      c = cmp_exponent(ctx, df[i]->kid[1], dg[i]->kid[1]);
   }
   if (!c)
     c = (nf > ng) - (nf < ng);
@@ -442,8 +412,7 @@ static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g,
   return c;
 }
 
-static int cmp_stream_d(const md_ctx *ctx, const expr *a, const expr *b,
-                        unsigned d) {
+static int cmp_stream(const md_ctx *ctx, const expr *a, const expr *b) {
   if (a == b)
     return 0;
   expr *const *fa = a->op == E_MUL ? a->kid : (expr *const *)&a;
@@ -451,20 +420,11 @@ static int cmp_stream_d(const md_ctx *ctx, const expr *a, const expr *b,
   size_t na = a->op == E_MUL ? a->nkids : 1;
   size_t nb = b->op == E_MUL ? b->nkids : 1;
   for (size_t i = 0; i < na && i < nb; i++) {
-    int c = cmp_factor(ctx, fa[i], fb[i], d);
+    int c = cmp_factor(ctx, fa[i], fb[i]);
     if (c)
       return c;
   }
   return (na > nb) - (na < nb);
-}
-
-static int cmp_stream(const md_ctx *ctx, const expr *a, const expr *b) {
-  return cmp_stream_d(ctx, a, b, CMP_DEPTH);
-}
-
-static int cmp_seq(const md_ctx *ctx, expr *const *a, size_t na, expr *const *b,
-                   size_t nb) {
-  return cmp_seq_d(ctx, a, na, b, nb, CMP_DEPTH);
 }
 
 int md_nf_cmp(const md_ctx *ctx, const expr *a, const expr *b) {
@@ -499,8 +459,7 @@ static bool fn_value(const md_ctx *ctx, const expr *t) {
   return t->op == E_CALL && md_fn_get(ctx, t->u.fn)->cls == FC_ELEMWISE;
 }
 
-static int term_cmp_d(const md_ctx *ctx, const expr *a, const expr *b,
-                      unsigned d) {
+int md_nf_term_cmp(const md_ctx *ctx, const expr *a, const expr *b) {
   if (a == b)
     return 0;
   /* a function's value before the other terms, whatever the names, as
@@ -519,11 +478,7 @@ static int term_cmp_d(const md_ctx *ctx, const expr *a, const expr *b,
     if (!c)
       c = sgn(name_sub(la) - name_sub(lb));
   }
-  return c ? c : cmp_stream_d(ctx, a, b, d);
-}
-
-int md_nf_term_cmp(const md_ctx *ctx, const expr *a, const expr *b) {
-  return term_cmp_d(ctx, a, b, CMP_DEPTH);
+  return c ? c : cmp_stream(ctx, a, b);
 }
 
 static bool has_trans(const expr *f) {
