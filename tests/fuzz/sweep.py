@@ -48,7 +48,7 @@ for n in (25, 40, 60):
 # regress/dag-nested-derivative-41); by A its gradient has 2^k terms
 for n in (13, 14, 15, 20, 41):
     for args in (['simplify'], ['--wrt', 'x'], ['--wrt', 'A'], ['--verify', '--wrt', 'x']):
-        add('4n-%d-%s' % (n, args[-1]), args, where(n, 't%(i)d = d/dx t%(p)d^T A t%(p)d'))
+        add('4n-%d-%s' % (n, ''.join(a.strip('-')[0] for a in args[:-1]) + args[-1]), args, where(n, 't%(i)d = d/dx t%(p)d^T A t%(p)d'))
 # 5. rules that grow, nested functions
 d = tempfile.mkdtemp()
 open(d + '/grow.mdr', 'w').write('let s : scalar\nexp(s) = exp(s/2) exp(s/2)\n')
