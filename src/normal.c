@@ -379,9 +379,42 @@ static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g);
 /* Compound factors are compared once: nested sums compare their kids,
  * which compare theirs, and without the cache the terms of the sums of
  * t_k = t_(k-1) + sin(t_(k-1)) cost k^3. */
+/* Factors whose base is a sum TALL_LEVELS levels high or more ("tall")
+ * come before all others, the higher base first, and only those of one
+ * height are compared by their structure: a lexicographic key, so the
+ * order stays total and a function of the factors.  A walk to the first
+ * difference of two terms alike down to their last levels costs their
+ * height, and the pair cache does not help when every pair on it is new:
+ * the 2^k terms of a where chain of nested derivatives by A (t_k = d/dx
+ * t_(k-1)^T A t_(k-1), tests/fuzz/sweep.py 4n-*-wA) are sums nested 2^k
+ * deep, T^m v in Horner's form for every m, and sorting them took
+ * Theta(4^k) (k = 14: 22 s to the size budget's error).  By height they
+ * compare at once.  No formula a person writes is that high.  Only sums:
+ * with every tall factor so, t ./ t (E_HDIV) no longer met t in the
+ * islands of t_k = p ./ t .* t, which then were not 1; and tall sums after
+ * the others, or the lower first, made the whole sums of log(1 + t .* t)
+ * + t / 3 monic by another term, their numbers twice as long (the order of
+ * structure puts the longer chain first).  (Session 21 cut every walk at
+ * a depth and compared by a hash there: the order of the 1 000-level
+ * chains of sweep.py 7c changed, their sums shared less and took 10 times
+ * as long.) */
+enum { TALL_LEVELS = 256 };
+
 static int cmp_factor(const md_ctx *ctx, const expr *f, const expr *g) {
   if (f == g)
     return 0;
+  const expr *bf = f, *bg = g; /* (a base and its decorations together:
+                                * t .^ -1 meets t) */
+  while (is_decor(bf))
+    bf = bf->kid[0];
+  while (is_decor(bg))
+    bg = bg->kid[0];
+  bool tf = bf->op == E_ADD && bf->depth >= TALL_LEVELS;
+  bool tg = bg->op == E_ADD && bg->depth >= TALL_LEVELS;
+  if (tf != tg)
+    return tf ? -1 : 1;
+  if (tf && bf->depth != bg->depth)
+    return bf->depth > bg->depth ? -1 : 1;
   if (!f->nkids || !g->nkids)
     return cmp_factor_of(ctx, f, g);
   int c;

@@ -80,7 +80,10 @@
  * A^T + A.  Terms of a sum are ordered by their first name or number
  * ("lead", ignoring brackets and coefficients), then by md_nf_cmp:
  * (A + A^T) x + b, A x - y, 1 + x.  Exponents compare numbers by value,
- * then other scalars in the term order.
+ * then other scalars in the term order.  Factors whose base is a sum 256
+ * levels high or more, which no formula a person writes has, come before
+ * all others, the higher first, so that no comparison walks such a height
+ * (normal.c TALL_LEVELS).
  *
  * With expand set, products, traces, Hadamard and Kronecker products are
  * also distributed over sums (within a budget of terms), which decides

@@ -147,6 +147,62 @@ START_TEST(term_order) {
 }
 END_TEST
 
+/* sin(sin(...sin(X)...)) with N sines. */
+static expr *sines(int n, const char *x) {
+  strbuf b;
+  sb_init(&b);
+  for (int i = 0; i < n; i++)
+    sb_puts(&b, "sin(");
+  sb_puts(&b, x);
+  for (int i = 0; i < n; i++)
+    sb_putc(&b, ')');
+  char *text = sb_take(&b);
+  expr *e = tu_parse(text);
+  free(text);
+  return e;
+}
+
+/* w + sin(sin(...sin(X)...)) with N sines, bracketed. */
+static expr *tall_sum(int n, const char *x) {
+  strbuf b;
+  sb_init(&b);
+  sb_puts(&b, "(w + ");
+  for (int i = 0; i < n; i++)
+    sb_puts(&b, "sin(");
+  sb_puts(&b, x);
+  for (int i = 0; i < n; i++)
+    sb_putc(&b, ')');
+  sb_putc(&b, ')');
+  char *text = sb_take(&b);
+  expr *e = tu_parse(text);
+  free(text);
+  return e;
+}
+
+/* Sums 256 levels high or more come before all other factors, the higher
+ * first, whatever their names (normal.c TALL_LEVELS); sums of one height
+ * by their structure, down to their last level, and all else by its
+ * structure however high. */
+START_TEST(tall_sums_by_height) {
+  expr *a = tu_parse("a");
+  expr *high = tall_sum(301, "z"), *low = tall_sum(300, "a");
+  ck_assert_int_lt(md_nf_cmp(tu_ctx, low, a), 0); /* though a < (...) */
+  ck_assert_int_gt(md_nf_cmp(tu_ctx, a, low), 0);
+  ck_assert_int_lt(md_nf_cmp(tu_ctx, high, low), 0); /* though a < sin */
+  ck_assert_int_gt(md_nf_cmp(tu_ctx, low, high), 0);
+  ck_assert_int_eq(md_nf_cmp(tu_ctx, low, tall_sum(300, "a")), 0);
+  /* the same height: by structure, to the last level */
+  ck_assert_int_lt(md_nf_cmp(tu_ctx, low, tall_sum(300, "z")), 0);
+  /* not tall: by structure (a < sin at the bottom) */
+  ck_assert_int_lt(md_nf_cmp(tu_ctx, tall_sum(200, "a"), tall_sum(201, "z")),
+                   0);
+  /* not a sum: by structure however high */
+  ck_assert_int_lt(md_nf_cmp(tu_ctx, a, sines(300, "a")), 0);
+  ck_assert_int_lt(md_nf_cmp(tu_ctx, sines(300, "a"), sines(301, "z")), 0);
+  check_simplify("y + sin(sin(x))", "sin(sin(x)) + y");
+}
+END_TEST
+
 START_TEST(constants) {
   check_simplify("2 3 A / 4", "3/2 A");
   check_simplify("A / 2", "1/2 A");
@@ -2457,6 +2513,7 @@ static Suite *simplify_suite(void) {
   tc = tu_tcase(s, "arithmetic");
   tcase_add_test(tc, sums);
   tcase_add_test(tc, term_order);
+  tcase_add_test(tc, tall_sums_by_height);
   tcase_add_test(tc, constants);
   tcase_add_test(tc, sharing);
   tc = tu_tcase(s, "canonical");
