@@ -10,7 +10,10 @@ miss); session 16 ran it on 1f6e4a8: 103 of 105, the two bad ones the
 log(1 + t .* t) + t / 3 chain; session 17 on 75b5efb: 105 of 105, the
 slowest 5.8 s (tanh(t) / 2 + t / 5 at 3 000 levels); session 18 added
 the towers' NumPy and Octave code (116 cases); session 19 the loading
-of many rules (122); session 21 the nested derivatives (142).
+of many rules (122); session 21 the nested derivatives (142); session
+22 on dadc374: 141 of 142, the nested derivatives by A within 3.8 s (the
+order of tall sums), tanh(t) / 2 + t / 5 at 3 000 levels killed at
+10.03 s (base 9c90491 takes as long on this machine: 9 to 14 s).
 """
 import resource, shutil, subprocess, sys, tempfile, time
 M = sys.argv[1]
