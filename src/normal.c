@@ -376,9 +376,6 @@ static int cmp_exponent(const md_ctx *ctx, const expr *p, const expr *q) {
 
 static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g);
 
-/* Compound factors are compared once: nested sums compare their kids,
- * which compare theirs, and without the cache the terms of the sums of
- * t_k = t_(k-1) + sin(t_(k-1)) cost k^3. */
 /* Factors whose base is a sum TALL_LEVELS levels high or more ("tall")
  * come before all others, the higher base first, and only those of one
  * height are compared by their structure: a lexicographic key, so the
@@ -400,17 +397,26 @@ static int cmp_factor_of(const md_ctx *ctx, const expr *f, const expr *g);
  * as long.) */
 enum { TALL_LEVELS = 256 };
 
+/* Whether F's base is a tall sum (a base is never higher than F). */
+static bool tall_base(const expr *f, const expr **base) {
+  if (f->depth < TALL_LEVELS)
+    return false;
+  while (is_decor(f))
+    f = f->kid[0];
+  *base = f;
+  return f->op == E_ADD && f->depth >= TALL_LEVELS;
+}
+
+/* Compound factors are compared once: nested sums compare their kids,
+ * which compare theirs, and without the cache the terms of the sums of
+ * t_k = t_(k-1) + sin(t_(k-1)) cost k^3. */
 static int cmp_factor(const md_ctx *ctx, const expr *f, const expr *g) {
   if (f == g)
     return 0;
-  const expr *bf = f, *bg = g; /* (a base and its decorations together:
-                                * t .^ -1 meets t) */
-  while (is_decor(bf))
-    bf = bf->kid[0];
-  while (is_decor(bg))
-    bg = bg->kid[0];
-  bool tf = bf->op == E_ADD && bf->depth >= TALL_LEVELS;
-  bool tg = bg->op == E_ADD && bg->depth >= TALL_LEVELS;
+  /* by the base, so that a base and its decorations stay together
+   * (t .^ -1 meets t) */
+  const expr *bf = f, *bg = g;
+  bool tf = tall_base(f, &bf), tg = tall_base(g, &bg);
   if (tf != tg)
     return tf ? -1 : 1;
   if (tf && bf->depth != bg->depth)
