@@ -446,7 +446,7 @@ static expr *common_factor(pass *P, expr **v, size_t n, bool deep) {
   md_nodes shared = {0};
   for (size_t j = 0; j < t[0].num.n; j++) {
     expr *f = t[0].num.v[j];
-    if ((deep && !md_idmap_get(&P->adjoints, f)) || is_scalar(D, f))
+    if ((deep && !md_idmap_get(&P->adjoints, f)) || (!deep && is_scalar(D, f)))
       continue;
     bool all = true;
     for (size_t i = 1; i < n && all; i++) {
@@ -495,6 +495,14 @@ static expr *common_factor(pass *P, expr **v, size_t n, bool deep) {
     }
     expr *sum = ok ? expr_add_n(ctx, terms, n) : NULL;
     if (sum) {
+      /* the sum is a factor of the adjoint, which the contributions to
+       * the next node share in turn: G .* (1/5 + 1/2 (1 - tanh(t) .^ 2))
+       * passed on as S/5 and S/2 .* (1 - tanh(u) .^ 2) is S .* (...)
+       * again, for t_k = tanh(t_(k-1)) / 2 + t_(k-1) / 5 */
+      mpq_t c;
+      mpq_init(c);
+      md_idmap_put(&P->adjoints, unscaled(sum, c, false, true), 1);
+      mpq_clear(c);
       md_nodes_push(&shared, sum);
       r = had_of(ctx, shared.v, shared.n);
     }

@@ -564,7 +564,7 @@ static bool uniform_op(const key *k, size_t unconst) {
 static expr *intern(md_ctx *ctx, const key *k) {
   ctx->asked++;
   unsigned depth = 0;
-  uint8_t flags = EF_CLOSED | EF_CONST | EF_UNIFORM;
+  uint8_t flags = EF_CLOSED | EF_CONST | EF_UNIFORM | EF_NO_TRANS;
   size_t unconst = 0; /* operands not numbers only */
   for (size_t i = 0; i < k->n; i++) {
     const expr *c = k->kids[i];
@@ -592,7 +592,7 @@ static expr *intern(md_ctx *ctx, const key *k) {
     }
     break;
   case E_SYM:
-    flags = 0;
+    flags = EF_NO_TRANS;
     break;
   case E_ADD:
   case E_NEG:
@@ -604,6 +604,8 @@ static expr *intern(md_ctx *ctx, const key *k) {
   default:
     flags &= (uint8_t)~EF_CONST;
   }
+  if (k->op == E_TRANS || k->op == E_INNER)
+    flags &= (uint8_t)~EF_NO_TRANS;
   if (!(flags & EF_CONST) && !uniform_op(k, unconst))
     flags &= (uint8_t)~EF_UNIFORM;
   if (2 * (ctx->nnodes + 1) > ctx->nslots)

@@ -160,6 +160,10 @@ enum {
    * element-wise functions): each entry depends only on whether its row
    * and column are equal, by the same value at every size */
   EF_UNIFORM = 1u << 2,
+  /* no transpose inside (E_TRANS, or <A, B>, which is tr(A^T B)): its
+   * transpose is never written shorter (simplify.c's presentation does not
+   * try it) */
+  EF_NO_TRANS = 1u << 3,
 };
 
 typedef struct expr expr;

@@ -280,6 +280,14 @@ static expr *psum(simp *S, expr **v, size_t n) {
 
 static expr *present(simp *S, expr *n);
 
+/* Whether E has no transpose inside: then its transpose, which has one on
+ * every leaf that is not symmetric, is never written shorter, and the
+ * forms below do not try it (a where chain of element-wise functions of
+ * a vector was presented twice over, as itself and as its transpose). */
+static bool no_trans(const expr *e) {
+  return e->flags & EF_NO_TRANS;
+}
+
 /* A term of a sum taken apart, and its normal form kept. */
 typedef struct part {
   expr *t; /* the normal term */
@@ -1184,7 +1192,7 @@ static expr *present_mul(simp *S, expr *n) {
   }
   split_clear(&sp);
   if (r && (t->op == E_MUL || n->op == E_NEG) && !is_scalar(S, n) &&
-      may_try(S)) {
+      !no_trans(n) && may_try(S)) {
     expr *tt = md_nf_trans(S->N, n);
     /* (a transpose that is a number, 0, is no form of N to present:
      * n = pk (x .* (ones - 1))^T, whose transpose the normal form sees
@@ -1513,7 +1521,7 @@ static expr *transposed_part(simp *S, expr *n) {
   md_nodes in = {0}, out = {0};
   for (size_t i = 0; i < k && !S->failed; i++) {
     expr *a = present(S, n->kid[i]);
-    expr *t = md_nf_trans(S->N, n->kid[i]);
+    expr *t = no_trans(n->kid[i]) ? NULL : md_nf_trans(S->N, n->kid[i]);
     expr *b = t && t != n->kid[i] ? present(S, t) : NULL;
     if (S->failed) {
       S->failed = false; /* only this form is lost */
@@ -1555,12 +1563,12 @@ static expr *transposed_part(simp *S, expr *n) {
 
 static expr *present_sum(simp *S, expr *n) {
   expr *best = present_core(S, n);
-  if (best && !is_scalar(S, n) && n->nkids >= 3 && may_try(S)) {
+  if (best && !is_scalar(S, n) && !no_trans(n) && n->nkids >= 3 && may_try(S)) {
     S->nest++;
     best = smaller(S, best, transposed_part(S, n));
     S->nest--;
   }
-  if (best && !is_scalar(S, n) && may_try(S)) {
+  if (best && !is_scalar(S, n) && !no_trans(n) && may_try(S)) {
     expr *t = md_nf_trans(S->N, n);
     if (t && t->op == E_ADD && t != n) {
       S->nest++;
@@ -1708,7 +1716,7 @@ static expr *present(simp *S, expr *n) {
     /* an element-wise node whose operands are transposes, as the normal
      * form writes it, or its transpose, when shorter:
      * x^T .* z^T -> (x .* z)^T */
-    if (r && !is_scalar(S, n)) {
+    if (r && !is_scalar(S, n) && !no_trans(n)) {
       expr *t = md_nf_trans(S->N, n);
       if (t && t != n && t->op == n->op) {
         expr *c = present_kids(S, t);
@@ -1727,7 +1735,7 @@ static expr *present(simp *S, expr *n) {
         }
       }
     }
-    if (r && n->op == E_INV && !is_scalar(S, n) && may_try(S)) {
+    if (r && n->op == E_INV && !is_scalar(S, n) && !no_trans(n) && may_try(S)) {
       /* X^-1 as (X^T)^-T, when the transpose of X is shorter:
        * (N^T M^T)^-1 -> (M N)^-T */
       expr *kt = md_nf_trans(S->N, n->kid[0]);
@@ -1747,7 +1755,7 @@ static expr *present(simp *S, expr *n) {
        * shorter, tr((N M .* S)^T - D) -> tr(N M .* S - D^T) */
       if (r->kid[0]->op == E_TRANS)
         r = built(S, expr_call1(S->ctx, r->u.fn, r->kid[0]->kid[0]));
-      expr *t = md_nf_trans(S->N, n->kid[0]);
+      expr *t = no_trans(n->kid[0]) ? NULL : md_nf_trans(S->N, n->kid[0]);
       if (t && t != n->kid[0] && may_try(S)) {
         S->nest++;
         expr *c = present(S, t);

@@ -264,6 +264,23 @@ START_TEST(long_products_stay_whole) {
 }
 END_TEST
 
+/* EF_NO_TRANS: set on a node with no transpose anywhere in it (symbols,
+ * numbers, I, functions and the operations on them), cleared by a
+ * transpose or an inner product <A, B> (tr(A^T B)) at any depth. */
+START_TEST(no_transpose_flag) {
+  static const char *none[] = {
+      "x",       "3",     "A B + C", "tanh(A x) .* y", "inv(A + I) B",
+      "tr(A B)", "sum(x)"};
+  static const char *some[] = {"x^T",           "A B^T + C", "tanh(A^T x) .* y",
+                               "inv(A' + I) B", "<A, B>",    "sum(x + y^T)",
+                               "tr(X^-T A)"};
+  for (size_t i = 0; i < sizeof none / sizeof *none; i++)
+    ck_assert_msg(tu_parse(none[i])->flags & EF_NO_TRANS, "%s", none[i]);
+  for (size_t i = 0; i < sizeof some / sizeof *some; i++)
+    ck_assert_msg(!(tu_parse(some[i])->flags & EF_NO_TRANS), "%s", some[i]);
+}
+END_TEST
+
 static Suite *expr_suite(void) {
   Suite *s = suite_create("expr");
   TCase *tc = tu_tcase(s, "scratch");
@@ -277,6 +294,7 @@ static Suite *expr_suite(void) {
   tcase_add_test(tc, long_hadamard_products_stay_whole);
   tcase_add_test(tc, long_products_stay_whole);
   tcase_add_test(tc, functions_by_name);
+  tcase_add_test(tc, no_transpose_flag);
   return s;
 }
 
