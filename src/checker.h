@@ -44,6 +44,14 @@
  * drawn, up to MD_CHECK_UNDECIDED of them; then the check cannot be
  * made in doubles, an error, not a FALSE. */
 #define MD_CHECK_PERTURB 0x1p-26
+/* ... and moved by this much, which changes a stable formula's value by
+ * 2^-44 times its condition and an unstable one's by its rounding: a
+ * difference within 16 times that is rounding too.  simplify --verify
+ * said FALSE of a correct result whose terms of 2^27 cancel in doubles
+ * (7 digits lost: tests/fuzz/regress/simplify-verify-false-
+ * cancellation-31); a real difference of 1e-9 passes for rounding only
+ * where the condition passes 1 000, as at MD_CHECK_PERTURB. */
+#define MD_CHECK_NOISE     0x1p-44
 #define MD_CHECK_UNDECIDED 6
 
 /* Checks the identities of FILES ("-" is stdin), in order: one verdict
