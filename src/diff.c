@@ -407,6 +407,15 @@ static void hterm_add(hterm *t, expr *x, bool den, int levels, bool deep) {
   }
 }
 
+/* Notes G, without its signs and numbers, as an adjoint: an operand
+ * common_factor may take out when deep. */
+static void note_adjoint(pass *P, expr *g) {
+  mpq_t c;
+  mpq_init(c);
+  md_idmap_put(&P->adjoints, unscaled(g, c, false, true), 1);
+  mpq_clear(c);
+}
+
 /* The operands of .* in A taken together, NULL for none. */
 static expr *had_of(md_ctx *ctx, expr *const *a, size_t n) {
   return n == 0 ? NULL : n == 1 ? a[0] : expr_make(ctx, E_HAD, a, n);
@@ -499,10 +508,7 @@ static expr *common_factor(pass *P, expr **v, size_t n, bool deep) {
        * the next node share in turn: G .* (1/5 + 1/2 (1 - tanh(t) .^ 2))
        * passed on as S/5 and S/2 .* (1 - tanh(u) .^ 2) is S .* (...)
        * again, for t_k = tanh(t_(k-1)) / 2 + t_(k-1) / 5 */
-      mpq_t c;
-      mpq_init(c);
-      md_idmap_put(&P->adjoints, unscaled(sum, c, false, true), 1);
-      mpq_clear(c);
+      note_adjoint(P, sum);
       md_nodes_push(&shared, sum);
       r = had_of(ctx, shared.v, shared.n);
     }
@@ -535,12 +541,8 @@ static bool adjoint(pass *P, const expr *e, expr **G) {
     *G = common_factor(P, a->v, a->n, false);
   if (!*G)
     *G = expr_add_n(P->D->ctx, a->v, a->n);
-  if (*G) { /* an operand common_factor may take out, deep */
-    mpq_t c;
-    mpq_init(c);
-    md_idmap_put(&P->adjoints, unscaled(*G, c, false, true), 1);
-    mpq_clear(c);
-  }
+  if (*G) /* an operand common_factor may take out, deep */
+    note_adjoint(P, *G);
   return *G ? true : too_deep(P->D);
 }
 

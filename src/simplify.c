@@ -288,6 +288,13 @@ static bool no_trans(const expr *e) {
   return e->flags & EF_NO_TRANS;
 }
 
+/* Whether N's transpose is a form worth trying: N is no scalar (its own
+ * transpose) and has a transpose inside (the flag first: is_scalar
+ * derives a shape). */
+static bool transposable(simp *S, expr *n) {
+  return !no_trans(n) && !is_scalar(S, n);
+}
+
 /* A term of a sum taken apart, and its normal form kept. */
 typedef struct part {
   expr *t; /* the normal term */
@@ -1191,8 +1198,8 @@ static expr *present_mul(simp *S, expr *n) {
     S->nest--;
   }
   split_clear(&sp);
-  if (r && (t->op == E_MUL || n->op == E_NEG) && !is_scalar(S, n) &&
-      !no_trans(n) && may_try(S)) {
+  if (r && (t->op == E_MUL || n->op == E_NEG) && transposable(S, n) &&
+      may_try(S)) {
     expr *tt = md_nf_trans(S->N, n);
     /* (a transpose that is a number, 0, is no form of N to present:
      * n = pk (x .* (ones - 1))^T, whose transpose the normal form sees
@@ -1563,12 +1570,12 @@ static expr *transposed_part(simp *S, expr *n) {
 
 static expr *present_sum(simp *S, expr *n) {
   expr *best = present_core(S, n);
-  if (best && !is_scalar(S, n) && !no_trans(n) && n->nkids >= 3 && may_try(S)) {
+  if (best && transposable(S, n) && n->nkids >= 3 && may_try(S)) {
     S->nest++;
     best = smaller(S, best, transposed_part(S, n));
     S->nest--;
   }
-  if (best && !is_scalar(S, n) && !no_trans(n) && may_try(S)) {
+  if (best && transposable(S, n) && may_try(S)) {
     expr *t = md_nf_trans(S->N, n);
     if (t && t->op == E_ADD && t != n) {
       S->nest++;
@@ -1716,7 +1723,7 @@ static expr *present(simp *S, expr *n) {
     /* an element-wise node whose operands are transposes, as the normal
      * form writes it, or its transpose, when shorter:
      * x^T .* z^T -> (x .* z)^T */
-    if (r && !is_scalar(S, n) && !no_trans(n)) {
+    if (r && transposable(S, n)) {
       expr *t = md_nf_trans(S->N, n);
       if (t && t != n && t->op == n->op) {
         expr *c = present_kids(S, t);
@@ -1735,7 +1742,7 @@ static expr *present(simp *S, expr *n) {
         }
       }
     }
-    if (r && n->op == E_INV && !is_scalar(S, n) && !no_trans(n) && may_try(S)) {
+    if (r && n->op == E_INV && transposable(S, n) && may_try(S)) {
       /* X^-1 as (X^T)^-T, when the transpose of X is shorter:
        * (N^T M^T)^-1 -> (M N)^-T */
       expr *kt = md_nf_trans(S->N, n->kid[0]);
