@@ -78,7 +78,7 @@ static void compare(const md_val *a, const md_val *b, comparison *cmp) {
       md_num *y = md_val_at(b, sb ? 0 : i, sb ? 0 : j, 0);
       bool same;
       if (x->exact && y->exact) {
-        same = mpq_equal(x->q, y->q);
+        same = fmpq_equal(x->q, y->q);
       } else {
         cmp->exact = false;
         double d = fabs(md_num_get_d(x) - md_num_get_d(y));

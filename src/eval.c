@@ -1555,8 +1555,14 @@ static md_status power(md_val *out, const md_val *a, const md_val *p) {
     md_num *x = md_val_at(p, 0, 0, s);
     constant &= s == 0 ? x->exact : md_num_sgn(x) == 0;
   }
-  if (constant)
-    return md_val_epow(out, a, md_val_at(p, 0, 0, 0)->q);
+  if (constant) {
+    mpq_t k;
+    mpq_init(k);
+    md_num_get_q(k, md_val_at(p, 0, 0, 0));
+    md_status st = md_val_epow(out, a, k);
+    mpq_clear(k);
+    return st;
+  }
   md_val l, pl;
   md_status st = md_val_apply(&l, a, FN_LOG);
   if (st != MD_OK)

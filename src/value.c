@@ -9,16 +9,45 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* GCC 12 takes an fmpq_t argument read after fmpq_numref or fmpq_denref
+ * of the same number for a read of 16 bytes from the 8 of one of its
+ * halves (-Wstringop-overread, a false positive: the argument is the
+ * whole fmpq). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wstringop-overread"
+#endif
+
 /* ---- numbers ---- */
 
 void md_num_init(md_num *x) {
   x->exact = true;
   x->d = 0;
-  mpq_init(x->q);
+  fmpq_init(x->q);
 }
 
 void md_num_clear(md_num *x) {
-  mpq_clear(x->q);
+  fmpq_clear(x->q);
+}
+
+/* R = A; the words copied when both are small (fmpq_set is two calls). */
+static void q_set(fmpq_t r, const fmpq_t a) {
+  fmpz *rn = fmpq_numref(r), *rd = fmpq_denref(r);
+  const fmpz *an = fmpq_numref(a), *ad = fmpq_denref(a);
+  if (!COEFF_IS_MPZ(*rn) && !COEFF_IS_MPZ(*rd) && !COEFF_IS_MPZ(*an) &&
+      !COEFF_IS_MPZ(*ad)) {
+    *rn = *an;
+    *rd = *ad;
+  } else {
+    fmpq_set(r, a);
+  }
+}
+
+/* The bits of Z (0 for 0); fmpz_bits is a call. */
+static flint_bitcnt_t z_bits(const fmpz *z) {
+  if (COEFF_IS_MPZ(*z))
+    return fmpz_bits(z);
+  ulong u = *z < 0 ? -(ulong)*z : (ulong)*z;
+  return u ? FLINT_BIT_COUNT(u) : 0;
 }
 
 void md_num_set(md_num *x, const md_num *y) {
@@ -27,32 +56,34 @@ void md_num_set(md_num *x, const md_num *y) {
   x->exact = y->exact;
   x->d = y->d;
   if (y->exact)
-    mpq_set(x->q, y->q);
+    q_set(x->q, y->q);
 }
 
 void md_num_set_q(md_num *x, const mpq_t q) {
   x->exact = true;
-  mpq_set(x->q, q);
+  fmpq_set_mpq(x->q, q);
+}
+
+void md_num_get_q(mpq_t q, const md_num *x) {
+  if (x->exact)
+    fmpq_get_mpq(q, x->q);
+  else if (isfinite(x->d))
+    mpq_set_d(q, x->d);
+  else
+    mpq_set_ui(q, 0, 1); /* GMP has no infinity */
 }
 
 void md_num_set_si(md_num *x, long num, unsigned long den) {
   x->exact = true;
   if (!den)
     den = 1;
-  if (num == LONG_MIN) {
-    mpq_set_si(x->q, num, den);
-    mpq_canonicalize(x->q);
+  if (num == LONG_MIN) { /* whose negation FLINT's gcd would take */
+    fmpz_set_si(fmpq_numref(x->q), num);
+    fmpz_set_ui(fmpq_denref(x->q), den);
+    fmpq_canonicalise(x->q);
     return;
   }
-  /* lowest terms in words: GMP's canonicalize costs more than the
-   * draw of a point's entries that call this */
-  unsigned long g = num < 0 ? (unsigned long)-num : (unsigned long)num;
-  for (unsigned long b = den; b;) {
-    unsigned long t = g % b;
-    g = b;
-    b = t;
-  }
-  mpq_set_si(x->q, num / (long)g, den / g);
+  fmpq_set_si(x->q, num, den); /* in lowest terms */
 }
 
 void md_num_set_d(md_num *x, double d) {
@@ -60,13 +91,33 @@ void md_num_set_d(md_num *x, double d) {
   x->d = d;
 }
 
+/* Q as a double, rounded toward zero as GMP's mpq_get_d rounds (the
+ * values, and so the outputs, of every earlier version).  FLINT's
+ * fmpq_get_d makes two mpz_t of the words to call it: a numerator and a
+ * denominator below 2^53 are divided in doubles instead, and a quotient
+ * rounded away from zero (the sign of the exact remainder fma gives)
+ * taken one step back. */
+static double q_get_d(const fmpq_t q) {
+  const fmpz n = *fmpq_numref(q), d = *fmpq_denref(q);
+  const slong lim = (slong)1 << 53;
+  if (COEFF_IS_MPZ(n) || COEFF_IS_MPZ(d) || n >= lim || n <= -lim || d >= lim)
+    return fmpq_get_d(q);
+  double dn = (double)n, dd = (double)d, r = dn / dd;
+  double rem = fma(r, dd, -dn); /* r d - n, its sign exact */
+  if (n > 0 && rem > 0)
+    r = nextafter(r, 0);
+  else if (n < 0 && rem < 0)
+    r = nextafter(r, 0);
+  return r;
+}
+
 double md_num_get_d(const md_num *x) {
-  return x->exact ? mpq_get_d(x->q) : x->d;
+  return x->exact ? q_get_d(x->q) : x->d;
 }
 
 int md_num_sgn(const md_num *x) {
   if (x->exact)
-    return mpq_sgn(x->q);
+    return fmpq_sgn(x->q);
   return (x->d > 0) - (x->d < 0);
 }
 
@@ -81,26 +132,30 @@ void md_num_format(const md_num *x, char *buf, size_t size) {
     snprintf(buf, size, "%.10g", x->d);
     return;
   }
-  size_t need = mpz_sizeinbase(mpq_numref(x->q), 10) +
-                mpz_sizeinbase(mpq_denref(x->q), 10) + 3;
+  size_t need = fmpz_sizeinbase(fmpq_numref(x->q), 10) +
+                fmpz_sizeinbase(fmpq_denref(x->q), 10) + 3;
   if (need <= size) {
-    mpq_get_str(buf, 10, x->q);
+    fmpq_get_str(buf, 10, x->q);
     return;
   }
   /* Too long to show: its approximate value, marked as such (in a
    * GMP float, whose exponent range a double lacks). */
+  mpq_t q;
+  mpq_init(q);
+  fmpq_get_mpq(q, x->q);
   mpf_t f;
   mpf_init2(f, 64);
-  mpf_set_q(f, x->q);
+  mpf_set_q(f, q);
   gmp_snprintf(buf, size, "~%.10Fe", f);
   mpf_clear(f);
+  mpq_clear(q);
 }
 
 /* r = a + b, r = a - b, r = a b, r = -a, r = a / b (b != 0).  R may be A
  * or B: the double branch reads both before it writes. */
 static void num_add(md_num *r, const md_num *a, const md_num *b) {
   if (a->exact && b->exact) {
-    mpq_add(r->q, a->q, b->q);
+    fmpq_add(r->q, a->q, b->q);
     r->exact = true;
   } else {
     double d = md_num_get_d(a) + md_num_get_d(b);
@@ -111,7 +166,7 @@ static void num_add(md_num *r, const md_num *a, const md_num *b) {
 
 static void num_sub(md_num *r, const md_num *a, const md_num *b) {
   if (a->exact && b->exact) {
-    mpq_sub(r->q, a->q, b->q);
+    fmpq_sub(r->q, a->q, b->q);
     r->exact = true;
   } else {
     double d = md_num_get_d(a) - md_num_get_d(b);
@@ -122,7 +177,7 @@ static void num_sub(md_num *r, const md_num *a, const md_num *b) {
 
 static void num_mul(md_num *r, const md_num *a, const md_num *b) {
   if (a->exact && b->exact) {
-    mpq_mul(r->q, a->q, b->q);
+    fmpq_mul(r->q, a->q, b->q);
     r->exact = true;
   } else {
     double d = md_num_get_d(a) * md_num_get_d(b);
@@ -133,7 +188,7 @@ static void num_mul(md_num *r, const md_num *a, const md_num *b) {
 
 static void num_neg(md_num *r, const md_num *a) {
   if (a->exact) {
-    mpq_neg(r->q, a->q);
+    fmpq_neg(r->q, a->q);
     r->exact = true;
   } else {
     r->d = -a->d;
@@ -149,11 +204,10 @@ void md_num_mul(md_num *r, const md_num *a, const md_num *b) {
   num_mul(r, a, b);
 }
 
-/* r += a b; T is scratch. */
-static void num_addmul(md_num *r, const md_num *a, const md_num *b, mpq_t t) {
+/* r += a b; R may not be A or B. */
+static void num_addmul(md_num *r, const md_num *a, const md_num *b) {
   if (r->exact && a->exact && b->exact) {
-    mpq_mul(t, a->q, b->q);
-    mpq_add(r->q, r->q, t);
+    fmpq_addmul(r->q, a->q, b->q);
   } else {
     double d = md_num_get_d(r) + md_num_get_d(a) * md_num_get_d(b);
     r->d = d;
@@ -163,14 +217,15 @@ static void num_addmul(md_num *r, const md_num *a, const md_num *b, mpq_t t) {
 
 static void num_zero(md_num *r) {
   r->exact = true;
-  mpq_set_ui(r->q, 0, 1);
+  fmpq_zero(r->q);
 }
 
 static size_t num_bits(const md_num *x) {
   if (!x->exact)
     return 0;
-  return mpz_sizeinbase(mpq_numref(x->q), 2) +
-         mpz_sizeinbase(mpq_denref(x->q), 2);
+  /* as mpz_sizeinbase counts: 0 has 1 bit */
+  flint_bitcnt_t n = z_bits(fmpq_numref(x->q));
+  return (n ? n : 1) + z_bits(fmpq_denref(x->q));
 }
 
 /* ---- jets: 2^k numbers, part S the coefficient of prod_{i in S} eps_i ---- */
@@ -207,7 +262,7 @@ static void jet_set(md_num *r, unsigned kr, const md_num *a, unsigned ka) {
 
 /* R (order max(ka, kb)) = A B.  R must not alias A or B. */
 static void jet_mul(md_num *r, const md_num *a, unsigned ka, const md_num *b,
-                    unsigned kb, mpq_t t) {
+                    unsigned kb) {
   if (ka == 0 && kb == 0) {
     num_mul(r, a, b);
     return;
@@ -219,7 +274,7 @@ static void jet_mul(md_num *r, const md_num *a, unsigned ka, const md_num *b,
     for (unsigned T = s & ma;; T = (T - 1) & s & ma) {
       unsigned u = s ^ T;
       if ((u & ~mb) == 0)
-        num_addmul(&r[s], &a[T], &b[u], t);
+        num_addmul(&r[s], &a[T], &b[u]);
       if (T == 0)
         break;
     }
@@ -265,19 +320,16 @@ static void jet_series(md_num *r, const md_num *a, unsigned k,
     return;
   }
   md_num *d = jet_new(k), *t = jet_new(k);
-  mpq_t tmp;
-  mpq_init(tmp);
   for (unsigned s = 1; s < n; s++)
     md_num_set(&d[s], &a[s]);
   for (unsigned s = 0; s < n; s++)
     num_zero(&r[s]);
   md_num_set(&r[0], &c[k]);
   for (unsigned j = k; j-- > 0;) {
-    jet_mul(t, r, k, d, k, tmp);
+    jet_mul(t, r, k, d, k);
     jet_set(r, k, t, k);
     num_add(&r[0], &r[0], &c[j]);
   }
-  mpq_clear(tmp);
   jet_free(d, k);
   jet_free(t, k);
 }
@@ -371,7 +423,8 @@ static md_status pow_coefs(md_num *c, const md_num *x0, const mpq_t p,
     mpq_clear(b);
     return MD_OK;
   }
-  mpq_t xp, b, xj;
+  mpq_t xq, xp, b, xj;
+  mpq_init(xq);
   mpq_init(xp);
   mpq_init(b);
   mpq_init(xj);
@@ -384,8 +437,10 @@ static md_status pow_coefs(md_num *c, const md_num *x0, const mpq_t p,
         fabs(mpz_get_d(mpq_numref(p))) * bits >
             MD_EXACT_BITS * mpz_get_d(mpq_denref(p)))
       st = MD_HUGE;
-    else
-      exact = pow_exact(xp, x0->q, p);
+    else {
+      md_num_get_q(xq, x0);
+      exact = pow_exact(xp, xq, p);
+    }
   }
   double dx = md_num_get_d(x0), dp = mpq_get_d(p), dxp = pow(dx, dp);
   /* C(p, j) and x^j, each made from the last */
@@ -401,7 +456,7 @@ static md_status pow_coefs(md_num *c, const md_num *x0, const mpq_t p,
       mpq_set_ui(t, j, 1);
       mpq_div(b, b, t);
       if (exact)
-        mpq_mul(xj, xj, x0->q);
+        mpq_mul(xj, xj, xq);
     }
     if (mpq_sgn(b) == 0) {
       num_zero(&c[j]);
@@ -415,6 +470,7 @@ static md_status pow_coefs(md_num *c, const md_num *x0, const mpq_t p,
     }
   }
   mpq_clear(t);
+  mpq_clear(xq);
   mpq_clear(xp);
   mpq_clear(b);
   mpq_clear(xj);
@@ -470,19 +526,13 @@ static md_status fn_coefs(md_num *c, md_fn fn, const md_num *x0, unsigned k,
         md_num_set_d(&c[j], ((j & 1) ? 1 : -1) / (j * pow(x, (double)j)));
         continue;
       }
-      mpq_t t;
-      mpq_init(t);
-      mpq_set_ui(t, 1, 1);
-      for (unsigned i = 0; i < j; i++)
-        mpq_mul(t, t, x0->q);
-      mpq_inv(t, t);
-      mpq_t jj;
-      mpq_init(jj);
-      mpq_set_si(jj, (j & 1) ? 1 : -1, j);
-      mpq_mul(t, t, jj);
-      md_num_set_q(&c[j], t);
-      mpq_clear(t);
-      mpq_clear(jj);
+      fmpq_t jj;
+      fmpq_init(jj);
+      fmpq_set_si(jj, (j & 1) ? 1 : -1, j);
+      c[j].exact = true;
+      fmpq_pow_si(c[j].q, x0->q, -(slong)j); /* x > 0 */
+      fmpq_mul(c[j].q, c[j].q, jj);
+      fmpq_clear(jj);
     }
     return MD_OK;
   case FN_EXP:
@@ -581,10 +631,10 @@ static md_status jet_recip(md_num *r, const md_num *a, unsigned k) {
   for (unsigned j = 0; j <= k; j++)
     md_num_init(&c[j]);
   if (x->exact) {
-    mpq_inv(c[0].q, x->q);
+    fmpq_inv(c[0].q, x->q);
     for (unsigned j = 1; j <= k; j++) {
-      mpq_mul(c[j].q, c[j - 1].q, c[0].q);
-      mpq_neg(c[j].q, c[j].q);
+      fmpq_mul(c[j].q, c[j - 1].q, c[0].q);
+      fmpq_neg(c[j].q, c[j].q);
     }
   } else {
     double dx = x->d, dxp = pow(dx, -1.0);
@@ -669,7 +719,7 @@ void md_val_to_double(md_val *v) {
   size_t n = val_len(v);
   for (size_t i = 0; i < n; i++)
     if (v->x[i].exact)
-      md_num_set_d(&v->x[i], mpq_get_d(v->x[i].q));
+      md_num_set_d(&v->x[i], q_get_d(v->x[i].q));
 }
 
 size_t md_val_max_bits(const md_val *v) {
@@ -726,8 +776,6 @@ static md_status elementwise(md_val *out, const md_val *a, const md_val *b,
   unsigned k = umax(a->order, b->order);
   md_val_init(out, shape->r, shape->c, k);
   md_num *inv = NULL;
-  mpq_t t;
-  mpq_init(t);
   md_status st = MD_OK;
   size_t ne = (size_t)shape->r * shape->c;
   if (op == EW_DIV && sb) {
@@ -745,20 +793,19 @@ static md_status elementwise(md_val *out, const md_val *a, const md_val *b,
       jet_addsub(r, x, a->order, y, b->order, op == EW_SUB);
       break;
     case EW_MUL:
-      jet_mul(r, x, a->order, y, b->order, t);
+      jet_mul(r, x, a->order, y, b->order);
       break;
     case EW_DIV:
       if (sb) {
-        jet_mul(r, x, a->order, inv, b->order, t);
+        jet_mul(r, x, a->order, inv, b->order);
       } else {
         st = jet_recip(tmp, y, b->order);
         if (st == MD_OK)
-          jet_mul(r, x, a->order, tmp, b->order, t);
+          jet_mul(r, x, a->order, tmp, b->order);
       }
       break;
     }
   }
-  mpq_clear(t);
   if (inv)
     jet_free(inv, b->order);
   if (tmp)
@@ -795,17 +842,14 @@ md_status md_val_mul(md_val *out, const md_val *a, const md_val *b) {
     return MD_FAIL;
   md_val_init(out, a->r, b->c, k);
   md_num *t = jet_new(k);
-  mpq_t q;
-  mpq_init(q);
   for (size_t i = 0; i < a->r; i++)
     for (size_t j = 0; j < b->c; j++) {
       md_num *r = ent(out, i, j);
       for (size_t l = 0; l < a->c; l++) {
-        jet_mul(t, ent(a, i, l), a->order, ent(b, l, j), b->order, q);
+        jet_mul(t, ent(a, i, l), a->order, ent(b, l, j), b->order);
         jet_addsub(r, r, k, t, k, false);
       }
     }
-  mpq_clear(q);
   jet_free(t, k);
   return MD_OK;
 }
@@ -830,15 +874,12 @@ md_status md_val_kron(md_val *out, const md_val *a, const md_val *b) {
   if (!md_val_fits(r, c, k))
     return MD_FAIL;
   md_val_init(out, (uint32_t)r, (uint32_t)c, k);
-  mpq_t q;
-  mpq_init(q);
   for (size_t i = 0; i < a->r; i++)
     for (size_t j = 0; j < a->c; j++)
       for (size_t p = 0; p < b->r; p++)
         for (size_t l = 0; l < b->c; l++)
           jet_mul(ent(out, i * b->r + p, j * b->c + l), ent(a, i, j), a->order,
-                  ent(b, p, l), b->order, q);
-  mpq_clear(q);
+                  ent(b, p, l), b->order);
   return MD_OK;
 }
 
@@ -881,21 +922,21 @@ static void swap_rows(md_val *m, size_t i, size_t j) {
 
 /* Row I of M -= F * row K of M, over the columns from FROM on. */
 static void row_axpy(md_val *m, size_t i, size_t kk, const md_num *f,
-                     size_t from, md_num *t, mpq_t q) {
+                     size_t from, md_num *t) {
   unsigned o = m->order;
   for (size_t j = from; j < m->c; j++) {
-    jet_mul(t, f, o, ent(m, kk, j), o, q);
+    jet_mul(t, f, o, ent(m, kk, j), o);
     jet_addsub(ent(m, i, j), ent(m, i, j), o, t, o, true);
   }
 }
 
 /* Adds SIGN * prod_r A(r, perm[r]) to OUT. */
 static void leibniz_term(md_val *out, const md_val *a, const size_t *perm,
-                         int sign, md_num *p, md_num *t, mpq_t q) {
+                         int sign, md_num *p, md_num *t) {
   unsigned k = a->order;
   jet_set(p, k, ent(a, 0, perm[0]), k);
   for (size_t r = 1; r < a->r; r++) {
-    jet_mul(t, p, k, ent(a, r, perm[r]), k, q);
+    jet_mul(t, p, k, ent(a, r, perm[r]), k);
     jet_set(p, k, t, k);
   }
   jet_addsub(out->x, out->x, k, p, k, sign < 0);
@@ -914,24 +955,21 @@ static md_status det_leibniz(md_val *out, const md_val *a) {
     perm[i] = i;
   int sign = 1;
   md_num *p = jet_new(k), *t = jet_new(k);
-  mpq_t q;
-  mpq_init(q);
   /* Heap's algorithm: each permutation one transposition from the last */
-  leibniz_term(out, a, perm, sign, p, t, q);
+  leibniz_term(out, a, perm, sign, p, t);
   for (size_t i = 1; i < n;) {
     if (c[i] < i) {
       size_t j = i % 2 ? c[i] : 0, tmp = perm[j];
       perm[j] = perm[i];
       perm[i] = tmp;
       sign = -sign;
-      leibniz_term(out, a, perm, sign, p, t, q);
+      leibniz_term(out, a, perm, sign, p, t);
       c[i]++;
       i = 1;
     } else {
       c[i++] = 0;
     }
   }
-  mpq_clear(q);
   jet_free(p, k);
   jet_free(t, k);
   return MD_OK;
@@ -947,8 +985,6 @@ md_status md_val_det(md_val *out, const md_val *a) {
   md_val_init(out, 1, 1, k);
   md_num_set_si(out->x, 1, 1);
   md_num *inv = jet_new(k), *f = jet_new(k), *t = jet_new(k);
-  mpq_t q;
-  mpq_init(q);
   md_status st = MD_OK;
   for (size_t col = 0; col < n; col++) {
     long p = pivot_row(&m, col, col, 0);
@@ -967,7 +1003,7 @@ md_status md_val_det(md_val *out, const md_val *a) {
       for (unsigned s = 0; s < (1u << k); s++)
         num_neg(&out->x[s], &out->x[s]);
     }
-    jet_mul(t, out->x, k, ent(&m, col, col), k, q);
+    jet_mul(t, out->x, k, ent(&m, col, col), k);
     jet_set(out->x, k, t, k);
     st = jet_recip(inv, ent(&m, col, col), k);
     if (st != MD_OK) {
@@ -975,12 +1011,11 @@ md_status md_val_det(md_val *out, const md_val *a) {
       goto done;
     }
     for (size_t i = col + 1; i < n; i++) {
-      jet_mul(f, ent(&m, i, col), k, inv, k, q);
-      row_axpy(&m, i, col, f, col, t, q);
+      jet_mul(f, ent(&m, i, col), k, inv, k);
+      row_axpy(&m, i, col, f, col, t);
     }
   }
 done:
-  mpq_clear(q);
   jet_free(inv, k);
   jet_free(f, k);
   jet_free(t, k);
@@ -1015,8 +1050,6 @@ md_status md_val_inv(md_val *out, const md_val *a) {
   }
   double tiny = big * (double)n * 0x1p-46;
   md_num *inv = jet_new(k), *f = jet_new(k), *t = jet_new(k);
-  mpq_t q;
-  mpq_init(q);
   md_status st = MD_OK;
   for (size_t col = 0; col < n && st == MD_OK; col++) {
     long p = pivot_row(&m, col, col, tiny);
@@ -1031,20 +1064,19 @@ md_status md_val_inv(md_val *out, const md_val *a) {
       break;
     /* scale the pivot row to 1, then clear the column elsewhere */
     for (size_t j = 0; j < n; j++) {
-      jet_mul(t, ent(&m, col, j), k, inv, k, q);
+      jet_mul(t, ent(&m, col, j), k, inv, k);
       jet_set(ent(&m, col, j), k, t, k);
-      jet_mul(t, ent(out, col, j), k, inv, k, q);
+      jet_mul(t, ent(out, col, j), k, inv, k);
       jet_set(ent(out, col, j), k, t, k);
     }
     for (size_t i = 0; i < n; i++) {
       if (i == col)
         continue;
       jet_set(f, k, ent(&m, i, col), k);
-      row_axpy(&m, i, col, f, 0, t, q);
-      row_axpy(out, i, col, f, 0, t, q);
+      row_axpy(&m, i, col, f, 0, t);
+      row_axpy(out, i, col, f, 0, t);
     }
   }
-  mpq_clear(q);
   jet_free(inv, k);
   jet_free(f, k);
   jet_free(t, k);
@@ -1129,14 +1161,12 @@ static md_status sum_of(md_val *out, const md_val *a, md_fn fn, bool square) {
   unsigned k = a->order;
   md_val_init(out, 1, 1, k);
   md_num *t = jet_new(k);
-  mpq_t q;
-  mpq_init(q);
   md_status st = MD_OK;
   size_t ne = (size_t)a->r * a->c;
   for (size_t e = 0; st == MD_OK && e < ne; e++) {
     const md_num *x = &a->x[e << k];
     if (square)
-      jet_mul(t, x, k, x, k, q);
+      jet_mul(t, x, k, x, k);
     else if (fn != FN_NBUILTIN)
       st = jet_fn(t, x, k, fn);
     else
@@ -1144,7 +1174,6 @@ static md_status sum_of(md_val *out, const md_val *a, md_fn fn, bool square) {
     if (st == MD_OK)
       jet_addsub(out->x, out->x, k, t, k, false);
   }
-  mpq_clear(q);
   jet_free(t, k);
   if (st != MD_OK)
     md_val_clear(out);

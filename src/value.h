@@ -24,6 +24,7 @@
 
 #include "expr.h"
 
+#include <flint/fmpq.h>
 #include <gmp.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,16 +49,23 @@ typedef enum md_status {
   MD_FAIL,   /* cannot be evaluated at all */
 } md_status;
 
+/* Exact numbers are FLINT's fmpq: a numerator and a denominator below
+ * 2^62 live in the two words themselves, so drawing and combining the
+ * small entries of a point allocates nothing (with GMP's mpq_t every
+ * entry was two allocations: most of `check`'s time under the
+ * sanitizers, tests/fuzz/regress/check-slow-drawn-entries). */
 typedef struct md_num {
   bool exact; /* the value is q; otherwise d */
   double d;
-  mpq_t q;
+  fmpq_t q;
 } md_num;
 
 void md_num_init(md_num *x); /* exact 0 */
 void md_num_clear(md_num *x);
 void md_num_set(md_num *x, const md_num *y);
 void md_num_set_q(md_num *x, const mpq_t q);
+/* Q = X: a double converted exactly, one not finite as 0. */
+void md_num_get_q(mpq_t q, const md_num *x);
 void md_num_set_si(md_num *x, long num, unsigned long den);
 void md_num_set_d(md_num *x, double d);
 double md_num_get_d(const md_num *x);

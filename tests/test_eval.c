@@ -57,7 +57,11 @@ static void check_q(const md_val *v, uint32_t i, uint32_t j, unsigned part,
   mpq_init(w);
   ck_assert_int_eq(mpq_set_str(w, want, 10), 0);
   mpq_canonicalize(w);
-  bool eq = mpq_equal(w, x->q);
+  mpq_t g;
+  mpq_init(g);
+  md_num_get_q(g, x);
+  bool eq = mpq_equal(w, g);
+  mpq_clear(g);
   mpq_clear(w);
   ck_assert_msg(eq, "entry (%u, %u) part %u is %s, expected %s", i, j, part,
                 got, want);
@@ -343,13 +347,63 @@ START_TEST(number_format) {
   md_num_set_si(&x, -7, 2);
   md_num_format(&x, buf, sizeof buf);
   ck_assert_str_eq(buf, "-7/2");
-  mpz_ui_pow_ui(mpq_numref(x.q), 10, 999);
-  mpz_set_ui(mpq_denref(x.q), 1);
+  mpq_t big;
+  mpq_init(big);
+  mpz_ui_pow_ui(mpq_numref(big), 10, 999);
+  md_num_set_q(&x, big);
+  mpq_clear(big);
   md_num_format(&x, buf, sizeof buf);
   ck_assert_str_eq(buf, "~1.0000000000e+999");
   md_num_set_d(&x, 0.25);
   md_num_format(&x, buf, sizeof buf);
   ck_assert_str_eq(buf, "0.25");
+  md_num_clear(&x);
+}
+END_TEST
+
+/* An exact number as a double rounds toward zero, as GMP's mpq_get_d
+ * does (value.c q_get_d divides small ones in doubles and corrects the
+ * rounding): the same bits as GMP on quotients that round up, round
+ * down, are exact, and on numbers past the words (2^53, 2^62). */
+START_TEST(number_to_double_truncates) {
+  static const char *const q[] = {
+      "1/3",
+      "-1/3",
+      "2/3",
+      "-2/3",
+      "1/10",
+      "-7/10",
+      "5/4",
+      "1/7",
+      "6/7",
+      "-6/7",
+      "0",
+      "42",
+      "-1",
+      "1/49",
+      "9007199254740991/3",
+      "-9007199254740991/7",
+      "9007199254740993/3",
+      "1/9007199254740991",
+      "4611686018427387905/3",
+      "123456789012345678901234567890/7",
+      "-2/123456789012345678901234567",
+  };
+  md_num x;
+  md_num_init(&x);
+  mpq_t t;
+  mpq_init(t);
+  for (size_t i = 0; i < sizeof q / sizeof *q; i++) {
+    ck_assert_int_eq(mpq_set_str(t, q[i], 10), 0);
+    mpq_canonicalize(t);
+    md_num_set_q(&x, t);
+    double want = mpq_get_d(t), got = md_num_get_d(&x);
+    ck_assert_msg(got == want, "%s: %.17g, GMP %.17g", q[i], got, want);
+  }
+  /* a quotient of small words that a double division rounds up */
+  md_num_set_si(&x, 1, 10);
+  ck_assert(md_num_get_d(&x) == nextafter(1.0 / 10, 0));
+  mpq_clear(t);
   md_num_clear(&x);
 }
 END_TEST
@@ -863,6 +917,7 @@ static Suite *eval_suite(void) {
   tcase_add_test(tc, det_exact);
   tcase_add_test(tc, kron_vec_diag_trace);
   tcase_add_test(tc, number_format);
+  tcase_add_test(tc, number_to_double_truncates);
   tc = tu_tcase(s, "dual");
   tcase_add_test(tc, dual_product);
   tcase_add_test(tc, dual_inverse);

@@ -595,7 +595,7 @@ static bool close_to(md_val *a, md_val *b) {
     for (uint32_t j = 0; j < a->c; j++) {
       md_num *x = md_val_at(a, i, j, 0), *y = md_val_at(b, i, j, 0);
       if (x->exact && y->exact) {
-        if (!mpq_equal(x->q, y->q))
+        if (!fmpq_equal(x->q, y->q))
           return false;
         continue;
       }
