@@ -65,12 +65,7 @@ void md_num_set_q(md_num *x, const mpq_t q) {
 }
 
 void md_num_get_q(mpq_t q, const md_num *x) {
-  if (x->exact)
-    fmpq_get_mpq(q, x->q);
-  else if (isfinite(x->d))
-    mpq_set_d(q, x->d);
-  else
-    mpq_set_ui(q, 0, 1); /* GMP has no infinity */
+  fmpq_get_mpq(q, x->q);
 }
 
 void md_num_set_si(md_num *x, long num, unsigned long den) {

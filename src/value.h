@@ -64,7 +64,7 @@ void md_num_init(md_num *x); /* exact 0 */
 void md_num_clear(md_num *x);
 void md_num_set(md_num *x, const md_num *y);
 void md_num_set_q(md_num *x, const mpq_t q);
-/* Q = X: a double converted exactly, one not finite as 0. */
+/* Q = X, an exact X (a double's q is not its value). */
 void md_num_get_q(mpq_t q, const md_num *x);
 void md_num_set_si(md_num *x, long num, unsigned long den);
 void md_num_set_d(md_num *x, double d);
