@@ -1,6 +1,8 @@
 /* normal.c - the normal form and the canonical order; see normal.h. */
 #include "normal.h"
 
+#include "blocks.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,16 +72,30 @@ typedef struct split_entry {
 
 /* ---- small helpers ---- */
 
+/* The first array comes from the thread's cache of small blocks (most
+ * lists stay within it), a larger one from malloc (blocks.h). */
+enum { NODES_FIRST = 8 };
+_Static_assert(NODES_FIRST * sizeof(expr *) == 8 * sizeof(void *),
+               "md_nodes' first array is a block of MD_BLOCK_NODES");
+
 void md_nodes_push(md_nodes *a, expr *e) {
   if (a->n == a->cap) {
-    a->cap = a->cap ? 2 * a->cap : 8;
-    a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
+    if (a->cap) {
+      a->cap *= 2;
+      a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
+    } else {
+      a->cap = NODES_FIRST;
+      a->v = md_block_get(MD_BLOCK_NODES);
+    }
   }
   a->v[a->n++] = e;
 }
 
 void md_nodes_clear(md_nodes *a) {
-  free(a->v);
+  if (a->cap == NODES_FIRST)
+    md_block_put(MD_BLOCK_NODES, a->v);
+  else
+    free(a->v);
   *a = (md_nodes){0};
 }
 
