@@ -27,6 +27,10 @@ size_t md_block_size(md_block_class c) {
 
 #ifdef MD_BLOCKS_OFF
 
+bool md_block_cache_on(void) {
+  return false;
+}
+
 void *md_block_get(md_block_class c) {
   return xmalloc(block_size[c]);
 }
@@ -37,6 +41,10 @@ void md_block_put(md_block_class c, void *p) {
 }
 
 #else
+
+bool md_block_cache_on(void) {
+  return true;
+}
 
 typedef struct block {
   struct block *next;

@@ -16,6 +16,7 @@
 #ifndef MD_BLOCKS_H
 #define MD_BLOCKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum md_block_class {
@@ -27,6 +28,8 @@ typedef enum md_block_class {
 enum { MD_BLOCK_KEEP = 256 };
 
 size_t md_block_size(md_block_class c);
+/* Whether blocks are kept at all (not under AddressSanitizer). */
+bool md_block_cache_on(void);
 void *md_block_get(md_block_class c);
 void md_block_put(md_block_class c, void *p);
 

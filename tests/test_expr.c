@@ -6,8 +6,12 @@
  */
 #include "testutil.h"
 
+#include "blocks.h"
+#include "normal.h"
 #include "strbuf.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +285,76 @@ START_TEST(no_transpose_flag) {
 }
 END_TEST
 
+/* blocks.h: a block given back is handed out again (but under
+ * AddressSanitizer, which must see every free), whole: all its bytes
+ * writable. */
+START_TEST(blocks_reused) {
+  for (int c = 0; c < MD_NBLOCK; c++) {
+    unsigned char *a = md_block_get(c);
+    memset(a, 0xa5, md_block_size(c));
+    md_block_put(c, a);
+    unsigned char *b = md_block_get(c);
+    memset(b, 0x5a, md_block_size(c));
+    if (md_block_cache_on())
+      ck_assert_ptr_eq(a, b);
+    /* more than a thread keeps: the rest go to free */
+    void *v[MD_BLOCK_KEEP + 8];
+    for (size_t i = 0; i < MD_BLOCK_KEEP + 8; i++)
+      v[i] = md_block_get(c);
+    for (size_t i = 0; i < MD_BLOCK_KEEP + 8; i++)
+      md_block_put(c, v[i]);
+    md_block_put(c, b);
+    md_block_put(c, NULL);
+  }
+}
+END_TEST
+
+/* Lists and maps that start in a block and grow past it keep what they
+ * hold; a block a thread keeps is freed at its exit (a leak under
+ * valgrind or LeakSanitizer otherwise). */
+static void *fill(void *arg) {
+  expr **x = arg;
+  md_nodes a = {0};
+  md_idmap m;
+  md_idmap_init(&m);
+  for (uintptr_t i = 0; i < 100; i++) {
+    md_nodes_push(&a, x[i]);
+    md_idmap_put(&m, x[i], i + 1);
+    if (i == 5) { /* one of each given back while small */
+      md_nodes b = {0};
+      md_nodes_push(&b, x[0]);
+      md_nodes_clear(&b);
+      md_idmap n;
+      md_idmap_init(&n);
+      md_idmap_put(&n, x[0], 1);
+      md_idmap_clear(&n);
+    }
+  }
+  bool ok = a.n == 100;
+  for (uintptr_t i = 0; i < 100; i++)
+    ok = ok && a.v[i] == x[i] && md_idmap_get(&m, x[i]) == i + 1;
+  md_nodes_clear(&a);
+  md_idmap_clear(&m);
+  ok = ok && a.n == 0 && a.v == NULL;
+  return ok ? arg : NULL;
+}
+
+START_TEST(blocks_by_thread) {
+  expr *x[100];
+  for (int i = 0; i < 100; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "x%d", i);
+    x[i] = expr_sym(tu_ctx, name);
+  }
+  ck_assert_ptr_eq(fill(x), x);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, fill, x), 0);
+  void *r;
+  ck_assert_int_eq(pthread_join(t, &r), 0);
+  ck_assert_ptr_eq(r, x);
+}
+END_TEST
+
 static Suite *expr_suite(void) {
   Suite *s = suite_create("expr");
   TCase *tc = tu_tcase(s, "scratch");
@@ -295,6 +369,8 @@ static Suite *expr_suite(void) {
   tcase_add_test(tc, long_products_stay_whole);
   tcase_add_test(tc, functions_by_name);
   tcase_add_test(tc, no_transpose_flag);
+  tcase_add_test(tc, blocks_reused);
+  tcase_add_test(tc, blocks_by_thread);
   return s;
 }
 

@@ -263,6 +263,34 @@ START_TEST(test_whole) {
 }
 END_TEST
 
+/* The rewriter tries only the rules of a node's head, in their order:
+ * of two rules for sin, the first that matches; a rule for cos does not
+ * apply to sin.  Rules loaded after the rewriter was made (a session
+ * that reads another rules file) are tried too, after the user's earlier
+ * ones and before the built-in ones. */
+START_TEST(test_rules_by_head) {
+  check_rewrite("tanh(X) = X\nsin(X^T) = cos(X)^T\nsin(X) = X",
+                "sin(A^T) + sin(C)", "cos(A)^T + C");
+  check_rewrite("sin(X) = cos(X)\nsin(X) = X", "sin(A)", "cos(A)");
+  env_rules t;
+  ck_assert(load_rules(&t, "exp(X) = X"));
+  md_shapes *sh;
+  expr *e = parse_in(&t, "exp(A) + log(B)", &sh);
+  md_rewriter *R = md_rewriter_new(tu_ctx, sh, &t.rules);
+  ck_assert_str_eq(tu_print(md_rewriter_run(R, e)), "A + log(B)");
+  md_source *src = arena_alloc(md_ctx_arena(tu_ctx), sizeof *src);
+  const char *more = "log(X) = sin(X)\nexp(X) = cos(X)";
+  *src = (md_source){"<more>", more, strlen(more), 1};
+  ck_assert(md_rules_load(&t.rules, tu_ctx, src, &t.err));
+  expr *f = parse_in(&t, "exp(C) + log(D)", &sh);
+  const char *got = tu_print(md_rewriter_run(R, f));
+  md_rewriter_free(R);
+  md_shapes_free(sh);
+  done(&t);
+  ck_assert_str_eq(got, "C + sin(D)");
+}
+END_TEST
+
 START_TEST(test_runs) {
   /* k consecutive factors of a longer product: the run is replaced */
   check_rewrite("inv(X) X = I", "A inv(B) B C", "A I C");
@@ -675,6 +703,7 @@ static Suite *rewrite_suite(void) {
   tcase_add_test(tc, test_load_errors);
   tc = tu_tcase(s, "match");
   tcase_add_test(tc, test_whole);
+  tcase_add_test(tc, test_rules_by_head);
   tcase_add_test(tc, test_runs);
   tcase_add_test(tc, test_commuting);
   tcase_add_test(tc, test_guards);
