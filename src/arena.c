@@ -103,3 +103,26 @@ char *arena_strndup(arena *a, const char *s, size_t n) {
   p[n] = '\0';
   return p;
 }
+
+void *scratch_array(void *small, size_t cap, size_t n, size_t size) {
+  return n <= cap ? small : xreallocarray(NULL, n, size);
+}
+
+void scratch_grow(void **p, void *small, size_t *cap, size_t size) {
+  if (*cap > SIZE_MAX / 2)
+    out_of_memory();
+  size_t n = 2 * *cap;
+  if (*p == small) {
+    void *q = xreallocarray(NULL, n, size);
+    memcpy(q, small, *cap * size);
+    *p = q;
+  } else {
+    *p = xreallocarray(*p, n, size);
+  }
+  *cap = n;
+}
+
+void scratch_free(void *p, void *small) {
+  if (p != small)
+    free(p);
+}

@@ -1104,8 +1104,9 @@ void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
 static size_t dag_size(const expr *const *v, size_t nv, const md_idmap *done) {
   md_idmap seen;
   md_idmap_init(&seen);
+  const expr *small[64];
   size_t n = 0, ntodo = 0, cap = 64;
-  const expr **todo = xreallocarray(NULL, cap, sizeof *todo);
+  const expr **todo = small;
   for (size_t r = 0; r < nv; r++) {
     if (!v[r])
       continue;
@@ -1117,15 +1118,13 @@ static size_t dag_size(const expr *const *v, size_t nv, const md_idmap *done) {
       md_idmap_put(&seen, x, 1);
       n++;
       for (size_t i = 0; i < x->nkids; i++) {
-        if (ntodo == cap) {
-          cap *= 2;
-          todo = xreallocarray(todo, cap, sizeof *todo);
-        }
+        if (ntodo == cap)
+          scratch_grow((void **)&todo, small, &cap, sizeof *todo);
         todo[ntodo++] = x->kid[i];
       }
     }
   }
-  free(todo);
+  scratch_free(todo, small);
   md_idmap_clear(&seen);
   return n;
 }

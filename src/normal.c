@@ -652,8 +652,9 @@ void md_nf_sort_terms(md_nf *N, expr **terms, size_t n) {
 /* sum -> term + term + ...: flat, like terms collected, constant first,
  * then the term order. */
 static expr *nsum(md_nf *N, expr *const *in, size_t n) {
+  term small[8];
   size_t cap = 8, nt = 0;
-  term *t = xreallocarray(NULL, cap, sizeof *t);
+  term *t = small;
   mpq_t k0, c;
   mpq_init(k0);
   mpq_init(c);
@@ -684,10 +685,8 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
           break;
         }
       }
-      if (nt == cap) {
-        cap *= 2;
-        t = xreallocarray(t, cap, sizeof *t);
-      }
+      if (nt == cap)
+        scratch_grow((void **)&t, small, &cap, sizeof *t);
       mpq_init(t[nt].c);
       mpq_set(t[nt].c, c);
       t[nt++].b = b;
@@ -741,7 +740,8 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
     }
   }
   msort(t, kept, sizeof *t, term_order, N->ctx);
-  expr **out = xreallocarray(NULL, kept + 1, sizeof *out);
+  expr *osmall[9];
+  expr **out = scratch_array(osmall, 9, kept + 1, sizeof *out);
   size_t no = 0;
   if (mpq_sgn(k0))
     out[no++] = num(N, k0);
@@ -758,8 +758,8 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
     md_idmap_put(&N->sums, r, 1);
   for (size_t i = 0; i < nt; i++)
     mpq_clear(t[i].c);
-  free(t);
-  free(out);
+  scratch_free(t, small);
+  scratch_free(out, osmall);
   mpq_clear(k0);
   mpq_clear(c);
   return r;
@@ -1898,7 +1898,8 @@ static expr *ntrans(md_nf *N, expr *a) {
   if (is_scalar(N, a))
     return a;
   size_t n = a->nkids;
-  expr **v = n ? xreallocarray(NULL, n, sizeof *v) : NULL;
+  expr *small[4];
+  expr **v = scratch_array(small, 4, n, sizeof *v);
   switch ((expr_op)a->op) {
   case E_IDENT:
     r = a;
@@ -1973,7 +1974,7 @@ static expr *ntrans(md_nf *N, expr *a) {
     r = built(N, expr_trans(N->ctx, a));
     break;
   }
-  free(v);
+  scratch_free(v, small);
   if (r)
     md_idmap_put(&N->tmemo, a, (uintptr_t)r);
   else

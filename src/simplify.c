@@ -615,11 +615,11 @@ static expr *present_parts(simp *S, const split *sp, size_t at, expr *with,
   mpq_init(c);
   mpq_set(c, c0);
   md_nf_parts p = sp->p;
-  expr **copy = NULL;
+  expr *small[8], **copy = small;
   if (at < p.nitem + p.nchain) { /* sp's arrays stay as they are */
     bool item = at < p.nitem;
     size_t n = item ? p.nitem : p.nchain;
-    copy = xreallocarray(NULL, n, sizeof *copy);
+    copy = scratch_array(small, 8, n, sizeof *copy);
     memcpy(copy, item ? p.item : p.chain, n * sizeof *copy);
     copy[item ? at : at - p.nitem] = with;
     if (item)
@@ -671,7 +671,7 @@ static expr *present_parts(simp *S, const split *sp, size_t at, expr *with,
   }
   md_nodes_clear(&num);
   md_nodes_clear(&den);
-  free(copy);
+  scratch_free(copy, small);
   mpq_clear(c);
   return r;
 }
@@ -1223,11 +1223,12 @@ static expr *present_core(simp *S, expr *n);
 
 /* Presents the plain sum: each term on its own. */
 static expr *plain_sum(simp *S, expr *n) {
-  expr **v = xreallocarray(NULL, n->nkids, sizeof *v);
+  expr *small[8];
+  expr **v = scratch_array(small, 8, n->nkids, sizeof *v);
   for (size_t i = 0; i < n->nkids; i++)
     v[i] = present(S, n->kid[i]);
   expr *r = psum(S, v, n->nkids);
-  free(v);
+  scratch_free(v, small);
   return r;
 }
 
@@ -1253,8 +1254,10 @@ static expr *rest_of(simp *S, part *t, size_t lo, size_t hi, bool ident) {
  * A^T x + A x -> (A + A^T) x.  NULL when no two terms share one. */
 static expr *grouped(simp *S, part *tp, size_t n, bool right) {
   /* group[i]: the group of term i, by its outermost chain factor */
-  size_t *group = xreallocarray(NULL, n, sizeof *group);
-  size_t *count = xcalloc(n + 1, sizeof *count);
+  size_t gsmall[8], csmall[9];
+  size_t *group = scratch_array(gsmall, 8, n, sizeof *group);
+  size_t *count = scratch_array(csmall, 9, n + 1, sizeof *count);
+  memset(count, 0, (n + 1) * sizeof *count);
   size_t ngroups = 0;
   bool any = false;
   md_idmap ids;
@@ -1347,8 +1350,8 @@ static expr *grouped(simp *S, part *tp, size_t n, bool right) {
     free(member);
     free(start);
   }
-  free(group);
-  free(count);
+  scratch_free(group, gsmall);
+  scratch_free(count, csmall);
   return r;
 }
 
@@ -1501,14 +1504,15 @@ static expr *present_core(simp *S, expr *n) {
   expr *best = plain_sum(S, n);
   if (may_try(S) && !S->failed) {
     S->nest++;
-    part *tp = xreallocarray(NULL, n->nkids, sizeof *tp);
+    part small[4]; /* (on the recursion's path: kept small) */
+    part *tp = scratch_array(small, 4, n->nkids, sizeof *tp);
     parts_of(S, n, tp);
     best = smaller(S, best, grouped(S, tp, n->nkids, true));
     best = smaller(S, best, grouped(S, tp, n->nkids, false));
     best = smaller(S, best, content_out(S, tp, n->nkids));
     best = smaller(S, best, partial_content(S, tp, n->nkids));
     parts_clear(tp, n->nkids);
-    free(tp);
+    scratch_free(tp, small);
     S->nest--;
   }
   if (best)

@@ -355,6 +355,32 @@ START_TEST(blocks_by_thread) {
 }
 END_TEST
 
+/* arena.h's scratch arrays: in the caller's buffer while they fit, on
+ * the heap past it, their contents kept as they grow out of it. */
+START_TEST(scratch_arrays) {
+  int small[4];
+  ck_assert_ptr_eq(scratch_array(small, 4, 0, sizeof(int)), small);
+  ck_assert_ptr_eq(scratch_array(small, 4, 4, sizeof(int)), small);
+  int *big = scratch_array(small, 4, 5, sizeof(int));
+  ck_assert_ptr_ne(big, small);
+  big[4] = 1;
+  scratch_free(big, small);
+  int *v = small;
+  size_t cap = 4;
+  for (int i = 0; i < 100; i++) {
+    if ((size_t)i == cap)
+      scratch_grow((void **)&v, small, &cap, sizeof *v);
+    v[i] = i * i;
+  }
+  ck_assert_uint_eq(cap, 128);
+  ck_assert_ptr_ne(v, small);
+  for (int i = 0; i < 100; i++)
+    ck_assert_int_eq(v[i], i * i);
+  scratch_free(v, small);
+  scratch_free(small, small); /* (nothing to free) */
+}
+END_TEST
+
 static Suite *expr_suite(void) {
   Suite *s = suite_create("expr");
   TCase *tc = tu_tcase(s, "scratch");
@@ -371,6 +397,7 @@ static Suite *expr_suite(void) {
   tcase_add_test(tc, no_transpose_flag);
   tcase_add_test(tc, blocks_reused);
   tcase_add_test(tc, blocks_by_thread);
+  tcase_add_test(tc, scratch_arrays);
   return s;
 }
 
