@@ -167,7 +167,7 @@ static bool q_is_int(const mpq_t q) {
 }
 
 /* Whether Q is 1 or -1 (0 otherwise), read from its limbs. */
-static int q_unit(const mpq_t q) {
+int md_q_unit(const mpq_t q) {
   mpz_srcptr n = mpq_numref(q), d = mpq_denref(q);
   if (mpz_size(n) != 1 || mpz_getlimbn(n, 0) != 1 || mpz_size(d) != 1 ||
       mpz_getlimbn(d, 0) != 1)
@@ -175,22 +175,37 @@ static int q_unit(const mpq_t q) {
   return mpz_sgn(n);
 }
 
-/* R *= B.  Most coefficients are 1 or -1, and mpq_mul takes two gcds
- * whatever they are: a third of GMP's work in a filter run. */
-static void qmul_in(mpq_t r, const mpq_t b) {
-  int u = q_unit(b);
+void md_q_mul_in(mpq_t r, const mpq_t b) {
+  int u = md_q_unit(b);
   if (u) {
     if (u < 0)
       mpq_neg(r, r);
     return;
   }
-  if ((u = q_unit(r))) {
+  if ((u = md_q_unit(r))) {
     mpq_set(r, b);
     if (u < 0)
       mpq_neg(r, r);
     return;
   }
   mpq_mul(r, r, b);
+}
+
+void md_q_div(mpq_t r, const mpq_t a, const mpq_t b) {
+  int u = md_q_unit(b);
+  if (u) {
+    mpq_set(r, a);
+    if (u < 0)
+      mpq_neg(r, r);
+  } else if (mpq_equal(a, b)) {
+    mpq_set_ui(r, 1, 1);
+  } else {
+    mpq_div(r, a, b);
+  }
+}
+
+static void qmul_in(mpq_t r, const mpq_t b) {
+  md_q_mul_in(r, b);
 }
 
 /* A stable merge sort with a context argument (qsort has none). */

@@ -151,6 +151,14 @@ void md_nf_sort_terms(md_nf *N, expr **terms, size_t n);
 
 /* The canonical order: < 0, 0 (same node) or > 0. */
 int md_nf_cmp(const md_ctx *ctx, const expr *a, const expr *b);
+/* Arithmetic on coefficients, most of which are 1 or -1: mpq_mul and
+ * mpq_div take gcds whatever the numbers are (a third of GMP's work in
+ * a filter run).  md_q_unit: 1 or -1 when Q is, else 0, read from its
+ * limbs.  md_q_mul_in: R *= B.  md_q_div: R = A / B for B not 0. */
+int md_q_unit(const mpq_t q);
+void md_q_mul_in(mpq_t r, const mpq_t b);
+void md_q_div(mpq_t r, const mpq_t a, const mpq_t b);
+
 /* The order of the terms of a sum (coefficients already stripped). */
 int md_nf_term_cmp(const md_ctx *ctx, const expr *a, const expr *b);
 /* Splits a normal term into its coefficient C and the rest (NULL for a

@@ -121,7 +121,7 @@ static void take_apart(simp *S, expr *x, mpq_t c, md_nodes *lead,
   size_t n = flat ? x->nkids : 1, i = 0;
   while (i < n) {
     if (k[i]->op == E_NUM) {
-      mpq_mul(c, c, k[i]->u.num);
+      md_q_mul_in(c, k[i]->u.num);
       i++;
     } else if (is_scalar(S, k[i])) {
       md_nodes_push(lead, k[i++]);
@@ -645,11 +645,7 @@ static expr *present_parts(simp *S, const split *sp, size_t at, expr *with,
   }
   push_chain(S, &num, p.chain, p.nchain);
   expr *r;
-  mpq_t absc;
-  mpq_init(absc);
-  mpq_abs(absc, c);
-  bool unit = mpq_cmp_ui(absc, 1, 1) == 0;
-  mpq_clear(absc);
+  bool unit = md_q_unit(c) != 0;
   if (den.n && (num.n || !unit)) {
     bool neg = mpq_sgn(c) < 0;
     mpq_abs(c, c);
@@ -1013,7 +1009,7 @@ static expr *coefficient_in(simp *S, const split *sp) {
       mpq_set_si(q, mpq_sgn(sp->c) < 0 ? -1 : 1, 1); /* S^2 (z - ones) */
     if (mpq_cmp_ui(q, 1, 1) == 0)
       continue;
-    mpq_div(rest, sp->c, q);
+    md_q_div(rest, sp->c, q);
     size_t nf = sp->p.nitem + sp->p.nchain, taken = 0;
     for (size_t i = 0; i < nf && taken < MAX_SIGN_IN && r; i++) {
       long gain;
@@ -1032,12 +1028,7 @@ static expr *coefficient_in(simp *S, const split *sp) {
 /* What the coefficient C adds to a product's text: a number unless 1, a
  * sign when negative. */
 static long coef_cost(const mpq_t c) {
-  mpq_t a;
-  mpq_init(a);
-  mpq_abs(a, c);
-  long k = (mpq_cmp_ui(a, 1, 1) != 0) + (mpq_sgn(c) < 0);
-  mpq_clear(a);
-  return k;
+  return (md_q_unit(c) == 0) + (mpq_sgn(c) < 0);
 }
 
 /* The product SP with its coefficient shared out among its sum factors,
@@ -1089,7 +1080,7 @@ static expr *coefficient_shared(simp *S, const split *sp) {
       expr *pg = g ? present(S, g) : NULL;
       if (!pg)
         break;
-      mpq_div(a, s2.c, q);
+      md_q_div(a, s2.c, q);
       long cg = (long)size_of(S, pg) + coef_cost(a);
       if (cg < cost) {
         cost = cg;
@@ -1098,7 +1089,7 @@ static expr *coefficient_shared(simp *S, const split *sp) {
       }
     }
     if (best != f) {
-      mpq_div(s2.c, s2.c, rest);
+      md_q_div(s2.c, s2.c, rest);
       if (i < s2.p.nitem)
         item[i] = best;
       else
@@ -1396,7 +1387,7 @@ static expr *content_out(simp *S, part *tp, size_t n) {
     mpq_init(q);
     for (size_t i = 0; i < n; i++) {
       md_nodes f = {0};
-      mpq_div(q, tp[i].c, c);
+      md_q_div(q, tp[i].c, c);
       md_nodes_push(&f, expr_num(S->ctx, q));
       for (size_t k = 0; k < tp[i].p.nitem; k++) {
         bool shared = false;

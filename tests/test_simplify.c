@@ -2502,10 +2502,48 @@ START_TEST(property_elementwise) {
 }
 END_TEST
 
+/* normal.h's coefficient arithmetic: the shortcuts for 1, -1 and a
+ * number divided by itself agree with GMP's mpq_mul and mpq_div, on
+ * every pair of a set of numbers, aliased and not. */
+START_TEST(coefficient_arithmetic) {
+  const char *const v[] = {"1",  "-1",   "2",
+                           "-2", "1/2",  "-3/4",
+                           "7",  "-1/9", "123456789012345678901234567890/7"};
+  const size_t n = sizeof v / sizeof *v;
+  mpq_t a, b, want, got;
+  mpq_inits(a, b, want, got, NULL);
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < n; j++) {
+      mpq_set_str(a, v[i], 10);
+      mpq_canonicalize(a);
+      mpq_set_str(b, v[j], 10);
+      mpq_canonicalize(b);
+      ck_assert_int_eq(md_q_unit(a), mpq_cmp_si(a, 1, 1) == 0    ? 1
+                                     : mpq_cmp_si(a, -1, 1) == 0 ? -1
+                                                                 : 0);
+      mpq_mul(want, a, b);
+      mpq_set(got, a);
+      md_q_mul_in(got, b);
+      ck_assert_msg(mpq_equal(got, want), "%s * %s", v[i], v[j]);
+      mpq_div(want, a, b);
+      md_q_div(got, a, b);
+      ck_assert_msg(mpq_equal(got, want), "%s / %s", v[i], v[j]);
+      mpq_set(got, a);
+      md_q_div(got, got, b); /* R is A */
+      ck_assert_msg(mpq_equal(got, want), "%s / %s in place", v[i], v[j]);
+      mpq_set(got, b);
+      md_q_div(got, a, got); /* R is B */
+      ck_assert_msg(mpq_equal(got, want), "%s / %s into b", v[i], v[j]);
+    }
+  mpq_clears(a, b, want, got, NULL);
+}
+END_TEST
+
 static Suite *simplify_suite(void) {
   Suite *s = suite_create("simplify");
   TCase *tc = tu_tcase(s, "identities");
   tcase_add_test(tc, transpose);
+  tcase_add_test(tc, coefficient_arithmetic);
   tcase_add_test(tc, long_products);
   tcase_add_test(tc, identity);
   tcase_add_test(tc, powers_and_inverses);
