@@ -2,30 +2,23 @@
 #include "blocks.h"
 
 #include "arena.h"
+#include "asan.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define MD_BLOCKS_OFF 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MD_BLOCKS_OFF 1
-#endif
-#endif
-
 static const size_t block_size[MD_NBLOCK] = {
-    [MD_BLOCK_NODES] = 8 * sizeof(void *),
-    [MD_BLOCK_IDMAP] = 32 * (sizeof(uint32_t) + sizeof(uintptr_t)),
+    [MD_BLOCK_NODES] = MD_NODES_FIRST * sizeof(void *),
+    [MD_BLOCK_IDMAP] = MD_IDMAP_FIRST * (sizeof(uint32_t) + sizeof(uintptr_t)),
 };
 
 size_t md_block_size(md_block_class c) {
   return block_size[c];
 }
 
-#ifdef MD_BLOCKS_OFF
+#ifdef MD_ASAN
 
 bool md_block_cache_on(void) {
   return false;

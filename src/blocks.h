@@ -26,6 +26,8 @@ typedef enum md_block_class {
 } md_block_class;
 
 enum { MD_BLOCK_KEEP = 256 };
+/* The first capacity of an md_nodes (nodes) and of an md_idmap (slots). */
+enum { MD_NODES_FIRST = 8, MD_IDMAP_FIRST = 32 };
 
 size_t md_block_size(md_block_class c);
 /* Whether blocks are kept at all (not under AddressSanitizer). */

@@ -1028,15 +1028,11 @@ void md_idmap_init(md_idmap *m) {
   *m = (md_idmap){0};
 }
 
-/* The first table (IDMAP_FIRST slots) comes from the thread's cache of
- * small blocks, a larger one from malloc (blocks.h). */
-enum { IDMAP_FIRST = 32 };
-_Static_assert(IDMAP_FIRST *(sizeof(uint32_t) + sizeof(uintptr_t)) ==
-                   32 * (sizeof(uint32_t) + sizeof(uintptr_t)),
-               "md_idmap's first table is a block of MD_BLOCK_IDMAP");
+/* The first table (MD_IDMAP_FIRST slots) comes from the thread's cache
+ * of small blocks, a larger one from malloc (blocks.h). */
 
 static void table_free(uint32_t *keys, size_t cap) {
-  if (cap == IDMAP_FIRST)
+  if (cap == MD_IDMAP_FIRST)
     md_block_put(MD_BLOCK_IDMAP, keys);
   else
     free(keys);
@@ -1069,8 +1065,8 @@ uintptr_t md_idmap_get(const md_idmap *m, const expr *e) {
  * filter run (tests/bench, the four templates by X). */
 void md_idmap_put(md_idmap *m, const expr *e, uintptr_t v) {
   if (2 * (m->n + 1) > m->cap) {
-    size_t cap = m->cap ? 2 * m->cap : IDMAP_FIRST;
-    uint32_t *keys = cap == IDMAP_FIRST
+    size_t cap = m->cap ? 2 * m->cap : MD_IDMAP_FIRST;
+    uint32_t *keys = cap == MD_IDMAP_FIRST
                          ? md_block_get(MD_BLOCK_IDMAP)
                          : xreallocarray(NULL, cap, sizeof *keys + sizeof v);
     uintptr_t *vals = (uintptr_t *)(keys + cap);

@@ -74,9 +74,6 @@ typedef struct split_entry {
 
 /* The first array comes from the thread's cache of small blocks (most
  * lists stay within it), a larger one from malloc (blocks.h). */
-enum { NODES_FIRST = 8 };
-_Static_assert(NODES_FIRST * sizeof(expr *) == 8 * sizeof(void *),
-               "md_nodes' first array is a block of MD_BLOCK_NODES");
 
 void md_nodes_push(md_nodes *a, expr *e) {
   if (a->n == a->cap) {
@@ -84,7 +81,7 @@ void md_nodes_push(md_nodes *a, expr *e) {
       a->cap *= 2;
       a->v = xreallocarray(a->v, a->cap, sizeof *a->v);
     } else {
-      a->cap = NODES_FIRST;
+      a->cap = MD_NODES_FIRST;
       a->v = md_block_get(MD_BLOCK_NODES);
     }
   }
@@ -92,7 +89,7 @@ void md_nodes_push(md_nodes *a, expr *e) {
 }
 
 void md_nodes_clear(md_nodes *a) {
-  if (a->cap == NODES_FIRST)
+  if (a->cap == MD_NODES_FIRST)
     md_block_put(MD_BLOCK_NODES, a->v);
   else
     free(a->v);
@@ -202,10 +199,6 @@ void md_q_div(mpq_t r, const mpq_t a, const mpq_t b) {
   } else {
     mpq_div(r, a, b);
   }
-}
-
-static void qmul_in(mpq_t r, const mpq_t b) {
-  md_q_mul_in(r, b);
 }
 
 /* A stable merge sort with a context argument (qsort has none). */
@@ -598,10 +591,10 @@ void md_nf_coef(md_nf *N, expr *t, mpq_t c, expr **rest) {
     t = t->kid[0];
   }
   if (t->op == E_NUM) {
-    qmul_in(c, t->u.num);
+    md_q_mul_in(c, t->u.num);
     *rest = NULL;
   } else if (t->op == E_MUL && t->kid[0]->op == E_NUM) {
-    qmul_in(c, t->kid[0]->u.num);
+    md_q_mul_in(c, t->kid[0]->u.num);
     /* (remembered: the terms of long sums are taken apart again and
      * again, and each product made anew was a look-up in the table) */
     expr *r = get(&N->rest, t);
@@ -693,7 +686,7 @@ static expr *nsum(md_nf *N, expr *const *in, size_t n) {
         mpq_t q;
         mpq_init(q);
         b = content(N, b, q);
-        qmul_in(c, q);
+        md_q_mul_in(c, q);
         mpq_clear(q);
         if (!b) {
           N->failed = true;
@@ -842,7 +835,7 @@ static expr *content(md_nf *N, expr *s, mpq_t c) {
     for (size_t i = 0; i < s->nkids; i++) {
       expr *b;
       md_nf_coef(N, s->kid[i], q, &b);
-      qmul_in(q, inv);
+      md_q_mul_in(q, inv);
       v[i] = term_of(N, q, b);
     }
     p = nsum(N, v, s->nkids);
@@ -1257,7 +1250,7 @@ static bool fold_chain(md_nf *N, md_nodes *ch) {
       expr *w = u.n == 1 ? decompose(u.v[0], e) /* (can't be) */
                          : built(N, expr_make(N->ctx, E_MUL, u.v, u.n));
       if (u.n == 1)
-        qmul_in(q, e);
+        md_q_mul_in(q, e);
       md_nodes_clear(&u);
       md_nodes_push(&out, w ? mkpow(N, w, q, false) : NULL);
       if (!w)
@@ -1371,7 +1364,7 @@ static void prod_add_product(md_nf *N, prod *P, expr *k) {
     prod_add(N, &sub, k->kid[i]);
   P->budget = sub.budget;
   prod_segment(N, &sub, P->unfold); /* unfolded: merged anew */
-  qmul_in(P->c, sub.c);
+  md_q_mul_in(P->c, sub.c);
   if (!coef_ok(N, P->c)) {
     prod_clear(&sub);
     return;
@@ -1458,7 +1451,7 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
   }
   switch ((expr_op)k->op) {
   case E_NUM:
-    qmul_in(P->c, k->u.num);
+    md_q_mul_in(P->c, k->u.num);
     coef_ok(N, P->c);
     return;
   case E_MUL: {
@@ -1473,7 +1466,7 @@ static void prod_add(md_nf *N, prod *P, expr *k) {
     mpq_t q;
     mpq_init(q);
     k = content(N, k, q);
-    qmul_in(P->c, q);
+    md_q_mul_in(P->c, q);
     mpq_clear(q);
     if (!k || !coef_ok(N, P->c)) {
       N->failed = true;
@@ -1737,7 +1730,7 @@ static expr *prod_build(md_nf *N, prod *P, bool matrix) {
     for (size_t i = 0; i < s->nkids; i++) {
       expr *b;
       md_nf_coef(N, s->kid[i], q, &b);
-      qmul_in(q, P->c);
+      md_q_mul_in(q, P->c);
       v[i] = term_of(N, q, b);
     }
     if (!sorted) {
@@ -2124,7 +2117,7 @@ static expr *npow(md_nf *N, expr *a, const mpq_t k) {
   } else if (a->op == E_INV || (a->op == E_POW && kint)) {
     /* (A^2)^3 = A^6, (s^-1)^(1/2) = s^(-1/2) */
     expr *b = decompose(a, m);
-    qmul_in(m, k);
+    md_q_mul_in(m, k);
     r = mkpow(N, b, m, sc);
   } else if (a->op == E_MUL && kint) {
     /* (c s M)^k = c^k s^k M^k */
@@ -2817,7 +2810,7 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
       x = x->kid[0];
     }
     if (x->op == E_NUM) {
-      qmul_in(c, x->u.num);
+      md_q_mul_in(c, x->u.num);
     } else if (x->op == (uint8_t)op &&
                m.n + sc.n + todo.n + x->nkids <= MD_MAX_FLAT &&
                !expr_whole(x)) {
@@ -2831,7 +2824,7 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
     } else if (x->op == E_MUL) {
       md_nf_parts p;
       md_nf_split(N, x, q, &p);
-      qmul_in(c, q);
+      md_q_mul_in(c, q);
       for (size_t i = 0; i < p.nitem; i++)
         md_nodes_push(&sc, p.item[i]);
       expr *h = p.nchain == 1 ? p.chain[0] : nmul(N, p.chain, p.nchain);
@@ -2842,7 +2835,7 @@ static expr *nelem(md_nf *N, expr_op op, expr *const *k, size_t n) {
         md_nodes_push(&m, h);
     } else if (x->op == E_ADD) {
       expr *p = content(N, x, q);
-      qmul_in(c, q);
+      md_q_mul_in(c, q);
       if (!p)
         N->failed = true;
       else
